@@ -1,0 +1,30 @@
+"""regiongeom: exact geometry of the linear regions of piecewise-linear networks.
+
+Networks -> activation regions -> nonlinear locus -> measures -> figures, for
+networks with 1 or 2 inputs, in float64.
+"""
+
+from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_relu, relu
+from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
+from .tolerance import GEOM_RTOL, JAC_RTOL, REL_TOL
+from .examples import sawtooth
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activation",
+    "Network",
+    "from_torch",
+    "relu",
+    "leaky_relu",
+    "hardtanh",
+    "absolute",
+    "activation_regions",
+    "RegionMap",
+    "RegionLimitError",
+    "DEFAULT_MAX_REGIONS",
+    "REL_TOL",
+    "JAC_RTOL",
+    "GEOM_RTOL",
+    "sawtooth",
+]

@@ -1,0 +1,357 @@
+"""Networks: piecewise-linear activations, ``Network``, and ``from_torch``.
+
+A network is a chain of affine layers ``v = W @ h + b``, each followed by an
+activation or by nothing. Every activation is continuous and piecewise linear
+with finitely many breakpoints, described by an :class:`Activation` (its
+breakpoints and the slope of each piece), so the region engine, the locus and
+the local-complexity estimators work for all of them alike.
+
+Conventions follow torch: ``weights[i]`` has shape ``(n_i, n_{i-1})``. The
+local-complexity paper writes ``A_i(x) = W_i x - beta_i``, so ``beta = -b``.
+A *neuron* is a unit of a layer that has an activation; neurons are numbered
+layer by layer from 0 to ``n_neurons - 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "Activation",
+    "Network",
+    "from_torch",
+    "relu",
+    "leaky_relu",
+    "hardtanh",
+    "absolute",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Activation:
+    """A continuous piecewise-linear scalar function.
+
+    Parameters
+    ----------
+    name : str
+        Display name, e.g. ``"relu"``.
+    breakpoints : (K,) array of float64
+        Strictly increasing points where the slope changes (K >= 1).
+    slopes : (K + 1,) array of float64
+        Slope of each piece, left to right; neighbouring slopes differ.
+    value_at_first : float
+        The function's value at ``breakpoints[0]`` (fixes the constant).
+
+    Piece ``k`` covers ``[breakpoints[k-1], breakpoints[k]]`` and there the
+    function is ``slopes[k] * z + intercepts[k]``.
+
+    Examples
+    --------
+    >>> relu(np.array([-1.0, 2.0]))
+    array([0., 2.])
+    """
+
+    name: str
+    breakpoints: np.ndarray
+    slopes: np.ndarray
+    value_at_first: float = 0.0
+    intercepts: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        bp = np.asarray(self.breakpoints, dtype=np.float64).reshape(-1)
+        sl = np.asarray(self.slopes, dtype=np.float64).reshape(-1)
+        if bp.size < 1:
+            raise ValueError(f"activation {self.name!r}: needs at least one breakpoint")
+        if sl.size != bp.size + 1:
+            raise ValueError(
+                f"activation {self.name!r}: {bp.size} breakpoints need {bp.size + 1} "
+                f"slopes, got {sl.size}"
+            )
+        if not (np.all(np.isfinite(bp)) and np.all(np.isfinite(sl))):
+            raise ValueError(f"activation {self.name!r}: breakpoints and slopes must be finite")
+        if np.any(np.diff(bp) <= 0):
+            raise ValueError(f"activation {self.name!r}: breakpoints must strictly increase")
+        if np.any(np.diff(sl) == 0):
+            raise ValueError(
+                f"activation {self.name!r}: neighbouring slopes must differ "
+                "(otherwise the breakpoint is not one)"
+            )
+        # intercepts by continuity, starting from the value at the first breakpoint
+        ic = np.empty_like(sl)
+        ic[0] = self.value_at_first - sl[0] * bp[0]
+        for k in range(bp.size):
+            ic[k + 1] = ic[k] + (sl[k] - sl[k + 1]) * bp[k]
+        for name, val in (("breakpoints", bp), ("slopes", sl), ("intercepts", ic)):
+            val.setflags(write=False)
+            object.__setattr__(self, name, val)
+
+    @property
+    def n_pieces(self) -> int:
+        return self.slopes.size
+
+    def piece(self, z: np.ndarray) -> np.ndarray:
+        """Index of the linear piece holding each value (right-continuous)."""
+        return np.searchsorted(self.breakpoints, z, side="right").astype(np.int8)
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        k = np.searchsorted(self.breakpoints, z, side="right")
+        return self.slopes[k] * z + self.intercepts[k]
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, Activation)
+            and np.array_equal(self.breakpoints, other.breakpoints)
+            and np.array_equal(self.slopes, other.slopes)
+            and np.array_equal(self.intercepts, other.intercepts)
+        )
+
+    def __hash__(self):
+        return hash((self.breakpoints.tobytes(), self.slopes.tobytes()))
+
+    def __repr__(self):
+        return f"Activation({self.name!r}, breakpoints={self.breakpoints.tolist()}, slopes={self.slopes.tolist()})"
+
+
+def _relu() -> Activation:
+    return Activation("relu", [0.0], [0.0, 1.0], 0.0)
+
+
+def leaky_relu(negative_slope: float = 0.01) -> Activation:
+    """LeakyReLU: ``z`` for ``z >= 0``, ``negative_slope * z`` below."""
+    return Activation(f"leaky_relu({negative_slope:g})", [0.0], [negative_slope, 1.0], 0.0)
+
+
+def hardtanh(min_val: float = -1.0, max_val: float = 1.0) -> Activation:
+    """Hardtanh: ``clip(z, min_val, max_val)``."""
+    if not min_val < max_val:
+        raise ValueError(f"hardtanh needs min_val < max_val, got {min_val}, {max_val}")
+    return Activation(f"hardtanh({min_val:g},{max_val:g})", [min_val, max_val], [0.0, 1.0, 0.0], min_val)
+
+
+def _absolute() -> Activation:
+    return Activation("abs", [0.0], [-1.0, 1.0], 0.0)
+
+
+relu = _relu()
+absolute = _absolute()
+_BY_NAME = {
+    "relu": lambda: relu,
+    "leaky_relu": leaky_relu,
+    "hardtanh": hardtanh,
+    "abs": lambda: absolute,
+}
+
+
+def as_activation(spec) -> Activation | None:
+    """Turn ``"relu"``, ``"leaky_relu"``, ``"hardtanh"``, ``"abs"``, an
+    :class:`Activation` or ``None`` into an :class:`Activation` (or None)."""
+    if spec is None or isinstance(spec, Activation):
+        return spec
+    if isinstance(spec, str) and spec in _BY_NAME:
+        return _BY_NAME[spec]()
+    raise ValueError(
+        f"unsupported activation {spec!r}: use one of {sorted(_BY_NAME)}, an "
+        "rg.Activation(breakpoints, slopes) or None"
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A piecewise-linear multilayer network (frozen, float64).
+
+    Attributes
+    ----------
+    weights : tuple of (n_i, n_{i-1}) ndarray of float64
+    biases : tuple of (n_i,) ndarray of float64
+    activations : tuple of Activation or None
+        ``None`` means the layer is affine (it has no neurons).
+
+    Examples
+    --------
+    >>> net = Network.from_arrays([[[1.0]], [[2.0]]], [[0.0], [1.0]], ["relu", None])
+    >>> net(np.array([-1.0, 3.0]))
+    array([[1.],
+           [7.]])
+    """
+
+    weights: tuple
+    biases: tuple
+    activations: tuple
+
+    @classmethod
+    def from_arrays(cls, weights: Sequence, biases: Sequence, activations: Sequence) -> Network:
+        """Build a network from per-layer weights, biases and activations."""
+        from ._validate import check_layers
+
+        ws, bs, acts = check_layers(weights, biases, [as_activation(a) for a in activations])
+        return cls(tuple(ws), tuple(bs), tuple(acts))
+
+    # -- shape ------------------------------------------------------------
+    @property
+    def n_in(self) -> int:
+        return self.weights[0].shape[1]
+
+    @property
+    def n_out(self) -> int:
+        return self.weights[-1].shape[0]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.weights)
+
+    @property
+    def layer_sizes(self) -> tuple:
+        """Number of neurons in each layer (0 for a layer without activation)."""
+        return tuple(w.shape[0] if a is not None else 0 for w, a in zip(self.weights, self.activations))
+
+    @property
+    def n_neurons(self) -> int:
+        return int(sum(self.layer_sizes))
+
+    @property
+    def neuron_layer(self) -> np.ndarray:
+        """(n_neurons,) index of the layer each neuron belongs to."""
+        return np.repeat(np.arange(self.n_layers), self.layer_sizes)
+
+    @property
+    def neuron_offsets(self) -> np.ndarray:
+        """(n_layers + 1,) first neuron index of each layer (cumulative sizes)."""
+        return np.concatenate([[0], np.cumsum(self.layer_sizes)]).astype(np.int64)
+
+    # -- evaluation -------------------------------------------------------
+    def forward(self, x: np.ndarray):
+        """Forward pass returning the output and the list of preactivations.
+
+        Returns
+        -------
+        out : (P, n_out) ndarray
+        pre : list of (P, n_i) ndarray, one per layer (``W @ h + b``)
+        """
+        h = np.asarray(x, dtype=np.float64)
+        pre = []
+        for w, b, a in zip(self.weights, self.biases, self.activations):
+            z = h @ w.T + b
+            pre.append(z)
+            h = a(z) if a is not None else z
+        return h, pre
+
+    def __call__(self, x) -> np.ndarray:
+        """Evaluate the network: ``(P, n_in) -> (P, n_out)``; 1D input may be flat."""
+        from ._validate import as_points
+
+        return self.forward(as_points(x, self.n_in, "x"))[0]
+
+    def patterns(self, x) -> np.ndarray:
+        """(P, n_neurons) int8 index of the linear piece each neuron is on at x."""
+        from ._validate import as_points
+
+        _, pre = self.forward(as_points(x, self.n_in, "x"))
+        cols = [a.piece(z) for z, a in zip(pre, self.activations) if a is not None]
+        return np.concatenate(cols, axis=1) if cols else np.zeros((len(pre[0]), 0), np.int8)
+
+    def with_biases(self, biases: Sequence) -> Network:
+        """The same network with other biases (shapes must match)."""
+        return Network.from_arrays(self.weights, biases, self.activations)
+
+    # -- persistence ------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the network to an ``.npz`` file (see :meth:`load`)."""
+        arrays = {}
+        for i, (w, b, a) in enumerate(zip(self.weights, self.biases, self.activations)):
+            arrays[f"weight_{i}"] = w
+            arrays[f"bias_{i}"] = b
+            if a is not None:
+                arrays[f"act_breakpoints_{i}"] = a.breakpoints
+                arrays[f"act_slopes_{i}"] = a.slopes
+                arrays[f"act_value_{i}"] = np.float64(a.value_at_first)
+                arrays[f"act_name_{i}"] = np.str_(a.name)
+        np.savez(path, n_layers=len(self.weights), **arrays)
+
+    @classmethod
+    def load(cls, path) -> Network:
+        """Read a network written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as f:
+            if "n_layers" not in f:
+                raise ValueError(f"{path}: not a regiongeom network file (no 'n_layers')")
+            ws, bs, acts = [], [], []
+            for i in range(int(f["n_layers"])):
+                ws.append(f[f"weight_{i}"])
+                bs.append(f[f"bias_{i}"])
+                if f"act_slopes_{i}" in f:
+                    acts.append(
+                        Activation(
+                            str(f[f"act_name_{i}"]),
+                            f[f"act_breakpoints_{i}"],
+                            f[f"act_slopes_{i}"],
+                            float(f[f"act_value_{i}"]),
+                        )
+                    )
+                else:
+                    acts.append(None)
+        return cls.from_arrays(ws, bs, acts)
+
+    def __repr__(self):
+        parts = [str(self.n_in)]
+        for w, a in zip(self.weights, self.activations):
+            parts.append(f"{w.shape[0]}{'' if a is None else ':' + a.name}")
+        return f"Network({' -> '.join(parts)})"
+
+
+def from_torch(module) -> Network:
+    """Convert a torch ``nn.Sequential`` (nesting allowed) to a :class:`Network`.
+
+    Supported modules: ``Linear``, ``ReLU``, ``LeakyReLU``, ``Hardtanh``
+    (and ``ReLU6``), ``Identity``, ``Flatten`` and ``Dropout`` (identity, as in
+    eval mode). Any other module raises a ``TypeError`` naming it and its
+    position. Every activation must follow a ``Linear``.
+    """
+    import torch.nn as nn
+
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"from_torch expects a torch.nn.Module, got {type(module).__name__}")
+
+    def walk(mod, prefix):
+        if isinstance(mod, nn.Sequential):
+            for name, child in mod.named_children():
+                yield from walk(child, f"{prefix}.{name}" if prefix else name)
+        else:
+            yield prefix or "<root>", mod
+
+    ws, bs, acts = [], [], []
+    for pos, mod in walk(module, ""):
+        if isinstance(mod, nn.Linear):
+            w = mod.weight.detach().cpu().double().numpy().copy()
+            b = (
+                mod.bias.detach().cpu().double().numpy().copy()
+                if mod.bias is not None
+                else np.zeros(w.shape[0])
+            )
+            ws.append(w)
+            bs.append(b)
+            acts.append(None)
+            continue
+        if isinstance(mod, (nn.Identity, nn.Flatten, nn.Dropout)):
+            continue
+        if isinstance(mod, nn.ReLU):
+            act = relu
+        elif isinstance(mod, nn.LeakyReLU):
+            act = leaky_relu(float(mod.negative_slope))
+        elif isinstance(mod, nn.Hardtanh):  # ReLU6 is a Hardtanh subclass
+            act = hardtanh(float(mod.min_val), float(mod.max_val))
+        else:
+            raise TypeError(
+                f"from_torch: unsupported module {type(mod).__name__} at position {pos!r}; "
+                "supported: Linear, ReLU, LeakyReLU, Hardtanh, Identity, Flatten, Dropout"
+            )
+        if not ws or acts[-1] is not None:
+            raise TypeError(
+                f"from_torch: activation {type(mod).__name__} at position {pos!r} must "
+                "directly follow a Linear layer"
+            )
+        acts[-1] = act
+    if not ws:
+        raise TypeError("from_torch: the module contains no Linear layer")
+    return Network.from_arrays(ws, bs, acts)

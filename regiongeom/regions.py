@@ -1,0 +1,308 @@
+"""Activation regions: ``activation_regions`` and the ``RegionMap`` it returns.
+
+An *activation region* is a maximal connected set of inputs on which every
+neuron stays on the same linear piece of its activation. Inside a convex
+domain every activation region is convex (an intersection of half-planes);
+in a non-convex polygon domain, a region is one connected piece of a convex
+activation region inside the domain, so two regions may carry the same
+pattern.
+
+The result is a conforming planar subdivision (a conforming partition of
+the interval in 1D): regions share vertices and edges, every interior edge
+knows its two regions and the neuron (and breakpoint) whose hyperplane it
+lies on. Everything later (locus, linear regions, exact measures) reads
+these arrays with no geometric search.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from . import _kernels as K
+from ._enumerate import ARTIFICIAL, BOUNDARY, DEFAULT_MAX_REGIONS, RegionLimitError, enumerate_1d, enumerate_2d
+from ._validate import as_domain, as_points, integer_at_least
+from .network import Network
+
+__all__ = ["activation_regions", "RegionMap", "RegionLimitError", "DEFAULT_MAX_REGIONS"]
+
+
+def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_REGIONS) -> RegionMap:
+    """Enumerate the activation regions of ``net`` inside ``domain`` exactly.
+
+    Parameters
+    ----------
+    net : Network
+        A network with 1 or 2 inputs.
+    domain : (lo, hi), (xmin, ymin, xmax, ymax) or shapely.Polygon
+        An interval (1 input), a box, or any polygon, possibly non-convex and
+        with holes (2 inputs).
+    max_regions : int, keyword-only
+        Stop with :class:`RegionLimitError` once this many regions exist.
+
+    Returns
+    -------
+    RegionMap
+
+    Examples
+    --------
+    Telgarsky's sawtooth of depth 3 has 2**3 pieces on [0, 1]:
+
+    >>> import regiongeom as rg
+    >>> len(rg.activation_regions(rg.sawtooth(3), (0.0, 1.0)))
+    8
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"activation_regions expects an rg.Network, got {type(net).__name__}")
+    dom = as_domain(domain, net.n_in)
+    max_regions = integer_at_least(max_regions, 1, "max_regions")
+    if dom.dim == 1:
+        return RegionMap(net, dom, mesh1d=enumerate_1d(net, dom, max_regions))
+    return RegionMap(net, dom, mesh2d=enumerate_2d(net, dom, max_regions))
+
+
+class RegionMap:
+    """The activation regions of a network over a domain.
+
+    Attributes
+    ----------
+    net : Network
+    dim : int
+        1 or 2.
+    patterns : (R, n_neurons) ndarray of int8
+        Index of the linear piece each neuron is on (ReLU: 1 active, 0 not).
+    measures : (R,) ndarray of float64
+        Lengths (1D) or areas (2D).
+    intervals : (R, 2) ndarray of float64
+        Sorted intervals (1D only).
+    polygons : list of (k_r, 2) ndarray of float64
+        Counter-clockwise vertex cycles (2D only); vertices created by
+        neighbouring regions on a straight side are kept, so neighbours
+        share vertices exactly. For a region of a non-convex domain that
+        encloses a hole, this is its outer ring (see ``shapes``).
+    vertices : (V, 2) or (V,) ndarray of float64
+    edges : (E, 2) ndarray of int64
+        Vertex indices of every edge (2D) or of every interior point as a
+        degenerate edge ``(v, v)`` (1D).
+    edge_regions : (E, 2) ndarray of int64
+        The regions on both sides; -1 where the edge is on the domain's
+        boundary (2D: the left region first, along ``edges[e, 0] -> edges[e, 1]``).
+    edge_neurons : (E,) ndarray of int64
+        The neuron whose breakpoint hyperplane the edge lies on (-1: domain
+        boundary). When several neurons share the hyperplane, the first one.
+    edge_breakpoints : (E,) ndarray of int64
+        Which of that neuron's activation breakpoints.
+    """
+
+    def __init__(self, net, domain, *, mesh1d=None, mesh2d=None):
+        self.net = net
+        self.domain = domain
+        self.dim = domain.dim
+        if mesh1d is not None:
+            self._init_1d(mesh1d)
+        else:
+            self._init_2d(mesh2d)
+
+    # -- construction -----------------------------------------------------
+    def _init_1d(self, m):
+        self.vertices = m.points
+        self.intervals = np.stack([m.points[:-1], m.points[1:]], axis=1)
+        self.measures = np.diff(m.points)
+        self.patterns = m.patterns
+        n = m.points.size
+        inner = np.arange(1, n - 1)
+        self.edges = np.stack([inner, inner], axis=1)
+        self.edge_regions = np.stack([inner - 1, inner], axis=1)
+        self.edge_neurons = m.neuron[1:-1]
+        self.edge_breakpoints = m.bp[1:-1]
+
+    def _init_2d(self, m):
+        self.vertices = m.vertices
+        indptr, ids = K.face_cycles(m.fhe, m.nxt, m.orig, m.fhe.shape[0])
+        vx, vy = m.vertices[:, 0].copy(), m.vertices[:, 1].copy()
+        areas = K.shoelace_csr(indptr, ids, vx, vy)
+        h = np.arange(m.orig.size)
+        first = (m.twin == -1) | (h < m.twin)
+        regions = np.stack([m.face[first], np.where(m.twin[first] >= 0, m.face[m.twin[first]], -1)], axis=1)
+        edges = np.stack([m.orig[first], m.orig[m.nxt[first]]], axis=1)
+        neu, bp = m.hneu[first], m.hbp[first]
+        patterns = m.patterns
+        self._indptr, self._ids = indptr, ids
+        if not self.domain.convex:
+            regions, neu, bp, patterns, areas, keep, merged = _merge_pieces(
+                regions, neu, bp, patterns, indptr, ids, areas, m.vertices
+            )
+            edges = edges[keep]
+            self._merged_shapes = merged
+        self.measures = areas
+        self.patterns = patterns
+        self.edges, self.edge_regions = edges, regions
+        self.edge_neurons, self.edge_breakpoints = neu, bp
+
+    # -- basic views ------------------------------------------------------
+    def __len__(self) -> int:
+        return self.patterns.shape[0]
+
+    def __repr__(self):
+        return f"RegionMap({len(self)} activation regions of {self.net!r}, dim={self.dim})"
+
+    @cached_property
+    def polygons(self) -> list:
+        if self.dim != 2:
+            raise AttributeError("polygons exist for 2D region maps only; use intervals")
+        if not self.domain.convex:
+            import shapely
+
+            rings = [shapely.get_exterior_ring(_largest(m)).coords for m in self._merged_shapes]
+            rings = [np.asarray(r)[:-1] for r in rings]
+            return [r if _signed_area(r) > 0 else r[::-1].copy() for r in rings]
+        v = self.vertices
+        return [v[self._ids[a:b]] for a, b in zip(self._indptr[:-1], self._indptr[1:])]
+
+    @cached_property
+    def shapes(self):
+        """(R,) array of shapely Polygons (2D only), holes included."""
+        import shapely
+
+        if self.dim != 2:
+            raise AttributeError("shapes exist for 2D region maps only")
+        if self.domain.convex:
+            return shapely.polygons(self.polygons)
+        out = np.empty(len(self._merged_shapes), dtype=object)
+        out[:] = self._merged_shapes
+        return out
+
+    @property
+    def n_in(self) -> int:
+        return self.dim
+
+    # -- affine maps ------------------------------------------------------
+    def _affine(self):
+        """Exact per-region affine maps of every layer's output, from the patterns."""
+        net, R = self.net, len(self)
+        J = np.broadcast_to(np.eye(self.dim), (R, self.dim, self.dim))
+        c = np.zeros((R, self.dim))
+        offs = net.neuron_offsets
+        for i, (w, b, a) in enumerate(zip(net.weights, net.biases, net.activations)):
+            J = np.einsum("ij,rjk->rik", w, J)
+            c = c @ w.T + b
+            if a is not None:
+                piece = self.patterns[:, offs[i] : offs[i + 1]]
+                slope, icpt = a.slopes[piece], a.intercepts[piece]
+                J = J * slope[:, :, None]
+                c = c * slope + icpt
+        return np.ascontiguousarray(J), c
+
+    @cached_property
+    def _affine_maps(self):
+        return self._affine()
+
+    @property
+    def jacobians(self) -> np.ndarray:
+        """(R, n_out, n_in) the output's slope on each region."""
+        return self._affine_maps[0]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """(R, n_out) with ``net(x) == jacobians[r] @ x + offsets[r]`` on region r."""
+        return self._affine_maps[1]
+
+    # -- point queries ----------------------------------------------------
+    def interior_points(self) -> np.ndarray:
+        """(R, n_in) one point strictly inside every region (1D: midpoints;
+        2D: the centroid, or a representative point for non-convex pieces)."""
+        if self.dim == 1:
+            return self.intervals.mean(axis=1)[:, None]
+        if self.domain.convex:
+            return np.array([_centroid(p) for p in self.polygons])
+        import shapely
+
+        return shapely.get_coordinates(shapely.point_on_surface(self.shapes))
+
+    def locate(self, points) -> np.ndarray:
+        """(P,) index of the region holding each point, -1 outside the domain.
+
+        A point on a shared edge or vertex gets the lowest-numbered region.
+        """
+        pts = as_points(points, self.dim, "points")
+        if self.dim == 1:
+            x = pts[:, 0]
+            idx = np.searchsorted(self.vertices, x, side="right") - 1
+            idx = np.clip(idx, 0, len(self) - 1)
+            # on a vertex: the lower region number is idx-1 when x == left end
+            on = (x == self.vertices[idx]) & (idx > 0)
+            idx = np.where(on, idx - 1, idx)
+            return np.where((x < self.vertices[0]) | (x > self.vertices[-1]), -1, idx)
+        import shapely
+
+        tree = self._tree
+        p_idx, r_idx = tree.query(shapely.points(pts), predicate="intersects")
+        out = np.full(len(pts), -1, np.int64)
+        order = np.lexsort((r_idx, p_idx))[::-1]  # so the lowest region is written last
+        out[p_idx[order]] = r_idx[order]
+        return out
+
+    @cached_property
+    def _tree(self):
+        import shapely
+
+        return shapely.STRtree(self.shapes)
+
+
+def _centroid(poly: np.ndarray) -> np.ndarray:
+    o = poly[0]
+    p = poly - o
+    q = np.roll(p, -1, axis=0)
+    cr = p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1]
+    a = cr.sum()
+    if a <= 0:
+        return poly.mean(axis=0)
+    return o + ((p + q) * cr[:, None]).sum(axis=0) / (3 * a)
+
+
+def _merge_pieces(regions, neu, bp, patterns, indptr, ids, areas, vertices):
+    """Merge faces of a non-convex domain's decomposition across artificial
+    edges when their patterns agree; relabel artificial edges where a neuron's
+    hyperplane runs along them."""
+    import shapely
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    nf = patterns.shape[0]
+    art = neu == ARTIFICIAL
+    a, b = regions[art, 0], regions[art, 1]
+    same = np.all(patterns[a] == patterns[b], axis=1)
+    g = coo_matrix((np.ones(same.sum()), (a[same], b[same])), shape=(nf, nf))
+    _, label = connected_components(g, directed=False)
+    # artificial edges that separate different patterns lie on a neuron's hyperplane
+    art_idx = np.nonzero(art)[0]
+    diff_idx = art_idx[~same]
+    for e in diff_idx:
+        pa, pb = patterns[regions[e, 0]], patterns[regions[e, 1]]
+        j = int(np.nonzero(pa != pb)[0][0])
+        neu[e], bp[e] = j, int(min(pa[j], pb[j]))
+    keep = ~np.isin(np.arange(neu.size), art_idx[same])
+    regions = np.where(regions >= 0, label[np.maximum(regions, 0)], -1)[keep]
+    nreg = label.max() + 1
+    first_face = np.full(nreg, -1)
+    first_face[label[::-1]] = np.arange(nf)[::-1]
+    new_pat = patterns[first_face]
+    new_areas = np.bincount(label, weights=areas, minlength=nreg)
+    polys = [vertices[ids[s:e]] for s, e in zip(indptr[:-1], indptr[1:])]
+    shapes = shapely.polygons(polys)
+    order = np.argsort(label, kind="stable")
+    bounds = np.searchsorted(label[order], np.arange(nreg + 1))
+    merged = [shapely.union_all(shapes[order[bounds[r] : bounds[r + 1]]]) for r in range(nreg)]
+    return regions, neu[keep], bp[keep], new_pat, new_areas, keep, merged
+
+
+def _largest(geom):
+    if geom.geom_type == "Polygon":
+        return geom
+    return max(geom.geoms, key=lambda g: g.area)
+
+
+def _signed_area(r):
+    x, y = r[:, 0], r[:, 1]
+    return 0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)
