@@ -6,6 +6,7 @@ networks with 1 or 2 inputs, in float64.
 
 from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_relu, relu
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
+from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
 from .tolerance import GEOM_RTOL, JAC_RTOL, REL_TOL
 from .examples import sawtooth
 
@@ -23,6 +24,10 @@ __all__ = [
     "RegionMap",
     "RegionLimitError",
     "DEFAULT_MAX_REGIONS",
+    "nonlinear_locus",
+    "linear_regions",
+    "Locus",
+    "LinearRegions",
     "REL_TOL",
     "JAC_RTOL",
     "GEOM_RTOL",

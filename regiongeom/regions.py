@@ -168,7 +168,9 @@ class RegionMap:
         if self.dim != 2:
             raise AttributeError("shapes exist for 2D region maps only")
         if self.domain.convex:
-            return shapely.polygons(self.polygons)
+            counts = np.diff(self._indptr)
+            rings = shapely.linearrings(self.vertices[self._ids], indices=np.repeat(np.arange(len(self)), counts))
+            return shapely.polygons(rings)
         out = np.empty(len(self._merged_shapes), dtype=object)
         out[:] = self._merged_shapes
         return out
@@ -179,20 +181,25 @@ class RegionMap:
 
     # -- affine maps ------------------------------------------------------
     def _affine(self):
-        """Exact per-region affine maps of every layer's output, from the patterns."""
-        net, R = self.net, len(self)
-        J = np.broadcast_to(np.eye(self.dim), (R, self.dim, self.dim))
-        c = np.zeros((R, self.dim))
+        """Exact per-region affine maps of the output, from the patterns.
+
+        Kept as (n_units, R * n_in) matrices so every layer is one BLAS product.
+        """
+        net, R, k = self.net, len(self), self.dim
+        J = np.repeat(np.eye(k)[:, None, :], R, axis=1).reshape(k, R * k)
+        c = np.zeros((k, R))
         offs = net.neuron_offsets
         for i, (w, b, a) in enumerate(zip(net.weights, net.biases, net.activations)):
-            J = np.einsum("ij,rjk->rik", w, J)
-            c = c @ w.T + b
+            J = w @ J
+            c = w @ c + b[:, None]
             if a is not None:
-                piece = self.patterns[:, offs[i] : offs[i + 1]]
-                slope, icpt = a.slopes[piece], a.intercepts[piece]
-                J = J * slope[:, :, None]
-                c = c * slope + icpt
-        return np.ascontiguousarray(J), c
+                piece = self.patterns[:, offs[i] : offs[i + 1]].T  # (n, R)
+                slope = a.slopes[piece]
+                J = (J.reshape(-1, R, k) * slope[:, :, None]).reshape(-1, R * k)
+                c = c * slope + a.intercepts[piece]
+        n_out = J.shape[0]
+        jac = np.ascontiguousarray(J.reshape(n_out, R, k).transpose(1, 0, 2))
+        return jac, np.ascontiguousarray(c.T)
 
     @cached_property
     def _affine_maps(self):

@@ -22,10 +22,12 @@ spoiled by rounding is made against a *relative* threshold, always the same:
 ``JAC_RTOL`` (1e-9)
     Two neighbouring regions have the *same* gradient (the edge between them
     is not in the nonlinear locus) when their Jacobians differ by at most
-    ``JAC_RTOL * max(|J_a|, |J_b|, scale)`` entrywise, ``scale`` being the
-    largest Jacobian entry over the whole domain. Jacobians are exact
-    products of weight matrices, so they differ by rounding (1e-16
-    relative) or by a real jump (typically of the size of a weight product).
+    ``JAC_RTOL * scale`` in every entry, ``scale`` being the largest Jacobian
+    entry over the whole region map. Jacobians are exact products of the
+    weight matrices restricted by the patterns, so they differ either by
+    rounding (about 1e-16 relative) or by a real jump; a neuron that is not
+    "good" (every later layer off) leaves both sides' Jacobians bit-for-bit
+    equal.
 
 ``GEOM_RTOL`` (1e-12)
     Coordinates closer than ``GEOM_RTOL * diameter(domain)`` are the same

@@ -1,0 +1,306 @@
+"""The nonlinear locus, linear regions, and exact locus measures in balls.
+
+The *nonlinear locus* of a network (Patel & Montúfar, eq. (2)) is the set
+where its gradient - the whole Jacobian when there are several outputs - is
+discontinuous. Inside an activation region the network is affine, so the
+locus is made of edges of the region map: an edge between two activation
+regions belongs to it exactly when the two regions' Jacobians differ. An
+edge where a neuron switches but nothing downstream sees it (the neuron is
+not "good") is an activation boundary but not locus; both are kept in
+:class:`Locus` (``boundary_*`` arrays and the ``in_locus`` mask) so users can
+see what the good-neuron condition removes.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from . import _kernels as K
+from ._validate import as_points, positive
+from .regions import RegionMap
+from .tolerance import JAC_RTOL
+
+__all__ = ["nonlinear_locus", "linear_regions", "Locus", "LinearRegions"]
+
+
+def _check_rm(rm, fname):
+    if not isinstance(rm, RegionMap):
+        raise TypeError(
+            f"{fname} expects the RegionMap returned by rg.activation_regions, got {type(rm).__name__}"
+        )
+
+
+def _jumps(rm: RegionMap) -> np.ndarray:
+    """(E,) True where the Jacobian jumps across an interior edge."""
+    inner = rm.edge_regions[:, 1] >= 0
+    out = np.zeros(len(rm.edge_regions), bool)
+    if not inner.any():
+        return out
+    J = rm.jacobians.reshape(len(rm), -1)
+    scale = float(np.max(np.abs(J))) if J.size else 0.0
+    a, b = rm.edge_regions[inner, 0], rm.edge_regions[inner, 1]
+    diff = np.max(np.abs(J[a] - J[b]), axis=1) if J.shape[1] else np.zeros(a.size)
+    out[inner] = diff > JAC_RTOL * scale
+    return out
+
+
+def nonlinear_locus(rm: RegionMap) -> Locus:
+    """The nonlinear locus of ``rm.net`` inside ``rm``'s domain.
+
+    Parameters
+    ----------
+    rm : RegionMap
+        From :func:`activation_regions`.
+
+    Returns
+    -------
+    Locus
+
+    Examples
+    --------
+    One hidden layer: every neuron's line inside the domain is locus.
+
+    >>> import numpy as np, regiongeom as rg
+    >>> net = rg.Network.from_arrays([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 1.0]]],
+    ...                              [[0.0, 0.0], [0.0]], ["relu", None])
+    >>> loc = rg.nonlinear_locus(rg.activation_regions(net, (-1, -1, 1, 1)))
+    >>> float(loc.volume())
+    4.0
+    """
+    _check_rm(rm, "nonlinear_locus")
+    return Locus(rm)
+
+
+class Locus:
+    """The nonlinear locus as points (1D) or segments (2D).
+
+    Attributes
+    ----------
+    dim : int
+    points : (S,) ndarray of float64
+        1D only: the locus points, sorted.
+    segments : (S, 2, 2) ndarray of float64
+        2D only: the locus segments (edges of the region map).
+    neurons : (S,) ndarray of int64
+        The neuron whose breakpoint each piece lies on.
+    breakpoints : (S,) ndarray of int64
+        Which breakpoint of that neuron's activation.
+    regions : (S, 2) ndarray of int64
+        The two activation regions each piece separates.
+    boundary_segments / boundary_points, boundary_neurons, in_locus
+        Every interior activation boundary (edge between two activation
+        regions), its neuron, and whether it is locus (the gradient jumps).
+    """
+
+    def __init__(self, rm: RegionMap):
+        self.region_map = rm
+        self.dim = rm.dim
+        inner = rm.edge_regions[:, 1] >= 0
+        jump = _jumps(rm)[inner]
+        edges = rm.edges[inner]
+        self.in_locus = jump
+        self.boundary_neurons = rm.edge_neurons[inner]
+        self.boundary_regions = rm.edge_regions[inner]
+        if self.dim == 1:
+            self.boundary_points = rm.vertices[edges[:, 0]]
+            self.points = self.boundary_points[jump]
+        else:
+            self.boundary_segments = rm.vertices[edges]
+            self.segments = self.boundary_segments[jump]
+            self._edges = edges[jump]
+        self.neurons = self.boundary_neurons[jump]
+        self.breakpoints = rm.edge_breakpoints[inner][jump]
+        self.regions = self.boundary_regions[jump]
+
+    def __len__(self):
+        return self.neurons.size
+
+    def __repr__(self):
+        what = "points" if self.dim == 1 else "segments"
+        return f"Locus({len(self)} {what}, volume={self.volume():.6g})"
+
+    # -- volumes ----------------------------------------------------------
+    @cached_property
+    def lengths(self) -> np.ndarray:
+        """(S,) length of each piece (2D); ones in 1D (a point counts 1)."""
+        if self.dim == 1:
+            return np.ones(self.points.size)
+        d = self.segments[:, 1] - self.segments[:, 0]
+        return np.hypot(d[:, 0], d[:, 1])
+
+    def volume(self) -> float:
+        """Number of locus points (1D) or total locus length (2D) in the domain."""
+        return float(self.lengths.sum())
+
+    def volume_per_neuron(self) -> np.ndarray:
+        """(n_neurons,) locus volume lying on each neuron's breakpoints."""
+        n = self.region_map.net.n_neurons
+        return np.bincount(self.neurons, weights=self.lengths, minlength=n)
+
+    def volume_per_layer(self) -> np.ndarray:
+        """(n_layers,) locus volume per layer (0 for layers without activation)."""
+        net = self.region_map.net
+        return np.bincount(net.neuron_layer[self.neurons], weights=self.lengths, minlength=net.n_layers)
+
+    def volume_in_balls(self, centers, eps) -> np.ndarray:
+        """(P,) exact ``vol(locus ∩ B_eps(c))`` for every center ``c``.
+
+        In 1D the count of locus points in ``[c - eps, c + eps]``; in 2D the
+        total length inside the closed disk, from the closed-form
+        segment–disk intersection (never a polygonised disk). Only the locus
+        inside the domain exists, so a ball sticking out of the domain
+        measures just what lies inside.
+
+        Parameters
+        ----------
+        centers : (P, n_in) array-like (flat (P,) accepted in 1D)
+        eps : float > 0
+        """
+        eps = positive(eps, "eps")
+        c = as_points(centers, self.dim, "centers")
+        if self.dim == 1:
+            pts = self.points
+            lo = np.searchsorted(pts, c[:, 0] - eps, side="left")
+            hi = np.searchsorted(pts, c[:, 0] + eps, side="right")
+            return (hi - lo).astype(np.float64)
+        if len(self) == 0:
+            return np.zeros(len(c))
+        seg = np.ascontiguousarray(self.segments)
+        x0 = seg[:, :, 0].min() - eps
+        y0 = seg[:, :, 1].min() - eps
+        w = seg[:, :, 0].max() + eps - x0
+        hgt = seg[:, :, 1].max() + eps - y0
+        # cell size: about the typical segment length and not much below eps,
+        # with at most ~4 (S + P) cells
+        typical = float(np.median(self.lengths)) if len(self) else eps
+        h = max(eps, typical, np.sqrt(w * hgt / (4.0 * (len(seg) + len(c)))))
+        nx, ny = int(w // h) + 1, int(hgt // h) + 1
+        return K.segments_in_disks(seg, np.ascontiguousarray(c), eps, x0, y0, h, nx, ny)
+
+    # -- structure --------------------------------------------------------
+    def vertices(self) -> np.ndarray:
+        """Points where two or more locus pieces meet other than as a straight
+        continuation: junctions of 3 or more pieces and bends (2D: (K, 2);
+        1D: the locus has no such points, shape (0,))."""
+        if self.dim == 1:
+            return np.zeros(0)
+        e = self._edges
+        nv = len(self.region_map.vertices)
+        deg = np.bincount(e.ravel(), minlength=nv)
+        junction = deg >= 3
+        two = np.nonzero(deg == 2)[0]
+        if two.size:
+            # direction of the two pieces at each degree-2 vertex
+            flat = e.ravel()
+            order = np.argsort(flat, kind="stable")
+            starts = np.searchsorted(flat[order], two)
+            first, second = order[starts], order[starts + 1]
+            verts = self.region_map.vertices
+
+            def direction(k):
+                s, end = k // 2, k % 2
+                d = verts[e[s, 1 - end]] - verts[e[s, end]]
+                return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+            d1, d2 = direction(first), direction(second)
+            cross = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
+            bend = (np.abs(cross) > 1e-9) | (np.sum(d1 * d2, axis=1) > 0)
+            junction[two[bend]] = True
+        return self.region_map.vertices[junction]
+
+
+def linear_regions(rm: RegionMap) -> LinearRegions:
+    """Activation regions merged across the edges where the gradient does not jump.
+
+    Examples
+    --------
+    >>> import regiongeom as rg
+    >>> rm = rg.activation_regions(rg.sawtooth(2), (0.0, 1.0))
+    >>> len(rg.linear_regions(rm))
+    4
+    """
+    _check_rm(rm, "linear_regions")
+    return LinearRegions(rm)
+
+
+class LinearRegions:
+    """Linear regions: maximal connected unions of activation regions on
+    which the network is affine.
+
+    Attributes
+    ----------
+    labels : (R,) ndarray of int64
+        The linear region of each activation region (numbered in order of
+        their lowest activation region).
+    jacobians : (L, n_out, n_in), offsets : (L, n_out), measures : (L,)
+    """
+
+    def __init__(self, rm: RegionMap):
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        self.region_map = rm
+        inner = rm.edge_regions[:, 1] >= 0
+        same = inner & ~_jumps(rm)
+        a, b = rm.edge_regions[same, 0], rm.edge_regions[same, 1]
+        R = len(rm)
+        g = coo_matrix((np.ones(a.size), (a, b)), shape=(R, R))
+        _, lab = connected_components(g, directed=False)
+        # renumber by first appearance so labels are deterministic
+        _, first = np.unique(lab, return_index=True)
+        rank = np.empty(first.size, np.int64)
+        rank[np.argsort(first)] = np.arange(first.size)
+        self.labels = rank[lab]
+        self._first = np.sort(first)
+
+    def __len__(self):
+        return self._first.size
+
+    def __repr__(self):
+        return f"LinearRegions({len(self)} linear regions from {len(self.region_map)} activation regions)"
+
+    @property
+    def jacobians(self) -> np.ndarray:
+        return self.region_map.jacobians[self._first]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return self.region_map.offsets[self._first]
+
+    @cached_property
+    def measures(self) -> np.ndarray:
+        return np.bincount(self.labels, weights=self.region_map.measures, minlength=len(self))
+
+    @cached_property
+    def shapes(self):
+        """(L,) shapely geometries of the merged regions (2D; possibly non-convex)."""
+        import shapely
+
+        rm = self.region_map
+        if rm.dim != 2:
+            raise AttributeError("shapes exist for 2D maps only; use intervals")
+        order = np.argsort(self.labels, kind="stable")
+        bounds = np.searchsorted(self.labels[order], np.arange(len(self) + 1))
+        src = rm.shapes
+        out = np.empty(len(self), dtype=object)
+        out[:] = [shapely.union_all(src[order[s:e]]) for s, e in zip(bounds[:-1], bounds[1:])]
+        return out
+
+    @property
+    def polygons(self) -> np.ndarray:
+        """Alias of :attr:`shapes` (shapely polygons, possibly non-convex)."""
+        return self.shapes
+
+    @cached_property
+    def intervals(self) -> np.ndarray:
+        """(L, 2) the merged intervals (1D only)."""
+        rm = self.region_map
+        if rm.dim != 1:
+            raise AttributeError("intervals exist for 1D maps only")
+        lo = np.full(len(self), np.inf)
+        hi = np.full(len(self), -np.inf)
+        np.minimum.at(lo, self.labels, rm.intervals[:, 0])
+        np.maximum.at(hi, self.labels, rm.intervals[:, 1])
+        return np.stack([lo, hi], axis=1)
