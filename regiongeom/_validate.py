@@ -165,7 +165,7 @@ def as_domain(domain, n_in: int) -> Domain:
             )
         x0, y0, x1, y1 = (float(v) for v in vals)
         if not (x0 < x1 and y0 < y1):
-            raise ValueError(f"the box domain must have xmin < xmax and ymin < ymax, got {tuple(vals)}")
+            raise ValueError(f"the box domain must have xmin < xmax and ymin < ymax, got {tuple(float(v) for v in vals)}")
         poly = box(x0, y0, x1, y1)
     x0, y0, x1, y1 = poly.bounds
     tol = GEOM_RTOL * max(x1 - x0, y1 - y0)
