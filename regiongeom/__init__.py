@@ -8,6 +8,7 @@ from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
 from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
 from .tolerance import GEOM_RTOL, JAC_RTOL, REL_TOL
+from . import closed_form, examples
 from .examples import sawtooth
 
 __version__ = "0.1.0"
@@ -32,4 +33,6 @@ __all__ = [
     "JAC_RTOL",
     "GEOM_RTOL",
     "sawtooth",
+    "closed_form",
+    "examples",
 ]
