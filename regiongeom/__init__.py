@@ -8,7 +8,8 @@ from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
 from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
 from .tolerance import GEOM_RTOL, JAC_RTOL, REL_TOL
-from . import closed_form, examples
+from . import closed_form, datasets, examples
+from .datasets import default_network
 from .examples import sawtooth
 
 __version__ = "0.1.0"
@@ -35,4 +36,6 @@ __all__ = [
     "sawtooth",
     "closed_form",
     "examples",
+    "datasets",
+    "default_network",
 ]
