@@ -296,8 +296,7 @@ def _merge_pieces(regions, neu, bp, patterns, indptr, ids, areas, vertices):
     first_face[label[::-1]] = np.arange(nf)[::-1]
     new_pat = patterns[first_face]
     new_areas = np.bincount(label, weights=areas, minlength=nreg)
-    polys = [vertices[ids[s:e]] for s, e in zip(indptr[:-1], indptr[1:])]
-    shapes = shapely.polygons(polys)
+    shapes = shapely.polygons(shapely.linearrings(vertices[ids], indices=np.repeat(np.arange(nf), np.diff(indptr))))
     order = np.argsort(label, kind="stable")
     bounds = np.searchsorted(label[order], np.arange(nreg + 1))
     merged = [shapely.union_all(shapes[order[bounds[r] : bounds[r + 1]]]) for r in range(nreg)]

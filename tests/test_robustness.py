@@ -1,0 +1,197 @@
+"""Degenerate geometry and numerical robustness (issue: bad input and degenerate geometry).
+
+Exact coincidences (duplicated hyperplanes, lines through corners and
+vertices, concurrent lines, zero rows, lines along the domain's edge) must
+give exact answers; checked against the slow shapely reference and the
+engine's own invariants.
+"""
+
+import numpy as np
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reference import regions_1d, regions_2d
+
+import regiongeom as rg
+
+BOX = (-2.0, -2.0, 2.0, 2.0)
+
+
+def check_invariants(rm):
+    """Tiling, distinct patterns, forward-pass patterns, affine maps, edges."""
+    net = rm.net
+    dom_area = rm.domain.measure
+    assert np.all(rm.measures > 0)
+    assert rm.measures.sum() == pytest.approx(dom_area, rel=1e-9)
+    if rm.dim == 2:
+        shapes = rm.shapes
+        assert shapely.union_all(shapes).symmetric_difference(rm.domain.polygon).area <= 1e-9 * dom_area
+        for poly in rm.polygons:  # convex and counter-clockwise
+            d = np.roll(poly, -1, axis=0) - poly
+            cross = d[:, 0] * np.roll(d[:, 1], -1) - d[:, 1] * np.roll(d[:, 0], -1)
+            assert np.all(cross >= -1e-9 * np.abs(cross).max())
+    if rm.domain.convex:
+        assert len({p.tobytes() for p in rm.patterns}) == len(rm)
+    pts = rm.interior_points()
+    np.testing.assert_array_equal(net.patterns(pts), rm.patterns)
+    pred = np.einsum("rij,rj->ri", rm.jacobians, pts) + rm.offsets
+    out = net(pts)
+    np.testing.assert_allclose(pred, out, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(out).max()))
+    # every interior edge separates regions whose patterns differ at its neuron
+    inner = rm.edge_regions[:, 1] >= 0
+    a, b = rm.edge_regions[inner].T
+    n = rm.edge_neurons[inner]
+    assert np.all(rm.patterns[a, n] != rm.patterns[b, n])
+
+
+def compare_with_reference(rm, domain):
+    if rm.dim == 2:
+        ref = regions_2d(rm.net, domain)
+        got = sorted((tuple(p), round(m, 9)) for p, m in zip(rm.patterns.tolist(), rm.measures / rm.domain.measure))
+        exp = sorted((p, round(g.area / rm.domain.measure, 9)) for p, g in ref)
+    else:
+        ref = regions_1d(rm.net, domain)
+        got = sorted((tuple(p), round(m, 9)) for p, m in zip(rm.patterns.tolist(), rm.measures / rm.domain.measure))
+        exp = sorted((p, round((e - a) / rm.domain.measure, 9)) for p, (a, e) in ref)
+    assert len(got) == len(exp)
+    assert [g[0] for g in got] == [e[0] for e in exp]
+    np.testing.assert_allclose([g[1] for g in got], [e[1] for e in exp], atol=2e-9)
+
+
+def net2(W1, b1, W2=None, b2=None, act="relu"):
+    W1 = np.asarray(W1, float)
+    ws, bs, acts = [W1], [b1], [act]
+    if W2 is not None:
+        ws.append(W2)
+        bs.append(b2)
+        acts.append(act)
+    d = ws[-1].shape[0] if W2 is not None else W1.shape[0]
+    ws.append(np.ones((1, d)))
+    bs.append([0.0])
+    acts.append(None)
+    return rg.Network.from_arrays(ws, bs, acts)
+
+
+DEGENERATE = {
+    "duplicated rows": net2([[1, 1], [1, 1], [1, -1]], [0.5, 0.5, 0.0]),
+    "multiples": net2([[1, 2], [2, 4], [-3, -6]], [0.5, 1.0, -1.5]),
+    "through a corner": net2([[1, 1], [1, -1]], [-4.0, 0.0]),  # x + y = 4 touches (2, 2)
+    "through two corners": net2([[1, -1], [1, 1]], [0.0, 0.0]),  # the diagonals
+    "three through a point": net2([[1, 0], [0, 1], [1, 1], [1, -1]], [0, 0, 0, 0]),
+    "zero row, kink exactly at 0": net2([[0, 0], [1, 0]], [0.0, 0.3]),
+    "zero rows": net2([[0, 0], [0, 0], [1, 1]], [1.0, -1.0, 0.0]),
+    "dead and always on": net2([[1, 0], [1, 0]], [-10.0, 10.0]),
+    "along the domain edge": net2([[1, 0], [0, 1]], [-2.0, 2.0]),
+    "through existing vertices, second layer": net2(
+        [[1, 0], [0, 1]], [0.0, 0.0], np.array([[1.0, -1.0], [1.0, 1.0], [2.0, -2.0]]), np.zeros(3)
+    ),
+    "leaky duplicates": net2([[1, 1], [1, 1]], [0.0, 0.0], act="leaky_relu"),
+    "hardtanh through corners": net2([[0.5, 0.5], [1, -1]], [0.0, 0.0], act="hardtanh"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEGENERATE))
+def test_degenerate_exact(name):
+    net = DEGENERATE[name]
+    rm = rg.activation_regions(net, BOX)
+    check_invariants(rm)
+    compare_with_reference(rm, BOX)
+    loc = rg.nonlinear_locus(rm)
+    assert np.all(loc.lengths > 0)
+
+
+def test_three_lines_through_a_point_gives_six_regions():
+    rm = rg.activation_regions(DEGENERATE["three through a point"], BOX)
+    assert len(rm) == 8  # four lines through the origin
+    np.testing.assert_allclose(rm.measures, 2.0)
+    loc = rg.nonlinear_locus(rm)
+    np.testing.assert_allclose(loc.vertices(), [[0.0, 0.0]], atol=1e-15)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0, 1e3, 1e6])
+def test_weight_scales(scale):
+    base = rg.examples.random_network([6, 6], rng=3)
+    # scale every layer: the regions do not change (ReLU is positively homogeneous)
+    scaled = rg.Network.from_arrays(
+        [w * scale for w in base.weights],
+        [b * scale ** (i + 1) for i, b in enumerate(base.biases)],
+        base.activations,
+    )
+    r0 = rg.activation_regions(base, BOX)
+    r1 = rg.activation_regions(scaled, BOX)
+    assert len(r1) == len(r0)
+    np.testing.assert_array_equal(r1.patterns[np.lexsort(r1.patterns.T)], r0.patterns[np.lexsort(r0.patterns.T)])
+    check_invariants(r1)
+
+
+@pytest.mark.parametrize("center", [(1e4, -1e4), (1e6, 1e6)])
+def test_domain_far_from_origin(center):
+    base = rg.examples.random_network([6, 6], rng=4)
+    cx, cy = center
+    # shift the input: h = W (x - c) + b = W x + (b - W c)
+    W0 = base.weights[0]
+    shifted = rg.Network.from_arrays(
+        base.weights, [base.biases[0] - W0 @ np.array(center)] + list(base.biases[1:]), base.activations
+    )
+    r0 = rg.activation_regions(base, BOX)
+    r1 = rg.activation_regions(shifted, (cx - 2, cy - 2, cx + 2, cy + 2))
+    assert len(r1) == len(r0)
+    np.testing.assert_allclose(np.sort(r1.measures), np.sort(r0.measures), rtol=1e-6, atol=1e-9)
+    l0 = rg.nonlinear_locus(r0).volume()
+    l1 = rg.nonlinear_locus(r1).volume()
+    assert l1 == pytest.approx(l0, rel=1e-8)
+
+
+small_ints = st.integers(min_value=-2, max_value=2)
+
+
+@st.composite
+def integer_networks(draw, n_in=2):
+    widths = draw(st.lists(st.integers(1, 4), min_size=1, max_size=2))
+    act = draw(st.sampled_from(["relu", "leaky_relu", "abs", "hardtanh"]))
+    ws, bs, acts = [], [], []
+    d = n_in
+    for w in widths:
+        ws.append(np.array(draw(st.lists(st.lists(small_ints, min_size=d, max_size=d), min_size=w, max_size=w)), float))
+        bs.append(np.array(draw(st.lists(small_ints, min_size=w, max_size=w)), float) / 2)
+        acts.append(act)
+        d = w
+    ws.append(np.array(draw(st.lists(st.lists(small_ints, min_size=d, max_size=d), min_size=1, max_size=1)), float))
+    bs.append(np.zeros(1))
+    acts.append(None)
+    return rg.Network.from_arrays(ws, bs, acts)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(integer_networks())
+def test_hypothesis_integer_networks_2d(net):
+    """Small-integer weights make exact coincidences likely."""
+    for domain in (BOX, (-1.0, -1.0, 1.0, 1.0)):
+        rm = rg.activation_regions(net, domain)
+        check_invariants(rm)
+        compare_with_reference(rm, domain)
+        loc = rg.nonlinear_locus(rm)
+        assert np.all(loc.lengths > 0)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(integer_networks(n_in=1))
+def test_hypothesis_integer_networks_1d(net):
+    rm = rg.activation_regions(net, (-2.0, 2.0))
+    check_invariants(rm)
+    compare_with_reference(rm, (-2.0, 2.0))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(integer_networks())
+def test_hypothesis_nonconvex_domain(net):
+    dom = shapely.Polygon([(-2, -2), (2, -2), (2, 2), (0, 0.5), (-2, 2)], holes=[[(-1, -1.5), (-0.5, -1.5), (-0.5, -1)]])
+    rm = rg.activation_regions(net, dom)
+    assert rm.measures.sum() == pytest.approx(dom.area, rel=1e-9)
+    ref = regions_2d(net, dom)
+    assert len(rm) == len(ref)
+    got = sorted((tuple(p), round(m, 8)) for p, m in zip(rm.patterns.tolist(), rm.measures))
+    exp = sorted((p, round(g.area, 8)) for p, g in ref)
+    assert [g[0] for g in got] == [e[0] for e in exp]
+    np.testing.assert_allclose([g[1] for g in got], [e[1] for e in exp], atol=1e-8)
