@@ -6,6 +6,8 @@ networks with 1 or 2 inputs, in float64.
 
 from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_relu, relu
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
+from .complexity import Estimate, lc_density, local_complexity
+from .plotting import figure1, grid_points, plot_density, plot_density_1d, plot_function_1d, plot_regions
 from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
 from .tolerance import GEOM_RTOL, JAC_RTOL, REL_TOL
 from . import closed_form, datasets, examples
@@ -30,6 +32,15 @@ __all__ = [
     "linear_regions",
     "Locus",
     "LinearRegions",
+    "lc_density",
+    "local_complexity",
+    "Estimate",
+    "plot_regions",
+    "plot_density",
+    "plot_density_1d",
+    "plot_function_1d",
+    "figure1",
+    "grid_points",
     "REL_TOL",
     "JAC_RTOL",
     "GEOM_RTOL",

@@ -84,6 +84,71 @@ def export_geojson(rm, loc, path):
     Path(path).write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
 
 
+def _summary(net, domain, args, out_dir, stem):
+    """Regions, locus, LC over the domain and the Figure-1-style PNG."""
+    from .complexity import local_complexity
+    from .locus import linear_regions, nonlinear_locus
+    from .plotting import figure1, grid_points
+    from .regions import activation_regions
+    from ._validate import integer_at_least, positive
+
+    sigma = positive(args.sigma, "--sigma")
+    n_samples = integer_at_least(args.samples, 2, "--samples")
+    grid = integer_at_least(args.grid, 2, "--grid")
+    if args.method == "definition":
+        positive(args.eps if args.eps is not None else -1, "--eps (needed by --method definition)")
+    rm = activation_regions(net, domain, max_regions=args.max_regions)
+    loc = nonlinear_locus(rm)
+    lr = linear_regions(rm)
+    progress = None if not args.no_progress else False
+    kw = dict(sigma=sigma, n_samples=n_samples, method=args.method, rng=args.seed, progress=progress)
+    if args.method == "definition":
+        kw["eps"] = args.eps
+    else:
+        kw["good"] = args.good
+    lc = local_complexity(net, grid_points(domain, grid), **kw)
+    unit = "points" if rm.dim == 1 else "length"
+    print(f"network: {net!r}")
+    print(f"domain: {domain}")
+    print(f"activation regions: {len(rm):,}")
+    print(f"linear regions: {len(lr):,}")
+    print(f"nonlinear locus {unit}: {loc.volume():.6g}")
+    what = "Theorem 2" + ("" if args.good else " without the good indicator (eq. 40)")
+    if args.method == "definition":
+        what = f"definition, eps={args.eps:g}"
+    print(
+        f"local complexity over the domain ({what}, sigma={sigma:g}, {n_samples} samples, "
+        f"{grid}x{grid if rm.dim == 2 else 1} points): {lc.mean:.6g} +- {lc.stderr:.2g}"
+    )
+    if out_dir is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        fig, _ = figure1(net, domain, sigma=sigma, n_samples=n_samples, grid=grid, method=args.method,
+                         eps=args.eps, good=args.good, rng=args.seed, progress=progress)  # fmt: skip
+        png = out / f"{stem}.png"
+        fig.savefig(png, dpi=150)
+        print(f"wrote {png}")
+        if args.geojson:
+            export_geojson(rm, loc, out / f"{stem}.geojson")
+            print(f"wrote {out / f'{stem}.geojson'}")
+    return 0
+
+
+def _cmd_demo(args):
+    from .datasets import DEFAULT_DOMAIN, default_network
+
+    return _summary(default_network(), DEFAULT_DOMAIN, args, args.out, "figure1_bunny")
+
+
+def _cmd_map(args):
+    net = load_model(args.model)
+    domain = parse_domain(args.domain, net.n_in)
+    return _summary(net, domain, args, args.out, Path(args.model).stem)
+
+
 def _cmd_regions(args):
     from .locus import linear_regions, nonlinear_locus
     from .regions import activation_regions
@@ -105,20 +170,60 @@ def _cmd_regions(args):
     return 0
 
 
+def _lc_options(p, sigma_default):
+    p.add_argument("--sigma", type=float, default=sigma_default,
+                   help=f"standard deviation of the bias noise (default {sigma_default})")  # fmt: skip
+    p.add_argument("--samples", type=int, default=32, help="noise samples (default 32)")
+    p.add_argument("--grid", type=int, default=128, help="grid points per axis for the heat map and LC (default 128)")
+    p.add_argument("--method", choices=["theorem2", "definition"], default="theorem2",
+                   help="estimate f by Theorem 2 (default) or by its definition at radius --eps")  # fmt: skip
+    p.add_argument("--eps", type=float, default=None, help="ball radius for --method definition")
+    p.add_argument("--good", action=argparse.BooleanOptionalAction, default=False,
+                   help="theorem2: keep the good-neuron indicator (exact Theorem 2); by default it is "
+                        "dropped, giving the upper bound of eq. (40) used for the paper's Figure 1")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
+    p.add_argument("--max-regions", type=int, default=2_000_000, help="stop beyond this many regions")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--geojson", action="store_true", help="also write regions and locus as GeoJSON")
+
+
 def build_parser():
+    from .datasets import DEFAULT_SIGMA
+
     parser = argparse.ArgumentParser(
         prog="regiongeom",
         description="Exact linear regions, nonlinear locus and local complexity of piecewise-linear "
         "networks on 1D and 2D inputs.",
+        epilog="Domains that start with a minus sign need '=': --domain=-2,-2,2,2",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser(
+        "demo",
+        help="Figure-1-style map and summary for the embedded bunny network",
+        description="Enumerate the embedded default network (a ReLU MLP trained on a bunny silhouette) "
+        "exactly, print activation regions, linear regions, locus length and the local complexity "
+        "over the domain, and write the Figure-1-style PNG (regions | heat map of f) to --out.",
+    )
+    p.add_argument("--out", default="regiongeom_out", help="output folder (default ./regiongeom_out)")
+    _lc_options(p, DEFAULT_SIGMA)
+    p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser(
+        "map",
+        help="the same map and summary for your model (.pt or .npz)",
+        description="Figure-1-style map, summary and optional GeoJSON for MODEL.",
+    )
+    p.add_argument("model", help="a torch .pt (pickled nn.Sequential) or an .npz of weights")
+    p.add_argument("--domain", help="'lo,hi' (1 input) or 'xmin,ymin,xmax,ymax' (2 inputs); default [-1, 1]^n")
+    p.add_argument("--out", default="regiongeom_out", help="output folder (default ./regiongeom_out)")
+    _lc_options(p, DEFAULT_SIGMA)
+    p.set_defaults(func=_cmd_map)
     p = sub.add_parser(
         "regions",
         help="count activation regions, linear regions and locus length of a model; export GeoJSON",
         description="Enumerate the activation regions of MODEL exactly and print a summary.",
     )
     p.add_argument("model", help="a torch .pt (pickled nn.Sequential) or an .npz of weights")
-    p.add_argument("--domain", help="'lo,hi' (1 input) or 'xmin,ymin,xmax,ymax' (2 inputs); write --domain=-2,-2,2,2 when it starts with a minus; default: the box [-1, 1]^n")
+    p.add_argument("--domain", help="'lo,hi' (1 input) or 'xmin,ymin,xmax,ymax' (2 inputs); default [-1, 1]^n")
     p.add_argument("--max-regions", type=int, default=2_000_000, help="stop beyond this many regions")
     p.add_argument("--geojson", metavar="FILE", help="write regions and locus to this GeoJSON file")
     p.set_defaults(func=_cmd_regions)

@@ -4,8 +4,9 @@ An *activation region* is a maximal connected set of inputs on which every
 neuron stays on the same linear piece of its activation. Inside a convex
 domain every activation region is convex (an intersection of half-planes);
 in a non-convex polygon domain, a region is one connected piece of a convex
-activation region inside the domain, so two regions may carry the same
-pattern.
+activation region inside the domain - pieces are joined across shared edges,
+so two pieces that touch only at a point are separate regions - and two
+regions may carry the same pattern.
 
 The result is a conforming planar subdivision (a conforming partition of
 the interval in 1D): regions share vertices and edges, every interior edge

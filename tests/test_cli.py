@@ -56,3 +56,35 @@ def test_errors_are_one_line(tmp_path):
         r = run("regions", str(path), *bad)
         assert r.returncode != 0, bad
         assert "Traceback" not in r.stderr and msg in r.stderr, (bad, r.stderr)
+
+
+def test_demo_writes_figure_and_summary(tmp_path):
+    r = run("demo", "--out", str(tmp_path), "--samples", "4", "--grid", "32", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    net = rg.default_network()
+    rm = rg.activation_regions(net, rg.datasets.DEFAULT_DOMAIN)
+    assert f"activation regions: {len(rm):,}" in r.stdout
+    assert f"linear regions: {len(rg.linear_regions(rm)):,}" in r.stdout
+    assert "local complexity over the domain" in r.stdout and "+-" in r.stdout
+    png = tmp_path / "figure1_bunny.png"
+    assert png.exists() and png.stat().st_size > 10_000
+
+
+def test_map_user_model_torch(tmp_path):
+    torch = __import__("pytest").importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    path = tmp_path / "model.pt"
+    torch.save(model, path)
+    r = run("map", str(path), "--domain=-2,-2,2,2", "--out", str(tmp_path), "--samples", "4", "--grid", "24",
+            "--method", "definition", "--eps", "0.1", "--geojson", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "model.png").exists() and (tmp_path / "model.geojson").exists()
+    assert "definition, eps=0.1" in r.stdout
+
+
+def test_lc_option_errors(tmp_path):
+    for bad, msg in ((["--sigma", "0"], "--sigma"), (["--samples", "1"], "--samples"),
+                     (["--method", "definition"], "--eps")):
+        r = run("demo", "--out", str(tmp_path), "--no-progress", *bad)
+        assert r.returncode != 0 and "Traceback" not in r.stderr and msg in r.stderr, (bad, r.stderr)

@@ -190,8 +190,17 @@ def test_hypothesis_nonconvex_domain(net):
     rm = rg.activation_regions(net, dom)
     assert rm.measures.sum() == pytest.approx(dom.area, rel=1e-9)
     ref = regions_2d(net, dom)
-    assert len(rm) == len(ref)
-    got = sorted((tuple(p), round(m, 8)) for p, m in zip(rm.patterns.tolist(), rm.measures))
-    exp = sorted((p, round(g.area, 8)) for p, g in ref)
-    assert [g[0] for g in got] == [e[0] for e in exp]
-    np.testing.assert_allclose([g[1] for g in got], [e[1] for e in exp], atol=1e-8)
+    # regions are pieces joined across edges; shapely's reference joins pieces that
+    # touch at a single point too (a pinched strip), so it may count fewer pieces
+    assert len(rm) >= len(ref)
+    got, exp = {}, {}
+    for p, m in zip(rm.patterns.tolist(), rm.measures):
+        got[tuple(p)] = got.get(tuple(p), 0.0) + m
+    for p, g in ref:
+        exp[tuple(int(v) for v in p)] = exp.get(tuple(int(v) for v in p), 0.0) + g.area
+    assert sorted(got) == sorted(exp)
+    np.testing.assert_allclose([got[k] for k in sorted(got)], [exp[k] for k in sorted(exp)], atol=1e-8)
+    # pieces of one pattern never share an edge (else they would be one region)
+    inner = rm.edge_regions[:, 1] >= 0
+    a, b = rm.edge_regions[inner].T
+    assert not np.any(np.all(rm.patterns[a] == rm.patterns[b], axis=1))

