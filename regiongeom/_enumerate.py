@@ -1,15 +1,25 @@
-"""Exact enumeration of activation regions, layer by layer, neuron by neuron.
+"""Exact enumeration of activation regions, one layer per kernel call.
 
 Both drivers keep, at every vertex of the current subdivision, the current
-layer's preactivations. On every face (interval) of the subdivision all of a
-layer's preactivations are affine, so they are interpolated exactly along
-edges when a vertex is created, and a neuron's hyperplane ``z_j = t`` cuts a
-face along the segment joining its two zero crossings. After a layer, the
-next layer's preactivations at the vertices are one matrix product.
+layer's preactivations (one row per vertex). On every face (interval) of the
+subdivision all of a layer's preactivations are affine, so they are
+interpolated exactly along edges when a vertex is created, and a neuron's
+hyperplane ``z_j = t`` cuts a face along the segment joining its two zero
+crossings. A whole layer is cut in one numba call (:func:`_kernels.cut_layer`,
+:func:`_kernels.cut_layer_1d`); after it, the next layer's preactivations at
+the vertices are one matrix product.
+
+The 2D result is the one of cutting every face by every neuron in turn (the
+order of the neurons, then of their breakpoints), with every sign decided by
+the tolerance policy of :mod:`regiongeom.tolerance`; the kernel only skips the
+faces a neuron cannot reach.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,20 +37,120 @@ class RegionLimitError(RuntimeError):
     """Raised when an enumeration would exceed ``max_regions``."""
 
 
-def _limit_error(n, max_regions, n_neurons):
-    per = 8 * 40 + n_neurons
+def _limit_error(n, max_regions, net):
+    # per region: a vertex's values (8 bytes per neuron of the widest layer),
+    # about 4 half-edges and a face (250 bytes), and the pattern
+    per = 8 * max(w.shape[0] for w in net.weights) + 250 + net.n_neurons
+    so_far = f"{n:,} so far" if n is not None else "the next layer makes more"
     return RegionLimitError(
-        f"the enumeration passed max_regions={max_regions:,} activation regions ({n:,} so far); "
-        f"it needs roughly {per} bytes per region. Pass a larger max_regions= to "
+        f"the enumeration passed max_regions={max_regions:,} activation regions ({so_far}); "
+        f"it needs roughly {per:,} bytes per region. Pass a larger max_regions= to "
         "activation_regions if you have the memory, or use a smaller domain."
     )
 
 
-def _layer_iter(net):
-    """(weights, biases, activation, first neuron index) for each layer."""
+def _layers(net):
+    """(weights ``(n_out, n_in)``, biases, activation arrays or None, first
+    neuron index) of each layer, up to the last layer with an activation (the
+    affine layers after it cut nothing)."""
     offs = net.neuron_offsets
-    for i, (w, b, a) in enumerate(zip(net.weights, net.biases, net.activations)):
-        yield w, b, a, int(offs[i])
+    acts = list(net.activations)
+    last = max((i for i, a in enumerate(acts) if a is not None), default=-1)
+    for i in range(last + 1):
+        a = acts[i]
+        arrays = (
+            None
+            if a is None
+            else tuple(np.array(v, np.float64) for v in (a.breakpoints, a.slopes, a.intercepts))
+        )
+        w = np.ascontiguousarray(net.weights[i], np.float64)
+        yield w, np.asarray(net.biases[i], np.float64), arrays, int(offs[i])
+
+
+@functools.cache
+def _openblas_controls():
+    """``(get, set)`` thread-count functions of every OpenBLAS loaded (Linux)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower()})
+    except OSError:
+        return ()
+    found = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in (
+            "scipy_openblas_%s_num_threads64_",
+            "openblas_%s_num_threads64_",
+            "openblas_%s_num_threads",
+        ):
+            get, set_ = getattr(lib, name % "get", None), getattr(lib, name % "set", None)
+            if get is not None and set_ is not None:
+                found.append((get, set_))
+                break
+    return tuple(found)
+
+
+_blas_lock = threading.Lock()
+_blas_state = {"depth": 0, "saved": []}
+
+
+@contextmanager
+def _one_blas_thread():
+    """Run numpy's matrix products on one thread (restored on exit). The
+    products here are many and small: on two cores, OpenBLAS's worker
+    threads spin between them and take the core the numba kernels run on
+    (M and D1 run 2-3x slower with them)."""
+    controls = _openblas_controls()
+    with _blas_lock:
+        if _blas_state["depth"] == 0:
+            _blas_state["saved"] = [get() for get, _ in controls]
+            for _, set_ in controls:
+                set_(1)
+        _blas_state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_state["depth"] -= 1
+            if _blas_state["depth"] == 0:
+                for (_, set_), n in zip(controls, _blas_state["saved"], strict=True):
+                    set_(n)
+
+
+_work = threading.local()
+_WORK_MAX = 1 << 21  # elements (16 MB): the largest buffer kept between calls
+
+
+def _buffer(i, shape):
+    """An uninitialised float64 array of ``shape`` on reusable buffer ``i``.
+    Small buffers are kept between calls: writing to fresh memory costs a page
+    fault per 4 kB, a third of the time of a 1D enumeration of D1's size (a
+    common size: ``lc_density`` and friends enumerate many such lines)."""
+    bufs = getattr(_work, "bufs", None)
+    if bufs is None:
+        bufs = _work.bufs = {}
+    n = shape[0] * shape[1]
+    buf = bufs.get(i)
+    if buf is None or buf.size < n:
+        buf = np.empty(max(n, 2 * (0 if buf is None else buf.size)))
+        if buf.size <= _WORK_MAX:
+            bufs[i] = buf
+    return buf[:n].reshape(shape)
+
+
+def _affine(h, w, b, out=None):
+    """``h @ w.T + b`` for the rows of ``h`` (V, n_in), into ``out[:V]`` if given."""
+    if out is None:
+        out = np.empty((h.shape[0], w.shape[0]))
+    z = out[: h.shape[0]]
+    np.matmul(h, w.T, out=z)
+    z += b
+    return out
 
 
 @dataclass
@@ -94,98 +204,140 @@ def _initial_mesh(pieces):
             twin, np.array(face, np.int64), hneu, np.array(fhe, np.int64))  # fmt: skip
 
 
-class _Buffers:
-    """Growable arrays of the 2D mesh."""
+_V_ARRAYS = ("vx", "vy", "s", "zt")
+_H_ARRAYS = ("orig", "nxt", "twin", "face", "hneu", "hbp")
+_F_ARRAYS = ("fhe", "pat", "froot", "fnext")
 
-    def __init__(self, init, n_neurons, n_rows):
+
+class _Mesh:
+    """The growable arrays of the 2D half-edge mesh (see :mod:`._kernels`);
+    ``pat`` holds the pieces of the current layer's neurons only."""
+
+    def __init__(self, init):
         vx, vy, orig, nxt, twin, face, hneu, fhe = init
-        self.nv, self.nh, self.nf = len(vx), len(orig), len(fhe)
-        cv, ch, cf = 4 * self.nv + 64, 4 * self.nh + 64, 4 * self.nf + 64
-        self.vx = np.zeros(cv)
-        self.vy = np.zeros(cv)
-        self.vx[: self.nv], self.vy[: self.nv] = vx, vy
-        self.s = np.zeros(cv, np.int8)
-        self.zt = np.zeros((n_rows, cv))
-        self.orig = np.zeros(ch, np.int64)
-        self.nxt = np.zeros(ch, np.int64)
-        self.twin = np.zeros(ch, np.int64)
-        self.face = np.zeros(ch, np.int64)
-        self.hneu = np.zeros(ch, np.int64)
-        self.hbp = np.zeros(ch, np.int64)
-        for name, val in (("orig", orig), ("nxt", nxt), ("twin", twin), ("face", face), ("hneu", hneu)):
-            getattr(self, name)[: self.nh] = val
-        self.fhe = np.zeros(cf, np.int64)
-        self.fhe[: self.nf] = fhe
-        self.pat = np.zeros((cf, n_neurons), np.int8)
+        self.counts = np.zeros(6, np.int64)  # nv, nh, nf, and the sizes a cut needs
+        self.counts[:3] = len(vx), len(orig), len(fhe)
+        cv, ch, cf = 4 * len(vx) + 64, 4 * len(orig) + 64, 4 * len(fhe) + 64
+        self.vx, self.vy, self.s = np.zeros(cv), np.zeros(cv), np.zeros(cv, np.int8)
+        self.vx[: len(vx)], self.vy[: len(vy)] = vx, vy
+        self.zt = np.zeros((cv, 0))
+        for name, val in zip(_H_ARRAYS, (orig, nxt, twin, face, hneu, np.zeros_like(hneu)), strict=True):
+            arr = np.zeros(ch, np.int64)
+            arr[: len(val)] = val
+            setattr(self, name, arr)
+        self.fhe, self.froot, self.fnext = (np.zeros(cf, np.int64) for _ in range(3))
+        self.fhe[: len(fhe)] = fhe
+        self.pat = np.zeros((cf, 0), np.int8)
 
-    @staticmethod
-    def _grow(arr, n):
-        new = np.zeros((n,) + arr.shape[1:], arr.dtype) if arr.ndim == 1 or arr.shape[0] != 0 else arr
-        new[: arr.shape[0]] = arr
-        return new
+    @property
+    def nv(self):
+        return int(self.counts[0])
 
-    def reserve(self):
-        """Make room for one more hyperplane cut."""
-        n_edges = self.nh  # upper bound on the number of edges
-        need_v, need_h, need_f = self.nv + n_edges, self.nh + 2 * n_edges + 2 * self.nf, 2 * self.nf
-        if need_v > self.vx.shape[0]:
-            cap = max(need_v, 2 * self.vx.shape[0])
-            for name in ("vx", "vy", "s"):
-                setattr(self, name, self._grow(getattr(self, name), cap))
-            zt = np.zeros((self.zt.shape[0], cap))
-            zt[:, : self.nv] = self.zt[:, : self.nv]
-            self.zt = zt
-        if need_h > self.orig.shape[0]:
-            cap = max(need_h, 2 * self.orig.shape[0])
-            for name in ("orig", "nxt", "twin", "face", "hneu", "hbp"):
-                setattr(self, name, self._grow(getattr(self, name), cap))
-        if need_f > self.fhe.shape[0]:
-            cap = max(need_f, 2 * self.fhe.shape[0])
-            self.fhe = self._grow(self.fhe, cap)
-            self.pat = self._grow(self.pat, cap)
+    @property
+    def nf(self):
+        return int(self.counts[2])
 
-    def set_layer_values(self, z):
-        """Replace the per-vertex values by ``z`` of shape (n_rows, nv)."""
-        if z.shape[0] != self.zt.shape[0]:
-            self.zt = np.zeros((z.shape[0], self.vx.shape[0]))
-        self.zt[:, : self.nv] = z
+    def grow(self, factor):
+        """Make room for the sizes in ``counts[3:6]`` (growing by ``factor`` at least)."""
+        nv, nh, nf, need_v, need_h, need_f = (int(c) for c in self.counts)
+        for names, n, need in ((_V_ARRAYS, nv, need_v), (_H_ARRAYS, nh, need_h), (_F_ARRAYS, nf, need_f)):
+            cap = getattr(self, names[0]).shape[0]
+            if need > cap:
+                cap = max(need, int(factor * cap))
+                for name in names:
+                    old = getattr(self, name)
+                    new = np.empty((cap,) + old.shape[1:], old.dtype)
+                    new[:n] = old[:n]
+                    setattr(self, name, new)
+
+    def reserve(self, n_roots, whole_layer):
+        """Make room for the faces that cutting ``n_roots`` (root, neuron)
+        pairs is likely to make. Growing copies every vertex's values, so it
+        should be rare; on the standard networks a layer makes 1.1-1.5 new
+        faces per pair listed at its start (the later layers, which are the
+        largest, 1.1-1.2), and an epoch that ends when the faces double makes
+        at most about as many faces as there were."""
+        n_new = int(1.35 * n_roots) if whole_layer else min(int(1.2 * n_roots), int(1.1 * self.nf))
+        n_new += 4096
+        self.counts[3:6] = self.counts[:3] + (n_new, 4 * n_new, n_new)
+        self.grow(factor=1.0)
+
+
+def _cut_layer_2d(m, bps, first, max_regions, net):
+    """Cut the mesh ``m`` by every neuron of the layer whose values are in
+    ``m.zt``. Returns the face at the layer's start holding each face."""
+    n_rows = m.zt.shape[1]
+    m.pat = np.zeros((m.fhe.shape[0], n_rows), np.int8)
+    start = np.arange(m.nf)
+    j = k = 0
+    while j < n_rows:
+        # the current faces become the roots; cut until they have twice as many faces
+        j0 = j
+        indptr, roots, above, rhead, rnsub, scale = K.layer_roots(
+            m.fhe, m.nxt, m.orig, m.zt, m.nf, m.nv, bps, REL_TOL, m.froot, m.fnext, j0
+        )
+        m.reserve(roots.size, whole_layer=j0 == 0)
+        while True:
+            status, j, k = K.cut_layer(
+                m.vx, m.vy, m.zt, m.s, m.orig, m.nxt, m.twin, m.face, m.hneu, m.hbp, m.fhe, m.pat,
+                m.froot, m.fnext, rhead, rnsub, indptr, roots, scale,
+                bps, REL_TOL, first, m.counts, j, k, max_regions, 2 * m.nf,
+            )  # fmt: skip
+            if status == K.NEED_SPACE:
+                m.grow(factor=1.5)
+            elif status == K.LIMIT:
+                raise _limit_error(m.nf, max_regions, net)
+            elif status == K.ANOMALY:
+                raise RuntimeError(
+                    f"inconsistent signs while cutting by neuron {first + j}: the "
+                    "geometry is degenerate beyond the tolerance policy (please report)"
+                )
+            else:
+                break
+        K.layer_patterns(m.pat, m.froot, above, m.nf, n_rows, j0, j)
+        start = start[m.froot[: m.nf]]
+    return start
 
 
 def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Mesh2D:
     """Exact 2D enumeration; see :func:`regiongeom.activation_regions`."""
-    buf = _Buffers(_initial_mesh(domain.pieces), net.n_neurons, net.weights[0].shape[0])
-    xy = np.stack([buf.vx[: buf.nv], buf.vy[: buf.nv]])
-    h = xy
-    for w, b, act, first in _layer_iter(net):
-        buf.set_layer_values(w @ h + b[:, None])
+    with _one_blas_thread():
+        return _enumerate_2d(net, domain, max_regions)
+
+
+def _enumerate_2d(net, domain, max_regions):
+    m = _Mesh(_initial_mesh(domain.pieces))
+    h = np.stack([m.vx[: m.nv], m.vy[: m.nv]], axis=1)
+    blocks = []  # (first neuron, face at the layer's start, pieces) of each layer
+    for w, b, act, first in _layers(net):
+        m.zt = _affine(h, w, b, np.empty((m.vx.shape[0], w.shape[0])))
+        del h
         if act is not None:
-            for j in range(w.shape[0]):
-                for k, t in enumerate(act.breakpoints):
-                    buf.reserve()
-                    nv, nh, nf, status = K.split_by_hyperplane(
-                        buf.vx, buf.vy, buf.zt, j, float(t), REL_TOL, buf.s,
-                        buf.orig, buf.nxt, buf.twin, buf.face, buf.hneu, buf.hbp, buf.fhe, buf.pat,
-                        buf.nv, buf.nh, buf.nf, first + j, k,
-                    )  # fmt: skip
-                    if status != K.OK:
-                        raise RuntimeError(
-                            f"inconsistent signs while cutting by neuron {first + j}: the "
-                            "geometry is degenerate beyond the tolerance policy (please report)"
-                        )
-                    buf.nv, buf.nh, buf.nf = nv, nh, nf
-                    if nf > max_regions:
-                        raise _limit_error(nf, max_regions, net.n_neurons)
-            z = buf.zt[:, : buf.nv]
-            h = act(z)
-        else:
-            h = buf.zt[:, : buf.nv].copy()
-    nv, nh, nf = buf.nv, buf.nh, buf.nf
+            start = _cut_layer_2d(m, act[0], first, max_regions, net)
+            blocks.append((first, start, m.pat[: m.nf].copy()))
+            m.pat = np.zeros((m.fhe.shape[0], 0), np.int8)
+            K.apply_activation(m.zt, m.nv, *act)
+        h = m.zt[: m.nv]
+    del h
+    m.zt = None
+    nv, nh, nf = (int(c) for c in m.counts[:3])
     return Mesh2D(
-        vertices=np.stack([buf.vx[:nv], buf.vy[:nv]], axis=1),
-        orig=buf.orig[:nh].copy(), nxt=buf.nxt[:nh].copy(), twin=buf.twin[:nh].copy(),
-        face=buf.face[:nh].copy(), hneu=buf.hneu[:nh].copy(), hbp=buf.hbp[:nh].copy(),
-        fhe=buf.fhe[:nf].copy(), patterns=buf.pat[:nf].copy(),
+        vertices=np.stack([m.vx[:nv], m.vy[:nv]], axis=1),
+        orig=m.orig[:nh].copy(), nxt=m.nxt[:nh].copy(), twin=m.twin[:nh].copy(),
+        face=m.face[:nh].copy(), hneu=m.hneu[:nh].copy(), hbp=m.hbp[:nh].copy(),
+        fhe=m.fhe[:nf].copy(), patterns=_assemble(blocks, nf, net.n_neurons),
     )  # fmt: skip
+
+
+def _assemble(blocks, n, n_neurons):
+    """(n, n_neurons) patterns from each layer's pieces, read through the
+    chain of parents (``blocks``: first neuron, parent index, pieces)."""
+    pat = np.empty((n, n_neurons), np.int8)  # every neuron is in one block
+    idx = np.arange(n)
+    for first, parent, pieces in reversed(blocks):
+        np.take(pieces, idx, axis=0, out=pat[:, first : first + pieces.shape[1]], mode="clip")
+        idx = parent[idx]
+    return pat
 
 
 @dataclass
@@ -201,59 +353,52 @@ class Mesh1D:
 def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Mesh1D:
     """Exact 1D enumeration, one layer at a time (all of a layer's neurons are
     affine on every current interval, so all their crossings are found at once)."""
+    with _one_blas_thread():
+        return _enumerate_1d(net, domain, max_regions)
+
+
+def _enumerate_1d(net, domain, max_regions):
     lo, hi = domain.interval
-    x = np.array([lo, hi])
+    x = np.array([lo, hi], np.float64)
     neu = np.array([BOUNDARY, BOUNDARY], np.int64)
-    bps = np.zeros(2, np.int64)
-    pat = np.zeros((1, net.n_neurons), np.int8)
-    h = x[None, :]
-    for w, b, act, first in _layer_iter(net):
-        z = w @ h + b[:, None]  # (n, V)
+    bpi = np.zeros(2, np.int64)
+    rowof = np.arange(2)  # the row of z holding each point's values
+    layers = list(_layers(net))
+    blocks = []  # (first neuron, parent interval, pieces) of each layer
+    z, scale = _affine(x[:, None], *layers[0][:2]) if layers else None, None
+    for i, (_, _, act, first) in enumerate(layers):
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
         if act is None:
-            h = z
+            z, scale = _affine(z, *nxt[:2]) if nxt else None, None
             continue
-        # crossings of every (neuron, breakpoint) inside every interval
-        rows, cols, ks, ts = [], [], [], []
-        for k, t in enumerate(act.breakpoints):
-            d = z - t
-            scale = np.max(np.abs(d), axis=1, keepdims=True)
-            d[np.abs(d) <= REL_TOL * scale] = 0.0
-            s = np.sign(d)
-            r, c = np.nonzero(s[:, :-1] * s[:, 1:] < 0)
-            a = d[r, c] / (d[r, c] - d[r, c + 1])
-            rows.append(r)
-            cols.append(c)
-            ks.append(np.full(r.size, k))
-            ts.append(a)
-        r, c, k, a = (np.concatenate(v) for v in (rows, cols, ks, ts))
-        pos = x[c] + a * (x[c + 1] - x[c])
-        # sort by position; merge crossings that coincide within the tolerance
-        order = np.lexsort((r, pos))
-        r, c, k, a, pos = r[order], c[order], k[order], a[order], pos[order]
-        if pos.size:
-            keep = np.concatenate([[True], np.diff(pos) > REL_TOL * (hi - lo)])
-            r, c, k, a, pos = r[keep], c[keep], k[keep], a[keep], pos[keep]
-        # new vertex list: old vertices and crossings, merged in order
-        nv_old = x.size
-        allx = np.concatenate([x, pos])
-        src_c = np.concatenate([np.arange(nv_old), c])
-        src_a = np.concatenate([np.zeros(nv_old), a])
-        order = np.argsort(allx, kind="stable")
-        zc = z[:, src_c[order]]
-        znext = z[:, np.minimum(src_c[order] + 1, nv_old - 1)]
-        znew = zc + src_a[order] * (znext - zc)
-        is_new = order >= nv_old
-        x = allx[order]
-        neu = np.concatenate([neu, first + r])[order]
-        bps = np.concatenate([bps, k])[order]
-        # exact values at the crossings; pattern of each interval from its midpoint
-        newcols = np.nonzero(is_new)[0]
-        znew[r[order[is_new] - nv_old], newcols] = act.breakpoints[k[order[is_new] - nv_old]]
-        parent = np.searchsorted(np.nonzero(~is_new)[0], np.arange(x.size - 1), side="right") - 1
-        pat = pat[parent]
-        mid = 0.5 * (znew[:, :-1] + znew[:, 1:])
-        pat[:, first : first + w.shape[0]] = act.piece(mid).T
-        if x.size - 1 > max_regions:
-            raise _limit_error(x.size - 1, max_regions, net.n_neurons)
-        h = act(znew)
-    return Mesh1D(points=x, neuron=neu, bp=bps, patterns=pat)
+        if scale is None:
+            scale = K.scales_1d(z, act[0])
+        x, neu, bpi, rown, parent, pieces, cnew, anew, znew, direct, cptr, cj, cv = K.cut_layer_1d(
+            x, rowof, z, scale, neu, bpi, *act, REL_TOL, REL_TOL * (hi - lo), first, max_regions
+        )
+        if x.size == 0:
+            raise _limit_error(None, max_regions, net)
+        blocks.append((first, parent, pieces))
+        if nxt is not None:
+            # the next layer's product at the old points and the `direct`
+            # crossings; the others interpolate it (rows: the old points', then
+            # the crossings')
+            w, b, nact = nxt[:3]
+            V = z.shape[0]
+            out = _buffer(i % 2, (x.size, w.shape[0]))
+            K.apply_activation(z, V, *act)
+            np.matmul(z, w.T, out=out[:V])
+            if direct.size:
+                hd = znew[direct]
+                K.apply_activation(hd, hd.shape[0], *act)
+                out[V + direct] = hd @ w.T
+            nbps = nact[0] if nact is not None else np.zeros(0)
+            wt = _buffer(2, w.T.shape)  # rows of w.T are what the corrections read
+            wt[...] = w.T
+            scale = K.fill_new_rows_1d(out, V, rowof, cnew, anew, cptr, cj, cv, direct, wt, b, nbps)
+            z = out
+            if nact is None:
+                scale = None
+        rowof = rown
+    pat = _assemble(blocks, x.size - 1, net.n_neurons)
+    return Mesh1D(points=x, neuron=neu, bp=bpi, patterns=pat)

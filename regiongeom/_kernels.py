@@ -2,7 +2,7 @@
 
 The 2D subdivision is a half-edge mesh stored in flat arrays:
 
-- vertices: ``vx, vy`` (coordinates) and ``zt[:, v]`` (the current layer's
+- vertices: ``vx, vy`` (coordinates) and ``zt[v, :]`` (the current layer's
   preactivations at the vertex, linearly interpolated along edges so that
   they are exactly the affine values of every face the vertex touches);
 - half-edges: ``orig`` (start vertex), ``nxt`` (next half-edge around its
@@ -11,7 +11,8 @@ The 2D subdivision is a half-edge mesh stored in flat arrays:
   lies on; -1 for the domain boundary, -2 for an edge of the initial
   decomposition of a non-convex domain);
 - faces: ``fhe`` (one half-edge of the face) and ``pat`` (activation
-  pattern: the index of the linear piece of every neuron).
+  pattern: the index of the linear piece of every neuron of the layer
+  being cut).
 """
 
 from __future__ import annotations
@@ -22,172 +23,617 @@ from numba import njit
 # status codes returned by the kernels
 OK = 0
 ANOMALY = 1
+NEED_SPACE = 2
+LIMIT = 3
+REROOT = 4
+
+
+# ---------------------------------------------------------------------------
+# 2D: one layer's cuts in one call.
+#
+# At the start of a layer every face is a *root*: all the layer's
+# preactivations are affine on it, so a neuron's hyperplane can touch only
+# the roots whose vertex values straddle (or reach) its breakpoint. The
+# faces cut out of a root stay on its linked list (``rhead``/``fnext``), so
+# each neuron visits only the current faces of the roots it may cross: the
+# work per neuron is the size of the mesh along its hyperplane, not the size
+# of the mesh. Vertices are rows of ``zt`` (vertex-major), so creating one
+# interpolates a contiguous row. The result is the one of cutting every face
+# by every neuron in order, with the signs snapped by ``rel_tol`` against
+# ``scale`` (the largest ``|z_j - t|`` over all vertices so far).
+# ---------------------------------------------------------------------------
 
 
 @njit(cache=True)
-def split_by_hyperplane(vx, vy, zt, row, t, rel_tol, s,
-                        orig, nxt, twin, face, hneu, hbp, fhe, pat,
-                        nv, nh, nf, neuron, bp):  # fmt: skip
-    """Cut every face of the mesh by the hyperplane ``zt[row] == t``.
+def layer_roots(fhe, nxt, orig, zt, nf, nv, bps, rel_tol, froot, fnext, j0):
+    """Make every face a root for the cuts of the layer whose values are ``zt``
+    by its neurons ``j0`` and after.
 
-    Capacities must allow ``nv + n_edges`` vertices, ``nh + 2 n_edges + 2 nf``
-    half-edges and ``2 nf`` faces. Returns ``(nv, nh, nf, status)``.
+    A root is *beyond* a (neuron ``j``, breakpoint ``k``) when all its
+    vertices have ``z_j - t_k > 2 thr`` or all ``< -2 thr``, ``thr`` being
+    ``rel_tol`` times the largest ``|z_j - t_k|`` over the vertices (interpolated
+    vertices never raise it by more than rounding, so the hyperplane cannot
+    reach such a root during the layer). Returns ``(indptr, roots, above,
+    rhead, rnsub, scale)``: ``roots[indptr[j * K + k]:indptr[j * K + k +
+    1]]`` are the other roots, for each (j, k); ``above[f, k * n_rows + j]``
+    is 1 if root ``f`` is beyond (j, k) on the upper side (2 on the lower);
+    then the head and length of each root's list of faces, and
+    ``max |zt[:, j] - bps[k]|`` over the vertices ``(n_rows, K)``, which the
+    cuts keep up to date as they add vertices.
     """
-    # 1. signs of the vertices, with the relative tolerance (snap onto t)
-    scale = 0.0
-    for v in range(nv):
-        d = abs(zt[row, v] - t)
-        if d > scale:
-            scale = d
-    thr = rel_tol * scale
-    for v in range(nv):
-        d = zt[row, v] - t
-        if d > thr:
-            s[v] = 1
-        elif d < -thr:
-            s[v] = -1
-        else:
-            s[v] = 0
-            zt[row, v] = t
-    # 2. split the edges whose endpoints have strictly opposite signs
-    nh0 = nh
-    nlay = zt.shape[0]
-    for h in range(nh0):
-        g = twin[h]
-        if g != -1 and g < h:
-            continue
-        u = orig[h]
-        w = orig[nxt[h]]
-        if s[u] * s[w] >= 0:
-            continue
-        du = zt[row, u] - t
-        dw = zt[row, w] - t
-        a = du / (du - dw)
-        m = nv
-        nv += 1
-        vx[m] = vx[u] + a * (vx[w] - vx[u])
-        vy[m] = vy[u] + a * (vy[w] - vy[u])
-        for r in range(nlay):
-            zt[r, m] = zt[r, u] + a * (zt[r, w] - zt[r, u])
-        zt[row, m] = t
-        s[m] = 0
-        h2 = nh
+    n_rows = zt.shape[1]
+    nbp = bps.shape[0]
+    nc = nbp * n_rows
+    # scale of every (neuron, breakpoint), and the side of every vertex:
+    # bit 1 above by the margin, bit 2 below by it
+    sc = np.zeros((nbp, n_rows))
+    side = np.zeros((nv, nc), np.uint8)
+    for k in range(nbp):
+        t = bps[k]
+        s = sc[k]
+        for v in range(nv):
+            for r in range(j0, n_rows):
+                s[r] = max(s[r], abs(zt[v, r] - t))
+        m2 = 2.0 * rel_tol * s
+        for v in range(nv):
+            row = side[v, k * n_rows : (k + 1) * n_rows]
+            for r in range(j0, n_rows):
+                d = zt[v, r] - t
+                row[r] = (d > m2[r]) + 2 * (d < -m2[r])
+    # per root: the sides common to all its vertices (0: the hyperplane may cut it)
+    above = np.empty((nf, nc), np.uint8)
+    counts = np.zeros(nc + 1, np.int64)
+    rhead = np.empty(nf, np.int64)
+    rnsub = np.zeros(nf, np.int64)
+    for f in range(nf):
+        rnsub[f] = 1
+        froot[f] = f
+        fnext[f] = -1
+        rhead[f] = f
+        acc = above[f]
+        h = fhe[f]
+        sv = side[orig[h]]
+        for i in range(nc):
+            acc[i] = sv[i]
+        h = nxt[h]
+        while h != fhe[f]:
+            sv = side[orig[h]]
+            for i in range(nc):
+                acc[i] &= sv[i]
+            h = nxt[h]
+        for k in range(nbp):
+            for r in range(j0, n_rows):
+                counts[1 + r * nbp + k] += acc[k * n_rows + r] == 0
+    for q in range(nc):
+        counts[q + 1] += counts[q]
+    indptr = counts
+    roots = np.empty(indptr[nc], np.int64)
+    fill = np.empty(nc, np.int64)
+    for q in range(nc):
+        fill[q] = indptr[q]
+    for f in range(nf):
+        for k in range(nbp):
+            for r in range(j0, n_rows):
+                if above[f, k * n_rows + r] == 0:
+                    q = r * nbp + k
+                    roots[fill[q]] = f
+                    fill[q] += 1
+    scale = np.empty((n_rows, nbp))
+    for k in range(nbp):
+        for r in range(n_rows):
+            scale[r, k] = sc[k, r]
+    return indptr, roots, above, rhead, rnsub, scale
+
+
+@njit(cache=True, inline="always")
+def _snap_sign(zt, v, j, t, thr):
+    d = zt[v, j] - t
+    if d > thr:
+        return 1
+    if d < -thr:
+        return -1
+    zt[v, j] = t
+    return 0
+
+
+@njit(cache=True)
+def _split_edge(h, j, t, bps, scale, vx, vy, zt, s, orig, nxt, twin, face, hneu, hbp,
+                nv, nh):  # fmt: skip
+    """Put a vertex where ``zt[:, j] == t`` on the edge of half-edge ``h``."""
+    u = orig[h]
+    w = orig[nxt[h]]
+    du = zt[u, j] - t
+    dw = zt[w, j] - t
+    a = du / (du - dw)
+    m = nv
+    nv += 1
+    vx[m] = vx[u] + a * (vx[w] - vx[u])
+    vy[m] = vy[u] + a * (vy[w] - vy[u])
+    n_rows = zt.shape[1]
+    for r in range(n_rows):
+        zt[m, r] = zt[u, r] + a * (zt[w, r] - zt[u, r])
+    zt[m, j] = t
+    s[m] = 0
+    for k in range(bps.shape[0]):  # (the rows before j are not used again in this layer)
+        for r in range(j, n_rows):
+            scale[r, k] = max(scale[r, k], abs(zt[m, r] - bps[k]))
+    g = twin[h]
+    h2 = nh
+    nh += 1
+    orig[h2] = m
+    nxt[h2] = nxt[h]
+    face[h2] = face[h]
+    hneu[h2] = hneu[h]
+    hbp[h2] = hbp[h]
+    nxt[h] = h2
+    if g == -1:
+        twin[h2] = -1
+    else:
+        g2 = nh
         nh += 1
-        orig[h2] = m
-        nxt[h2] = nxt[h]
-        face[h2] = face[h]
-        hneu[h2] = hneu[h]
-        hbp[h2] = hbp[h]
-        nxt[h] = h2
-        if g == -1:
-            twin[h2] = -1
+        orig[g2] = m
+        nxt[g2] = nxt[g]
+        face[g2] = face[g]
+        hneu[g2] = hneu[g]
+        hbp[g2] = hbp[g]
+        nxt[g] = g2
+        twin[h] = g2
+        twin[g2] = h
+        twin[h2] = g
+        twin[g] = h2
+    return nv, nh
+
+
+@njit(cache=True)
+def _cut_face(f, j, t, thr, neuron, bp, bps, scale, vx, vy, zt, s, orig, nxt, twin, face,
+              hneu, hbp, fhe, pat, froot, fnext, rhead, rnsub, nv, nh, nf):  # fmt: skip
+    """Cut face ``f`` by ``zt[:, j] == t``; returns ``(nv, nh, nf, status)``."""
+    # signs (snapped), splitting the edges whose ends have opposite signs
+    start = fhe[f]
+    h = start
+    su = _snap_sign(zt, orig[h], j, t, thr)
+    s[orig[h]] = su
+    s0 = su
+    npos = 0
+    nneg = 0
+    nsplit = 0
+    while True:
+        if su > 0:
+            npos += 1
+        elif su < 0:
+            nneg += 1
+        hn = nxt[h]
+        if hn == start:
+            sw = s0
         else:
-            g2 = nh
-            nh += 1
-            orig[g2] = m
-            nxt[g2] = nxt[g]
-            face[g2] = face[g]
-            hneu[g2] = hneu[g]
-            hbp[g2] = hbp[g]
-            nxt[g] = g2
-            twin[h] = g2
-            twin[g2] = h
-            twin[h2] = g
-            twin[g] = h2
-    # 3. split the faces that have vertices on both sides
-    nf0 = nf
-    status = OK
-    for f in range(nf0):
-        start = fhe[f]
-        h = start
-        prev = -1
-        h0 = -1
-        h0prev = -1
-        npos = 0
-        nneg = 0
-        while True:
-            sv = s[orig[h]]
-            if sv > 0:
-                npos += 1
-            elif sv < 0:
-                nneg += 1
-            if sv != 0 and h0 == -1:
-                h0 = h
-                h0prev = prev
-            prev = h
+            sw = _snap_sign(zt, orig[hn], j, t, thr)
+            s[orig[hn]] = sw
+        if su * sw < 0:
+            nsplit += 1
+            if nsplit > 2:  # only inconsistent signs cross a convex face 3 times
+                return nv, nh, nf, ANOMALY
+            nv, nh = _split_edge(h, j, t, bps, scale, vx, vy, zt, s, orig, nxt, twin, face,
+                                 hneu, hbp, nv, nh)  # fmt: skip
             h = nxt[h]
-            if h == start:
-                break
-        if npos == 0 or nneg == 0:
-            if nneg == 0:
-                pat[f, neuron] += 1  # on or above the breakpoint: the piece to the right
+            su = 0
             continue
-        # walk from a non-zero vertex; find the two zero vertices where the sign flips
-        last = s[orig[h0]]
-        prev = h0
-        h = nxt[h0]
-        cand = -1
-        cand_prev = -1
-        hp = -1
-        hp_prev = -1
-        hq = -1
-        hq_prev = -1
-        ntrans = 0
-        while True:
-            sv = s[orig[h]]
-            if sv == 0:
-                cand = h
-                cand_prev = prev
-            else:
-                if sv != last:
-                    ntrans += 1
-                    if last < 0:
-                        hp = cand
-                        hp_prev = cand_prev
-                    else:
-                        hq = cand
-                        hq_prev = cand_prev
-                last = sv
-                cand = -1
-            if h == h0:
-                break
-            prev = h
-            h = nxt[h]
-        if ntrans != 2 or hp == -1 or hq == -1:
-            status = ANOMALY
+        if hn == start:
+            break
+        h = hn
+        su = sw
+    if npos == 0 or nneg == 0:
+        if nneg == 0:
+            pat[f, j] += 1  # on or above the breakpoint: the piece to the right
+        return nv, nh, nf, OK
+    # walk from a non-zero vertex; find the two zero vertices where the sign flips
+    h0 = start
+    while s[orig[h0]] == 0:
+        h0 = nxt[h0]
+    last = s[orig[h0]]
+    prev = h0
+    h = nxt[h0]
+    cand = -1
+    cand_prev = -1
+    hp = -1
+    hp_prev = -1
+    hq = -1
+    hq_prev = -1
+    ntrans = 0
+    while True:
+        sv = s[orig[h]]
+        if sv == 0:
+            cand = h
+            cand_prev = prev
+        else:
+            if sv != last:
+                ntrans += 1
+                if last < 0:
+                    hp = cand
+                    hp_prev = cand_prev
+                else:
+                    hq = cand
+                    hq_prev = cand_prev
+            last = sv
+            cand = -1
+        if h == h0:
+            break
+        prev = h
+        h = nxt[h]
+    if ntrans != 2 or hp == -1 or hq == -1:
+        return nv, nh, nf, ANOMALY
+    e1 = nh
+    e2 = nh + 1
+    nh += 2
+    f2 = nf
+    nf += 1
+    orig[e1] = orig[hp]
+    orig[e2] = orig[hq]
+    twin[e1] = e2
+    twin[e2] = e1
+    hneu[e1] = neuron
+    hneu[e2] = neuron
+    hbp[e1] = bp
+    hbp[e2] = bp
+    nxt[hq_prev] = e2
+    nxt[e2] = hp
+    nxt[hp_prev] = e1
+    nxt[e1] = hq
+    face[e1] = f
+    fhe[f] = e1
+    fhe[f2] = e2
+    h = hp
+    while True:
+        face[h] = f2
+        if h == e2:
+            break
+        h = nxt[h]
+    for c in range(pat.shape[1]):
+        pat[f2, c] = pat[f, c]
+    pat[f2, j] += 1
+    r = froot[f]
+    froot[f2] = r
+    fnext[f2] = rhead[r]
+    rhead[r] = f2
+    rnsub[r] += 1
+    return nv, nh, nf, OK
+
+
+@njit(cache=True)
+def cut_layer(vx, vy, zt, s, orig, nxt, twin, face, hneu, hbp, fhe, pat,
+              froot, fnext, rhead, rnsub, indptr, roots, scale,
+              bps, rel_tol, first, counts, j, k, max_regions, reroot_at):  # fmt: skip
+    """Cut the mesh by every (neuron, breakpoint) of a layer from ``(j, k)`` on,
+    visiting for each only the faces of its roots (see :func:`layer_roots`).
+
+    ``counts`` holds ``nv, nh, nf`` (updated in place). Returns ``(status, j,
+    k)``: ``OK`` when the layer is done; ``NEED_SPACE`` when the arrays must
+    grow before ``(j, k)`` can be cut (then ``counts[3:6]`` holds the sizes
+    needed; call again with the grown arrays and the same ``j, k``);
+    ``LIMIT`` once more than ``max_regions`` faces exist; ``ANOMALY`` if a
+    face's signs were inconsistent; ``REROOT`` when there are ``reroot_at``
+    faces or more (so that the roots have many faces each: make the current
+    faces the roots and call again from ``(j, k)``).
+    """
+    n_rows = zt.shape[1]
+    nbp = bps.shape[0]
+    nv, nh, nf = counts[0], counts[1], counts[2]
+    while j < n_rows:
+        q = j * nbp + k
+        # a face cut makes at most 2 vertices, 6 half-edges and 1 face
+        bs = 0
+        for i in range(indptr[q], indptr[q + 1]):
+            bs += rnsub[roots[i]]
+        need_v, need_h, need_f = nv + 2 * bs, nh + 6 * bs, nf + bs
+        if need_v > vx.shape[0] or need_h > orig.shape[0] or need_f > fhe.shape[0]:
+            counts[0], counts[1], counts[2] = nv, nh, nf
+            counts[3], counts[4], counts[5] = need_v, need_h, need_f
+            return NEED_SPACE, j, k
+        t = bps[k]
+        thr = rel_tol * scale[j, k]
+        status = OK
+        for i in range(indptr[q], indptr[q + 1]):
+            r = roots[i]
+            f = rhead[r]
+            for _ in range(rnsub[r]):
+                fn = fnext[f]
+                nv, nh, nf, st = _cut_face(f, j, t, thr, first + j, k, bps, scale, vx, vy, zt,
+                                           s, orig, nxt, twin, face, hneu, hbp, fhe, pat,
+                                           froot, fnext, rhead, rnsub, nv, nh, nf)  # fmt: skip
+                if st != OK:
+                    status = st
+                f = fn
+        counts[0], counts[1], counts[2] = nv, nh, nf
+        if status != OK:
+            return status, j, k
+        k += 1
+        if k == nbp:
+            k = 0
+            j += 1
+        if nf > max_regions:
+            return LIMIT, j, k
+        if nf >= reroot_at and k == 0 and j < n_rows:
+            return REROOT, j, k
+    return OK, j, k
+
+
+@njit(cache=True)
+def layer_patterns(pat, froot, above, nf, n_rows, j0, j1):
+    """Add 1 to the pattern entry of neuron ``j`` (``j0 <= j < j1``) of every
+    face whose root is beyond (j, k) on the upper side (``above``), for every k."""
+    nbp = above.shape[1] // n_rows
+    for f in range(nf):
+        a = above[froot[f]]
+        p = pat[f]
+        for k in range(nbp):
+            for j in range(j0, j1):
+                p[j] += a[k * n_rows + j] & 1
+
+
+@njit(cache=True)
+def apply_activation(z, n, bps, slopes, icpts):
+    """``z[:n] = act(z[:n])`` in place for a piecewise-linear activation."""
+    nbp = bps.shape[0]
+    if nbp == 1:  # the common case, in a loop that vectorises
+        t, s0, s1, i0, i1 = bps[0], slopes[0], slopes[1], icpts[0], icpts[1]
+        for v in range(n):
+            for r in range(z.shape[1]):
+                x = z[v, r]
+                z[v, r] = s1 * x + i1 if x >= t else s0 * x + i0
+        return
+    for v in range(n):
+        for r in range(z.shape[1]):
+            z[v, r] = _act(z[v, r], bps, slopes, icpts)
+
+
+# ---------------------------------------------------------------------------
+# 1D: one layer's cuts in one call.
+#
+# The points are kept sorted; their values are rows of ``z`` in any order
+# (``rowof``): the old points keep their rows and the crossings come after,
+# so the next layer's product is one matrix product over the old points'
+# rows, and the crossings' values are interpolated from those of their old
+# interval's ends (exact up to rounding: all of a layer's preactivations are
+# affine on an old interval, and so are its activations except for the few
+# neurons that cross it, which are corrected one by one).
+# ---------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def scales_1d(z, bps):
+    """The largest ``|z_j - t_k|`` over the rows of ``z``: ``(K, n)``."""
+    nbp = bps.shape[0]
+    sc = np.zeros((nbp, z.shape[1]))
+    for k in range(nbp):
+        t = bps[k]
+        row = sc[k]
+        for v in range(z.shape[0]):
+            for r in range(z.shape[1]):
+                row[r] = max(row[r], abs(z[v, r] - t))
+    return sc
+
+
+@njit(cache=True)
+def _signs_row_1d(zv, bps, thr, out):
+    """Snapped signs of ``zv - t_k`` into ``out`` (K, n)."""
+    for k in range(bps.shape[0]):
+        t = bps[k]
+        for r in range(zv.shape[0]):
+            d = zv[r] - t
+            out[k, r] = np.int8(d > thr[k, r]) - np.int8(d < -thr[k, r])
+
+
+@njit(cache=True)
+def _act(x, bps, slopes, icpts):
+    p = 0
+    while p < bps.shape[0] and bps[p] <= x:
+        p += 1
+    return slopes[p] * x + icpts[p]
+
+
+@njit(cache=True)
+def _sort_crossings(pos, r, k, a, i0, i1):
+    """Insertion sort of ``[i0, i1)`` by position, then neuron, then breakpoint."""
+    for i in range(i0 + 1, i1):
+        p, rr, kk, aa = pos[i], r[i], k[i], a[i]
+        q = i - 1
+        while q >= i0 and (pos[q] > p or (pos[q] == p and (r[q] > rr or (r[q] == rr and k[q] > kk)))):
+            pos[q + 1], r[q + 1], k[q + 1], a[q + 1] = pos[q], r[q], k[q], a[q]
+            q -= 1
+        pos[q + 1], r[q + 1], k[q + 1], a[q + 1] = p, rr, kk, aa
+
+
+@njit(cache=True)
+def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol, first, max_regions):
+    """Cut the sorted points ``x`` (V,) by every neuron of a layer.
+
+    ``z[rowof[i]]`` (n,) holds the layer's preactivations at point ``i``.
+    Signs are snapped by ``rel_tol`` times each (neuron, breakpoint)'s
+    largest ``|z - t|`` (``scale``, see :func:`scales_1d`); a crossing is
+    kept unless it lies within ``tol`` of the one before it (in the order of
+    position, then neuron). Returns ``(x, neu, bpi, rowof, parent, pieces,
+    cnew, anew, znew, direct, cptr, cj, cv)``: the points after the cut (the
+    old ones keep their rows, the ``e``-th crossing kept gets row ``V + e``);
+    the old interval holding each new interval and the piece of each of the
+    layer's neurons on it (at its midpoint); the old interval ``cnew[e]`` holding crossing ``e``, its
+    place ``anew[e]`` (0..1) in it and its preactivations ``znew[e]``
+    (interpolated; exact for its own neuron ``first + j``); the crossings
+    inside old intervals that more than ``n / 16`` neurons cross (``direct``:
+    the next layer's values there are better computed than interpolated);
+    and, for each other crossing ``e``, the neurons ``cj[cptr[e]:cptr[e +
+    1]]`` whose piece differs at the ends of its old interval with ``cv``,
+    their activation minus its interpolation between those ends. Empty
+    arrays when the intervals would exceed ``max_regions``.
+    """
+    V = x.shape[0]
+    n = z.shape[1]
+    nbp = bps.shape[0]
+    thr = rel_tol * scale
+    # the crossings of every (neuron, breakpoint), grouped by old interval
+    s0 = np.empty((nbp, n), np.int8)
+    s1 = np.empty((nbp, n), np.int8)
+    cstart = np.zeros(V, np.int64)
+    _signs_row_1d(z[rowof[0]], bps, thr, s0)
+    for c in range(V - 1):
+        _signs_row_1d(z[rowof[c + 1]], bps, thr, s1)
+        m = 0
+        for k in range(nbp):
+            for r in range(n):
+                m += s0[k, r] * s1[k, r] < 0
+        cstart[c + 1] = cstart[c] + m
+        s0, s1 = s1, s0
+    ncr = cstart[V - 1]
+    cr = np.empty(ncr, np.int64)
+    ck = np.empty(ncr, np.int64)
+    ca = np.empty(ncr)
+    cpos = np.empty(ncr)
+    for c in range(V - 1):
+        if cstart[c + 1] == cstart[c]:
             continue
-        e1 = nh
-        e2 = nh + 1
-        nh += 2
-        f2 = nf
-        nf += 1
-        p = orig[hp]
-        q = orig[hq]
-        orig[e1] = p
-        orig[e2] = q
-        twin[e1] = e2
-        twin[e2] = e1
-        hneu[e1] = neuron
-        hneu[e2] = neuron
-        hbp[e1] = bp
-        hbp[e2] = bp
-        nxt[hq_prev] = e2
-        nxt[e2] = hp
-        nxt[hp_prev] = e1
-        nxt[e1] = hq
-        face[e1] = f
-        fhe[f] = e1
-        fhe[f2] = e2
-        h = hp
-        while True:
-            face[h] = f2
-            if h == e2:
-                break
-            h = nxt[h]
-        for c in range(pat.shape[1]):
-            pat[f2, c] = pat[f, c]
-        pat[f2, neuron] += 1
-    return nv, nh, nf, status
+        i = cstart[c]
+        r0, r1 = rowof[c], rowof[c + 1]
+        _signs_row_1d(z[r0], bps, thr, s0)
+        _signs_row_1d(z[r1], bps, thr, s1)
+        for k in range(nbp):
+            t = bps[k]
+            for r in range(n):
+                if s0[k, r] * s1[k, r] < 0:
+                    d0 = z[r0, r] - t
+                    a = d0 / (d0 - (z[r1, r] - t))
+                    cr[i], ck[i], ca[i] = r, k, a
+                    cpos[i] = x[c] + a * (x[c + 1] - x[c])
+                    i += 1
+        _sort_crossings(cpos, cr, ck, ca, cstart[c], cstart[c + 1])
+    # keep a crossing unless it is within tol of the one before it
+    keep = np.zeros(ncr, np.bool_)
+    nk = 0
+    for i in range(ncr):
+        if i == 0 or cpos[i] - cpos[i - 1] > tol:
+            keep[i] = True
+            nk += 1
+    Vn = V + nk
+    if Vn - 1 > max_regions:
+        e0 = neu[:0]
+        return x[:0], e0, e0, e0, e0, np.empty((0, n), np.int8), e0, x[:0], z[:0], e0, e0, e0, x[:0]
+    xn = np.empty(Vn)
+    neun = np.empty(Vn, np.int64)
+    bpn = np.empty(Vn, np.int64)
+    rown = np.empty(Vn, np.int64)
+    parent = np.empty(Vn - 1, np.int64)
+    cnew = np.empty(nk, np.int64)
+    anew = np.empty(nk)
+    ncross = np.empty(V, np.int64)
+    znew = np.empty((nk, n))
+    # each old point, then the crossings kept inside the interval after it
+    q = 0
+    e = 0
+    for c in range(V):
+        xn[q], neun[q], bpn[q], rown[q] = x[c], neu[c], bpi[c], rowof[c]
+        if q < Vn - 1:
+            parent[q] = c
+        q += 1
+        if c == V - 1:
+            break
+        ncross[c] = cstart[c + 1] - cstart[c]
+        r0, r1 = rowof[c], rowof[c + 1]
+        for i in range(cstart[c], cstart[c + 1]):
+            if not keep[i]:
+                continue
+            a = ca[i]
+            xn[q], neun[q], bpn[q], rown[q] = cpos[i], first + cr[i], ck[i], V + e
+            parent[q] = c
+            cnew[e], anew[e] = c, a
+            for r in range(n):
+                znew[e, r] = z[r0, r] + a * (z[r1, r] - z[r0, r])
+            znew[e, cr[i]] = bps[ck[i]]
+            q += 1
+            e += 1
+    # the piece of each of the layer's neurons on each new interval, at its midpoint
+    pieces = np.zeros((Vn - 1, n), np.int8)
+    for q in range(Vn - 1):
+        z0 = z[rown[q]] if rown[q] < V else znew[rown[q] - V]
+        z1 = z[rown[q + 1]] if rown[q + 1] < V else znew[rown[q + 1] - V]
+        row = pieces[q]
+        for k in range(nbp):
+            t = bps[k]
+            for r in range(n):
+                row[r] += 0.5 * (z0[r] + z1[r]) >= t
+    # at each crossing, the neurons that are not affine along its old interval
+    differ = np.zeros((nk, n), np.bool_)
+    cptr = np.zeros(nk + 1, np.int64)
+    direct = np.empty(nk, np.int64)
+    nd = 0
+    for e in range(nk):
+        cptr[e + 1] = cptr[e]
+        if 16 * ncross[cnew[e]] > n:
+            direct[nd] = e
+            nd += 1
+            continue
+        z0, z1 = z[rowof[cnew[e]]], z[rowof[cnew[e] + 1]]
+        row = differ[e]
+        m = 0
+        for k in range(nbp):
+            t = bps[k]
+            for j in range(n):
+                row[j] |= (z0[j] >= t) != (z1[j] >= t)
+        for j in range(n):
+            m += row[j]
+        cptr[e + 1] = cptr[e] + m
+    cj = np.empty(cptr[nk], np.int64)
+    cv = np.empty(cptr[nk])
+    for e in range(nk):
+        r0, r1, a = rowof[cnew[e]], rowof[cnew[e] + 1], anew[e]
+        m = cptr[e]
+        for j in range(n):
+            if differ[e, j]:
+                u, w, v = z[r0, j], z[r1, j], znew[e, j]
+                cj[m] = j
+                cv[m] = _act(v, bps, slopes, icpts) - (
+                    (1.0 - a) * _act(u, bps, slopes, icpts) + a * _act(w, bps, slopes, icpts)
+                )
+                m += 1
+    return xn, neun, bpn, rown, parent, pieces, cnew, anew, znew, direct[:nd], cptr, cj, cv
+
+
+@njit(cache=True)
+def fill_new_rows_1d(out, V, rowof, cnew, anew, cptr, cj, cv, direct, wt, b, bps):
+    """Complete ``out`` (Vn, m), the next layer's preactivations ``act(.) @ wt + b``
+    at the points after a cut, given ``out[:V] = act(z) @ wt`` at the old
+    points (rows as in ``z``) and ``out[V + e] = act(znew[e]) @ wt`` for the
+    crossings ``e`` in ``direct``. Any other crossing, inside old interval
+    ``c`` (ends at rows ``rowof[c], rowof[c + 1]``), has its activations
+    affine in its place ``a`` except for the neurons listed for it (see
+    :func:`cut_layer_1d`), so its product is interpolated between the ends'
+    and corrected by those neurons' rows of ``wt`` only. Adds ``b`` to all,
+    and returns their ``scales_1d(out, bps)``.
+    """
+    nk = cnew.shape[0]
+    m = wt.shape[1]
+    isdirect = np.zeros(nk, np.bool_)
+    for d in direct:
+        isdirect[d] = True
+    for e in range(nk):
+        if isdirect[e]:
+            continue
+        r0, r1, a = rowof[cnew[e]], rowof[cnew[e] + 1], anew[e]
+        y = out[V + e]
+        for o in range(m):
+            y[o] = (1.0 - a) * out[r0, o] + a * out[r1, o]
+        for p in range(cptr[e], cptr[e + 1]):
+            j, corr = cj[p], cv[p]
+            for o in range(m):
+                y[o] += corr * wt[j, o]
+    nbp = bps.shape[0]
+    sc = np.zeros((nbp, m))
+    for q in range(out.shape[0]):
+        y = out[q]
+        for o in range(m):
+            y[o] += b[o]
+        for k in range(nbp):
+            t = bps[k]
+            row = sc[k]
+            for o in range(m):
+                row[o] = max(row[o], abs(y[o] - t))
+    return sc
 
 
 @njit(cache=True)
