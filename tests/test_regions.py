@@ -369,12 +369,6 @@ def test_shared_hyperplane_edges_name_the_first_neuron():
     assert shared and all(rm.edge_neurons[e] == 0 for e in shared)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: 1D edge_neurons names the neuron whose rounded crossing sorts first, "
-    "not the first neuron, when two neurons of a layer cross at the same point",
-)
 def test_shared_crossing_1d_names_the_first_neuron():
     """x - 0.64 and 5x - 3.2 vanish at the same point; the 2D engine names neuron 0."""
     W, b = np.array([[1.0], [5.0]]), np.array([-0.64, -3.2])
@@ -389,12 +383,6 @@ def test_shared_crossing_1d_names_the_first_neuron():
     assert rm1.edge_neurons.tolist() == [0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug: 1D patterns come from unsnapped interpolated values, so a neuron equal to its "
-    "breakpoint on a whole interval (up to rounding) gets the left piece; 2D snaps and gives the right one",
-)
 def test_neuron_at_its_breakpoint_on_an_interval_1d_matches_2d():
     """On x < -1/3, z = relu(1 - 2x) + relu(-x) - relu(-3x - 1) - 2 is identically 0
     (it rounds to -2.2e-16 at the vertex x = -1/3). abs's piece at 0 is 1, as net.patterns
