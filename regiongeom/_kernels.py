@@ -561,10 +561,12 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
     # the right; strictly opposite ends (only after merging crossings closer
     # than tol) fall back to the midpoint
     pieces = np.zeros((Vn - 1, n), np.int8)
+    _signs_row_1d(z[rown[0]] if rown[0] < V else znew[rown[0] - V], bps, thr, s0)
     for q in range(Vn - 1):
+        if q > 0:
+            s0, s1 = s1, s0  # the signs at this interval's left end were the last right end's
         z0 = z[rown[q]] if rown[q] < V else znew[rown[q] - V]
         z1 = z[rown[q + 1]] if rown[q + 1] < V else znew[rown[q + 1] - V]
-        _signs_row_1d(z0, bps, thr, s0)
         _signs_row_1d(z1, bps, thr, s1)
         row = pieces[q]
         for k in range(nbp):
