@@ -7,9 +7,9 @@ for a 256 x 256 grid of centers on M's locus in under 1 s.
 import time
 
 import numpy as np
+from nets import standard
 
 import regiongeom as rg
-from nets import standard
 
 
 def median_time(fn, repeat=5):
@@ -35,7 +35,7 @@ def main():
           f"{len(loc):,} locus segments, locus length {loc.volume():.4f}")
     print(f"nonlinear_locus (incl. Jacobians): {t_loc:.3f} s   linear_regions: {t_lr:.3f} s")
     for eps in (0.01, 0.05, 0.2):
-        t, v = median_time(lambda: loc.volume_in_balls(centers, eps))
+        t, v = median_time(lambda eps=eps: loc.volume_in_balls(centers, eps))
         print(f"volume_in_balls, 256x256 centers, eps={eps}: {t:.3f} s  (mean {v.mean():.4f})")
 
 

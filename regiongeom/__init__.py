@@ -4,15 +4,15 @@ Networks -> activation regions -> nonlinear locus -> measures -> figures, for
 networks with 1 or 2 inputs, in float64.
 """
 
-from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_relu, relu
-from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
-from .complexity import Estimate, lc_density, local_complexity
-from .plotting import figure1, grid_points, plot_density, plot_density_1d, plot_function_1d, plot_regions
-from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
-from .tolerance import GEOM_RTOL, JAC_RTOL, REL_TOL
 from . import closed_form, datasets, examples
+from .complexity import Estimate, lc_density, local_complexity
 from .datasets import default_network
 from .examples import sawtooth
+from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
+from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_relu, relu
+from .plotting import figure1, grid_points, plot_density, plot_density_1d, plot_function_1d, plot_regions
+from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
+from .tolerance import GEOM_RTOL, JAC_RTOL, REL_TOL
 
 __version__ = "0.1.0"
 

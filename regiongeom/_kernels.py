@@ -18,9 +18,17 @@ The 2D subdivision is a half-edge mesh stored in flat arrays:
 from __future__ import annotations
 
 import math
+import os
 
+import numba
 import numpy as np
 from numba import njit, prange
+
+# The one parallel kernel (Theorem 2) runs on numba's "workqueue" threads unless
+# the user chose a threading layer: OpenMP's threads spin after a parallel
+# region and can slow down torch training steps run in the same process.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 # status codes returned by the kernels
 OK = 0

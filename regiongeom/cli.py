@@ -86,11 +86,11 @@ def export_geojson(rm, loc, path):
 
 def _summary(net, domain, args, out_dir, stem):
     """Regions, locus, LC over the domain and the Figure-1-style PNG."""
+    from ._validate import integer_at_least, positive
     from .complexity import local_complexity
     from .locus import linear_regions, nonlinear_locus
     from .plotting import figure1, grid_points
     from .regions import activation_regions
-    from ._validate import integer_at_least, positive
 
     sigma = positive(args.sigma, "--sigma")
     n_samples = integer_at_least(args.samples, 2, "--samples")

@@ -14,8 +14,8 @@ layer by layer from 0 to ``n_neurons - 1``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 

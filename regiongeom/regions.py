@@ -22,7 +22,13 @@ from functools import cached_property
 import numpy as np
 
 from . import _kernels as K
-from ._enumerate import ARTIFICIAL, BOUNDARY, DEFAULT_MAX_REGIONS, RegionLimitError, enumerate_1d, enumerate_2d
+from ._enumerate import (
+    ARTIFICIAL,
+    DEFAULT_MAX_REGIONS,
+    RegionLimitError,
+    enumerate_1d,
+    enumerate_2d,
+)
 from ._validate import as_domain, as_points, integer_at_least
 from .network import Network
 
