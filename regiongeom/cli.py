@@ -88,18 +88,14 @@ def _summary(net, domain, args, out_dir, stem):
     """Regions, locus, LC over the domain and the Figure-1-style PNG."""
     from ._validate import integer_at_least, positive
     from .complexity import local_complexity
-    from .locus import linear_regions, nonlinear_locus
     from .plotting import figure1, grid_points
-    from .regions import activation_regions
 
     sigma = positive(args.sigma, "--sigma")
     n_samples = integer_at_least(args.samples, 2, "--samples")
     grid = integer_at_least(args.grid, 2, "--grid")
     if args.method == "definition":
         positive(args.eps if args.eps is not None else -1, "--eps (needed by --method definition)")
-    rm = activation_regions(net, domain, max_regions=args.max_regions)
-    loc = nonlinear_locus(rm)
-    lr = linear_regions(rm)
+    rm, loc = _regions_summary(net, domain, args.max_regions)
     progress = None if not args.no_progress else False
     kw = dict(sigma=sigma, n_samples=n_samples, method=args.method, rng=args.seed, progress=progress)
     if args.method == "definition":
@@ -107,12 +103,6 @@ def _summary(net, domain, args, out_dir, stem):
     else:
         kw["good"] = args.good
     lc = local_complexity(net, grid_points(domain, grid), **kw)
-    unit = "points" if rm.dim == 1 else "length"
-    print(f"network: {net!r}")
-    print(f"domain: {domain}")
-    print(f"activation regions: {len(rm):,}")
-    print(f"linear regions: {len(lr):,}")
-    print(f"nonlinear locus {unit}: {loc.volume():.6g}")
     what = "Theorem 2" + ("" if args.good else " without the good indicator (eq. 40)")
     if args.method == "definition":
         what = f"definition, eps={args.eps:g}"
@@ -149,13 +139,12 @@ def _cmd_map(args):
     return _summary(net, domain, args, args.out, Path(args.model).stem)
 
 
-def _cmd_regions(args):
+def _regions_summary(net, domain, max_regions):
+    """Enumerate and print the counts shared by every command."""
     from .locus import linear_regions, nonlinear_locus
     from .regions import activation_regions
 
-    net = load_model(args.model)
-    domain = parse_domain(args.domain, net.n_in)
-    rm = activation_regions(net, domain, max_regions=args.max_regions)
+    rm = activation_regions(net, domain, max_regions=max_regions)
     loc = nonlinear_locus(rm)
     lr = linear_regions(rm)
     unit = "points" if rm.dim == 1 else "length"
@@ -164,6 +153,12 @@ def _cmd_regions(args):
     print(f"activation regions: {len(rm):,}")
     print(f"linear regions: {len(lr):,}")
     print(f"nonlinear locus {unit}: {loc.volume():.6g}")
+    return rm, loc
+
+
+def _cmd_regions(args):
+    net = load_model(args.model)
+    rm, loc = _regions_summary(net, parse_domain(args.domain, net.n_in), args.max_regions)
     if args.geojson:
         export_geojson(rm, loc, args.geojson)
         print(f"wrote {args.geojson}")
@@ -185,6 +180,11 @@ def _lc_options(p, sigma_default):
     p.add_argument("--max-regions", type=int, default=2_000_000, help="stop beyond this many regions")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--geojson", action="store_true", help="also write regions and locus as GeoJSON")
+
+
+def _model_options(p):
+    p.add_argument("model", help="a torch .pt (pickled nn.Sequential) or an .npz of weights")
+    p.add_argument("--domain", help="'lo,hi' (1 input) or 'xmin,ymin,xmax,ymax' (2 inputs); default [-1, 1]^n")
 
 
 def build_parser():
@@ -212,8 +212,7 @@ def build_parser():
         help="the same map and summary for your model (.pt or .npz)",
         description="Figure-1-style map, summary and optional GeoJSON for MODEL.",
     )
-    p.add_argument("model", help="a torch .pt (pickled nn.Sequential) or an .npz of weights")
-    p.add_argument("--domain", help="'lo,hi' (1 input) or 'xmin,ymin,xmax,ymax' (2 inputs); default [-1, 1]^n")
+    _model_options(p)
     p.add_argument("--out", default="regiongeom_out", help="output folder (default ./regiongeom_out)")
     _lc_options(p, DEFAULT_SIGMA)
     p.set_defaults(func=_cmd_map)
@@ -222,8 +221,7 @@ def build_parser():
         help="count activation regions, linear regions and locus length of a model; export GeoJSON",
         description="Enumerate the activation regions of MODEL exactly and print a summary.",
     )
-    p.add_argument("model", help="a torch .pt (pickled nn.Sequential) or an .npz of weights")
-    p.add_argument("--domain", help="'lo,hi' (1 input) or 'xmin,ymin,xmax,ymax' (2 inputs); default [-1, 1]^n")
+    _model_options(p)
     p.add_argument("--max-regions", type=int, default=2_000_000, help="stop beyond this many regions")
     p.add_argument("--geojson", metavar="FILE", help="write regions and locus to this GeoJSON file")
     p.set_defaults(func=_cmd_regions)
