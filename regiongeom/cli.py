@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._enumerate import DEFAULT_MAX_REGIONS
+
 __all__ = ["main"]
 
 
@@ -177,7 +179,8 @@ def _lc_options(p, sigma_default):
                    help="theorem2: keep the good-neuron indicator (exact Theorem 2); by default it is "
                         "dropped, giving the upper bound of eq. (40) used for the paper's Figure 1")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
-    p.add_argument("--max-regions", type=int, default=2_000_000, help="stop beyond this many regions")
+    p.add_argument("--max-regions", type=int, default=DEFAULT_MAX_REGIONS,
+                   help=f"stop beyond this many regions (default {DEFAULT_MAX_REGIONS:,})")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--geojson", action="store_true", help="also write regions and locus as GeoJSON")
 
@@ -222,7 +225,8 @@ def build_parser():
         description="Enumerate the activation regions of MODEL exactly and print a summary.",
     )
     _model_options(p)
-    p.add_argument("--max-regions", type=int, default=2_000_000, help="stop beyond this many regions")
+    p.add_argument("--max-regions", type=int, default=DEFAULT_MAX_REGIONS,
+                   help=f"stop beyond this many regions (default {DEFAULT_MAX_REGIONS:,})")  # fmt: skip
     p.add_argument("--geojson", metavar="FILE", help="write regions and locus to this GeoJSON file")
     p.set_defaults(func=_cmd_regions)
     return parser
