@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -69,8 +70,12 @@ def _layers(net):
 
 @functools.cache
 def _openblas_controls():
-    """``(get, set)`` thread-count functions of every OpenBLAS loaded (Linux)."""
+    """``(get, set)`` thread-count functions of every OpenBLAS loaded (Linux):
+    numpy's, and scipy's, which numba's ``np.dot`` calls (imported here so
+    that it is loaded when the list is made)."""
     import ctypes
+
+    import scipy.linalg.cython_blas  # noqa: F401
 
     try:
         with open("/proc/self/maps") as f:
@@ -84,7 +89,8 @@ def _openblas_controls():
         except OSError:
             continue
         for name in (
-            "scipy_openblas_%s_num_threads64_",
+            "scipy_openblas_%s_num_threads64_",  # numpy's (64-bit integers)
+            "scipy_openblas_%s_num_threads",  # scipy's
             "openblas_%s_num_threads64_",
             "openblas_%s_num_threads",
         ):
@@ -141,6 +147,21 @@ def _buffer(i, shape):
         if buf.size <= _WORK_MAX:
             bufs[i] = buf
     return buf[:n].reshape(shape)
+
+
+_BLOCK_1D = 128  # points per block of the 1D products (see _kernels.product_1d)
+_NO_BPS = np.zeros(0)
+_transposes = weakref.WeakKeyDictionary()
+
+
+def _transposed(net, i):
+    """``net.weights[i].T`` as a C-contiguous array, made once per network
+    (the weights are read-only; the 1D products read whole rows of it)."""
+    per_net = _transposes.setdefault(net, {})
+    wt = per_net.get(i)
+    if wt is None:
+        wt = per_net[i] = np.ascontiguousarray(net.weights[i].T, np.float64)
+    return wt
 
 
 def _affine(h, w, b, out=None):
@@ -335,7 +356,7 @@ def _assemble(blocks, n, n_neurons):
     pat = np.empty((n, n_neurons), np.int8)  # every neuron is in one block
     idx = np.arange(n)
     for first, parent, pieces in reversed(blocks):
-        np.take(pieces, idx, axis=0, out=pat[:, first : first + pieces.shape[1]], mode="clip")
+        K.take_rows(pieces, idx, pat[:, first : first + pieces.shape[1]])
         idx = parent[idx]
     return pat
 
@@ -380,22 +401,18 @@ def _enumerate_1d(net, domain, max_regions):
             raise _limit_error(None, max_regions, net)
         blocks.append((first, parent, pieces))
         if nxt is not None:
-            # the next layer's product at the old points and the `direct`
-            # crossings; the others interpolate it (rows: the old points', then
-            # the crossings')
+            # the next layer's values: computed at the old points and the
+            # `direct` crossings, interpolated at the others (rows: the old
+            # points', then the crossings')
             w, b, nact = nxt[:3]
-            V = z.shape[0]
+            wt = _transposed(net, i + 1)
+            nbps = nact[0] if nact is not None else _NO_BPS
             out = _buffer(i % 2, (x.size, w.shape[0]))
-            K.apply_activation(z, V, *act)
-            np.matmul(z, w.T, out=out[:V])
-            if direct.size:
-                hd = znew[direct]
-                K.apply_activation(hd, hd.shape[0], *act)
-                out[V + direct] = hd @ w.T
-            nbps = nact[0] if nact is not None else np.zeros(0)
-            wt = _buffer(2, w.T.shape)  # rows of w.T are what the corrections read
-            wt[...] = w.T
-            scale = K.fill_new_rows_1d(out, V, rowof, cnew, anew, cptr, cj, cv, direct, wt, b, nbps)
+            isdirect = np.zeros(cnew.size, np.bool_)
+            isdirect[direct] = True
+            scale = np.zeros((nbps.size, w.shape[0]))
+            K.product_1d(z, znew, rown, isdirect, *act, wt, b, nbps, out, scale, _BLOCK_1D)
+            K.fill_new_rows_1d(out, rowof, cnew, anew, cptr, cj, cv, isdirect, wt, nbps, scale)
             z = out
             if nact is None:
                 scale = None

@@ -380,6 +380,17 @@ def layer_patterns(pat, froot, above, nf, n_rows, j0, j1):
 
 
 @njit(cache=True)
+def take_rows(src, idx, out):
+    """``out[i] = src[idx[i]]`` for every row ``i`` of ``out`` (which may be
+    a column slice of a larger array)."""
+    for i in range(out.shape[0]):
+        s = src[idx[i]]
+        o = out[i]
+        for j in range(o.shape[0]):
+            o[j] = s[j]
+
+
+@njit(cache=True)
 def apply_activation(z, n, bps, slopes, icpts):
     """``z[:n] = act(z[:n])`` in place for a piecewise-linear activation."""
     nbp = bps.shape[0]
@@ -423,20 +434,78 @@ def scales_1d(z, bps):
 
 
 @njit(cache=True)
-def _signs_row_1d(zv, bps, thr, out):
-    """Snapped signs of ``zv - t_k`` into ``out`` (K, n)."""
+def _signs_into(zv, bps, thr, out):
+    """Snapped signs of ``zv - t_k`` into the flat row ``out`` (K * n):
+    +1 above ``thr[k]``, -1 below ``-thr[k]``, 0 in between."""
+    n = zv.shape[0]
     for k in range(bps.shape[0]):
         t = bps[k]
-        for r in range(zv.shape[0]):
+        tk = thr[k]
+        o = k * n
+        for r in range(n):
             d = zv[r] - t
-            out[k, r] = np.int8(d > thr[k, r]) - np.int8(d < -thr[k, r])
+            out[o + r] = np.int8(d > tk[r]) - np.int8(d < -tk[r])
+
+
+@njit(cache=True)
+def _pieces_into(sa, sb, z0, z1, bps, row):
+    """The piece of each neuron on an interval from the snapped signs at its
+    ends, as in 2D: on or above a breakpoint at both ends (a neuron equal to
+    it on the whole interval) counts as above; strictly opposite ends (only
+    after merging crossings closer than ``tol``) fall back to the midpoint.
+    ``row`` must be zero on entry."""
+    n = row.shape[0]
+    if bps.shape[0] == 1:  # in int8 throughout, so that it vectorises
+        opp = False
+        for r in range(n):
+            a0, a1 = sa[r], sb[r]
+            row[r] = np.int8(np.int8(a0 | a1) >= np.int8(0))
+            opp |= np.int8(a0 ^ a1) == np.int8(-2)
+        if opp:
+            t = bps[0]
+            for r in range(n):
+                if np.int8(sa[r] ^ sb[r]) == np.int8(-2):
+                    row[r] = 0.5 * (z0[r] + z1[r]) >= t
+        return
+    for k in range(bps.shape[0]):
+        t = bps[k]
+        o = k * n
+        for r in range(n):
+            a0 = sa[o + r]
+            a1 = sb[o + r]
+            if a0 * a1 < 0:
+                row[r] += 0.5 * (z0[r] + z1[r]) >= t
+            else:
+                row[r] += (a0 >= 0) & (a1 >= 0)
+
+
+@njit(cache=True)
+def _pieces_uncut(sa, sb, row):
+    """:func:`_pieces_into` for an interval no neuron crosses (no strictly
+    opposite signs at its ends): on or above each breakpoint at both ends."""
+    n = row.shape[0]
+    if sa.shape[0] == n:
+        for r in range(n):
+            row[r] = np.int8(np.int8(sa[r] | sb[r]) >= np.int8(0))
+        return
+    for k in range(sa.shape[0] // n):
+        o = k * n
+        for r in range(n):
+            row[r] += (sa[o + r] | sb[o + r]) >= 0
+
+
+@njit(cache=True)
+def _piece(x, bps):
+    """The index of the piece of an activation ``x`` is on."""
+    p = 0
+    while p < bps.shape[0] and bps[p] <= x:
+        p += 1
+    return p
 
 
 @njit(cache=True)
 def _act(x, bps, slopes, icpts):
-    p = 0
-    while p < bps.shape[0] and bps[p] <= x:
-        p += 1
+    p = _piece(x, bps)
     return slopes[p] * x + icpts[p]
 
 
@@ -464,12 +533,12 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
     cnew, anew, znew, direct, cptr, cj, cv)``: the points after the cut (the
     old ones keep their rows, the ``e``-th crossing kept gets row ``V + e``);
     the old interval holding each new interval and the piece of each of the
-    layer's neurons on it (at its midpoint); the old interval ``cnew[e]`` holding crossing ``e``, its
-    place ``anew[e]`` (0..1) in it and its preactivations ``znew[e]``
-    (interpolated; exact for its own neuron ``first + j``); the crossings
-    inside old intervals that more than ``n / 16`` neurons cross (``direct``:
-    the next layer's values there are better computed than interpolated);
-    and, for each other crossing ``e``, the neurons ``cj[cptr[e]:cptr[e +
+    layer's neurons on it; the old interval ``cnew[e]`` holding crossing
+    ``e``, its place ``anew[e]`` (0..1) in it and its preactivations
+    ``znew[e]`` (interpolated; exact for its own neuron ``first + j``); the
+    crossings inside old intervals that more than ``n / 16`` neurons cross
+    (``direct``: the next layer's values there are better computed than
+    interpolated); and, for each other crossing ``e``, the neurons ``cj[cptr[e]:cptr[e +
     1]]`` whose piece differs at the ends of its old interval with ``cv``,
     their activation minus its interpolation between those ends. Empty
     arrays when the intervals would exceed ``max_regions``.
@@ -477,20 +546,19 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
     V = x.shape[0]
     n = z.shape[1]
     nbp = bps.shape[0]
+    kn = nbp * n
     thr = rel_tol * scale
-    # the crossings of every (neuron, breakpoint), grouped by old interval
-    s0 = np.empty((nbp, n), np.int8)
-    s1 = np.empty((nbp, n), np.int8)
+    # the snapped signs at every old point, and the crossings in each old interval
+    S = np.empty((V, kn), np.int8)
+    for c in range(V):
+        _signs_into(z[rowof[c]], bps, thr, S[c])
     cstart = np.zeros(V, np.int64)
-    _signs_row_1d(z[rowof[0]], bps, thr, s0)
     for c in range(V - 1):
-        _signs_row_1d(z[rowof[c + 1]], bps, thr, s1)
+        sa, sb = S[c], S[c + 1]
         m = 0
-        for k in range(nbp):
-            for r in range(n):
-                m += s0[k, r] * s1[k, r] < 0
+        for i in range(kn):
+            m += np.int8(sa[i] ^ sb[i]) == np.int8(-2)  # strictly opposite signs
         cstart[c + 1] = cstart[c] + m
-        s0, s1 = s1, s0
     ncr = cstart[V - 1]
     cr = np.empty(ncr, np.int64)
     ck = np.empty(ncr, np.int64)
@@ -501,12 +569,11 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
             continue
         i = cstart[c]
         r0, r1 = rowof[c], rowof[c + 1]
-        _signs_row_1d(z[r0], bps, thr, s0)
-        _signs_row_1d(z[r1], bps, thr, s1)
+        sa, sb = S[c], S[c + 1]
         for k in range(nbp):
             t = bps[k]
             for r in range(n):
-                if s0[k, r] * s1[k, r] < 0:
+                if sa[k * n + r] * sb[k * n + r] < 0:
                     d0 = z[r0, r] - t
                     a = d0 / (d0 - (z[r1, r] - t))
                     cr[i], ck[i], ca[i] = r, k, a
@@ -537,20 +604,29 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
     parent = np.empty(Vn - 1, np.int64)
     cnew = np.empty(nk, np.int64)
     anew = np.empty(nk)
-    ncross = np.empty(V, np.int64)
     znew = np.empty((nk, n))
-    # each old point, then the crossings kept inside the interval after it
+    sn = np.empty((nk, kn), np.int8)
+    pieces = np.zeros((Vn - 1, n), np.int8)
+    # the neurons whose piece differs at the ends of each old interval that is cut
+    dptr = np.zeros(V, np.int64)
+    dj = np.empty(4 * n, np.int64)
+    # each old point, then the crossings kept inside the interval after it;
+    # each new interval's pieces from the signs at its ends
     q = 0
     e = 0
     for c in range(V):
         xn[q], neun[q], bpn[q], rown[q] = x[c], neu[c], bpi[c], rowof[c]
-        if q < Vn - 1:
-            parent[q] = c
-        q += 1
         if c == V - 1:
             break
-        ncross[c] = cstart[c + 1] - cstart[c]
+        parent[q] = c
+        q += 1
         r0, r1 = rowof[c], rowof[c + 1]
+        zr0, zr1 = z[r0], z[r1]
+        dptr[c + 1] = dptr[c]
+        if cstart[c + 1] == cstart[c]:
+            _pieces_uncut(S[c], S[c + 1], pieces[q - 1])
+            continue
+        sl, zl = S[c], zr0
         for i in range(cstart[c], cstart[c + 1]):
             if not keep[i]:
                 continue
@@ -558,111 +634,194 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
             xn[q], neun[q], bpn[q], rown[q] = cpos[i], first + cr[i], ck[i], V + e
             parent[q] = c
             cnew[e], anew[e] = c, a
+            zn = znew[e]
             for r in range(n):
-                znew[e, r] = z[r0, r] + a * (z[r1, r] - z[r0, r])
-            znew[e, cr[i]] = bps[ck[i]]
+                zn[r] = zr0[r] + a * (zr1[r] - zr0[r])
+            zn[cr[i]] = bps[ck[i]]
+            _signs_into(zn, bps, thr, sn[e])
+            _pieces_into(sl, sn[e], zl, zn, bps, pieces[q - 1])
+            sl, zl = sn[e], zn
             q += 1
             e += 1
-    # the piece of each of the layer's neurons on each new interval, at its midpoint
-    # from the snapped signs at its ends, as in 2D: on or above the breakpoint
-    # at both ends (a neuron equal to t on the whole interval) is the piece to
-    # the right; strictly opposite ends (only after merging crossings closer
-    # than tol) fall back to the midpoint
-    pieces = np.zeros((Vn - 1, n), np.int8)
-    _signs_row_1d(z[rown[0]] if rown[0] < V else znew[rown[0] - V], bps, thr, s0)
-    for q in range(Vn - 1):
-        if q > 0:
-            s0, s1 = s1, s0  # the signs at this interval's left end were the last right end's
-        z0 = z[rown[q]] if rown[q] < V else znew[rown[q] - V]
-        z1 = z[rown[q + 1]] if rown[q + 1] < V else znew[rown[q + 1] - V]
-        _signs_row_1d(z1, bps, thr, s1)
-        row = pieces[q]
-        for k in range(nbp):
-            t = bps[k]
-            for r in range(n):
-                a0 = s0[k, r]
-                a1 = s1[k, r]
-                if a0 * a1 < 0:
-                    row[r] += 0.5 * (z0[r] + z1[r]) >= t
-                else:
-                    row[r] += a0 >= 0 and a1 >= 0
-    # at each crossing, the neurons that are not affine along its old interval
-    differ = np.zeros((nk, n), np.bool_)
+        _pieces_into(sl, S[c + 1], zl, zr1, bps, pieces[q - 1])
+        m = dptr[c]
+        if dj.shape[0] < m + n:
+            grown = np.empty(2 * dj.shape[0] + n, np.int64)
+            grown[:m] = dj[:m]
+            dj = grown
+        for j in range(n):
+            d = False
+            for k in range(nbp):
+                d |= (zr0[j] >= bps[k]) != (zr1[j] >= bps[k])
+            if d:
+                dj[m] = j
+                m += 1
+        dptr[c + 1] = m
+    # the crossings of an old interval that many neurons cross get their next
+    # values computed; every other one lists the neurons of its interval that
+    # are not affine along it, with their activation's departure from the
+    # interpolation
     cptr = np.zeros(nk + 1, np.int64)
     direct = np.empty(nk, np.int64)
     nd = 0
     for e in range(nk):
-        cptr[e + 1] = cptr[e]
-        if 16 * ncross[cnew[e]] > n:
+        c = cnew[e]
+        if 16 * (cstart[c + 1] - cstart[c]) > n:
             direct[nd] = e
             nd += 1
-            continue
-        z0, z1 = z[rowof[cnew[e]]], z[rowof[cnew[e] + 1]]
-        row = differ[e]
-        m = 0
-        for k in range(nbp):
-            t = bps[k]
-            for j in range(n):
-                row[j] |= (z0[j] >= t) != (z1[j] >= t)
-        for j in range(n):
-            m += row[j]
-        cptr[e + 1] = cptr[e] + m
+            cptr[e + 1] = cptr[e]
+        else:
+            cptr[e + 1] = cptr[e] + dptr[c + 1] - dptr[c]
     cj = np.empty(cptr[nk], np.int64)
     cv = np.empty(cptr[nk])
     for e in range(nk):
-        r0, r1, a = rowof[cnew[e]], rowof[cnew[e] + 1], anew[e]
+        if cptr[e + 1] == cptr[e]:
+            continue
+        c = cnew[e]
+        r0, r1, a = rowof[c], rowof[c + 1], anew[e]
         m = cptr[e]
-        for j in range(n):
-            if differ[e, j]:
-                u, w, v = z[r0, j], z[r1, j], znew[e, j]
-                cj[m] = j
-                cv[m] = _act(v, bps, slopes, icpts) - (
-                    (1.0 - a) * _act(u, bps, slopes, icpts) + a * _act(w, bps, slopes, icpts)
-                )
-                m += 1
+        for p in range(dptr[c], dptr[c + 1]):
+            j = dj[p]
+            u, w, v = z[r0, j], z[r1, j], znew[e, j]
+            cj[m] = j
+            cv[m] = _act(v, bps, slopes, icpts) - (
+                (1.0 - a) * _act(u, bps, slopes, icpts) + a * _act(w, bps, slopes, icpts)
+            )
+            m += 1
     return xn, neun, bpn, rown, parent, pieces, cnew, anew, znew, direct[:nd], cptr, cj, cv
 
 
 @njit(cache=True)
-def fill_new_rows_1d(out, V, rowof, cnew, anew, cptr, cj, cv, direct, wt, b, bps):
-    """Complete ``out`` (Vn, m), the next layer's preactivations ``act(.) @ wt + b``
-    at the points after a cut, given ``out[:V] = act(z) @ wt`` at the old
-    points (rows as in ``z``) and ``out[V + e] = act(znew[e]) @ wt`` for the
-    crossings ``e`` in ``direct``. Any other crossing, inside old interval
-    ``c`` (ends at rows ``rowof[c], rowof[c + 1]``), has its activations
-    affine in its place ``a`` except for the neurons listed for it (see
-    :func:`cut_layer_1d`), so its product is interpolated between the ends'
-    and corrected by those neurons' rows of ``wt`` only. Adds ``b`` to all,
-    and returns their ``scales_1d(out, bps)``.
-    """
-    nk = cnew.shape[0]
+def product_1d(z, znew, rown, isdirect, bps, slopes, icpts, wt, b, nbps, out, sc, B):
+    """The next layer's preactivations ``act(.) @ wt + b`` into ``out`` at
+    the points after a cut whose values are computed, not interpolated: the
+    old points (row ``r < V``, values ``z[r]``) and the crossings flagged
+    ``isdirect`` (row ``V + e``, values ``znew[e]``). Takes them in blocks
+    of ``B`` in the order of the points: along a line, most neurons keep one
+    piece over a block, and the ones whose activation is the same constant
+    on the whole block (ReLU: dead) are left out of its matrix product and
+    added as a constant row (nothing for a zero). Updates ``sc`` (K, m) to
+    the largest ``|out - t_k|`` over the rows written, ``t_k`` the next
+    layer's breakpoints ``nbps``."""
+    V = z.shape[0]
+    n = z.shape[1]
     m = wt.shape[1]
-    isdirect = np.zeros(nk, np.bool_)
-    for d in direct:
-        isdirect[d] = True
+    nbp = bps.shape[0]
+    rows = np.empty(B, np.int64)
+    cols = np.empty(n, np.int64)
+    const = np.empty(m)
+    wq_buf = np.empty(n * m)
+    ap_buf = np.empty(B * n)
+    pr_buf = np.empty(B * m)
+    first = np.empty(n, np.int64)  # the piece of each neuron at the block's first point
+    same = np.empty(n, np.bool_)  # ... and whether it is the same at all its points
+    q = 0
+    N = rown.shape[0]
+    while q < N:
+        nb = 0
+        while q < N and nb < B:
+            r = rown[q]
+            q += 1
+            if r < V or isdirect[r - V]:
+                rows[nb] = r
+                nb += 1
+        if nb == 0:
+            break
+        # the neurons on one constant piece at every point of the block
+        if nbp == 1:
+            t = bps[0]
+            src = z[rows[0]] if rows[0] < V else znew[rows[0] - V]
+            for j in range(n):
+                first[j] = src[j] >= t
+                same[j] = True
+            for i in range(1, nb):
+                src = z[rows[i]] if rows[i] < V else znew[rows[i] - V]
+                for j in range(n):
+                    same[j] &= (src[j] >= t) == first[j]
+        else:
+            src = z[rows[0]] if rows[0] < V else znew[rows[0] - V]
+            for j in range(n):
+                first[j] = _piece(src[j], bps)
+                same[j] = True
+            for i in range(1, nb):
+                src = z[rows[i]] if rows[i] < V else znew[rows[i] - V]
+                for j in range(n):
+                    same[j] &= _piece(src[j], bps) == first[j]
+        const[:] = b
+        na = 0
+        for j in range(n):
+            if same[j] and slopes[first[j]] == 0.0:
+                c = icpts[first[j]]
+                if c != 0.0:
+                    wj = wt[j]
+                    for o in range(m):
+                        const[o] += c * wj[o]
+            else:
+                cols[na] = j
+                na += 1
+        ap = ap_buf[: nb * na].reshape((nb, na))
+        for i in range(nb):
+            src = z[rows[i]] if rows[i] < V else znew[rows[i] - V]
+            api = ap[i]
+            if nbp == 1:
+                t, s0, s1, i0, i1 = bps[0], slopes[0], slopes[1], icpts[0], icpts[1]
+                for k in range(na):
+                    v = src[cols[k]]
+                    api[k] = s1 * v + i1 if v >= t else s0 * v + i0
+            else:
+                for k in range(na):
+                    api[k] = _act(src[cols[k]], bps, slopes, icpts)
+        wq = wq_buf[: na * m].reshape((na, m))
+        for k in range(na):
+            wq[k] = wt[cols[k]]
+        pr = pr_buf[: nb * m].reshape((nb, m))
+        if na > 0:
+            np.dot(ap, wq, pr)
+        else:
+            pr[:] = 0.0
+        for i in range(nb):
+            y = out[rows[i]]
+            pi = pr[i]
+            for o in range(m):
+                y[o] = pi[o] + const[o]
+            for k in range(nbps.shape[0]):
+                t = nbps[k]
+                row = sc[k]
+                for o in range(m):
+                    row[o] = max(row[o], abs(y[o] - t))
+
+
+@njit(cache=True)
+def fill_new_rows_1d(out, rowof, cnew, anew, cptr, cj, cv, isdirect, wt, nbps, sc):
+    """Complete ``out`` (Vn, m), the next layer's preactivations at the points
+    after a cut, once :func:`product_1d` has written the rows it computes.
+    Every other crossing ``e`` (row ``V + e``, inside old interval ``c``
+    whose ends have rows ``rowof[c], rowof[c + 1]``) has its activations
+    affine in its place ``a`` except for the neurons listed for it (see
+    :func:`cut_layer_1d`), so its row is interpolated between the ends' and
+    corrected by those neurons' rows of ``wt`` only. Updates ``sc`` as
+    :func:`product_1d` does."""
+    nk = cnew.shape[0]
+    V = out.shape[0] - nk
+    m = wt.shape[1]
     for e in range(nk):
         if isdirect[e]:
             continue
         r0, r1, a = rowof[cnew[e]], rowof[cnew[e] + 1], anew[e]
         y = out[V + e]
+        y0, y1 = out[r0], out[r1]
         for o in range(m):
-            y[o] = (1.0 - a) * out[r0, o] + a * out[r1, o]
+            y[o] = (1.0 - a) * y0[o] + a * y1[o]
         for p in range(cptr[e], cptr[e + 1]):
             j, corr = cj[p], cv[p]
+            wj = wt[j]
             for o in range(m):
-                y[o] += corr * wt[j, o]
-    nbp = bps.shape[0]
-    sc = np.zeros((nbp, m))
-    for q in range(out.shape[0]):
-        y = out[q]
-        for o in range(m):
-            y[o] += b[o]
-        for k in range(nbp):
-            t = bps[k]
+                y[o] += corr * wj[o]
+        for k in range(nbps.shape[0]):
+            t = nbps[k]
             row = sc[k]
             for o in range(m):
                 row[o] = max(row[o], abs(y[o] - t))
-    return sc
 
 
 @njit(cache=True)
