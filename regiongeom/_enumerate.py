@@ -18,6 +18,7 @@ faces a neuron cannot reach.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import weakref
 from contextlib import contextmanager
@@ -162,6 +163,47 @@ def _transposed(net, i):
     if wt is None:
         wt = per_net[i] = np.ascontiguousarray(net.weights[i].T, np.float64)
     return wt
+
+
+_pool_lock = threading.Lock()
+_pool_state = {"pool": None}
+_PAR_MIN_1D = 1 << 24  # multiply-adds below which a 1D product stays on one thread
+
+
+def _helper():
+    """The helper thread the 1D products share their work with, or None
+    (one core, or ``REGIONGEOM_NUM_THREADS=1``)."""
+    with _pool_lock:
+        if _pool_state["pool"] is None:
+            env = os.environ.get("REGIONGEOM_NUM_THREADS", "").strip()
+            n = int(env) if env.isdigit() else (os.cpu_count() or 1)
+            if n < 2:
+                return None
+            from concurrent.futures import ThreadPoolExecutor
+
+            _pool_state["pool"] = ThreadPoolExecutor(1, thread_name_prefix="regiongeom")
+        return _pool_state["pool"]
+
+
+def _product_1d(z, znew, rows, act, wt, b, nbps, out, scale):
+    """:func:`_kernels.product_1d` over ``rows``; when the product is large,
+    its second half runs on the helper thread (the kernel releases the GIL,
+    and each half calls BLAS on one thread). The halves split at a block
+    boundary, so the result is the same either way, bit for bit."""
+    N = rows.size
+    B = _BLOCK_1D
+    helper = _helper() if N * wt.shape[0] * wt.shape[1] >= _PAR_MIN_1D else None
+    if helper is None:
+        K.product_1d(z, znew, rows, 0, N, *act, wt, b, nbps, out, scale, B)
+        return
+    h = B * ((N // B + 1) // 2)
+    sc2 = np.zeros_like(scale)
+    fut = helper.submit(K.product_1d, z, znew, rows, h, N, *act, wt, b, nbps, out, sc2, B)
+    try:
+        K.product_1d(z, znew, rows, 0, h, *act, wt, b, nbps, out, scale, B)
+    finally:
+        fut.result()
+    np.maximum(scale, sc2, out=scale)
 
 
 def _affine(h, w, b, out=None):
@@ -405,13 +447,16 @@ def _enumerate_1d(net, domain, max_regions):
             # `direct` crossings, interpolated at the others (rows: the old
             # points', then the crossings')
             w, b, nact = nxt[:3]
+            V = z.shape[0]
             wt = _transposed(net, i + 1)
             nbps = nact[0] if nact is not None else _NO_BPS
             out = _buffer(i % 2, (x.size, w.shape[0]))
             isdirect = np.zeros(cnew.size, np.bool_)
             isdirect[direct] = True
+            computed = rown < V
+            computed[~computed] = isdirect[rown[~computed] - V]
             scale = np.zeros((nbps.size, w.shape[0]))
-            K.product_1d(z, znew, rown, isdirect, *act, wt, b, nbps, out, scale, _BLOCK_1D)
+            _product_1d(z, znew, rown[computed], act, wt, b, nbps, out, scale)
             K.fill_new_rows_1d(out, rowof, cnew, anew, cptr, cj, cv, isdirect, wt, nbps, scale)
             z = out
             if nact is None:

@@ -691,23 +691,22 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
     return xn, neun, bpn, rown, parent, pieces, cnew, anew, znew, direct[:nd], cptr, cj, cv
 
 
-@njit(cache=True)
-def product_1d(z, znew, rown, isdirect, bps, slopes, icpts, wt, b, nbps, out, sc, B):
+@njit(cache=True, nogil=True)
+def product_1d(z, znew, rows, q0, q1, bps, slopes, icpts, wt, b, nbps, out, sc, B):
     """The next layer's preactivations ``act(.) @ wt + b`` into ``out`` at
-    the points after a cut whose values are computed, not interpolated: the
-    old points (row ``r < V``, values ``z[r]``) and the crossings flagged
-    ``isdirect`` (row ``V + e``, values ``znew[e]``). Takes them in blocks
-    of ``B`` in the order of the points: along a line, most neurons keep one
-    piece over a block, and the ones whose activation is the same constant
-    on the whole block (ReLU: dead) are left out of its matrix product and
-    added as a constant row (nothing for a zero). Updates ``sc`` (K, m) to
-    the largest ``|out - t_k|`` over the rows written, ``t_k`` the next
-    layer's breakpoints ``nbps``."""
+    the points after a cut whose values are computed, not interpolated:
+    ``rows[q0:q1]``, old points (row ``r < V``, values ``z[r]``) and
+    crossings (row ``V + e``, values ``znew[e]``), in the order of the
+    points. Takes them in blocks of ``B`` (``rows[q0 + i B: q0 + (i + 1) B]``):
+    along a line, most neurons keep one piece over a block, and the ones
+    whose activation is the same constant on the whole block (ReLU: dead)
+    are left out of its matrix product and added as a constant row (nothing
+    for a zero). Updates ``sc`` (K, m) to the largest ``|out - t_k|`` over
+    the rows written, ``t_k`` the next layer's breakpoints ``nbps``."""
     V = z.shape[0]
     n = z.shape[1]
     m = wt.shape[1]
     nbp = bps.shape[0]
-    rows = np.empty(B, np.int64)
     cols = np.empty(n, np.int64)
     const = np.empty(m)
     wq_buf = np.empty(n * m)
@@ -715,36 +714,27 @@ def product_1d(z, znew, rown, isdirect, bps, slopes, icpts, wt, b, nbps, out, sc
     pr_buf = np.empty(B * m)
     first = np.empty(n, np.int64)  # the piece of each neuron at the block's first point
     same = np.empty(n, np.bool_)  # ... and whether it is the same at all its points
-    q = 0
-    N = rown.shape[0]
-    while q < N:
-        nb = 0
-        while q < N and nb < B:
-            r = rown[q]
-            q += 1
-            if r < V or isdirect[r - V]:
-                rows[nb] = r
-                nb += 1
-        if nb == 0:
-            break
+    for s in range(q0, q1, B):
+        blk = rows[s : min(s + B, q1)]
+        nb = blk.shape[0]
         # the neurons on one constant piece at every point of the block
         if nbp == 1:
             t = bps[0]
-            src = z[rows[0]] if rows[0] < V else znew[rows[0] - V]
+            src = z[blk[0]] if blk[0] < V else znew[blk[0] - V]
             for j in range(n):
                 first[j] = src[j] >= t
                 same[j] = True
             for i in range(1, nb):
-                src = z[rows[i]] if rows[i] < V else znew[rows[i] - V]
+                src = z[blk[i]] if blk[i] < V else znew[blk[i] - V]
                 for j in range(n):
                     same[j] &= (src[j] >= t) == first[j]
         else:
-            src = z[rows[0]] if rows[0] < V else znew[rows[0] - V]
+            src = z[blk[0]] if blk[0] < V else znew[blk[0] - V]
             for j in range(n):
                 first[j] = _piece(src[j], bps)
                 same[j] = True
             for i in range(1, nb):
-                src = z[rows[i]] if rows[i] < V else znew[rows[i] - V]
+                src = z[blk[i]] if blk[i] < V else znew[blk[i] - V]
                 for j in range(n):
                     same[j] &= _piece(src[j], bps) == first[j]
         const[:] = b
@@ -761,7 +751,7 @@ def product_1d(z, znew, rown, isdirect, bps, slopes, icpts, wt, b, nbps, out, sc
                 na += 1
         ap = ap_buf[: nb * na].reshape((nb, na))
         for i in range(nb):
-            src = z[rows[i]] if rows[i] < V else znew[rows[i] - V]
+            src = z[blk[i]] if blk[i] < V else znew[blk[i] - V]
             api = ap[i]
             if nbp == 1:
                 t, s0, s1, i0, i1 = bps[0], slopes[0], slopes[1], icpts[0], icpts[1]
@@ -780,7 +770,7 @@ def product_1d(z, znew, rown, isdirect, bps, slopes, icpts, wt, b, nbps, out, sc
         else:
             pr[:] = 0.0
         for i in range(nb):
-            y = out[rows[i]]
+            y = out[blk[i]]
             pi = pr[i]
             for o in range(m):
                 y[o] = pi[o] + const[o]

@@ -311,6 +311,8 @@ def _init_worker(threads):
     import numba
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    # the engine's helper thread too: the workers already share the cores
+    os.environ["REGIONGEOM_NUM_THREADS"] = str(threads)
 
 
 def _job(net, x, noise, opts, reduce):

@@ -1,0 +1,138 @@
+"""Tests of the 1D engine's fast paths: the block-sparse products, their
+split over two threads, and the interpolated crossings.
+
+The products skip, block by block, the neurons whose activation is one
+constant on the whole block; these tests check them against the plain
+product ``act(z) @ w.T + b`` (an independent numpy computation) and force
+small blocks and the two-thread split onto the networks of the reference
+tests, so that every path runs on every activation.
+"""
+
+import numpy as np
+import pytest
+import reference as ref
+from common import ACT_IDS, ACTIVATIONS, INTERVAL, random_net, small_net, standard
+
+import regiongeom as rg
+from regiongeom import _enumerate as E
+from regiongeom import _kernels as K
+
+
+def _act_arrays(act_id):
+    a = rg.network.as_activation(ACTIVATIONS[act_id])
+    return tuple(np.array(v, np.float64) for v in (a.breakpoints, a.slopes, a.intercepts)), a
+
+
+@pytest.mark.parametrize("act_id", ACT_IDS)
+@pytest.mark.parametrize("B", [1, 3, 8, 128])
+def test_block_product_equals_dense_product(act_id, B):
+    rng = np.random.default_rng(7)
+    arrays, act = _act_arrays(act_id)
+    V, n_new, n, m = 37, 9, 24, 11
+    # values along a line: smooth in the point index, so that whole blocks
+    # share a piece; some columns on a constant piece everywhere
+    t = np.linspace(0, 1, V + n_new)[:, None]
+    zall = rng.normal(size=(1, n)) * 2 + t * rng.normal(size=(1, n)) * 3
+    zall[:, :4] = -5.0 + 0.1 * t  # ReLU-dead, hardtanh-saturated
+    zall[:, 4:6] = 5.0 + 0.1 * t
+    order = rng.permutation(V + n_new)  # points' order along the line
+    z, znew = zall[:V].copy(), zall[V:].copy()
+    rows = order  # rows < V are old points, others crossings (row V + e)
+    wt = rng.normal(size=(n, m))
+    b = rng.normal(size=m)
+    nbps = np.array([-0.3, 0.4])
+    out = np.full((V + n_new, m), np.nan)
+    sc = np.zeros((2, m))
+    K.product_1d(z, znew, rows, 0, rows.size, *arrays, wt, b, nbps, out, sc, B)
+    # the plain product, in the rows' own order
+    want = act(zall) @ wt + b
+    np.testing.assert_allclose(out, want, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(sc, np.abs(want[None] - nbps[:, None, None]).max(axis=1), rtol=1e-13)
+
+
+def test_block_product_all_constant_block():
+    """A block on which every neuron is dead is only the bias (no BLAS call)."""
+    arrays, act = _act_arrays("relu")
+    z = -np.ones((5, 4))
+    wt = np.arange(12.0).reshape(4, 3)
+    b = np.array([1.0, -2.0, 3.0])
+    out = np.zeros((5, 3))
+    sc = np.zeros((1, 3))
+    K.product_1d(z, z[:0], np.arange(5), 0, 5, *arrays, wt, b, np.array([0.0]), out, sc, 4)
+    np.testing.assert_array_equal(out, np.tile(b, (5, 1)))
+    np.testing.assert_array_equal(sc[0], np.abs(b))
+
+
+@pytest.fixture
+def small_blocks_two_threads(monkeypatch):
+    """Blocks of 3 points, and every product split over the helper thread."""
+    monkeypatch.setattr(E, "_BLOCK_1D", 3)
+    monkeypatch.setattr(E, "_PAR_MIN_1D", 0)
+    monkeypatch.setattr(E, "_pool_state", {"pool": None})
+    monkeypatch.delenv("REGIONGEOM_NUM_THREADS", raising=False)
+    monkeypatch.setattr(E.os, "cpu_count", lambda: 2)
+    yield
+    if E._pool_state["pool"] is not None:
+        E._pool_state["pool"].shutdown()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("act", ACT_IDS)
+def test_reference_1d_small_blocks_two_threads(act, seed, small_blocks_two_threads):
+    net = small_net(act, seed, n_in=1)
+    rm = rg.activation_regions(net, INTERVAL)
+    assert E._pool_state["pool"] is not None  # the split ran
+    expect = ref.regions_1d(net, INTERVAL)
+    assert len(rm) == len(expect)
+    np.testing.assert_array_equal(rm.patterns, np.array([p for p, _ in expect]))
+    np.testing.assert_allclose(rm.intervals, np.array([iv for _, iv in expect]), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("act", ACT_IDS)
+def test_two_threads_give_the_same_bits(act, monkeypatch):
+    """The split falls on a block boundary: the same result, bit for bit."""
+    net = random_net([48] * 4, n_in=1, activation=ACTIVATIONS[act], seed=3)
+    dom = (-6.0, 6.0)
+    monkeypatch.setattr(E, "_BLOCK_1D", 16)
+    monkeypatch.setattr(E, "_PAR_MIN_1D", 1 << 62)
+    one = rg.activation_regions(net, dom)
+    monkeypatch.setattr(E, "_PAR_MIN_1D", 0)
+    monkeypatch.setattr(E, "_pool_state", {"pool": None})
+    monkeypatch.setattr(E.os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("REGIONGEOM_NUM_THREADS", raising=False)
+    two = rg.activation_regions(net, dom)
+    assert E._pool_state["pool"] is not None
+    E._pool_state["pool"].shutdown()
+    assert len(one) > 8 * 16  # many blocks
+    np.testing.assert_array_equal(one.vertices, two.vertices)
+    np.testing.assert_array_equal(one.patterns, two.patterns)
+    np.testing.assert_array_equal(one.edge_neurons, two.edge_neurons)
+
+
+def test_one_thread_when_asked(monkeypatch):
+    monkeypatch.setattr(E, "_pool_state", {"pool": None})
+    monkeypatch.setenv("REGIONGEOM_NUM_THREADS", "1")
+    assert E._helper() is None
+    monkeypatch.setenv("REGIONGEOM_NUM_THREADS", "2")
+    assert E._helper() is not None
+    E._pool_state["pool"].shutdown()
+
+
+def test_d1_with_the_split_and_without(monkeypatch):
+    """The standard deep network, whose products are large enough to split."""
+    net, dom, count = standard("D1")
+    monkeypatch.setattr(E, "_pool_state", {"pool": None})
+    monkeypatch.setattr(E.os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("REGIONGEOM_NUM_THREADS", raising=False)
+    two = rg.activation_regions(net, dom)
+    assert E._pool_state["pool"] is not None
+    E._pool_state["pool"].shutdown()
+    monkeypatch.setenv("REGIONGEOM_NUM_THREADS", "1")
+    monkeypatch.setattr(E, "_pool_state", {"pool": None})
+    one = rg.activation_regions(net, dom)
+    assert len(one) == len(two) == count
+    np.testing.assert_array_equal(one.vertices, two.vertices)
+    np.testing.assert_array_equal(one.patterns, two.patterns)
+    # every region's pattern is the forward pass's at its midpoint
+    mid = one.intervals.mean(axis=1)
+    np.testing.assert_array_equal(net.patterns(mid[:, None]), one.patterns)
