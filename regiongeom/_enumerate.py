@@ -18,9 +18,7 @@ faces a neuron cannot reach.
 from __future__ import annotations
 
 import functools
-import os
 import threading
-import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -148,62 +146,6 @@ def _buffer(i, shape):
         if buf.size <= _WORK_MAX:
             bufs[i] = buf
     return buf[:n].reshape(shape)
-
-
-_BLOCK_1D = 128  # points per block of the 1D products (see _kernels.product_1d)
-_NO_BPS = np.zeros(0)
-_transposes = weakref.WeakKeyDictionary()
-
-
-def _transposed(net, i):
-    """``net.weights[i].T`` as a C-contiguous array, made once per network
-    (the weights are read-only; the 1D products read whole rows of it)."""
-    per_net = _transposes.setdefault(net, {})
-    wt = per_net.get(i)
-    if wt is None:
-        wt = per_net[i] = np.ascontiguousarray(net.weights[i].T, np.float64)
-    return wt
-
-
-_pool_lock = threading.Lock()
-_pool_state = {"pool": None}
-_PAR_MIN_1D = 1 << 24  # multiply-adds below which a 1D product stays on one thread
-
-
-def _helper():
-    """The helper thread the 1D products share their work with, or None
-    (one core, or ``REGIONGEOM_NUM_THREADS=1``)."""
-    with _pool_lock:
-        if _pool_state["pool"] is None:
-            env = os.environ.get("REGIONGEOM_NUM_THREADS", "").strip()
-            n = int(env) if env.isdigit() else (os.cpu_count() or 1)
-            if n < 2:
-                return None
-            from concurrent.futures import ThreadPoolExecutor
-
-            _pool_state["pool"] = ThreadPoolExecutor(1, thread_name_prefix="regiongeom")
-        return _pool_state["pool"]
-
-
-def _product_1d(z, znew, rows, act, wt, b, nbps, out, scale):
-    """:func:`_kernels.product_1d` over ``rows``; when the product is large,
-    its second half runs on the helper thread (the kernel releases the GIL,
-    and each half calls BLAS on one thread). The halves split at a block
-    boundary, so the result is the same either way, bit for bit."""
-    N = rows.size
-    B = _BLOCK_1D
-    helper = _helper() if N * wt.shape[0] * wt.shape[1] >= _PAR_MIN_1D else None
-    if helper is None:
-        K.product_1d(z, znew, rows, 0, N, *act, wt, b, nbps, out, scale, B)
-        return
-    h = B * ((N // B + 1) // 2)
-    sc2 = np.zeros_like(scale)
-    fut = helper.submit(K.product_1d, z, znew, rows, h, N, *act, wt, b, nbps, out, sc2, B)
-    try:
-        K.product_1d(z, znew, rows, 0, h, *act, wt, b, nbps, out, scale, B)
-    finally:
-        fut.result()
-    np.maximum(scale, sc2, out=scale)
 
 
 def _affine(h, w, b, out=None):
@@ -401,66 +343,3 @@ def _assemble(blocks, n, n_neurons):
         K.take_rows(pieces, idx, pat[:, first : first + pieces.shape[1]])
         idx = parent[idx]
     return pat
-
-
-@dataclass
-class Mesh1D:
-    """Raw result of the 1D enumeration."""
-
-    points: np.ndarray  # (V,) sorted vertex positions, ends included
-    neuron: np.ndarray  # (V,) neuron whose breakpoint each vertex is (-1 at the ends)
-    bp: np.ndarray  # (V,) breakpoint index
-    patterns: np.ndarray  # (V - 1, n_neurons) int8
-
-
-def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Mesh1D:
-    """Exact 1D enumeration, one layer at a time (all of a layer's neurons are
-    affine on every current interval, so all their crossings are found at once)."""
-    with _one_blas_thread():
-        return _enumerate_1d(net, domain, max_regions)
-
-
-def _enumerate_1d(net, domain, max_regions):
-    lo, hi = domain.interval
-    x = np.array([lo, hi], np.float64)
-    neu = np.array([BOUNDARY, BOUNDARY], np.int64)
-    bpi = np.zeros(2, np.int64)
-    rowof = np.arange(2)  # the row of z holding each point's values
-    layers = list(_layers(net))
-    blocks = []  # (first neuron, parent interval, pieces) of each layer
-    z, scale = _affine(x[:, None], *layers[0][:2]) if layers else None, None
-    for i, (_, _, act, first) in enumerate(layers):
-        nxt = layers[i + 1] if i + 1 < len(layers) else None
-        if act is None:
-            z, scale = _affine(z, *nxt[:2]) if nxt else None, None
-            continue
-        if scale is None:
-            scale = K.scales_1d(z, act[0])
-        x, neu, bpi, rown, parent, pieces, cnew, anew, znew, direct, cptr, cj, cv = K.cut_layer_1d(
-            x, rowof, z, scale, neu, bpi, *act, REL_TOL, REL_TOL * (hi - lo), first, max_regions
-        )
-        if x.size == 0:
-            raise _limit_error(None, max_regions, net)
-        blocks.append((first, parent, pieces))
-        if nxt is not None:
-            # the next layer's values: computed at the old points and the
-            # `direct` crossings, interpolated at the others (rows: the old
-            # points', then the crossings')
-            w, b, nact = nxt[:3]
-            V = z.shape[0]
-            wt = _transposed(net, i + 1)
-            nbps = nact[0] if nact is not None else _NO_BPS
-            out = _buffer(i % 2, (x.size, w.shape[0]))
-            isdirect = np.zeros(cnew.size, np.bool_)
-            isdirect[direct] = True
-            computed = rown < V
-            computed[~computed] = isdirect[rown[~computed] - V]
-            scale = np.zeros((nbps.size, w.shape[0]))
-            _product_1d(z, znew, rown[computed], act, wt, b, nbps, out, scale)
-            K.fill_new_rows_1d(out, rowof, cnew, anew, cptr, cj, cv, isdirect, wt, nbps, scale)
-            z = out
-            if nact is None:
-                scale = None
-        rowof = rown
-    pat = _assemble(blocks, x.size - 1, net.n_neurons)
-    return Mesh1D(points=x, neuron=neu, bp=bpi, patterns=pat)

@@ -521,7 +521,7 @@ def _sort_crossings(pos, r, k, a, i0, i1):
         pos[q + 1], r[q + 1], k[q + 1], a[q + 1] = p, rr, kk, aa
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol, first, max_regions):
     """Cut the sorted points ``x`` (V,) by every neuron of a layer.
 

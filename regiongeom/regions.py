@@ -26,9 +26,9 @@ from ._enumerate import (
     ARTIFICIAL,
     DEFAULT_MAX_REGIONS,
     RegionLimitError,
-    enumerate_1d,
     enumerate_2d,
 )
+from ._enumerate_1d import enumerate_1d
 from ._validate import as_domain, as_points, integer_at_least
 from .network import Network
 

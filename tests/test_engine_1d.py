@@ -14,7 +14,7 @@ import reference as ref
 from common import ACT_IDS, ACTIVATIONS, INTERVAL, random_net, small_net, standard
 
 import regiongeom as rg
-from regiongeom import _enumerate as E
+from regiongeom import _enumerate_1d as E
 from regiongeom import _kernels as K
 
 
@@ -66,8 +66,8 @@ def test_block_product_all_constant_block():
 @pytest.fixture
 def small_blocks_two_threads(monkeypatch):
     """Blocks of 3 points, and every product split over the helper thread."""
-    monkeypatch.setattr(E, "_BLOCK_1D", 3)
-    monkeypatch.setattr(E, "_PAR_MIN_1D", 0)
+    monkeypatch.setattr(E, "_BLOCK", 3)
+    monkeypatch.setattr(E, "_PAR_MIN", 0)
     monkeypatch.setattr(E, "_pool_state", {"pool": None})
     monkeypatch.delenv("REGIONGEOM_NUM_THREADS", raising=False)
     monkeypatch.setattr(E.os, "cpu_count", lambda: 2)
@@ -93,10 +93,10 @@ def test_two_threads_give_the_same_bits(act, monkeypatch):
     """The split falls on a block boundary: the same result, bit for bit."""
     net = random_net([48] * 4, n_in=1, activation=ACTIVATIONS[act], seed=3)
     dom = (-6.0, 6.0)
-    monkeypatch.setattr(E, "_BLOCK_1D", 16)
-    monkeypatch.setattr(E, "_PAR_MIN_1D", 1 << 62)
+    monkeypatch.setattr(E, "_BLOCK", 16)
+    monkeypatch.setattr(E, "_PAR_MIN", 1 << 62)
     one = rg.activation_regions(net, dom)
-    monkeypatch.setattr(E, "_PAR_MIN_1D", 0)
+    monkeypatch.setattr(E, "_PAR_MIN", 0)
     monkeypatch.setattr(E, "_pool_state", {"pool": None})
     monkeypatch.setattr(E.os, "cpu_count", lambda: 2)
     monkeypatch.delenv("REGIONGEOM_NUM_THREADS", raising=False)

@@ -1,0 +1,199 @@
+"""Exact enumeration of activation regions on an interval, one layer at a time.
+
+The points of the subdivision are kept sorted, each with the current layer's
+preactivations (a row of ``z``). On every interval all of a layer's
+preactivations are affine, so one call (:func:`_kernels.cut_layer_1d`)
+finds all the layer's crossings at once. The next layer's preactivations
+are then
+
+- computed (``act(z) @ w.T + b``, :func:`_kernels.product_1d`) at the old
+  points, which does not need the cut: the product runs on a helper thread
+  *while* the cut runs, and the two threads share what is left of it;
+- interpolated at the new points (:func:`_kernels.fill_new_rows_1d`), exact
+  up to rounding: their activations are affine along their old interval
+  except for the few neurons that cross it, corrected one by one;
+- computed as well at the new points of old intervals that many neurons
+  cross (``direct``), where the corrections would cost more.
+
+The products go block by block (``_BLOCK``) in the order of the points, and
+blocks never depend on which thread runs them: the result is the same, bit
+for bit, with or without the helper.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels as K
+from ._enumerate import (
+    BOUNDARY,
+    DEFAULT_MAX_REGIONS,
+    _affine,
+    _assemble,
+    _buffer,
+    _layers,
+    _limit_error,
+    _one_blas_thread,
+)
+from .tolerance import REL_TOL
+
+_BLOCK = 128  # points per block of the products (see _kernels.product_1d)
+_CHUNK = 1  # blocks a thread takes at a time
+_PAR_MIN = 1 << 22  # multiply-adds of a layer's product below which no helper is used
+_NO_BPS = np.zeros(0)
+
+_pool_lock = threading.Lock()
+_pool_state = {"pool": None}
+
+
+def _helper():
+    """The helper thread the products share their work with, or None (one
+    core, or ``REGIONGEOM_NUM_THREADS=1``)."""
+    with _pool_lock:
+        if _pool_state["pool"] is None:
+            env = os.environ.get("REGIONGEOM_NUM_THREADS", "").strip()
+            n = int(env) if env.isdigit() else (os.cpu_count() or 1)
+            if n < 2:
+                return None
+            from concurrent.futures import ThreadPoolExecutor
+
+            _pool_state["pool"] = ThreadPoolExecutor(1, thread_name_prefix="regiongeom")
+        return _pool_state["pool"]
+
+
+class _Product:
+    """One product over ``rows`` (in the order of the points), handed out
+    in chunks of whole blocks to whichever thread asks next."""
+
+    def __init__(self, z, znew, rows, act, wt, b, nbps, out):
+        self.args = (z, znew, rows)
+        self.rest = (*act, wt, b, nbps, out)
+        self.n = rows.size
+        self.next = 0
+        self.lock = threading.Lock()
+        self.shape = (nbps.size, wt.shape[1])
+
+    def work(self):
+        """Run chunks until none is left; returns this thread's scales."""
+        sc = np.zeros(self.shape)
+        step = _CHUNK * _BLOCK
+        while True:
+            with self.lock:
+                q0 = self.next
+                self.next = min(q0 + step, self.n)
+            if q0 >= self.n:
+                return sc
+            K.product_1d(*self.args, q0, min(q0 + step, self.n), *self.rest, sc, _BLOCK)
+
+
+@dataclass
+class Mesh1D:
+    """Raw result of the 1D enumeration."""
+
+    points: np.ndarray  # (V,) sorted vertex positions, ends included
+    neuron: np.ndarray  # (V,) neuron whose breakpoint each vertex is (-1 at the ends)
+    bp: np.ndarray  # (V,) breakpoint index
+    patterns: np.ndarray  # (V - 1, n_neurons) int8
+
+
+def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Mesh1D:
+    """Exact 1D enumeration; see :func:`regiongeom.activation_regions`."""
+    with _one_blas_thread():
+        return _enumerate_1d(net, domain, max_regions)
+
+
+def _enumerate_1d(net, domain, max_regions):
+    lo, hi = domain.interval
+    x = np.array([lo, hi], np.float64)
+    neu = np.array([BOUNDARY, BOUNDARY], np.int64)
+    bpi = np.zeros(2, np.int64)
+    rowof = np.arange(2)  # the row of z holding each point's values
+    layers = list(_layers(net))
+    blocks = []  # (first neuron, parent interval, pieces) of each layer
+    z, scale = _affine(x[:, None], *layers[0][:2]) if layers else None, None
+    for i, (_, _, act, first) in enumerate(layers):
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        if act is None:
+            z, scale = _affine(z, *nxt[:2]) if nxt else None, None
+            continue
+        if scale is None:
+            scale = K.scales_1d(z, act[0])
+        cut = (x, rowof, z, scale, neu, bpi, *act, REL_TOL, REL_TOL * (hi - lo), first, max_regions)
+        if nxt is None:
+            res = K.cut_layer_1d(*cut)
+        else:
+            res, z, scale = _cut_and_next(net, i, z, rowof, act, nxt, cut)
+        x, neu, bpi, rowof, parent, pieces = res[:6]
+        if x.size == 0:
+            raise _limit_error(None, max_regions, net)
+        blocks.append((first, parent, pieces))
+    pat = _assemble(blocks, x.size - 1, net.n_neurons)
+    return Mesh1D(points=x, neuron=neu, bp=bpi, patterns=pat)
+
+
+def _cut_and_next(net, i, z, rowof, act, nxt, cut):
+    """Cut layer ``i`` (``cut_layer_1d(*cut)``) and compute the next layer's values at
+    the points after it. Returns the cut's result, the values (rows as in
+    its ``rowof``) and their scales (None if the next layer has no
+    activation)."""
+    w, b, nact = nxt[:3]
+    V, n = z.shape
+    m = w.shape[0]
+    wt = _transposed(net, i + 1)
+    nbps = nact[0] if nact is not None else _NO_BPS
+    # room for the old points and, most likely, the crossings: the rows of
+    # the old points are written before the number of crossings is known
+    cap = 2 * V + n * act[0].size
+    out = _buffer(i % 2, (cap, m))
+    old = _Product(z, z[:0], rowof, act, wt, b, nbps, out)
+    helper = _helper() if V * n * m >= _PAR_MIN else None
+    fut = helper.submit(old.work) if helper is not None else None
+    scales = []
+    try:
+        res = K.cut_layer_1d(*cut)
+        if res[0].size == 0:  # past max_regions: stop the product too
+            with old.lock:
+                old.next = old.n
+        scales.append(old.work())
+    finally:
+        if fut is not None:
+            scales.append(fut.result())
+    xn, rown, cnew, anew, znew, direct, cptr, cj, cv = (res[k] for k in (0, 3, 6, 7, 8, 9, 10, 11, 12))
+    if xn.size == 0:  # past max_regions
+        return res, None, None
+    if xn.size > cap:
+        grown = np.empty((xn.size, m))
+        grown[:V] = out[:V]
+        out = grown
+    out = out[: xn.size]
+    if direct.size:
+        new = _Product(z, znew, V + direct, act, wt, b, nbps, out)
+        fut = helper.submit(new.work) if helper is not None and direct.size > _CHUNK * _BLOCK else None
+        scales.append(new.work())
+        if fut is not None:
+            scales.append(fut.result())
+    scale = np.maximum.reduce(scales) if len(scales) > 1 else scales[0]
+    isdirect = np.zeros(cnew.size, np.bool_)
+    isdirect[direct] = True
+    K.fill_new_rows_1d(out, rowof, cnew, anew, cptr, cj, cv, isdirect, wt, nbps, scale)
+    return res, out, (scale if nact is not None else None)
+
+
+_transposes = weakref.WeakKeyDictionary()
+_transposes_lock = threading.Lock()
+
+
+def _transposed(net, i):
+    """``net.weights[i].T`` as a C-contiguous array, made once per network
+    (the weights are read-only; the products read whole rows of it)."""
+    with _transposes_lock:
+        per_net = _transposes.setdefault(net, {})
+        wt = per_net.get(i)
+        if wt is None:
+            wt = per_net[i] = np.ascontiguousarray(net.weights[i].T, np.float64)
+    return wt
