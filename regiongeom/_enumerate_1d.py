@@ -67,11 +67,12 @@ def _helper():
 
 
 class _Product:
-    """One product over ``rows`` (in the order of the points), handed out
-    in chunks of whole blocks to whichever thread asks next."""
+    """One product (:func:`_kernels.product_1d`) over the values ``Z[rows]``
+    (in the order of the points) into rows ``off + rows`` of ``out``, handed
+    out in chunks of whole blocks to whichever thread asks next."""
 
-    def __init__(self, z, znew, rows, act, wt, b, nbps, out):
-        self.args = (z, znew, rows)
+    def __init__(self, Z, rows, off, act, wt, b, nbps, out):
+        self.args = (Z, rows, off)
         self.rest = (*act, wt, b, nbps, out)
         self.n = rows.size
         self.next = 0
@@ -150,7 +151,7 @@ def _cut_and_next(net, i, z, rowof, act, nxt, cut):
     # the old points are written before the number of crossings is known
     cap = 2 * V + n * act[0].size
     out = _buffer(i % 2, (cap, m))
-    old = _Product(z, z[:0], rowof, act, wt, b, nbps, out)
+    old = _Product(z, rowof, 0, act, wt, b, nbps, out)
     helper = _helper() if V * n * m >= _PAR_MIN else None
     fut = helper.submit(old.work) if helper is not None else None
     scales = []
@@ -172,7 +173,7 @@ def _cut_and_next(net, i, z, rowof, act, nxt, cut):
         out = grown
     out = out[: xn.size]
     if direct.size:
-        new = _Product(z, znew, V + direct, act, wt, b, nbps, out)
+        new = _Product(znew, direct, V, act, wt, b, nbps, out)
         fut = helper.submit(new.work) if helper is not None and direct.size > _CHUNK * _BLOCK else None
         scales.append(new.work())
         if fut is not None:

@@ -384,10 +384,9 @@ def take_rows(src, idx, out):
     """``out[i] = src[idx[i]]`` for every row ``i`` of ``out`` (which may be
     a column slice of a larger array)."""
     for i in range(out.shape[0]):
-        s = src[idx[i]]
-        o = out[i]
-        for j in range(o.shape[0]):
-            o[j] = s[j]
+        r = idx[i]
+        for j in range(out.shape[1]):
+            out[i, j] = src[r, j]
 
 
 @njit(cache=True)
@@ -433,65 +432,71 @@ def scales_1d(z, bps):
     return sc
 
 
+# (The 1D kernels index rows as ``Z[r, j]`` rather than through row views
+# ``Z[r]``: every view created in a loop costs numba two atomic reference
+# count updates, which were an eighth of the time of a 1D enumeration.)
+
+
 @njit(cache=True)
-def _signs_into(zv, bps, thr, out):
-    """Snapped signs of ``zv - t_k`` into the flat row ``out`` (K * n):
-    +1 above ``thr[k]``, -1 below ``-thr[k]``, 0 in between."""
-    n = zv.shape[0]
+def _signs_into(Z, r, bps, thr, S, c):
+    """Snapped signs of ``Z[r] - t_k`` into row ``c`` of ``S`` (K * n
+    columns): +1 above ``thr[k]``, -1 below ``-thr[k]``, 0 in between."""
+    n = Z.shape[1]
     for k in range(bps.shape[0]):
         t = bps[k]
-        tk = thr[k]
         o = k * n
-        for r in range(n):
-            d = zv[r] - t
-            out[o + r] = np.int8(d > tk[r]) - np.int8(d < -tk[r])
+        for j in range(n):
+            d = Z[r, j] - t
+            S[c, o + j] = np.int8(d > thr[k, j]) - np.int8(d < -thr[k, j])
 
 
 @njit(cache=True)
-def _pieces_into(sa, sb, z0, z1, bps, row):
-    """The piece of each neuron on an interval from the snapped signs at its
-    ends, as in 2D: on or above a breakpoint at both ends (a neuron equal to
-    it on the whole interval) counts as above; strictly opposite ends (only
-    after merging crossings closer than ``tol``) fall back to the midpoint.
-    ``row`` must be zero on entry."""
-    n = row.shape[0]
+def _pieces_into(SA, ia, ZA, ra, SB, ib, ZB, rb, bps, P, q):
+    """The piece of each neuron on an interval into row ``q`` of ``P`` (zero
+    on entry) from the snapped signs at its ends (``SA[ia]``, ``SB[ib]``), as
+    in 2D: on or above a breakpoint at both ends (a neuron equal to it on
+    the whole interval) counts as above; strictly opposite ends (only after
+    merging crossings closer than ``tol``) fall back to the midpoint of the
+    values ``ZA[ra]``, ``ZB[rb]``."""
+    n = P.shape[1]
     if bps.shape[0] == 1:  # in int8 throughout, so that it vectorises
         opp = False
-        for r in range(n):
-            a0, a1 = sa[r], sb[r]
-            row[r] = np.int8(np.int8(a0 | a1) >= np.int8(0))
+        for j in range(n):
+            a0, a1 = SA[ia, j], SB[ib, j]
+            P[q, j] = np.int8(np.int8(a0 | a1) >= np.int8(0))
             opp |= np.int8(a0 ^ a1) == np.int8(-2)
         if opp:
             t = bps[0]
-            for r in range(n):
-                if np.int8(sa[r] ^ sb[r]) == np.int8(-2):
-                    row[r] = 0.5 * (z0[r] + z1[r]) >= t
+            for j in range(n):
+                if np.int8(SA[ia, j] ^ SB[ib, j]) == np.int8(-2):
+                    P[q, j] = 0.5 * (ZA[ra, j] + ZB[rb, j]) >= t
         return
     for k in range(bps.shape[0]):
         t = bps[k]
         o = k * n
-        for r in range(n):
-            a0 = sa[o + r]
-            a1 = sb[o + r]
+        for j in range(n):
+            a0 = SA[ia, o + j]
+            a1 = SB[ib, o + j]
             if a0 * a1 < 0:
-                row[r] += 0.5 * (z0[r] + z1[r]) >= t
+                P[q, j] += 0.5 * (ZA[ra, j] + ZB[rb, j]) >= t
             else:
-                row[r] += (a0 >= 0) & (a1 >= 0)
+                P[q, j] += (a0 >= 0) & (a1 >= 0)
 
 
 @njit(cache=True)
-def _pieces_uncut(sa, sb, row):
-    """:func:`_pieces_into` for an interval no neuron crosses (no strictly
-    opposite signs at its ends): on or above each breakpoint at both ends."""
-    n = row.shape[0]
-    if sa.shape[0] == n:
-        for r in range(n):
-            row[r] = np.int8(np.int8(sa[r] | sb[r]) >= np.int8(0))
+def _pieces_uncut(S, c, P, q):
+    """:func:`_pieces_into` for the interval between points ``c`` and ``c +
+    1`` when no neuron crosses it (no strictly opposite signs at its ends):
+    on or above each breakpoint at both ends."""
+    n = P.shape[1]
+    if S.shape[1] == n:
+        for j in range(n):
+            P[q, j] = np.int8(np.int8(S[c, j] | S[c + 1, j]) >= np.int8(0))
         return
-    for k in range(sa.shape[0] // n):
+    for k in range(S.shape[1] // n):
         o = k * n
-        for r in range(n):
-            row[r] += (sa[o + r] | sb[o + r]) >= 0
+        for j in range(n):
+            P[q, j] += (S[c, o + j] | S[c + 1, o + j]) >= 0
 
 
 @njit(cache=True)
@@ -551,13 +556,12 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
     # the snapped signs at every old point, and the crossings in each old interval
     S = np.empty((V, kn), np.int8)
     for c in range(V):
-        _signs_into(z[rowof[c]], bps, thr, S[c])
+        _signs_into(z, rowof[c], bps, thr, S, c)
     cstart = np.zeros(V, np.int64)
     for c in range(V - 1):
-        sa, sb = S[c], S[c + 1]
         m = 0
         for i in range(kn):
-            m += np.int8(sa[i] ^ sb[i]) == np.int8(-2)  # strictly opposite signs
+            m += np.int8(S[c, i] ^ S[c + 1, i]) == np.int8(-2)  # strictly opposite signs
         cstart[c + 1] = cstart[c] + m
     ncr = cstart[V - 1]
     cr = np.empty(ncr, np.int64)
@@ -569,11 +573,10 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
             continue
         i = cstart[c]
         r0, r1 = rowof[c], rowof[c + 1]
-        sa, sb = S[c], S[c + 1]
         for k in range(nbp):
             t = bps[k]
             for r in range(n):
-                if sa[k * n + r] * sb[k * n + r] < 0:
+                if np.int8(S[c, k * n + r] ^ S[c + 1, k * n + r]) == np.int8(-2):
                     d0 = z[r0, r] - t
                     a = d0 / (d0 - (z[r1, r] - t))
                     cr[i], ck[i], ca[i] = r, k, a
@@ -621,12 +624,11 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
         parent[q] = c
         q += 1
         r0, r1 = rowof[c], rowof[c + 1]
-        zr0, zr1 = z[r0], z[r1]
         dptr[c + 1] = dptr[c]
         if cstart[c + 1] == cstart[c]:
-            _pieces_uncut(S[c], S[c + 1], pieces[q - 1])
+            _pieces_uncut(S, c, pieces, q - 1)
             continue
-        sl, zl = S[c], zr0
+        left_new = False  # the interval's left end: old point c, or crossing e - 1
         for i in range(cstart[c], cstart[c + 1]):
             if not keep[i]:
                 continue
@@ -634,16 +636,21 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
             xn[q], neun[q], bpn[q], rown[q] = cpos[i], first + cr[i], ck[i], V + e
             parent[q] = c
             cnew[e], anew[e] = c, a
-            zn = znew[e]
             for r in range(n):
-                zn[r] = zr0[r] + a * (zr1[r] - zr0[r])
-            zn[cr[i]] = bps[ck[i]]
-            _signs_into(zn, bps, thr, sn[e])
-            _pieces_into(sl, sn[e], zl, zn, bps, pieces[q - 1])
-            sl, zl = sn[e], zn
+                znew[e, r] = z[r0, r] + a * (z[r1, r] - z[r0, r])
+            znew[e, cr[i]] = bps[ck[i]]
+            _signs_into(znew, e, bps, thr, sn, e)
+            if left_new:
+                _pieces_into(sn, e - 1, znew, e - 1, sn, e, znew, e, bps, pieces, q - 1)
+            else:
+                _pieces_into(S, c, z, r0, sn, e, znew, e, bps, pieces, q - 1)
+            left_new = True
             q += 1
             e += 1
-        _pieces_into(sl, S[c + 1], zl, zr1, bps, pieces[q - 1])
+        if left_new:
+            _pieces_into(sn, e - 1, znew, e - 1, S, c + 1, z, r1, bps, pieces, q - 1)
+        else:
+            _pieces_into(S, c, z, r0, S, c + 1, z, r1, bps, pieces, q - 1)
         m = dptr[c]
         if dj.shape[0] < m + n:
             grown = np.empty(2 * dj.shape[0] + n, np.int64)
@@ -652,7 +659,7 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
         for j in range(n):
             d = False
             for k in range(nbp):
-                d |= (zr0[j] >= bps[k]) != (zr1[j] >= bps[k])
+                d |= (z[r0, j] >= bps[k]) != (z[r1, j] >= bps[k])
             if d:
                 dj[m] = j
                 m += 1
@@ -692,93 +699,95 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
 
 
 @njit(cache=True, nogil=True)
-def product_1d(z, znew, rows, q0, q1, bps, slopes, icpts, wt, b, nbps, out, sc, B):
-    """The next layer's preactivations ``act(.) @ wt + b`` into ``out`` at
-    the points after a cut whose values are computed, not interpolated:
-    ``rows[q0:q1]``, old points (row ``r < V``, values ``z[r]``) and
-    crossings (row ``V + e``, values ``znew[e]``), in the order of the
-    points. Takes them in blocks of ``B`` (``rows[q0 + i B: q0 + (i + 1) B]``):
-    along a line, most neurons keep one piece over a block, and the ones
-    whose activation is the same constant on the whole block (ReLU: dead)
-    are left out of its matrix product and added as a constant row (nothing
-    for a zero). Updates ``sc`` (K, m) to the largest ``|out - t_k|`` over
-    the rows written, ``t_k`` the next layer's breakpoints ``nbps``."""
-    V = z.shape[0]
-    n = z.shape[1]
+def product_1d(Z, rows, off, q0, q1, bps, slopes, icpts, wt, b, nbps, out, sc, B):
+    """The next layer's preactivations ``act(Z[r]) @ wt + b`` into row
+    ``off + r`` of ``out``, for the rows ``r`` in ``rows[q0:q1]`` (points in
+    their order along the line). Takes them in blocks of ``B``
+    (``rows[q0 + i B: q0 + (i + 1) B]``): along a line, most neurons keep one
+    piece over a block, and the ones whose activation is the same constant
+    on the whole block (ReLU: dead) are left out of its matrix product and
+    added as a constant row (nothing for a zero). Updates ``sc`` (K, m) to
+    the largest ``|out - t_k|`` over the rows written, ``t_k`` the next
+    layer's breakpoints ``nbps``."""
+    n = Z.shape[1]
     m = wt.shape[1]
     nbp = bps.shape[0]
     cols = np.empty(n, np.int64)
     const = np.empty(m)
     wq_buf = np.empty(n * m)
     ap_buf = np.empty(B * n)
-    pr_buf = np.empty(B * m)
+    pr = np.empty((B, m))
     first = np.empty(n, np.int64)  # the piece of each neuron at the block's first point
     same = np.empty(n, np.bool_)  # ... and whether it is the same at all its points
+    above = np.empty(n, np.int32)
     for s in range(q0, q1, B):
-        blk = rows[s : min(s + B, q1)]
-        nb = blk.shape[0]
+        nb = min(s + B, q1) - s
         # the neurons on one constant piece at every point of the block
-        if nbp == 1:
+        r = rows[s]
+        for j in range(n):
+            first[j] = _piece(Z[r, j], bps)
+            same[j] = True
+        if nbp == 1:  # count the points on the upper piece, in a loop that vectorises
             t = bps[0]
-            src = z[blk[0]] if blk[0] < V else znew[blk[0] - V]
-            for j in range(n):
-                first[j] = src[j] >= t
-                same[j] = True
-            for i in range(1, nb):
-                src = z[blk[i]] if blk[i] < V else znew[blk[i] - V]
+            above[:] = 0
+            for i in range(nb):
+                r = rows[s + i]
                 for j in range(n):
-                    same[j] &= (src[j] >= t) == first[j]
+                    above[j] += np.int32(Z[r, j] >= t)
+            for j in range(n):
+                same[j] = above[j] == 0 or above[j] == nb
         else:
-            src = z[blk[0]] if blk[0] < V else znew[blk[0] - V]
-            for j in range(n):
-                first[j] = _piece(src[j], bps)
-                same[j] = True
             for i in range(1, nb):
-                src = z[blk[i]] if blk[i] < V else znew[blk[i] - V]
+                r = rows[s + i]
                 for j in range(n):
-                    same[j] &= _piece(src[j], bps) == first[j]
-        const[:] = b
+                    same[j] &= _piece(Z[r, j], bps) == first[j]
+        for o in range(m):
+            const[o] = b[o]
         na = 0
         for j in range(n):
             if same[j] and slopes[first[j]] == 0.0:
                 c = icpts[first[j]]
                 if c != 0.0:
-                    wj = wt[j]
                     for o in range(m):
-                        const[o] += c * wj[o]
+                        const[o] += c * wt[j, o]
             else:
                 cols[na] = j
                 na += 1
         ap = ap_buf[: nb * na].reshape((nb, na))
         for i in range(nb):
-            src = z[blk[i]] if blk[i] < V else znew[blk[i] - V]
-            api = ap[i]
+            r = rows[s + i]
             if nbp == 1:
                 t, s0, s1, i0, i1 = bps[0], slopes[0], slopes[1], icpts[0], icpts[1]
                 for k in range(na):
-                    v = src[cols[k]]
-                    api[k] = s1 * v + i1 if v >= t else s0 * v + i0
+                    v = Z[r, cols[k]]
+                    ap[i, k] = s1 * v + i1 if v >= t else s0 * v + i0
             else:
                 for k in range(na):
-                    api[k] = _act(src[cols[k]], bps, slopes, icpts)
+                    ap[i, k] = _act(Z[r, cols[k]], bps, slopes, icpts)
         wq = wq_buf[: na * m].reshape((na, m))
         for k in range(na):
-            wq[k] = wt[cols[k]]
-        pr = pr_buf[: nb * m].reshape((nb, m))
-        if na > 0:
-            np.dot(ap, wq, pr)
-        else:
-            pr[:] = 0.0
-        for i in range(nb):
-            y = out[blk[i]]
-            pi = pr[i]
+            c = cols[k]
             for o in range(m):
-                y[o] = pi[o] + const[o]
+                wq[k, o] = wt[c, o]
+        if na > 0:
+            np.dot(ap, wq, pr[:nb])
+        else:
+            pr[:nb] = 0.0
+        for i in range(nb):
+            y = off + rows[s + i]
+            if nbps.shape[0] == 1:
+                t = nbps[0]
+                for o in range(m):
+                    v = pr[i, o] + const[o]
+                    out[y, o] = v
+                    sc[0, o] = max(sc[0, o], abs(v - t))
+                continue
+            for o in range(m):
+                out[y, o] = pr[i, o] + const[o]
             for k in range(nbps.shape[0]):
                 t = nbps[k]
-                row = sc[k]
                 for o in range(m):
-                    row[o] = max(row[o], abs(y[o] - t))
+                    sc[k, o] = max(sc[k, o], abs(out[y, o] - t))
 
 
 @njit(cache=True)
@@ -798,20 +807,17 @@ def fill_new_rows_1d(out, rowof, cnew, anew, cptr, cj, cv, isdirect, wt, nbps, s
         if isdirect[e]:
             continue
         r0, r1, a = rowof[cnew[e]], rowof[cnew[e] + 1], anew[e]
-        y = out[V + e]
-        y0, y1 = out[r0], out[r1]
+        y = V + e
         for o in range(m):
-            y[o] = (1.0 - a) * y0[o] + a * y1[o]
+            out[y, o] = (1.0 - a) * out[r0, o] + a * out[r1, o]
         for p in range(cptr[e], cptr[e + 1]):
             j, corr = cj[p], cv[p]
-            wj = wt[j]
             for o in range(m):
-                y[o] += corr * wj[o]
+                out[y, o] += corr * wt[j, o]
         for k in range(nbps.shape[0]):
             t = nbps[k]
-            row = sc[k]
             for o in range(m):
-                row[o] = max(row[o], abs(y[o] - t))
+                sc[k, o] = max(sc[k, o], abs(out[y, o] - t))
 
 
 @njit(cache=True)

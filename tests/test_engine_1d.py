@@ -35,16 +35,16 @@ def test_block_product_equals_dense_product(act_id, B):
     zall = rng.normal(size=(1, n)) * 2 + t * rng.normal(size=(1, n)) * 3
     zall[:, :4] = -5.0 + 0.1 * t  # ReLU-dead, hardtanh-saturated
     zall[:, 4:6] = 5.0 + 0.1 * t
-    order = rng.permutation(V + n_new)  # points' order along the line
-    z, znew = zall[:V].copy(), zall[V:].copy()
-    rows = order  # rows < V are old points, others crossings (row V + e)
+    order = rng.permutation(V + n_new)  # the points' order along the line
+    old, new = order[order < V], order[order >= V] - V
     wt = rng.normal(size=(n, m))
     b = rng.normal(size=m)
     nbps = np.array([-0.3, 0.4])
     out = np.full((V + n_new, m), np.nan)
     sc = np.zeros((2, m))
-    K.product_1d(z, znew, rows, 0, rows.size, *arrays, wt, b, nbps, out, sc, B)
-    # the plain product, in the rows' own order
+    # the old points' values from one array, the crossings' (rows V + e) from another
+    K.product_1d(zall[:V].copy(), old, 0, 0, old.size, *arrays, wt, b, nbps, out, sc, B)
+    K.product_1d(zall[V:].copy(), new, V, 0, new.size, *arrays, wt, b, nbps, out, sc, B)
     want = act(zall) @ wt + b
     np.testing.assert_allclose(out, want, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(sc, np.abs(want[None] - nbps[:, None, None]).max(axis=1), rtol=1e-13)
@@ -58,7 +58,7 @@ def test_block_product_all_constant_block():
     b = np.array([1.0, -2.0, 3.0])
     out = np.zeros((5, 3))
     sc = np.zeros((1, 3))
-    K.product_1d(z, z[:0], np.arange(5), 0, 5, *arrays, wt, b, np.array([0.0]), out, sc, 4)
+    K.product_1d(z, np.arange(5), 0, 0, 5, *arrays, wt, b, np.array([0.0]), out, sc, 4)
     np.testing.assert_array_equal(out, np.tile(b, (5, 1)))
     np.testing.assert_array_equal(sc[0], np.abs(b))
 
