@@ -49,6 +49,8 @@ _NO_BPS = np.zeros(0)
 
 _pool_lock = threading.Lock()
 _pool_state = {"pool": None}
+# a forked child has the pool but not its thread: it makes its own
+os.register_at_fork(after_in_child=lambda: _pool_state.update(pool=None))
 
 
 def _helper():

@@ -136,3 +136,25 @@ def test_d1_with_the_split_and_without(monkeypatch):
     # every region's pattern is the forward pass's at its midpoint
     mid = one.intervals.mean(axis=1)
     np.testing.assert_array_equal(net.patterns(mid[:, None]), one.patterns)
+
+
+def test_forked_child_makes_its_own_helper(monkeypatch):
+    """A child forked after the helper started (multiprocessing's default on
+    Linux) has the pool but not its thread; it must not wait for it."""
+    import multiprocessing
+
+    monkeypatch.setattr(E, "_pool_state", {"pool": None})
+    monkeypatch.setattr(E.os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("REGIONGEOM_NUM_THREADS", raising=False)
+    net, dom, count = standard("D1")
+    rg.activation_regions(net, dom)
+    assert E._pool_state["pool"] is not None  # the helper is running
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        res = pool.apply_async(_count_regions, (net, dom))
+        assert res.get(timeout=30) == count
+    E._pool_state["pool"].shutdown()
+
+
+def _count_regions(net, dom):
+    return len(rg.activation_regions(net, dom))
