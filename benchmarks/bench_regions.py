@@ -151,7 +151,9 @@ def machine():
 
         vers += f", regioncam {version('regioncam')}"
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    return f"machine: {os.cpu_count()} CPUs ({model}), load average {load}; {vers}"
+    env = os.environ.get("REGIONGEOM_NUM_THREADS")
+    threads = f"REGIONGEOM_NUM_THREADS={env}" if env else "1D products on 2 threads when the machine has 2+ cores"
+    return f"machine: {os.cpu_count()} CPUs ({model}), load average {load}; {vers}; regiongeom: {threads}"
 
 
 def _med(xs):

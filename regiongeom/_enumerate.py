@@ -1,12 +1,13 @@
-"""Exact enumeration of activation regions, one layer per kernel call.
+"""Exact enumeration of activation regions in 2D, one layer per kernel call,
+and what the 1D engine (:mod:`._enumerate_1d`) shares with it.
 
-Both drivers keep, at every vertex of the current subdivision, the current
+Both engines keep, at every vertex of the current subdivision, the current
 layer's preactivations (one row per vertex). On every face (interval) of the
 subdivision all of a layer's preactivations are affine, so they are
 interpolated exactly along edges when a vertex is created, and a neuron's
 hyperplane ``z_j = t`` cuts a face along the segment joining its two zero
-crossings. A whole layer is cut in one numba call (:func:`_kernels.cut_layer`,
-:func:`_kernels.cut_layer_1d`); after it, the next layer's preactivations at
+crossings. In 2D a whole layer is cut in one numba call
+(:func:`_kernels.cut_layer`); after it, the next layer's preactivations at
 the vertices are one matrix product.
 
 The 2D result is the one of cutting every face by every neuron in turn (the

@@ -2,8 +2,8 @@
 
 The points of the subdivision are kept sorted, each with the current layer's
 preactivations (a row of ``z``). On every interval all of a layer's
-preactivations are affine, so one call (:func:`_kernels.cut_layer_1d`)
-finds all the layer's crossings at once. The next layer's preactivations
+preactivations are affine, so all the layer's crossings are found at once
+(:func:`_cut_layer`: three numba calls). The next layer's preactivations
 are then
 
 - computed (``act(z) @ w.T + b``, :func:`_kernels.product_1d`) at the old
@@ -126,9 +126,9 @@ def _enumerate_1d(net, domain, max_regions):
             continue
         if scale is None:
             scale = K.scales_1d(z, act[0])
-        cut = (x, rowof, z, scale, neu, bpi, *act, REL_TOL, REL_TOL * (hi - lo), first, max_regions)
+        cut = (x, rowof, z, scale, neu, bpi, act, REL_TOL * (hi - lo), first, max_regions)
         if nxt is None:
-            res = K.cut_layer_1d(*cut)
+            res = _cut_layer(*cut)
         else:
             res, z, scale = _cut_and_next(net, i, z, rowof, act, nxt, cut)
         x, neu, bpi, rowof, parent, pieces = res[:6]
@@ -139,8 +139,29 @@ def _enumerate_1d(net, domain, max_regions):
     return Mesh1D(points=x, neuron=neu, bp=bpi, patterns=pat)
 
 
+def _cut_layer(x, rowof, z, scale, neu, bpi, act, tol, first, max_regions):
+    """Cut the sorted points ``x`` (V,) by every neuron of a layer, whose
+    preactivations at point ``i`` are ``z[rowof[i]]``; signs are snapped at
+    ``REL_TOL`` times each (neuron, breakpoint)'s largest ``|z - t|``
+    (``scale``), and crossings closer than ``tol`` are merged. Returns
+    ``(x, neu, bpi, rowof, parent, pieces, cnew, anew, znew, direct, cptr,
+    cj, cv)`` (see :func:`_kernels.split_1d` and
+    :func:`_kernels.corrections_1d`); ``x`` is empty when the intervals would
+    exceed ``max_regions``."""
+    bps, slopes, icpts = act
+    thr = REL_TOL * scale
+    S, cstart, cr, ck, ca, cpos, keep, nk = K.crossings_1d(x, rowof, z, thr, bps, tol)
+    if x.size + nk - 1 > max_regions:
+        return (x[:0],) + (None,) * 12
+    xn, neun, bpn, rown, parent, pieces, cnew, anew, znew, dptr, dj = K.split_1d(
+        x, rowof, z, thr, S, cstart, cr, ck, ca, cpos, keep, nk, neu, bpi, bps, first
+    )
+    fix = K.corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, bps, slopes, icpts)
+    return (xn, neun, bpn, rown, parent, pieces, cnew, anew, znew, *fix)
+
+
 def _cut_and_next(net, i, z, rowof, act, nxt, cut):
-    """Cut layer ``i`` (``cut_layer_1d(*cut)``) and compute the next layer's values at
+    """Cut layer ``i`` (``_cut_layer(*cut)``) and compute the next layer's values at
     the points after it. Returns the cut's result, the values (rows as in
     its ``rowof``) and their scales (None if the next layer has no
     activation)."""
@@ -158,7 +179,7 @@ def _cut_and_next(net, i, z, rowof, act, nxt, cut):
     fut = helper.submit(old.work) if helper is not None else None
     scales = []
     try:
-        res = K.cut_layer_1d(*cut)
+        res = _cut_layer(*cut)
         if res[0].size == 0:  # past max_regions: stop the product too
             with old.lock:
                 old.next = old.n

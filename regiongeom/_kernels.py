@@ -406,15 +406,16 @@ def apply_activation(z, n, bps, slopes, icpts):
 
 
 # ---------------------------------------------------------------------------
-# 1D: one layer's cuts in one call.
+# 1D: a layer's cuts in three calls (crossings_1d, split_1d, corrections_1d),
+# the next layer's values in two (product_1d, fill_new_rows_1d).
 #
 # The points are kept sorted; their values are rows of ``z`` in any order
 # (``rowof``): the old points keep their rows and the crossings come after,
-# so the next layer's product is one matrix product over the old points'
-# rows, and the crossings' values are interpolated from those of their old
-# interval's ends (exact up to rounding: all of a layer's preactivations are
-# affine on an old interval, and so are its activations except for the few
-# neurons that cross it, which are corrected one by one).
+# so the next layer's product runs over the old points' rows (block by
+# block, see product_1d), and the crossings' values are interpolated from
+# those of their old interval's ends (exact up to rounding: all of a layer's
+# preactivations are affine on an old interval, and so are its activations
+# except for the few neurons that cross it, which are corrected one by one).
 # ---------------------------------------------------------------------------
 
 
@@ -527,32 +528,23 @@ def _sort_crossings(pos, r, k, a, i0, i1):
 
 
 @njit(cache=True, nogil=True)
-def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol, first, max_regions):
-    """Cut the sorted points ``x`` (V,) by every neuron of a layer.
+def crossings_1d(x, rowof, z, thr, bps, tol):
+    """The crossings of a layer's neurons with the sorted points ``x`` (V,)
+    (step 1 of cutting a layer, see ``_enumerate_1d._cut_layer``).
 
-    ``z[rowof[i]]`` (n,) holds the layer's preactivations at point ``i``.
-    Signs are snapped by ``rel_tol`` times each (neuron, breakpoint)'s
-    largest ``|z - t|`` (``scale``, see :func:`scales_1d`); a crossing is
-    kept unless it lies within ``tol`` of the one before it (in the order of
-    position, then neuron). Returns ``(x, neu, bpi, rowof, parent, pieces,
-    cnew, anew, znew, direct, cptr, cj, cv)``: the points after the cut (the
-    old ones keep their rows, the ``e``-th crossing kept gets row ``V + e``);
-    the old interval holding each new interval and the piece of each of the
-    layer's neurons on it; the old interval ``cnew[e]`` holding crossing
-    ``e``, its place ``anew[e]`` (0..1) in it and its preactivations
-    ``znew[e]`` (interpolated; exact for its own neuron ``first + j``); the
-    crossings inside old intervals that more than ``n / 16`` neurons cross
-    (``direct``: the next layer's values there are better computed than
-    interpolated); and, for each other crossing ``e``, the neurons ``cj[cptr[e]:cptr[e +
-    1]]`` whose piece differs at the ends of its old interval with ``cv``,
-    their activation minus its interpolation between those ends. Empty
-    arrays when the intervals would exceed ``max_regions``.
+    ``z[rowof[i]]`` (n,) holds the layer's preactivations at point ``i``;
+    signs are snapped at ``thr`` (K, n). Returns the signs at the points
+    ``S`` (V, K n); the first crossing of each old interval ``cstart`` (V,);
+    for every crossing, sorted by position within each interval, its neuron
+    ``cr``, breakpoint ``ck``, place ``ca`` (0..1) in its interval and
+    position ``cpos``; ``keep`` (a crossing within ``tol`` of the one before
+    it is merged into it, which then carries the lowest neuron index, as in
+    2D where the first neuron's cut makes the edge); and the number kept.
     """
     V = x.shape[0]
     n = z.shape[1]
     nbp = bps.shape[0]
     kn = nbp * n
-    thr = rel_tol * scale
     # the snapped signs at every old point, and the crossings in each old interval
     S = np.empty((V, kn), np.int8)
     for c in range(V):
@@ -584,8 +576,6 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
                     i += 1
         _sort_crossings(cpos, cr, ck, ca, cstart[c], cstart[c + 1])
     # keep a crossing unless it is within tol of the one before it
-    # (a merged crossing carries the lowest neuron index among those it stands
-    # for, as in 2D where the first neuron's cut makes the edge)
     keep = np.zeros(ncr, np.bool_)
     nk = 0
     lk = -1
@@ -596,10 +586,25 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
             lk = i
         elif cr[i] < cr[lk]:
             cr[lk], ck[lk] = cr[i], ck[i]
+    return S, cstart, cr, ck, ca, cpos, keep, nk
+
+
+@njit(cache=True, nogil=True)
+def split_1d(x, rowof, z, thr, S, cstart, cr, ck, ca, cpos, keep, nk, neu, bpi, bps, first):
+    """The points after a cut (step 2): ``(x, neu, bpi, rowof, parent,
+    pieces, cnew, anew, znew, dptr, dj)``. The old points keep their rows,
+    the ``e``-th crossing kept gets row ``V + e``; ``parent`` is the old
+    interval holding each new interval and ``pieces`` the piece of each of
+    the layer's neurons on it; crossing ``e`` lies in old interval
+    ``cnew[e]`` at its place ``anew[e]``, with preactivations ``znew[e]``
+    (interpolated; exact for its own neuron ``first + j``); the neurons
+    whose piece differs at the ends of old interval ``c`` are
+    ``dj[dptr[c]:dptr[c + 1]]``."""
+    V = x.shape[0]
+    n = z.shape[1]
+    nbp = bps.shape[0]
+    kn = nbp * n
     Vn = V + nk
-    if Vn - 1 > max_regions:
-        e0 = neu[:0]
-        return x[:0], e0, e0, e0, e0, np.empty((0, n), np.int8), e0, x[:0], z[:0], e0, e0, e0, x[:0]
     xn = np.empty(Vn)
     neun = np.empty(Vn, np.int64)
     bpn = np.empty(Vn, np.int64)
@@ -612,7 +617,10 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
     pieces = np.zeros((Vn - 1, n), np.int8)
     # the neurons whose piece differs at the ends of each old interval that is cut
     dptr = np.zeros(V, np.int64)
-    dj = np.empty(4 * n, np.int64)
+    ncut = 0
+    for c in range(V - 1):
+        ncut += cstart[c + 1] > cstart[c]
+    dj = np.empty(ncut * n, np.int64)
     # each old point, then the crossings kept inside the interval after it;
     # each new interval's pieces from the signs at its ends
     q = 0
@@ -628,7 +636,8 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
         if cstart[c + 1] == cstart[c]:
             _pieces_uncut(S, c, pieces, q - 1)
             continue
-        left_new = False  # the interval's left end: old point c, or crossing e - 1
+        # the signs and values of the current new interval's left end
+        SL, il, ZL, rl = S, c, z, r0
         for i in range(cstart[c], cstart[c + 1]):
             if not keep[i]:
                 continue
@@ -640,22 +649,12 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
                 znew[e, r] = z[r0, r] + a * (z[r1, r] - z[r0, r])
             znew[e, cr[i]] = bps[ck[i]]
             _signs_into(znew, e, bps, thr, sn, e)
-            if left_new:
-                _pieces_into(sn, e - 1, znew, e - 1, sn, e, znew, e, bps, pieces, q - 1)
-            else:
-                _pieces_into(S, c, z, r0, sn, e, znew, e, bps, pieces, q - 1)
-            left_new = True
+            _pieces_into(SL, il, ZL, rl, sn, e, znew, e, bps, pieces, q - 1)
+            SL, il, ZL, rl = sn, e, znew, e
             q += 1
             e += 1
-        if left_new:
-            _pieces_into(sn, e - 1, znew, e - 1, S, c + 1, z, r1, bps, pieces, q - 1)
-        else:
-            _pieces_into(S, c, z, r0, S, c + 1, z, r1, bps, pieces, q - 1)
+        _pieces_into(SL, il, ZL, rl, S, c + 1, z, r1, bps, pieces, q - 1)
         m = dptr[c]
-        if dj.shape[0] < m + n:
-            grown = np.empty(2 * dj.shape[0] + n, np.int64)
-            grown[:m] = dj[:m]
-            dj = grown
         for j in range(n):
             d = False
             for k in range(nbp):
@@ -664,6 +663,19 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
                 dj[m] = j
                 m += 1
         dptr[c + 1] = m
+    return xn, neun, bpn, rown, parent, pieces, cnew, anew, znew, dptr, dj
+
+
+@njit(cache=True, nogil=True)
+def corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, bps, slopes, icpts):
+    """The crossings' corrections (step 3): ``(direct, cptr, cj, cv)``. The
+    crossings inside old intervals that more than ``n / 16`` neurons cross
+    (``direct``) get the next layer's values computed; every other crossing
+    ``e`` lists the neurons ``cj[cptr[e]:cptr[e + 1]]`` that are not affine
+    along its old interval, with ``cv`` their activation minus its
+    interpolation between the interval's ends."""
+    n = z.shape[1]
+    nk = cnew.shape[0]
     # the crossings of an old interval that many neurons cross get their next
     # values computed; every other one lists the neurons of its interval that
     # are not affine along it, with their activation's departure from the
@@ -695,7 +707,7 @@ def cut_layer_1d(x, rowof, z, scale, neu, bpi, bps, slopes, icpts, rel_tol, tol,
                 (1.0 - a) * _act(u, bps, slopes, icpts) + a * _act(w, bps, slopes, icpts)
             )
             m += 1
-    return xn, neun, bpn, rown, parent, pieces, cnew, anew, znew, direct[:nd], cptr, cj, cv
+    return direct[:nd], cptr, cj, cv
 
 
 @njit(cache=True, nogil=True)
@@ -772,7 +784,9 @@ def product_1d(Z, rows, off, q0, q1, bps, slopes, icpts, wt, b, nbps, out, sc, B
         if na > 0:
             np.dot(ap, wq, pr[:nb])
         else:
-            pr[:nb] = 0.0
+            for i in range(nb):
+                for o in range(m):
+                    pr[i, o] = 0.0
         for i in range(nb):
             y = off + rows[s + i]
             if nbps.shape[0] == 1:
@@ -797,7 +811,7 @@ def fill_new_rows_1d(out, rowof, cnew, anew, cptr, cj, cv, isdirect, wt, nbps, s
     Every other crossing ``e`` (row ``V + e``, inside old interval ``c``
     whose ends have rows ``rowof[c], rowof[c + 1]``) has its activations
     affine in its place ``a`` except for the neurons listed for it (see
-    :func:`cut_layer_1d`), so its row is interpolated between the ends' and
+    :func:`corrections_1d`), so its row is interpolated between the ends' and
     corrected by those neurons' rows of ``wt`` only. Updates ``sc`` as
     :func:`product_1d` does."""
     nk = cnew.shape[0]

@@ -52,6 +52,15 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
     -------
     RegionMap
 
+    Notes
+    -----
+    On a machine with two or more cores, a 1D enumeration shares its large
+    matrix products with one helper thread (the next layer's product runs
+    while a layer is cut). The result is the same bit for bit either way;
+    ``REGIONGEOM_NUM_THREADS=1`` in the environment keeps all the work on the
+    calling thread (``lc_density``'s worker processes set it to their share
+    of the cores).
+
     Examples
     --------
     Telgarsky's sawtooth of depth 3 has 2**3 pieces on [0, 1]:
