@@ -158,3 +158,22 @@ def test_forked_child_makes_its_own_helper(monkeypatch):
 
 def _count_regions(net, dom):
     return len(rg.activation_regions(net, dom))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mixed_layers_with_an_affine_one(seed, small_blocks_two_threads):
+    """Leaky ReLU, an affine layer, ReLU, Hardtanh (two breakpoints: the
+    products' scales for several breakpoints) against the reference."""
+    rng = np.random.default_rng(seed)
+    acts = [rg.leaky_relu(0.1), None, "relu", rg.hardtanh(-0.5, 0.7), None]
+    ws, bs, d = [], [], 1
+    for w in [int(v) for v in rng.integers(3, 30, size=4)] + [1]:
+        ws.append(rng.normal(size=(w, d)) * 2 / np.sqrt(d))
+        bs.append(rng.normal(size=w))
+        d = w
+    net = rg.Network.from_arrays(ws, bs, acts)
+    rm = rg.activation_regions(net, (-3.0, 3.0))
+    expect = ref.regions_1d(net, (-3.0, 3.0))
+    assert len(rm) == len(expect)
+    np.testing.assert_array_equal(rm.patterns, np.array([p for p, _ in expect]))
+    np.testing.assert_allclose(rm.intervals, np.array([iv for _, iv in expect]), rtol=0, atol=1e-12)
