@@ -710,6 +710,15 @@ def corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, bps, slopes, ic
     return direct[:nd], cptr, cj, cv
 
 
+@njit(cache=True)
+def _scale_row(out, y, nbps, sc):
+    """``sc[k] = max(sc[k], |out[y] - nbps[k]|)`` for every breakpoint ``k``."""
+    for k in range(nbps.shape[0]):
+        t = nbps[k]
+        for o in range(out.shape[1]):
+            sc[k, o] = max(sc[k, o], abs(out[y, o] - t))
+
+
 @njit(cache=True, nogil=True)
 def product_1d(Z, rows, off, q0, q1, bps, slopes, icpts, wt, b, nbps, out, sc, B):
     """The next layer's preactivations ``act(Z[r]) @ wt + b`` into row
@@ -798,10 +807,7 @@ def product_1d(Z, rows, off, q0, q1, bps, slopes, icpts, wt, b, nbps, out, sc, B
                 continue
             for o in range(m):
                 out[y, o] = pr[i, o] + const[o]
-            for k in range(nbps.shape[0]):
-                t = nbps[k]
-                for o in range(m):
-                    sc[k, o] = max(sc[k, o], abs(out[y, o] - t))
+            _scale_row(out, y, nbps, sc)
 
 
 @njit(cache=True)
@@ -828,10 +834,7 @@ def fill_new_rows_1d(out, rowof, cnew, anew, cptr, cj, cv, isdirect, wt, nbps, s
             j, corr = cj[p], cv[p]
             for o in range(m):
                 out[y, o] += corr * wt[j, o]
-        for k in range(nbps.shape[0]):
-            t = nbps[k]
-            for o in range(m):
-                sc[k, o] = max(sc[k, o], abs(out[y, o] - t))
+        _scale_row(out, y, nbps, sc)
 
 
 @njit(cache=True)
