@@ -63,14 +63,19 @@ def test_block_product_all_constant_block():
     np.testing.assert_array_equal(sc[0], np.abs(b))
 
 
+def _fresh_helper_on_two_cores(monkeypatch):
+    """No helper yet, a 2-core machine, and no REGIONGEOM_NUM_THREADS."""
+    monkeypatch.setattr(E, "_pool_state", {"pool": None})
+    monkeypatch.delenv("REGIONGEOM_NUM_THREADS", raising=False)
+    monkeypatch.setattr(E.os, "cpu_count", lambda: 2)
+
+
 @pytest.fixture
 def small_blocks_two_threads(monkeypatch):
     """Blocks of 3 points, and every product split over the helper thread."""
     monkeypatch.setattr(E, "_BLOCK", 3)
     monkeypatch.setattr(E, "_PAR_MIN", 0)
-    monkeypatch.setattr(E, "_pool_state", {"pool": None})
-    monkeypatch.delenv("REGIONGEOM_NUM_THREADS", raising=False)
-    monkeypatch.setattr(E.os, "cpu_count", lambda: 2)
+    _fresh_helper_on_two_cores(monkeypatch)
     yield
     if E._pool_state["pool"] is not None:
         E._pool_state["pool"].shutdown()
@@ -97,9 +102,7 @@ def test_two_threads_give_the_same_bits(act, monkeypatch):
     monkeypatch.setattr(E, "_PAR_MIN", 1 << 62)
     one = rg.activation_regions(net, dom)
     monkeypatch.setattr(E, "_PAR_MIN", 0)
-    monkeypatch.setattr(E, "_pool_state", {"pool": None})
-    monkeypatch.setattr(E.os, "cpu_count", lambda: 2)
-    monkeypatch.delenv("REGIONGEOM_NUM_THREADS", raising=False)
+    _fresh_helper_on_two_cores(monkeypatch)
     two = rg.activation_regions(net, dom)
     assert E._pool_state["pool"] is not None
     E._pool_state["pool"].shutdown()
@@ -121,9 +124,7 @@ def test_one_thread_when_asked(monkeypatch):
 def test_d1_with_the_split_and_without(monkeypatch):
     """The standard deep network, whose products are large enough to split."""
     net, dom, count = standard("D1")
-    monkeypatch.setattr(E, "_pool_state", {"pool": None})
-    monkeypatch.setattr(E.os, "cpu_count", lambda: 2)
-    monkeypatch.delenv("REGIONGEOM_NUM_THREADS", raising=False)
+    _fresh_helper_on_two_cores(monkeypatch)
     two = rg.activation_regions(net, dom)
     assert E._pool_state["pool"] is not None
     E._pool_state["pool"].shutdown()
@@ -143,9 +144,7 @@ def test_forked_child_makes_its_own_helper(monkeypatch):
     Linux) has the pool but not its thread; it must not wait for it."""
     import multiprocessing
 
-    monkeypatch.setattr(E, "_pool_state", {"pool": None})
-    monkeypatch.setattr(E.os, "cpu_count", lambda: 2)
-    monkeypatch.delenv("REGIONGEOM_NUM_THREADS", raising=False)
+    _fresh_helper_on_two_cores(monkeypatch)
     net, dom, count = standard("D1")
     rg.activation_regions(net, dom)
     assert E._pool_state["pool"] is not None  # the helper is running
