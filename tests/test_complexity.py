@@ -131,7 +131,7 @@ def brute_f(net, row, x, sigma, *, good=True, rho=True, h=1e-6):
 BRUTE_NETS = {
     "relu-3x2x3": lambda: rand_net([3, 2, 3], ["relu"] * 3, seed=1),
     "bottleneck-1": lambda: rand_net([4, 1, 4], ["relu"] * 3, seed=2),
-    "mixed-acts": lambda: rand_net([3, 2, 2], ["relu", rg.hardtanh(), rg.leaky_relu(0.01)], seed=3),
+    "mixed-acts": lambda: rand_net([3, 2, 2], ["relu", rg.hardtanh, rg.leaky_relu], seed=3),
     "zero-weights": lambda: rand_net([4, 4, 4], ["relu"] * 3, seed=4, zero_frac=0.4),
     "abs-pl-last-relu": lambda: rand_net(
         [3, 3], ["abs", rg.Activation("flat-ends", [-0.5, 0.5], [0.0, 1.0, 0.0])], seed=5, last_act="relu"
@@ -146,7 +146,7 @@ BRUTE_NETS = {
     "1d-width-1": lambda: rand_net([5, 1, 1, 5], ["relu"] * 4, n_in=1, seed=7),
     "linear-middle": lambda: rand_net([3, 2, 3], ["relu", None, "relu"], seed=8),
     "linear-middle-sparse": lambda: rand_net(
-        [4, 3, 2], [rg.leaky_relu(0.01), None, "abs"], seed=9, zero_frac=0.3, last_act="relu"
+        [4, 3, 2], [rg.leaky_relu, None, "abs"], seed=9, zero_frac=0.3, last_act="relu"
     ),
     "3-inputs": lambda: rand_net([6, 6], ["relu", "relu"], n_in=3, seed=10),
     "linear-first": lambda: rand_net([3, 4, 3], [None, "relu", "relu"], seed=3),
@@ -182,7 +182,7 @@ def test_grid_order_reuse_matches_brute_force():
     """Consecutive grid points reuse gradients and update values along the
     shared affine map: f still equals the brute force at every point, and
     equals the result on shuffled points (no reuse) to rounding."""
-    net = rand_net([6, 5, 4], ["relu", rg.hardtanh(-0.5, 0.5), "relu"], seed=21, scale=1.5)
+    net = rand_net([6, 5, 4], ["relu", rg.Activation.hardtanh(-0.5, 0.5), "relu"], seed=21, scale=1.5)
     g = np.linspace(-1.2, 1.2, 23)
     x = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
     noise = np.random.default_rng(4).normal(0, 0.3, size=(2, net.n_neurons))
@@ -214,7 +214,7 @@ def test_good_indicator_with_exact_ties(seed, n_in, widths, act, last_act):
         bs.append(rng.integers(-2, 3, size=w) / 2)
         d = w
     acts = [act] * len(widths) + [last_act]
-    net = rg.Network.from_arrays(ws, bs, [rg.hardtanh(-1.0, 1.0) if a == "hardtanh" else a for a in acts])
+    net = rg.Network.from_arrays(ws, bs, [rg.hardtanh if a == "hardtanh" else a for a in acts])
     x = rng.integers(-2, 3, size=(12, n_in)).astype(float)
     noise = rng.integers(-2, 3, size=(3, net.n_neurons)) / 2
     pk = _Packed(net)
