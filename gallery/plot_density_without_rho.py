@@ -45,9 +45,9 @@ without = lc_density(net, points, sigma=DEFAULT_SIGMA, n_samples=N_SAMPLES, good
                      progress=False)  # fmt: skip
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
-plot_density(with_rho, DEFAULT_DOMAIN, axes[0], label="$f(x)$")
+plot_density(with_rho, DEFAULT_DOMAIN, ax=axes[0], label="$f(x)$")
 axes[0].set_title(r"with $\rho$ (eq. 40): $\Sigma_i\, \mathbb{E}[\|\nabla z_i\|\,\rho_{b_i}(z_i)]$")
-plot_density(without, DEFAULT_DOMAIN, axes[1], cmap="viridis", label=r"$\hat f(x)$")
+plot_density(without, DEFAULT_DOMAIN, ax=axes[1], cmap="viridis", label=r"$\hat f(x)$")
 axes[1].set_title(r"without $\rho$ (eq. 41): $\Sigma_i\, \mathbb{E}[\|\nabla z_i\|]$")
 fig.savefig(OUT / "density_without_rho.png", dpi=80)
 print(f"mean over the box: with rho {with_rho.mean.mean():.2f}, without rho {without.mean.mean():.2f}")

@@ -70,7 +70,7 @@ print(f"LC over the domain (Theorem 2, sigma={DEFAULT_SIGMA}): {lc.mean:.2f} +- 
 # %%
 # Figure 1
 # --------
-fig, axes = figure1(net, DEFAULT_DOMAIN, sigma=DEFAULT_SIGMA, n_samples=N_SAMPLES, grid=GRID, rng=0,
+fig, axes = figure1(net, DEFAULT_DOMAIN, sigma=DEFAULT_SIGMA, n_samples=N_SAMPLES, shape=GRID, rng=0,
                     progress=False)  # fmt: skip
 fig.savefig(OUT / "figure1_bunny.png", dpi=80 if FULL else 70, pil_kwargs={"optimize": True})
 

@@ -40,7 +40,7 @@ points = grid_points(DEFAULT_DOMAIN, GRID)
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.9), layout="constrained")
 for ax, sigma in zip(axes, SIGMAS, strict=True):
     est = lc_density(net, points, sigma=sigma, n_samples=N_SAMPLES, good=False, rng=0, progress=False)
-    plot_density(est, DEFAULT_DOMAIN, ax, label="$f(x)$")
+    plot_density(est, DEFAULT_DOMAIN, ax=ax, label="$f(x)$")
     ax.set_title(rf"$\sigma = {sigma:g}$")
     print(f"sigma={sigma:<6g} mean f over the box {est.mean.mean():7.2f}, max {est.mean.max():7.1f}")
 fig.savefig(OUT / "sigma_ablation.png", dpi=80)

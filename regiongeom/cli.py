@@ -94,7 +94,7 @@ def _summary(net, domain, args, out_dir, stem):
 
     sigma = positive(args.sigma, "--sigma")
     n_samples = integer_at_least(args.samples, 2, "--samples")
-    grid = integer_at_least(args.grid, 2, "--grid")
+    shape = integer_at_least(args.shape, 2, "--shape")
     if args.method == "definition":
         positive(args.eps if args.eps is not None else -1, "--eps (needed by --method definition)")
     rm, loc = _regions_summary(net, domain, args.max_regions)
@@ -104,13 +104,13 @@ def _summary(net, domain, args, out_dir, stem):
         kw["eps"] = args.eps
     else:
         kw["good"] = args.good
-    lc = local_complexity(net, grid_points(domain, grid), **kw)
+    lc = local_complexity(net, grid_points(domain, shape), **kw)
     what = "Theorem 2" + ("" if args.good else " without the good indicator (eq. 40)")
     if args.method == "definition":
         what = f"definition, eps={args.eps:g}"
     print(
         f"local complexity over the domain ({what}, sigma={sigma:g}, {n_samples} samples, "
-        f"{grid}x{grid if rm.dim == 2 else 1} points): {lc.mean:.6g} +- {lc.stderr:.2g}"
+        f"{shape}x{shape if rm.dim == 2 else 1} points): {lc.mean:.6g} +- {lc.stderr:.2g}"
     )
     if out_dir is not None:
         import matplotlib
@@ -118,7 +118,7 @@ def _summary(net, domain, args, out_dir, stem):
         matplotlib.use("Agg")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        fig, _ = figure1(net, domain, sigma=sigma, n_samples=n_samples, grid=grid, method=args.method,
+        fig, _ = figure1(net, domain, sigma=sigma, n_samples=n_samples, shape=shape, method=args.method,
                          eps=args.eps, good=args.good, rng=args.seed, progress=progress)  # fmt: skip
         png = out / f"{stem}.png"
         fig.savefig(png, dpi=150)
@@ -171,7 +171,8 @@ def _lc_options(p, sigma_default):
     p.add_argument("--sigma", type=float, default=sigma_default,
                    help=f"standard deviation of the bias noise (default {sigma_default})")  # fmt: skip
     p.add_argument("--samples", type=int, default=32, help="noise samples (default 32)")
-    p.add_argument("--grid", type=int, default=128, help="grid points per axis for the heat map and LC (default 128)")
+    p.add_argument("--shape", type=int, default=128, metavar="N",
+                   help="grid points per axis for the heat map and LC (default 128)")  # fmt: skip
     p.add_argument("--method", choices=["theorem2", "definition"], default="theorem2",
                    help="estimate f by Theorem 2 (default) or by its definition at radius --eps")  # fmt: skip
     p.add_argument("--eps", type=float, default=None, help="ball radius for --method definition")

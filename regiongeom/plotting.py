@@ -144,15 +144,15 @@ def grid_points(domain, shape=100) -> np.ndarray:
     return np.column_stack([xx.ravel(), yy.ravel()])
 
 
-def region_colors(n, *, seed=0, cmap=None, light=True) -> np.ndarray:
+def region_colors(n, *, rng=0, cmap=None, light=True) -> np.ndarray:
     """(n, 4) random RGBA colours, one per region.
 
     Without ``cmap``: random hues, light (low saturation, high value: fills
     under a black locus) or, with ``light=False``, darker and saturated
     (lines on white). With ``cmap`` (a name or a Colormap): that map sampled
-    at random positions.
+    at random positions. ``rng``: a seed or a ``numpy.random.Generator``.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(rng)
     if cmap is not None:
         import matplotlib as mpl
 
@@ -185,7 +185,7 @@ def _auto_linewidth(n_segments):
 # ----------------------------------------------------------------------------
 # regions
 # ----------------------------------------------------------------------------
-def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=False, cmap=None, seed=0,
+def plot_regions(rm, *, ax=None, color_by="activation", locus=True, boundaries=False, cmap=None, rng=0,
                  linewidth=None, locus_color="k", boundary_color="0.5", alpha=1.0, output=0) -> RegionArtists:  # fmt: skip
     """Draw a region map: regions in random colours, the nonlinear locus in black.
 
@@ -199,7 +199,7 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
     rm : RegionMap
         From :func:`regiongeom.activation_regions`.
     ax : matplotlib Axes, optional
-        Default: ``plt.gca()``.
+        Default: the current axes, ``plt.gca()``.
     color_by : {"activation", "linear"}
         One colour per activation region, or per linear region (activation
         regions merged where the gradient does not jump).
@@ -210,8 +210,9 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
         switches but the gradient does not jump), dashed grey.
     cmap : str or Colormap, optional
         Sample region colours from this map instead of light random hues.
-    seed : int
-        Seed of the random colours.
+    rng : int or Generator
+        Seed (or generator) of the random colours; the default 0 gives the
+        same colours every time.
     linewidth : float, optional
         Locus line width (2D; default thinner for larger maps).
     locus_color, boundary_color : colours
@@ -245,7 +246,7 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
         )
     ax = _axes(ax)
     labels = _labels(rm, color_by)
-    colors = region_colors(int(labels.max()) + 1, seed=seed, cmap=cmap, light=rm.dim == 2)[labels]
+    colors = region_colors(int(labels.max()) + 1, rng=rng, cmap=cmap, light=rm.dim == 2)[labels]
     colors[:, 3] = alpha
     loc = nonlinear_locus(rm) if (locus or boundaries) else None
     if rm.dim == 1:
@@ -331,10 +332,10 @@ def _plot_regions_1d(rm, loc, ax, colors, locus, boundaries, locus_color, bounda
     return RegionArtists(regions, loc_art, bnd_art, ax)
 
 
-def plot_function_1d(net, domain, ax=None, **kwargs) -> RegionArtists:
+def plot_function_1d(net, domain, *, ax=None, **kwargs) -> RegionArtists:
     """The graph of a 1-input network on an interval, with its breakpoints.
 
-    Shorthand for ``plot_regions(rg.activation_regions(net, domain), ax,
+    Shorthand for ``plot_regions(rg.activation_regions(net, domain), ax=ax,
     boundaries=True, **kwargs)``: one colour per activation region, locus
     points in black, activation boundaries that are not locus as open grey
     circles.
@@ -345,6 +346,7 @@ def plot_function_1d(net, domain, ax=None, **kwargs) -> RegionArtists:
         One input.
     domain : (lo, hi)
     ax : Axes, optional
+        Default: the current axes, ``plt.gca()``.
     **kwargs
         Passed to :func:`plot_regions`.
     """
@@ -353,7 +355,7 @@ def plot_function_1d(net, domain, ax=None, **kwargs) -> RegionArtists:
     if net.n_in != 1:
         raise ValueError(f"plot_function_1d needs a 1-input network; this one has {net.n_in} inputs")
     kwargs.setdefault("boundaries", True)
-    return plot_regions(activation_regions(net, domain), ax, **kwargs)
+    return plot_regions(activation_regions(net, domain), ax=ax, **kwargs)
 
 
 # ----------------------------------------------------------------------------
@@ -365,7 +367,7 @@ def _mean_stderr(values):
     return np.asarray(values, dtype=np.float64), None
 
 
-def plot_density(values, domain=None, ax=None, *, shape=None, x=None, cmap="magma", colorbar=True, log=False,
+def plot_density(values, domain=None, *, ax=None, shape=None, x=None, cmap="magma", colorbar=True, log=False,
                  label=r"$f(x)$", vmin=None, vmax=None, band=2.0, color="#0072B2") -> DensityArtists:  # fmt: skip
     """Heat map (2D) or curve (1D) of a local complexity density.
 
@@ -380,6 +382,7 @@ def plot_density(values, domain=None, ax=None, *, shape=None, x=None, cmap="magm
         points (1D). 2D without a domain: pixel coordinates. Pixels outside
         a polygon domain are left blank.
     ax : Axes, optional
+        Default: the current axes, ``plt.gca()``.
     shape : (ny, nx), optional
         Grid shape of flat 2D values; default square.
     x : (P,) array_like, optional
@@ -487,7 +490,7 @@ def _density_1d(mean, stderr, dom, ax, x, log, label, band, color):
     return DensityArtists(line, band_art, None, ax)
 
 
-def plot_density_1d(x, estimates, closed_form=None, ax=None, *, band=2.0, closed_form_label="closed form",
+def plot_density_1d(x, estimates, closed_form=None, *, ax=None, band=2.0, closed_form_label="closed form",
                     label=r"$f(x)$", colors=None, legend=True) -> CurveArtists:  # fmt: skip
     """Compare 1D density estimates with each other and with a closed form.
 
@@ -502,6 +505,7 @@ def plot_density_1d(x, estimates, closed_form=None, ax=None, *, band=2.0, closed
         The exact density at ``x`` (or a function of ``x``), drawn as a thin
         black line on top.
     ax : Axes, optional
+        Default: the current axes, ``plt.gca()``.
     band : float
         Width of the error band in standard errors (default 2: about 95 %).
     colors : sequence of colours, optional
@@ -551,13 +555,13 @@ def plot_density_1d(x, estimates, closed_form=None, ax=None, *, band=2.0, closed
 # ----------------------------------------------------------------------------
 # Figure 1
 # ----------------------------------------------------------------------------
-def figure1(net, domain, *, sigma, n_samples=32, grid=128, method="theorem2", eps=None, good=False,
+def figure1(net, domain, *, sigma, n_samples=32, shape=128, method="theorem2", eps=None, good=False,
             color_by="linear", rng=0, figsize=None, cmap="magma", log=False, progress=None):  # fmt: skip
     """The paper's Figure 1: regions and locus | heat map of ``f(x)``.
 
     Left, :func:`plot_regions` (linear regions in random colours, nonlinear
     locus in black); right, :func:`plot_density` of
-    :func:`~regiongeom.complexity.lc_density` on a ``grid`` of pixel centres.
+    :func:`~regiongeom.complexity.lc_density` on a grid of ``shape`` pixel centres.
     For a 1-input network: the function with its breakpoints | the curve of
     ``f`` with a ±2 standard error band.
 
@@ -570,7 +574,7 @@ def figure1(net, domain, *, sigma, n_samples=32, grid=128, method="theorem2", ep
         Standard deviation of the bias noise (the paper uses 0.05).
     n_samples : int
         Noise samples per pixel.
-    grid : int or (ny, nx)
+    shape : int or (ny, nx)
         Pixels of the heat map (points of the curve in 1D).
     method : {"theorem2", "definition"}
     eps : float, optional
@@ -605,7 +609,7 @@ def figure1(net, domain, *, sigma, n_samples=32, grid=128, method="theorem2", ep
 
     dom = _domain(domain, net.n_in)
     rm = activation_regions(net, domain)
-    pts = grid_points(domain, grid)
+    pts = grid_points(domain, shape)
     kw = dict(sigma=sigma, n_samples=n_samples, method=method, rng=rng, progress=progress)
     if method == "definition":
         kw["eps"] = eps
@@ -618,14 +622,14 @@ def figure1(net, domain, *, sigma, n_samples=32, grid=128, method="theorem2", ep
     what = "linear" if color_by == "linear" else "activation"
     n_col = len(np.unique(_labels(rm, color_by)))
     if dom.dim == 2:
-        plot_regions(rm, axes[0], color_by=color_by)
+        plot_regions(rm, ax=axes[0], color_by=color_by)
         axes[0].set_title(f"{n_col:,} {what} regions; locus in black")
-        plot_density(est, domain, axes[1], shape=grid if np.ndim(grid) else None, cmap=cmap, log=log,
+        plot_density(est, domain, ax=axes[1], shape=shape if np.ndim(shape) else None, cmap=cmap, log=log,
                      label="$f(x)$")  # fmt: skip
     else:
-        plot_regions(rm, axes[0], color_by=color_by, boundaries=True)
+        plot_regions(rm, ax=axes[0], color_by=color_by, boundaries=True)
         axes[0].set_title(f"{n_col:,} {what} regions; locus points in black")
-        plot_density(est, domain, axes[1], label="$f(x)$", log=log)
+        plot_density(est, domain, ax=axes[1], label="$f(x)$", log=log)
     if method == "definition":
         src = f"definition, $\\varepsilon={eps:g}$"
     else:

@@ -59,7 +59,7 @@ def test_errors_are_one_line(tmp_path):
 
 
 def test_demo_writes_figure_and_summary(tmp_path):
-    r = run("demo", "--out", str(tmp_path), "--samples", "4", "--grid", "32", "--no-progress")
+    r = run("demo", "--out", str(tmp_path), "--samples", "4", "--shape", "32", "--no-progress")
     assert r.returncode == 0, r.stderr
     net = rg.default_network()
     rm = rg.activation_regions(net, rg.datasets.DEFAULT_DOMAIN)
@@ -76,7 +76,7 @@ def test_map_user_model_torch(tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
     path = tmp_path / "model.pt"
     torch.save(model, path)
-    r = run("map", str(path), "--domain=-2,-2,2,2", "--out", str(tmp_path), "--samples", "4", "--grid", "24",
+    r = run("map", str(path), "--domain=-2,-2,2,2", "--out", str(tmp_path), "--samples", "4", "--shape", "24",
             "--method", "definition", "--eps", "0.1", "--geojson", "--no-progress")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "model.png").exists() and (tmp_path / "model.geojson").exists()
