@@ -555,7 +555,14 @@ def plot_density_1d(x, estimates, closed_form=None, *, ax=None, band=2.0, closed
 # ----------------------------------------------------------------------------
 # Figure 1
 # ----------------------------------------------------------------------------
-def figure1(net, domain, *, sigma, n_samples=32, shape=128, method="theorem2", eps=None, good=False,
+def _estimator_name(method, eps, good):
+    """How a figure names the estimate it shows."""
+    if method == "definition":
+        return f"definition, $\\varepsilon={eps:g}$"
+    return "Theorem 2" if good else "eq. 40 upper bound"
+
+
+def figure1(net, domain, *, sigma, n_samples=32, shape=128, method="theorem2", eps=None, good=True,
             color_by="linear", rng=0, figsize=None, cmap="magma", log=False, progress=None):  # fmt: skip
     """The paper's Figure 1: regions and locus | heat map of ``f(x)``.
 
@@ -580,11 +587,12 @@ def figure1(net, domain, *, sigma, n_samples=32, shape=128, method="theorem2", e
     eps : float, optional
         Ball radius, for ``method="definition"``.
     good : bool
-        theorem2 only. Default False, as in the paper: Figure 1 estimates
-        the upper bound of eq. (40), ``sum_i E[||grad z_i|| rho_b(z_i)]``
-        without the good-neuron indicator (Appendix B.1). ``True`` gives
-        Theorem 2 exactly. Ignored by ``method="definition"``, which
-        measures the locus itself.
+        theorem2 only. Default True: Theorem 2 exactly, as
+        :func:`~regiongeom.complexity.lc_density`. ``False`` drops the
+        good-neuron indicator and draws the upper bound of eq. (40),
+        ``sum_i E[||grad z_i|| rho_b(z_i)]``, which the paper's Figure 1
+        shows (Appendix B.1); the panel's title then says so. Ignored by
+        ``method="definition"``, which measures the locus itself.
     color_by : {"linear", "activation"}
         Colour per linear region (as the paper) or per activation region.
     rng : int or Generator
@@ -630,9 +638,5 @@ def figure1(net, domain, *, sigma, n_samples=32, shape=128, method="theorem2", e
         plot_regions(rm, ax=axes[0], color_by=color_by, boundaries=True)
         axes[0].set_title(f"{n_col:,} {what} regions; locus points in black")
         plot_density(est, domain, ax=axes[1], label="$f(x)$", log=log)
-    if method == "definition":
-        src = f"definition, $\\varepsilon={eps:g}$"
-    else:
-        src = "Theorem 2" if good else "eq. 40 bound"
-    axes[1].set_title(f"local complexity $f(x)$ ({src}), $\\sigma={sigma:g}$")
+    axes[1].set_title(f"local complexity density $f(x)$\n{_estimator_name(method, eps, good)}, $\\sigma={sigma:g}$")
     return fig, np.asarray(axes)

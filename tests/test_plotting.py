@@ -234,10 +234,10 @@ def test_figure1_2d():
     assert axes.shape == (2,)
     assert len(axes[0].collections) == 2  # regions + locus
     assert np.asarray(axes[1].images[0].get_array()).shape == (16, 16)
-    assert "eq. 40 bound" in axes[1].get_title()
-    fig, axes = figure1(net, BOX, sigma=0.1, n_samples=4, shape=(8, 10), good=True, progress=False)
+    assert "Theorem 2" in axes[1].get_title()  # the default, as lc_density's
+    fig, axes = figure1(net, BOX, sigma=0.1, n_samples=4, shape=(8, 10), good=False, progress=False)
     assert np.asarray(axes[1].images[0].get_array()).shape == (8, 10)
-    assert "Theorem 2" in axes[1].get_title()
+    assert "eq. 40 upper bound" in axes[1].get_title() and "Theorem 2" not in axes[1].get_title()
 
 
 def test_figure1_1d_definition():
