@@ -24,16 +24,17 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 
+import regiongeom as rg
 from regiongeom.complexity import lc_density
 from regiongeom.datasets import DEFAULT_DOMAIN, DEFAULT_SIGMA, default_network
-from regiongeom.plotting import grid_points, plot_density
+from regiongeom.plotting import plot_density
 
 OUT = Path(os.environ.get("REGIONGEOM_GALLERY_OUT", "gallery_out"))
 OUT.mkdir(parents=True, exist_ok=True)
 GRID, N_SAMPLES = 80, 12
 
 net = default_network()
-points = grid_points(DEFAULT_DOMAIN, GRID)
+points = rg.grid_points(DEFAULT_DOMAIN, GRID)
 
 # %%
 # With and without rho

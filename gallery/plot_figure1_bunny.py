@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt
 import regiongeom as rg
 from regiongeom.complexity import local_complexity
 from regiongeom.datasets import DEFAULT_DOMAIN, DEFAULT_SIGMA, bunny_image, default_network
-from regiongeom.plotting import figure1, grid_points
+from regiongeom.plotting import figure1
 
 OUT = Path(os.environ.get("REGIONGEOM_GALLERY_OUT", "gallery_out"))
 OUT.mkdir(parents=True, exist_ok=True)
@@ -46,7 +46,7 @@ print(net)
 # The target and the network's function
 # --------------------------------------
 x0, y0, x1, y1 = DEFAULT_DOMAIN
-values = net(grid_points(DEFAULT_DOMAIN, 128))[:, 0].reshape(128, 128)
+values = net(rg.grid_points(DEFAULT_DOMAIN, 128))[:, 0].reshape(128, 128)
 fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.6), layout="constrained")
 axes[0].imshow(bunny_image(128), cmap="gray_r", extent=(x0, x1, y0, y1))
 axes[0].set_title("target silhouette")
@@ -65,7 +65,7 @@ rm = rg.activation_regions(net, DEFAULT_DOMAIN)
 loc = rg.nonlinear_locus(rm)
 lr = rg.linear_regions(rm)
 lc = local_complexity(
-    net, grid_points(DEFAULT_DOMAIN, 32), sigma=DEFAULT_SIGMA, n_samples=8, rng=0, progress=False
+    net, rg.grid_points(DEFAULT_DOMAIN, 32), sigma=DEFAULT_SIGMA, n_samples=8, rng=0, progress=False
 )
 print(f"{len(rm)} activation regions, {len(lr)} linear regions, locus length {loc.volume():.1f}")
 print(f"LC over the domain (Theorem 2, sigma={DEFAULT_SIGMA}): {lc.mean:.2f} +- {lc.stderr:.2f}")

@@ -20,9 +20,10 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 
+import regiongeom as rg
 from regiongeom.complexity import lc_density
 from regiongeom.datasets import DEFAULT_DOMAIN, default_network
-from regiongeom.plotting import grid_points, plot_density
+from regiongeom.plotting import plot_density
 
 OUT = Path(os.environ.get("REGIONGEOM_GALLERY_OUT", "gallery_out"))
 OUT.mkdir(parents=True, exist_ok=True)
@@ -30,7 +31,7 @@ GRID, N_SAMPLES = 80, 12
 SIGMAS = (0.025, 0.05, 0.1)
 
 net = default_network()
-points = grid_points(DEFAULT_DOMAIN, GRID)
+points = rg.grid_points(DEFAULT_DOMAIN, GRID)
 
 # %%
 # One heat map per sigma

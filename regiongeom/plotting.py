@@ -22,13 +22,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._validate import as_domain
+from .grids import _domain, _shape2d, grid_points
 
 __all__ = [
     "RegionArtists",
     "DensityArtists",
     "CurveArtists",
-    "grid_points",
     "region_colors",
     "plot_regions",
     "plot_function_1d",
@@ -88,60 +87,6 @@ def _axes(ax):
 
         ax = plt.gca()
     return ax
-
-
-def _domain(domain, dim=None):
-    """A validated Domain; ``dim`` None guesses from the value."""
-    import shapely
-
-    if dim is None:
-        dim = 2 if isinstance(domain, shapely.Geometry) or np.size(domain) == 4 else 1
-    return as_domain(domain, dim)
-
-
-def _shape2d(shape):
-    if np.ndim(shape) == 0:
-        return int(shape), int(shape)
-    ny, nx = (int(v) for v in shape)
-    return ny, nx
-
-
-def grid_points(domain, shape=100) -> np.ndarray:
-    """Pixel centres of a regular grid over a domain's bounding box.
-
-    The order matches :func:`plot_density`: in 2D, row-major with ``x``
-    varying fastest and ``y`` increasing (``origin="lower"``), so values
-    computed at these points reshape to ``(ny, nx)`` images.
-
-    Parameters
-    ----------
-    domain : (lo, hi), (xmin, ymin, xmax, ymax) or shapely.Polygon
-    shape : int or (ny, nx)
-        Number of pixels: ``n`` (1D), or ``n`` per side / ``(ny, nx)`` (2D).
-
-    Returns
-    -------
-    (P, 1) or (P, 2) ndarray of float64
-
-    Examples
-    --------
-    >>> grid_points((0.0, 1.0), 4).ravel()
-    array([0.125, 0.375, 0.625, 0.875])
-    >>> grid_points((0, 0, 2, 1), (1, 2))
-    array([[0.5, 0.5],
-           [1.5, 0.5]])
-    """
-    dom = _domain(domain)
-    if dom.dim == 1:
-        lo, hi = dom.interval
-        n = int(np.ravel(shape)[0])
-        return (lo + (np.arange(n) + 0.5) * (hi - lo) / n)[:, None]
-    ny, nx = _shape2d(shape)
-    x0, y0, x1, y1 = dom.polygon.bounds
-    xs = x0 + (np.arange(nx) + 0.5) * (x1 - x0) / nx
-    ys = y0 + (np.arange(ny) + 0.5) * (y1 - y0) / ny
-    xx, yy = np.meshgrid(xs, ys)
-    return np.column_stack([xx.ravel(), yy.ravel()])
 
 
 def region_colors(n, *, rng=0, cmap=None, light=True) -> np.ndarray:
@@ -376,7 +321,7 @@ def plot_density(values, domain=None, *, ax=None, shape=None, x=None, cmap="magm
     values : Estimate or array_like
         An :class:`~regiongeom.complexity.Estimate` (its ``mean`` is drawn)
         or plain values. 2D: a ``(ny, nx)`` image, or a flat ``(ny * nx,)``
-        array in the order of :func:`grid_points`. 1D: ``(P,)``.
+        array in the order of :func:`~regiongeom.grids.grid_points`. 1D: ``(P,)``.
     domain : (lo, hi), (xmin, ymin, xmax, ymax) or shapely.Polygon, optional
         Where the grid lies: the image's extent (2D) or the interval of the
         points (1D). 2D without a domain: pixel coordinates. Pixels outside
@@ -386,7 +331,7 @@ def plot_density(values, domain=None, *, ax=None, shape=None, x=None, cmap="magm
     shape : (ny, nx), optional
         Grid shape of flat 2D values; default square.
     x : (P,) array_like, optional
-        1D abscissae (default: the :func:`grid_points` of ``domain``).
+        1D abscissae (default: the :func:`~regiongeom.grids.grid_points` of ``domain``).
     cmap : str or Colormap
         2D colour map (default "magma": perceptually uniform, prints in grayscale).
     colorbar : bool
@@ -562,23 +507,26 @@ def _estimator_name(method, eps, good):
     return "Theorem 2" if good else "eq. 40 upper bound"
 
 
-def figure1(net, domain, *, sigma, n_samples=32, shape=128, method="theorem2", eps=None, good=True,
-            color_by="linear", rng=0, figsize=None, cmap="magma", log=False, progress=None):  # fmt: skip
+def figure1(net, domain, *, sigma=None, n_samples=32, shape=128, method="theorem2", eps=None, good=True,
+            color_by="linear", rng=0, figsize=None, cmap="magma", log=False, progress=None, estimate=None,
+            regions=None):  # fmt: skip
     """The paper's Figure 1: regions and locus | heat map of ``f(x)``.
 
     Left, :func:`plot_regions` (linear regions in random colours, nonlinear
     locus in black); right, :func:`plot_density` of
-    :func:`~regiongeom.complexity.lc_density` on a grid of ``shape`` pixel centres.
-    For a 1-input network: the function with its breakpoints | the curve of
-    ``f`` with a ±2 standard error band.
+    :func:`~regiongeom.complexity.lc_density` on a grid of ``shape`` pixel
+    centres (:func:`~regiongeom.grids.grid_points`). For a 1-input network:
+    the function with its breakpoints | the curve of ``f`` with a ±2
+    standard error band.
 
     Parameters
     ----------
     net : Network
         1 or 2 inputs.
     domain : (lo, hi), (xmin, ymin, xmax, ymax) or shapely.Polygon
-    sigma : float, keyword-only
-        Standard deviation of the bias noise (the paper uses 0.05).
+    sigma : float
+        Standard deviation of the bias noise (the paper uses 0.05). Needed
+        unless ``estimate`` is given.
     n_samples : int
         Noise samples per pixel.
     shape : int or (ny, nx)
@@ -604,26 +552,39 @@ def figure1(net, domain, *, sigma, n_samples=32, shape=128, method="theorem2", e
         Logarithmic colour scale.
     progress : bool or None
         Progress bar of the estimate (see ``lc_density``).
+    estimate : Estimate, optional
+        An ``lc_density`` estimate already computed at
+        ``grid_points(domain, shape)``: it is drawn as it is (no Monte Carlo
+        run here), and its own ``sigma``, ``method``, ``eps`` and ``good``
+        name the panel; ``n_samples``, ``method``, ``eps``, ``good`` and
+        ``rng`` are then not used.
+    regions : RegionMap, optional
+        ``rg.activation_regions(net, domain)`` if you have it already.
 
     Returns
     -------
     fig : Figure
     axes : (2,) ndarray of Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import regiongeom as rg
+    >>> pts = rg.grid_points((0.0, 1.0), 50)
+    >>> est = rg.lc_density(rg.sawtooth(2), pts, sigma=0.1, n_samples=4, rng=0)
+    >>> fig, axes = rg.figure1(rg.sawtooth(2), (0.0, 1.0), shape=50, estimate=est)
+    >>> axes[1].get_title().splitlines()[1].startswith("Theorem 2")
+    True
     """
     import matplotlib.pyplot as plt
 
-    from .complexity import lc_density
-    from .regions import activation_regions
-
     dom = _domain(domain, net.n_in)
-    rm = activation_regions(net, domain)
-    pts = grid_points(domain, shape)
-    kw = dict(sigma=sigma, n_samples=n_samples, method=method, rng=rng, progress=progress)
-    if method == "definition":
-        kw["eps"] = eps
+    rm = _figure1_regions(net, domain, regions)
+    if estimate is None:
+        est = _figure1_estimate(net, domain, sigma, n_samples, shape, method, eps, good, rng, progress)
     else:
-        kw.update(good=good, eps=eps)
-    est = lc_density(net, pts, **kw)
+        est = _check_estimate(estimate, grid_points(domain, shape).shape[0], sigma)
     if figsize is None:
         figsize = (10, 4.4) if dom.dim == 2 else (10, 3.6)
     fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
@@ -638,5 +599,42 @@ def figure1(net, domain, *, sigma, n_samples=32, shape=128, method="theorem2", e
         plot_regions(rm, ax=axes[0], color_by=color_by, boundaries=True)
         axes[0].set_title(f"{n_col:,} {what} regions; locus points in black")
         plot_density(est, domain, ax=axes[1], label="$f(x)$", log=log)
-    axes[1].set_title(f"local complexity density $f(x)$\n{_estimator_name(method, eps, good)}, $\\sigma={sigma:g}$")
+    name = _estimator_name(est.method, est.eps, est.good)
+    axes[1].set_title(f"local complexity density $f(x)$\n{name}, $\\sigma={est.sigma:g}$")
     return fig, np.asarray(axes)
+
+
+def _figure1_regions(net, domain, regions):
+    from .regions import RegionMap, activation_regions
+
+    if regions is None:
+        return activation_regions(net, domain)
+    if not isinstance(regions, RegionMap) or regions.net is not net:
+        raise ValueError("regions must be rg.activation_regions(net, domain) of the same network")
+    return regions
+
+
+def _figure1_estimate(net, domain, sigma, n_samples, shape, method, eps, good, rng, progress):
+    from .complexity import lc_density
+
+    if sigma is None:
+        raise ValueError("figure1 needs sigma= (the bias noise), or a precomputed estimate=")
+    kw = dict(sigma=sigma, n_samples=n_samples, method=method, eps=eps, rng=rng, progress=progress)
+    if method != "definition":
+        kw["good"] = good
+    return lc_density(net, grid_points(domain, shape), **kw)
+
+
+def _check_estimate(est, n_points, sigma):
+    from .complexity import Estimate
+
+    if not isinstance(est, Estimate) or np.ndim(est.mean) != 1:
+        raise ValueError("estimate must be the Estimate of rg.lc_density at grid_points(domain, shape)")
+    if est.mean.size != n_points:
+        raise ValueError(
+            f"estimate has {est.mean.size} points but grid_points(domain, shape) has {n_points}: "
+            "pass the shape it was computed on"
+        )
+    if sigma is not None and sigma != est.sigma:
+        raise ValueError(f"sigma={sigma:g} but the estimate was computed with sigma={est.sigma:g}")
+    return est

@@ -16,9 +16,9 @@ from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
 import regiongeom as rg  # noqa: E402
 from regiongeom.complexity import Estimate, lc_density  # noqa: E402
 from regiongeom.examples import random_network  # noqa: E402
+from regiongeom.grids import grid_points  # noqa: E402
 from regiongeom.plotting import (  # noqa: E402
     figure1,
-    grid_points,
     plot_density,
     plot_density_1d,
     plot_function_1d,
@@ -238,6 +238,25 @@ def test_figure1_2d():
     fig, axes = figure1(net, BOX, sigma=0.1, n_samples=4, shape=(8, 10), good=False, progress=False)
     assert np.asarray(axes[1].images[0].get_array()).shape == (8, 10)
     assert "eq. 40 upper bound" in axes[1].get_title() and "Theorem 2" not in axes[1].get_title()
+
+
+def test_figure1_draws_a_given_estimate():
+    net = random_network([6, 6], rng=0)
+    est = lc_density(net, grid_points(BOX, (6, 7)), sigma=0.1, n_samples=4, good=False, rng=0, progress=False)
+    rm = rg.activation_regions(net, BOX)
+    fig, axes = figure1(net, BOX, shape=(6, 7), estimate=est, regions=rm)
+    np.testing.assert_array_equal(np.asarray(axes[1].images[0].get_array()), est.mean.reshape(6, 7))
+    assert "eq. 40 upper bound" in axes[1].get_title()  # named by the estimate itself
+    # the default equals lc_density's default on the same grid and seed
+    fig, axes = figure1(net, BOX, sigma=0.1, n_samples=4, shape=(6, 7), rng=0, progress=False)
+    thm = lc_density(net, grid_points(BOX, (6, 7)), sigma=0.1, n_samples=4, rng=0, progress=False)
+    np.testing.assert_array_equal(np.asarray(axes[1].images[0].get_array()), thm.mean.reshape(6, 7))
+    with pytest.raises(ValueError, match="pass the shape"):
+        figure1(net, BOX, shape=8, estimate=est)
+    with pytest.raises(ValueError, match="sigma"):
+        figure1(net, BOX, sigma=0.2, shape=(6, 7), estimate=est)
+    with pytest.raises(ValueError, match="needs sigma"):
+        figure1(net, BOX, shape=8)
 
 
 def test_figure1_1d_definition():
