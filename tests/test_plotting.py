@@ -287,12 +287,28 @@ def test_plot_regions_polygon_domains():
     assert len(art.regions.get_paths()) == len(rm)
     assert art.ax.get_xlim() == (-1.0, 1.0)
     ell = Polygon([(-1, -1), (1, -1), (1, 0), (0, 0), (0, 1), (-1, 1)])
-    try:
-        rm = rg.activation_regions(net, ell)
-    except ValueError as exc:  # non-convex domains are being fixed in regions.py
-        pytest.skip(f"non-convex activation_regions failed: {exc}")
-    art = plot_regions(rm)
-    assert len(art.regions.get_paths()) == len(rm)
+    rm = rg.activation_regions(net, ell)
+    assert rm.measures.sum() == pytest.approx(3.0, rel=1e-12)
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.set_position((0, 0, 1, 1))
+    ax.set_axis_off()
+    art = plot_regions(rm, ax=ax)
+    paths = art.regions.get_paths()
+    assert len(paths) == len(rm)
+    # each drawn path encloses exactly its region (signed ring areas: holes count negative)
+    for path, area in zip(paths, rm.measures):
+        drawn = sum(_signed_area(ring) for ring in path.to_polygons(closed_only=True))
+        assert drawn == pytest.approx(area, rel=1e-9)
+    fig.canvas.draw()
+    img = np.asarray(fig.canvas.buffer_rgba())
+    h, w = img.shape[:2]
+    assert np.all(img[h // 4, 3 * w // 4, :3] == 255)  # the notch (0.5, 0.5): background
+    assert not np.all(img[3 * h // 4, 3 * w // 4, :3] == 255)  # (0.5, -0.5): filled
+
+
+def _signed_area(ring):
+    x, y = ring[:, 0], ring[:, 1]
+    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
 
 
 def test_plot_regions_leaves_holes_empty():
