@@ -14,7 +14,7 @@ from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_
 from .plotting import figure1, plot_density, plot_density_1d, plot_function_1d, plot_regions
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Activation",
