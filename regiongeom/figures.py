@@ -129,9 +129,16 @@ def _figure1_regions(net, domain, regions):
 
     if regions is None:
         return activation_regions(net, domain)
-    if not isinstance(regions, RegionMap) or regions.net is not net:
-        raise ValueError("regions must be rg.activation_regions(net, domain) of the same network")
+    dom = _domain(domain, net.n_in)
+    if not isinstance(regions, RegionMap) or regions.net is not net or not _same_domain(regions.domain, dom):
+        raise ValueError("regions must be rg.activation_regions(net, domain) of the same network and domain")
     return regions
+
+
+def _same_domain(a, b):
+    if a.dim != b.dim:
+        return False
+    return a.interval == b.interval if a.dim == 1 else a.polygon.equals(b.polygon)
 
 
 def _figure1_estimate(net, domain, sigma, n_samples, shape, method, eps, good, rng, progress):

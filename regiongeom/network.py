@@ -175,7 +175,7 @@ def as_activation(spec) -> Activation | None:
         return _BY_NAME[spec]
     raise ValueError(
         f"unsupported activation {spec!r}: use one of {sorted(_BY_NAME)}, an "
-        "rg.Activation(breakpoints, slopes) or None"
+        "rg.Activation(name, breakpoints, slopes) or None"
     )
 
 

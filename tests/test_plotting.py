@@ -257,6 +257,8 @@ def test_figure1_draws_a_given_estimate():
         figure1(net, BOX, sigma=0.2, shape=(6, 7), estimate=est)
     with pytest.raises(ValueError, match="needs sigma"):
         figure1(net, BOX, shape=8)
+    with pytest.raises(ValueError, match="same network and domain"):
+        figure1(net, (-1.0, -1.0, 1.0, 2.0), sigma=0.1, shape=8, regions=rm)
 
 
 def test_figure1_1d_definition():
