@@ -25,7 +25,7 @@ only load files you trust), or an .npz holding either a network written by
 rg.Network.save(path) or plain arrays W0, b0, W1, b1, ... (Wi of shape (n_i, n_{i-1}), bi of
 shape (n_i,)) with a ReLU after every layer but the last. A model whose class the command
 cannot import, or a state_dict: convert it in Python, rg.from_torch(model).save("model.npz").
---domain takes 'lo,hi' or 'xmin,ymin,xmax,ymax', or the numbers separated by spaces:
+--domain takes lo,hi or xmin,ymin,xmax,ymax, with commas or spaces, before or after MODEL:
 --domain -2 -2 2 2."""
 
 _CONVERT = (
@@ -147,7 +147,7 @@ def _unimportable(p, exc):
 # options
 # ----------------------------------------------------------------------------
 def parse_domain(values, n_in: int):
-    """``--domain`` tokens (``["-2,-2,2,2"]`` or ``["-2", "-2", "2", "2"]``);
+    """The ``--domain`` text (``"-2,-2,2,2"`` or ``"-2 -2 2 2"``) as numbers;
     None gives the default box ``[-1, 1]^n_in``."""
     if values is None:
         return (-1.0, 1.0) if n_in == 1 else (-1.0, -1.0, 1.0, 1.0)
@@ -340,9 +340,9 @@ def _lc_options(p, sigma_default):
 
 def _model_options(p):
     p.add_argument("model", metavar="MODEL", help="a torch .pt/.pth or an .npz (see below)")
-    p.add_argument("--domain", nargs="+", metavar="X",
-                   help="'lo,hi' (1 input) or 'xmin,ymin,xmax,ymax' (2 inputs), commas or spaces; "
-                        "default [-1, 1]^n")  # fmt: skip
+    p.add_argument("--domain", metavar="LO,HI|XMIN,YMIN,XMAX,YMAX",
+                   help="the interval (1 input) or box (2 inputs), numbers separated by commas or spaces, "
+                        "e.g. --domain -2 -2 2 2; default [-1, 1]^n")  # fmt: skip
 
 
 def build_parser():
@@ -381,20 +381,33 @@ def build_parser():
 
 
 def _join_domain(argv):
-    """``--domain -2,-2,2,2`` (no '='): argparse would take '-2,-2,2,2' for an option."""
-    out, it = [], iter(argv)
-    for a in it:
-        if a == "--domain":
-            nxt = next(it, None)
-            if nxt is not None and nxt.startswith("-") and "," in nxt:
-                out.append(f"--domain={nxt}")
-                continue
-            out.append(a)
-            if nxt is not None:
-                out.append(nxt)
+    """``--domain -2 -2 2 2`` or ``--domain -2,-2,2,2`` -> ``--domain=-2,-2,2,2``: argparse would
+    take a token starting with '-' for an option, and a list of values could swallow MODEL."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] != "--domain":
+            out.append(argv[i])
+            i += 1
             continue
-        out.append(a)
+        vals, j = [], i + 1
+        while j < len(argv) and len(vals) < 4 and _is_numbers(argv[j]):
+            vals.extend(t for t in argv[j].split(",") if t)
+            j += 1
+        if not vals:  # not numbers: argparse or parse_domain reports it
+            out.append(argv[i])
+            i += 1
+            continue
+        out.append("--domain=" + ",".join(vals))
+        i = j
     return out
+
+
+def _is_numbers(token):
+    try:
+        [float(t) for t in token.split(",") if t]
+    except ValueError:
+        return False
+    return bool(token.strip(","))
 
 
 def main(argv=None) -> int:

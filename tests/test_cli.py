@@ -75,9 +75,11 @@ def test_errors_are_one_line(tmp_path, capsys):
 def test_domain_with_commas_or_spaces(tmp_path, capsys):
     path = tmp_path / "n.npz"
     random_network([4], rng=0).save(path)
-    for argv in (["--domain=-2,-2,2,2"], ["--domain", "-2,-2,2,2"], ["--domain", "-2", "-2", "2", "2"]):
-        assert main(["regions", str(path), *argv]) == 0, argv
-        assert "domain: (-2.0, -2.0, 2.0, 2.0)" in capsys.readouterr().out
+    for argv in (["--domain=-2,-2,2,2"], ["--domain", "-2,-2,2,2"], ["--domain", "-2", "-2", "2", "2"],
+                 ["--domain", "-2 -2 2 2"], ["--domain", "-2,", "-2", "2,2"]):  # fmt: skip
+        for order in ([str(path), *argv], [*argv, str(path)]):  # before or after MODEL
+            assert main(["regions", *order]) == 0, order
+            assert "domain: (-2.0, -2.0, 2.0, 2.0)" in capsys.readouterr().out
 
 
 def test_max_regions_error_speaks_cli(tmp_path, capsys):
