@@ -53,8 +53,11 @@ chain = rg.Network.from_arrays([[[w1]], [[w2]]], [[-beta1], [-beta2]], ["relu", 
 # Theorem 2 needs few samples; the definition counts rare events in a small
 # ball and needs many more.
 cases = {
-    "one neuron": (single, closed_form.single_neuron_density(x, w, beta, SIGMA)),
-    "two-neuron chain": (chain, closed_form.two_layer_chain_density(x, w1, w2, beta1, beta2, SIGMA)),
+    "one neuron": (single, closed_form.single_neuron_density(x, w=w, beta=beta, sigma=SIGMA)),
+    "two-neuron chain": (
+        chain,
+        closed_form.two_layer_chain_density(x, w1=w1, w2=w2, beta1=beta1, beta2=beta2, sigma=SIGMA),
+    ),
 }
 results = {}
 for name, (net, exact) in cases.items():

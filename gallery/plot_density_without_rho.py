@@ -24,16 +24,17 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 
+import regiongeom as rg
 from regiongeom.complexity import lc_density
 from regiongeom.datasets import DEFAULT_DOMAIN, DEFAULT_SIGMA, default_network
-from regiongeom.plotting import grid_points, plot_density
+from regiongeom.plotting import plot_density
 
 OUT = Path(os.environ.get("REGIONGEOM_GALLERY_OUT", "gallery_out"))
 OUT.mkdir(parents=True, exist_ok=True)
 GRID, N_SAMPLES = 80, 12
 
 net = default_network()
-points = grid_points(DEFAULT_DOMAIN, GRID)
+points = rg.grid_points(DEFAULT_DOMAIN, GRID)
 
 # %%
 # With and without rho
@@ -45,9 +46,9 @@ without = lc_density(net, points, sigma=DEFAULT_SIGMA, n_samples=N_SAMPLES, good
                      progress=False)  # fmt: skip
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
-plot_density(with_rho, DEFAULT_DOMAIN, axes[0], label="$f(x)$")
+plot_density(with_rho, DEFAULT_DOMAIN, ax=axes[0], label="$f(x)$")
 axes[0].set_title(r"with $\rho$ (eq. 40): $\Sigma_i\, \mathbb{E}[\|\nabla z_i\|\,\rho_{b_i}(z_i)]$")
-plot_density(without, DEFAULT_DOMAIN, axes[1], cmap="viridis", label=r"$\hat f(x)$")
+plot_density(without, DEFAULT_DOMAIN, ax=axes[1], cmap="viridis", label=r"$\hat f(x)$")
 axes[1].set_title(r"without $\rho$ (eq. 41): $\Sigma_i\, \mathbb{E}[\|\nabla z_i\|]$")
 fig.savefig(OUT / "density_without_rho.png", dpi=80)
 print(f"mean over the box: with rho {with_rho.mean.mean():.2f}, without rho {without.mean.mean():.2f}")

@@ -61,8 +61,10 @@ def definition_curve(net):
 # (a) One hidden layer: exact at every eps
 # ----------------------------------------
 eps_fine = np.geomspace(EPSS.min() / 2, EPSS.max() * 1.2, 40)
-exact_eps = [closed_form.one_layer_2d_density_eps(points, W, beta, SIGMA, e).mean() for e in eps_fine]
-exact_lim = closed_form.one_layer_2d_density(points, W, beta, SIGMA).mean()
+exact_eps = [
+    closed_form.one_layer_2d_density_eps(points, W=W, beta=beta, sigma=SIGMA, eps=e).mean() for e in eps_fine
+]
+exact_lim = closed_form.one_layer_2d_density(points, W=W, beta=beta, sigma=SIGMA).mean()
 m_a, s_a = definition_curve(shallow)
 thm_a = local_complexity(shallow, points, sigma=SIGMA, n_samples=4, rng=0, progress=False)
 

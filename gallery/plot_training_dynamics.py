@@ -134,7 +134,7 @@ ax_loss.set_xlabel("step")
 for k, (wd, (net, _)) in enumerate(runs.items()):
     ax = fig.add_subplot(gs[:, 1 + k])
     rm = rg.activation_regions(net, DOMAIN)
-    plot_regions(rm, ax, color_by="linear", alpha=0.45)
+    plot_regions(rm, ax=ax, color_by="linear", alpha=0.45)
     ax.scatter(*x_test.T, c=np.where(y_test > 0, "k", "w"), s=12, edgecolors="k", linewidths=0.6, zorder=5)
     ax.set_title(f"weight decay {wd:g}: {len(rg.linear_regions(rm))} linear regions")
 fig.savefig(OUT / "training_dynamics.png", dpi=80)

@@ -8,13 +8,13 @@ from . import closed_form, datasets, examples
 from .complexity import Estimate, lc_density, local_complexity
 from .datasets import default_network
 from .examples import sawtooth
+from .grids import grid_points
 from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
 from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_relu, relu
-from .plotting import figure1, grid_points, plot_density, plot_density_1d, plot_function_1d, plot_regions
+from .plotting import figure1, plot_density, plot_density_1d, plot_function_1d, plot_regions
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
-from .tolerance import GEOM_RTOL, JAC_RTOL, REL_TOL
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Activation",
@@ -41,9 +41,6 @@ __all__ = [
     "plot_function_1d",
     "figure1",
     "grid_points",
-    "REL_TOL",
-    "JAC_RTOL",
-    "GEOM_RTOL",
     "sawtooth",
     "closed_form",
     "examples",

@@ -1,14 +1,15 @@
 """The ``regiongeom`` command.
 
 Every error a user can cause (a bad file, domain, sigma, ...) is printed as
-one line ``regiongeom: error: ...`` with a non-zero exit status, never a
-traceback.
+one line ``regiongeom: error: ...`` that says what to do, with a non-zero exit
+status, never a traceback. Options are checked before any heavy work.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -18,54 +19,177 @@ from ._enumerate import DEFAULT_MAX_REGIONS
 
 __all__ = ["main"]
 
+MODEL_HELP = """\
+MODEL is a torch .pt/.pth file holding a whole pickled nn.Sequential (torch.save(model, path);
+only load files you trust), or an .npz holding either a network written by
+rg.Network.save(path) or plain arrays W0, b0, W1, b1, ... (Wi of shape (n_i, n_{i-1}), bi of
+shape (n_i,)) with a ReLU after every layer but the last. A model whose class the command
+cannot import, or a state_dict: convert it in Python, rg.from_torch(model).save("model.npz").
+--domain takes lo,hi or xmin,ymin,xmax,ymax, with commas or spaces, before or after MODEL:
+--domain -2 -2 2 2."""
 
+_CONVERT = (
+    'in Python, where the model can be built, run rg.from_torch(model).save("model.npz") and pass model.npz'
+)
+
+
+# ----------------------------------------------------------------------------
+# reading models
+# ----------------------------------------------------------------------------
 def load_model(path):
-    """A Network from a torch ``.pt`` (a pickled ``nn.Sequential``) or an ``.npz``.
-
-    ``.npz``: either a file written by ``Network.save``, or plain arrays
-    ``W0, b0, W1, b1, ...`` (ReLU after every layer but the last).
-    """
-    from .network import Network, from_torch
-
+    """A Network from a torch ``.pt``/``.pth`` (a whole pickled ``nn.Sequential``)
+    or an ``.npz`` (see ``MODEL_HELP``). Every failure is a one-line ValueError
+    that says what to do."""
     p = Path(path)
     if not p.exists():
         raise ValueError(f"model file {str(p)!r} does not exist")
     if p.suffix == ".npz":
-        with np.load(p, allow_pickle=False) as f:
-            keys = set(f.files)
+        return _load_npz(p)
+    if p.suffix in (".pt", ".pth"):
+        return _load_torch(p)
+    raise ValueError(
+        f"unknown model format {p.suffix!r}: pass a torch .pt/.pth (a whole pickled nn.Sequential) "
+        "or an .npz (see regiongeom map --help)"
+    )
+
+
+def _load_npz(p):
+    import zipfile
+
+    from .network import Network
+
+    def unreadable(exc):
+        return ValueError(
+            f"{p} is not a readable .npz network ({type(exc).__name__}: {exc}); write it with "
+            "rg.Network.save or numpy.savez(path, W0=..., b0=..., ...)"
+        )
+
+    try:
+        f = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise unreadable(exc) from exc
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise ValueError(f"{p} holds a single array, not a network: save W0, b0, ... with numpy.savez")
+    with f:
+        keys = set(f.files)
+        n = sum(1 for k in keys if re.fullmatch(r"W\d+", k))
+        if "n_layers" not in keys and (
+            n == 0 or any(f"W{i}" not in keys or f"b{i}" not in keys for i in range(n))
+        ):
+            found = ", ".join(sorted(keys)[:8]) or "none"
+            raise ValueError(
+                f"{p}: an .npz model needs arrays W0, b0, W1, b1, ... (ReLU after every layer but the "
+                f"last) or a file written by rg.Network.save; found keys: {found}"
+            )
+        try:
             if "n_layers" in keys:
                 return Network.load(p)
-            n = sum(1 for k in keys if k.startswith("W"))
-            if n == 0 or any(f"W{i}" not in keys or f"b{i}" not in keys for i in range(n)):
-                raise ValueError(
-                    f"{p}: an .npz model needs arrays W0, b0, W1, b1, ... or a file written by Network.save"
-                )
-            return Network.from_arrays(
-                [f[f"W{i}"] for i in range(n)], [f[f"b{i}"] for i in range(n)], ["relu"] * (n - 1) + [None]
-            )
-    if p.suffix in (".pt", ".pth"):
-        try:
-            import torch
-        except ImportError as exc:
-            raise ValueError("reading a .pt model needs torch: pip install 'regiongeom[torch]'") from exc
-        # a whole pickled module: only load files you trust
-        module = torch.load(p, map_location="cpu", weights_only=False)
-        return from_torch(module)
-    raise ValueError(f"unknown model format {p.suffix!r}: use a torch .pt file or an .npz")
+            ws, bs = [f[f"W{i}"] for i in range(n)], [f[f"b{i}"] for i in range(n)]
+        except (KeyError, zipfile.BadZipFile, EOFError) as exc:
+            raise unreadable(exc) from exc
+    return Network.from_arrays(ws, bs, ["relu"] * (n - 1) + [None])
 
 
-def parse_domain(text: str | None, n_in: int):
-    """``"lo,hi"`` or ``"xmin,ymin,xmax,ymax"``; None gives a default box."""
-    if text is None:
-        return (-1.0, 1.0) if n_in == 1 else (-1.0, -1.0, 1.0, 1.0)
+def _load_torch(p):
     try:
-        return tuple(float(v) for v in text.replace(" ", "").split(","))
+        import torch
+    except ImportError as exc:
+        raise ValueError(
+            "reading a .pt model needs torch (pip install torch; see the README for a CPU-only build), "
+            f"or {_CONVERT}"
+        ) from exc
+    from .network import from_torch
+
+    try:
+        # a whole pickled module: only load files you trust
+        obj = torch.load(p, map_location="cpu", weights_only=False)
+    except (AttributeError, ModuleNotFoundError) as exc:
+        raise ValueError(_unimportable(p, exc)) from exc
+    except Exception as exc:  # a corrupt or foreign file: pickle, zip and torch errors alike
+        raise ValueError(
+            f"{p}: torch.load failed ({type(exc).__name__}: {exc}); is it a torch file?"
+        ) from exc
+    if isinstance(obj, dict):
+        raise ValueError(
+            f"{p} holds only weights (a state_dict or checkpoint dict with keys like "
+            f"{', '.join(map(repr, list(obj)[:3]))}), not the model: {_CONVERT}, "
+            "or save the whole model with torch.save(model, path)"
+        )
+    if not isinstance(obj, torch.nn.Module):
+        raise ValueError(
+            f"{p} holds a {type(obj).__name__}, not a torch model: save one with torch.save(model, path)"
+        )
+    return from_torch(obj)
+
+
+def _unimportable(p, exc):
+    """The one-line message for a pickled model whose class cannot be imported."""
+    text = str(exc)
+    m = re.search(r"Can't get attribute '([^']+)' on <module '([^']+)'", text)
+    main_names = {"__main__", getattr(getattr(sys.modules["__main__"], "__spec__", None), "name", None)}
+    if m and m.group(2) in main_names:
+        return (
+            f"{p} holds a pickled model of class {m.group(1)}, defined in the script that saved it, so it "
+            f"cannot be imported here: {_CONVERT}, or move {m.group(1)} into a module on PYTHONPATH"
+        )
+    if m:
+        what = f"class {m.group(1)} from module {m.group(2)}"
+    else:
+        m = re.search(r"No module named '([^']+)'", text)
+        what = f"class from module {m.group(1)}" if m else "class"
+    return (
+        f"{p} holds a pickled model whose {what} cannot be imported here: make that module importable "
+        f"(e.g. PYTHONPATH), or {_CONVERT}"
+    )
+
+
+# ----------------------------------------------------------------------------
+# options
+# ----------------------------------------------------------------------------
+def parse_domain(values, n_in: int):
+    """The ``--domain`` text (``"-2,-2,2,2"`` or ``"-2 -2 2 2"``) as numbers;
+    None gives the default box ``[-1, 1]^n_in``."""
+    if values is None:
+        return (-1.0, 1.0) if n_in == 1 else (-1.0, -1.0, 1.0, 1.0)
+    text = ",".join([values] if isinstance(values, str) else values)
+    parts = [t for t in re.split(r"[,\s]+", text) if t]
+    try:
+        return tuple(float(v) for v in parts)
     except ValueError as exc:
-        raise ValueError(f"--domain must be comma-separated numbers, got {text!r}") from exc
+        raise ValueError(
+            f"--domain must be numbers, e.g. --domain -2 -2 2 2 or --domain=-2,-2,2,2; got {text!r}"
+        ) from exc
 
 
+def _check_lc_options(args):
+    """Validate the local-complexity options before any work; returns (sigma, n_samples, shape)."""
+    from ._validate import integer_at_least, positive
+
+    sigma = positive(args.sigma, "--sigma")
+    n_samples = integer_at_least(args.samples, 2, "--samples")
+    shape = integer_at_least(args.shape, 2, "--shape")
+    if args.method == "definition":
+        if args.eps is None:
+            raise ValueError("--method definition needs --eps (the ball radius), e.g. --eps 0.02")
+        positive(args.eps, "--eps")
+        if not args.good:
+            raise ValueError("--no-good applies to --method theorem2 only")
+    elif args.eps is not None:
+        raise ValueError("--eps is used only by --method definition (theorem2 is the eps -> 0 limit)")
+    return sigma, n_samples, shape
+
+
+def _check_max_regions(args):
+    from ._validate import integer_at_least
+
+    return integer_at_least(args.max_regions, 1, "--max-regions")
+
+
+# ----------------------------------------------------------------------------
+# output
+# ----------------------------------------------------------------------------
 def export_geojson(rm, loc, path):
-    """Write regions (polygons with their pattern index) and locus as GeoJSON."""
+    """Write regions (polygons with their region index) and locus as GeoJSON."""
     feats = []
     if rm.dim == 2:
         for r, poly in enumerate(rm.polygons):
@@ -84,110 +208,141 @@ def export_geojson(rm, loc, path):
             feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(x), 0.0]},
                           "properties": {"kind": "locus", "neuron": int(n)}})  # fmt: skip
     Path(path).write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
-
-
-def _summary(net, domain, args, out_dir, stem):
-    """Regions, locus, LC over the domain and the Figure-1-style PNG."""
-    from ._validate import integer_at_least, positive
-    from .complexity import local_complexity
-    from .plotting import figure1, grid_points
-
-    sigma = positive(args.sigma, "--sigma")
-    n_samples = integer_at_least(args.samples, 2, "--samples")
-    grid = integer_at_least(args.grid, 2, "--grid")
-    if args.method == "definition":
-        positive(args.eps if args.eps is not None else -1, "--eps (needed by --method definition)")
-    rm, loc = _regions_summary(net, domain, args.max_regions)
-    progress = None if not args.no_progress else False
-    kw = dict(sigma=sigma, n_samples=n_samples, method=args.method, rng=args.seed, progress=progress)
-    if args.method == "definition":
-        kw["eps"] = args.eps
-    else:
-        kw["good"] = args.good
-    lc = local_complexity(net, grid_points(domain, grid), **kw)
-    what = "Theorem 2" + ("" if args.good else " without the good indicator (eq. 40)")
-    if args.method == "definition":
-        what = f"definition, eps={args.eps:g}"
-    print(
-        f"local complexity over the domain ({what}, sigma={sigma:g}, {n_samples} samples, "
-        f"{grid}x{grid if rm.dim == 2 else 1} points): {lc.mean:.6g} +- {lc.stderr:.2g}"
-    )
-    if out_dir is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        fig, _ = figure1(net, domain, sigma=sigma, n_samples=n_samples, grid=grid, method=args.method,
-                         eps=args.eps, good=args.good, rng=args.seed, progress=progress)  # fmt: skip
-        png = out / f"{stem}.png"
-        fig.savefig(png, dpi=150)
-        print(f"wrote {png}")
-        if args.geojson:
-            export_geojson(rm, loc, out / f"{stem}.geojson")
-            print(f"wrote {out / f'{stem}.geojson'}")
-    return 0
-
-
-def _cmd_demo(args):
-    from .datasets import DEFAULT_DOMAIN, default_network
-
-    return _summary(default_network(), DEFAULT_DOMAIN, args, args.out, "figure1_bunny")
-
-
-def _cmd_map(args):
-    net = load_model(args.model)
-    domain = parse_domain(args.domain, net.n_in)
-    return _summary(net, domain, args, args.out, Path(args.model).stem)
+    print(f"wrote {path}")
 
 
 def _regions_summary(net, domain, max_regions):
     """Enumerate and print the counts shared by every command."""
     from .locus import linear_regions, nonlinear_locus
-    from .regions import activation_regions
+    from .regions import RegionLimitError, activation_regions
 
-    rm = activation_regions(net, domain, max_regions=max_regions)
+    try:
+        rm = activation_regions(net, domain, max_regions=max_regions)
+    except RegionLimitError as exc:
+        per = re.search(r"roughly ([\d,]+) bytes per region", str(exc))
+        mem = f" (about {per.group(1)} bytes per region)" if per else ""
+        raise ValueError(
+            f"more than --max-regions {max_regions:,} activation regions: pass a larger --max-regions N if "
+            f"you have the memory{mem}, or a smaller --domain"
+        ) from exc
     loc = nonlinear_locus(rm)
-    lr = linear_regions(rm)
     unit = "points" if rm.dim == 1 else "length"
     print(f"network: {net!r}")
     print(f"domain: {domain}")
     print(f"activation regions: {len(rm):,}")
-    print(f"linear regions: {len(lr):,}")
+    print(f"linear regions: {len(linear_regions(rm)):,}")
     print(f"nonlinear locus {unit}: {loc.volume():.6g}")
     return rm, loc
 
 
-def _cmd_regions(args):
-    net = load_model(args.model)
-    rm, loc = _regions_summary(net, parse_domain(args.domain, net.n_in), args.max_regions)
+def _grid_estimate(net, points, *, sigma, n_samples, method, eps, good, rng, progress):
+    """One Monte Carlo run on the grid: the per-pixel density (the heat map) and
+    the local complexity over the grid, with the standard error of
+    :func:`~regiongeom.complexity.local_complexity` (per-sample averages)."""
+    from .complexity import _check, _estimate, _summarise
+
+    x, opts = _check(
+        net, points, "points", sigma, n_samples, method, eps, good, True, rng, progress, 1, 65536
+    )
+    F = _estimate(net, x, rng, opts, reduce=False)  # (n_samples, P)
+    return _summarise(F, opts), _summarise(F.mean(axis=1), opts)
+
+
+def _summary(net, domain, args, stem):
+    """Regions, locus, LC over the domain and the Figure-1-style PNG."""
+    from .grids import grid_points
+
+    sigma, n_samples, shape = _check_lc_options(args)
+    max_regions = _check_max_regions(args)
+    rm, loc = _regions_summary(net, domain, max_regions)
+    progress = False if args.no_progress else None
+    eps = args.eps if args.method == "definition" else None
+    density, lc = _grid_estimate(net, grid_points(domain, shape), sigma=sigma, n_samples=n_samples,
+                                 method=args.method, eps=eps, good=args.good, rng=args.seed, progress=progress)  # fmt: skip
+    what = "Theorem 2" if args.good else "eq. 40 upper bound: Theorem 2 without the good indicator"
+    if args.method == "definition":
+        what = f"definition, eps={args.eps:g}"
+    print(
+        f"local complexity over the domain ({what}, sigma={sigma:g}, {n_samples} samples, "
+        f"{shape}x{shape if rm.dim == 2 else 1} points): {lc.mean:.6g} +- {lc.stderr:.2g}"
+    )
+    if args.out is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from .plotting import figure1
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        fig, _ = figure1(net, domain, shape=shape, estimate=density, regions=rm)
+        png = out / f"{stem}.png"
+        fig.savefig(png, dpi=150)
+        print(f"wrote {png}")
     if args.geojson:
         export_geojson(rm, loc, args.geojson)
-        print(f"wrote {args.geojson}")
     return 0
 
 
+# ----------------------------------------------------------------------------
+# commands
+# ----------------------------------------------------------------------------
+def _cmd_demo(args):
+    from .datasets import DEFAULT_DOMAIN, default_network
+
+    return _summary(default_network(), DEFAULT_DOMAIN, args, "figure1_bunny")
+
+
+def _cmd_map(args):
+    _check_lc_options(args)
+    _check_max_regions(args)
+    net = load_model(args.model)
+    domain = parse_domain(args.domain, net.n_in)
+    return _summary(net, domain, args, Path(args.model).stem)
+
+
+def _cmd_regions(args):
+    max_regions = _check_max_regions(args)
+    net = load_model(args.model)
+    rm, loc = _regions_summary(net, parse_domain(args.domain, net.n_in), max_regions)
+    if args.geojson:
+        export_geojson(rm, loc, args.geojson)
+    return 0
+
+
+def _common_options(p):
+    p.add_argument("--max-regions", type=int, default=DEFAULT_MAX_REGIONS, metavar="N",
+                   help=f"stop beyond N activation regions (default {DEFAULT_MAX_REGIONS:,})")  # fmt: skip
+    p.add_argument(
+        "--geojson", metavar="FILE", help="also write the regions and the locus to this GeoJSON file"
+    )
+
+
 def _lc_options(p, sigma_default):
+    p.add_argument(
+        "--out", default="regiongeom_out", help="output folder of the PNG (default ./regiongeom_out)"
+    )
     p.add_argument("--sigma", type=float, default=sigma_default,
                    help=f"standard deviation of the bias noise (default {sigma_default})")  # fmt: skip
     p.add_argument("--samples", type=int, default=32, help="noise samples (default 32)")
-    p.add_argument("--grid", type=int, default=128, help="grid points per axis for the heat map and LC (default 128)")
+    p.add_argument("--shape", type=int, default=128, metavar="N",
+                   help="grid points per axis for the heat map and LC (default 128)")  # fmt: skip
     p.add_argument("--method", choices=["theorem2", "definition"], default="theorem2",
                    help="estimate f by Theorem 2 (default) or by its definition at radius --eps")  # fmt: skip
     p.add_argument("--eps", type=float, default=None, help="ball radius for --method definition")
-    p.add_argument("--good", action=argparse.BooleanOptionalAction, default=False,
-                   help="theorem2: keep the good-neuron indicator (exact Theorem 2); by default it is "
-                        "dropped, giving the upper bound of eq. (40) used for the paper's Figure 1")  # fmt: skip
+    p.add_argument("--good", action=argparse.BooleanOptionalAction, default=True,
+                   help="theorem2: keep the good-neuron indicator, i.e. Theorem 2 exactly (default); "
+                        "--no-good drops it and gives the upper bound of eq. (40) that the paper's "
+                        "Figure 1 shows")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
-    p.add_argument("--max-regions", type=int, default=DEFAULT_MAX_REGIONS,
-                   help=f"stop beyond this many regions (default {DEFAULT_MAX_REGIONS:,})")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--geojson", action="store_true", help="also write regions and locus as GeoJSON")
+    _common_options(p)
 
 
 def _model_options(p):
-    p.add_argument("model", help="a torch .pt (pickled nn.Sequential) or an .npz of weights")
-    p.add_argument("--domain", help="'lo,hi' (1 input) or 'xmin,ymin,xmax,ymax' (2 inputs); default [-1, 1]^n")
+    p.add_argument("model", metavar="MODEL", help="a torch .pt/.pth or an .npz (see below)")
+    p.add_argument("--domain", metavar="LO,HI|XMIN,YMIN,XMAX,YMAX",
+                   help="the interval (1 input) or box (2 inputs), numbers separated by commas or spaces, "
+                        "e.g. --domain -2 -2 2 2; default [-1, 1]^n")  # fmt: skip
 
 
 def build_parser():
@@ -197,7 +352,8 @@ def build_parser():
         prog="regiongeom",
         description="Exact linear regions, nonlinear locus and local complexity of piecewise-linear "
         "networks on 1D and 2D inputs.",
-        epilog="Domains that start with a minus sign need '=': --domain=-2,-2,2,2",
+        epilog=MODEL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser(
@@ -207,34 +363,56 @@ def build_parser():
         "exactly, print activation regions, linear regions, locus length and the local complexity "
         "over the domain, and write the Figure-1-style PNG (regions | heat map of f) to --out.",
     )
-    p.add_argument("--out", default="regiongeom_out", help="output folder (default ./regiongeom_out)")
     _lc_options(p, DEFAULT_SIGMA)
     p.set_defaults(func=_cmd_demo)
-    p = sub.add_parser(
-        "map",
-        help="the same map and summary for your model (.pt or .npz)",
-        description="Figure-1-style map, summary and optional GeoJSON for MODEL.",
-    )
+    kw = dict(epilog=MODEL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser("map", help="the same map and summary for your model (.pt or .npz)",
+                       description="Figure-1-style map, summary and optional GeoJSON for MODEL.", **kw)  # fmt: skip
     _model_options(p)
-    p.add_argument("--out", default="regiongeom_out", help="output folder (default ./regiongeom_out)")
     _lc_options(p, DEFAULT_SIGMA)
     p.set_defaults(func=_cmd_map)
-    p = sub.add_parser(
-        "regions",
-        help="count activation regions, linear regions and locus length of a model; export GeoJSON",
-        description="Enumerate the activation regions of MODEL exactly and print a summary.",
-    )
+    p = sub.add_parser("regions", help="count activation regions, linear regions and locus length; export GeoJSON",
+                       description="Enumerate the activation regions of MODEL exactly and print a summary.",
+                       **kw)  # fmt: skip
     _model_options(p)
-    p.add_argument("--max-regions", type=int, default=DEFAULT_MAX_REGIONS,
-                   help=f"stop beyond this many regions (default {DEFAULT_MAX_REGIONS:,})")  # fmt: skip
-    p.add_argument("--geojson", metavar="FILE", help="write regions and locus to this GeoJSON file")
+    _common_options(p)
     p.set_defaults(func=_cmd_regions)
     return parser
 
 
+def _join_domain(argv):
+    """``--domain -2 -2 2 2`` or ``--domain -2,-2,2,2`` -> ``--domain=-2,-2,2,2``: argparse would
+    take a token starting with '-' for an option, and a list of values could swallow MODEL."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] != "--domain":
+            out.append(argv[i])
+            i += 1
+            continue
+        vals, j = [], i + 1
+        while j < len(argv) and len(vals) < 4 and _is_numbers(argv[j]):
+            vals.extend(t for t in argv[j].split(",") if t)
+            j += 1
+        if not vals:  # not numbers: argparse or parse_domain reports it
+            out.append(argv[i])
+            i += 1
+            continue
+        out.append("--domain=" + ",".join(vals))
+        i = j
+    return out
+
+
+def _is_numbers(token):
+    try:
+        [float(t) for t in token.split(",") if t]
+    except ValueError:
+        return False
+    return bool(token.strip(","))
+
+
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_domain(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -130,8 +130,10 @@ def _bvn_cdf(h, k, rho):
 
 
 # -------------------------------------------------------------- single neuron
-def single_neuron_density(x, w, beta, sigma):
+def single_neuron_density(x, *, w, beta, sigma):
     """Local complexity density of ``N(x) = v relu(w x - beta)``, ``v != 0``.
+
+    Paper convention: ``beta`` is minus the torch bias (``w x - beta == w x + b``).
 
     ``f(x) = |w| rho_b(w x)`` with ``rho_b`` the ``N(beta, sigma**2)`` density
     ([1]_, Appendix A.2). ``w = 0`` gives ``f = 0`` (no breakpoint).
@@ -153,9 +155,9 @@ def single_neuron_density(x, w, beta, sigma):
     --------
     >>> import numpy as np
     >>> from regiongeom.closed_form import single_neuron_density
-    >>> bool(single_neuron_density(0.0, 1.0, 0.0, 1.0) == 1 / np.sqrt(2 * np.pi))
+    >>> bool(single_neuron_density(0.0, w=1.0, beta=0.0, sigma=1.0) == 1 / np.sqrt(2 * np.pi))
     True
-    >>> single_neuron_density([-1.0, 0.0], -2.0, 2.0, 1.0) * np.sqrt(2 * np.pi)  # 2, 2 e^-2
+    >>> single_neuron_density([-1.0, 0.0], w=-2.0, beta=2.0, sigma=1.0) * np.sqrt(2 * np.pi)  # 2, 2 e^-2
     array([2.        , 0.27067057])
     """
     x = _array("x", x)
@@ -164,8 +166,10 @@ def single_neuron_density(x, w, beta, sigma):
     return abs(w) / sigma * _npdf((w * x - beta) / sigma)
 
 
-def single_neuron_density_nd(points, w, beta, sigma):
+def single_neuron_density_nd(points, *, w, beta, sigma):
     """Density of a single neuron on ``R^n``: ``f(x) = ||w|| rho_b(w . x)``.
+
+    Paper convention: ``beta`` is minus the torch bias (``w x - beta == w x + b``).
 
     Parameters
     ----------
@@ -184,18 +188,20 @@ def single_neuron_density_nd(points, w, beta, sigma):
 
     Examples
     --------
-    >>> f = single_neuron_density_nd([[0.0, 0.0], [1.0, 0.0]], [3.0, 4.0], 3.0, 1.0)
+    >>> f = single_neuron_density_nd([[0.0, 0.0], [1.0, 0.0]], w=[3.0, 4.0], beta=3.0, sigma=1.0)
     >>> np.allclose(f, 5 * np.exp([-4.5, 0.0]) / np.sqrt(2 * np.pi), rtol=1e-15, atol=0)
     True
     """
     w = _array("w", w)
     if w.ndim != 1:
         raise ValueError(f"w must be a 1-d (n,) array, got shape {w.shape}")
-    return one_layer_2d_density(points, w[None, :], [_scalar("beta", beta)], sigma)
+    return one_layer_2d_density(points, W=w[None, :], beta=[_scalar("beta", beta)], sigma=sigma)
 
 
-def single_neuron_expected_count(w, beta, sigma, lo, hi):
+def single_neuron_expected_count(*, w, beta, sigma, lo, hi):
     """Expected number of breakpoints ``x = b / w`` of one neuron in ``[lo, hi]``.
+
+    Paper convention: ``beta`` is minus the torch bias (``w x - beta == w x + b``).
 
     ``P(b in w [lo, hi]) = Phi((B - beta)/sigma) - Phi((A - beta)/sigma)`` with
     ``[A, B]`` the interval ``w [lo, hi]`` put in order; ``0`` when ``w = 0``.
@@ -216,7 +222,7 @@ def single_neuron_expected_count(w, beta, sigma, lo, hi):
 
     Examples
     --------
-    >>> single_neuron_expected_count(-3.0, 0.0, 1.0, -np.inf, 0.0)
+    >>> single_neuron_expected_count(w=-3.0, beta=0.0, sigma=1.0, lo=-np.inf, hi=0.0)
     0.5
     """
     w, beta = _scalar("w", w), _scalar("beta", beta)
@@ -228,8 +234,10 @@ def single_neuron_expected_count(w, beta, sigma, lo, hi):
     return float(_ndtr_diff((a - beta) / sigma, (b - beta) / sigma))
 
 
-def single_neuron_lc_uniform(w, beta, sigma, lo, hi):
+def single_neuron_lc_uniform(*, w, beta, sigma, lo, hi):
     """Local complexity ``E_{x ~ U[lo, hi]}[f(x)]`` of a single neuron in 1D.
+
+    Paper convention: ``beta`` is minus the torch bias (``w x - beta == w x + b``).
 
     Equals ``single_neuron_expected_count(w, beta, sigma, lo, hi) / (hi - lo)``;
     same parameters, with ``lo < hi`` finite. Returns a float.
@@ -237,11 +245,11 @@ def single_neuron_lc_uniform(w, beta, sigma, lo, hi):
     Examples
     --------
     >>> from scipy.special import ndtr
-    >>> bool(single_neuron_lc_uniform(1.0, 0.0, 1.0, 0.0, 4.0) == (ndtr(4.0) - 0.5) / 4)
+    >>> bool(single_neuron_lc_uniform(w=1.0, beta=0.0, sigma=1.0, lo=0.0, hi=4.0) == (ndtr(4.0) - 0.5) / 4)
     True
     """
     lo, hi = _interval(lo, hi, allow_inf=False)
-    return single_neuron_expected_count(w, beta, sigma, lo, hi) / (hi - lo)
+    return single_neuron_expected_count(w=w, beta=beta, sigma=sigma, lo=lo, hi=hi) / (hi - lo)
 
 
 # ---------------------------------------------------------- two-layer chain
@@ -253,8 +261,10 @@ def _chain_params(w1, w2, beta1, beta2, sigma):
     )
 
 
-def two_layer_chain_density(x, w1, w2, beta1, beta2, sigma):
+def two_layer_chain_density(x, *, w1, w2, beta1, beta2, sigma):
     """Density of ``N(x) = relu(w2 relu(w1 x - b1) - b2)`` ([1]_, Appendix A.2).
+
+    Paper convention: ``beta`` is minus the torch bias (``w x - beta == w x + b``).
 
     ``b1 ~ N(beta1, sigma**2)`` and ``b2 ~ N(beta2, sigma**2)`` independent.
     With ``r = sqrt(1 + w2**2)`` and ``phi``, ``Phi`` the standard normal
@@ -291,10 +301,10 @@ def two_layer_chain_density(x, w1, w2, beta1, beta2, sigma):
 
     Examples
     --------
-    >>> f = two_layer_chain_density(0.0, 1.0, 1.0, 0.0, 0.0, 1.0)
+    >>> f = two_layer_chain_density(0.0, w1=1.0, w2=1.0, beta1=0.0, beta2=0.0, sigma=1.0)
     >>> bool(np.isclose(f, (1 + 1 / np.sqrt(2)) / (2 * np.sqrt(2 * np.pi)), rtol=1e-15))
     True
-    >>> float(two_layer_chain_density(0.3, 2.0, 0.0, 0.0, -1.0, 1.0))
+    >>> float(two_layer_chain_density(0.3, w1=2.0, w2=0.0, beta1=0.0, beta2=-1.0, sigma=1.0))
     0.0
     """
     x = _array("x", x)
@@ -308,8 +318,10 @@ def two_layer_chain_density(x, w1, w2, beta1, beta2, sigma):
     return term1 + term2
 
 
-def two_layer_chain_expected_count(w1, w2, beta1, beta2, sigma, lo, hi):
+def two_layer_chain_expected_count(*, w1, w2, beta1, beta2, sigma, lo, hi):
     """Expected number of locus points of the two-layer chain in ``[lo, hi]``.
+
+    Paper convention: ``beta`` is minus the torch bias (``w x - beta == w x + b``).
 
     The integral of :func:`two_layer_chain_density` over ``[lo, hi]``. Neuron 1
     gives ``P(b1 in w1 [lo, hi]) P(b2 < 0)``. Neuron 2 gives
@@ -335,7 +347,7 @@ def two_layer_chain_expected_count(w1, w2, beta1, beta2, sigma, lo, hi):
     Over the whole line neuron 1 contributes ``P(b2 < 0)`` and neuron 2
     ``P(b2 / w2 > 0)``; with ``beta2 = 0`` both are 1/2:
 
-    >>> two_layer_chain_expected_count(1.0, -2.0, 0.5, 0.0, 1.0, -np.inf, np.inf)
+    >>> two_layer_chain_expected_count(w1=1.0, w2=-2.0, beta1=0.5, beta2=0.0, sigma=1.0, lo=-np.inf, hi=np.inf)
     1.0
     """
     w1, w2, beta1, beta2, sigma = _chain_params(w1, w2, beta1, beta2, sigma)
@@ -355,8 +367,10 @@ def two_layer_chain_expected_count(w1, w2, beta1, beta2, sigma, lo, hi):
     return float(count1 + max(phi2[1] - phi2[0], 0.0))
 
 
-def two_layer_chain_lc_uniform(w1, w2, beta1, beta2, sigma, lo, hi):
+def two_layer_chain_lc_uniform(*, w1, w2, beta1, beta2, sigma, lo, hi):
     """Local complexity ``E_{x ~ U[lo, hi]}[f(x)]`` of the two-layer chain.
+
+    Paper convention: ``beta`` is minus the torch bias (``w x - beta == w x + b``).
 
     Equals ``two_layer_chain_expected_count(...) / (hi - lo)``; same
     parameters, with ``lo < hi`` finite. Returns a float.
@@ -366,16 +380,19 @@ def two_layer_chain_lc_uniform(w1, w2, beta1, beta2, sigma, lo, hi):
     On ``[0, 1]`` with ``w1 = 1, beta1 = 1e6`` neuron 2 never fires in range,
     and neuron 1's breakpoints are far away too: the complexity is 0.
 
-    >>> two_layer_chain_lc_uniform(1.0, 1.0, 1e6, 0.0, 1.0, 0.0, 1.0)
+    >>> two_layer_chain_lc_uniform(w1=1.0, w2=1.0, beta1=1e6, beta2=0.0, sigma=1.0, lo=0.0, hi=1.0)
     0.0
     """
     lo, hi = _interval(lo, hi, allow_inf=False)
-    return two_layer_chain_expected_count(w1, w2, beta1, beta2, sigma, lo, hi) / (hi - lo)
+    count = two_layer_chain_expected_count(w1=w1, w2=w2, beta1=beta1, beta2=beta2, sigma=sigma, lo=lo, hi=hi)
+    return count / (hi - lo)
 
 
 # ------------------------------------------------- one hidden layer on R^n
-def one_layer_2d_density(points, W, beta, sigma):
+def one_layer_2d_density(points, *, W, beta, sigma):
     """Density of one hidden layer whose neurons are all good, on ``R^n``.
+
+    Paper convention: ``beta`` is minus the torch bias (``w x - beta == w x + b``).
 
     ``f(x) = sum_i ||W_i|| rho_{b_i}(W_i . x)``: each neuron's breakpoint set
     is the hyperplane ``W_i . x = b_i``, and every one is in the locus (e.g. a
@@ -400,7 +417,7 @@ def one_layer_2d_density(points, W, beta, sigma):
     --------
     The coordinate lines ``x = b_1``, ``y = b_2`` with ``beta = 0``, at the origin:
 
-    >>> f = one_layer_2d_density([[0.0, 0.0]], np.eye(2), [0.0, 0.0], 1.0)
+    >>> f = one_layer_2d_density([[0.0, 0.0]], W=np.eye(2), beta=[0.0, 0.0], sigma=1.0)
     >>> bool(f[0] == 2 / np.sqrt(2 * np.pi))
     True
     """
@@ -427,8 +444,10 @@ def _chord_fraction(mu, s, eps):
     return (tb - ta)[..., 0] / np.pi * (g @ _GL_WEIGHTS)
 
 
-def one_layer_2d_density_eps(points, W, beta, sigma, eps):
+def one_layer_2d_density_eps(points, *, W, beta, sigma, eps):
     """Finite-eps density ``E[length(locus & disk(x, eps))] / (pi eps**2)`` in 2D.
+
+    Paper convention: ``beta`` is minus the torch bias (``w x - beta == w x + b``).
 
     The locus is the union of the lines ``W_i . y = b_i`` (all neurons good,
     as in :func:`one_layer_2d_density`, which is the ``eps -> 0`` limit; the
@@ -468,8 +487,8 @@ def one_layer_2d_density_eps(points, W, beta, sigma, eps):
     --------
     A disk much smaller than ``sigma``: ``f_eps`` is ``f`` up to ``O(eps**2)``.
 
-    >>> f0 = one_layer_2d_density([[0.0, 0.0]], [[1.0, 0.0]], [0.0], 1.0)
-    >>> fe = one_layer_2d_density_eps([[0.0, 0.0]], [[1.0, 0.0]], [0.0], 1.0, 1e-3)
+    >>> f0 = one_layer_2d_density([[0.0, 0.0]], W=[[1.0, 0.0]], beta=[0.0], sigma=1.0)
+    >>> fe = one_layer_2d_density_eps([[0.0, 0.0]], W=[[1.0, 0.0]], beta=[0.0], sigma=1.0, eps=1e-3)
     >>> bool(abs(fe[0] / f0[0] - 1) < 1e-6)
     True
     """

@@ -89,6 +89,8 @@ class Locus:
         Which breakpoint of that neuron's activation.
     regions : (S, 2) ndarray of int64
         The two activation regions each piece separates.
+    vertices : (K, 2) ndarray of float64
+        2D: junctions and bends of the locus (see the property); 1D: empty.
     boundary_segments / boundary_points, boundary_neurons, in_locus
         Every interior activation boundary (edge between two activation
         regions), its neuron, and whether it is locus (the gradient jumps).
@@ -180,6 +182,7 @@ class Locus:
         return K.segments_in_disks(seg, np.ascontiguousarray(c), eps, x0, y0, h, nx, ny)
 
     # -- structure --------------------------------------------------------
+    @cached_property
     def vertices(self) -> np.ndarray:
         """Points where two or more locus pieces meet other than as a straight
         continuation: junctions of 3 or more pieces and bends (2D: (K, 2);
@@ -235,6 +238,12 @@ class LinearRegions:
         The linear region of each activation region (numbered in order of
         their lowest activation region).
     jacobians : (L, n_out, n_in), offsets : (L, n_out), measures : (L,)
+    polygons : list of (k_l, 2) ndarray of float64
+        2D: outer ring of each linear region, counter-clockwise.
+    shapes : (L,) ndarray of shapely Polygons
+        2D: the linear regions with their holes.
+    intervals : (L, 2) ndarray of float64
+        1D: the linear regions.
     """
 
     def __init__(self, rm: RegionMap):
@@ -288,10 +297,17 @@ class LinearRegions:
         out[:] = [shapely.union_all(src[order[s:e]]) for s, e in zip(bounds[:-1], bounds[1:])]
         return out
 
-    @property
-    def polygons(self) -> np.ndarray:
-        """Alias of :attr:`shapes` (shapely polygons, possibly non-convex)."""
-        return self.shapes
+    @cached_property
+    def polygons(self) -> list:
+        """List of (k_l, 2) arrays: the outer ring of each linear region,
+        counter-clockwise, as ``rm.polygons`` (2D only). Linear regions may be
+        non-convex and hold holes: :attr:`shapes` keeps the holes."""
+        import shapely
+
+        from .regions import _largest, _signed_area
+
+        rings = [np.asarray(shapely.get_exterior_ring(_largest(g)).coords)[:-1] for g in self.shapes]
+        return [r if _signed_area(r) > 0 else r[::-1].copy() for r in rings]
 
     @cached_property
     def intervals(self) -> np.ndarray:

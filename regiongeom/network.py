@@ -48,10 +48,20 @@ class Activation:
     Piece ``k`` covers ``[breakpoints[k-1], breakpoints[k]]`` and there the
     function is ``slopes[k] * z + intercepts[k]``.
 
+    The standard activations are values of this class, ready to apply:
+    :data:`relu`, :data:`leaky_relu` (slope 0.01 below zero, torch's default),
+    :data:`hardtanh` (clip to [-1, 1]) and :data:`absolute`. Other parameters
+    come from the constructors :meth:`Activation.leaky_relu` and
+    :meth:`Activation.hardtanh`.
+
     Examples
     --------
     >>> relu(np.array([-1.0, 2.0]))
     array([0., 2.])
+    >>> Activation.leaky_relu(negative_slope=0.2)([-1.0, 2.0])
+    array([-0.2,  2. ])
+    >>> Activation("step-free", [0.0, 1.0], [0.0, 1.0, 0.0])([-1.0, 0.5, 3.0])
+    array([0. , 0.5, 1. ])
     """
 
     name: str
@@ -67,8 +77,7 @@ class Activation:
             raise ValueError(f"activation {self.name!r}: needs at least one breakpoint")
         if sl.size != bp.size + 1:
             raise ValueError(
-                f"activation {self.name!r}: {bp.size} breakpoints need {bp.size + 1} "
-                f"slopes, got {sl.size}"
+                f"activation {self.name!r}: {bp.size} breakpoints need {bp.size + 1} slopes, got {sl.size}"
             )
         if not (np.all(np.isfinite(bp)) and np.all(np.isfinite(sl))):
             raise ValueError(f"activation {self.name!r}: breakpoints and slopes must be finite")
@@ -88,6 +97,29 @@ class Activation:
             val.setflags(write=False)
             object.__setattr__(self, name, val)
 
+    # -- the standard activations, with their parameters -------------------
+    @classmethod
+    def relu(cls) -> Activation:
+        """ReLU: ``max(z, 0)``."""
+        return cls("relu", [0.0], [0.0, 1.0], 0.0)
+
+    @classmethod
+    def leaky_relu(cls, negative_slope: float = 0.01) -> Activation:
+        """LeakyReLU: ``z`` for ``z >= 0``, ``negative_slope * z`` below (torch's default 0.01)."""
+        return cls(f"leaky_relu({negative_slope:g})", [0.0], [negative_slope, 1.0], 0.0)
+
+    @classmethod
+    def hardtanh(cls, min_val: float = -1.0, max_val: float = 1.0) -> Activation:
+        """Hardtanh: ``clip(z, min_val, max_val)`` (``ReLU6`` is ``hardtanh(0, 6)``)."""
+        if not min_val < max_val:
+            raise ValueError(f"hardtanh needs min_val < max_val, got {min_val}, {max_val}")
+        return cls(f"hardtanh({min_val:g},{max_val:g})", [min_val, max_val], [0.0, 1.0, 0.0], min_val)
+
+    @classmethod
+    def absolute(cls) -> Activation:
+        """Absolute value: ``|z|``."""
+        return cls("abs", [0.0], [-1.0, 1.0], 0.0)
+
     @property
     def n_pieces(self) -> int:
         return self.slopes.size
@@ -96,7 +128,9 @@ class Activation:
         """Index of the linear piece holding each value (right-continuous)."""
         return np.searchsorted(self.breakpoints, z, side="right").astype(np.int8)
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
+    def __call__(self, z) -> np.ndarray:
+        """Apply the activation elementwise (any shape)."""
+        z = np.asarray(z, dtype=np.float64)
         k = np.searchsorted(self.breakpoints, z, side="right")
         return self.slopes[k] * z + self.intercepts[k]
 
@@ -115,33 +149,20 @@ class Activation:
         return f"Activation({self.name!r}, breakpoints={self.breakpoints.tolist()}, slopes={self.slopes.tolist()})"
 
 
-def _relu() -> Activation:
-    return Activation("relu", [0.0], [0.0, 1.0], 0.0)
-
-
-def leaky_relu(negative_slope: float = 0.01) -> Activation:
-    """LeakyReLU: ``z`` for ``z >= 0``, ``negative_slope * z`` below."""
-    return Activation(f"leaky_relu({negative_slope:g})", [0.0], [negative_slope, 1.0], 0.0)
-
-
-def hardtanh(min_val: float = -1.0, max_val: float = 1.0) -> Activation:
-    """Hardtanh: ``clip(z, min_val, max_val)``."""
-    if not min_val < max_val:
-        raise ValueError(f"hardtanh needs min_val < max_val, got {min_val}, {max_val}")
-    return Activation(f"hardtanh({min_val:g},{max_val:g})", [min_val, max_val], [0.0, 1.0, 0.0], min_val)
-
-
-def _absolute() -> Activation:
-    return Activation("abs", [0.0], [-1.0, 1.0], 0.0)
-
-
-relu = _relu()
-absolute = _absolute()
+#: ReLU, ``max(z, 0)``.
+relu = Activation.relu()
+#: LeakyReLU with torch's default slope 0.01; other slopes: ``Activation.leaky_relu(negative_slope)``.
+leaky_relu = Activation.leaky_relu()
+#: Hardtanh, ``clip(z, -1, 1)``; other limits: ``Activation.hardtanh(min_val, max_val)``.
+hardtanh = Activation.hardtanh()
+#: Absolute value, ``|z|``.
+absolute = Activation.absolute()
 _BY_NAME = {
-    "relu": lambda: relu,
+    "relu": relu,
     "leaky_relu": leaky_relu,
     "hardtanh": hardtanh,
-    "abs": lambda: absolute,
+    "abs": absolute,
+    "absolute": absolute,
 }
 
 
@@ -151,10 +172,10 @@ def as_activation(spec) -> Activation | None:
     if spec is None or isinstance(spec, Activation):
         return spec
     if isinstance(spec, str) and spec in _BY_NAME:
-        return _BY_NAME[spec]()
+        return _BY_NAME[spec]
     raise ValueError(
         f"unsupported activation {spec!r}: use one of {sorted(_BY_NAME)}, an "
-        "rg.Activation(breakpoints, slopes) or None"
+        "rg.Activation(name, breakpoints, slopes) or None"
     )
 
 
@@ -338,9 +359,9 @@ def from_torch(module) -> Network:
         if isinstance(mod, nn.ReLU):
             act = relu
         elif isinstance(mod, nn.LeakyReLU):
-            act = leaky_relu(float(mod.negative_slope))
+            act = Activation.leaky_relu(float(mod.negative_slope))
         elif isinstance(mod, nn.Hardtanh):  # ReLU6 is a Hardtanh subclass
-            act = hardtanh(float(mod.min_val), float(mod.max_val))
+            act = Activation.hardtanh(float(mod.min_val), float(mod.max_val))
         else:
             raise TypeError(
                 f"from_torch: unsupported module {type(mod).__name__} at position {pos!r}; "

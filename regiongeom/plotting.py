@@ -22,13 +22,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._validate import as_domain
+from .grids import _domain, _shape2d, grid_points
 
 __all__ = [
     "RegionArtists",
     "DensityArtists",
     "CurveArtists",
-    "grid_points",
     "region_colors",
     "plot_regions",
     "plot_function_1d",
@@ -90,69 +89,15 @@ def _axes(ax):
     return ax
 
 
-def _domain(domain, dim=None):
-    """A validated Domain; ``dim`` None guesses from the value."""
-    import shapely
-
-    if dim is None:
-        dim = 2 if isinstance(domain, shapely.Geometry) or np.size(domain) == 4 else 1
-    return as_domain(domain, dim)
-
-
-def _shape2d(shape):
-    if np.ndim(shape) == 0:
-        return int(shape), int(shape)
-    ny, nx = (int(v) for v in shape)
-    return ny, nx
-
-
-def grid_points(domain, shape=100) -> np.ndarray:
-    """Pixel centres of a regular grid over a domain's bounding box.
-
-    The order matches :func:`plot_density`: in 2D, row-major with ``x``
-    varying fastest and ``y`` increasing (``origin="lower"``), so values
-    computed at these points reshape to ``(ny, nx)`` images.
-
-    Parameters
-    ----------
-    domain : (lo, hi), (xmin, ymin, xmax, ymax) or shapely.Polygon
-    shape : int or (ny, nx)
-        Number of pixels: ``n`` (1D), or ``n`` per side / ``(ny, nx)`` (2D).
-
-    Returns
-    -------
-    (P, 1) or (P, 2) ndarray of float64
-
-    Examples
-    --------
-    >>> grid_points((0.0, 1.0), 4).ravel()
-    array([0.125, 0.375, 0.625, 0.875])
-    >>> grid_points((0, 0, 2, 1), (1, 2))
-    array([[0.5, 0.5],
-           [1.5, 0.5]])
-    """
-    dom = _domain(domain)
-    if dom.dim == 1:
-        lo, hi = dom.interval
-        n = int(np.ravel(shape)[0])
-        return (lo + (np.arange(n) + 0.5) * (hi - lo) / n)[:, None]
-    ny, nx = _shape2d(shape)
-    x0, y0, x1, y1 = dom.polygon.bounds
-    xs = x0 + (np.arange(nx) + 0.5) * (x1 - x0) / nx
-    ys = y0 + (np.arange(ny) + 0.5) * (y1 - y0) / ny
-    xx, yy = np.meshgrid(xs, ys)
-    return np.column_stack([xx.ravel(), yy.ravel()])
-
-
-def region_colors(n, *, seed=0, cmap=None, light=True) -> np.ndarray:
+def region_colors(n, *, rng=0, cmap=None, light=True) -> np.ndarray:
     """(n, 4) random RGBA colours, one per region.
 
     Without ``cmap``: random hues, light (low saturation, high value: fills
     under a black locus) or, with ``light=False``, darker and saturated
     (lines on white). With ``cmap`` (a name or a Colormap): that map sampled
-    at random positions.
+    at random positions. ``rng``: a seed or a ``numpy.random.Generator``.
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(rng)
     if cmap is not None:
         import matplotlib as mpl
 
@@ -185,7 +130,7 @@ def _auto_linewidth(n_segments):
 # ----------------------------------------------------------------------------
 # regions
 # ----------------------------------------------------------------------------
-def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=False, cmap=None, seed=0,
+def plot_regions(rm, *, ax=None, color_by="activation", locus=True, boundaries=False, cmap=None, rng=0,
                  linewidth=None, locus_color="k", boundary_color="0.5", alpha=1.0, output=0) -> RegionArtists:  # fmt: skip
     """Draw a region map: regions in random colours, the nonlinear locus in black.
 
@@ -199,7 +144,7 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
     rm : RegionMap
         From :func:`regiongeom.activation_regions`.
     ax : matplotlib Axes, optional
-        Default: ``plt.gca()``.
+        Default: the current axes, ``plt.gca()``.
     color_by : {"activation", "linear"}
         One colour per activation region, or per linear region (activation
         regions merged where the gradient does not jump).
@@ -210,8 +155,9 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
         switches but the gradient does not jump), dashed grey.
     cmap : str or Colormap, optional
         Sample region colours from this map instead of light random hues.
-    seed : int
-        Seed of the random colours.
+    rng : int or Generator
+        Seed (or generator) of the random colours; the default 0 gives the
+        same colours every time.
     linewidth : float, optional
         Locus line width (2D; default thinner for larger maps).
     locus_color, boundary_color : colours
@@ -245,7 +191,7 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
         )
     ax = _axes(ax)
     labels = _labels(rm, color_by)
-    colors = region_colors(int(labels.max()) + 1, seed=seed, cmap=cmap, light=rm.dim == 2)[labels]
+    colors = region_colors(int(labels.max()) + 1, rng=rng, cmap=cmap, light=rm.dim == 2)[labels]
     colors[:, 3] = alpha
     loc = nonlinear_locus(rm) if (locus or boundaries) else None
     if rm.dim == 1:
@@ -331,10 +277,10 @@ def _plot_regions_1d(rm, loc, ax, colors, locus, boundaries, locus_color, bounda
     return RegionArtists(regions, loc_art, bnd_art, ax)
 
 
-def plot_function_1d(net, domain, ax=None, **kwargs) -> RegionArtists:
+def plot_function_1d(net, domain, *, ax=None, **kwargs) -> RegionArtists:
     """The graph of a 1-input network on an interval, with its breakpoints.
 
-    Shorthand for ``plot_regions(rg.activation_regions(net, domain), ax,
+    Shorthand for ``plot_regions(rg.activation_regions(net, domain), ax=ax,
     boundaries=True, **kwargs)``: one colour per activation region, locus
     points in black, activation boundaries that are not locus as open grey
     circles.
@@ -345,6 +291,7 @@ def plot_function_1d(net, domain, ax=None, **kwargs) -> RegionArtists:
         One input.
     domain : (lo, hi)
     ax : Axes, optional
+        Default: the current axes, ``plt.gca()``.
     **kwargs
         Passed to :func:`plot_regions`.
     """
@@ -353,7 +300,7 @@ def plot_function_1d(net, domain, ax=None, **kwargs) -> RegionArtists:
     if net.n_in != 1:
         raise ValueError(f"plot_function_1d needs a 1-input network; this one has {net.n_in} inputs")
     kwargs.setdefault("boundaries", True)
-    return plot_regions(activation_regions(net, domain), ax, **kwargs)
+    return plot_regions(activation_regions(net, domain), ax=ax, **kwargs)
 
 
 # ----------------------------------------------------------------------------
@@ -365,7 +312,7 @@ def _mean_stderr(values):
     return np.asarray(values, dtype=np.float64), None
 
 
-def plot_density(values, domain=None, ax=None, *, shape=None, x=None, cmap="magma", colorbar=True, log=False,
+def plot_density(values, domain=None, *, ax=None, shape=None, x=None, cmap="magma", colorbar=True, log=False,
                  label=r"$f(x)$", vmin=None, vmax=None, band=2.0, color="#0072B2") -> DensityArtists:  # fmt: skip
     """Heat map (2D) or curve (1D) of a local complexity density.
 
@@ -374,16 +321,17 @@ def plot_density(values, domain=None, ax=None, *, shape=None, x=None, cmap="magm
     values : Estimate or array_like
         An :class:`~regiongeom.complexity.Estimate` (its ``mean`` is drawn)
         or plain values. 2D: a ``(ny, nx)`` image, or a flat ``(ny * nx,)``
-        array in the order of :func:`grid_points`. 1D: ``(P,)``.
+        array in the order of :func:`~regiongeom.grids.grid_points`. 1D: ``(P,)``.
     domain : (lo, hi), (xmin, ymin, xmax, ymax) or shapely.Polygon, optional
         Where the grid lies: the image's extent (2D) or the interval of the
         points (1D). 2D without a domain: pixel coordinates. Pixels outside
         a polygon domain are left blank.
     ax : Axes, optional
+        Default: the current axes, ``plt.gca()``.
     shape : (ny, nx), optional
         Grid shape of flat 2D values; default square.
     x : (P,) array_like, optional
-        1D abscissae (default: the :func:`grid_points` of ``domain``).
+        1D abscissae (default: the :func:`~regiongeom.grids.grid_points` of ``domain``).
     cmap : str or Colormap
         2D colour map (default "magma": perceptually uniform, prints in grayscale).
     colorbar : bool
@@ -487,7 +435,7 @@ def _density_1d(mean, stderr, dom, ax, x, log, label, band, color):
     return DensityArtists(line, band_art, None, ax)
 
 
-def plot_density_1d(x, estimates, closed_form=None, ax=None, *, band=2.0, closed_form_label="closed form",
+def plot_density_1d(x, estimates, closed_form=None, *, ax=None, band=2.0, closed_form_label="closed form",
                     label=r"$f(x)$", colors=None, legend=True) -> CurveArtists:  # fmt: skip
     """Compare 1D density estimates with each other and with a closed form.
 
@@ -502,6 +450,7 @@ def plot_density_1d(x, estimates, closed_form=None, ax=None, *, band=2.0, closed
         The exact density at ``x`` (or a function of ``x``), drawn as a thin
         black line on top.
     ax : Axes, optional
+        Default: the current axes, ``plt.gca()``.
     band : float
         Width of the error band in standard errors (default 2: about 95 %).
     colors : sequence of colours, optional
@@ -548,87 +497,4 @@ def plot_density_1d(x, estimates, closed_form=None, ax=None, *, band=2.0, closed
     return CurveArtists(lines, bands, cf, ax)
 
 
-# ----------------------------------------------------------------------------
-# Figure 1
-# ----------------------------------------------------------------------------
-def figure1(net, domain, *, sigma, n_samples=32, grid=128, method="theorem2", eps=None, good=False,
-            color_by="linear", rng=0, figsize=None, cmap="magma", log=False, progress=None):  # fmt: skip
-    """The paper's Figure 1: regions and locus | heat map of ``f(x)``.
-
-    Left, :func:`plot_regions` (linear regions in random colours, nonlinear
-    locus in black); right, :func:`plot_density` of
-    :func:`~regiongeom.complexity.lc_density` on a ``grid`` of pixel centres.
-    For a 1-input network: the function with its breakpoints | the curve of
-    ``f`` with a ±2 standard error band.
-
-    Parameters
-    ----------
-    net : Network
-        1 or 2 inputs.
-    domain : (lo, hi), (xmin, ymin, xmax, ymax) or shapely.Polygon
-    sigma : float, keyword-only
-        Standard deviation of the bias noise (the paper uses 0.05).
-    n_samples : int
-        Noise samples per pixel.
-    grid : int or (ny, nx)
-        Pixels of the heat map (points of the curve in 1D).
-    method : {"theorem2", "definition"}
-    eps : float, optional
-        Ball radius, for ``method="definition"``.
-    good : bool
-        theorem2 only. Default False, as in the paper: Figure 1 estimates
-        the upper bound of eq. (40), ``sum_i E[||grad z_i|| rho_b(z_i)]``
-        without the good-neuron indicator (Appendix B.1). ``True`` gives
-        Theorem 2 exactly. Ignored by ``method="definition"``, which
-        measures the locus itself.
-    color_by : {"linear", "activation"}
-        Colour per linear region (as the paper) or per activation region.
-    rng : int or Generator
-        Seed of the noise.
-    figsize : (float, float), optional
-        Default ``(10, 4.4)`` (2D) or ``(10, 3.6)`` (1D).
-    cmap : str or Colormap
-    log : bool
-        Logarithmic colour scale.
-    progress : bool or None
-        Progress bar of the estimate (see ``lc_density``).
-
-    Returns
-    -------
-    fig : Figure
-    axes : (2,) ndarray of Axes
-    """
-    import matplotlib.pyplot as plt
-
-    from .complexity import lc_density
-    from .regions import activation_regions
-
-    dom = _domain(domain, net.n_in)
-    rm = activation_regions(net, domain)
-    pts = grid_points(domain, grid)
-    kw = dict(sigma=sigma, n_samples=n_samples, method=method, rng=rng, progress=progress)
-    if method == "definition":
-        kw["eps"] = eps
-    else:
-        kw.update(good=good, eps=eps)
-    est = lc_density(net, pts, **kw)
-    if figsize is None:
-        figsize = (10, 4.4) if dom.dim == 2 else (10, 3.6)
-    fig, axes = plt.subplots(1, 2, figsize=figsize, layout="constrained")
-    what = "linear" if color_by == "linear" else "activation"
-    n_col = len(np.unique(_labels(rm, color_by)))
-    if dom.dim == 2:
-        plot_regions(rm, axes[0], color_by=color_by)
-        axes[0].set_title(f"{n_col:,} {what} regions; locus in black")
-        plot_density(est, domain, axes[1], shape=grid if np.ndim(grid) else None, cmap=cmap, log=log,
-                     label="$f(x)$")  # fmt: skip
-    else:
-        plot_regions(rm, axes[0], color_by=color_by, boundaries=True)
-        axes[0].set_title(f"{n_col:,} {what} regions; locus points in black")
-        plot_density(est, domain, axes[1], label="$f(x)$", log=log)
-    if method == "definition":
-        src = f"definition, $\\varepsilon={eps:g}$"
-    else:
-        src = "Theorem 2" if good else "eq. 40 bound"
-    axes[1].set_title(f"local complexity $f(x)$ ({src}), $\\sigma={sigma:g}$")
-    return fig, np.asarray(axes)
+from .figures import figure1  # noqa: E402  (re-exported: figure1 composes the functions above)

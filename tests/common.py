@@ -16,8 +16,8 @@ BENCH_DIR = TESTS_DIR.parent / "benchmarks"
 # every supported kind of activation, by a short id
 ACTIVATIONS = {
     "relu": "relu",
-    "leaky_relu": rg.leaky_relu(0.1),
-    "hardtanh": rg.hardtanh(-0.5, 0.7),
+    "leaky_relu": rg.Activation.leaky_relu(0.1),
+    "hardtanh": rg.Activation.hardtanh(-0.5, 0.7),
     "abs": "abs",
     "pl3": rg.Activation("pl3", [-0.6, 0.1, 0.8], [0.3, -1.2, 0.5, 2.0], value_at_first=0.2),
 }

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import regiongeom as rg
 from regiongeom.cli import main
@@ -39,27 +40,107 @@ def test_regions_npz_and_geojson(tmp_path, capsys):
 def test_plain_npz_arrays(tmp_path, capsys):
     rng = np.random.default_rng(0)
     path = tmp_path / "w.npz"
-    np.savez(path, W0=rng.normal(size=(5, 1)), b0=rng.normal(size=5), W1=rng.normal(size=(1, 5)), b1=np.zeros(1))
+    np.savez(
+        path, W0=rng.normal(size=(5, 1)), b0=rng.normal(size=5), W1=rng.normal(size=(1, 5)), b1=np.zeros(1)
+    )
     assert main(["regions", str(path), "--domain=-3,3"]) == 0
     assert "activation regions:" in capsys.readouterr().out
 
 
-def test_errors_are_one_line(tmp_path):
+def one_line_error(capsys, *argv):
+    """Run the command in-process; return its one-line error message."""
+    assert main(list(argv)) == 2, argv
+    err = capsys.readouterr().err
+    assert err.startswith("regiongeom: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_errors_are_one_line(tmp_path, capsys):
     r = run("regions", str(tmp_path / "missing.pt"))
     assert r.returncode != 0
     assert r.stderr.strip().count("\n") == 0 and "does not exist" in r.stderr
     net = random_network([3], rng=0)
     path = tmp_path / "n.npz"
     net.save(path)
-    for bad, msg in ((["--domain", "1,0,0,1"], "xmin < xmax"), (["--domain", "a,b"], "comma-separated"),
-                     (["--domain", "0,1"], "needs a box"), (["--max-regions", "0"], "max_regions")):
-        r = run("regions", str(path), *bad)
-        assert r.returncode != 0, bad
-        assert "Traceback" not in r.stderr and msg in r.stderr, (bad, r.stderr)
+    for bad, msg in (
+        (["--domain", "1,0,0,1"], "xmin < xmax"),
+        (["--domain", "a,b"], "--domain must be numbers"),
+        (["--domain", "0,1"], "needs a box"),
+        (["--max-regions", "0"], "--max-regions must be"),
+    ):
+        assert msg in one_line_error(capsys, "regions", str(path), *bad), bad
+
+
+def test_domain_with_commas_or_spaces(tmp_path, capsys):
+    path = tmp_path / "n.npz"
+    random_network([4], rng=0).save(path)
+    for argv in (["--domain=-2,-2,2,2"], ["--domain", "-2,-2,2,2"], ["--domain", "-2", "-2", "2", "2"],
+                 ["--domain", "-2 -2 2 2"], ["--domain", "-2,", "-2", "2,2"]):  # fmt: skip
+        for order in ([str(path), *argv], [*argv, str(path)]):  # before or after MODEL
+            assert main(["regions", *order]) == 0, order
+            assert "domain: (-2.0, -2.0, 2.0, 2.0)" in capsys.readouterr().out
+
+
+def test_max_regions_error_speaks_cli(tmp_path, capsys):
+    path = tmp_path / "n.npz"
+    random_network([8, 8], rng=0).save(path)
+    err = one_line_error(capsys, "regions", str(path), "--max-regions", "3")
+    assert "--max-regions N" in err and "max_regions=" not in err
+
+
+def test_definition_needs_eps_before_any_work(tmp_path, capsys):
+    err = one_line_error(capsys, "demo", "--out", str(tmp_path), "--method", "definition")
+    assert "--method definition needs --eps" in err and "-1" not in err
+    assert "--eps is used only by --method definition" in one_line_error(capsys, "demo", "--eps", "0.1")
+    assert not list(tmp_path.iterdir())
+
+
+def test_npz_key_errors_and_help(tmp_path, capsys):
+    path = tmp_path / "w.npz"
+    np.savez(path, weight=np.ones((2, 2)))
+    err = one_line_error(capsys, "regions", str(path))
+    assert "W0, b0, W1, b1" in err and "rg.Network.save" in err and "weight" in err
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"not a zip file")
+    assert "not a readable .npz" in one_line_error(capsys, "regions", str(bad))
+    r = run("map", "--help")
+    assert "W0, b0, W1, b1" in r.stdout and "rg.Network.save" in r.stdout and "--domain -2 -2 2 2" in r.stdout
+
+
+def test_torch_files_that_are_not_models(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    err = one_line_error(capsys, "regions", str(tmp_path / "sd.pt"))
+    assert "holds only weights" in err and "'0.weight'" in err and "rg.from_torch(model).save" in err
+    torch.save({"model_state_dict": model.state_dict(), "epoch": 3}, tmp_path / "ckpt.pt")
+    assert "holds only weights" in one_line_error(capsys, "regions", str(tmp_path / "ckpt.pt"))
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert "torch.load failed" in one_line_error(capsys, "regions", str(tmp_path / "junk.pt"))
+    (tmp_path / "m.h5").write_bytes(b"")
+    assert "unknown model format '.h5'" in one_line_error(capsys, "regions", str(tmp_path / "m.h5"))
+
+
+def test_pickled_custom_class_names_the_class(tmp_path):
+    pytest.importorskip("torch")
+    script = (
+        "import torch\n"
+        "class MyNet(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.lin = torch.nn.Linear(2, 3)\n"
+        "torch.save(MyNet(), 'custom.pt')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True)
+    r = run("regions", str(tmp_path / "custom.pt"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "class MyNet" in r.stderr and "rg.from_torch(model).save" in r.stderr and "PYTHONPATH" in r.stderr
 
 
 def test_demo_writes_figure_and_summary(tmp_path):
-    r = run("demo", "--out", str(tmp_path), "--samples", "4", "--grid", "32", "--no-progress")
+    r = run("demo", "--out", str(tmp_path), "--samples", "4", "--shape", "32", "--no-progress")
     assert r.returncode == 0, r.stderr
     net = rg.default_network()
     rm = rg.activation_regions(net, rg.datasets.DEFAULT_DOMAIN)
@@ -70,21 +151,51 @@ def test_demo_writes_figure_and_summary(tmp_path):
     assert png.exists() and png.stat().st_size > 10_000
 
 
+def test_demo_runs_the_monte_carlo_once(tmp_path, capsys, monkeypatch):
+    import regiongeom.complexity as cx
+
+    calls = []
+    real = cx._estimate
+    monkeypatch.setattr(cx, "_estimate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert main(["demo", "--out", str(tmp_path), "--samples", "2", "--shape", "8", "--no-progress"]) == 0
+    assert len(calls) == 1
+    assert (tmp_path / "figure1_bunny.png").exists()
+
+
 def test_map_user_model_torch(tmp_path):
     torch = __import__("pytest").importorskip("torch")
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
     path = tmp_path / "model.pt"
     torch.save(model, path)
-    r = run("map", str(path), "--domain=-2,-2,2,2", "--out", str(tmp_path), "--samples", "4", "--grid", "24",
-            "--method", "definition", "--eps", "0.1", "--geojson", "--no-progress")
+    r = run(
+        "map",
+        str(path),
+        "--domain=-2,-2,2,2",
+        "--out",
+        str(tmp_path),
+        "--samples",
+        "4",
+        "--shape",
+        "24",
+        "--method",
+        "definition",
+        "--eps",
+        "0.1",
+        "--geojson",
+        str(tmp_path / "m.geojson"),
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "model.png").exists() and (tmp_path / "model.geojson").exists()
+    assert (tmp_path / "model.png").exists() and (tmp_path / "m.geojson").exists()
     assert "definition, eps=0.1" in r.stdout
 
 
 def test_lc_option_errors(tmp_path):
-    for bad, msg in ((["--sigma", "0"], "--sigma"), (["--samples", "1"], "--samples"),
-                     (["--method", "definition"], "--eps")):
+    for bad, msg in (
+        (["--sigma", "0"], "--sigma"),
+        (["--samples", "1"], "--samples"),
+        (["--method", "definition"], "--eps"),
+    ):
         r = run("demo", "--out", str(tmp_path), "--no-progress", *bad)
         assert r.returncode != 0 and "Traceback" not in r.stderr and msg in r.stderr, (bad, r.stderr)

@@ -33,6 +33,13 @@ CHAIN = [
     (2.0, -0.25, -1.0, 0.3, 0.4),
     (-1.5, 0.6, 0.8, -0.9, 1.2),
 ]
+
+
+def chain_kw(params):
+    """A CHAIN tuple as the keyword arguments of the chain's closed forms."""
+    return dict(zip(("w1", "w2", "beta1", "beta2", "sigma"), params, strict=True))
+
+
 XS = np.linspace(-3.0, 3.0, 25)
 # Monte Carlo points: few, so that the family of |z| < 4 checks (~105 in this
 # file) has a false-alarm rate ~0.7%. With 31 points per net one |z| = 4.2 turned
@@ -66,14 +73,16 @@ def z_scores(counts, ref, n):
 def test_single_neuron_matches_definition_by_quad(w, beta, sigma):
     # finite eps: P(b / w in (x - eps, x + eps)) = integral of rho_b over w * ball
     eps = 0.05
-    got = ball_average(lambda y: cf.single_neuron_density(y, w, beta, sigma), XS, eps)
+    got = ball_average(lambda y: cf.single_neuron_density(y, w=w, beta=beta, sigma=sigma), XS, eps)
     want = [quad(rho, *sorted((w * (c - eps), w * (c + eps))), args=(beta, sigma)) / (2 * eps) for c in XS]
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-300)
     # eps -> 0: the ball average of a smooth density differs from it by
     # (eps^2 / 6) f'' = O(1e-12 * (w z / sigma)^2) relative here
     eps = 1e-6
     lim = [quad(rho, *sorted((w * (c - eps), w * (c + eps))), args=(beta, sigma)) / (2 * eps) for c in XS]
-    np.testing.assert_allclose(cf.single_neuron_density(XS, w, beta, sigma), lim, rtol=1e-8, atol=1e-300)
+    np.testing.assert_allclose(
+        cf.single_neuron_density(XS, w=w, beta=beta, sigma=sigma), lim, rtol=1e-8, atol=1e-300
+    )
 
 
 @pytest.mark.parametrize("w, beta, sigma", SINGLE)
@@ -84,38 +93,42 @@ def test_single_neuron_monte_carlo(w, beta, sigma):
     c = b / w
     x = XS_MC[np.abs(w * XS_MC - beta) < 3 * sigma]  # where hits are plentiful
     counts = (np.abs(c[:, None] - x) < eps).astype(float)
-    ref = ball_average(lambda y: cf.single_neuron_density(y, w, beta, sigma), x, eps)
+    ref = ball_average(lambda y: cf.single_neuron_density(y, w=w, beta=beta, sigma=sigma), x, eps)
     assert np.all(np.abs(z_scores(counts / (2 * eps), ref, n)) < Z_MAX)
 
 
 @pytest.mark.parametrize("w, beta, sigma", SINGLE + [(0.0, 0.3, 1.0)])
 @pytest.mark.parametrize("lo, hi", [(-1.0, 0.5), (0.2, 2.5), (-3.0, -1.0), (-np.inf, 0.4), (-0.7, np.inf)])
 def test_single_neuron_count_is_integral_of_density(w, beta, sigma, lo, hi):
-    total = quad(lambda y: float(cf.single_neuron_density(y, w, beta, sigma)), lo, hi)
-    count = cf.single_neuron_expected_count(w, beta, sigma, lo, hi)
+    total = quad(lambda y: float(cf.single_neuron_density(y, w=w, beta=beta, sigma=sigma)), lo, hi)
+    count = cf.single_neuron_expected_count(w=w, beta=beta, sigma=sigma, lo=lo, hi=hi)
     assert count == pytest.approx(total, rel=1e-9, abs=1e-13)
     if np.isfinite(lo) and np.isfinite(hi):
-        assert cf.single_neuron_lc_uniform(w, beta, sigma, lo, hi) == pytest.approx(
+        assert cf.single_neuron_lc_uniform(w=w, beta=beta, sigma=sigma, lo=lo, hi=hi) == pytest.approx(
             count / (hi - lo), rel=1e-15
         )
 
 
 def test_single_neuron_count_whole_line_and_tail():
-    assert cf.single_neuron_expected_count(-0.3, 5.0, 0.1, -np.inf, np.inf) == 1.0
+    assert cf.single_neuron_expected_count(w=-0.3, beta=5.0, sigma=0.1, lo=-np.inf, hi=np.inf) == 1.0
     # far upper tail: computed without cancellation
-    far = cf.single_neuron_expected_count(1.0, 0.0, 1.0, 10.0, 11.0)
+    far = cf.single_neuron_expected_count(w=1.0, beta=0.0, sigma=1.0, lo=10.0, hi=11.0)
     assert far == pytest.approx(stats.norm.sf(10.0) - stats.norm.sf(11.0), rel=1e-12)
 
 
 @pytest.mark.parametrize("w, beta, sigma", SINGLE)
 def test_single_neuron_nd(w, beta, sigma):
     # n = 1 agrees with 1D; in 2D f depends on w . x only, scaled by ||w||
-    f1 = cf.single_neuron_density(XS, w, beta, sigma)
-    np.testing.assert_allclose(cf.single_neuron_density_nd(XS[:, None], [w], beta, sigma), f1, rtol=1e-15)
-    np.testing.assert_allclose(cf.single_neuron_density_nd(XS, [w], beta, sigma), f1, rtol=1e-15)
+    f1 = cf.single_neuron_density(XS, w=w, beta=beta, sigma=sigma)
+    np.testing.assert_allclose(
+        cf.single_neuron_density_nd(XS[:, None], w=[w], beta=beta, sigma=sigma), f1, rtol=1e-15
+    )
+    np.testing.assert_allclose(cf.single_neuron_density_nd(XS, w=[w], beta=beta, sigma=sigma), f1, rtol=1e-15)
     u = np.array([0.6, -0.8])  # unit vector
     pts = XS[:, None] * u + 1.7 * np.array([0.8, 0.6])  # shift orthogonal to u
-    np.testing.assert_allclose(cf.single_neuron_density_nd(pts, w * u, beta, sigma), f1, rtol=1e-12)
+    np.testing.assert_allclose(
+        cf.single_neuron_density_nd(pts, w=w * u, beta=beta, sigma=sigma), f1, rtol=1e-12
+    )
 
 
 # ---------------------------------------------------------- two-layer chain
@@ -136,7 +149,7 @@ def test_chain_matches_theorem2_expectation_by_quad(params):
     w1, w2, beta1, beta2, sigma = params
     term1 = abs(w1) * rho(w1 * XS, beta1, sigma) * quad(rho, -np.inf, 0.0, args=(beta2, sigma))
     term2 = np.array([chain_term2_quad(x, *params) for x in XS[::2]])
-    got = cf.two_layer_chain_density(XS[::2], *params)
+    got = cf.two_layer_chain_density(XS[::2], **chain_kw(params))
     np.testing.assert_allclose(got, term1[::2] + term2, rtol=1e-9, atol=1e-300)
 
 
@@ -163,7 +176,7 @@ def chain_ball_probability_quad(x, eps, w1, w2, beta1, beta2, sigma):
 @pytest.mark.parametrize("params", CHAIN)
 def test_chain_matches_definition_by_quad(params):
     eps, x = 0.1, XS[::4]
-    got = ball_average(lambda y: cf.two_layer_chain_density(y, *params), x, eps)
+    got = ball_average(lambda y: cf.two_layer_chain_density(y, **chain_kw(params)), x, eps)
     want = np.array([chain_ball_probability_quad(c, eps, *params) for c in x]) / (2 * eps)
     np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-14)
 
@@ -188,11 +201,11 @@ def test_chain_monte_carlo(params):
     ok1, ok2 = chain_locus_mask(c1, w1, w2, b1, b2), chain_locus_mask(c2, w1, w2, b1, b2)
     assert 0.0 < ok1.mean() < 1.0 and 0.0 < ok2.mean() < 1.0  # both neurons' goodness matters
     x = XS_MC
-    x = x[n * 2 * eps * cf.two_layer_chain_density(x, *params) > 200]  # where hits are plentiful
+    x = x[n * 2 * eps * cf.two_layer_chain_density(x, **chain_kw(params)) > 200]  # where hits are plentiful
     assert len(x) >= 4
     counts = ((np.abs(c1[:, None] - x) < eps) & ok1[:, None]).astype(float)
     counts += (np.abs(c2[:, None] - x) < eps) & ok2[:, None]
-    ref = ball_average(lambda y: cf.two_layer_chain_density(y, *params), x, eps)
+    ref = ball_average(lambda y: cf.two_layer_chain_density(y, **chain_kw(params)), x, eps)
     z = z_scores(counts / (2 * eps), ref, n)
     assert np.all(np.abs(z) < Z_MAX), z
 
@@ -202,16 +215,21 @@ def test_chain_w2_zero_has_no_locus():
     rng = np.random.default_rng(0)
     b1, b2 = rng.normal(0.2, 1.0, 1000), rng.normal(-1.0, 1.0, 1000)
     assert not chain_locus_mask(b1 / 1.5, 1.5, 0.0, b1, b2).any()
-    assert np.all(cf.two_layer_chain_density(XS, 1.5, 0.0, 0.2, -1.0, 1.0) == 0.0)
-    assert cf.two_layer_chain_expected_count(1.5, 0.0, 0.2, -1.0, 1.0, -np.inf, np.inf) == 0.0
-    assert np.all(cf.two_layer_chain_density(XS, 0.0, 2.0, 0.2, -1.0, 1.0) == 0.0)
+    assert np.all(cf.two_layer_chain_density(XS, w1=1.5, w2=0.0, beta1=0.2, beta2=-1.0, sigma=1.0) == 0.0)
+    assert (
+        cf.two_layer_chain_expected_count(
+            w1=1.5, w2=0.0, beta1=0.2, beta2=-1.0, sigma=1.0, lo=-np.inf, hi=np.inf
+        )
+        == 0.0
+    )
+    assert np.all(cf.two_layer_chain_density(XS, w1=0.0, w2=2.0, beta1=0.2, beta2=-1.0, sigma=1.0) == 0.0)
 
 
 @pytest.mark.parametrize("params", CHAIN)  # CHAIN[0] with (-3, 0) puts Owen's T at h = k = 0
 @pytest.mark.parametrize("lo, hi", [(-1.0, 0.5), (0.0, 2.0), (-3.0, 0.0), (-np.inf, 0.3), (-0.6, np.inf)])
 def test_chain_count_is_integral_of_density(params, lo, hi):
     def f(y):
-        return float(cf.two_layer_chain_density(y, *params))
+        return float(cf.two_layer_chain_density(y, **chain_kw(params)))
 
     # split the range so quad sees every bump
     if np.isfinite(lo) and np.isfinite(hi):
@@ -219,10 +237,12 @@ def test_chain_count_is_integral_of_density(params, lo, hi):
     else:
         edges = [lo, 0.0, hi]  # the infinite ranges here all contain 0
     total = sum(quad(f, a, b) for a, b in pairwise(edges))
-    count = cf.two_layer_chain_expected_count(*params, lo, hi)
+    count = cf.two_layer_chain_expected_count(**chain_kw(params), lo=lo, hi=hi)
     assert count == pytest.approx(total, rel=1e-8, abs=1e-13)
     if np.isfinite(lo) and np.isfinite(hi):
-        assert cf.two_layer_chain_lc_uniform(*params, lo, hi) == pytest.approx(count / (hi - lo), rel=1e-15)
+        assert cf.two_layer_chain_lc_uniform(**chain_kw(params), lo=lo, hi=hi) == pytest.approx(
+            count / (hi - lo), rel=1e-15
+        )
 
 
 @pytest.mark.parametrize("params", CHAIN)
@@ -230,7 +250,7 @@ def test_chain_count_whole_line(params):
     # neuron 1: P(b2 < 0); neuron 2: P(b2 / w2 > 0)
     w1, w2, beta1, beta2, sigma = params
     want = stats.norm.cdf(-beta2 / sigma) + stats.norm.cdf(np.sign(w2) * beta2 / sigma)
-    got = cf.two_layer_chain_expected_count(*params, -np.inf, np.inf)
+    got = cf.two_layer_chain_expected_count(**chain_kw(params), lo=-np.inf, hi=np.inf)
     assert got == pytest.approx(want, rel=1e-13)
 
 
@@ -242,8 +262,12 @@ PTS2D = np.array([[0.0, 0.0], [0.3, -0.2], [-0.5, 0.4], [0.7, 0.6], [1.5, -1.0]]
 
 def test_one_layer_density_is_sum_of_single_neurons():
     sigma = 0.4
-    want = sum(cf.single_neuron_density_nd(PTS2D, w, b, sigma) for w, b in zip(W2D, BETA2D, strict=True))
-    np.testing.assert_allclose(cf.one_layer_2d_density(PTS2D, W2D, BETA2D, sigma), want, rtol=1e-14)
+    want = sum(
+        cf.single_neuron_density_nd(PTS2D, w=w, beta=b, sigma=sigma) for w, b in zip(W2D, BETA2D, strict=True)
+    )
+    np.testing.assert_allclose(
+        cf.one_layer_2d_density(PTS2D, W=W2D, beta=BETA2D, sigma=sigma), want, rtol=1e-14
+    )
 
 
 def chord_expectation_quad(mu, s, eps):
@@ -266,7 +290,7 @@ def test_chord_expectation_vs_quad(ratio, m):
     s = eps / ratio
     mu = m * eps
     want = chord_expectation_quad(mu, s, eps) / (np.pi * eps**2)
-    got = cf.one_layer_2d_density_eps([[0.0, 0.0]], [[2.0, 0.0]], [2 * mu], 2 * s, eps)[0]
+    got = cf.one_layer_2d_density_eps([[0.0, 0.0]], W=[[2.0, 0.0]], beta=[2 * mu], sigma=2 * s, eps=eps)[0]
     assert got == pytest.approx(want, rel=1e-9, abs=1e-300)
 
 
@@ -286,7 +310,7 @@ def chord_fraction_composite(mu, s, eps, panels=3000):
 def test_chord_expectation_narrow_gaussians(ratio, m):
     # eps / s large: the library integrates a window only; the reference does not
     eps, s = 0.2, 0.2 / ratio
-    got = cf.one_layer_2d_density_eps([[0.0, 0.0]], [[1.0, 0.0]], [m * eps], s, eps)[0]
+    got = cf.one_layer_2d_density_eps([[0.0, 0.0]], W=[[1.0, 0.0]], beta=[m * eps], sigma=s, eps=eps)[0]
     assert got == pytest.approx(chord_fraction_composite(m * eps, s, eps), rel=1e-11, abs=1e-300)
 
 
@@ -300,26 +324,26 @@ def test_one_layer_eps_monte_carlo(sigma, eps):
     d = (b[:, None, :] - PTS2D @ W2D[keep].T) / norms[keep]  # (N, P, m) signed distances
     chord = 2 * np.sqrt(np.clip(eps * eps - d * d, 0.0, None))
     vals = chord.sum(axis=2) / (np.pi * eps**2)  # (N, P)
-    want = cf.one_layer_2d_density_eps(PTS2D, W2D, BETA2D, sigma, eps)
+    want = cf.one_layer_2d_density_eps(PTS2D, W=W2D, beta=BETA2D, sigma=sigma, eps=eps)
     z = z_scores(vals, want, n)
     assert np.all(np.abs(z) < Z_MAX), z
     # the check can tell finite eps from the eps -> 0 limit
     if eps >= 0.5:
-        z0 = z_scores(vals, cf.one_layer_2d_density(PTS2D, W2D, BETA2D, sigma), n)
+        z0 = z_scores(vals, cf.one_layer_2d_density(PTS2D, W=W2D, beta=BETA2D, sigma=sigma), n)
         assert np.max(np.abs(z0)) > 10
 
 
 def test_one_layer_eps_tends_to_limit():
     sigma = 0.35
-    f0 = cf.one_layer_2d_density(PTS2D, W2D, BETA2D, sigma)
+    f0 = cf.one_layer_2d_density(PTS2D, W=W2D, beta=BETA2D, sigma=sigma)
     errs = [
-        np.abs(cf.one_layer_2d_density_eps(PTS2D, W2D, BETA2D, sigma, e) - f0) / f0
+        np.abs(cf.one_layer_2d_density_eps(PTS2D, W=W2D, beta=BETA2D, sigma=sigma, eps=e) - f0) / f0
         for e in (1e-1, 1e-2, 1e-3)
     ]
     assert np.all(errs[2] < 1e-5)
     ratio = errs[2] / errs[1]  # O(eps^2): shrinking eps by 10 shrinks the error by ~100
     assert np.all((ratio > 1 / 200) & (ratio < 1 / 50))
-    tiny = cf.one_layer_2d_density_eps(PTS2D, W2D, BETA2D, sigma, 1e-7)
+    tiny = cf.one_layer_2d_density_eps(PTS2D, W=W2D, beta=BETA2D, sigma=sigma, eps=1e-7)
     np.testing.assert_allclose(tiny, f0, rtol=1e-12)
 
 
@@ -327,39 +351,66 @@ def test_one_layer_eps_chunks_and_zero_rows(monkeypatch):
     rng = np.random.default_rng(3)
     pts = rng.uniform(-1, 1, (1000, 2))
     W, beta = W2D[:2], BETA2D[:2]
-    whole = cf.one_layer_2d_density_eps(pts, W, beta, 0.3, 0.1)
+    whole = cf.one_layer_2d_density_eps(pts, W=W, beta=beta, sigma=0.3, eps=0.1)
     monkeypatch.setattr(cf, "_CHUNK", 2 * 80 * 37)  # blocks of 37 points
-    np.testing.assert_array_equal(cf.one_layer_2d_density_eps(pts, W, beta, 0.3, 0.1), whole)
-    assert np.all(cf.one_layer_2d_density_eps(pts[:5], np.zeros((2, 2)), beta, 0.3, 0.1) == 0.0)
+    np.testing.assert_array_equal(cf.one_layer_2d_density_eps(pts, W=W, beta=beta, sigma=0.3, eps=0.1), whole)
+    assert np.all(
+        cf.one_layer_2d_density_eps(pts[:5], W=np.zeros((2, 2)), beta=beta, sigma=0.3, eps=0.1) == 0.0
+    )
 
 
 # ------------------------------------------------------------- validation
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: cf.single_neuron_density(0.0, 1.0, 0.0, 0.0), "sigma must be > 0"),
-        (lambda: cf.single_neuron_density(0.0, 1.0, 0.0, -1.0), "sigma must be > 0"),
-        (lambda: cf.single_neuron_density([0.0, np.nan], 1.0, 0.0, 1.0), "x must contain only finite"),
-        (lambda: cf.single_neuron_density(0.0, np.inf, 0.0, 1.0), "w must be a finite number"),
-        (lambda: cf.single_neuron_density(0.0, [1.0, 2.0], 0.0, 1.0), "w must be a real scalar"),
-        (lambda: cf.single_neuron_density("a", 1.0, 0.0, 1.0), "x must be a real numeric array"),
-        (lambda: cf.single_neuron_density_nd([[0.0, 1.0]], [[1.0, 2.0]], 0.0, 1.0), "w must be a 1-d"),
-        (lambda: cf.single_neuron_density_nd([[0.0, 1.0, 2.0]], [1.0, 2.0], 0.0, 1.0), r"shape \(P, 2\)"),
-        (lambda: cf.single_neuron_expected_count(1.0, 0.0, 1.0, 1.0, 1.0), "need lo < hi"),
-        (lambda: cf.single_neuron_lc_uniform(1.0, 0.0, 1.0, 0.0, np.inf), "hi must be a finite number"),
-        (lambda: cf.two_layer_chain_density(0.0, 1.0, 1.0, 0.0, np.nan, 1.0), "beta2 must be a finite"),
-        (lambda: cf.two_layer_chain_expected_count(1, 1, 0, 0, 1, 2.0, -2.0), "need lo < hi"),
+        (lambda: cf.single_neuron_density(0.0, w=1.0, beta=0.0, sigma=0.0), "sigma must be > 0"),
+        (lambda: cf.single_neuron_density(0.0, w=1.0, beta=0.0, sigma=-1.0), "sigma must be > 0"),
         (
-            lambda: cf.one_layer_2d_density([[0.0, 0.0]], np.ones(2), [0.0], 1.0),
+            lambda: cf.single_neuron_density([0.0, np.nan], w=1.0, beta=0.0, sigma=1.0),
+            "x must contain only finite",
+        ),
+        (lambda: cf.single_neuron_density(0.0, w=np.inf, beta=0.0, sigma=1.0), "w must be a finite number"),
+        (lambda: cf.single_neuron_density(0.0, w=[1.0, 2.0], beta=0.0, sigma=1.0), "w must be a real scalar"),
+        (lambda: cf.single_neuron_density("a", w=1.0, beta=0.0, sigma=1.0), "x must be a real numeric array"),
+        (
+            lambda: cf.single_neuron_density_nd([[0.0, 1.0]], w=[[1.0, 2.0]], beta=0.0, sigma=1.0),
+            "w must be a 1-d",
+        ),
+        (
+            lambda: cf.single_neuron_density_nd([[0.0, 1.0, 2.0]], w=[1.0, 2.0], beta=0.0, sigma=1.0),
+            r"shape \(P, 2\)",
+        ),
+        (lambda: cf.single_neuron_expected_count(w=1.0, beta=0.0, sigma=1.0, lo=1.0, hi=1.0), "need lo < hi"),
+        (
+            lambda: cf.single_neuron_lc_uniform(w=1.0, beta=0.0, sigma=1.0, lo=0.0, hi=np.inf),
+            "hi must be a finite number",
+        ),
+        (
+            lambda: cf.two_layer_chain_density(0.0, w1=1.0, w2=1.0, beta1=0.0, beta2=np.nan, sigma=1.0),
+            "beta2 must be a finite",
+        ),
+        (
+            lambda: cf.two_layer_chain_expected_count(w1=1, w2=1, beta1=0, beta2=0, sigma=1, lo=2.0, hi=-2.0),
+            "need lo < hi",
+        ),
+        (
+            lambda: cf.one_layer_2d_density([[0.0, 0.0]], W=np.ones(2), beta=[0.0], sigma=1.0),
             r"W must be a non-empty \(m, n\)",
         ),
         (
-            lambda: cf.one_layer_2d_density([[0.0, 0.0]], np.ones((2, 2)), [0.0], 1.0),
+            lambda: cf.one_layer_2d_density([[0.0, 0.0]], W=np.ones((2, 2)), beta=[0.0], sigma=1.0),
             r"beta must have shape \(2,\)",
         ),
-        (lambda: cf.one_layer_2d_density_eps([[0.0] * 3], np.ones((1, 3)), [0.0], 1.0, 0.1), "2D only"),
         (
-            lambda: cf.one_layer_2d_density_eps([[0.0, 0.0]], np.ones((1, 2)), [0.0], 1.0, 0.0),
+            lambda: cf.one_layer_2d_density_eps(
+                [[0.0] * 3], W=np.ones((1, 3)), beta=[0.0], sigma=1.0, eps=0.1
+            ),
+            "2D only",
+        ),
+        (
+            lambda: cf.one_layer_2d_density_eps(
+                [[0.0, 0.0]], W=np.ones((1, 2)), beta=[0.0], sigma=1.0, eps=0.0
+            ),
             "eps must be > 0",
         ),
     ],
@@ -371,9 +422,24 @@ def test_validation_errors(call, match):
 
 def test_shapes_and_dtype():
     x = np.zeros((3, 4), dtype=np.float32)
-    for f in (cf.single_neuron_density(x, 1, 0, 1), cf.two_layer_chain_density(x, 1, 1, 0, 0, 1)):
+    for f in (
+        cf.single_neuron_density(x, w=1, beta=0, sigma=1),
+        cf.two_layer_chain_density(x, w1=1, w2=1, beta1=0, beta2=0, sigma=1),
+    ):
         assert f.shape == (3, 4) and f.dtype == np.float64
-    assert cf.single_neuron_density(0.5, 1, 0, 1).shape == ()
+    assert cf.single_neuron_density(0.5, w=1, beta=0, sigma=1).shape == ()
+
+
+def test_parameters_after_the_point_are_keyword_only():
+    # the paper's beta = -b must not be mixed up with a bias by position
+    for call in (
+        lambda: cf.single_neuron_density(0.0, 1.0, 0.0, 1.0),
+        lambda: cf.two_layer_chain_density(0.0, 1.0, 1.0, 0.0, 0.0, 1.0),
+        lambda: cf.single_neuron_expected_count(1.0, 0.0, 1.0, 0.0, 1.0),
+        lambda: cf.one_layer_2d_density([[0.0, 0.0]], np.eye(2), [0.0, 0.0], 1.0),
+    ):
+        with pytest.raises(TypeError, match="positional"):
+            call()
 
 
 def test_all_and_doctests():

@@ -131,7 +131,7 @@ def brute_f(net, row, x, sigma, *, good=True, rho=True, h=1e-6):
 BRUTE_NETS = {
     "relu-3x2x3": lambda: rand_net([3, 2, 3], ["relu"] * 3, seed=1),
     "bottleneck-1": lambda: rand_net([4, 1, 4], ["relu"] * 3, seed=2),
-    "mixed-acts": lambda: rand_net([3, 2, 2], ["relu", rg.hardtanh(), rg.leaky_relu(0.01)], seed=3),
+    "mixed-acts": lambda: rand_net([3, 2, 2], ["relu", rg.hardtanh, rg.leaky_relu], seed=3),
     "zero-weights": lambda: rand_net([4, 4, 4], ["relu"] * 3, seed=4, zero_frac=0.4),
     "abs-pl-last-relu": lambda: rand_net(
         [3, 3], ["abs", rg.Activation("flat-ends", [-0.5, 0.5], [0.0, 1.0, 0.0])], seed=5, last_act="relu"
@@ -146,7 +146,7 @@ BRUTE_NETS = {
     "1d-width-1": lambda: rand_net([5, 1, 1, 5], ["relu"] * 4, n_in=1, seed=7),
     "linear-middle": lambda: rand_net([3, 2, 3], ["relu", None, "relu"], seed=8),
     "linear-middle-sparse": lambda: rand_net(
-        [4, 3, 2], [rg.leaky_relu(0.01), None, "abs"], seed=9, zero_frac=0.3, last_act="relu"
+        [4, 3, 2], [rg.leaky_relu, None, "abs"], seed=9, zero_frac=0.3, last_act="relu"
     ),
     "3-inputs": lambda: rand_net([6, 6], ["relu", "relu"], n_in=3, seed=10),
     "linear-first": lambda: rand_net([3, 4, 3], [None, "relu", "relu"], seed=3),
@@ -182,7 +182,7 @@ def test_grid_order_reuse_matches_brute_force():
     """Consecutive grid points reuse gradients and update values along the
     shared affine map: f still equals the brute force at every point, and
     equals the result on shuffled points (no reuse) to rounding."""
-    net = rand_net([6, 5, 4], ["relu", rg.hardtanh(-0.5, 0.5), "relu"], seed=21, scale=1.5)
+    net = rand_net([6, 5, 4], ["relu", rg.Activation.hardtanh(-0.5, 0.5), "relu"], seed=21, scale=1.5)
     g = np.linspace(-1.2, 1.2, 23)
     x = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
     noise = np.random.default_rng(4).normal(0, 0.3, size=(2, net.n_neurons))
@@ -214,7 +214,7 @@ def test_good_indicator_with_exact_ties(seed, n_in, widths, act, last_act):
         bs.append(rng.integers(-2, 3, size=w) / 2)
         d = w
     acts = [act] * len(widths) + [last_act]
-    net = rg.Network.from_arrays(ws, bs, [rg.hardtanh(-1.0, 1.0) if a == "hardtanh" else a for a in acts])
+    net = rg.Network.from_arrays(ws, bs, [rg.hardtanh if a == "hardtanh" else a for a in acts])
     x = rng.integers(-2, 3, size=(12, n_in)).astype(float)
     noise = rng.integers(-2, 3, size=(3, net.n_neurons)) / 2
     pk = _Packed(net)
@@ -279,7 +279,7 @@ def test_unresolved_negligible_terms_change_nothing():
 def test_single_neuron_1d_is_exact(w, b, sigma):
     x = np.linspace(-3, 3, 121)
     est = lc_density(neuron_net(w, b), x, sigma=sigma, n_samples=3, rng=0, progress=False)
-    exact = cf.single_neuron_density(x, w, -b, sigma)  # paper convention: beta = -b
+    exact = cf.single_neuron_density(x, w=w, beta=-b, sigma=sigma)  # paper convention: beta = -b
     np.testing.assert_allclose(est.mean, exact, rtol=1e-12, atol=1e-300)
     # no noise upstream: every sample gives the same value (up to the rounding of the mean)
     assert np.all(est.stderr <= 1e-14 * est.mean)
@@ -289,7 +289,7 @@ def test_single_neuron_2d_is_exact():
     w, b, sigma = np.array([1.2, -0.7]), 0.3, 0.25
     x = np.random.default_rng(1).uniform(-1, 1, size=(200, 2))
     est = lc_density(neuron_net(w, b, v=-2.0), x, sigma=sigma, n_samples=2, rng=0)
-    np.testing.assert_allclose(est.mean, cf.single_neuron_density_nd(x, w, -b, sigma), rtol=1e-12)
+    np.testing.assert_allclose(est.mean, cf.single_neuron_density_nd(x, w=w, beta=-b, sigma=sigma), rtol=1e-12)
 
 
 CHAIN_PARAMS = [  # (w1, w2, beta1, beta2, sigma): both signs, biases on both sides
@@ -327,7 +327,7 @@ def test_chain_theorem2_matches_closed_form(w1, w2, beta1, beta2, sigma):
     a = np.linspace(-2.0, 3.0, 26) * sigma
     x = (a + beta1) / w1
     est = lc_density(chain_net(w1, w2, beta1, beta2), x, sigma=sigma, n_samples=20000, rng=7, progress=False)
-    z = zscores(est, cf.two_layer_chain_density(x, w1, w2, beta1, beta2, sigma))
+    z = zscores(est, cf.two_layer_chain_density(x, w1=w1, w2=w2, beta1=beta1, beta2=beta2, sigma=sigma))
     assert np.all(np.abs(z) < Z_MAX), z
 
 
@@ -340,7 +340,7 @@ def test_chain_definition_matches_closed_form_at_finite_eps(w1, w2, beta1, beta2
     est = lc_density(chain_net(w1, w2, beta1, beta2), x, sigma=sigma, n_samples=n, method="definition",
                      eps=eps, rng=3, progress=False)  # fmt: skip
     count = np.array(
-        [cf.two_layer_chain_expected_count(w1, w2, beta1, beta2, sigma, c - eps, c + eps) for c in x]
+        [cf.two_layer_chain_expected_count(w1=w1, w2=w2, beta1=beta1, beta2=beta2, sigma=sigma, lo=c - eps, hi=c + eps) for c in x]
     )
     assert np.all(n * count >= 30)  # enough hits for the sample standard error to be trusted
     z = zscores(est, count / (2 * eps))
@@ -354,7 +354,7 @@ def test_single_neuron_definition_small_eps_meets_theorem2():
     net = neuron_net(w, b)
     x = -b / w + np.linspace(-1.5, 1.5, 9) * sigma / abs(w)  # where n p >= 30
     est = lc_density(net, x, sigma=sigma, n_samples=n, method="definition", eps=eps, rng=4, progress=False)
-    p = np.array([cf.single_neuron_expected_count(w, -b, sigma, c - eps, c + eps) for c in x])
+    p = np.array([cf.single_neuron_expected_count(w=w, beta=-b, sigma=sigma, lo=c - eps, hi=c + eps) for c in x])
     assert np.all(n * p >= 30)
     exact = p / (2 * eps)
     z = (est.mean - exact) / (np.sqrt(p * (1 - p) / n) / (2 * eps))
@@ -370,11 +370,11 @@ def test_one_layer_2d_definition_matches_finite_eps_closed_form():
     net = rg.Network.from_arrays([W, [[1.0, -0.5, 0.8, 1.1, -0.9]]], [-beta, [0.0]], ["relu", None])
     x = rng.uniform(-0.6, 0.6, size=(6, 2))
     est = lc_density(net, x, sigma=sigma, n_samples=600, method="definition", eps=eps, rng=9, progress=False)
-    z = zscores(est, cf.one_layer_2d_density_eps(x, W, beta, sigma, eps))
+    z = zscores(est, cf.one_layer_2d_density_eps(x, W=W, beta=beta, sigma=sigma, eps=eps))
     assert np.all(np.abs(z) < Z_MAX), z
     # theorem2 is the eps -> 0 limit, exact for one layer with a nonzero read-out
     t2 = lc_density(net, x, sigma=sigma, n_samples=2, rng=0).mean
-    np.testing.assert_allclose(t2, cf.one_layer_2d_density(x, W, beta, sigma), rtol=1e-12)
+    np.testing.assert_allclose(t2, cf.one_layer_2d_density(x, W=W, beta=beta, sigma=sigma), rtol=1e-12)
 
 
 def test_definition_tends_to_theorem2_on_three_layers():
@@ -401,7 +401,7 @@ def test_chain_integral_of_f_is_expected_count():
     lc = local_complexity(
         chain_net(w1, w2, beta1, beta2), x, sigma=sigma, n_samples=400, rng=5, progress=False
     )
-    exact = cf.two_layer_chain_expected_count(w1, w2, beta1, beta2, sigma, lo, hi)
+    exact = cf.two_layer_chain_expected_count(w1=w1, w2=w2, beta1=beta1, beta2=beta2, sigma=sigma, lo=lo, hi=hi)
     assert abs(lc.mean * (hi - lo) - exact) < Z_MAX * lc.stderr * (hi - lo)
 
 
@@ -428,7 +428,7 @@ def test_local_complexity_single_neuron_uniform():
     x = lo + (np.arange(n) + 0.5) * (hi - lo) / n
     lc = local_complexity(neuron_net(w, b), x, sigma=sigma, n_samples=2, rng=0)
     assert isinstance(lc.mean, float) and lc.stderr <= 1e-14 * lc.mean
-    assert lc.mean == pytest.approx(cf.single_neuron_lc_uniform(w, -b, sigma, lo, hi), rel=1e-6)
+    assert lc.mean == pytest.approx(cf.single_neuron_lc_uniform(w=w, beta=-b, sigma=sigma, lo=lo, hi=hi), rel=1e-6)
 
 
 # ----------------------------------------------------------------------------

@@ -164,7 +164,7 @@ def test_mixed_layers_with_an_affine_one(seed, small_blocks_two_threads):
     """Leaky ReLU, an affine layer, ReLU, Hardtanh (two breakpoints: the
     products' scales for several breakpoints) against the reference."""
     rng = np.random.default_rng(seed)
-    acts = [rg.leaky_relu(0.1), None, "relu", rg.hardtanh(-0.5, 0.7), None]
+    acts = [rg.Activation.leaky_relu(0.1), None, "relu", rg.Activation.hardtanh(-0.5, 0.7), None]
     ws, bs, d = [], [], 1
     for w in [int(v) for v in rng.integers(3, 30, size=4)] + [1]:
         ws.append(rng.normal(size=(w, d)) * 2 / np.sqrt(d))

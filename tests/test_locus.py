@@ -94,6 +94,17 @@ def test_linear_region_labels_consistent_with_jumps():
         assert np.allclose(J[members], J[members[0]], atol=1e-12)
 
 
+def test_linear_region_polygons_are_rings_of_the_shapes():
+    rm = rg.activation_regions(bottleneck_net(5), (-2, -2, 2, 2))
+    lr = rg.linear_regions(rm)
+    assert len(lr.polygons) == len(lr) < len(rm)
+    for ring, shape in zip(lr.polygons, lr.shapes):
+        assert isinstance(ring, np.ndarray) and ring.ndim == 2 and ring.shape[1] == 2
+        outer = shapely.Polygon(ring)
+        assert outer.exterior.is_ccw
+        assert outer.area == pytest.approx(shapely.Polygon(shape.exterior).area, rel=1e-12)
+
+
 def box_chord(w, b, box):
     """Length of the line w.x + b = 0 inside the box, analytically."""
     x0, y0, x1, y1 = box
@@ -207,7 +218,7 @@ def test_locus_vertices():
     # two crossing lines: one junction; plus a line ending where it stops being good
     net = rg.Network.from_arrays([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 1.0]]], [[0.0, 0.0], [0.0]], ["relu", None])
     loc = rg.nonlinear_locus(rg.activation_regions(net, (-1, -1, 1, 1)))
-    np.testing.assert_allclose(loc.vertices(), [[0.0, 0.0]])
+    np.testing.assert_allclose(loc.vertices, [[0.0, 0.0]])
 
 
 def test_several_outputs_locus_is_union():

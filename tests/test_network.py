@@ -156,9 +156,33 @@ def test_bad_activation_raises(bps, slopes):
         rg.Activation("bad", bps, slopes)
 
 
+def test_exported_activations_apply_to_arrays():
+    z = np.array([[-2.0, -0.5], [0.0, 3.0]])
+    np.testing.assert_array_equal(rg.relu(z), np.maximum(z, 0))
+    np.testing.assert_allclose(rg.leaky_relu(z), np.where(z >= 0, z, 0.01 * z), rtol=1e-15)  # torch's default
+    np.testing.assert_array_equal(rg.hardtanh(z), np.clip(z, -1, 1))
+    np.testing.assert_array_equal(rg.absolute(z), np.abs(z))
+    assert rg.relu([-1.0, 2.0]).tolist() == [0.0, 2.0]  # lists too
+    for a in (rg.relu, rg.leaky_relu, rg.hardtanh, rg.absolute):
+        assert isinstance(a, rg.Activation)
+
+
+def test_activation_constructors_and_names_agree():
+    assert rg.Activation.relu() == rg.relu and rg.Activation.absolute() == rg.absolute
+    assert rg.Activation.leaky_relu() == rg.leaky_relu and rg.Activation.hardtanh() == rg.hardtanh
+    np.testing.assert_allclose(rg.Activation.leaky_relu(negative_slope=0.2)([-1.0, 1.0]), [-0.2, 1.0])
+    np.testing.assert_array_equal(
+        rg.Activation.hardtanh(min_val=0.0, max_val=6.0)([-1.0, 3.0, 7.0]), [0, 3, 6]
+    )
+    net = rg.Network.from_arrays(
+        [np.ones((1, 1))] * 4, [np.zeros(1)] * 4, ["relu", "leaky_relu", "hardtanh", "abs"]
+    )
+    assert net.activations == (rg.relu, rg.leaky_relu, rg.hardtanh, rg.absolute)
+
+
 def test_hardtanh_needs_order():
     with pytest.raises(ValueError):
-        rg.hardtanh(1.0, -1.0)
+        rg.Activation.hardtanh(1.0, -1.0)
 
 
 # -------------------------------------------------------------- from_torch ----
@@ -230,7 +254,7 @@ def test_from_torch_rejects_non_modules_and_empty():
 def test_save_load_round_trip(tmp_path, last):
     ws = [np.ones((3, 2)) * 0.5, np.eye(3)[:2] + 0.1, np.ones((2, 2))]
     bs = [np.array([0.1, -0.2, 0.3]), np.zeros(2), np.array([1.0, -1.0])]
-    net = rg.Network.from_arrays(ws, bs, [ACTIVATIONS["pl3"], rg.hardtanh(-0.5, 0.7), last])
+    net = rg.Network.from_arrays(ws, bs, [ACTIVATIONS["pl3"], rg.Activation.hardtanh(-0.5, 0.7), last])
     path = tmp_path / "net.npz"
     net.save(path)
     back = rg.Network.load(path)

@@ -16,9 +16,9 @@ from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
 import regiongeom as rg  # noqa: E402
 from regiongeom.complexity import Estimate, lc_density  # noqa: E402
 from regiongeom.examples import random_network  # noqa: E402
+from regiongeom.grids import grid_points  # noqa: E402
 from regiongeom.plotting import (  # noqa: E402
     figure1,
-    grid_points,
     plot_density,
     plot_density_1d,
     plot_function_1d,
@@ -73,7 +73,7 @@ def test_plot_regions_2d_activation(seed):
     rm = rg.activation_regions(net, BOX)
     loc = rg.nonlinear_locus(rm)
     fig, ax = plt.subplots()
-    art = plot_regions(rm, ax, seed=seed)
+    art = plot_regions(rm, ax=ax, rng=seed)
     assert art.ax is ax
     assert isinstance(art.regions, PolyCollection)
     assert len(art.regions.get_paths()) == len(rm)
@@ -115,15 +115,27 @@ def test_plot_regions_options():
 
 def test_plot_regions_colours_are_seeded():
     rm = rg.activation_regions(random_network([6], rng=2), BOX)
-    a = plot_regions(rm, seed=3).regions.get_facecolors()
-    b = plot_regions(rm, seed=3).regions.get_facecolors()
-    c = plot_regions(rm, seed=4).regions.get_facecolors()
+    a = plot_regions(rm, rng=3).regions.get_facecolors()
+    b = plot_regions(rm, rng=3).regions.get_facecolors()
+    c = plot_regions(rm, rng=4).regions.get_facecolors()
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
 
+def test_ax_is_keyword_only_and_defaults_to_the_current_axes():
+    rm = rg.activation_regions(random_network([4], rng=0), BOX)
+    fig, ax = plt.subplots()
+    with pytest.raises(TypeError):
+        plot_regions(rm, ax)
+    with pytest.raises(TypeError):
+        plot_density(np.ones(4), BOX, ax)
+    assert plot_regions(rm).ax is ax  # plt.gca()
+    assert plot_density(np.ones(4), BOX, colorbar=False).ax is ax
+
+
 def test_region_colors():
-    c = region_colors(50, seed=0)
+    c = region_colors(50, rng=0)
+    np.testing.assert_array_equal(region_colors(5, rng=np.random.default_rng(1)), region_colors(5, rng=1))
     assert c.shape == (50, 4) and np.all((c >= 0) & (c <= 1))
     assert region_colors(5, cmap="viridis").shape == (5, 4)
 
@@ -164,7 +176,7 @@ def test_plot_density_array_2d():
     pts = grid_points(BOX, 20)
     vals = pts[:, 0] + 2 * pts[:, 1]
     fig, ax = plt.subplots()
-    art = plot_density(vals, BOX, ax)
+    art = plot_density(vals, BOX, ax=ax)
     img = np.asarray(art.artist.get_array())
     assert img.shape == (20, 20)
     np.testing.assert_allclose(img, vals.reshape(20, 20))
@@ -218,18 +230,39 @@ def test_plot_density_1d_compare():
 # --------------------------------------------------------------------- figure1
 def test_figure1_2d():
     net = random_network([6, 6], rng=0)
-    fig, axes = figure1(net, BOX, sigma=0.1, n_samples=4, grid=16, progress=False)
+    fig, axes = figure1(net, BOX, sigma=0.1, n_samples=4, shape=16, progress=False)
     assert axes.shape == (2,)
     assert len(axes[0].collections) == 2  # regions + locus
     assert np.asarray(axes[1].images[0].get_array()).shape == (16, 16)
-    assert "eq. 40 bound" in axes[1].get_title()
-    fig, axes = figure1(net, BOX, sigma=0.1, n_samples=4, grid=(8, 10), good=True, progress=False)
+    assert "Theorem 2" in axes[1].get_title()  # the default, as lc_density's
+    fig, axes = figure1(net, BOX, sigma=0.1, n_samples=4, shape=(8, 10), good=False, progress=False)
     assert np.asarray(axes[1].images[0].get_array()).shape == (8, 10)
-    assert "Theorem 2" in axes[1].get_title()
+    assert "eq. 40 upper bound" in axes[1].get_title() and "Theorem 2" not in axes[1].get_title()
+
+
+def test_figure1_draws_a_given_estimate():
+    net = random_network([6, 6], rng=0)
+    est = lc_density(net, grid_points(BOX, (6, 7)), sigma=0.1, n_samples=4, good=False, rng=0, progress=False)
+    rm = rg.activation_regions(net, BOX)
+    fig, axes = figure1(net, BOX, shape=(6, 7), estimate=est, regions=rm)
+    np.testing.assert_array_equal(np.asarray(axes[1].images[0].get_array()), est.mean.reshape(6, 7))
+    assert "eq. 40 upper bound" in axes[1].get_title()  # named by the estimate itself
+    # the default equals lc_density's default on the same grid and seed
+    fig, axes = figure1(net, BOX, sigma=0.1, n_samples=4, shape=(6, 7), rng=0, progress=False)
+    thm = lc_density(net, grid_points(BOX, (6, 7)), sigma=0.1, n_samples=4, rng=0, progress=False)
+    np.testing.assert_array_equal(np.asarray(axes[1].images[0].get_array()), thm.mean.reshape(6, 7))
+    with pytest.raises(ValueError, match="pass the shape"):
+        figure1(net, BOX, shape=8, estimate=est)
+    with pytest.raises(ValueError, match="sigma"):
+        figure1(net, BOX, sigma=0.2, shape=(6, 7), estimate=est)
+    with pytest.raises(ValueError, match="needs sigma"):
+        figure1(net, BOX, shape=8)
+    with pytest.raises(ValueError, match="same network and domain"):
+        figure1(net, (-1.0, -1.0, 1.0, 2.0), sigma=0.1, shape=8, regions=rm)
 
 
 def test_figure1_1d_definition():
-    fig, axes = figure1(gated_1d(), (-1.0, 2.0), sigma=0.1, n_samples=4, grid=50, method="definition",
+    fig, axes = figure1(gated_1d(), (-1.0, 2.0), sigma=0.1, n_samples=4, shape=50, method="definition",
                         eps=0.05, progress=False)  # fmt: skip
     assert len(axes[1].lines) == 1 and len(axes[1].lines[0].get_xdata()) == 50
     assert "definition" in axes[1].get_title()
@@ -256,12 +289,28 @@ def test_plot_regions_polygon_domains():
     assert len(art.regions.get_paths()) == len(rm)
     assert art.ax.get_xlim() == (-1.0, 1.0)
     ell = Polygon([(-1, -1), (1, -1), (1, 0), (0, 0), (0, 1), (-1, 1)])
-    try:
-        rm = rg.activation_regions(net, ell)
-    except ValueError as exc:  # non-convex domains are being fixed in regions.py
-        pytest.skip(f"non-convex activation_regions failed: {exc}")
-    art = plot_regions(rm)
-    assert len(art.regions.get_paths()) == len(rm)
+    rm = rg.activation_regions(net, ell)
+    assert rm.measures.sum() == pytest.approx(3.0, rel=1e-12)
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.set_position((0, 0, 1, 1))
+    ax.set_axis_off()
+    art = plot_regions(rm, ax=ax)
+    paths = art.regions.get_paths()
+    assert len(paths) == len(rm)
+    # each drawn path encloses exactly its region (signed ring areas: holes count negative)
+    for path, area in zip(paths, rm.measures):
+        drawn = sum(_signed_area(ring) for ring in path.to_polygons(closed_only=True))
+        assert drawn == pytest.approx(area, rel=1e-9)
+    fig.canvas.draw()
+    img = np.asarray(fig.canvas.buffer_rgba())
+    h, w = img.shape[:2]
+    assert np.all(img[h // 4, 3 * w // 4, :3] == 255)  # the notch (0.5, 0.5): background
+    assert not np.all(img[3 * h // 4, 3 * w // 4, :3] == 255)  # (0.5, -0.5): filled
+
+
+def _signed_area(ring):
+    x, y = ring[:, 0], ring[:, 1]
+    return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
 
 
 def test_plot_regions_leaves_holes_empty():
@@ -276,7 +325,7 @@ def test_plot_regions_leaves_holes_empty():
     fig, ax = plt.subplots(figsize=(2, 2))
     ax.set_position((0, 0, 1, 1))
     ax.set_axis_off()
-    plot_regions(rm, ax)
+    plot_regions(rm, ax=ax)
     fig.canvas.draw()
     img = np.asarray(fig.canvas.buffer_rgba())
     h, w = img.shape[:2]

@@ -106,7 +106,7 @@ def test_three_lines_through_a_point_gives_six_regions():
     assert len(rm) == 8  # four lines through the origin
     np.testing.assert_allclose(rm.measures, 2.0)
     loc = rg.nonlinear_locus(rm)
-    np.testing.assert_allclose(loc.vertices(), [[0.0, 0.0]], atol=1e-15)
+    np.testing.assert_allclose(loc.vertices, [[0.0, 0.0]], atol=1e-15)
 
 
 @pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0, 1e3, 1e6])

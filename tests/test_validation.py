@@ -92,7 +92,7 @@ def test_bad_activation_specs():
     with pytest.raises(ValueError, match="neighbouring slopes must differ"):
         rg.Activation("x", [0.0], [1.0, 1.0])
     with pytest.raises(ValueError, match="min_val < max_val"):
-        rg.hardtanh(1.0, -1.0)
+        rg.Activation.hardtanh(1.0, -1.0)
 
 
 def test_torch_unsupported_module_named():
