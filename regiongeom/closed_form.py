@@ -130,7 +130,7 @@ def _bvn_cdf(h, k, rho):
 
 
 # -------------------------------------------------------------- single neuron
-def single_neuron_density(x, *, w, beta, sigma):
+def single_neuron_density(x, w, beta, sigma):
     """Local complexity density of ``N(x) = v relu(w x - beta)``, ``v != 0``.
 
     Paper convention: ``beta`` is minus the torch bias (``w x - beta == w x + b``).
@@ -261,7 +261,7 @@ def _chain_params(w1, w2, beta1, beta2, sigma):
     )
 
 
-def two_layer_chain_density(x, *, w1, w2, beta1, beta2, sigma):
+def two_layer_chain_density(x, w1, w2, beta1, beta2, sigma):
     """Density of ``N(x) = relu(w2 relu(w1 x - b1) - b2)`` ([1]_, Appendix A.2).
 
     Paper convention: ``beta`` is minus the torch bias (``w x - beta == w x + b``).

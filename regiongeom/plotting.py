@@ -130,7 +130,7 @@ def _auto_linewidth(n_segments):
 # ----------------------------------------------------------------------------
 # regions
 # ----------------------------------------------------------------------------
-def plot_regions(rm, *, ax=None, color_by="activation", locus=True, boundaries=False, cmap=None, rng=0,
+def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=False, cmap=None, rng=0,
                  linewidth=None, locus_color="k", boundary_color="0.5", alpha=1.0, output=0) -> RegionArtists:  # fmt: skip
     """Draw a region map: regions in random colours, the nonlinear locus in black.
 

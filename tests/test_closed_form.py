@@ -430,11 +430,22 @@ def test_shapes_and_dtype():
     assert cf.single_neuron_density(0.5, w=1, beta=0, sigma=1).shape == ()
 
 
+def test_contract_signatures_take_the_paper_order_by_position():
+    # the public contract fixes these two as (x, w, beta, sigma) and
+    # (x, w1, w2, beta1, beta2, sigma): positional calls equal keyword calls
+    x = np.linspace(-2, 2, 9)
+    np.testing.assert_array_equal(
+        cf.single_neuron_density(x, 1.5, -0.3, 0.7), cf.single_neuron_density(x, w=1.5, beta=-0.3, sigma=0.7)
+    )
+    np.testing.assert_array_equal(
+        cf.two_layer_chain_density(x, 1.5, -2.0, 0.3, -0.2, 0.7),
+        cf.two_layer_chain_density(x, w1=1.5, w2=-2.0, beta1=0.3, beta2=-0.2, sigma=0.7),
+    )
+
+
 def test_parameters_after_the_point_are_keyword_only():
     # the paper's beta = -b must not be mixed up with a bias by position
     for call in (
-        lambda: cf.single_neuron_density(0.0, 1.0, 0.0, 1.0),
-        lambda: cf.two_layer_chain_density(0.0, 1.0, 1.0, 0.0, 0.0, 1.0),
         lambda: cf.single_neuron_expected_count(1.0, 0.0, 1.0, 0.0, 1.0),
         lambda: cf.one_layer_2d_density([[0.0, 0.0]], np.eye(2), [0.0, 0.0], 1.0),
     ):
