@@ -417,8 +417,8 @@ def compare(net, domain, *, exact=None, n_points=500, rng=0) -> list:
     """Run the engine and the exact reference; list every disagreement.
 
     Each string starts with its kind: ``engine-error``, ``count``,
-    ``patterns``, ``measure``, ``locus``, ``linear``, ``affine`` or
-    ``locate``. An empty list means full agreement.
+    ``patterns``, ``measure``, ``locus``, ``locus-neuron``, ``linear``,
+    ``affine`` or ``locate``. An empty list means full agreement.
 
     Parameters
     ----------
@@ -493,11 +493,24 @@ def _compare_locus(loc, ex) -> list:
         err = max((abs(F(float(g)) - w) for g, w in zip(got, want)), default=F(0))
         if err > F(1e-9) * F(width):
             return [f"locus: locus points off by {float(err):.3g}"]
-        return []
+        return _compare_locus_neurons(loc, ex, 0.5)
     got, want = loc.volume(), ex.locus_volume()
-    diam = math.sqrt(float(ex.domain_measure))
-    if abs(got - want) > 1e-9 * max(want, diam):
+    tol = 1e-9 * max(want, math.sqrt(float(ex.domain_measure)))
+    if abs(got - want) > tol:
         return [f"locus: locus length {got:.9g}, exact {want:.9g}"]
+    return _compare_locus_neurons(loc, ex, tol)
+
+
+def _compare_locus_neurons(loc, ex, tol) -> list:
+    """The locus volume on each neuron (the first of the neurons sharing an edge)."""
+    got = loc.volume_per_neuron()
+    want = np.zeros_like(got)
+    for e in ex.locus_edges:
+        want[e.neurons[0]] += e.length()
+    bad = np.nonzero(np.abs(got - want) > tol)[0]
+    if bad.size:
+        j = int(bad[0])
+        return [f"locus-neuron: locus on neuron {j} measures {got[j]:.9g}, exact {want[j]:.9g}"]
     return []
 
 

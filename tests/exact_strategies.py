@@ -14,7 +14,8 @@ Three families, each drawing ``(net, domain)``:
     scales 10^-6 .. 10^6 (on a neuron's incoming row and on its outgoing
     column).
 ``gaussian``
-    Gaussian weights (full float mantissas), every activation kind.
+    Gaussian weights (full float mantissas), every activation kind; also
+    with the scales above (``scaled_nets(gaussian=True)``).
 
 Sizes stay within what the exact reference handles quickly: up to 3 hidden
 layers of width <= 5 in 1D and 2D.
@@ -187,10 +188,10 @@ def _powers(draw, n, lo, hi):
 
 
 @st.composite
-def scaled_nets(draw, dim=None, dyadic=False):
-    """A coincidence network with per-layer scales 10^-8..10^8 and per-neuron
-    scales 10^-6..10^6 on incoming rows (with the bias) and outgoing columns."""
-    net, domain = draw(coincidence_nets(dim, dyadic))
+def scaled_nets(draw, dim=None, dyadic=False, gaussian=False):
+    """A coincidence (or Gaussian) network with per-layer scales 10^-8..10^8 and
+    per-neuron scales 10^-6..10^6 on incoming rows (with the bias) and outgoing columns."""
+    net, domain = draw(gaussian_nets(dim) if gaussian else coincidence_nets(dim, dyadic))
     ws = [np.array(w) for w in net.weights]
     bs = [np.array(b) for b in net.biases]
     layer_s = _powers(draw, len(ws), -8, 8) if draw(st.booleans()) else [1.0] * len(ws)
@@ -212,7 +213,7 @@ def gaussian_nets(draw, dim=None):
     dim = draw(st.sampled_from([1, 2])) if dim is None else dim
     domain = draw(domains(dim))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    widths = [draw(st.integers(1, 5 if dim == 2 else 4)) for _ in range(draw(st.integers(1, 3)))]
+    widths = [draw(st.integers(2, 5 if dim == 2 else 4)) for _ in range(draw(st.integers(1, 3)))]
     kind = draw(st.sampled_from(sorted(ACTIVATIONS)))
     ws, bs, acts = [], [], []
     d = dim
@@ -223,9 +224,6 @@ def gaussian_nets(draw, dim=None):
         d = w
     acts[-1] = None
     return rg.Network.from_arrays(ws, bs, acts), domain
-
-
-FAMILIES = {"coincidences": coincidence_nets, "scales": scaled_nets, "gaussian": gaussian_nets}
 
 
 # ------------------------------------------------------------- survey ----
@@ -283,6 +281,7 @@ SURVEY = {
     "near": coincidence_nets,
     "scales": scaled_nets,
     "gaussian": gaussian_nets,
+    "gaussian_scales": lambda: scaled_nets(gaussian=True),
 }
 
 

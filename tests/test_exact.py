@@ -337,14 +337,14 @@ def check(case):
 
 
 @pytest.mark.slow
-@fuzz_settings(150)
+@fuzz_settings(250)
 @given(coincidence_nets(dim=2, dyadic=True))
 def test_fuzz_dyadic_coincidences_2d(case):
     check(case)
 
 
 @pytest.mark.slow
-@fuzz_settings(150)
+@fuzz_settings(250)
 @given(coincidence_nets(dim=1, dyadic=True))
 def test_fuzz_dyadic_coincidences_1d(case):
     check(case)
@@ -381,7 +381,18 @@ def test_fuzz_scales(case):
 
 
 @pytest.mark.slow
-@fuzz_settings(100)
+@fuzz_settings(150)
 @given(gaussian_nets())
 def test_fuzz_gaussian(case):
+    check(case)
+
+
+@known_failure(
+    "Gaussian weights with per-neuron scales: the locus misses real Jacobian jumps (tested relative to "
+    "the steepest region): locus length 14.44 and 9 linear regions, exact 16.25 and 10 (first "
+    "counterexample: 2 -> 2:leaky_relu(0.1) -> 4 -> 4 -> 3)"
+)
+@fuzz_settings(100)
+@given(scaled_nets(gaussian=True))
+def test_fuzz_gaussian_scales(case):
     check(case)
