@@ -86,6 +86,13 @@ def test_reference_dead_and_constant_neurons():
     assert len(off.regions) == 2 and off.locus_volume() == 0.0 and off.n_linear == 1
 
 
+def test_reference_lines_touching_the_domain():
+    # a dead ReLU, a line along the box's left side and a line through its corner: one region each
+    for w, b in [([1.0, 0.0], -5.0), ([1.0, 0.0], 1.0), ([1.0, 1.0], 2.0)]:
+        ex = exact_regions(net_of([[w], [[1.0]]], [[b], [0.0]], ["relu", None]), BOX)
+        assert areas(ex) == {(0 if b < 0 else 1,): 4} and ex.edges == []
+
+
 def test_reference_convex_polygon_and_every_activation_1d():
     tri = Polygon([(0.0, 0.0), (2.0, 0.0), (0.0, 2.0)])
     ex = exact_regions(net_of([[[1.0, 0.0]], [[1.0]]], [[-1.0], [0.0]], ["relu", None]), tri)
@@ -151,6 +158,36 @@ def test_compare_agrees_on_easy_cases():
     assert compare(net_of([np.eye(2), [[1.0, 1.0]]], [[0.0, 0.0], [0.0]], ["relu", None]), BOX) == []
     y, pat = exact_forward(rg.sawtooth(2), [0.3])
     assert pat == (1, 0, 1, 1) and y == [2 - 4 * F(0.3)]  # 2 (2x) - 4 (2x - 1/2)
+
+
+def test_compare_detects_each_kind(monkeypatch):
+    """compare() reports a wrong reference, a wrong offset and a wrong pattern."""
+    net = net_of([np.eye(2), [[1.0, 1.0]]], [[0.0, 0.0], [0.0]], ["relu", None])
+    moved = net_of([np.eye(2), [[1.0, 1.0]]], [[1e-6, 0.0], [0.0]], ["relu", None])
+    assert [d.split(":")[0] for d in compare(net, BOX, exact=exact_regions(moved, BOX))] == ["measure"]
+    blind = net_of([np.eye(2), [[1.0, 0.0]]], [[0.0, 0.0], [0.0]], ["relu", None])
+    kinds = {d.split(":")[0] for d in compare(net, BOX, exact=exact_regions(blind, BOX))}
+    assert kinds == {"locus", "linear"}
+    other = net_of([np.eye(2), [[0.0, 1.0]]], [[0.0, 0.0], [0.0]], ["relu", None])
+    assert [d.split(":")[0] for d in compare(blind, BOX, exact=exact_regions(other, BOX))] == ["locus-neuron"]
+    real = rg.activation_regions
+
+    def tampered(what):
+        def run(n, domain):
+            rm = real(n, domain)
+            if what == "offsets":
+                rm.__dict__["_affine_maps"] = (rm.jacobians, rm.offsets + 1e-6)
+            else:
+                rm.patterns = rm.patterns.copy()
+                rm.patterns[0, 0] = 1 - rm.patterns[0, 0]
+            return rm
+
+        return run
+
+    monkeypatch.setattr(rg, "activation_regions", tampered("offsets"))
+    assert [d.split(":")[0] for d in compare(net, BOX)] == ["affine"]
+    monkeypatch.setattr(rg, "activation_regions", tampered("patterns"))
+    assert {d.split(":")[0] for d in compare(net, BOX)} >= {"patterns", "locate"}
 
 
 # ------------------------------------------------------- reproducers ----
