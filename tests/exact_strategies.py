@@ -249,7 +249,8 @@ def _run_family(strategy, n) -> list:
     import time
     import warnings
 
-    from exact_reference import compare, exact_regions
+    from exact_compare import compare
+    from exact_reference import exact_regions
     from hypothesis import HealthCheck, Phase, given, settings
 
     rows = []

@@ -20,7 +20,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from exact_reference import compare, exact_forward, exact_regions
+from exact_compare import compare
+from exact_reference import exact_forward, exact_regions
 from exact_strategies import coincidence_nets, gaussian_nets, scaled_nets
 from hypothesis import HealthCheck, Phase, given, settings
 from reference import regions_1d, regions_2d
