@@ -121,10 +121,21 @@ def test_restrict_is_exact_on_a_784_input_mlp(act, seed):
 
 
 def _check_regions_against_full_net(net, slc, rm):
-    """Every region's pattern is the full network's pattern at its lifted interior point."""
-    pts = rm.interior_points()
+    """The regions, checked with forward passes of the full network only: each region's
+    pattern is the full net's at its lifted interior point; (ReLU) every lifted vertex of a
+    region lies in the closure of that pattern's cell; the regions tile the domain; and
+    neighbours have different patterns."""
     assert len(rm) > 1
-    assert np.array_equal(rm.patterns, net.patterns(slc.lift(pts)))
+    assert np.array_equal(rm.patterns, net.patterns(slc.lift(rm.interior_points())))
+    cells = rm.intervals if rm.dim == 1 else rm.polygons
+    for r, cell in enumerate(cells):
+        z = np.concatenate(net.forward(slc.lift(cell))[1][:-1], axis=1)
+        sign = 2.0 * rm.patterns[r] - 1.0
+        assert np.all(sign * z >= -1e-9 * np.abs(z).max())
+    total = rm.domain.measure
+    assert rm.measures.sum() == pytest.approx(total, rel=1e-12)
+    inner = rm.edge_regions[(rm.edge_regions >= 0).all(axis=1)]
+    assert np.all(np.any(rm.patterns[inner[:, 0]] != rm.patterns[inner[:, 1]], axis=1))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -179,6 +190,15 @@ def test_lc_density_on_a_plane_is_the_planes_own_locus_density():
     assert np.allclose(est.mean, on_plane, rtol=1e-12) and est.stderr.max() < 1e-12
     full = phi @ np.linalg.norm(w, axis=1)
     assert np.all(full > 2 * on_plane)
+
+
+def test_docstring_examples():
+    import doctest
+
+    import regiongeom.slices as mod
+
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 2 and result.failed == 0
 
 
 # -- errors ----------------------------------------------------------------
