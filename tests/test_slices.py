@@ -174,22 +174,24 @@ def test_restrict_keeps_extra_fields_and_order():
 
 
 # -- local complexity on a plane -----------------------------------------
-def test_lc_density_on_a_plane_is_the_planes_own_locus_density():
-    """One hidden layer (no noise upstream): on the plane, f(uv) = sum_i ||P w_i|| phi(z_i),
-    with P the projection onto the plane, exactly; the 784-dimensional density at the
-    same input uses ||w_i|| instead and is larger."""
+@pytest.mark.parametrize("kind", ["plane", "line"])
+def test_lc_density_on_a_slice_is_the_slices_own_locus_density(kind):
+    """One hidden layer (no noise upstream): on a slice, f(uv) = sum_i ||B^T w_i|| phi(z_i)
+    exactly, with B the slice's orthonormal basis (the gradient projected onto the slice);
+    the 784-dimensional density at the same input uses ||w_i|| instead and is larger."""
     net = random_net([32], n_in=784, n_out=1, seed=9)
-    plane = rg.Plane.through(*_points(3, 784, 9))
+    pts = _points(3, 784, 9)
+    slc = rg.Plane.through(*pts) if kind == "plane" else rg.Line.through(*pts[:2])
     sigma = 0.4
-    uv = np.random.default_rng(9).uniform(-1, 1, size=(50, 2)) * 2
-    est = rg.lc_density(net.restrict(plane), uv, sigma=sigma, n_samples=4, rng=0)
+    uv = np.random.default_rng(9).uniform(-2, 2, size=(50, slc.dim))
+    est = rg.lc_density(net.restrict(slc), uv, sigma=sigma, n_samples=4, rng=0)
     w, b = net.weights[0], net.biases[0]
-    z = plane.lift(uv) @ w.T + b
+    z = slc.lift(uv) @ w.T + b
     phi = np.exp(-0.5 * (z / sigma) ** 2) / (np.sqrt(2 * np.pi) * sigma)
-    on_plane = phi @ np.linalg.norm(w @ plane.basis, axis=1)
-    assert np.allclose(est.mean, on_plane, rtol=1e-12) and est.stderr.max() < 1e-12
+    on_slice = phi @ np.linalg.norm(w @ slc.basis, axis=1)
+    assert np.allclose(est.mean, on_slice, rtol=1e-12) and est.stderr.max() < 1e-12
     full = phi @ np.linalg.norm(w, axis=1)
-    assert np.all(full > 2 * on_plane)
+    assert np.all(full > 2 * on_slice)
 
 
 def test_docstring_examples():
