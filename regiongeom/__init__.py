@@ -13,6 +13,7 @@ from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
 from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_relu, relu
 from .plotting import figure1, plot_density, plot_density_1d, plot_function_1d, plot_regions
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
+from .slices import Line, Plane
 
 __version__ = "0.2.0"
 
@@ -28,6 +29,8 @@ __all__ = [
     "RegionMap",
     "RegionLimitError",
     "DEFAULT_MAX_REGIONS",
+    "Plane",
+    "Line",
     "nonlinear_locus",
     "linear_regions",
     "Locus",

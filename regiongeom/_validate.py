@@ -137,7 +137,10 @@ def as_domain(domain, n_in: int) -> Domain:
     from shapely.geometry import Polygon, box
 
     if n_in not in (1, 2):
-        raise ValueError(f"regiongeom handles networks with 1 or 2 inputs; this one has {n_in}")
+        raise ValueError(
+            f"regiongeom handles networks with 1 or 2 inputs; this one has {n_in}: restrict it to a "
+            "Plane or a Line first, e.g. net.restrict(rg.Plane.through(x0, x1, x2))"
+        )
     if isinstance(domain, shapely.Geometry):
         if n_in != 2:
             raise ValueError(f"a shapely polygon domain needs a 2-input network; this one has {n_in} input(s)")

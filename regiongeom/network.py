@@ -273,6 +273,43 @@ class Network:
         cols = [a.piece(z) for z, a in zip(pre, self.activations) if a is not None]
         return np.concatenate(cols, axis=1) if cols else np.zeros((len(pre[0]), 0), np.int8)
 
+    def restrict(self, slice) -> Network:
+        """The exact network on a :class:`~regiongeom.Plane` or :class:`~regiongeom.Line`.
+
+        Parameters
+        ----------
+        slice : Plane or Line
+            A slice of this network's input space (``slice.n_in == self.n_in``).
+
+        Returns
+        -------
+        Network
+            A 2-input (plane) or 1-input (line) network with
+            ``net2(uv) == net(slice.lift(uv))``: the first layer becomes
+            ``W0 @ basis`` with bias ``b0 + W0 @ origin``, the other layers are
+            unchanged, so the neurons are the same, in the same order.
+        """
+        import dataclasses
+
+        from .slices import Line, Plane
+
+        if not isinstance(slice, (Plane, Line)):
+            raise TypeError(
+                f"restrict expects an rg.Plane or rg.Line (e.g. rg.Plane.through(x0, x1, x2)), "
+                f"got {type(slice).__name__}"
+            )
+        if slice.n_in != self.n_in:
+            raise ValueError(
+                f"the {type(slice).__name__.lower()} lives in {slice.n_in} dimensions but the network "
+                f"has {self.n_in} inputs; build it through inputs of the network's size"
+            )
+        w0, b0 = self.weights[0], self.biases[0]
+        w, b = w0 @ slice.basis, b0 + w0 @ slice.origin
+        w.setflags(write=False)
+        b.setflags(write=False)
+        # replace() keeps every other field (the activations, and names where a network has them)
+        return dataclasses.replace(self, weights=(w, *self.weights[1:]), biases=(b, *self.biases[1:]))
+
     def with_biases(self, biases: Sequence) -> Network:
         """The same network with other biases (shapes must match)."""
         return Network.from_arrays(self.weights, biases, self.activations)
