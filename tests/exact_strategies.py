@@ -34,10 +34,10 @@ import regiongeom as rg
 # every activation kind, with constants whose intercepts are exact floats
 ACTIVATIONS = {
     "relu": rg.relu,
-    "leaky_relu": rg.leaky_relu(0.25),
-    "leaky_relu_0.1": rg.leaky_relu(0.1),
-    "hardtanh": rg.hardtanh(),
-    "hardtanh_asym": rg.hardtanh(-0.5, 0.75),
+    "leaky_relu": rg.Activation.leaky_relu(0.25),
+    "leaky_relu_0.1": rg.Activation.leaky_relu(0.1),
+    "hardtanh": rg.hardtanh,
+    "hardtanh_asym": rg.Activation.hardtanh(-0.5, 0.75),
     "abs": rg.absolute,
     "pl3": rg.Activation("pl3", [-0.5, 0.25, 1.0], [0.25, -1.0, 0.5, 2.0], value_at_first=0.25),
 }

@@ -104,7 +104,7 @@ def test_reference_convex_polygon_and_every_activation_1d():
     pl3 = rg.Activation("pl3", [-0.5, 0.25, 1.0], [0.25, -1.0, 0.5, 2.0], value_at_first=0.25)
     for act, cuts in [
         ("relu", [0]),
-        (rg.leaky_relu(0.25), [0]),
+        (rg.Activation.leaky_relu(0.25), [0]),
         ("hardtanh", [-1, 1]),
         ("abs", [0]),
         (pl3, [F(-1, 2), F(1, 4), 1]),
@@ -120,7 +120,7 @@ def test_reference_self_consistent_and_matches_shapely_reference(seed, dim):
     """Exact forward pass at each region's exact interior point gives its pattern
     and J x + c; the float shapely reference finds the same regions."""
     rng = np.random.default_rng(seed)
-    acts = ["relu", rg.leaky_relu(0.1), "hardtanh", "abs"]
+    acts = ["relu", rg.Activation.leaky_relu(0.1), "hardtanh", "abs"]
     ws, bs, d = [], [], dim
     for w in (4, 3):
         ws.append(rng.normal(size=(w, d)))
