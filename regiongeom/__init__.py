@@ -13,6 +13,7 @@ from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_
 from .plotting import figure1, grid_points, plot_density, plot_density_1d, plot_function_1d, plot_regions
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
 from .tolerance import GEOM_RTOL, JAC_RTOL, REL_TOL
+from .vertices import locus_vertices, vertex_density
 
 __version__ = "0.1.0"
 
@@ -35,6 +36,8 @@ __all__ = [
     "lc_density",
     "local_complexity",
     "Estimate",
+    "vertex_density",
+    "locus_vertices",
     "plot_regions",
     "plot_density",
     "plot_density_1d",
