@@ -144,7 +144,8 @@ def test_theorem6_expected_count_in_box_matches_definition(act_id, widths):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "act_id, widths", [("relu", [6]), ("hardtanh", [6]), ("relu", [5, 2, 4]), ("abs", [4, 4]), ("leaky_relu", [4, 4])]
+    "act_id, widths",
+    [("relu", [6]), ("hardtanh", [6]), ("relu", [5, 2, 4]), ("abs", [4, 4]), ("leaky_relu", [4, 4])],
 )
 def test_definition_in_disks_matches_theorem6(act_id, widths):
     """At every test point: the definition at radius eps against theorem6
@@ -159,7 +160,11 @@ def test_definition_in_disks_matches_theorem6(act_id, widths):
     per = np.empty((S, len(centers)))
     for s in range(S):
         pts = uniform_in_disks(gen, centers, eps, 8)
-        per[s] = _theorem6_samples(net, pts.reshape(-1, 2), noise[s : s + 1], sigma).reshape(len(centers), 8).mean(1)
+        per[s] = (
+            _theorem6_samples(net, pts.reshape(-1, 2), noise[s : s + 1], sigma)
+            .reshape(len(centers), 8)
+            .mean(1)
+        )
     t_mean, t_se = per.mean(0), per.std(0, ddof=1) / math.sqrt(S)
     assert d.mean.min() > 0
     assert np.all(z_scores(d.mean, d.stderr, t_mean, t_se) < Z_BOUND)
@@ -262,3 +267,101 @@ def test_bad_networks_raise():
         rg.vertex_density("net", [[0.0, 0.0]], sigma=0.1)
     with pytest.raises(ValueError, match="2D only"):
         closed_form.one_layer_vertex_density([[0.0]], W=[[1.0]], beta=[0.0], sigma=1.0)
+
+
+# ----------------------------------------------------------------------------
+# every term against a reference built from the locus definition
+# ----------------------------------------------------------------------------
+def _pass(ws, bs, acts, x):
+    """Pre-bias values z, preactivations, and the output Jacobian at x, by
+    plain numpy (the piece of every neuron read at x itself)."""
+    h, J = np.asarray(x, float), np.eye(2)
+    zs, Jzs, vs = [], [], []
+    for w, b, a in zip(ws, bs, acts, strict=True):
+        z, Jz = w @ h, w @ J
+        v = z + b
+        zs.append(z), Jzs.append(Jz), vs.append(v)
+        if a is None:
+            h, J = v, Jz
+        else:
+            k = (v[:, None] >= np.asarray(a.breakpoints)).sum(1)
+            s = np.asarray(a.slopes)[k]
+            h, J = s * v + np.asarray(a.intercepts)[k], s[:, None] * Jz
+    return zs, Jzs, vs, J
+
+
+def sectors(ws, bs, acts, x, pin_i, pin_j):
+    """The output's Jacobian in each of the four sectors around x: (side of
+    i's locus, side of j's locus) -> Jacobian, read on a small circle."""
+    (li, u, ta), (lj, v, tc) = pin_i, pin_j
+    gi = _pass(ws, bs, acts, x)[1][li][u]
+    ray = math.atan2(gi[0], -gi[1])  # i's line through x runs along (-gi_y, gi_x)
+    near = (
+        ray
+        + np.array([0.0, np.pi])[:, None]
+        + np.array([-1.0, 1.0])[:, None, None] * 10.0 ** -np.arange(1, 7)
+    )
+    grads = {}
+    for t in np.concatenate([np.linspace(0, 2 * np.pi, 64, endpoint=False), near.ravel()]):
+        y = x + 1e-7 * np.array([np.cos(t), np.sin(t)])
+        _, _, vs, J = _pass(ws, bs, acts, y)
+        grads.setdefault((vs[li][u] >= ta, vs[lj][v] >= tc), J)
+    assert len(grads) == 4, "a sector was missed"
+    return grads
+
+
+def reference_theorem6(net, x, noise_row, sigma):
+    """Theorem 6 (k = 2) at x for one noise row, term by term: the biases of
+    i and j are set so that both sit at their breakpoints at x (i first, then
+    j's read from the network with i pinned), and the pair counts when the
+    output's Jacobian, read in the four sectors around x, jumps across both
+    neurons' loci (the definition of a vertex), with no notion of "good"."""
+    ws = [np.asarray(w) for w in net.weights]
+    bs0 = _noisy_biases(net, noise_row)
+    acts = net.activations
+    where = [(ly, u) for ly, a in enumerate(acts) if a is not None for u in range(ws[ly].shape[0])]
+    phi = lambda u: np.exp(-0.5 * (u / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))  # noqa: E731
+    total = 0.0
+    for (li, u), (lj, v) in itertools.combinations(where, 2):
+        for ta in acts[li].breakpoints:
+            for tc in acts[lj].breakpoints:
+                bs = [b.copy() for b in bs0]
+                zs, _, _, _ = _pass(ws, bs, acts, x)
+                bs[li][u] = ta - zs[li][u]
+                zs, _, _, _ = _pass(ws, bs, acts, x)
+                bs[lj][v] = tc - zs[lj][v]
+                e = (ta - zs[li][u] - net.biases[li][u]) ** 2 + (tc - zs[lj][v] - net.biases[lj][v]) ** 2
+                if e / (2 * sigma**2) > 50:
+                    continue
+                _, Jzs, _, _ = _pass(ws, bs, acts, x)
+                jz = np.linalg.det(np.stack([Jzs[li][u], Jzs[lj][v]]))
+                if abs(jz) <= 1e-12 * np.linalg.norm(Jzs[li][u]) * np.linalg.norm(Jzs[lj][v]):
+                    continue  # parallel: no isolated crossing (a null event)
+                grads = sectors(ws, bs, acts, x, (li, u, ta), (lj, v, tc))
+                jump = lambda g1, g2: np.abs(g1 - g2).max() > 1e-9 * max(np.abs(g1).max(), np.abs(g2).max())  # noqa: E731
+                i_locus = any(jump(grads[(True, s)], grads[(False, s)]) for s in (True, False))
+                j_locus = any(jump(grads[(s, True)], grads[(s, False)]) for s in (True, False))
+                if i_locus and j_locus:
+                    total += (
+                        abs(jz)
+                        * phi(ta - zs[li][u] - net.biases[li][u])
+                        * phi(tc - zs[lj][v] - net.biases[lj][v])
+                    )
+    return total
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("act_id", ACT_IDS)
+@pytest.mark.parametrize("widths", [[4, 1, 3], [3, 2, 2]], ids=["bottleneck1", "narrow"])
+def test_every_term_matches_the_definition_reference(act_id, widths):
+    """Per noise row and point, theorem6 against the term-by-term reference
+    (the pinned-upstream density and the four-sector jump test)."""
+    net = random_net(widths, activation=ACTIVATIONS[act_id], seed=4)
+    sigma = 0.6
+    gen = np.random.default_rng(9)
+    pts = gen.uniform(-0.8, 0.8, size=(3, 2))
+    noise = gen.normal(0.0, sigma, size=(2, net.n_neurons))
+    got = _theorem6_samples(net, pts, noise, sigma)
+    want = np.array([[reference_theorem6(net, p, row, sigma) for p in pts] for row in noise])
+    assert want.max() > 0
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-12 * want.max())
