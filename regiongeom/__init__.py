@@ -13,7 +13,14 @@ from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_
 from .plotting import figure1, grid_points, plot_density, plot_density_1d, plot_function_1d, plot_regions
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
 from .tolerance import GEOM_RTOL, JAC_RTOL, REL_TOL
-from .vertices import locus_vertices, vertex_density
+from .vertices import (
+    Bound,
+    corollary7_bound,
+    corollary8_bound,
+    gradient_bound,
+    locus_vertices,
+    vertex_density,
+)
 
 __version__ = "0.1.0"
 
@@ -38,6 +45,10 @@ __all__ = [
     "Estimate",
     "vertex_density",
     "locus_vertices",
+    "Bound",
+    "gradient_bound",
+    "corollary7_bound",
+    "corollary8_bound",
     "plot_regions",
     "plot_density",
     "plot_density_1d",

@@ -71,6 +71,7 @@ References
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
@@ -80,7 +81,14 @@ from ._vertices_kernels import _Net, theorem6_kernel
 from .complexity import Estimate
 from .network import Network
 
-__all__ = ["vertex_density", "locus_vertices"]
+__all__ = [
+    "vertex_density",
+    "locus_vertices",
+    "Bound",
+    "gradient_bound",
+    "corollary7_bound",
+    "corollary8_bound",
+]
 
 METHODS = ("theorem6", "definition")
 _ECUT = 50.0  # largest Gaussian exponent kept (see the module docstring)
@@ -264,3 +272,191 @@ def _noisy_biases(net, row):
     offs = net.neuron_offsets
     return [b + row[offs[i] : offs[i + 1]] if a is not None else b
             for i, (b, a) in enumerate(zip(net.biases, net.activations, strict=True))]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------
+# Corollaries 7 and 8: both sides
+# ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Bound:
+    """Both sides of one of Hanin & Rolnick's inequalities.
+
+    Attributes
+    ----------
+    lhs, lhs_stderr : float
+        The Monte Carlo estimate of the bounded quantity and its standard
+        error (over the noise, conditional on the sampled points).
+    rhs : float
+        The bound, from the constants below.
+    kind : str
+        ``"upper"`` (``lhs <= rhs``, Corollary 7) or ``"lower"`` (``lhs >= rhs``,
+        Corollary 8).
+    k : int
+        Corollary 7's k (2 for Corollary 8, which uses k = 1 and k = 2).
+    c_grad, c_bias : float
+        ``C_grad`` (eq. 14) and ``C_bias = sup rho_b``.
+    n_breakpoints : int
+        ``T``, the most breakpoints of any activation.
+    eps : float or None
+        Corollary 8: the tube radius at which the bound is taken.
+    """
+
+    lhs: float
+    lhs_stderr: float
+    rhs: float
+    kind: str
+    k: int
+    c_grad: float
+    c_bias: float
+    n_breakpoints: int
+    eps: float | None = None
+
+
+def gradient_bound(net: Network) -> float:
+    """``C_grad``: a bound on ``||grad z_j(x)||`` for every neuron, every input,
+    every bias and every activation pattern (so on every term of Theorem 6).
+
+    Each partial derivative is a sum over paths of products of weights and
+    slopes, so ``|d z_j / d x_d| <= (|W_l| S |W_{l-1}| ... S |W_0|)[j, d]``
+    with ``S`` the largest ``|slope|`` of each activation; ``C_grad`` is the
+    largest norm of such a row. It bounds the products of eq. (14) too:
+    ``E[prod_j ||grad z_j||] <= C_grad^k``.
+    """
+    best, A = 0.0, None
+    for w, a in zip(net.weights, net.activations, strict=True):
+        A = np.abs(w) if A is None else np.abs(w) @ A
+        if a is not None:
+            best = max(best, float(np.linalg.norm(A, axis=1).max()))
+            A = float(np.abs(a.slopes).max()) * A
+    return best
+
+
+def _box(domain):
+    from ._validate import as_domain
+
+    dom = as_domain(domain, 2)
+    if not dom.convex or abs(dom.polygon.area - dom.polygon.envelope.area) > 1e-12 * dom.polygon.area:
+        raise ValueError("the Hanin-Rolnick bounds take a box domain (xmin, ymin, xmax, ymax)")
+    return dom.polygon.bounds
+
+
+def _constants(net, sigma):
+    T = max(a.breakpoints.size for a in net.activations if a is not None)
+    return gradient_bound(net), 1.0 / (math.sqrt(2.0 * math.pi) * sigma), int(T)
+
+
+def corollary7_bound(net, domain, *, sigma, k, n_points=256, n_samples=32, rng=None) -> Bound:
+    """Corollary 7: ``E[vol_{2-k}(B_{N,k} ∩ K)] / vol(K) <= C(N, k) (T C_grad C_bias)^k``.
+
+    ``k = 1``: the mean locus length per unit area over the box ``K`` (the
+    mean of :func:`lc_density`'s Theorem 2 form); ``k = 2``: the mean number
+    of locus vertices per unit area (the mean of :func:`vertex_density`).
+    ``N`` is the number of neurons, ``T`` the most breakpoints of an
+    activation, ``C_bias = 1 / (sqrt(2 pi) sigma)`` the peak of the bias
+    density and ``C_grad`` from :func:`gradient_bound`. (The bound sums
+    Theorem 6 over unordered sets of ``k`` neurons and ``T^k`` breakpoints,
+    with ``|J| <= prod ||grad z_j||`` by Hadamard's inequality.)
+
+    Parameters
+    ----------
+    net : Network
+        A 2-input network.
+    domain : (xmin, ymin, xmax, ymax)
+    sigma : float, keyword-only
+    k : {1, 2}, keyword-only
+    n_points : int
+        Uniform points of the box averaged over (fixed by ``rng``).
+    n_samples : int
+        Noise samples.
+    rng : seed or Generator
+
+    Returns
+    -------
+    Bound
+        ``kind="upper"``.
+    """
+    from .complexity import local_complexity
+
+    if k not in (1, 2):
+        raise ValueError(f"k must be 1 or 2 for a 2-input network, got {k!r}")
+    box = _box(domain)
+    _, sigma, n_samples, _ = _check(net, np.zeros((1, 2)), sigma, n_samples, "theorem6", None, rng)
+    n_points = integer_at_least(n_points, 1, "n_points")
+    gen = np.random.default_rng(rng)
+    pts = np.column_stack([gen.uniform(box[0], box[2], n_points), gen.uniform(box[1], box[3], n_points)])
+    if k == 1:
+        est = local_complexity(net, pts, sigma=sigma, n_samples=n_samples, rng=gen, progress=False)
+        lhs, se = est.mean, est.stderr
+    else:
+        noise = gen.normal(0.0, sigma, size=(n_samples, net.n_neurons))
+        per = _theorem6_samples(net, pts, noise, sigma).mean(axis=1)
+        lhs, se = float(per.mean()), float(per.std(ddof=1) / math.sqrt(n_samples))
+    c_grad, c_bias, T = _constants(net, sigma)
+    rhs = math.comb(net.n_neurons, k) * (T * c_grad * c_bias) ** k
+    return Bound(float(lhs), float(se), rhs, "upper", k, c_grad, c_bias, T)
+
+
+def corollary8_bound(net, domain, *, sigma, n_points=256, n_samples=32, rng=None) -> Bound:
+    """Corollary 8: ``E[distance(x, B_N)] >= eps (1 - P_eps)`` for ``x`` uniform in the box.
+
+    For every ``eps > 0``, ``E[d] >= eps P(d >= eps)``, and the points of
+    ``K`` within ``eps`` of the locus lie within ``eps`` of its pieces
+    (a band of width ``2 eps`` along them) or of its vertices (disks), all in
+    ``K_eps``, the box grown by ``eps`` (Lemma 12), so
+
+        P(d < eps) <= (2 eps E[len(B_N ∩ K_eps)] + pi eps^2 E[#(B_{N,2} ∩ K_eps)]) / vol(K)
+                   <= vol(K_eps) / vol(K) * (2 eps a_1 + pi eps^2 a_2) =: P_eps,
+
+    with ``a_k = C(N, k) (T C_grad C_bias)^k`` from Corollary 7. The bound
+    is ``max_eps eps (1 - P_eps)`` over a fine grid of ``eps``: of the order
+    ``1 / (C_grad C_bias N T)``, the paper's ``c T / (C_bias C_grad #neurons)``
+    made explicit (a larger ``T`` makes more locus, so it enters our
+    constant in the denominator). The left side is the exact distance
+    (:meth:`Locus.distance`) averaged over uniform points and noise samples,
+    the locus computed on a box large enough that each distance is exact.
+
+    Parameters
+    ----------
+    net, domain, sigma, n_points, n_samples, rng
+        As in :func:`corollary7_bound`.
+
+    Returns
+    -------
+    Bound
+        ``kind="lower"``, ``eps`` the radius that gives ``rhs``.
+    """
+    box = _box(domain)
+    _, sigma, n_samples, _ = _check(net, np.zeros((1, 2)), sigma, n_samples, "theorem6", None, rng)
+    n_points = integer_at_least(n_points, 1, "n_points")
+    gen = np.random.default_rng(rng)
+    pts = np.column_stack([gen.uniform(box[0], box[2], n_points), gen.uniform(box[1], box[3], n_points)])
+    noise = gen.normal(0.0, sigma, size=(n_samples, net.n_neurons))
+    per = np.array([_mean_distance(net, box, pts, row) for row in noise])
+    c_grad, c_bias, T = _constants(net, sigma)
+    a1 = net.n_neurons * T * c_grad * c_bias
+    a2 = math.comb(net.n_neurons, 2) * (T * c_grad * c_bias) ** 2
+    w, h = box[2] - box[0], box[3] - box[1]
+    eps = np.geomspace(1e-9, 1.0, 2001) * max(w, h)
+    grown = (w * h + 2 * (w + h) * eps + math.pi * eps**2) / (w * h)
+    vals = eps * (1.0 - grown * (2 * eps * a1 + math.pi * eps**2 * a2))
+    i = int(np.argmax(vals))
+    lhs, se = float(per.mean()), float(per.std(ddof=1) / math.sqrt(n_samples))
+    return Bound(lhs, se, max(float(vals[i]), 0.0), "lower", 2, c_grad, c_bias, T, float(eps[i]))
+
+
+def _mean_distance(net, box, pts, row):
+    """Mean exact distance from pts to the noisy network's whole locus: the
+    locus is computed on the box grown by a margin, doubled until every
+    distance is at most the margin (then the nearest locus point is inside)."""
+    from .locus import nonlinear_locus
+    from .regions import activation_regions
+
+    noisy = net.with_biases(_noisy_biases(net, row))
+    margin = 0.25 * max(box[2] - box[0], box[3] - box[1])
+    for _ in range(12):
+        dom = (box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin)
+        d = nonlinear_locus(activation_regions(noisy, dom)).distance(pts)
+        if d.max() <= margin:
+            return float(d.mean())
+        margin *= 2.0
+    return float(d.mean())  # no locus within ~1000 box sizes: the distances as found
