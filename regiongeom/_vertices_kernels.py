@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 _CHUNK = 64  # (sample, point) pairs per parallel task
+_SLACK = 1e-9  # relative safety margin of the screen's bounds against rounding
 
 
 class _Net(NamedTuple):
@@ -33,6 +34,11 @@ class _Net(NamedTuple):
     ic: np.ndarray  # intercepts, same layout
     sloff: np.ndarray  # (L + 1,)
     noff: np.ndarray  # (L + 1,) first neuron of each layer
+    cflat: np.ndarray  # bounds C[l, m] = |W_m| S ... S |W_{l+1}| (rows[m], rows[l]), flattened
+    coff: np.ndarray  # (L, L) start of C[l, m] in cflat
+    cmax: np.ndarray  # column maxima of every C[l, m], flattened
+    cmoff: np.ndarray  # (L, L) start of those in cmax
+    dense: bool  # every weight after the first layer nonzero
 
 
 class _State(NamedTuple):
@@ -186,18 +192,182 @@ def _pair_density(net, x, noise, sigma, ecut, s0, s1, s2, reach, new):
     return acc
 
 
+@njit(cache=True)
+def _propagate(net, noise, s0, s1, li, u, a, dh, dn):
+    """s1 = s0 with neuron u of layer li pinned at breakpoint a, by pushing
+    the change of its output through the later layers (only the units that
+    changed feed the next layer). Returns the first later layer where a
+    neuron changed piece (L if none): there the sampled gradients stop
+    being valid for the determinant."""
+    L = net.rows.shape[0]
+    _copy_state(s0, s1, li)
+    _pin(net, s1, li, u, a)
+    nd = 1
+    dn[0], dh[0] = u, s1.H[li, u] - s0.H[li, u]
+    first = L
+    for m in range(li + 1, L):
+        rm, base = net.rows[m], net.woff[m]
+        for t in range(nd):
+            c, d = dn[t], dh[t]
+            o = base + c * rm
+            for r in range(rm):
+                s1.Z[m, r] += d * net.wT[o + r]
+        nd = 0
+        act = net.has_act[m]
+        k0, sl0, K = net.bpoff[m], net.sloff[m], net.bpoff[m + 1] - net.bpoff[m]
+        for r in range(rm):
+            v = s1.Z[m, r] + net.b[net.boff[m] + r] + (noise[net.noff[m] + r] if act else 0.0)
+            if act:
+                k = 0
+                while k < K and v >= net.bp[k0 + k]:
+                    k += 1
+                sl = net.sl[sl0 + k]
+                h = sl * v + net.ic[sl0 + k]
+                if sl != s0.SL[m, r] and first == L:
+                    first = m
+                s1.SL[m, r], s1.OP[m, r] = sl, sl != 0.0
+            else:
+                h = v
+            s1.V[m, r] = v
+            if h != s0.H[m, r]:
+                dn[nd], dh[nd] = r, h - s0.H[m, r]
+                nd += 1
+            s1.H[m, r] = h
+    return first
+
+
+@njit(cache=True)
+def _grad_from(net, st, l0):
+    """Input gradients of Z for layers l0.. from st's slopes."""
+    L = net.rows.shape[0]
+    for ly in range(max(l0, 1), L):
+        m, base = net.rows[ly], net.woff[ly]
+        for dd in range(2):
+            for j in range(m):
+                st.J[ly, dd, j] = 0.0
+            for c in range(net.rows[ly - 1]):
+                a = st.J[ly - 1, dd, c] * st.SL[ly - 1, c]
+                if a != 0.0:
+                    o = base + c * m
+                    for j in range(m):
+                        st.J[ly, dd, j] += a * net.wT[o + j]
+
+
+@njit(cache=True)
+def _widest(net, st, l0, wid, marg, anyopen):
+    """Per activated layer m >= l0 of st: the open neuron farthest from the
+    ends of its piece (wid), that distance (marg, -1: none open), and
+    whether the layer has an open neuron."""
+    L = net.rows.shape[0]
+    for m in range(l0, L):
+        wid[m], marg[m], anyopen[m] = -1, -1.0, True
+        if not net.has_act[m]:
+            continue
+        k0, K = net.bpoff[m], net.bpoff[m + 1] - net.bpoff[m]
+        anyopen[m] = False
+        for r in range(net.rows[m]):
+            if not st.OP[m, r]:
+                continue
+            anyopen[m] = True
+            v = st.V[m, r]
+            k = 0
+            while k < K and v >= net.bp[k0 + k]:
+                k += 1
+            g = min(v - net.bp[k0 + k - 1] if k > 0 else np.inf, net.bp[k0 + k] - v if k < K else np.inf)
+            if g > marg[m]:
+                wid[m], marg[m] = r, g
+
+
+@njit(cache=True)
+def _screen_pair(net, s1, li, lj, v, c, wid, marg, anyopen):
+    """Both good, for dense weights, from the state with i pinned: 1 yes,
+    0 no, 2 undecided. Dense: good iff every later activated layer keeps
+    an open neuron (j counts as open in its layer). Layers between the two
+    do not see j's pin; a later layer m keeps its widest open neuron k when
+    its margin beats the bound C[l_j, m][k, v] |dh_j| on how far j's pin moves it."""
+    L = net.rows.shape[0]
+    for m in range(li + 1, lj):
+        if not anyopen[m]:
+            return 0
+    t = net.bp[net.bpoff[lj] + c]
+    s0 = net.sloff[lj]
+    dh = abs(net.sl[s0 + c] * t + net.ic[s0 + c] - s1.H[lj, v]) * (1.0 + _SLACK)
+    for m in range(lj + 1, L):
+        if not net.has_act[m]:
+            continue
+        k = wid[m]
+        if k >= 0 and marg[m] > net.cflat[net.coff[lj, m] + k * net.rows[lj] + v] * dh:
+            continue
+        return 2
+    return 1
+
+
+@njit(cache=True)
+def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, dn, wid, marg, anyopen):
+    """As :func:`_pair_density`, with i's pin pushed through by
+    :func:`_propagate` and the pair's goodness screened for dense nets."""
+    L = net.rows.shape[0]
+    inv = 0.5 / (sigma * sigma)
+    c2 = 1.0 / (2.0 * math.pi * sigma * sigma)
+    _forward(net, x, noise, s0, 0, True)
+    acc = 0.0
+    for li in range(L):
+        if not net.has_act[li]:
+            continue
+        Ki = net.bpoff[li + 1] - net.bpoff[li]
+        for u in range(net.rows[li]):
+            for a in range(Ki):
+                d = net.bp[net.bpoff[li] + a] - s0.Z[li, u] - net.b[net.boff[li] + u]
+                ei = d * d * inv
+                if ei > ecut:
+                    continue
+                first = _propagate(net, noise, s0, s1, li, u, a, dh, dn)
+                if first < L:
+                    _grad_from(net, s1, first + 1)
+                if net.dense:
+                    _widest(net, s1, li + 1, wid, marg, anyopen)
+                gx, gy = s0.J[li, 0, u], s0.J[li, 1, u]
+                for lj in range(li, L):
+                    if not net.has_act[lj]:
+                        continue
+                    Kj = net.bpoff[lj + 1] - net.bpoff[lj]
+                    for v in range(u + 1 if lj == li else 0, net.rows[lj]):
+                        for c in range(Kj):
+                            dj = net.bp[net.bpoff[lj] + c] - s1.Z[lj, v] - net.b[net.boff[lj] + v]
+                            e = ei + dj * dj * inv
+                            if e > ecut:
+                                continue
+                            det = gx * s1.J[lj, 1, v] - gy * s1.J[lj, 0, v]
+                            if det == 0.0:
+                                continue
+                            r = 2
+                            if net.dense:
+                                r = _screen_pair(net, s1, li, lj, v, c, wid, marg, anyopen)
+                            if r == 2:
+                                _copy_state(s1, s2, lj)
+                                _pin(net, s2, lj, v, c)
+                                _forward(net, x, noise, s2, lj + 1, False)
+                                good = _reaches(net, s2, lj, v, reach, new) and _reaches(
+                                    net, s2, li, u, reach, new
+                                )
+                                r = 1 if good else 0
+                            if r == 1:
+                                acc += abs(det) * c2 * math.exp(-e)
+    return acc
+
+
 @njit(cache=True, parallel=True)
-def theorem6_kernel(net, X, noise, sigma, ecut, out):  # pragma: no cover
+def theorem6_kernel(net, X, noise, sigma, ecut, fast, out):  # pragma: no cover
     """out[s * P + p]: Theorem 6 (k = 2) at point p for noise row s."""
     P = X.shape[0]
     N = out.shape[0]
     n_chunks = (N + _CHUNK - 1) // _CHUNK
     for c in prange(n_chunks):
-        _theorem6_chunk(net, X, noise, sigma, ecut, out, c * _CHUNK, min(N, (c + 1) * _CHUNK), P)
+        _theorem6_chunk(net, X, noise, sigma, ecut, fast, out, c * _CHUNK, min(N, (c + 1) * _CHUNK), P)
 
 
 @njit(cache=True)
-def _theorem6_chunk(net, X, noise, sigma, ecut, out, n0, n1, P):
+def _theorem6_chunk(net, X, noise, sigma, ecut, fast, out, n0, n1, P):
     L = net.rows.shape[0]
     maxw = net.rows.max()
     s0 = _State(np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw)),
@@ -207,6 +377,13 @@ def _theorem6_chunk(net, X, noise, sigma, ecut, out, n0, n1, P):
     s2 = _State(np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw)),
                 np.zeros((L, maxw), np.bool_), np.zeros((L, 2, maxw)))  # fmt: skip
     reach, new = np.zeros(maxw, np.bool_), np.zeros(maxw, np.bool_)
+    dh, dn = np.zeros(maxw), np.zeros(maxw, np.int64)
+    wid, marg, anyopen = np.zeros(L, np.int64), np.zeros(L), np.zeros(L, np.bool_)
     for n in range(n0, n1):
         s = n // P
-        out[n] = _pair_density(net, X[n - s * P], noise[s], sigma, ecut, s0, s1, s2, reach, new)
+        x = X[n - s * P]
+        if fast:
+            out[n] = _pair_density_fast(net, x, noise[s], sigma, ecut, s0, s1, s2, reach, new, dh, dn, wid, marg,
+                                        anyopen)  # fmt: skip
+        else:
+            out[n] = _pair_density(net, x, noise[s], sigma, ecut, s0, s1, s2, reach, new)

@@ -224,6 +224,7 @@ def pack(net: Network) -> _Net:
     def offsets(sizes):
         return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
+    cflat, coff, cmax, cmoff = _bounds(net)
     return _Net(
         wT=np.concatenate([w.T.ravel() for w in net.weights]),
         woff=offsets([w.size for w in net.weights]),
@@ -237,15 +238,45 @@ def pack(net: Network) -> _Net:
         ic=np.concatenate([s[2] for s in spec]).astype(np.float64),
         sloff=offsets([s[1].size for s in spec]),
         noff=net.neuron_offsets.astype(np.int64),
+        cflat=cflat,
+        coff=coff,
+        cmax=cmax,
+        cmoff=cmoff,
+        dense=bool(all(np.all(w != 0) for w in net.weights[1:])),
     )
 
 
-def _theorem6_samples(net, x, noise, sigma, *, ecut=_ECUT):
-    """(S, P) Theorem 6 (k = 2) per noise row."""
+def _bounds(net):
+    """``C[l, m] = |W_m| S_{m-1} ... S_{l+1} |W_{l+1}|`` (S: the largest |slope|
+    of a layer's activation, 1 for none): moving a unit of layer l by d moves
+    unit k of layer m by at most ``C[l, m][k, .] d``. Flattened, with offsets;
+    also the column maxima."""
+    L = net.n_layers
+    smax = [1.0 if a is None else float(np.abs(a.slopes).max()) for a in net.activations]
+    blocks, maxima = [np.zeros(1)], [np.zeros(1)]
+    coff, cmoff = np.zeros((L, L), np.int64), np.zeros((L, L), np.int64)
+    pos, mpos = 1, 1
+    for ly in range(L - 1):
+        C = np.abs(net.weights[ly + 1])
+        for m in range(ly + 1, L):
+            if m > ly + 1:
+                C = np.abs(net.weights[m]) @ (smax[m - 1] * C)
+            coff[ly, m], cmoff[ly, m] = pos, mpos
+            blocks.append(C.ravel())
+            maxima.append(C.max(axis=0))
+            pos, mpos = pos + C.size, mpos + C.shape[1]
+    return np.concatenate(blocks), coff, np.concatenate(maxima), cmoff
+
+
+def _theorem6_samples(net, x, noise, sigma, *, ecut=_ECUT, fast=True):
+    """(S, P) Theorem 6 (k = 2) per noise row. ``fast=False``: every pin
+    recomputed by full forward passes (the reference for the fast path)."""
     S, P = noise.shape[0], x.shape[0]
     out = np.zeros(S * P)
     if net.n_neurons >= 2:
-        theorem6_kernel(pack(net), np.ascontiguousarray(x), np.ascontiguousarray(noise), sigma, ecut, out)
+        theorem6_kernel(
+            pack(net), np.ascontiguousarray(x), np.ascontiguousarray(noise), sigma, ecut, fast, out
+        )
     return out.reshape(S, P)
 
 

@@ -365,3 +365,23 @@ def test_every_term_matches_the_definition_reference(act_id, widths):
     want = np.array([[reference_theorem6(net, p, row, sigma) for p in pts] for row in noise])
     assert want.max() > 0
     np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-12 * want.max())
+
+
+@pytest.mark.parametrize("act_id", ACT_IDS)
+@pytest.mark.parametrize("widths", [[6, 5], [5, 2, 4], [8, 8, 8]], ids=["two", "bottleneck", "three"])
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_fast_path_equals_full_recomputation(act_id, widths, sparse):
+    """The pushed-through pin and the screened goodness give the sums of the
+    full forward passes, up to rounding (zero weights: no screen)."""
+    net = random_net(widths, activation=ACTIVATIONS[act_id], seed=6)
+    if sparse:
+        gen = np.random.default_rng(1)
+        ws = [w * (gen.random(w.shape) < 0.6) if i > 0 else w for i, w in enumerate(net.weights)]
+        net = rg.Network.from_arrays(ws, net.biases, net.activations)
+    gen = np.random.default_rng(0)
+    pts = gen.uniform(-1, 1, (40, 2))
+    noise = gen.normal(0, 0.2, (3, net.n_neurons))
+    fast = _theorem6_samples(net, pts, noise, 0.2)
+    full = _theorem6_samples(net, pts, noise, 0.2, fast=False)
+    assert full.max() > 0
+    np.testing.assert_allclose(fast, full, rtol=1e-12, atol=1e-14 * full.max())
