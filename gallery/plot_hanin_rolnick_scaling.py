@@ -86,13 +86,13 @@ colors = {1: "#0072B2", 2: "#D55E00", 3: "#009E73"}
 for depth in DEPTHS:
     r = rows[rows[:, 0] == depth]
     n = np.unique(r[:, 1])
-    mean = lambda col: np.array([r[r[:, 1] == k, col].mean() for k in n])  # noqa: E731
+    means = np.array([r[r[:, 1] == k].mean(axis=0) for k in n])  # over the seeds
     c = colors[depth]
-    axes[0].plot(n, mean(2), "o", color=c, label=f"depth {depth}: vertices (exact)")
-    axes[0].plot(n, mean(3), "-", color=c, label=f"depth {depth}: Theorem 6")
-    axes[0].plot(n, mean(4), "s", mfc="none", color=c, ms=5, label=f"depth {depth}: linear regions")
-    axes[1].plot(n, mean(5) * n, "o-", color=c, label=f"depth {depth}: mean distance x N")
-    axes[1].plot(n, n / (2 * mean(6)), ":", color=c, label=f"depth {depth}: N / (2 f)")
+    axes[0].plot(n, means[:, 2], "o", color=c, label=f"depth {depth}: vertices (exact)")
+    axes[0].plot(n, means[:, 3], "-", color=c, label=f"depth {depth}: Theorem 6")
+    axes[0].plot(n, means[:, 4], "s", mfc="none", color=c, ms=5, label=f"depth {depth}: linear regions")
+    axes[1].plot(n, means[:, 5] * n, "o-", color=c, label=f"depth {depth}: mean distance x N")
+    axes[1].plot(n, n / (2 * means[:, 6]), ":", color=c, label=f"depth {depth}: N / (2 f)")
 n_all = np.unique(rows[:, 1])
 axes[0].plot(n_all, 0.5 * n_all**2, "k:", label=r"$\propto N^2$")
 axes[0].set(xscale="log", yscale="log", xlabel="number of neurons N", ylabel="count in K",
