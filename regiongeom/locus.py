@@ -227,8 +227,8 @@ class Locus:
         >>> import numpy as np, regiongeom as rg
         >>> net = rg.Network.from_arrays([[[1.0, 0.0]], [[1.0]]], [[0.0], [0.0]], ["relu", None])
         >>> loc = rg.nonlinear_locus(rg.activation_regions(net, (-1, -1, 1, 1)))
-        >>> loc.distance([[0.5, 0.0], [-2.0, 3.0]])
-        array([0.5       , 2.23606798])
+        >>> loc.distance([[0.5, 0.0], [-2.0, 3.0]])  # the locus: x = 0, -1 <= y <= 1
+        array([0.5       , 2.82842712])
         """
         from ._distance import distance_1d, distance_2d
 
