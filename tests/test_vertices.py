@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -385,3 +389,16 @@ def test_fast_path_equals_full_recomputation(act_id, widths, sparse):
     full = _theorem6_samples(net, pts, noise, 0.2, fast=False)
     assert full.max() > 0
     np.testing.assert_allclose(fast, full, rtol=1e-12, atol=1e-14 * full.max())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="already running without JIT")
+def test_small_cases_without_jit():
+    """The kernels of vertices and distance also run as plain Python."""
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    here = Path(__file__).parent
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-m", "not slow",
+           str(here / "test_vertices.py"), str(here / "test_distance.py"),
+           "-k", "upstream or closed_form or reproducible or pairwise or one_line or matches_shapely"]  # fmt: skip
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=here.parent)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
