@@ -279,31 +279,43 @@ def _widest(net, st, l0, wid, marg, anyopen):
 
 
 @njit(cache=True)
-def _screen_pair(net, s1, li, lj, v, c, wid, marg, anyopen):
-    """Both good, for dense weights, from the state with i pinned: 1 yes,
-    0 no, 2 undecided. Dense: good iff every later activated layer keeps
-    an open neuron (j counts as open in its layer). Layers between the two
-    do not see j's pin; a later layer m keeps its widest open neuron k when
-    its margin beats the bound C[l_j, m][k, v] |dh_j| on how far j's pin moves it."""
+def _caps(net, li, wid, marg, anyopen, cap):
+    """The screen of both-good for dense weights, from the state with i
+    pinned, as one number per later neuron j (layer lj, unit v): dense
+    weights make both good iff every activated layer after l_i keeps an open
+    neuron (j counts as open in its own layer). Layers up to l_j do not see
+    j's pin: ``cap[lj, v] = -1`` when one between l_i and l_j has no open
+    neuron (not good). A layer m after l_j keeps its widest open neuron k
+    when j's output moves by less than ``marg[m] / C[l_j, m][k, v]`` (C
+    bounds how far it moves unit k): ``cap[lj, v]`` is the smallest of
+    these (-2: a later layer has no open neuron to screen with)."""
     L = net.rows.shape[0]
-    for m in range(li + 1, lj):
-        if not anyopen[m]:
-            return 0
-    t = net.bp[net.bpoff[lj] + c]
-    s0 = net.sloff[lj]
-    dh = abs(net.sl[s0 + c] * t + net.ic[s0 + c] - s1.H[lj, v]) * (1.0 + _SLACK)
-    for m in range(lj + 1, L):
-        if not net.has_act[m]:
+    closed = False  # a layer strictly between l_i and the current one has no open neuron
+    for lj in range(li, L):
+        if not net.has_act[lj]:
             continue
-        k = wid[m]
-        if k >= 0 and marg[m] > net.cflat[net.coff[lj, m] + k * net.rows[lj] + v] * dh:
-            continue
-        return 2
-    return 1
+        for v in range(net.rows[lj]):
+            if closed:
+                cap[lj, v] = -1.0
+                continue
+            c = np.inf
+            for m in range(lj + 1, L):
+                if not net.has_act[m]:
+                    continue
+                k = wid[m]
+                if k < 0:
+                    c = -2.0
+                    break
+                w = net.cflat[net.coff[lj, m] + k * net.rows[lj] + v]
+                if w > 0.0:
+                    c = min(c, marg[m] / (w * (1.0 + _SLACK)))
+            cap[lj, v] = c
+        if lj > li and not anyopen[lj]:
+            closed = True
 
 
 @njit(cache=True)
-def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, dn, wid, marg, anyopen):
+def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, dn, wid, marg, anyopen, cap):
     """As :func:`_pair_density`, with i's pin pushed through by
     :func:`_propagate` and the pair's goodness screened for dense nets."""
     L = net.rows.shape[0]
@@ -326,6 +338,7 @@ def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, d
                     _grad_from(net, s1, first + 1)
                 if net.dense:
                     _widest(net, s1, li + 1, wid, marg, anyopen)
+                    _caps(net, li, wid, marg, anyopen, cap)
                 gx, gy = s0.J[li, 0, u], s0.J[li, 1, u]
                 for lj in range(li, L):
                     if not net.has_act[lj]:
@@ -342,7 +355,13 @@ def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, d
                                 continue
                             r = 2
                             if net.dense:
-                                r = _screen_pair(net, s1, li, lj, v, c, wid, marg, anyopen)
+                                cp = cap[lj, v]
+                                if cp == -1.0:
+                                    continue
+                                t = net.bp[net.bpoff[lj] + c]
+                                k = net.sloff[lj] + c
+                                if abs(net.sl[k] * t + net.ic[k] - s1.H[lj, v]) < cp:
+                                    r = 1
                             if r == 2:
                                 _copy_state(s1, s2, lj)
                                 _pin(net, s2, lj, v, c)
@@ -379,11 +398,12 @@ def _theorem6_chunk(net, X, noise, sigma, ecut, fast, out, n0, n1, P):
     reach, new = np.zeros(maxw, np.bool_), np.zeros(maxw, np.bool_)
     dh, dn = np.zeros(maxw), np.zeros(maxw, np.int64)
     wid, marg, anyopen = np.zeros(L, np.int64), np.zeros(L), np.zeros(L, np.bool_)
+    cap = np.zeros((L, maxw))
     for n in range(n0, n1):
         s = n // P
         x = X[n - s * P]
         if fast:
             out[n] = _pair_density_fast(net, x, noise[s], sigma, ecut, s0, s1, s2, reach, new, dh, dn, wid, marg,
-                                        anyopen)  # fmt: skip
+                                        anyopen, cap)  # fmt: skip
         else:
             out[n] = _pair_density(net, x, noise[s], sigma, ecut, s0, s1, s2, reach, new)
