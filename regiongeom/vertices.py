@@ -46,9 +46,10 @@ sampled pass. When ``l_i = l_j``, ``zhat_j = z_j``.
 
 The good indicator. Near the vertex every other neuron keeps its piece, and
 the output's gradient in the four sectors is
-``g(s_i, s_j) = A + s_i alpha grad z_i + s_j beta grad z_j(s_i)`` with
-``beta = dN/dh_j`` and ``alpha`` the derivative through ``i``'s paths (one of
-which may run through ``j``, with ``j``'s slope ``s_j``). ``j``'s locus is
+``g(s_i, s_j) = A + s_i alpha grad z_i + s_j beta (grad zhat_j + s_i gamma grad z_i)``
+with ``beta = dN/dh_j``, ``gamma = dz_j/dh_i`` and ``alpha`` the derivative
+along ``i``'s paths that avoid ``j``, so that across ``i``'s line the jump
+is ``(alpha + s_j beta gamma) grad z_i``. ``j``'s locus is
 there on both sides of ``i``'s line iff ``beta != 0``; ``i``'s locus is
 there on the side where ``j`` has slope ``s_j`` iff its paths with that
 slope do not all vanish. So the pair makes a vertex iff, in the network with
@@ -58,6 +59,14 @@ one of its two slopes is nonzero). That is the theorem's "both good",
 evaluated as the k = 1 case does, at the pinned values (a pure bend, with
 ``i``'s locus on neither side, needs ``beta gamma = 0`` and then ``j``'s
 locus is straight: no vertex).
+
+Computation: per noise sample and point, one forward pass; for each neuron
+``i`` near a breakpoint, its pin pushed through the later layers (only the
+units that change feed the next layer; the sampled gradients serve the
+determinant unless a neuron changed piece); for dense weights (every weight
+after the first layer nonzero) both-good is screened with rigorous bounds on
+how far ``j``'s pin moves each later layer's widest open neuron, and
+otherwise decided by a forward pass with both pinned and a path search.
 
 Terms whose Gaussian factor ``exp(-(u_i^2 + u_j^2) / (2 sigma^2))`` is below
 ``exp(-50)`` are left out (each below ``2e-22 |det| / (2 pi sigma^2)``).
