@@ -14,6 +14,14 @@ from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_
 from .plotting import figure1, plot_density, plot_density_1d, plot_function_1d, plot_regions
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
 from .slices import Line, Plane
+from .vertices import (
+    Bound,
+    corollary7_bound,
+    corollary8_bound,
+    gradient_bound,
+    locus_vertices,
+    vertex_density,
+)
 
 __version__ = "0.2.0"
 
@@ -38,6 +46,12 @@ __all__ = [
     "lc_density",
     "local_complexity",
     "Estimate",
+    "vertex_density",
+    "locus_vertices",
+    "Bound",
+    "gradient_bound",
+    "corollary7_bound",
+    "corollary8_bound",
     "plot_regions",
     "plot_density",
     "plot_density_1d",

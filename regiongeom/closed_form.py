@@ -39,6 +39,7 @@ __all__ = [
     "two_layer_chain_lc_uniform",
     "one_layer_2d_density",
     "one_layer_2d_density_eps",
+    "one_layer_vertex_density",
 ]
 
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
@@ -508,3 +509,59 @@ def one_layer_2d_density_eps(points, *, W, beta, sigma, eps):
         mu = (beta - pts[i : i + step] @ W.T) / norms
         out[i : i + step] = _chord_fraction(mu, s[i : i + step], eps).sum(axis=1)
     return out
+
+
+# ------------------------------------------- vertices of one hidden layer, 2D
+def one_layer_vertex_density(points, W, beta, sigma, *, breakpoints=(0.0,)):
+    """Vertex density of one hidden layer whose neurons are all good, in 2D.
+
+    Neuron ``i``'s locus is the lines ``W_i . x - b_i = t`` for each breakpoint
+    ``t`` of the activation, ``b_i ~ N(beta_i, sigma**2)`` independent. Two
+    lines of distinct neurons cross once (Theorem 6 of Hanin & Rolnick with
+    k = 2; ``z_i = W_i . x`` and nothing is upstream), so
+
+        v(x) = sum_{i < j} sum_{t, t'} |det[W_i; W_j]| rho_{b_i}(W_i . x - t) rho_{b_j}(W_j . x - t').
+
+    Every neuron is good when the read-out weights are all nonzero (and the
+    activation has no piece of slope 0 on both sides of a breakpoint, which
+    no activation has). Lines of one neuron never cross each other.
+
+    Parameters
+    ----------
+    points : (P, 2) array_like of float
+    W : (m, 2) array_like of float, keyword-only
+        Weight rows of the ``m`` neurons.
+    beta : (m,) array_like of float, keyword-only
+        Mean biases, paper convention (``beta = -b`` for a torch bias ``b``).
+    sigma : float, keyword-only
+        Standard deviation of every bias noise, ``> 0``.
+    breakpoints : sequence of float, keyword-only
+        The activation's breakpoints (ReLU, LeakyReLU, abs: ``(0,)``;
+        Hardtanh: ``(min_val, max_val)``).
+
+    Returns
+    -------
+    v : (P,) ndarray of float64
+        Expected number of locus vertices per unit area.
+
+    Examples
+    --------
+    The coordinate lines ``x = b_1``, ``y = b_2`` with ``beta = 0`` cross at
+    the origin with density ``phi(0)**2 / sigma**2``:
+
+    >>> v = one_layer_vertex_density([[0.0, 0.0]], W=np.eye(2), beta=[0.0, 0.0], sigma=1.0)
+    >>> bool(v[0] == 1 / (2 * np.pi))
+    True
+    """
+    pts, W, beta, sigma = _layer(points, W, beta, sigma)
+    if W.shape[1] != 2:
+        raise ValueError(f"one_layer_vertex_density is 2D only: W must be (m, 2), got {W.shape}")
+    t = _array("breakpoints", breakpoints).reshape(-1)
+    if t.size == 0:
+        raise ValueError("breakpoints must hold at least one value")
+    # rho[p, i]: sum over breakpoints of each neuron's density at its lines
+    u = (pts @ W.T - beta)[:, :, None] - t
+    rho = (_npdf(u / sigma) / sigma).sum(axis=2)
+    det = np.abs(W[:, None, 0] * W[None, :, 1] - W[:, None, 1] * W[None, :, 0])
+    # sum_{i<j} = half the sum over i != j (the diagonal of det is 0)
+    return 0.5 * np.einsum("pi,ij,pj->p", rho, det, rho)

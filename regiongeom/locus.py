@@ -213,6 +213,33 @@ class Locus:
             junction[two[bend]] = True
         return self.region_map.vertices[junction]
 
+    def distance(self, points) -> np.ndarray:
+        """(P,) exact Euclidean distance from each point to the locus.
+
+        The locus is known inside the region map's domain only, so this is
+        the distance to the part of the locus inside the domain, for points
+        inside or outside it (near the domain's edge, the network's whole
+        locus may be closer). ``inf`` when the locus is empty.
+
+        Parameters
+        ----------
+        points : (P, n_in) array-like (flat (P,) accepted in 1D)
+
+        Examples
+        --------
+        >>> import numpy as np, regiongeom as rg
+        >>> net = rg.Network.from_arrays([[[1.0, 0.0]], [[1.0]]], [[0.0], [0.0]], ["relu", None])
+        >>> loc = rg.nonlinear_locus(rg.activation_regions(net, (-1, -1, 1, 1)))
+        >>> loc.distance([[0.5, 0.0], [-2.0, 3.0]])  # the locus: x = 0, -1 <= y <= 1
+        array([0.5       , 2.82842712])
+        """
+        from ._distance import distance_1d, distance_2d
+
+        c = as_points(points, self.dim, "points")
+        if self.dim == 1:
+            return distance_1d(self.points, c[:, 0])
+        return distance_2d(self.segments, c)
+
 
 def linear_regions(rm: RegionMap) -> LinearRegions:
     """Activation regions merged across the edges where the gradient does not jump.
