@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 import regiongeom as rg
 from regiongeom import closed_form as cf
-from regiongeom.complexity import Estimate, _Packed, _theorem2_block, lc_density, local_complexity
+from regiongeom._theorem2 import Packed, theorem2_block
+from regiongeom.complexity import Estimate, lc_density, local_complexity
 
 Z_MAX = 4.0
 
@@ -160,13 +161,13 @@ def test_good_indicator_is_exactly_the_theorems(name, screen):
     on-locus recomputation, with the screen (decided + recomputed cases) and
     without it (all recomputed); f equals the brute-force sum."""
     net = BRUTE_NETS[name]()
-    pk = _Packed(net)
+    pk = Packed(net)
     rng = np.random.default_rng(11)
     sigma, S, P = 0.4, 4, 30
     x = rng.uniform(-1.5, 1.5, size=(P, net.n_in))
     noise = rng.normal(0, sigma, size=(S, net.n_neurons))
     opts = dict(sigma=sigma, good=True, rho=True)
-    f, (good, n_undecided) = _theorem2_block(pk, x, noise, opts, screen=screen, return_good=True)
+    f, (good, n_undecided) = theorem2_block(pk, x, noise, opts, screen=screen, return_good=True)
     good = good.reshape(S, P, net.n_neurons, pk.kmax)
     for s in range(S):
         for p in range(P):
@@ -186,12 +187,12 @@ def test_grid_order_reuse_matches_brute_force():
     g = np.linspace(-1.2, 1.2, 23)
     x = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
     noise = np.random.default_rng(4).normal(0, 0.3, size=(2, net.n_neurons))
-    pk, opts = _Packed(net), dict(sigma=0.3, good=True, rho=True)
-    f, _ = _theorem2_block(pk, x, noise, opts)
+    pk, opts = Packed(net), dict(sigma=0.3, good=True, rho=True)
+    f, _ = theorem2_block(pk, x, noise, opts)
     ref = [brute_f(net, noise[s], x[p], 0.3) for s in range(2) for p in range(len(x))]
     np.testing.assert_allclose(f, ref, rtol=1e-7, atol=1e-9)
     perm = np.random.default_rng(0).permutation(len(x))
-    fp, _ = _theorem2_block(pk, x[perm], noise, opts)
+    fp, _ = theorem2_block(pk, x[perm], noise, opts)
     np.testing.assert_allclose(fp.reshape(2, -1), f.reshape(2, -1)[:, perm], rtol=1e-12, atol=1e-300)
 
 
@@ -217,8 +218,8 @@ def test_good_indicator_with_exact_ties(seed, n_in, widths, act, last_act):
     net = rg.Network.from_arrays(ws, bs, [rg.hardtanh(-1.0, 1.0) if a == "hardtanh" else a for a in acts])
     x = rng.integers(-2, 3, size=(12, n_in)).astype(float)
     noise = rng.integers(-2, 3, size=(3, net.n_neurons)) / 2
-    pk = _Packed(net)
-    _, (good, _) = _theorem2_block(pk, x, noise, dict(sigma=0.5, good=True, rho=True), return_good=True)
+    pk = Packed(net)
+    _, (good, _) = theorem2_block(pk, x, noise, dict(sigma=0.5, good=True, rho=True), return_good=True)
     good = good.reshape(3, 12, net.n_neurons, pk.kmax)
     for s in range(3):
         for p in range(12):
@@ -232,12 +233,12 @@ def test_screen_decides_and_defers_both_ways():
     seen = set()
     for name in ["bottleneck-1", "1d-width-1", "zero-weights"]:
         net = BRUTE_NETS[name]()
-        pk = _Packed(net)
+        pk = Packed(net)
         rng = np.random.default_rng(3)
         x = rng.uniform(-1.5, 1.5, size=(200, net.n_in))
         noise = rng.normal(0, 0.4, size=(2, net.n_neurons))
-        _, (g, n_und) = _theorem2_block(pk, x, noise, dict(sigma=0.4, good=True, rho=True), return_good=True)
-        _, (g0, _) = _theorem2_block(pk, x, noise, dict(sigma=0.4, good=True, rho=True), return_good=True,
+        _, (g, n_und) = theorem2_block(pk, x, noise, dict(sigma=0.4, good=True, rho=True), return_good=True)
+        _, (g0, _) = theorem2_block(pk, x, noise, dict(sigma=0.4, good=True, rho=True), return_good=True,
                                      screen=False)  # fmt: skip
         np.testing.assert_array_equal(g, g0)
         seen |= {"good"} if (g == 1).any() else set()
@@ -252,7 +253,7 @@ def test_variants_match_brute_force(good, rho):
     rng = np.random.default_rng(5)
     x = rng.uniform(-1, 1, size=(20, 2))
     noise = rng.normal(0, 0.3, size=(3, net.n_neurons))
-    f, _ = _theorem2_block(_Packed(net), x, noise, dict(sigma=0.3, good=good, rho=rho))
+    f, _ = theorem2_block(Packed(net), x, noise, dict(sigma=0.3, good=good, rho=rho))
     ref = [brute_f(net, noise[s], x[p], 0.3, good=good, rho=rho) for s in range(3) for p in range(20)]
     np.testing.assert_allclose(f, ref, rtol=1e-7, atol=1e-9)
 
@@ -261,13 +262,13 @@ def test_unresolved_negligible_terms_change_nothing():
     """Undecided terms below half an ulp of f are left unresolved: f agrees with
     the fully resolved sum to rounding."""
     net = rand_net([32, 32, 32], ["relu"] * 3, seed=12, scale=2.0)
-    pk = _Packed(net)
+    pk = Packed(net)
     rng = np.random.default_rng(0)
     x = rng.uniform(-2, 2, size=(500, 2))
     noise = rng.normal(0, 0.05, size=(2, net.n_neurons))
     opts = dict(sigma=0.05, good=True, rho=True)
-    fast, _ = _theorem2_block(pk, x, noise, opts)
-    full, _ = _theorem2_block(pk, x, noise, opts, return_good=True)
+    fast, _ = theorem2_block(pk, x, noise, opts)
+    full, _ = theorem2_block(pk, x, noise, opts, return_good=True)
     np.testing.assert_allclose(fast, full, rtol=1e-14, atol=0)
 
 
@@ -309,7 +310,7 @@ def test_chain_neuron1_is_good_iff_b2_below_zero(w1, w2, beta1, beta2, sigma):
     rng = np.random.default_rng(2)
     x = np.concatenate([beta1 / w1 + np.linspace(-3, 3, 61) * sigma / abs(w1), [beta1 / w1]])
     noise = rng.normal(0, sigma, size=(50, 2))
-    _, (good, _) = _theorem2_block(_Packed(net), x[:, None], noise, dict(sigma=sigma, good=True, rho=True),
+    _, (good, _) = theorem2_block(Packed(net), x[:, None], noise, dict(sigma=sigma, good=True, rho=True),
                                    return_good=True)  # fmt: skip
     good = good.reshape(50, x.size, 2)
     # the paper's noisy biases: the noise is added to the torch bias -beta
