@@ -132,21 +132,26 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, status):  # pragma: no co
     """
     P = X.shape[0]
     n_fallback = 0
-    have_prev, s_prev, p_prev = False, -1, -1
     for n in range(n0, n1):
         s = n // P
         p = n - s * P
+        have_prev = n > n0
         same = have_prev  # every neuron of the layers so far on the previous pair's piece
-        move = have_prev and s == s_prev and n % REFRESH != 0
+        move = p > 0 and n % REFRESH != 0  # the previous pair is point p - 1 of the same sample
         for ly in range(net.last_act + 1):
             if ly > 0 and same and move:
-                _move_values(net, scr, ly, X, p, p_prev)
+                _move_values(net, scr, ly, X, p, p - 1)
             else:
                 _values(net, scr, ly, X, p)
             if not (same or (ly == 0 and have_prev)):  # the first layer's gradients are its weights
                 _gradients(net, scr, ly)
             if net.has_act[ly]:
-                same = _activate(net, scr, ly, noise, s, same)
+                if net.bp_off[ly + 1] - net.bp_off[ly] == 1:
+                    diff = _activate_step(net, scr, ly, noise, s)
+                else:
+                    diff = _activate_pieces(net, scr, ly, noise, s)
+                _widest_margins(scr, ly, net.rows[ly])
+                same = same and not diff
             else:
                 _affine(net, scr, ly)
         if opt.use_good and not net.dense:
@@ -161,7 +166,6 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, status):  # pragma: no co
             if r == GOOD:
                 acc += scr.weight[q]
         f[n] = acc
-        have_prev, s_prev, p_prev = True, s, p
     return n_fallback
 
 
@@ -227,38 +231,43 @@ def _affine(net, scr, ly):  # pragma: no cover
 
 
 @njit(cache=True)
-def _activate(net, scr, ly, noise, s, same):  # pragma: no cover
-    """Layer ``l``'s activation for noise sample ``s``: ``v``, ``h``,
-    ``piece``, ``slope``, ``margin`` and the layer's widest, second widest
-    and smallest margins. Returns whether every neuron so far stays on the
-    previous pair's piece. Simple loops (selects for one-breakpoint
-    activations) so that they vectorise."""
-    m, b0, n0, t0 = net.rows[ly], net.b_off[ly], net.noise_off[ly], net.bp_off[ly]
-    K, s0 = net.bp_off[ly + 1] - t0, net.sl_off[ly]
+def _activate_step(net, scr, ly, noise, s):  # pragma: no cover
+    """Layer ``l``'s activation for noise sample ``s`` when it has one
+    breakpoint: ``v``, ``h``, ``piece``, ``slope``, ``margin``. Returns
+    whether any neuron changed piece since the previous pair. Selects, no
+    branches, so that the loop vectorises."""
+    m, b0, n0, t0, s0 = net.rows[ly], net.b_off[ly], net.noise_off[ly], net.bp_off[ly], net.sl_off[ly]
+    t, a0, a1, c0, c1 = net.bps[t0], net.slopes[s0], net.slopes[s0 + 1], net.icpts[s0], net.icpts[s0 + 1]
     z, v, h, slope, piece, margin = scr.z, scr.v, scr.h, scr.slope, scr.piece, scr.margin
     diff = False
-    if K == 1:
-        t, a0, a1, c0, c1 = net.bps[t0], net.slopes[s0], net.slopes[s0 + 1], net.icpts[s0], net.icpts[s0 + 1]
-        for j in range(m):
-            u = z[ly, j] + net.bias[b0 + j] + noise[s, n0 + j]
-            up = u >= t
-            diff |= up != piece[ly, j]
-            piece[ly, j], v[ly, j], slope[ly, j] = up, u, a1 if up else a0
-            h[ly, j] = (a1 if up else a0) * u + (c1 if up else c0)
-            margin[ly, j] = abs(u - t)
-    else:
-        for j in range(m):
-            u = z[ly, j] + net.bias[b0 + j] + noise[s, n0 + j]
-            k = 0
-            while k < K and u >= net.bps[t0 + k]:
-                k += 1
-            diff |= k != piece[ly, j]
-            piece[ly, j], v[ly, j], slope[ly, j] = k, u, net.slopes[s0 + k]
-            h[ly, j] = net.slopes[s0 + k] * u + net.icpts[s0 + k]
-            below = u - net.bps[t0 + k - 1] if k > 0 else np.inf
-            margin[ly, j] = min(below, net.bps[t0 + k] - u if k < K else np.inf)
-    _widest_margins(scr, ly, m)
-    return same and not diff
+    for j in range(m):
+        u = z[ly, j] + net.bias[b0 + j] + noise[s, n0 + j]
+        up = u >= t
+        diff |= up != piece[ly, j]
+        piece[ly, j], v[ly, j], slope[ly, j] = up, u, a1 if up else a0
+        h[ly, j] = (a1 if up else a0) * u + (c1 if up else c0)
+        margin[ly, j] = abs(u - t)
+    return diff
+
+
+@njit(cache=True)
+def _activate_pieces(net, scr, ly, noise, s):  # pragma: no cover
+    """As :func:`_activate_step`, for any number of breakpoints."""
+    m, b0, n0, t0, s0 = net.rows[ly], net.b_off[ly], net.noise_off[ly], net.bp_off[ly], net.sl_off[ly]
+    K = net.bp_off[ly + 1] - t0
+    z, v, h, slope, piece, margin = scr.z, scr.v, scr.h, scr.slope, scr.piece, scr.margin
+    diff = False
+    for j in range(m):
+        u = z[ly, j] + net.bias[b0 + j] + noise[s, n0 + j]
+        k = 0
+        while k < K and u >= net.bps[t0 + k]:
+            k += 1
+        diff |= k != piece[ly, j]
+        piece[ly, j], v[ly, j], slope[ly, j] = k, u, net.slopes[s0 + k]
+        h[ly, j] = net.slopes[s0 + k] * u + net.icpts[s0 + k]
+        below = u - net.bps[t0 + k - 1] if k > 0 else np.inf
+        margin[ly, j] = min(below, net.bps[t0 + k] - u if k < K else np.inf)
+    return diff
 
 
 @njit(cache=True)
