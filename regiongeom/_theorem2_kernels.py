@@ -9,6 +9,14 @@ A *term* is one (neuron, breakpoint of its activation): its weight is
 ``||grad z_i|| phi_sigma(t_k - b_i - z_i)`` and it counts when the neuron,
 put on that breakpoint, is good. Terms are numbered layer by layer, neuron by
 neuron: term ``q`` of layer ``l`` is ``term_off[l] + j * K_l + k``.
+
+Compile time: the helpers are called only from :func:`theorem2_chunk`, so
+they are compiled without a Python wrapper (``no_cpython_wrapper``: each
+wrapper would unbox every array of ``Net`` and ``Scratch``), and they avoid
+array slicing and literal-typed arguments (each adds an implementation or a
+second signature to compile). Speed: a helper's loops are kept simple
+enough that numba drops the reference counting of the NamedTuples' arrays
+on every call; one that branched between two loops is split in two.
 """
 
 from __future__ import annotations
@@ -169,7 +177,7 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, status):  # pragma: no co
     return n_fallback
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _values(net, scr, ly, X, p):  # pragma: no cover
     """``z_l = W_l h_{l-1}`` (``h_{-1} = x_p``), skipping zero inputs."""
     m, base = net.rows[ly], net.w_off[ly]
@@ -185,7 +193,7 @@ def _values(net, scr, ly, X, p):  # pragma: no cover
                 z[ly, j] += a * net.w_t[o + j]
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _move_values(net, scr, ly, X, p, p_prev):  # pragma: no cover
     """``z_l += grad z_l . (x_p - x_{p_prev})``: ``z_l`` is affine on the
     region the two points share."""
@@ -196,7 +204,7 @@ def _move_values(net, scr, ly, X, p, p_prev):  # pragma: no cover
             z[ly, j] += grad[ly, dd, j] * dx
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _gradients(net, scr, ly):  # pragma: no cover
     """Input gradients of ``z_l``: ``W_l S_{l-1} grad z_{l-1}`` (``W_0`` for
     the first layer), and their norms."""
@@ -222,7 +230,7 @@ def _gradients(net, scr, ly):  # pragma: no cover
         scr.grad_norm[ly, j] = math.sqrt(g2)
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _affine(net, scr, ly):  # pragma: no cover
     """A layer without activation: ``h_l = z_l + b_l``."""
     b0 = net.b_off[ly]
@@ -230,7 +238,7 @@ def _affine(net, scr, ly):  # pragma: no cover
         scr.h[ly, j] = scr.z[ly, j] + net.bias[b0 + j]
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _activate_step(net, scr, ly, noise, s):  # pragma: no cover
     """Layer ``l``'s activation for noise sample ``s`` when it has one
     breakpoint: ``v``, ``h``, ``piece``, ``slope``, ``margin``. Returns
@@ -250,7 +258,7 @@ def _activate_step(net, scr, ly, noise, s):  # pragma: no cover
     return diff
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _activate_pieces(net, scr, ly, noise, s):  # pragma: no cover
     """As :func:`_activate_step`, for any number of breakpoints."""
     m, b0, n0, t0, s0 = net.rows[ly], net.b_off[ly], net.noise_off[ly], net.bp_off[ly], net.sl_off[ly]
@@ -270,7 +278,7 @@ def _activate_pieces(net, scr, ly, noise, s):  # pragma: no cover
     return diff
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _widest_margins(scr, ly, m):  # pragma: no cover
     """The widest and second widest open neurons of layer ``l`` (on a piece
     of nonzero slope) with their margins, the smallest margin, any open."""
@@ -287,7 +295,7 @@ def _widest_margins(scr, ly, m):  # pragma: no cover
     scr.widest_j[ly], scr.second_j[ly] = k1, k2
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _weigh_terms(net, opt, scr):  # pragma: no cover
     """Every term's weight into ``scr.weight`` (exp skipped where it
     underflows to 0); returns their sum."""
@@ -306,7 +314,7 @@ def _weigh_terms(net, opt, scr):  # pragma: no cover
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _screen_terms(net, opt, scr, n, status, total):  # pragma: no cover
     """The sum of the pair's terms decided good, and how many are left
     undecided (listed in ``scr.undecided``). Without the indicator: ``total``.
@@ -353,7 +361,7 @@ def _screen_terms(net, opt, scr, n, status, total):  # pragma: no cover
     return acc, n_undecided
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _sampled_reach(net, scr):  # pragma: no cover
     """``scr.reaches[l, j]``: neuron ``j`` of layer ``l`` reaches the output
     through nonzero weights and open later neurons in the sampled pass
@@ -378,7 +386,7 @@ def _sampled_reach(net, scr):  # pragma: no cover
             reach[c] = nxt[c]
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _screen(net, scr, ly, j, delta):  # pragma: no cover
     """Good indicator of neuron ``j`` of layer ``l`` put on a breakpoint, from
     the sampled pass when possible: GOOD, NOT_GOOD or UNDECIDED.
@@ -412,7 +420,7 @@ def _screen(net, scr, ly, j, delta):  # pragma: no cover
     return r
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _fallback(net, scr, q):  # pragma: no cover
     """The exact good indicator of term ``q``: its neuron put on its
     breakpoint, the change propagated through the later layers
@@ -428,11 +436,13 @@ def _fallback(net, scr, q):  # pragma: no cover
     if ly == L - 1:
         return GOOD
     dh, dv, opened = scr.dh, scr.dv, scr.opened
-    dh[:] = 0.0
+    for r in range(dh.shape[0]):
+        dh[r] = 0.0
     dh[j0] = net.act_at_bp[net.bp_off[ly] + k] - scr.h[ly, j0]
     for m in range(ly + 1, net.last_act + 1):
         nr, nc = rows[m], rows[m - 1]
-        dv[:nr] = 0.0
+        for r in range(nr):
+            dv[r] = 0.0
         for c in range(nc):
             hc = dh[c]
             if hc != 0.0:
@@ -449,13 +459,15 @@ def _fallback(net, scr, q):  # pragma: no cover
                 opened[m, r] = net.slopes[s0 + km] != 0.0
                 dh[r] = net.slopes[s0 + km] * u + net.icpts[s0 + km] - scr.h[m, r]
         else:
-            dh[:nr] = dv[:nr]
-            opened[m, :nr] = True
-        dh[nr:] = 0.0
+            for r in range(nr):
+                dh[r] = dv[r]
+                opened[m, r] = True
+        for r in range(nr, dh.shape[0]):
+            dh[r] = 0.0
     return GOOD if _path_to_output(net, scr, ly, j0) else NOT_GOOD
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _path_to_output(net, scr, ly, j0):  # pragma: no cover
     """Whether neuron ``j0`` of layer ``l`` reaches the output through nonzero
     weights and the units ``scr.opened`` of every later activated layer."""
