@@ -15,7 +15,10 @@ import os
 import numpy as np
 
 from . import _theorem2_kernels as K
+from ._jit import compile_notice
 from .network import Network
+
+COMPILE_SECONDS = 8  # the kernels' one-time compile, for the notice
 
 
 class Packed:
@@ -145,6 +148,7 @@ def theorem2_block(pk, x, noise, opts, *, screen=True, return_good=False):
         want_all=bool(return_good),
     )
     x, noise = np.ascontiguousarray(x, np.float64), np.ascontiguousarray(noise, np.float64)
+    compile_notice("the Theorem-2 kernels", K.theorem2_chunk, seconds=COMPILE_SECONDS)
     n_undecided = _run_chunks(pk, opt, x, noise, f, status)
     if not return_good:
         return f, None
