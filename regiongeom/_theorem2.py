@@ -83,7 +83,7 @@ class Packed:
             piece=lw(np.int64), margin=lw(), widest=per_layer(), widest_j=per_layer(np.int64),
             second=per_layer(), second_j=per_layer(np.int64), smallest=per_layer(),
             any_open=per_layer(np.bool_), reaches=np.ones((L, W), np.bool_), weight=np.zeros(nt),
-            undecided=np.zeros(nt, np.int64), dh=np.zeros(W), dv=np.zeros(W),
+            undecided=np.zeros(nt, np.int64), layer_f=per_layer(), dh=np.zeros(W), dv=np.zeros(W),
             opened=np.ones((L, W), np.bool_), reach=np.zeros(W, np.bool_), reach_next=np.zeros(W, np.bool_),
         )  # fmt: skip
 
@@ -119,16 +119,19 @@ def _bounds(net):
 
 
 def theorem2_samples(net, x, noise, opts, *, screen=True):
-    """(S, P) eq. (6) per noise sample (the rows of ``noise``)."""
+    """(S, P) eq. (6) per noise sample (the rows of ``noise``); with
+    ``opts["by_layer"]``, (S, P, L): each layer's share."""
     S, P = noise.shape[0], x.shape[0]
+    shape = (S, P, net.n_layers) if opts.get("by_layer") else (S, P)
     if net.n_neurons == 0:
-        return np.zeros((S, P))
+        return np.zeros(shape)
     f, _ = theorem2_block(Packed(net), x, noise, opts, screen=screen)
-    return f.reshape(S, P)
+    return f.reshape(shape)
 
 
 def theorem2_block(pk, x, noise, opts, *, screen=True, return_good=False):
-    """Eq. (6) for every (sample, point) pair, sample-major: ``f`` (S * P,).
+    """Eq. (6) for every (sample, point) pair, sample-major: ``f`` (S * P,),
+    or with ``opts["by_layer"]`` each layer's share, ``(S * P, L)``.
 
     With ``return_good``, also ``(good, n_undecided)``: the exact indicator of
     every term as ``(S * P, n_neurons, kmax)`` int8 (0 on padding) and how
@@ -136,7 +139,9 @@ def theorem2_block(pk, x, noise, opts, *, screen=True, return_good=False):
     """
     S, P = noise.shape[0], x.shape[0]
     N = S * P
+    by_layer = bool(opts.get("by_layer", False))
     f = np.empty(N)
+    f_layer = np.zeros((N if by_layer else 0, pk.L))
     status = np.zeros((N if return_good else 0, pk.n_terms), np.int8)
     sigma = float(opts["sigma"])
     opt = K.Options(
@@ -146,16 +151,18 @@ def theorem2_block(pk, x, noise, opts, *, screen=True, return_good=False):
         use_good=bool(opts["good"]),
         screen=bool(screen),
         want_all=bool(return_good),
+        by_layer=by_layer,
     )
     x, noise = np.ascontiguousarray(x, np.float64), np.ascontiguousarray(noise, np.float64)
     compile_notice("the Theorem-2 kernels", K.theorem2_chunk, seconds=COMPILE_SECONDS)
-    n_undecided = _run_chunks(pk, opt, x, noise, f, status)
+    n_undecided = _run_chunks(pk, opt, x, noise, f, f_layer, status)
+    f = f_layer if by_layer else f
     if not return_good:
         return f, None
     return f, (_indicator_table(pk, status), n_undecided)
 
 
-def _run_chunks(pk, opt, x, noise, f, status):
+def _run_chunks(pk, opt, x, noise, f, f_layer, status):
     """:func:`~regiongeom._theorem2_kernels.theorem2_chunk` over chunks of
     ``CHUNK`` contiguous pairs (neighbours share gradients), handed out to the
     threads as they ask (on a busy machine a static split waits for the
@@ -170,7 +177,7 @@ def _run_chunks(pk, opt, x, noise, f, status):
         scr = pk.scratch(x.shape[1])
         while (c := next(next_chunk)) < n_chunks:
             n0, n1 = c * K.CHUNK, min(N, (c + 1) * K.CHUNK)
-            undecided[c] = K.theorem2_chunk(pk.kernel_net, opt, x, noise, n0, n1, scr, f, status)
+            undecided[c] = K.theorem2_chunk(pk.kernel_net, opt, x, noise, n0, n1, scr, f, f_layer, status)
 
     n_threads = min(_n_threads(), n_chunks)
     if n_threads <= 1:

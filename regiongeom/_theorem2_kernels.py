@@ -83,6 +83,7 @@ class Options(NamedTuple):
     use_good: bool  # count only the good terms
     screen: bool  # decide the indicator from the sampled pass where possible
     want_all: bool  # decide every term and record it in ``status``
+    by_layer: bool  # record each layer's share of f in ``f_layer``
 
 
 class Scratch(NamedTuple):
@@ -96,8 +97,8 @@ class Scratch(NamedTuple):
     is open), the second widest, the smallest margin and whether any neuron
     is open. ``reaches[l, j]``: the neuron reaches the output in the sampled
     pass. ``weight``/``undecided``: the pair's term weights and the terms the
-    screen left. ``dh``, ``dv``, ``opened``, ``reach``, ``reach_next``:
-    the recomputation's.
+    screen left; ``layer_f``: its sum per layer. ``dh``, ``dv``, ``opened``,
+    ``reach``, ``reach_next``: the recomputation's.
     """
 
     z: np.ndarray  # (L, W)
@@ -117,6 +118,7 @@ class Scratch(NamedTuple):
     reaches: np.ndarray  # (L, W) bool, initially True
     weight: np.ndarray  # (n_terms,)
     undecided: np.ndarray  # (n_terms,) int64
+    layer_f: np.ndarray  # (L,)
     dh: np.ndarray  # (W,)
     dv: np.ndarray  # (W,)
     opened: np.ndarray  # (L, W) bool
@@ -125,9 +127,10 @@ class Scratch(NamedTuple):
 
 
 @njit(cache=True, nogil=True)
-def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, status):  # pragma: no cover
+def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status):  # pragma: no cover
     """Eq. (6) for the pairs ``n = s * P + p`` (sample ``s``, point ``p``),
-    ``n0 <= n < n1``, into ``f[n]``; with ``opt.want_all`` every term's
+    ``n0 <= n < n1``, into ``f[n]``; with ``opt.by_layer`` each layer's
+    share into ``f_layer[n, l]``; with ``opt.want_all`` every term's
     indicator into ``status[n, q]``. Returns how many terms went to the
     recomputation.
 
@@ -173,7 +176,12 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, status):  # pragma: no co
                 status[n, q] = r
             if r == GOOD:
                 acc += scr.weight[q]
+                if opt.by_layer:
+                    scr.layer_f[_layer_of(net, q)] += scr.weight[q]
         f[n] = acc
+        if opt.by_layer:
+            for ly in range(scr.layer_f.shape[0]):
+                f_layer[n, ly] = scr.layer_f[ly]
     return n_fallback
 
 
@@ -298,8 +306,12 @@ def _widest_margins(scr, ly, m):  # pragma: no cover
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _weigh_terms(net, opt, scr):  # pragma: no cover
     """Every term's weight into ``scr.weight`` (exp skipped where it
-    underflows to 0); returns their sum."""
+    underflows to 0); returns their sum. Without the indicator, the sums
+    per layer go to ``scr.layer_f`` (with ``opt.by_layer``)."""
     total = 0.0
+    per_layer = opt.by_layer and not opt.use_good
+    for ly in range(scr.layer_f.shape[0]):
+        scr.layer_f[ly] = 0.0
     for ly in range(net.last_act + 1):
         K, t0, b0 = net.bp_off[ly + 1] - net.bp_off[ly], net.bp_off[ly], net.b_off[ly]
         for j in range(net.rows[ly] if net.has_act[ly] else 0):
@@ -311,6 +323,8 @@ def _weigh_terms(net, opt, scr):  # pragma: no cover
                     w = w * opt.phi0 * math.exp(-e) if e < 746.0 else 0.0
                 scr.weight[net.term_off[ly] + j * K + k] = w
                 total += w
+                if per_layer:
+                    scr.layer_f[ly] += w
     return total
 
 
@@ -352,6 +366,8 @@ def _screen_terms(net, opt, scr, n, status, total):  # pragma: no cover
                         status[n, q] = r
                     if r == GOOD:
                         acc += w
+                        if opt.by_layer:
+                            scr.layer_f[ly] += w
                     elif r == UNDECIDED:
                         scr.undecided[n_undecided] = q
                         n_undecided += 1
@@ -428,9 +444,7 @@ def _fallback(net, scr, q):  # pragma: no cover
     ``v_m + dv_m``), then a path to the output through nonzero weights and
     open neurons searched backwards."""
     rows, L = net.rows, net.rows.shape[0]
-    ly = 0
-    while net.term_off[ly + 1] <= q:
-        ly += 1
+    ly = _layer_of(net, q)
     K = net.bp_off[ly + 1] - net.bp_off[ly]
     j0, k = (q - net.term_off[ly]) // K, (q - net.term_off[ly]) % K
     if ly == L - 1:
@@ -465,6 +479,15 @@ def _fallback(net, scr, q):  # pragma: no cover
         for r in range(nr, dh.shape[0]):
             dh[r] = 0.0
     return GOOD if _path_to_output(net, scr, ly, j0) else NOT_GOOD
+
+
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _layer_of(net, q):  # pragma: no cover
+    """The layer of term ``q``."""
+    ly = 0
+    while net.term_off[ly + 1] <= q:
+        ly += 1
+    return ly
 
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)

@@ -60,10 +60,11 @@ class Estimate:
 
     Attributes
     ----------
-    mean : (P,) ndarray of float64, or float
-        The estimate (per point for :func:`lc_density`, a scalar for
+    mean : (P,) or (P, L) ndarray of float64, or float
+        The estimate (per point for :func:`lc_density`, with a trailing
+        axis over the ``L`` layers when ``by_layer``; a scalar for
         :func:`local_complexity`).
-    stderr : (P,) ndarray of float64, or float
+    stderr : (P,) or (P, L) ndarray of float64, or float
         Its standard error: the sample standard deviation over the noise
         samples divided by ``sqrt(n_samples)``.
     n_samples : int
@@ -75,6 +76,8 @@ class Estimate:
         Ball radius (definition method only).
     good, rho : bool
         Whether the good indicator and the bias density were used (theorem2).
+    by_layer : bool
+        Whether ``mean`` and ``stderr`` are split into each layer's share.
     """
 
     mean: np.ndarray | float
@@ -85,13 +88,14 @@ class Estimate:
     eps: float | None = None
     good: bool = True
     rho: bool = True
+    by_layer: bool = False
 
 
 # ----------------------------------------------------------------------------
 # public functions
 # ----------------------------------------------------------------------------
 def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None, good=True, rho=True,
-               rng=None, progress=None, n_jobs=1, batch_size=65536) -> Estimate:  # fmt: skip
+               by_layer=False, rng=None, progress=None, n_jobs=1, batch_size=65536) -> Estimate:  # fmt: skip
     """The local complexity density ``f(x)`` at each point.
 
     Parameters
@@ -113,6 +117,10 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
         theorem2: ``False`` drops the bias density ``phi_sigma``: the result is
         ``E[sum_i sum_k ||grad z_i(x)|| 1{z_i good at t_k}]`` (eq. 41; one term
         per breakpoint, so ReLU networks give eq. 41 exactly).
+    by_layer : bool, default False
+        theorem2: split ``f(x)`` into each layer's share (the sum of the
+        terms of its neurons); the shares of a point add up to ``f(x)`` up to
+        rounding. Layers without an activation have a share of 0.
     rng : int, numpy.random.Generator or None
         Seed for the noise; the same seed gives the same result.
     progress : bool or None
@@ -133,7 +141,8 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
     Returns
     -------
     Estimate
-        ``mean`` and ``stderr`` of shape ``(P,)``.
+        ``mean`` and ``stderr`` of shape ``(P,)``, or ``(P, L)`` with
+        ``by_layer`` (``L = net.n_layers``).
 
     Notes
     -----
@@ -157,9 +166,8 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
     >>> bool(np.allclose(est.mean, exact, rtol=1e-14)), bool(est.stderr.max() < 1e-15)
     (True, True)
     """
-    x, opts = _check(
-        net, points, "points", sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs, batch_size
-    )
+    x, opts = _check(net, points, "points", sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs,
+                     batch_size, by_layer=by_layer)  # fmt: skip
     F = _estimate(net, x, rng, opts, reduce=False)
     return _summarise(F, opts)
 
@@ -209,7 +217,8 @@ def local_complexity(net, data, *, sigma, n_samples=64, method="theorem2", eps=N
 # ----------------------------------------------------------------------------
 # validation, sampling, dispatch
 # ----------------------------------------------------------------------------
-def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs, batch_size):
+def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs, batch_size, *,
+           by_layer=False):  # fmt: skip
     if not isinstance(net, Network):
         raise TypeError(
             f"expected an rg.Network, got {type(net).__name__} (convert torch modules with rg.from_torch)"
@@ -218,7 +227,7 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
         raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
     sigma = positive(sigma, "sigma")
     n_samples = integer_at_least(n_samples, 2, "n_samples")
-    for name, flag in (("good", good), ("rho", rho)):
+    for name, flag in (("good", good), ("rho", rho), ("by_layer", by_layer)):
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {flag!r}")
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
@@ -231,8 +240,8 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
             raise ValueError(
                 f"method='definition' needs a network with 1 or 2 inputs; this one has {net.n_in}"
             )
-        if not (good and rho):
-            raise ValueError("good=False and rho=False apply to method='theorem2' only")
+        if not (good and rho) or by_layer:
+            raise ValueError("good=False, rho=False and by_layer=True apply to method='theorem2' only")
     elif eps is not None:
         raise ValueError("eps is only used by method='definition'; theorem2 is the eps -> 0 limit")
     if isinstance(n_jobs, Integral) and not isinstance(n_jobs, bool) and n_jobs == -1:
@@ -245,7 +254,7 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
     if x.shape[0] == 0:
         raise ValueError(f"{what} is empty")
     opts = dict(method=method, sigma=sigma, n_samples=n_samples, eps=eps, good=bool(good), rho=bool(rho),
-                progress=progress, n_jobs=n_jobs, batch_size=batch_size)  # fmt: skip
+                by_layer=bool(by_layer), progress=progress, n_jobs=n_jobs, batch_size=batch_size)  # fmt: skip
     return x, opts
 
 
@@ -255,7 +264,8 @@ def _summarise(F, opts) -> Estimate:
     stderr = F.std(axis=0, ddof=1) / math.sqrt(S)
     if F.ndim == 1:
         mean, stderr = float(mean), float(stderr)
-    return Estimate(mean, stderr, S, opts["method"], opts["sigma"], opts["eps"], opts["good"], opts["rho"])
+    return Estimate(mean, stderr, S, opts["method"], opts["sigma"], opts["eps"], opts["good"], opts["rho"],
+                    opts["by_layer"])  # fmt: skip
 
 
 def _estimate(net, x, rng, opts, *, reduce):
@@ -269,7 +279,7 @@ def _estimate(net, x, rng, opts, *, reduce):
     else:
         per = 1
     tasks = [(s, min(S, s + per)) for s in range(0, S, per)]
-    out = np.empty((S,) if reduce else (S, P))
+    out = np.empty(((S,) if reduce else (S, P)) + ((net.n_layers,) if opts["by_layer"] else ()))
     bar = _progress_bar(opts["progress"], S, opts["method"])
     try:
         if opts["n_jobs"] == 1 or len(tasks) == 1:

@@ -96,8 +96,9 @@ def brute_good(net, row, x):
     return good
 
 
-def brute_f(net, row, x, sigma, *, good=True, rho=True, h=1e-6):
-    """eq. (6) for one noise sample at one point; gradients by central differences."""
+def brute_f(net, row, x, sigma, *, good=True, rho=True, by_layer=False, h=1e-6):
+    """eq. (6) for one noise sample at one point; gradients by central
+    differences. ``by_layer``: the (L,) sums over each layer's neurons."""
     bs = _noisy_biases(net, row)
 
     def pre_bias(xx):  # z_i = W_i h (pre-bias) of every neuron
@@ -114,7 +115,7 @@ def brute_f(net, row, x, sigma, *, good=True, rho=True, h=1e-6):
     gn = np.linalg.norm(grads, axis=1)
     gd = brute_good(net, row, x) if good else None
     b0 = np.concatenate([b for b, a in zip(net.biases, net.activations, strict=True) if a is not None])
-    total, i = 0.0, 0
+    shares, i = np.zeros(net.n_layers), 0
     for ly, a in enumerate(net.activations):
         if a is None:
             continue
@@ -124,9 +125,9 @@ def brute_f(net, row, x, sigma, *, good=True, rho=True, h=1e-6):
                 if rho:
                     u = t - b0[i] - z0[i]
                     w *= math.exp(-0.5 * (u / sigma) ** 2) / (math.sqrt(2 * math.pi) * sigma)
-                total += w * (gd[i, k] if good else 1)
+                shares[ly] += w * (gd[i, k] if good else 1)
             i += 1
-    return total
+    return shares if by_layer else shares.sum()
 
 
 BRUTE_NETS = {
@@ -256,6 +257,45 @@ def test_variants_match_brute_force(good, rho):
     f, _ = theorem2_block(Packed(net), x, noise, dict(sigma=0.3, good=good, rho=rho))
     ref = [brute_f(net, noise[s], x[p], 0.3, good=good, rho=rho) for s in range(3) for p in range(20)]
     np.testing.assert_allclose(f, ref, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["mixed-acts", "zero-weights", "abs-pl-last-relu", "linear-middle"])
+@pytest.mark.parametrize("good, rho", [(True, True), (False, True), (True, False)])
+def test_by_layer_matches_brute_force(name, good, rho):
+    """Each layer's share equals the brute-force sum over its neurons, and
+    the shares add up to the total (which by_layer leaves bit for bit)."""
+    net = BRUTE_NETS[name]()
+    rng = np.random.default_rng(8)
+    x = rng.uniform(-1.2, 1.2, size=(25, net.n_in))
+    noise = rng.normal(0, 0.4, size=(3, net.n_neurons))
+    opts = dict(sigma=0.4, good=good, rho=rho)
+    shares, _ = theorem2_block(Packed(net), x, noise, dict(opts, by_layer=True))
+    assert shares.shape == (3 * 25, net.n_layers)
+    ref = [
+        brute_f(net, noise[s], x[p], 0.4, good=good, rho=rho, by_layer=True)
+        for s in range(3)
+        for p in range(25)
+    ]
+    np.testing.assert_allclose(shares, ref, rtol=1e-7, atol=1e-9)
+    total, _ = theorem2_block(Packed(net), x, noise, opts)
+    np.testing.assert_allclose(shares.sum(axis=1), total, rtol=1e-13, atol=1e-300)
+    unactivated = [ly for ly, a in enumerate(net.activations) if a is None]
+    assert np.all(shares[:, unactivated] == 0.0)
+
+
+def test_lc_density_by_layer():
+    """The public option: (P, L) mean and stderr whose sum over layers is the
+    total; the total itself unchanged."""
+    net = rand_net([6, 5, 4], ["relu", rg.hardtanh(-0.5, 0.5), "abs"], seed=30)
+    x = np.random.default_rng(2).uniform(-1, 1, size=(300, 2))
+    kw = dict(sigma=0.3, n_samples=4, rng=5, progress=False)
+    est = lc_density(net, x, by_layer=True, **kw)
+    total = lc_density(net, x, **kw)
+    assert est.by_layer and not total.by_layer
+    assert est.mean.shape == est.stderr.shape == (300, net.n_layers)
+    np.testing.assert_allclose(est.mean.sum(axis=1), total.mean, rtol=1e-13)
+    assert np.all(est.mean[:, -1] == 0.0) and np.all(est.mean >= 0.0)
+    assert np.all(est.mean[:, :3].sum(axis=0) > 0.0)  # every activated layer contributes
 
 
 def test_unresolved_negligible_terms_change_nothing():
@@ -517,6 +557,11 @@ def test_progress_bar_on_and_off(capsys):
         (dict(sigma=0.1, method="definition"), "eps"),
         (dict(sigma=0.1, method="definition", eps=0.0), "eps"),
         (dict(sigma=0.1, method="definition", eps=0.1, good=False), "method='theorem2' only"),
+        (
+            dict(sigma=0.1, method="definition", eps=0.1, by_layer=True),
+            "by_layer=True apply to method='theorem2'",
+        ),
+        (dict(sigma=0.1, by_layer=1), "by_layer must be True or False"),
         (dict(sigma=0.1, eps=0.1), "eps is only used by method='definition'"),
         (dict(sigma=0.1, good="yes"), "good"),
         (dict(sigma=0.1, n_jobs=0), "n_jobs"),
