@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -535,6 +539,30 @@ def test_n_jobs_gives_the_same_result(method, eps):
     b = lc_density(net, x, n_jobs=2, **kw)
     np.testing.assert_array_equal(a.mean, b.mean)
     np.testing.assert_array_equal(a.stderr, b.stderr)
+
+
+def test_no_global_numba_state_changed():
+    """Importing the package and running theorem2 leave numba's threading
+    layer and thread count alone (theorem2 runs on plain Python threads)."""
+    code = textwrap.dedent(
+        """
+        import numba
+        layer, threads = numba.config.THREADING_LAYER, numba.config.NUMBA_NUM_THREADS
+        import regiongeom as rg
+        assert numba.config.THREADING_LAYER == layer
+        net = rg.Network.from_arrays([[[1.0, -1.0], [0.5, 2.0]], [[1.0, 1.0]]], [[0.0, 0.1], [0.0]], ["relu", None])
+        rg.lc_density(net, [[0.1, 0.2], [0.3, 0.4]], sigma=0.5, n_samples=2, rng=0, progress=False)
+        assert numba.config.THREADING_LAYER == layer and numba.config.NUMBA_NUM_THREADS == threads
+        try:
+            numba.threading_layer()
+        except ValueError:  # numba's threads were never launched
+            print("untouched")
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["untouched"]
 
 
 def test_progress_bar_on_and_off(capsys):
