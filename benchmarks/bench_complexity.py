@@ -1,6 +1,6 @@
 """Speed of the local complexity estimators on network M (../shared/BENCH.md).
 
-Targets (issue 5), on this 2-core machine:
+Targets, on a 2-core machine:
 
 - theorem2 (eq. 6, exact good indicator) on a 256 x 256 grid over M's domain
   (-2, -2, 2, 2) with 64 noise samples: under 30 s;
@@ -8,8 +8,10 @@ Targets (issue 5), on this 2-core machine:
   with 64 samples: under 60 s.
 
 Run ``python benchmarks/bench_complexity.py`` (``--help`` for options). The
-first call compiles or loads the numba kernels; it is timed separately.
-Shared machines drift: the CPU time is printed next to the wall time.
+first call compiles or loads the numba kernels; it is timed separately (on
+an empty numba cache it includes the one-time compile). theorem2 runs on
+``REGIONGEOM_NUM_THREADS`` threads (default: every usable core). Shared
+machines drift: the CPU time is printed next to the wall time.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def main(argv=None):
     ap.add_argument("--n-definition", type=int, default=128, help="grid side for the definition")
     ap.add_argument("--n-jobs", type=int, default=1)
     ap.add_argument("--skip-definition", action="store_true")
-    ap.add_argument("--extra", action="store_true", help="also time good=False and rho=False")
+    ap.add_argument("--extra", action="store_true", help="also time good=False, rho=False and by_layer=True")
     args = ap.parse_args(argv)
 
     net, domain, _ = standard("M")
@@ -78,6 +80,7 @@ def main(argv=None):
     if args.extra:
         timed("theorem2, good=False (eq. 40)", lambda: lc_density(net, X, good=False, **kw))
         timed("theorem2, rho=False (eq. 41)", lambda: lc_density(net, X, rho=False, **kw))
+        timed("theorem2, by_layer=True", lambda: lc_density(net, X, by_layer=True, **kw))
     if not args.skip_definition:
         Xd = grid(domain, args.n_definition)
         d, td = timed(

@@ -45,7 +45,7 @@ from numbers import Integral
 
 import numpy as np
 
-from ._kernels import _CHUNK, _t2_kernel
+from ._theorem2 import theorem2_samples
 from ._validate import as_points, integer_at_least, positive
 from .network import Network
 
@@ -60,10 +60,11 @@ class Estimate:
 
     Attributes
     ----------
-    mean : (P,) ndarray of float64, or float
-        The estimate (per point for :func:`lc_density`, a scalar for
+    mean : (P,) or (P, L) ndarray of float64, or float
+        The estimate (per point for :func:`lc_density`, with a trailing
+        axis over the ``L`` layers when ``by_layer``; a scalar for
         :func:`local_complexity`).
-    stderr : (P,) ndarray of float64, or float
+    stderr : (P,) or (P, L) ndarray of float64, or float
         Its standard error: the sample standard deviation over the noise
         samples divided by ``sqrt(n_samples)``.
     n_samples : int
@@ -75,6 +76,8 @@ class Estimate:
         Ball radius (definition method only).
     good, rho : bool
         Whether the good indicator and the bias density were used (theorem2).
+    by_layer : bool
+        Whether ``mean`` and ``stderr`` are split into each layer's share.
     """
 
     mean: np.ndarray | float
@@ -85,13 +88,14 @@ class Estimate:
     eps: float | None = None
     good: bool = True
     rho: bool = True
+    by_layer: bool = False
 
 
 # ----------------------------------------------------------------------------
 # public functions
 # ----------------------------------------------------------------------------
 def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None, good=True, rho=True,
-               rng=None, progress=None, n_jobs=1, batch_size=65536) -> Estimate:  # fmt: skip
+               by_layer=False, rng=None, progress=None, n_jobs=1, batch_size=65536) -> Estimate:  # fmt: skip
     """The local complexity density ``f(x)`` at each point.
 
     Parameters
@@ -113,6 +117,10 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
         theorem2: ``False`` drops the bias density ``phi_sigma``: the result is
         ``E[sum_i sum_k ||grad z_i(x)|| 1{z_i good at t_k}]`` (eq. 41; one term
         per breakpoint, so ReLU networks give eq. 41 exactly).
+    by_layer : bool, default False
+        theorem2: split ``f(x)`` into each layer's share (the sum of the
+        terms of its neurons); the shares of a point add up to ``f(x)`` up to
+        rounding. Layers without an activation have a share of 0.
     rng : int, numpy.random.Generator or None
         Seed for the noise; the same seed gives the same result.
     progress : bool or None
@@ -123,7 +131,8 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
         noise is drawn up front, so the result does not depend on ``n_jobs``.
         Processes are started with "spawn": a script calling this with
         ``n_jobs > 1`` needs the ``if __name__ == "__main__":`` guard.
-        (theorem2 already uses every core through numba's threads.)
+        (theorem2 already uses every core through threads of its own:
+        ``REGIONGEOM_NUM_THREADS`` in the environment sets how many.)
     batch_size : int, default 65536
         theorem2: (point, sample) pairs per task (whole noise samples when
         there are more points); a task is one progress step and one unit of
@@ -132,7 +141,8 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
     Returns
     -------
     Estimate
-        ``mean`` and ``stderr`` of shape ``(P,)``.
+        ``mean`` and ``stderr`` of shape ``(P,)``, or ``(P, L)`` with
+        ``by_layer`` (``L = net.n_layers``).
 
     Notes
     -----
@@ -156,9 +166,8 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
     >>> bool(np.allclose(est.mean, exact, rtol=1e-14)), bool(est.stderr.max() < 1e-15)
     (True, True)
     """
-    x, opts = _check(
-        net, points, "points", sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs, batch_size
-    )
+    x, opts = _check(net, points, "points", sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs,
+                     batch_size, by_layer=by_layer)  # fmt: skip
     F = _estimate(net, x, rng, opts, reduce=False)
     return _summarise(F, opts)
 
@@ -208,7 +217,8 @@ def local_complexity(net, data, *, sigma, n_samples=64, method="theorem2", eps=N
 # ----------------------------------------------------------------------------
 # validation, sampling, dispatch
 # ----------------------------------------------------------------------------
-def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs, batch_size):
+def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs, batch_size, *,
+           by_layer=False):  # fmt: skip
     if not isinstance(net, Network):
         raise TypeError(
             f"expected an rg.Network, got {type(net).__name__} (convert torch modules with rg.from_torch)"
@@ -217,7 +227,7 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
         raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
     sigma = positive(sigma, "sigma")
     n_samples = integer_at_least(n_samples, 2, "n_samples")
-    for name, flag in (("good", good), ("rho", rho)):
+    for name, flag in (("good", good), ("rho", rho), ("by_layer", by_layer)):
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{name} must be True or False, got {flag!r}")
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
@@ -230,8 +240,8 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
             raise ValueError(
                 f"method='definition' needs a network with 1 or 2 inputs; this one has {net.n_in}"
             )
-        if not (good and rho):
-            raise ValueError("good=False and rho=False apply to method='theorem2' only")
+        if not (good and rho) or by_layer:
+            raise ValueError("good=False, rho=False and by_layer=True apply to method='theorem2' only")
     elif eps is not None:
         raise ValueError("eps is only used by method='definition'; theorem2 is the eps -> 0 limit")
     if isinstance(n_jobs, Integral) and not isinstance(n_jobs, bool) and n_jobs == -1:
@@ -244,7 +254,7 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
     if x.shape[0] == 0:
         raise ValueError(f"{what} is empty")
     opts = dict(method=method, sigma=sigma, n_samples=n_samples, eps=eps, good=bool(good), rho=bool(rho),
-                progress=progress, n_jobs=n_jobs, batch_size=batch_size)  # fmt: skip
+                by_layer=bool(by_layer), progress=progress, n_jobs=n_jobs, batch_size=batch_size)  # fmt: skip
     return x, opts
 
 
@@ -254,7 +264,8 @@ def _summarise(F, opts) -> Estimate:
     stderr = F.std(axis=0, ddof=1) / math.sqrt(S)
     if F.ndim == 1:
         mean, stderr = float(mean), float(stderr)
-    return Estimate(mean, stderr, S, opts["method"], opts["sigma"], opts["eps"], opts["good"], opts["rho"])
+    return Estimate(mean, stderr, S, opts["method"], opts["sigma"], opts["eps"], opts["good"], opts["rho"],
+                    opts["by_layer"])  # fmt: skip
 
 
 def _estimate(net, x, rng, opts, *, reduce):
@@ -268,7 +279,7 @@ def _estimate(net, x, rng, opts, *, reduce):
     else:
         per = 1
     tasks = [(s, min(S, s + per)) for s in range(0, S, per)]
-    out = np.empty((S,) if reduce else (S, P))
+    out = np.empty(((S,) if reduce else (S, P)) + ((net.n_layers,) if opts["by_layer"] else ()))
     bar = _progress_bar(opts["progress"], S, opts["method"])
     try:
         if opts["n_jobs"] == 1 or len(tasks) == 1:
@@ -281,7 +292,8 @@ def _estimate(net, x, rng, opts, *, reduce):
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             workers = min(opts["n_jobs"], len(tasks))
-            # spawn, not fork: numba's OpenMP threads do not survive a fork
+            # spawn, not fork: a forked child inherits the locks held by the
+            # parent's other threads (the user's, numba's) but not the threads
             ctx = multiprocessing.get_context("spawn")
             threads = max(1, (os.cpu_count() or 1) // workers)
             with ProcessPoolExecutor(
@@ -308,16 +320,13 @@ def _progress_bar(progress, total, method):
 
 
 def _init_worker(threads):
-    import numba
-
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    # the engine's helper thread too: the workers already share the cores
+    # the theorem2 threads and the engine's helper thread: the workers share the cores
     os.environ["REGIONGEOM_NUM_THREADS"] = str(threads)
 
 
 def _job(net, x, noise, opts, reduce):
     if opts["method"] == "theorem2":
-        F = _theorem2_samples(net, x, noise, opts)
+        F = theorem2_samples(net, x, noise, opts)
     else:
         F = _definition_samples(net, x, noise, opts["eps"])
     return F.mean(axis=1) if reduce else F
@@ -346,108 +355,3 @@ def _noisy_biases(net, row):
     offs = net.neuron_offsets
     return [b + row[offs[i] : offs[i + 1]] if a is not None else b
             for i, (b, a) in enumerate(zip(net.biases, net.activations, strict=True))]  # fmt: skip
-
-
-# ----------------------------------------------------------------------------
-# theorem 2 (eq. 6)
-# ----------------------------------------------------------------------------
-class _Packed:
-    """The network as flat arrays for the kernels, plus the screen's bounds.
-
-    Terms: one per (neuron, breakpoint of its activation), numbered neuron by
-    neuron. Layers after the last activated one are linear: they neither move
-    the locus nor close a path (only their zero weights can cut one).
-    """
-
-    def __init__(self, net: Network):
-        L, acts = net.n_layers, net.activations
-        self.net, self.L = net, L
-        self.has_act = np.array([a is not None for a in acts])
-        self.last_act = int(np.nonzero(self.has_act)[0].max()) if self.has_act.any() else -1
-        self.rows = np.array([w.shape[0] for w in net.weights], np.int64)
-        self.wT = np.concatenate([w.T.ravel() for w in net.weights])  # every W^T, row-major
-        self.woff = np.concatenate([[0], np.cumsum([w.size for w in net.weights])]).astype(np.int64)
-        self.bflat = np.concatenate(net.biases)
-        self.boff = np.concatenate([[0], np.cumsum(self.rows)]).astype(np.int64)
-        self.noff = net.neuron_offsets.astype(np.int64)
-        ident = (np.zeros(1), np.ones(2), np.zeros(2))  # placeholder for linear layers
-        spec = [ident if a is None else (a.breakpoints, a.slopes, a.intercepts) for a in acts]
-        self.bp = np.concatenate([s[0] for s in spec])
-        self.bpoff = np.concatenate([[0], np.cumsum([s[0].size for s in spec])]).astype(np.int64)
-        self.sl, self.ic = np.concatenate([s[1] for s in spec]), np.concatenate([s[2] for s in spec])
-        self.sloff = np.concatenate([[0], np.cumsum([s[1].size for s in spec])]).astype(np.int64)
-        self.actval = np.concatenate([s[1][:-1] * s[0] + s[2][:-1] for s in spec])  # act(t_k)
-        self.nbp = nbp = np.array([0 if a is None else a.breakpoints.size for a in acts], np.int64)
-        self.kmax = int(nbp.max())
-        self.toff = np.concatenate([[0], np.cumsum(self.rows * nbp)]).astype(np.int64)
-        self.n_terms = int(self.toff[-1])  # one per (neuron, breakpoint), layer by layer
-        # dense: every weight after the first layer nonzero, so an open neuron
-        # connects to every open neuron of the next layer
-        self.dense = all(np.all(w != 0) for w in net.weights[1:])
-        self._bounds()
-
-    def _bounds(self):
-        """C[l, m] = |W_m| S_{m-1} ... S_{l+1} |W_{l+1}| (S: the largest |slope|):
-        moving a neuron j of layer l by Delta moves unit k of layer m by at
-        most C[l, m][k, j] |Delta|. Flattened in ``cflat`` at ``coff[l, m]``;
-        ``cmax[l, m][j]`` is the column maximum (the whole layer's bound)."""
-        net, L = self.net, self.L
-        smax = [1.0 if a is None else float(np.abs(a.slopes).max()) for a in net.activations]
-        blocks, cmax = [], []
-        self.coff = np.zeros((L, L), np.int64)
-        self.cmoff = np.zeros((L, L), np.int64)
-        pos = mpos = 0
-        for ly in range(L - 1):
-            C = np.abs(net.weights[ly + 1])
-            for m in range(ly + 1, L):
-                if m > ly + 1:
-                    C = np.abs(net.weights[m]) @ (smax[m - 1] * C)
-                self.coff[ly, m], self.cmoff[ly, m] = pos, mpos
-                blocks.append(C.ravel())
-                cmax.append(C.max(axis=0))
-                pos += C.size
-                mpos += C.shape[1]
-        self.cflat = np.concatenate(blocks) if blocks else np.zeros(1)
-        self.cmax = np.concatenate(cmax) if cmax else np.zeros(1)
-
-
-def _theorem2_samples(net, x, noise, opts, *, screen=True):
-    """(S, P) eq. (6) per noise sample (the rows of ``noise``)."""
-    S, P = noise.shape[0], x.shape[0]
-    if net.n_neurons == 0:
-        return np.zeros((S, P))
-    f, _ = _theorem2_block(_Packed(net), x, noise, opts, screen=screen)
-    return f.reshape(S, P)
-
-
-def _theorem2_block(pk, x, noise, opts, *, screen=True, return_good=False):
-    """Eq. (6) for every (sample, point) pair, sample-major: ``f`` (S * P,).
-
-    With ``return_good``, also ``(good, n_undecided)``: the exact indicator of
-    every term as ``(S * P, n_neurons, kmax)`` int8 (0 on padding) and how
-    many the screen left to the recomputation (then no term is skipped).
-    """
-    import numba
-
-    S, P = noise.shape[0], x.shape[0]
-    N = S * P
-    f = np.empty(N)
-    status = np.zeros((N if return_good else 0, pk.n_terms), np.int8)
-    # chunks of contiguous pairs (neighbours share gradients), handed out to the
-    # threads dynamically (on a busy machine a static split waits for the
-    # slowest thread); fixed boundaries, multiples of _REFRESH, so that the
-    # result does not depend on the number of threads
-    n_chunks = -(-N // _CHUNK)
-    und = np.zeros(n_chunks, np.int64)
-    with numba.parallel_chunksize(1):
-        _t2_kernel(np.ascontiguousarray(x), np.ascontiguousarray(noise), pk.wT, pk.woff, pk.rows, pk.bflat, pk.boff,
-                   pk.has_act, pk.last_act, pk.bp, pk.bpoff, pk.sl, pk.ic, pk.sloff, pk.actval, pk.noff, pk.toff,
-                   pk.cflat, pk.coff, pk.cmax, pk.cmoff, pk.dense, opts["sigma"], opts["rho"], opts["good"], screen,
-                   return_good, f, status, und)  # fmt: skip
-    if not return_good:
-        return f, None
-    full = np.zeros((N, pk.noff[-1], pk.kmax), np.int8)
-    for ly in np.nonzero(pk.nbp)[0]:
-        m, K = pk.rows[ly], pk.nbp[ly]
-        full[:, pk.noff[ly] : pk.noff[ly + 1], :K] = status[:, pk.toff[ly] : pk.toff[ly + 1]].reshape(N, m, K)
-    return f, (full, int(und.sum()))

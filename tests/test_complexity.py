@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -16,7 +20,8 @@ from hypothesis import strategies as st
 
 import regiongeom as rg
 from regiongeom import closed_form as cf
-from regiongeom.complexity import Estimate, _Packed, _theorem2_block, lc_density, local_complexity
+from regiongeom._theorem2 import Packed, theorem2_block
+from regiongeom.complexity import Estimate, lc_density, local_complexity
 
 Z_MAX = 4.0
 
@@ -95,8 +100,9 @@ def brute_good(net, row, x):
     return good
 
 
-def brute_f(net, row, x, sigma, *, good=True, rho=True, h=1e-6):
-    """eq. (6) for one noise sample at one point; gradients by central differences."""
+def brute_f(net, row, x, sigma, *, good=True, rho=True, by_layer=False, h=1e-6):
+    """eq. (6) for one noise sample at one point; gradients by central
+    differences. ``by_layer``: the (L,) sums over each layer's neurons."""
     bs = _noisy_biases(net, row)
 
     def pre_bias(xx):  # z_i = W_i h (pre-bias) of every neuron
@@ -113,7 +119,7 @@ def brute_f(net, row, x, sigma, *, good=True, rho=True, h=1e-6):
     gn = np.linalg.norm(grads, axis=1)
     gd = brute_good(net, row, x) if good else None
     b0 = np.concatenate([b for b, a in zip(net.biases, net.activations, strict=True) if a is not None])
-    total, i = 0.0, 0
+    shares, i = np.zeros(net.n_layers), 0
     for ly, a in enumerate(net.activations):
         if a is None:
             continue
@@ -123,9 +129,9 @@ def brute_f(net, row, x, sigma, *, good=True, rho=True, h=1e-6):
                 if rho:
                     u = t - b0[i] - z0[i]
                     w *= math.exp(-0.5 * (u / sigma) ** 2) / (math.sqrt(2 * math.pi) * sigma)
-                total += w * (gd[i, k] if good else 1)
+                shares[ly] += w * (gd[i, k] if good else 1)
             i += 1
-    return total
+    return shares if by_layer else shares.sum()
 
 
 BRUTE_NETS = {
@@ -160,13 +166,13 @@ def test_good_indicator_is_exactly_the_theorems(name, screen):
     on-locus recomputation, with the screen (decided + recomputed cases) and
     without it (all recomputed); f equals the brute-force sum."""
     net = BRUTE_NETS[name]()
-    pk = _Packed(net)
+    pk = Packed(net)
     rng = np.random.default_rng(11)
     sigma, S, P = 0.4, 4, 30
     x = rng.uniform(-1.5, 1.5, size=(P, net.n_in))
     noise = rng.normal(0, sigma, size=(S, net.n_neurons))
     opts = dict(sigma=sigma, good=True, rho=True)
-    f, (good, n_undecided) = _theorem2_block(pk, x, noise, opts, screen=screen, return_good=True)
+    f, (good, n_undecided) = theorem2_block(pk, x, noise, opts, screen=screen, return_good=True)
     good = good.reshape(S, P, net.n_neurons, pk.kmax)
     for s in range(S):
         for p in range(P):
@@ -186,12 +192,12 @@ def test_grid_order_reuse_matches_brute_force():
     g = np.linspace(-1.2, 1.2, 23)
     x = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
     noise = np.random.default_rng(4).normal(0, 0.3, size=(2, net.n_neurons))
-    pk, opts = _Packed(net), dict(sigma=0.3, good=True, rho=True)
-    f, _ = _theorem2_block(pk, x, noise, opts)
+    pk, opts = Packed(net), dict(sigma=0.3, good=True, rho=True)
+    f, _ = theorem2_block(pk, x, noise, opts)
     ref = [brute_f(net, noise[s], x[p], 0.3) for s in range(2) for p in range(len(x))]
     np.testing.assert_allclose(f, ref, rtol=1e-7, atol=1e-9)
     perm = np.random.default_rng(0).permutation(len(x))
-    fp, _ = _theorem2_block(pk, x[perm], noise, opts)
+    fp, _ = theorem2_block(pk, x[perm], noise, opts)
     np.testing.assert_allclose(fp.reshape(2, -1), f.reshape(2, -1)[:, perm], rtol=1e-12, atol=1e-300)
 
 
@@ -217,8 +223,8 @@ def test_good_indicator_with_exact_ties(seed, n_in, widths, act, last_act):
     net = rg.Network.from_arrays(ws, bs, [rg.hardtanh if a == "hardtanh" else a for a in acts])
     x = rng.integers(-2, 3, size=(12, n_in)).astype(float)
     noise = rng.integers(-2, 3, size=(3, net.n_neurons)) / 2
-    pk = _Packed(net)
-    _, (good, _) = _theorem2_block(pk, x, noise, dict(sigma=0.5, good=True, rho=True), return_good=True)
+    pk = Packed(net)
+    _, (good, _) = theorem2_block(pk, x, noise, dict(sigma=0.5, good=True, rho=True), return_good=True)
     good = good.reshape(3, 12, net.n_neurons, pk.kmax)
     for s in range(3):
         for p in range(12):
@@ -232,12 +238,12 @@ def test_screen_decides_and_defers_both_ways():
     seen = set()
     for name in ["bottleneck-1", "1d-width-1", "zero-weights"]:
         net = BRUTE_NETS[name]()
-        pk = _Packed(net)
+        pk = Packed(net)
         rng = np.random.default_rng(3)
         x = rng.uniform(-1.5, 1.5, size=(200, net.n_in))
         noise = rng.normal(0, 0.4, size=(2, net.n_neurons))
-        _, (g, n_und) = _theorem2_block(pk, x, noise, dict(sigma=0.4, good=True, rho=True), return_good=True)
-        _, (g0, _) = _theorem2_block(pk, x, noise, dict(sigma=0.4, good=True, rho=True), return_good=True,
+        _, (g, n_und) = theorem2_block(pk, x, noise, dict(sigma=0.4, good=True, rho=True), return_good=True)
+        _, (g0, _) = theorem2_block(pk, x, noise, dict(sigma=0.4, good=True, rho=True), return_good=True,
                                      screen=False)  # fmt: skip
         np.testing.assert_array_equal(g, g0)
         seen |= {"good"} if (g == 1).any() else set()
@@ -252,22 +258,61 @@ def test_variants_match_brute_force(good, rho):
     rng = np.random.default_rng(5)
     x = rng.uniform(-1, 1, size=(20, 2))
     noise = rng.normal(0, 0.3, size=(3, net.n_neurons))
-    f, _ = _theorem2_block(_Packed(net), x, noise, dict(sigma=0.3, good=good, rho=rho))
+    f, _ = theorem2_block(Packed(net), x, noise, dict(sigma=0.3, good=good, rho=rho))
     ref = [brute_f(net, noise[s], x[p], 0.3, good=good, rho=rho) for s in range(3) for p in range(20)]
     np.testing.assert_allclose(f, ref, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["mixed-acts", "zero-weights", "abs-pl-last-relu", "linear-middle"])
+@pytest.mark.parametrize("good, rho", [(True, True), (False, True), (True, False)])
+def test_by_layer_matches_brute_force(name, good, rho):
+    """Each layer's share equals the brute-force sum over its neurons, and
+    the shares add up to the total (which by_layer leaves bit for bit)."""
+    net = BRUTE_NETS[name]()
+    rng = np.random.default_rng(8)
+    x = rng.uniform(-1.2, 1.2, size=(25, net.n_in))
+    noise = rng.normal(0, 0.4, size=(3, net.n_neurons))
+    opts = dict(sigma=0.4, good=good, rho=rho)
+    shares, _ = theorem2_block(Packed(net), x, noise, dict(opts, by_layer=True))
+    assert shares.shape == (3 * 25, net.n_layers)
+    ref = [
+        brute_f(net, noise[s], x[p], 0.4, good=good, rho=rho, by_layer=True)
+        for s in range(3)
+        for p in range(25)
+    ]
+    np.testing.assert_allclose(shares, ref, rtol=1e-7, atol=1e-9)
+    total, _ = theorem2_block(Packed(net), x, noise, opts)
+    np.testing.assert_allclose(shares.sum(axis=1), total, rtol=1e-13, atol=1e-300)
+    unactivated = [ly for ly, a in enumerate(net.activations) if a is None]
+    assert np.all(shares[:, unactivated] == 0.0)
+
+
+def test_lc_density_by_layer():
+    """The public option: (P, L) mean and stderr whose sum over layers is the
+    total; the total itself unchanged."""
+    net = rand_net([6, 5, 4], ["relu", rg.hardtanh(-0.5, 0.5), "abs"], seed=30)
+    x = np.random.default_rng(2).uniform(-1, 1, size=(300, 2))
+    kw = dict(sigma=0.3, n_samples=4, rng=5, progress=False)
+    est = lc_density(net, x, by_layer=True, **kw)
+    total = lc_density(net, x, **kw)
+    assert est.by_layer and not total.by_layer
+    assert est.mean.shape == est.stderr.shape == (300, net.n_layers)
+    np.testing.assert_allclose(est.mean.sum(axis=1), total.mean, rtol=1e-13)
+    assert np.all(est.mean[:, -1] == 0.0) and np.all(est.mean >= 0.0)
+    assert np.all(est.mean[:, :3].sum(axis=0) > 0.0)  # every activated layer contributes
 
 
 def test_unresolved_negligible_terms_change_nothing():
     """Undecided terms below half an ulp of f are left unresolved: f agrees with
     the fully resolved sum to rounding."""
     net = rand_net([32, 32, 32], ["relu"] * 3, seed=12, scale=2.0)
-    pk = _Packed(net)
+    pk = Packed(net)
     rng = np.random.default_rng(0)
     x = rng.uniform(-2, 2, size=(500, 2))
     noise = rng.normal(0, 0.05, size=(2, net.n_neurons))
     opts = dict(sigma=0.05, good=True, rho=True)
-    fast, _ = _theorem2_block(pk, x, noise, opts)
-    full, _ = _theorem2_block(pk, x, noise, opts, return_good=True)
+    fast, _ = theorem2_block(pk, x, noise, opts)
+    full, _ = theorem2_block(pk, x, noise, opts, return_good=True)
     np.testing.assert_allclose(fast, full, rtol=1e-14, atol=0)
 
 
@@ -309,7 +354,7 @@ def test_chain_neuron1_is_good_iff_b2_below_zero(w1, w2, beta1, beta2, sigma):
     rng = np.random.default_rng(2)
     x = np.concatenate([beta1 / w1 + np.linspace(-3, 3, 61) * sigma / abs(w1), [beta1 / w1]])
     noise = rng.normal(0, sigma, size=(50, 2))
-    _, (good, _) = _theorem2_block(_Packed(net), x[:, None], noise, dict(sigma=sigma, good=True, rho=True),
+    _, (good, _) = theorem2_block(Packed(net), x[:, None], noise, dict(sigma=sigma, good=True, rho=True),
                                    return_good=True)  # fmt: skip
     good = good.reshape(50, x.size, 2)
     # the paper's noisy biases: the noise is added to the torch bias -beta
@@ -496,6 +541,30 @@ def test_n_jobs_gives_the_same_result(method, eps):
     np.testing.assert_array_equal(a.stderr, b.stderr)
 
 
+def test_no_global_numba_state_changed():
+    """Importing the package and running theorem2 leave numba's threading
+    layer and thread count alone (theorem2 runs on plain Python threads)."""
+    code = textwrap.dedent(
+        """
+        import numba
+        layer, threads = numba.config.THREADING_LAYER, numba.config.NUMBA_NUM_THREADS
+        import regiongeom as rg
+        assert numba.config.THREADING_LAYER == layer
+        net = rg.Network.from_arrays([[[1.0, -1.0], [0.5, 2.0]], [[1.0, 1.0]]], [[0.0, 0.1], [0.0]], ["relu", None])
+        rg.lc_density(net, [[0.1, 0.2], [0.3, 0.4]], sigma=0.5, n_samples=2, rng=0, progress=False)
+        assert numba.config.THREADING_LAYER == layer and numba.config.NUMBA_NUM_THREADS == threads
+        try:
+            numba.threading_layer()
+        except ValueError:  # numba's threads were never launched
+            print("untouched")
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["untouched"]
+
+
 def test_progress_bar_on_and_off(capsys):
     net = neuron_net(1.0, 0.0)
     lc_density(net, [0.0, 1.0], sigma=0.5, n_samples=3, progress=False)
@@ -516,6 +585,11 @@ def test_progress_bar_on_and_off(capsys):
         (dict(sigma=0.1, method="definition"), "eps"),
         (dict(sigma=0.1, method="definition", eps=0.0), "eps"),
         (dict(sigma=0.1, method="definition", eps=0.1, good=False), "method='theorem2' only"),
+        (
+            dict(sigma=0.1, method="definition", eps=0.1, by_layer=True),
+            "by_layer=True apply to method='theorem2'",
+        ),
+        (dict(sigma=0.1, by_layer=1), "by_layer must be True or False"),
         (dict(sigma=0.1, eps=0.1), "eps is only used by method='definition'"),
         (dict(sigma=0.1, good="yes"), "good"),
         (dict(sigma=0.1, n_jobs=0), "n_jobs"),

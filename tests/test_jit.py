@@ -1,0 +1,100 @@
+"""The compile notice: one line on stderr when numba's cache of a kernel file is
+empty, none once it is filled, none twice in one process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTICE = "regiongeom: compiling"
+
+
+def _run(code, cache_dir, cwd):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), PYTHONPATH=os.pathsep.join([str(ROOT), str(cwd)]))
+    env.pop("NUMBA_DISABLE_JIT", None)
+    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r
+
+
+TINY = textwrap.dedent(
+    """
+    from numba import njit
+
+    @njit(cache=True)
+    def helper(x):
+        return 2.0 * x
+
+    @njit(cache=True)
+    def kernel(x):
+        return helper(x) + 1.0
+    """
+)
+
+CALL_TWICE = textwrap.dedent(
+    """
+    import sys
+    import tiny_kernels as K
+    from regiongeom._jit import compile_notice
+
+    for _ in range(2):
+        shown = compile_notice("the tiny kernels", K.kernel, seconds=1)
+        assert K.kernel(1.0) == 3.0
+        print(shown)
+    """
+)
+
+
+def test_notice_on_an_empty_cache_only(tmp_path):
+    """A throwaway kernel file: the notice on the first run (and only once in
+    it), none on the second run, which loads the cache."""
+    (tmp_path / "tiny_kernels.py").write_text(TINY)
+    first = _run(CALL_TWICE, tmp_path / "cache", tmp_path)
+    assert first.stderr.count(NOTICE) == 1
+    assert "regiongeom: compiling the tiny kernels (once; about 1 s)..." in first.stderr
+    assert first.stdout.split() == ["True", "False"]
+    second = _run(CALL_TWICE, tmp_path / "cache", tmp_path)
+    assert NOTICE not in second.stderr
+    assert second.stdout.split() == ["False", "False"]
+
+
+def test_notice_again_after_the_source_changes(tmp_path):
+    """A changed kernel file invalidates numba's cache: the notice comes back."""
+    (tmp_path / "tiny_kernels.py").write_text(TINY)
+    _run(CALL_TWICE, tmp_path / "cache", tmp_path)
+    (tmp_path / "tiny_kernels.py").write_text(TINY.replace("2.0 * x", "2.0 * x + 0.0") + "\n# changed\n")
+    again = _run(CALL_TWICE, tmp_path / "cache", tmp_path)
+    assert again.stderr.count(NOTICE) == 1
+
+
+def test_no_notice_without_jit(tmp_path):
+    (tmp_path / "tiny_kernels.py").write_text(TINY)
+    code = "import tiny_kernels as K\nfrom regiongeom._jit import compile_notice\n"
+    code += "print(compile_notice('the tiny kernels', K.kernel, seconds=1))"
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]))
+    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["False"] and NOTICE not in r.stderr
+
+
+@pytest.mark.slow
+def test_lc_density_announces_the_theorem2_compile(tmp_path):
+    """The Theorem-2 wrapper announces its compile on an empty cache, and the
+    next process (cache filled) runs silently."""
+    code = textwrap.dedent(
+        """
+        import regiongeom as rg
+        net = rg.Network.from_arrays([[[1.0, -1.0]], [[1.0]]], [[0.0], [0.0]], ["relu", None])
+        rg.lc_density(net, [[0.1, 0.2]], sigma=0.5, n_samples=2, rng=0, progress=False)
+        """
+    )
+    first = _run(code, tmp_path / "cache", tmp_path)
+    assert first.stderr.count("regiongeom: compiling the Theorem-2 kernels (once; about") == 1
+    second = _run(code, tmp_path / "cache", tmp_path)
+    assert NOTICE not in second.stderr
