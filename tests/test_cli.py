@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import regiongeom as rg
 from regiongeom.cli import main
@@ -21,6 +22,7 @@ def test_help():
     assert "regions" in r.stdout
 
 
+@pytest.mark.slow
 def test_regions_npz_and_geojson(tmp_path, capsys):
     net = random_network([6, 6], rng=1)
     path = tmp_path / "net.npz"
@@ -36,6 +38,7 @@ def test_regions_npz_and_geojson(tmp_path, capsys):
     assert kinds.count("locus") == len(rg.nonlinear_locus(rm))
 
 
+@pytest.mark.slow
 def test_plain_npz_arrays(tmp_path, capsys):
     rng = np.random.default_rng(0)
     path = tmp_path / "w.npz"
@@ -44,6 +47,7 @@ def test_plain_npz_arrays(tmp_path, capsys):
     assert "activation regions:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_errors_are_one_line(tmp_path):
     r = run("regions", str(tmp_path / "missing.pt"))
     assert r.returncode != 0
@@ -58,6 +62,7 @@ def test_errors_are_one_line(tmp_path):
         assert "Traceback" not in r.stderr and msg in r.stderr, (bad, r.stderr)
 
 
+@pytest.mark.slow
 def test_demo_writes_figure_and_summary(tmp_path):
     r = run("demo", "--out", str(tmp_path), "--samples", "4", "--grid", "32", "--no-progress")
     assert r.returncode == 0, r.stderr
@@ -70,6 +75,7 @@ def test_demo_writes_figure_and_summary(tmp_path):
     assert png.exists() and png.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_map_user_model_torch(tmp_path):
     torch = __import__("pytest").importorskip("torch")
     torch.manual_seed(0)
@@ -83,6 +89,7 @@ def test_map_user_model_torch(tmp_path):
     assert "definition, eps=0.1" in r.stdout
 
 
+@pytest.mark.slow
 def test_lc_option_errors(tmp_path):
     for bad, msg in ((["--sigma", "0"], "--sigma"), (["--samples", "1"], "--samples"),
                      (["--method", "definition"], "--eps")):
