@@ -78,7 +78,8 @@ DEGENERATE = {
     "multiples": net2([[1, 2], [2, 4], [-3, -6]], [0.5, 1.0, -1.5]),
     "through a corner": net2([[1, 1], [1, -1]], [-4.0, 0.0]),  # x + y = 4 touches (2, 2)
     "through two corners": net2([[1, -1], [1, 1]], [0.0, 0.0]),  # the diagonals
-    "three through a point": net2([[1, 0], [0, 1], [1, 1], [1, -1]], [0, 0, 0, 0]),
+    "three through a point": net2([[1, 0], [0, 1], [1, 1]], [0, 0, 0]),
+    "four through a point": net2([[1, 0], [0, 1], [1, 1], [1, -1]], [0, 0, 0, 0]),
     "zero row, kink exactly at 0": net2([[0, 0], [1, 0]], [0.0, 0.3]),
     "zero rows": net2([[0, 0], [0, 0], [1, 1]], [1.0, -1.0, 0.0]),
     "dead and always on": net2([[1, 0], [1, 0]], [-10.0, 10.0]),
@@ -101,10 +102,19 @@ def test_degenerate_exact(name):
     assert np.all(loc.lengths > 0)
 
 
-def test_three_lines_through_a_point_gives_six_regions():
-    rm = rg.activation_regions(DEGENERATE["three through a point"], BOX)
-    assert len(rm) == 8  # four lines through the origin
-    np.testing.assert_allclose(rm.measures, 2.0)
+@pytest.mark.parametrize(
+    "name, areas",
+    [
+        # x = 0, y = 0, x + y = 0: six sectors, the two cut by the diagonal halved
+        ("three through a point", [2, 2, 2, 2, 4, 4]),
+        # and x - y = 0: eight triangles of area 2
+        ("four through a point", [2] * 8),
+    ],
+)
+def test_lines_through_a_point_cut_the_box_into_sectors(name, areas):
+    rm = rg.activation_regions(DEGENERATE[name], BOX)
+    assert len(rm) == len(areas)
+    np.testing.assert_allclose(np.sort(rm.measures), areas, rtol=1e-14)
     loc = rg.nonlinear_locus(rm)
     np.testing.assert_allclose(loc.vertices(), [[0.0, 0.0]], atol=1e-15)
 
