@@ -9,54 +9,14 @@ engine's own invariants.
 import numpy as np
 import pytest
 import shapely
+from common import check_invariants, compare_with_reference, random_net
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reference import regions_1d, regions_2d
+from reference import regions_2d
 
 import regiongeom as rg
 
 BOX = (-2.0, -2.0, 2.0, 2.0)
-
-
-def check_invariants(rm):
-    """Tiling, distinct patterns, forward-pass patterns, affine maps, edges."""
-    net = rm.net
-    dom_area = rm.domain.measure
-    assert np.all(rm.measures > 0)
-    assert rm.measures.sum() == pytest.approx(dom_area, rel=1e-9)
-    if rm.dim == 2:
-        shapes = rm.shapes
-        assert shapely.union_all(shapes).symmetric_difference(rm.domain.polygon).area <= 1e-9 * dom_area
-        for poly in rm.polygons:  # convex and counter-clockwise
-            d = np.roll(poly, -1, axis=0) - poly
-            cross = d[:, 0] * np.roll(d[:, 1], -1) - d[:, 1] * np.roll(d[:, 0], -1)
-            assert np.all(cross >= -1e-9 * np.abs(cross).max())
-    if rm.domain.convex:
-        assert len({p.tobytes() for p in rm.patterns}) == len(rm)
-    pts = rm.interior_points()
-    np.testing.assert_array_equal(net.patterns(pts), rm.patterns)
-    pred = np.einsum("rij,rj->ri", rm.jacobians, pts) + rm.offsets
-    out = net(pts)
-    np.testing.assert_allclose(pred, out, rtol=1e-9, atol=1e-9 * max(1.0, np.abs(out).max()))
-    # every interior edge separates regions whose patterns differ at its neuron
-    inner = rm.edge_regions[:, 1] >= 0
-    a, b = rm.edge_regions[inner].T
-    n = rm.edge_neurons[inner]
-    assert np.all(rm.patterns[a, n] != rm.patterns[b, n])
-
-
-def compare_with_reference(rm, domain):
-    if rm.dim == 2:
-        ref = regions_2d(rm.net, domain)
-        got = sorted((tuple(p), round(m, 9)) for p, m in zip(rm.patterns.tolist(), rm.measures / rm.domain.measure))
-        exp = sorted((p, round(g.area / rm.domain.measure, 9)) for p, g in ref)
-    else:
-        ref = regions_1d(rm.net, domain)
-        got = sorted((tuple(p), round(m, 9)) for p, m in zip(rm.patterns.tolist(), rm.measures / rm.domain.measure))
-        exp = sorted((p, round((e - a) / rm.domain.measure, 9)) for p, (a, e) in ref)
-    assert len(got) == len(exp)
-    assert [g[0] for g in got] == [e[0] for e in exp]
-    np.testing.assert_allclose([g[1] for g in got], [e[1] for e in exp], atol=2e-9)
 
 
 def net2(W1, b1, W2=None, b2=None, act="relu"):
@@ -96,7 +56,7 @@ DEGENERATE = {
 def test_degenerate_exact(name):
     net = DEGENERATE[name]
     rm = rg.activation_regions(net, BOX)
-    check_invariants(rm)
+    check_invariants(rm, BOX, exact=True)
     compare_with_reference(rm, BOX)
     loc = rg.nonlinear_locus(rm)
     assert np.all(loc.lengths > 0)
@@ -121,7 +81,7 @@ def test_lines_through_a_point_cut_the_box_into_sectors(name, areas):
 
 @pytest.mark.parametrize("scale", [1e-6, 1e-3, 1.0, 1e3, 1e6])
 def test_weight_scales(scale):
-    base = rg.examples.random_network([6, 6], rng=3)
+    base = random_net([6, 6], seed=3)
     # scale every layer: the regions do not change (ReLU is positively homogeneous)
     scaled = rg.Network.from_arrays(
         [w * scale for w in base.weights],
@@ -131,13 +91,15 @@ def test_weight_scales(scale):
     r0 = rg.activation_regions(base, BOX)
     r1 = rg.activation_regions(scaled, BOX)
     assert len(r1) == len(r0)
-    np.testing.assert_array_equal(r1.patterns[np.lexsort(r1.patterns.T)], r0.patterns[np.lexsort(r0.patterns.T)])
-    check_invariants(r1)
+    np.testing.assert_array_equal(
+        r1.patterns[np.lexsort(r1.patterns.T)], r0.patterns[np.lexsort(r0.patterns.T)]
+    )
+    check_invariants(r1, BOX, exact=True)
 
 
 @pytest.mark.parametrize("center", [(1e4, -1e4), (1e6, 1e6)])
 def test_domain_far_from_origin(center):
-    base = rg.examples.random_network([6, 6], rng=4)
+    base = random_net([6, 6], seed=4)
     cx, cy = center
     # shift the input: h = W (x - c) + b = W x + (b - W c)
     W0 = base.weights[0]
@@ -163,11 +125,17 @@ def integer_networks(draw, n_in=2):
     ws, bs, acts = [], [], []
     d = n_in
     for w in widths:
-        ws.append(np.array(draw(st.lists(st.lists(small_ints, min_size=d, max_size=d), min_size=w, max_size=w)), float))
+        ws.append(
+            np.array(
+                draw(st.lists(st.lists(small_ints, min_size=d, max_size=d), min_size=w, max_size=w)), float
+            )
+        )
         bs.append(np.array(draw(st.lists(small_ints, min_size=w, max_size=w)), float) / 2)
         acts.append(act)
         d = w
-    ws.append(np.array(draw(st.lists(st.lists(small_ints, min_size=d, max_size=d), min_size=1, max_size=1)), float))
+    ws.append(
+        np.array(draw(st.lists(st.lists(small_ints, min_size=d, max_size=d), min_size=1, max_size=1)), float)
+    )
     bs.append(np.zeros(1))
     acts.append(None)
     return rg.Network.from_arrays(ws, bs, acts)
@@ -179,7 +147,7 @@ def test_hypothesis_integer_networks_2d(net):
     """Small-integer weights make exact coincidences likely."""
     for domain in (BOX, (-1.0, -1.0, 1.0, 1.0)):
         rm = rg.activation_regions(net, domain)
-        check_invariants(rm)
+        check_invariants(rm, domain, exact=True)
         compare_with_reference(rm, domain)
         loc = rg.nonlinear_locus(rm)
         assert np.all(loc.lengths > 0)
@@ -189,14 +157,16 @@ def test_hypothesis_integer_networks_2d(net):
 @given(integer_networks(n_in=1))
 def test_hypothesis_integer_networks_1d(net):
     rm = rg.activation_regions(net, (-2.0, 2.0))
-    check_invariants(rm)
+    check_invariants(rm, (-2.0, 2.0), exact=True)
     compare_with_reference(rm, (-2.0, 2.0))
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(integer_networks())
 def test_hypothesis_nonconvex_domain(net):
-    dom = shapely.Polygon([(-2, -2), (2, -2), (2, 2), (0, 0.5), (-2, 2)], holes=[[(-1, -1.5), (-0.5, -1.5), (-0.5, -1)]])
+    dom = shapely.Polygon(
+        [(-2, -2), (2, -2), (2, 2), (0, 0.5), (-2, 2)], holes=[[(-1, -1.5), (-0.5, -1.5), (-0.5, -1)]]
+    )
     rm = rg.activation_regions(net, dom)
     assert rm.measures.sum() == pytest.approx(dom.area, rel=1e-9)
     ref = regions_2d(net, dom)
