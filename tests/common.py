@@ -145,8 +145,8 @@ def domain_polygon(domain):
 
 
 def domain_is_convex(domain):
-    if len(domain) == 2 or not isinstance(domain, shapely.Geometry):
-        return True
+    if not isinstance(domain, shapely.Geometry):
+        return True  # an interval or a box
     return len(domain.interiors) == 0 and domain.convex_hull.area - domain.area <= 1e-14 * domain.area
 
 

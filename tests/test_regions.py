@@ -26,7 +26,7 @@ from common import (
     small_net,
     standard,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from shapely.geometry import Polygon, box
 
@@ -369,7 +369,6 @@ _coef = st.integers(-2, 2)
 _line = st.tuples(_coef, _coef, _coef).filter(lambda t: t[0] != 0 or t[1] != 0)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(
     lines=st.lists(_line, min_size=1, max_size=7),
     second=st.lists(st.tuples(st.lists(_coef, min_size=7, max_size=7), _coef), max_size=3),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import shapely
 from common import check_invariants, compare_with_reference, random_net
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from reference import regions_2d
 
@@ -141,34 +141,35 @@ def integer_networks(draw, n_in=2):
     return rg.Network.from_arrays(ws, bs, acts)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The property tests compare the patterns with the float forward pass only where
+# it is sure (check_invariants(exact=False)): a neuron can be exactly at its
+# breakpoint on a whole region, where the forward pass rounds to either side (see
+# the regression below). The exact pieces are checked against the reference.
 @given(integer_networks())
 def test_hypothesis_integer_networks_2d(net):
     """Small-integer weights make exact coincidences likely."""
     for domain in (BOX, (-1.0, -1.0, 1.0, 1.0)):
         rm = rg.activation_regions(net, domain)
-        check_invariants(rm, domain, exact=True)
+        check_invariants(rm, domain)
         compare_with_reference(rm, domain)
         loc = rg.nonlinear_locus(rm)
         assert np.all(loc.lengths > 0)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(integer_networks(n_in=1))
 def test_hypothesis_integer_networks_1d(net):
     rm = rg.activation_regions(net, (-2.0, 2.0))
-    check_invariants(rm, (-2.0, 2.0), exact=True)
+    check_invariants(rm, (-2.0, 2.0))
     compare_with_reference(rm, (-2.0, 2.0))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(integer_networks())
 def test_hypothesis_nonconvex_domain(net):
     dom = shapely.Polygon(
         [(-2, -2), (2, -2), (2, 2), (0, 0.5), (-2, 2)], holes=[[(-1, -1.5), (-0.5, -1.5), (-0.5, -1)]]
     )
     rm = rg.activation_regions(net, dom)
-    assert rm.measures.sum() == pytest.approx(dom.area, rel=1e-9)
+    check_invariants(rm, dom)
     ref = regions_2d(net, dom)
     # regions are pieces joined across edges; shapely's reference joins pieces that
     # touch at a single point too (a pinched strip), so it may count fewer pieces
@@ -184,3 +185,55 @@ def test_hypothesis_nonconvex_domain(net):
     inner = rm.edge_regions[:, 1] >= 0
     a, b = rm.edge_regions[inner].T
     assert not np.any(np.all(rm.patterns[a] == rm.patterns[b], axis=1))
+
+
+# ------------------------------------------------ found by the property tests ----
+# Integer weights: on the region where the first layer's four ReLUs are all on,
+# the second layer's preactivation is identically zero:
+#   -2(2x - 2y) + (2x - y + 1) - 2y + (2x - y - 1/2) - 1/2 = 0 x + 0 y + 0.
+# So that neuron sits exactly at its breakpoint on a region of area 7/16 in the
+# box [-1, 1]^2 (the quadrilateral (1/2, 1/2), (1/4, 0), (1, 0), (1, 1)).
+NEURON_AT_BREAKPOINT = rg.Network.from_arrays(
+    [[[2, -2], [2, -1], [0, 2], [2, -1]], [[-2, 1, -1, 1]], [[0.0]]],
+    [[0, 1, 0, -0.5], [-0.5], [0.0]],
+    ["relu", "relu", None],
+)
+ALL_ON = shapely.Polygon([(0.5, 0.5), (0.25, 0.0), (1.0, 0.0), (1.0, 1.0)])
+
+
+def _points_in(poly, n, seed):
+    x0, y0, x1, y1 = poly.bounds
+    x = np.random.default_rng(seed).uniform((x0, y0), (x1, y1), size=(20 * n, 2))
+    return x[shapely.contains_xy(poly, x[:, 0], x[:, 1])][:n]
+
+
+@pytest.mark.parametrize("domain", [(-2.0, -2.0, 2.0, 2.0), (-1.0, -1.0, 1.0, 1.0)])
+def test_neuron_identically_at_its_breakpoint(domain):
+    """The engine gives the exact piece: ReLU is right-continuous, so a
+    preactivation that is exactly 0 on a region is on piece 1 (as the reference
+    and ``net.patterns`` at an exact 0 say)."""
+    net = NEURON_AT_BREAKPOINT
+    rm = rg.activation_regions(net, domain)
+    check_invariants(rm, domain)
+    compare_with_reference(rm, domain)
+    r = rm.locate(np.array([[0.75, 0.25]]))[0]
+    np.testing.assert_array_equal(rm.patterns[r], [1, 1, 1, 1, 1])
+    assert rm.measures[r] == pytest.approx(ALL_ON.area if domain[2] == 1.0 else 1.9375, rel=1e-14)
+    np.testing.assert_array_equal(
+        net.patterns(np.array([[0.5, 0.5], [0.75, 0.25]]))[:, 4], 1
+    )  # z == 0 exactly
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="net.patterns evaluates the preactivations in float64: the second layer's z, "
+    "identically 0 on the region where the first layer is all on, rounds to -2.2e-16 or "
+    "-4.4e-16 at some points there (about 1 in 6), which net.patterns puts on ReLU's piece 0; "
+    "the exact piece, which the engine and the reference give, is 1. The old property test "
+    "compared net.patterns at rm.interior_points() exactly and failed on this network in "
+    "the box [-1, 1]^2 (region 8, neuron 4, z = -3.3e-16 at its interior point).",
+)
+def test_forward_pass_patterns_are_exact_where_a_neuron_is_at_its_breakpoint():
+    x = _points_in(ALL_ON, 200, seed=0)
+    assert len(x) == 200
+    np.testing.assert_array_equal(NEURON_AT_BREAKPOINT.patterns(x), 1)
