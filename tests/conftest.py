@@ -9,9 +9,6 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-# no window ever opens: plotting tests, docstring examples and subprocesses
-os.environ["MPLBACKEND"] = "Agg"
-
 # Property tests: the same examples on every run by default (derandomized, no
 # example database), so CI is reproducible. REGIONGEOM_FUZZ=1 selects a long
 # randomised run that keeps its failures in .hypothesis/ for replay.
