@@ -38,14 +38,17 @@ NONCONVEX = Polygon(
 DOMAINS_2D = {"box": BOX, "convex": CONVEX, "nonconvex": NONCONVEX}
 
 
-def random_net(widths, *, n_in=2, n_out=1, activation="relu", seed=0, last_activation=None, scale=1.0):
+def random_net(
+    widths, *, n_in=2, n_out=1, activation="relu", seed=0, last_activation=None, scale=1.0, zero_frac=0.0
+):
     """The tests' random MLP ``n_in -> widths... -> n_out``.
 
     Gaussian weights (std ``scale / sqrt(fan_in)``, the last layer's
     ``1 / sqrt(fan_in)``) and biases (std ``0.5 * scale``, the last layer's
     0.5). ``activation``: one for every hidden layer, or a list with one per
     hidden layer (None: affine). The last layer is affine unless
-    ``last_activation`` is given.
+    ``last_activation`` is given. ``zero_frac``: the expected fraction of the
+    hidden layers' weights set to exactly 0.
     """
     rng = np.random.default_rng(seed)
     acts = list(activation) if isinstance(activation, (list, tuple)) else [activation] * len(widths)
@@ -54,7 +57,10 @@ def random_net(widths, *, n_in=2, n_out=1, activation="relu", seed=0, last_activ
     ws, bs = [], []
     d = n_in
     for w in widths:
-        ws.append(rng.normal(size=(w, d)) * scale / np.sqrt(d))
+        W = rng.normal(size=(w, d)) * scale / np.sqrt(d)
+        if zero_frac > 0:
+            W[rng.random(W.shape) < zero_frac] = 0.0
+        ws.append(W)
         bs.append(rng.normal(size=w) * 0.5 * scale)
         d = w
     ws.append(rng.normal(size=(n_out, d)) / np.sqrt(d))
