@@ -22,7 +22,6 @@ def test_help():
     assert "regions" in r.stdout
 
 
-@pytest.mark.slow
 def test_regions_npz_and_geojson(tmp_path, capsys):
     net = random_network([6, 6], rng=1)
     path = tmp_path / "net.npz"
@@ -38,7 +37,6 @@ def test_regions_npz_and_geojson(tmp_path, capsys):
     assert kinds.count("locus") == len(rg.nonlinear_locus(rm))
 
 
-@pytest.mark.slow
 def test_plain_npz_arrays(tmp_path, capsys):
     rng = np.random.default_rng(0)
     path = tmp_path / "w.npz"

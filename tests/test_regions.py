@@ -407,7 +407,6 @@ def test_standard_network_counts(name):
         check_patterns_and_affine(rm, distinct=name == "S")
 
 
-@pytest.mark.slow
 def test_standard_network_L():
     net, domain, count = standard("L")
     rm = rg.activation_regions(net, domain)
