@@ -226,14 +226,16 @@ def test_neuron_identically_at_its_breakpoint(domain):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="net.patterns evaluates the preactivations in float64: the second layer's z, "
-    "identically 0 on the region where the first layer is all on, rounds to -2.2e-16 or "
-    "-4.4e-16 at some points there (about 1 in 6), which net.patterns puts on ReLU's piece 0; "
-    "the exact piece, which the engine and the reference give, is 1. The old property test "
-    "compared net.patterns at rm.interior_points() exactly and failed on this network in "
-    "the box [-1, 1]^2 (region 8, neuron 4, z = -3.3e-16 at its interior point).",
+    reason="net.patterns (float64) puts a preactivation that is exactly 0 on a region, "
+    "rounded to -2.2e-16 or -4.4e-16, on ReLU's piece 0; the exact piece is 1",
 )
 def test_forward_pass_patterns_are_exact_where_a_neuron_is_at_its_breakpoint():
+    """The forward pass evaluates the second layer's z, identically 0 where the
+    first layer is all on, in float64: at about 1 point in 6 there it rounds
+    below 0, so ``net.patterns`` says piece 0 where the engine and the reference
+    say 1 (the exact piece). The old property test compared ``net.patterns`` at
+    ``rm.interior_points()`` exactly and failed on this network in [-1, 1]^2
+    (z = -3.3e-16 at that region's interior point)."""
     x = _points_in(ALL_ON, 200, seed=0)
     assert len(x) == 200
     np.testing.assert_array_equal(NEURON_AT_BREAKPOINT.patterns(x), 1)
