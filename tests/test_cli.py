@@ -47,6 +47,7 @@ def test_plain_npz_arrays(tmp_path, capsys):
     assert "activation regions:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def one_line_error(capsys, *argv):
     """Run the command in-process; return its one-line error message."""
     assert main(list(argv)) == 2, argv
@@ -139,6 +140,7 @@ def test_pickled_custom_class_names_the_class(tmp_path):
     assert "class MyNet" in r.stderr and "rg.from_torch(model).save" in r.stderr and "PYTHONPATH" in r.stderr
 
 
+@pytest.mark.slow
 def test_demo_writes_figure_and_summary(tmp_path):
     r = run("demo", "--out", str(tmp_path), "--samples", "4", "--shape", "32", "--no-progress")
     assert r.returncode == 0, r.stderr
@@ -151,6 +153,7 @@ def test_demo_writes_figure_and_summary(tmp_path):
     assert png.exists() and png.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_demo_runs_the_monte_carlo_once(tmp_path, capsys, monkeypatch):
     import regiongeom.complexity as cx
 
@@ -191,6 +194,7 @@ def test_map_user_model_torch(tmp_path):
     assert "definition, eps=0.1" in r.stdout
 
 
+@pytest.mark.slow
 def test_lc_option_errors(tmp_path):
     for bad, msg in (
         (["--sigma", "0"], "--sigma"),

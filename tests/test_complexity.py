@@ -376,6 +376,7 @@ def test_chain_theorem2_matches_closed_form(w1, w2, beta1, beta2, sigma):
     assert np.all(np.abs(z) < Z_MAX), z
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("w1, w2, beta1, beta2, sigma", CHAIN_PARAMS[:2])
 def test_chain_definition_matches_closed_form_at_finite_eps(w1, w2, beta1, beta2, sigma):
     """In 1D E[count in [x - eps, x + eps]] / (2 eps) is exact at finite eps."""
@@ -422,6 +423,7 @@ def test_one_layer_2d_definition_matches_finite_eps_closed_form():
     np.testing.assert_allclose(t2, cf.one_layer_2d_density(x, W=W, beta=beta, sigma=sigma), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_definition_tends_to_theorem2_on_three_layers():
     """z-scores of definition - theorem2 at shrinking eps (three hidden layers, 2D)."""
     net = rand_net([6, 5, 4], ["relu"] * 3, seed=13, scale=1.5)
@@ -450,6 +452,7 @@ def test_chain_integral_of_f_is_expected_count():
     assert abs(lc.mean * (hi - lo) - exact) < Z_MAX * lc.stderr * (hi - lo)
 
 
+@pytest.mark.slow
 def test_integral_of_f_is_mean_locus_count_deep_1d():
     """A three-layer 1D network: int f over [lo, hi] (theorem2, midpoint rule)
     against a direct count of the noisy networks' locus points."""
@@ -530,6 +533,7 @@ def test_chunking_does_not_change_the_result():
     np.testing.assert_allclose(a.mean, b.mean, rtol=1e-13)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, eps", [("theorem2", None), ("definition", 0.2)])
 def test_n_jobs_gives_the_same_result(method, eps):
     net = rand_net([5, 5], ["relu"] * 2, seed=17)

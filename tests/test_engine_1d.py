@@ -10,8 +10,7 @@ tests, so that every path runs on every activation.
 
 import numpy as np
 import pytest
-import reference as ref
-from common import ACT_IDS, ACTIVATIONS, INTERVAL, random_net, small_net, standard
+from common import ACT_IDS, ACTIVATIONS, INTERVAL, compare_with_reference, random_net, small_net, standard
 
 import regiongeom as rg
 from regiongeom import _enumerate_1d as E
@@ -87,10 +86,7 @@ def test_reference_1d_small_blocks_two_threads(act, seed, small_blocks_two_threa
     net = small_net(act, seed, n_in=1)
     rm = rg.activation_regions(net, INTERVAL)
     assert E._pool_state["pool"] is not None  # the split ran
-    expect = ref.regions_1d(net, INTERVAL)
-    assert len(rm) == len(expect)
-    np.testing.assert_array_equal(rm.patterns, np.array([p for p, _ in expect]))
-    np.testing.assert_allclose(rm.intervals, np.array([iv for _, iv in expect]), rtol=0, atol=1e-12)
+    compare_with_reference(rm, INTERVAL)
 
 
 @pytest.mark.parametrize("act", ACT_IDS)
@@ -163,16 +159,8 @@ def _count_regions(net, dom):
 def test_mixed_layers_with_an_affine_one(seed, small_blocks_two_threads):
     """Leaky ReLU, an affine layer, ReLU, Hardtanh (two breakpoints: the
     products' scales for several breakpoints) against the reference."""
-    rng = np.random.default_rng(seed)
-    acts = [rg.Activation.leaky_relu(0.1), None, "relu", rg.Activation.hardtanh(-0.5, 0.7), None]
-    ws, bs, d = [], [], 1
-    for w in [int(v) for v in rng.integers(3, 30, size=4)] + [1]:
-        ws.append(rng.normal(size=(w, d)) * 2 / np.sqrt(d))
-        bs.append(rng.normal(size=w))
-        d = w
-    net = rg.Network.from_arrays(ws, bs, acts)
+    widths = [int(v) for v in np.random.default_rng(seed).integers(3, 30, size=4)]
+    acts = [ACTIVATIONS["leaky_relu"], None, "relu", ACTIVATIONS["hardtanh"]]
+    net = random_net(widths, n_in=1, activation=acts, seed=seed, scale=2.0)
     rm = rg.activation_regions(net, (-3.0, 3.0))
-    expect = ref.regions_1d(net, (-3.0, 3.0))
-    assert len(rm) == len(expect)
-    np.testing.assert_array_equal(rm.patterns, np.array([p for p, _ in expect]))
-    np.testing.assert_allclose(rm.intervals, np.array([iv for _, iv in expect]), rtol=0, atol=1e-12)
+    compare_with_reference(rm, (-3.0, 3.0))

@@ -23,6 +23,7 @@ def test_gallery_is_there():
         assert script.name in readme, f"gallery/README.md does not list {script.name}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
 def test_gallery_script_runs(script, tmp_path):
     text = script.read_text()

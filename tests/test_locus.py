@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import shapely
+from common import random_net
 
 import regiongeom as rg
-from regiongeom.examples import random_network
 
 
 def fd_gradient(net, p, h):
@@ -37,7 +37,7 @@ def reference_jumps_2d(rm):
 
 
 def bottleneck_net(seed, widths=(8, 1, 8), n_out=1):
-    return random_network(list(widths), n_out=n_out, rng=seed)
+    return random_net(list(widths), n_out=n_out, seed=seed)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -52,8 +52,10 @@ def test_locus_edges_match_gradient_reference(seed, widths, n_out):
     np.testing.assert_array_equal(loc.in_locus, ref)
     assert len(loc) == ref.sum()
     # locus segments are exactly the jumping interior edges
-    np.testing.assert_allclose(loc.volume(), np.sum(np.linalg.norm(
-        loc.boundary_segments[ref][:, 1] - loc.boundary_segments[ref][:, 0], axis=1)))
+    np.testing.assert_allclose(
+        loc.volume(),
+        np.sum(np.linalg.norm(loc.boundary_segments[ref][:, 1] - loc.boundary_segments[ref][:, 0], axis=1)),
+    )
 
 
 def test_bottleneck_removes_boundaries():
@@ -122,19 +124,18 @@ def box_chord(w, b, box):
     pts = np.unique(np.round(np.array(pts), 12), axis=0) if pts else np.zeros((0, 2))
     if len(pts) < 2:
         return 0.0
-    return float(np.linalg.norm(pts.max(axis=0) - pts.min(axis=0))) if len(pts) == 2 else float(
-        max(np.linalg.norm(p - q) for p in pts for q in pts)
+    return (
+        float(np.linalg.norm(pts.max(axis=0) - pts.min(axis=0)))
+        if len(pts) == 2
+        else float(max(np.linalg.norm(p - q) for p in pts for q in pts))
     )
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_one_hidden_layer_every_line_is_locus(seed):
-    rng = np.random.default_rng(seed)
     n = 12
-    W = rng.normal(size=(n, 2))
-    b = rng.normal(size=n)
-    v = rng.normal(size=(1, n))
-    net = rg.Network.from_arrays([W, v], [b, [0.0]], ["relu", None])
+    net = random_net([n], seed=seed)
+    W, b = net.weights[0], net.biases[0]
     box = (-1.5, -1.0, 2.0, 1.0)
     loc = rg.nonlinear_locus(rg.activation_regions(net, box))
     expect = sum(box_chord(W[i], b[i], box) for i in range(n))
@@ -147,7 +148,7 @@ def test_one_hidden_layer_every_line_is_locus(seed):
 
 @pytest.mark.parametrize("seed", range(8))
 def test_1d_locus_counts(seed):
-    net = random_network([6, 3, 6], n_in=1, rng=seed)
+    net = random_net([6, 3, 6], n_in=1, seed=seed)
     rm = rg.activation_regions(net, (-3.0, 3.0))
     loc = rg.nonlinear_locus(rm)
     # reference: gradient on each interval by forward passes at its midpoint
@@ -180,15 +181,16 @@ def sampled_length_in_disk(segments, c, eps, n=20001):
 
 @pytest.mark.parametrize("seed", range(3))
 def test_volume_in_balls_against_sampling(seed):
-    net = random_network([10, 10], rng=seed)
+    net = random_net([10, 10], seed=seed)
     loc = rg.nonlinear_locus(rg.activation_regions(net, (-1, -1, 1, 1)))
     rng = np.random.default_rng(100 + seed)
     centers = rng.uniform(-1.3, 1.3, size=(12, 2))  # some balls stick out of the domain
     for eps in (0.05, 0.3, 1.0):
         got = loc.volume_in_balls(centers, eps)
         for c, g in zip(centers, got):
-            near = np.array([s for s in loc.segments
-                             if shapely.distance(shapely.LineString(s), shapely.Point(c)) <= eps])
+            near = np.array(
+                [s for s in loc.segments if shapely.distance(shapely.LineString(s), shapely.Point(c)) <= eps]
+            )
             ref = sampled_length_in_disk(near, c, eps) if len(near) else 0.0
             # the sampling error is at most one sample spacing at each end of each chord
             bound = 2 * sum(np.linalg.norm(q - p) for p, q in near) / 20001 if len(near) else 0.0
@@ -196,7 +198,7 @@ def test_volume_in_balls_against_sampling(seed):
 
 
 def test_volume_in_balls_large_ball_is_whole_locus():
-    net = random_network([8, 8], rng=1)
+    net = random_net([8, 8], seed=1)
     loc = rg.nonlinear_locus(rg.activation_regions(net, (-1, -1, 1, 1)))
     got = loc.volume_in_balls(np.array([[0.0, 0.0], [10.0, 10.0]]), 2.0)
     assert got[0] == pytest.approx(loc.volume(), rel=1e-12)
@@ -216,7 +218,9 @@ def test_volume_in_balls_exact_chord():
 
 def test_locus_vertices():
     # two crossing lines: one junction; plus a line ending where it stops being good
-    net = rg.Network.from_arrays([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 1.0]]], [[0.0, 0.0], [0.0]], ["relu", None])
+    net = rg.Network.from_arrays(
+        [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 1.0]]], [[0.0, 0.0], [0.0]], ["relu", None]
+    )
     loc = rg.nonlinear_locus(rg.activation_regions(net, (-1, -1, 1, 1)))
     np.testing.assert_allclose(loc.vertices, [[0.0, 0.0]])
 
@@ -240,7 +244,7 @@ def test_several_outputs_locus_is_union():
 
 
 def test_bad_inputs():
-    net = random_network([4], rng=0)
+    net = random_net([4], seed=0)
     rm = rg.activation_regions(net, (-1, -1, 1, 1))
     loc = rg.nonlinear_locus(rm)
     with pytest.raises(TypeError, match="RegionMap"):

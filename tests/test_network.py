@@ -6,8 +6,13 @@ from common import ACT_IDS, ACTIVATIONS, manual_forward, random_net
 
 import regiongeom as rg
 
-torch = pytest.importorskip("torch")
-nn = torch.nn
+try:  # torch is optional: only the from_torch tests need it
+    import torch
+    from torch import nn
+except ImportError:
+    torch = nn = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch (pip install torch)")
 
 
 # ------------------------------------------------------------ from_arrays ----
@@ -201,6 +206,7 @@ def _torch_net():
     ).double()
 
 
+@needs_torch
 def test_from_torch_matches_torch_forward():
     mod = _torch_net().eval()
     net = rg.from_torch(mod)
@@ -212,6 +218,7 @@ def test_from_torch_matches_torch_forward():
     np.testing.assert_allclose(manual_forward(net, x), expect, rtol=1e-12, atol=1e-12)
 
 
+@needs_torch
 def test_from_torch_float32_module():
     torch.manual_seed(1)
     mod = nn.Sequential(nn.Linear(1, 5), nn.ReLU(), nn.Linear(5, 2))
@@ -223,6 +230,7 @@ def test_from_torch_float32_module():
     np.testing.assert_allclose(net(x), expect, rtol=1e-5, atol=1e-5)
 
 
+@needs_torch
 @pytest.mark.parametrize(
     "mod, name, pos",
     [
@@ -242,6 +250,7 @@ def test_from_torch_unsupported_module_is_named(mod, name, pos):
     assert name in msg and pos in msg
 
 
+@needs_torch
 def test_from_torch_rejects_non_modules_and_empty():
     with pytest.raises(TypeError):
         rg.from_torch([nn.Linear(2, 2)])

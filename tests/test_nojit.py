@@ -10,6 +10,7 @@ import pytest
 HERE = Path(__file__).parent
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="already running without JIT")
 def test_small_cases_without_jit():
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")

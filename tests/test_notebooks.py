@@ -31,6 +31,7 @@ def test_notebook_is_stripped_and_structured(path):
     assert len(solutions) >= 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path):
     if "import torch" in path.read_text():

@@ -5,11 +5,8 @@ Invariants (tiling, distinct patterns, affine on each region, edge structure,
 agreement with the slow shapely reference in ``reference.py``.
 """
 
-from collections import defaultdict
-
 import numpy as np
 import pytest
-import reference as ref
 import shapely
 from common import (
     ACT_IDS,
@@ -19,20 +16,24 @@ from common import (
     DOMAINS_2D,
     INTERVAL,
     NONCONVEX,
-    ambiguous_pieces,
-    neuron_breakpoints,
-    preactivations,
+    check_convex_ccw,
+    check_edges,
+    check_patterns_and_affine,
+    check_tiling,
+    compare_with_reference,
     random_net,
+    scale_of,
     small_net,
     standard,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from shapely.geometry import Polygon, box
 
 import regiongeom as rg
 
 SEEDS = [0, 1, 2]
+
 
 def domain_params():
     return [
@@ -42,27 +43,13 @@ def domain_params():
     ]
 
 
-def domain_polygon(domain):
-    return domain if isinstance(domain, shapely.Geometry) else box(*domain)
-
-
-def scale_of(vals):
-    return max(float(np.max(np.abs(vals))), 1.0)
-
-
 # ----------------------------------------------------------------- tiling ----
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("act", ACT_IDS)
 def test_tiling_1d(act, seed):
-    net = small_net(act, seed, n_in=1)
-    rm = rg.activation_regions(net, INTERVAL)
-    assert rm.dim == 1 and len(rm) == rm.patterns.shape[0] == rm.intervals.shape[0]
-    iv = rm.intervals
-    assert iv[0, 0] == INTERVAL[0] and iv[-1, 1] == INTERVAL[1]
-    np.testing.assert_array_equal(iv[1:, 0], iv[:-1, 1])  # consecutive, no gaps, no overlaps
-    assert np.all(iv[:, 1] > iv[:, 0])
-    np.testing.assert_allclose(rm.measures, iv[:, 1] - iv[:, 0], rtol=1e-14)
-    assert rm.measures.sum() == pytest.approx(INTERVAL[1] - INTERVAL[0], rel=1e-12)
+    rm = rg.activation_regions(small_net(act, seed, n_in=1), INTERVAL)
+    assert rm.dim == 1
+    check_tiling(rm, INTERVAL)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -70,50 +57,19 @@ def test_tiling_1d(act, seed):
 @pytest.mark.parametrize("dname", domain_params())
 def test_tiling_2d(dname, act, seed):
     domain = DOMAINS_2D[dname]
-    dom = domain_polygon(domain)
     rm = rg.activation_regions(small_net(act, seed), domain)
-    shapes = rm.shapes
-    assert rm.dim == 2 and len(shapes) == len(rm) == len(rm.measures)
-    assert np.all(rm.measures > 0)
-    assert rm.measures.sum() == pytest.approx(dom.area, rel=1e-10)
-    np.testing.assert_allclose(shapely.area(shapes), rm.measures, rtol=1e-9, atol=1e-14)
-    assert all(g.geom_type == "Polygon" and g.is_valid for g in shapes)  # connected pieces
-    union = shapely.union_all(shapes)
-    assert union.symmetric_difference(dom).area <= 1e-10 * dom.area
-    # pairwise overlaps have zero area
-    left, right = shapely.STRtree(shapes).query(shapes, predicate="intersects")
-    pairs = left < right
-    overlap = shapely.area(shapely.intersection(shapes[left[pairs]], shapes[right[pairs]]))
-    assert overlap.sum() <= 1e-10 * dom.area
+    assert rm.dim == 2
+    check_tiling(rm, domain)
 
 
 # --------------------------------------------------- patterns and affinity ----
-def _check_patterns_and_affine(net, rm, distinct=True):
-    pts = rm.interior_points()
-    assert pts.shape == (len(rm), net.n_in)
-    pat = rm.patterns
-    assert pat.dtype == np.int8 and pat.shape == (len(rm), net.n_neurons)
-    if distinct:
-        assert len({p.tobytes() for p in pat}) == len(rm)
-    # (neurons whose preactivation is a breakpoint up to rounding are skipped)
-    sure = ~ambiguous_pieces(net, pts)
-    np.testing.assert_array_equal(net.patterns(pts)[sure], pat[sure])
-    np.testing.assert_array_equal(rm.locate(pts), np.arange(len(rm)))
-    J, c = rm.jacobians, rm.offsets
-    assert J.shape == (len(rm), net.n_out, net.n_in) and c.shape == (len(rm), net.n_out)
-    y = net(pts)
-    pred = np.einsum("roi,ri->ro", J, pts) + c
-    np.testing.assert_allclose(pred, y, rtol=1e-9, atol=1e-10 * scale_of(y))
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("act", ACT_IDS)
 def test_patterns_and_affine_1d(act, seed):
     net = small_net(act, seed, n_in=1)
     rm = rg.activation_regions(net, INTERVAL)
     # 1D: the same pattern may come back on a later interval (e.g. abs, hardtanh)
-    _check_patterns_and_affine(net, rm, distinct=False)
-    assert not np.any(np.all(rm.patterns[1:] == rm.patterns[:-1], axis=1))  # neighbours differ
+    check_patterns_and_affine(rm, distinct=False)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -122,7 +78,7 @@ def test_patterns_and_affine_1d(act, seed):
 def test_patterns_and_affine_2d(dname, act, seed):
     net = small_net(act, seed)
     rm = rg.activation_regions(net, DOMAINS_2D[dname])
-    _check_patterns_and_affine(net, rm, distinct=dname != "nonconvex")
+    check_patterns_and_affine(rm, distinct=dname != "nonconvex")
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -188,41 +144,7 @@ def test_locate_outside_nonconvex():
 @pytest.mark.parametrize("act", ACT_IDS)
 def test_reference_1d(act, seed):
     net = small_net(act, seed, n_in=1)
-    rm = rg.activation_regions(net, INTERVAL)
-    expect = ref.regions_1d(net, INTERVAL)
-    assert len(rm) == len(expect)
-    np.testing.assert_array_equal(rm.patterns, np.array([p for p, _ in expect]))
-    np.testing.assert_allclose(rm.intervals, np.array([iv for _, iv in expect]), rtol=0, atol=1e-12)
-
-
-def _by_pattern(patterns, geoms):
-    out = defaultdict(list)
-    for p, g in zip(patterns, geoms, strict=True):
-        out[tuple(int(v) for v in p)].append(g)
-    return out
-
-
-def _compare_2d(rm, expect, dom):
-    """Same regions as the reference: per pattern, the same pieces (by area and shape)."""
-    assert len(rm) == len(expect)
-    got = _by_pattern(rm.patterns, rm.shapes)
-    want = _by_pattern([p for p, _ in expect], [g for _, g in expect])
-    assert sorted(got) == sorted(want)
-    x0, y0, x1, y1 = dom.bounds
-    diam = max(x1 - x0, y1 - y0)
-    for p, pieces in want.items():
-        a_want = sorted(g.area for g in pieces)
-        a_got = sorted(g.area for g in got[p])
-        np.testing.assert_allclose(a_got, a_want, rtol=1e-9, atol=1e-12 * dom.area)
-        # and the same place. (Hausdorff distance of the boundaries, not an overlay:
-        # GEOS overlays of two copies of a polygon that differ by rounding can be
-        # wrong, e.g. an empty intersection of a triangle with itself.)
-        d = shapely.hausdorff_distance(
-            shapely.MultiPolygon(got[p]).boundary, shapely.MultiPolygon(pieces).boundary
-        )
-        assert d <= 1e-9 * diam, f"pattern {p}: the regions are {d:g} apart"
-    # measures agree with the shapes' areas
-    np.testing.assert_allclose(rm.measures, shapely.area(rm.shapes), rtol=1e-9, atol=1e-14)
+    compare_with_reference(rg.activation_regions(net, INTERVAL), INTERVAL)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -231,24 +153,19 @@ def _compare_2d(rm, expect, dom):
 def test_reference_2d(dname, act, seed):
     domain = DOMAINS_2D[dname]
     net = small_net(act, seed)
-    rm = rg.activation_regions(net, domain)
-    _compare_2d(rm, ref.regions_2d(net, domain), domain_polygon(domain))
+    compare_with_reference(rg.activation_regions(net, domain), domain)
 
 
 @pytest.mark.parametrize("seed", [3, 4])
 def test_reference_2d_deeper_mixed(seed):
     """Every activation in one network, several outputs, last layer with activation."""
-    rng = np.random.default_rng(seed)
-    acts = [ACTIVATIONS[a] for a in ("relu", "pl3", "abs", "hardtanh", "leaky_relu")]
-    ws, bs, d = [], [], 2
-    for w in [4, 3, 3, 3, 2]:
-        ws.append(rng.normal(size=(w, d)) / np.sqrt(d))
-        bs.append(rng.normal(size=w) * 0.5)
-        d = w
-    net = rg.Network.from_arrays(ws, bs, acts)
+    acts = [ACTIVATIONS[a] for a in ("relu", "pl3", "abs", "hardtanh")]
+    net = random_net(
+        [4, 3, 3, 3], activation=acts, n_out=2, last_activation=ACTIVATIONS["leaky_relu"], seed=seed
+    )
     rm = rg.activation_regions(net, CONVEX)
-    _compare_2d(rm, ref.regions_2d(net, CONVEX), CONVEX)
-    _check_patterns_and_affine(net, rm)
+    compare_with_reference(rm, CONVEX)
+    check_patterns_and_affine(rm)
 
 
 def test_region_enclosing_a_hole():
@@ -267,84 +184,16 @@ def test_region_enclosing_a_hole():
         < 1e-12
     )
     assert rm.locate(np.array([[0.0, 0.0]]))[0] == -1
-    _compare_2d(rm, ref.regions_2d(net, dom), dom)
-    _check_edges(net, rm, dom)
+    compare_with_reference(rm, dom)
+    check_edges(rm, dom)
 
 
 # -------------------------------------------------------- edge structure ----
-def _hyperplane_tol(z, m, t):
-    """Tolerance for 'z == t' at a vertex: relative to the neuron's range over the
-    vertices, plus the rounding of the forward pass (m: size of the summed terms)."""
-    return 1e-8 * float(np.max(np.abs(z - t))) + 1e-12 * (m + abs(t))
-
-
-def _check_edges(net, rm, dom=None):
-    """Every interior edge separates patterns that differ exactly in neurons whose
-    breakpoint hyperplane carries the edge; edge_neurons gives the first of them."""
-    V = rm.vertices if rm.dim == 2 else rm.vertices[:, None]
-    Z, M = preactivations(net, V, magnitudes=True)  # (V, n_neurons)
-    bps = neuron_breakpoints(net)
-    E = rm.edges.shape[0]
-    assert rm.edge_regions.shape == (E, 2) and rm.edge_neurons.shape == (E,)
-    assert rm.edge_breakpoints.shape == (E,)
-    assert np.all(rm.edge_regions[:, 0] >= 0)
-    interior = rm.edge_regions[:, 1] >= 0
-    np.testing.assert_array_equal(rm.edge_neurons[~interior], -1)
-    for e in np.nonzero(interior)[0]:
-        a, b = rm.edge_regions[e]
-        pa, pb = rm.patterns[a].astype(int), rm.patterns[b].astype(int)
-        differ = np.nonzero(pa != pb)[0]
-        assert differ.size > 0, f"edge {e} separates regions of the same pattern"
-        j0 = int(rm.edge_neurons[e])
-        assert j0 == differ[0], f"edge {e}: edge_neurons {j0}, patterns differ at {differ}"
-        assert rm.edge_breakpoints[e] == min(pa[j0], pb[j0])
-        for j in differ:
-            assert abs(pa[j] - pb[j]) == 1
-            t = bps[j][min(pa[j], pb[j])]
-            for v in rm.edges[e]:
-                tol = _hyperplane_tol(Z[:, j], M[v, j], t)
-                assert abs(Z[v, j] - t) <= tol, f"edge {e} is off neuron {j}'s hyperplane"
-    if rm.dim == 2:
-        boundary = dom.boundary
-        V = rm.vertices
-        diam = max(dom.bounds[2] - dom.bounds[0], dom.bounds[3] - dom.bounds[1])
-        for e in np.nonzero(~interior)[0]:
-            p, q = V[rm.edges[e]]
-            for pt in (p, q, 0.5 * (p + q)):
-                assert boundary.distance(shapely.Point(pt)) <= 1e-12 * diam
-        # the boundary edges cover the whole boundary (holes included)
-        lengths = np.hypot(*(V[rm.edges[~interior, 1]] - V[rm.edges[~interior, 0]]).T)
-        assert lengths.sum() == pytest.approx(boundary.length, rel=1e-12)
-        # interior edges are inside the domain
-        mids = 0.5 * (V[rm.edges[interior, 0]] + V[rm.edges[interior, 1]])
-        mids = shapely.points(mids)
-        assert np.all(shapely.covers(dom, mids) | (shapely.distance(boundary, mids) <= 1e-12 * diam))
-        # the left region first: a point just left of the edge's middle is in it
-        shapes = rm.shapes
-        for e in range(E):
-            p, q = V[rm.edges[e]]
-            d = q - p
-            n = np.array([-d[1], d[0]]) / np.hypot(*d)
-            m = 0.5 * (p + q)
-            delta = 1e-7 * diam
-            assert shapes[rm.edge_regions[e, 0]].distance(shapely.Point(m + delta * n)) <= 1e-12 * diam
-            if interior[e]:
-                assert shapes[rm.edge_regions[e, 1]].distance(shapely.Point(m - delta * n)) <= 1e-12 * diam
-    else:
-        lo, hi = rm.intervals[0, 0], rm.intervals[-1, 1]
-        assert E == len(rm) - 1 and np.all(interior)
-        np.testing.assert_array_equal(rm.edge_regions, np.stack([np.arange(E), np.arange(1, E + 1)], 1))
-        np.testing.assert_array_equal(rm.edges[:, 0], rm.edges[:, 1])
-        np.testing.assert_array_equal(rm.vertices[rm.edges[:, 0]], rm.intervals[1:, 0])
-        assert lo < rm.vertices[rm.edges[:, 0]].min() if E else True
-        assert hi > rm.vertices[rm.edges[:, 0]].max() if E else True
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("act", ACT_IDS)
 def test_edges_1d(act, seed):
     net = small_net(act, seed, n_in=1)
-    _check_edges(net, rg.activation_regions(net, INTERVAL))
+    check_edges(rg.activation_regions(net, INTERVAL), INTERVAL)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -353,7 +202,7 @@ def test_edges_1d(act, seed):
 def test_edges_2d(dname, act, seed):
     domain = DOMAINS_2D[dname]
     net = small_net(act, seed)
-    _check_edges(net, rg.activation_regions(net, domain), domain_polygon(domain))
+    check_edges(rg.activation_regions(net, domain), domain)
 
 
 def test_shared_hyperplane_edges_name_the_first_neuron():
@@ -362,8 +211,8 @@ def test_shared_hyperplane_edges_name_the_first_neuron():
     b = np.array([-0.1, 0.2, -0.2, 0.0, 0.3])
     net = rg.Network.from_arrays([W, np.ones((1, 5))], [b, [0.0]], ["relu", None])
     rm = rg.activation_regions(net, BOX)
-    _check_edges(net, rm, box(*BOX))
-    _compare_2d(rm, ref.regions_2d(net, BOX), box(*BOX))
+    check_edges(rm, BOX)
+    compare_with_reference(rm, BOX)
     shared = [e for e in range(len(rm.edges)) if rm.edge_regions[e, 1] >= 0
               and np.sum(rm.patterns[rm.edge_regions[e, 0]] != rm.patterns[rm.edge_regions[e, 1]]) == 3]  # fmt: skip
     assert shared and all(rm.edge_neurons[e] == 0 for e in shared)
@@ -403,22 +252,7 @@ def test_neuron_at_its_breakpoint_on_an_interval_1d_matches_2d():
 @pytest.mark.parametrize("act", ACT_IDS)
 @pytest.mark.parametrize("domain", [BOX, CONVEX], ids=["box", "convex"])
 def test_polygons_convex_ccw(domain, act, seed):
-    rm = rg.activation_regions(small_net(act, seed), domain)
-    polys = rm.polygons
-    assert len(polys) == len(rm)
-    diam = 2.5
-    for r, p in enumerate(polys):
-        assert p.ndim == 2 and p.shape[1] == 2 and p.shape[0] >= 3
-        q = np.roll(p, -1, axis=0)
-        area = 0.5 * np.sum(p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1])
-        assert area > 0 and area == pytest.approx(rm.measures[r], rel=1e-9)
-        d1 = q - p
-        d2 = np.roll(d1, -1, axis=0)
-        cross = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
-        # straight angles allowed (vertices of neighbours), no reflex angles
-        assert np.all(cross >= -1e-12 * diam * diam), f"region {r} is not convex"
-        assert len({tuple(v) for v in p}) == len(p), f"region {r} repeats a vertex"
-        assert shapely.Polygon(p).is_valid
+    check_convex_ccw(rg.activation_regions(small_net(act, seed), domain), domain)
 
 
 # ------------------------------------------------------ 2D restricted to a line ----
@@ -525,8 +359,8 @@ def test_hyperplanes_through_corners_and_along_sides():
     np.testing.assert_allclose(rm.measures.sum(), 4.0, rtol=1e-14)
     # on a side, the neuron is on its right piece: x = 1 (x - 1 >= 0 only on the side) -> 0
     assert np.all(rm.patterns[:, 2] == 0) and np.all(rm.patterns[:, 3] == 1)
-    _check_edges(net, rm, box(*BOX))
-    _compare_2d(rm, ref.regions_2d(net, BOX), box(*BOX))
+    check_edges(rm, BOX)
+    compare_with_reference(rm, BOX)
 
 
 # hypothesis: arrangements of lines with small integer coefficients on a box, so
@@ -535,7 +369,6 @@ _coef = st.integers(-2, 2)
 _line = st.tuples(_coef, _coef, _coef).filter(lambda t: t[0] != 0 or t[1] != 0)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(
     lines=st.lists(_line, min_size=1, max_size=7),
     second=st.lists(st.tuples(st.lists(_coef, min_size=7, max_size=7), _coef), max_size=3),
@@ -554,9 +387,9 @@ def test_degenerate_arrangements_match_reference(lines, second):
     net = rg.Network.from_arrays(ws, bs, acts)
     dom = (-2.0, -2.0, 2.0, 2.0)
     rm = rg.activation_regions(net, dom)
-    _compare_2d(rm, ref.regions_2d(net, dom), box(*dom))
-    _check_patterns_and_affine(net, rm)
-    _check_edges(net, rm, box(*dom))
+    compare_with_reference(rm, dom)
+    check_patterns_and_affine(rm)
+    check_edges(rm, dom)
 
 
 # ------------------------------------------------------ standard networks ----
@@ -571,10 +404,9 @@ def test_standard_network_counts(name):
     assert rm.measures.sum() == pytest.approx(dom_measure, rel=1e-10)
     assert np.all(rm.measures > 0)
     if name in ("S", "D1"):
-        _check_patterns_and_affine(net, rm, distinct=name == "S")
+        check_patterns_and_affine(rm, distinct=name == "S")
 
 
-@pytest.mark.slow
 def test_standard_network_L():
     net, domain, count = standard("L")
     rm = rg.activation_regions(net, domain)

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import shapely
+from common import random_net
 
 import regiongeom as rg
-from regiongeom.examples import random_network
 
-NET2 = random_network([4, 4], rng=0)
-NET1 = random_network([4], n_in=1, rng=0)
+NET2 = random_net([4, 4], seed=0)
+NET1 = random_net([4], n_in=1, seed=0)
 
 
 @pytest.mark.parametrize(
@@ -47,7 +47,7 @@ def test_bad_networks(weights, biases, acts, match):
         (NET2, shapely.LineString([(0, 0), (1, 1)]), "non-empty Polygon"),
         (NET2, shapely.Polygon([(0, 0), (1, 1), (1, 0), (0, 1)]), "invalid"),
         (NET1, shapely.box(0, 0, 1, 1), "2-input network"),
-        (random_network([3], n_in=3, rng=0), (0, 0, 1, 1), "1 or 2 inputs"),
+        (random_net([3], n_in=3, seed=0), (0, 0, 1, 1), "1 or 2 inputs"),
         (NET2, "box", "numeric"),
     ],
 )
@@ -62,11 +62,11 @@ def test_not_a_network():
 
 
 def test_max_regions_guard():
-    net = random_network([32, 32], rng=0)
+    net = random_net([32, 32], seed=0)
     with pytest.raises(rg.RegionLimitError, match="max_regions=50"):
         rg.activation_regions(net, (-1, -1, 1, 1), max_regions=50)
     with pytest.raises(rg.RegionLimitError, match="max_regions=10"):
-        rg.activation_regions(random_network([64, 64], n_in=1, rng=0), (-5, 5), max_regions=10)
+        rg.activation_regions(random_net([64, 64], n_in=1, seed=0), (-5, 5), max_regions=10)
     for bad in (0, -3, 2.5, "many"):
         with pytest.raises(ValueError, match="max_regions"):
             rg.activation_regions(net, (-1, -1, 1, 1), max_regions=bad)
