@@ -15,6 +15,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from common import random_net
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,17 +39,9 @@ def chain_net(w1, w2, beta1, beta2):
 
 
 def rand_net(widths, acts, *, n_in=2, seed=0, zero_frac=0.0, last_act=None, scale=1.0):
-    rng = np.random.default_rng(seed)
-    ws, bs, d = [], [], n_in
-    for w in widths:
-        W = rng.normal(size=(w, d)) * scale / np.sqrt(d)
-        W[rng.random(W.shape) < zero_frac] = 0.0
-        ws.append(W)
-        bs.append(rng.normal(size=w) * 0.3)
-        d = w
-    ws.append(rng.normal(size=(1, d)))
-    bs.append(rng.normal(size=1))
-    return rg.Network.from_arrays(ws, bs, list(acts) + [last_act])
+    return random_net(
+        widths, activation=acts, n_in=n_in, seed=seed, zero_frac=zero_frac, last_activation=last_act, scale=scale
+    )
 
 
 def zscores(est, exact):
@@ -290,7 +283,7 @@ def test_by_layer_matches_brute_force(name, good, rho):
 def test_lc_density_by_layer():
     """The public option: (P, L) mean and stderr whose sum over layers is the
     total; the total itself unchanged."""
-    net = rand_net([6, 5, 4], ["relu", rg.hardtanh(-0.5, 0.5), "abs"], seed=30)
+    net = rand_net([6, 5, 4], ["relu", rg.Activation.hardtanh(-0.5, 0.5), "abs"], seed=30)
     x = np.random.default_rng(2).uniform(-1, 1, size=(300, 2))
     kw = dict(sigma=0.3, n_samples=4, rng=5, progress=False)
     est = lc_density(net, x, by_layer=True, **kw)

@@ -201,12 +201,6 @@ NEURON_AT_BREAKPOINT = rg.Network.from_arrays(
 ALL_ON = shapely.Polygon([(0.5, 0.5), (0.25, 0.0), (1.0, 0.0), (1.0, 1.0)])
 
 
-def _points_in(poly, n, seed):
-    x0, y0, x1, y1 = poly.bounds
-    x = np.random.default_rng(seed).uniform((x0, y0), (x1, y1), size=(20 * n, 2))
-    return x[shapely.contains_xy(poly, x[:, 0], x[:, 1])][:n]
-
-
 @pytest.mark.parametrize("domain", [(-2.0, -2.0, 2.0, 2.0), (-1.0, -1.0, 1.0, 1.0)])
 def test_neuron_identically_at_its_breakpoint(domain):
     """The engine gives the exact piece: ReLU is right-continuous, so a
@@ -222,20 +216,3 @@ def test_neuron_identically_at_its_breakpoint(domain):
     np.testing.assert_array_equal(
         net.patterns(np.array([[0.5, 0.5], [0.75, 0.25]]))[:, 4], 1
     )  # z == 0 exactly
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="net.patterns (float64) puts a preactivation that is exactly 0 on a region, "
-    "rounded to -2.2e-16 or -4.4e-16, on ReLU's piece 0; the exact piece is 1",
-)
-def test_forward_pass_patterns_are_exact_where_a_neuron_is_at_its_breakpoint():
-    """The forward pass evaluates the second layer's z, identically 0 where the
-    first layer is all on, in float64: at about 1 point in 6 there it rounds
-    below 0, so ``net.patterns`` says piece 0 where the engine and the reference
-    say 1 (the exact piece). The old property test compared ``net.patterns`` at
-    ``rm.interior_points()`` exactly and failed on this network in [-1, 1]^2
-    (z = -3.3e-16 at that region's interior point)."""
-    x = _points_in(ALL_ON, 200, seed=0)
-    assert len(x) == 200
-    np.testing.assert_array_equal(NEURON_AT_BREAKPOINT.patterns(x), 1)
