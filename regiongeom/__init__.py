@@ -9,6 +9,7 @@ from .complexity import Estimate, lc_density, local_complexity
 from .datasets import default_network
 from .examples import sawtooth
 from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
+from .measures import local_rank, not_good_count, total_variation
 from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_relu, relu
 from .plotting import figure1, grid_points, plot_density, plot_density_1d, plot_function_1d, plot_regions
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
@@ -35,6 +36,9 @@ __all__ = [
     "lc_density",
     "local_complexity",
     "Estimate",
+    "local_rank",
+    "total_variation",
+    "not_good_count",
     "plot_regions",
     "plot_density",
     "plot_density_1d",
