@@ -53,6 +53,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._validate import positive
 from .complexity import local_complexity
 from .measures import (
     _backward,
@@ -65,7 +66,6 @@ from .measures import (
     _rank_tolerance,
     not_good_count,
 )
-from ._validate import positive
 
 __all__ = ["Bound", "c_bias", "theorem5", "corollary14", "theorem7", "representation_cost"]
 

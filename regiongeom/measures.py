@@ -348,7 +348,11 @@ def not_good_count(net, data, *, sigma=None, n_samples=16, rng=None) -> Estimate
 def _term_mask(net, kmax):
     """(n_neurons, kmax) True where neuron i has a k-th breakpoint."""
     counts = np.concatenate(
-        [np.full(w.shape[0], a.breakpoints.size) for w, a in zip(net.weights, net.activations) if a is not None]
+        [
+            np.full(w.shape[0], a.breakpoints.size)
+            for w, a in zip(net.weights, net.activations)
+            if a is not None
+        ]
     )
     return np.arange(kmax)[None, :] < counts[:, None]
 

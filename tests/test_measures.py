@@ -132,7 +132,9 @@ def test_rank_of_integer_networks_is_exact(seed):
     W2 = g.integers(-3, 4, size=(4, 7)).astype(float)
     W2 = np.vstack([W2, W2[0] - W2[3], W2[1]])
     W3 = g.integers(-2, 3, size=(1, 6)).astype(float)
-    net = rg.Network.from_arrays([W1, W2, W3], [np.full(7, 0.5), np.full(6, 0.5), [0.0]], ["relu", "relu", None])
+    net = rg.Network.from_arrays(
+        [W1, W2, W3], [np.full(7, 0.5), np.full(6, 0.5), [0.0]], ["relu", "relu", None]
+    )
     x = g.normal(size=(40, 7)) * 3  # only the patterns depend on x
     _, pre = net.forward(x)
     assert np.all(pre[0] != 0)
@@ -159,7 +161,9 @@ def test_local_rank_and_tv_with_noise_average_the_noisy_networks():
         noisy = net.with_biases(bs)
         lrs.append(rg.local_rank(noisy, x, eps=0.2))
         tvs.append(rg.total_variation(noisy, x).mean)
-    np.testing.assert_allclose(rg.local_rank(net, x, 0.2, sigma=sigma, n_samples=S, rng=11), np.mean(lrs, axis=0))
+    np.testing.assert_allclose(
+        rg.local_rank(net, x, 0.2, sigma=sigma, n_samples=S, rng=11), np.mean(lrs, axis=0)
+    )
     est = rg.total_variation(net, x, sigma=sigma, n_samples=S, rng=11)
     assert est.mean == pytest.approx(np.mean(tvs), rel=1e-12)
     assert est.stderr == pytest.approx(np.std(tvs, ddof=1) / math.sqrt(S), rel=1e-9)
@@ -220,7 +224,11 @@ def reference_not_good(net, x, row):
                     reach = opened[-1] if net.activations[-1] is not None else np.ones(net.n_out, bool)
                     for m in range(net.n_layers - 2, ly, -1):
                         reach = opened[m - ly - 1] & ((net.weights[m + 1] != 0).T @ reach)
-                    good = bool(((net.weights[ly + 1][:, j] != 0) & reach).any()) if ly + 1 < net.n_layers else True
+                    good = (
+                        bool(((net.weights[ly + 1][:, j] != 0) & reach).any())
+                        if ly + 1 < net.n_layers
+                        else True
+                    )
                     count += not good
     return count / len(x)
 
