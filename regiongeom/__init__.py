@@ -4,7 +4,7 @@ Networks -> activation regions -> nonlinear locus -> measures -> figures, for
 networks with 1 or 2 inputs, in float64.
 """
 
-from . import closed_form, datasets, examples
+from . import bounds, closed_form, datasets, examples
 from .complexity import Estimate, lc_density, local_complexity
 from .datasets import default_network
 from .examples import sawtooth
@@ -14,6 +14,7 @@ from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_
 from .plotting import figure1, grid_points, plot_density, plot_density_1d, plot_function_1d, plot_regions
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
 from .tolerance import GEOM_RTOL, JAC_RTOL, REL_TOL
+from .tracker import History, Tracker
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,9 @@ __all__ = [
     "local_rank",
     "total_variation",
     "not_good_count",
+    "bounds",
+    "Tracker",
+    "History",
     "plot_regions",
     "plot_density",
     "plot_density_1d",
