@@ -48,7 +48,6 @@ Proposition 8 and eq. (17), Appendices A.4-A.12, B.4 (eq. 42).
 from __future__ import annotations
 
 import math
-from numbers import Integral
 from typing import NamedTuple
 
 import numpy as np
@@ -62,6 +61,7 @@ from .measures import (
     _chunks,
     _forward,
     _hidden,
+    _map_samples,
     _noise,
     _rank_tolerance,
     not_good_count,
@@ -129,50 +129,56 @@ def _seed(rng):
     return rng
 
 
-def _stats(net, data, sigma, n_samples, rng, eps, eta):
-    x, sigma, n_samples = _check_common(net, data, sigma, n_samples, rng)
+def _stats(net, data, sigma, n_samples, rng, eps, eta, n_jobs=1):
+    x, sigma, n_samples, n_jobs = _check_common(net, data, sigma, n_samples, rng, n_jobs)
     if sigma is None:
         raise ValueError("the bounds need the bias noise: give sigma > 0")
     eps = positive(eps, "eps") if eps is not None else None
     eta = _check_eta(eta)
-    if not isinstance(n_samples, Integral):
-        raise ValueError("n_samples must be an integer")
+    if not _hidden(net):
+        raise ValueError("the network has no activation: the bounds are about its neurons")
     seed = _seed(rng)
     noise = _noise(net, sigma, n_samples, seed)
+    per = _map_samples(_stats_sample, net, x, noise, n_jobs, eps=eps, eta=eta)
+    S, P = noise.shape[0], x.shape[0]
+    mean = lambda k: np.mean([r[k] for r in per], axis=0) / P  # noqa: E731
+    smax = np.max([r["smax"] for r in per], axis=0)
+    lip = np.max([r["lip"] for r in per], axis=0)
+    lc = local_complexity(net, x, sigma=sigma, n_samples=S, rng=seed, progress=False, n_jobs=1).mean
+    B = not_good_count(net, x, sigma=sigma, n_samples=S, rng=seed, n_jobs=n_jobs).mean
+    st = _Stats(lc, B, mean("G"), mean("fro"), mean("lr_eps"), mean("lr"), smax, float(mean("tail")),
+                float(mean("usq")), float(mean("tv")), lip)  # fmt: skip
+    return st, (x, sigma, eta, eps, _hidden(net))
+
+
+def _stats_sample(net, x, row, *, eps, eta):
+    """Sums over the points (maxima for smax, lip) for one noise row."""
     hidden = _hidden(net)
-    if not hidden:
-        raise ValueError("the network has no activation: the bounds are about its neurons")
-    L, S, P = len(hidden), noise.shape[0], x.shape[0]
-    G, fro, lr_eps, lr = (np.zeros((S, L)) for _ in range(4))
-    smax, lip = np.zeros(L), np.zeros(L)
-    tail, usq, tv = np.zeros(S), np.zeros(S), np.zeros(S)
+    L = len(hidden)
+    r = {k: np.zeros(L) for k in ("G", "fro", "lr_eps", "lr", "smax", "lip")}
+    r.update(tail=0.0, usq=0.0, tv=0.0)
     offs = net.neuron_offsets
-    for s, row in enumerate(noise):
-        for s0, s1 in _chunks(P):
-            fwd = _forward(net, x[s0:s1], row, want_abs=True)
-            M, Jn = _backward(net, fwd)
-            tv[s] += np.sqrt(np.einsum("cij,cij->c", Jn, Jn)).sum()
-            for j, m in enumerate(hidden):
-                v, _, J, A = fwd[m]
-                bp = net.activations[m].breakpoints
-                gn = np.sqrt(np.einsum("cij,cij->ci", J, J))  # (C, n_l) ||grad z_i||
-                G[s, j] += bp.size * gn.sum()
-                sv = np.linalg.svd(J, compute_uv=False)
-                fro[s, j] += np.sqrt((gn * gn).sum(axis=1)).sum()
-                lr[s, j] += np.count_nonzero(sv > _rank_tolerance(net, m, sv, A)[:, None])
-                if eps is not None:
-                    lr_eps[s, j] += np.count_nonzero(sv > eps)
-                smax[j] = max(smax[j], sv[:, 0].max())
-                lip[j] = max(lip[j], np.linalg.norm(M[m], ord=2, axis=(1, 2)).max())
-                u = v - row[offs[m] : offs[m + 1]]  # own noise removed: z_i(x) + b_i
-                for t in bp:
-                    tail[s] += (gn * (np.abs(t - u) > eta)).sum()
-                    usq[s] += ((t - u) ** 2).sum()
-    lc = local_complexity(net, x, sigma=sigma, n_samples=S, rng=seed, progress=False).mean
-    B = not_good_count(net, x, sigma=sigma, n_samples=S, rng=seed).mean
-    mean = lambda a: a.mean(axis=0) / P  # noqa: E731
-    return _Stats(lc, B, mean(G), mean(fro), mean(lr_eps), mean(lr), smax, float(mean(tail)),
-                  float(mean(usq)), float(mean(tv)), lip), (x, sigma, eta, eps, hidden)  # fmt: skip
+    for s0, s1 in _chunks(x.shape[0]):
+        fwd = _forward(net, x[s0:s1], row, want_abs=True)
+        M, Jn = _backward(net, fwd)
+        r["tv"] += np.sqrt(np.einsum("cij,cij->c", Jn, Jn)).sum()
+        for j, m in enumerate(hidden):
+            v, _, J, A = fwd[m]
+            bp = net.activations[m].breakpoints
+            gn = np.sqrt(np.einsum("cij,cij->ci", J, J))  # (C, n_l) ||grad z_i||
+            sv = np.linalg.svd(J, compute_uv=False)
+            r["G"][j] += bp.size * gn.sum()
+            r["fro"][j] += np.sqrt((gn * gn).sum(axis=1)).sum()
+            r["lr"][j] += np.count_nonzero(sv > _rank_tolerance(net, m, sv, A)[:, None])
+            if eps is not None:
+                r["lr_eps"][j] += np.count_nonzero(sv > eps)
+            r["smax"][j] = max(r["smax"][j], sv[:, 0].max())
+            r["lip"][j] = max(r["lip"][j], np.linalg.norm(M[m], ord=2, axis=(1, 2)).max())
+            u = v - row[offs[m] : offs[m + 1]]  # own noise removed: z_i(x) + b_i
+            for t in bp:
+                r["tail"] += (gn * (np.abs(t - u) > eta)).sum()
+                r["usq"] += ((t - u) ** 2).sum()
+    return r
 
 
 def _widths(net, hidden):
@@ -208,7 +214,7 @@ def _lower_terms(st, sigma, eta, C_grad):
 # ----------------------------------------------------------------------------
 # the bounds
 # ----------------------------------------------------------------------------
-def theorem5(net, data, *, sigma, eps, eta=1.0, n_samples=16, rng=None) -> tuple:
+def theorem5(net, data, *, sigma, eps, eta=1.0, n_samples=16, rng=None, n_jobs=1) -> tuple:
     """Theorem 5: local ranks and local complexity, eqs. (11) and (12).
 
     Corrected statements (see the module notes):
@@ -238,6 +244,8 @@ def theorem5(net, data, *, sigma, eps, eta=1.0, n_samples=16, rng=None) -> tuple
         The window of the lower bound (8).
     n_samples : int, default 16
     rng : int, Generator or None
+    n_jobs : int, default 1
+        joblib workers over the noise samples (as in :func:`regiongeom.local_rank`).
 
     Returns
     -------
@@ -246,7 +254,7 @@ def theorem5(net, data, *, sigma, eps, eta=1.0, n_samples=16, rng=None) -> tuple
         constants hold ``paper_rhs``: the right side as printed (which fails
         on some networks).
     """
-    st, (x, sigma, eta, eps, hidden) = _stats(net, data, sigma, n_samples, rng, eps, eta)
+    st, (x, sigma, eta, eps, hidden) = _stats(net, data, sigma, n_samples, rng, eps, eta, n_jobs)
     n, K, cb = _widths(net, hidden), _kcounts(net, hidden), c_bias(sigma)
     C_grad = float(st.smax.max())
     per = np.sqrt(C_grad**2 * st.lr_eps + eps**2 * n)
@@ -262,7 +270,7 @@ def theorem5(net, data, *, sigma, eps, eta=1.0, n_samples=16, rng=None) -> tuple
     return eq11, eq12
 
 
-def corollary14(net, data, *, sigma, n_samples=16, rng=None) -> Bound:
+def corollary14(net, data, *, sigma, n_samples=16, rng=None, n_jobs=1) -> Bound:
     """Corollary 14 with the exact local rank:
     ``LC <= C_bias C_grad sum_l K_l sqrt(n_l) sqrt(LR_l)``.
 
@@ -271,7 +279,7 @@ def corollary14(net, data, *, sigma, n_samples=16, rng=None) -> Bound:
     (11) (the paper's ``n_0`` again becomes ``K_l sqrt(n_l)``). The rank is
     :func:`regiongeom.local_rank`'s, with its rounding tolerance.
     """
-    st, (x, sigma, eta, eps, hidden) = _stats(net, data, sigma, n_samples, rng, None, 1.0)
+    st, (x, sigma, eta, eps, hidden) = _stats(net, data, sigma, n_samples, rng, None, 1.0, n_jobs)
     n, K, cb = _widths(net, hidden), _kcounts(net, hidden), c_bias(sigma)
     C_grad = float(st.smax.max())
     rhs = cb * C_grad * (K * np.sqrt(n) * np.sqrt(st.lr)).sum()
@@ -280,7 +288,7 @@ def corollary14(net, data, *, sigma, n_samples=16, rng=None) -> Bound:
     return Bound("corollary14", st.lc, float(rhs), consts)
 
 
-def theorem7(net, data, *, sigma, eta=1.0, n_samples=16, rng=None) -> Bound:
+def theorem7(net, data, *, sigma, eta=1.0, n_samples=16, rng=None, n_jobs=1) -> Bound:
     """Theorem 7: total variation and local complexity, eq. (13):
     ``TV L c_eta / max_l C_l - xi_eta - B C_grad C_bias <= LC``.
 
@@ -301,7 +309,7 @@ def theorem7(net, data, *, sigma, eta=1.0, n_samples=16, rng=None) -> Bound:
         of eq. (42) (activations ignored: not a bound), with ``lhs_eq42``, the
         left side computed with it (Figure 9's curve).
     """
-    st, (x, sigma, eta, eps, hidden) = _stats(net, data, sigma, n_samples, rng, None, eta)
+    st, (x, sigma, eta, eps, hidden) = _stats(net, data, sigma, n_samples, rng, None, eta, n_jobs)
     C_grad = float(st.smax.max())
     ce, xi, xi_m, bterm = _lower_terms(st, sigma, eta, C_grad)
     L = len(hidden)
@@ -321,7 +329,7 @@ def _eq42(net, m):
     return float(np.linalg.norm(prod, 2))
 
 
-def representation_cost(net, data, *, sigma, n_samples=16, rng=None) -> Bound:
+def representation_cost(net, data, *, sigma, n_samples=16, rng=None, n_jobs=1) -> Bound:
     """Proposition 8 / eq. (17): local complexity and the weight norms.
 
     ``LC <= C_bias sum_l K_l sqrt(n_l) s_{<l} prod_{k<=l} ||W_k||_F
@@ -346,7 +354,7 @@ def representation_cost(net, data, *, sigma, n_samples=16, rng=None) -> Bound:
         (the ``||theta||`` form), ``theta_norm`` and ``eq17_lhs``, the paper's
         ``n_0 LC / (C_bias n^{(1-L)/2} L^{1-L/2})`` (Figure 13's x-axis).
     """
-    st, (x, sigma, eta, eps, hidden) = _stats(net, data, sigma, n_samples, rng, None, 1.0)
+    st, (x, sigma, eta, eps, hidden) = _stats(net, data, sigma, n_samples, rng, None, 1.0, n_jobs)
     n, K, cb = _widths(net, hidden), _kcounts(net, hidden), c_bias(sigma)
     frob = [float(np.linalg.norm(w)) for w in net.weights]
     theta = math.sqrt(sum(f * f for f in frob))

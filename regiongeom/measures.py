@@ -43,7 +43,7 @@ _CHUNK = 256  # points per chunk of Jacobians
 # ----------------------------------------------------------------------------
 # input normalisation and the shared passes
 # ----------------------------------------------------------------------------
-def _check_common(net, data, sigma, n_samples, rng, what="data"):
+def _check_common(net, data, sigma, n_samples, rng, n_jobs=1, what="data"):
     if not isinstance(net, Network):
         raise TypeError(
             f"expected an rg.Network, got {type(net).__name__} (convert torch modules with rg.from_torch)"
@@ -53,10 +53,28 @@ def _check_common(net, data, sigma, n_samples, rng, what="data"):
         n_samples = integer_at_least(n_samples, 2, "n_samples")
     if rng is not None and (isinstance(rng, bool) or not isinstance(rng, (Integral, np.random.Generator))):
         raise TypeError(f"rng must be an int seed, a numpy Generator or None, got {type(rng).__name__}")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs must be a positive integer or -1 (all cores), got {n_jobs!r}")
     x = as_points(data, net.n_in, what)
     if x.shape[0] == 0:
         raise ValueError(f"{what} is empty")
-    return x, sigma, n_samples
+    return x, sigma, n_samples, int(n_jobs)
+
+
+def _map_samples(fn, net, x, noise, n_jobs, **kw):
+    """``[fn(net, x, row, **kw) for row in noise]``, spread over joblib workers
+    when ``n_jobs != 1``.
+
+    Each noise row is one task; the noise is drawn before, so the result does
+    not depend on ``n_jobs`` or on the backend. joblib's default backend
+    (loky) needs no ``if __name__ == "__main__":`` guard, and a cluster is
+    used with ``joblib.parallel_config(backend="dask")``.
+    """
+    if n_jobs == 1 or noise.shape[0] == 1:
+        return [fn(net, x, row, **kw) for row in noise]
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=n_jobs)(delayed(fn)(net, x, row, **kw) for row in noise)
 
 
 def _noise(net, sigma, n_samples, rng):
@@ -136,7 +154,7 @@ def _rank_tolerance(net, layer, S, A):
 # ----------------------------------------------------------------------------
 # local rank
 # ----------------------------------------------------------------------------
-def local_rank(net, data, eps=None, *, sigma=None, n_samples=16, rng=None) -> np.ndarray:
+def local_rank(net, data, eps=None, *, sigma=None, n_samples=16, rng=None, n_jobs=1) -> np.ndarray:
     """Local rank of every hidden layer's features (Definition 4).
 
     ``LR_l = E[rank J_x z_l(x)]``, the mean over the data points of the rank
@@ -160,6 +178,10 @@ def local_rank(net, data, eps=None, *, sigma=None, n_samples=16, rng=None) -> np
         Noise samples (with ``sigma``).
     rng : int, numpy.random.Generator or None
         Seed for the noise.
+    n_jobs : int, default 1
+        Worker processes (joblib; ``-1``: all cores), one task per noise
+        sample; the result does not depend on it. Runs on a Dask cluster
+        inside ``joblib.parallel_config(backend="dask")``.
 
     Returns
     -------
@@ -196,27 +218,32 @@ def local_rank(net, data, eps=None, *, sigma=None, n_samples=16, rng=None) -> np
     >>> bool(np.all(rg.local_rank(net, g.normal(size=(50, 5)))[1:] <= 2))
     True
     """
-    x, sigma, n_samples = _check_common(net, data, sigma, n_samples, rng)
+    x, sigma, n_samples, n_jobs = _check_common(net, data, sigma, n_samples, rng, n_jobs)
     if eps is not None:
         eps = positive(eps, "eps")
+    noise = _noise(net, sigma, n_samples, rng)
+    total = sum(_map_samples(_rank_sample, net, x, noise, n_jobs, eps=eps))
+    return total / (x.shape[0] * noise.shape[0])
+
+
+def _rank_sample(net, x, row, *, eps):
+    """(L,) sum over the points of the (approximate) rank, one noise row."""
     hidden = _hidden(net)
     total = np.zeros(len(hidden))
-    noise = _noise(net, sigma, n_samples, rng)
-    for row in noise:
-        for s0, s1 in _chunks(x.shape[0]):
-            fwd = _forward(net, x[s0:s1], row, want_abs=eps is None)
-            for j, layer in enumerate(hidden):
-                _, _, J, A = fwd[layer]
-                S = np.linalg.svd(J, compute_uv=False)
-                tol = _rank_tolerance(net, layer, S, A)[:, None] if eps is None else eps
-                total[j] += np.count_nonzero(S > tol)
-    return total / (x.shape[0] * noise.shape[0])
+    for s0, s1 in _chunks(x.shape[0]):
+        fwd = _forward(net, x[s0:s1], row, want_abs=eps is None)
+        for j, layer in enumerate(hidden):
+            _, _, J, A = fwd[layer]
+            S = np.linalg.svd(J, compute_uv=False)
+            tol = _rank_tolerance(net, layer, S, A)[:, None] if eps is None else eps
+            total[j] += np.count_nonzero(S > tol)
+    return total
 
 
 # ----------------------------------------------------------------------------
 # total variation
 # ----------------------------------------------------------------------------
-def total_variation(net, data, sigma=None, n_samples=64, rng=None) -> Estimate:
+def total_variation(net, data, sigma=None, n_samples=64, rng=None, *, n_jobs=1) -> Estimate:
     """Expected total variation ``TV = E[||grad_x N(x)||]`` (Section 5).
 
     The norm is the Frobenius norm of the network's input Jacobian (the
@@ -235,6 +262,10 @@ def total_variation(net, data, sigma=None, n_samples=64, rng=None) -> Estimate:
         Noise samples (with ``sigma``).
     rng : int, numpy.random.Generator or None
         Seed for the noise.
+    n_jobs : int, default 1
+        Worker processes (joblib; ``-1``: all cores), one task per noise
+        sample; the result does not depend on it. Runs on a Dask cluster
+        inside ``joblib.parallel_config(backend="dask")``.
 
     Returns
     -------
@@ -250,15 +281,19 @@ def total_variation(net, data, sigma=None, n_samples=64, rng=None) -> Estimate:
     >>> rg.total_variation(net, [[1.0, 1.0], [-1.0, -1.0]]).mean  # |(6, 8)| on one side, 0 on the other
     5.0
     """
-    x, sigma, n_samples = _check_common(net, data, sigma, n_samples, rng)
+    x, sigma, n_samples, n_jobs = _check_common(net, data, sigma, n_samples, rng, n_jobs)
     noise = _noise(net, sigma, n_samples, rng)
-    per = np.zeros(noise.shape[0])
-    for s, row in enumerate(noise):
-        for s0, s1 in _chunks(x.shape[0]):
-            _, Jn = _backward(net, _forward_slopes(net, x[s0:s1], row))
-            per[s] += np.sqrt(np.einsum("cij,cij->c", Jn, Jn)).sum()
-    per /= x.shape[0]
+    per = np.array(_map_samples(_tv_sample, net, x, noise, n_jobs)) / x.shape[0]
     return _estimate(per, sigma, "jacobian")
+
+
+def _tv_sample(net, x, row):
+    """Sum over the points of ||J_N(x)||_F, one noise row."""
+    tot = 0.0
+    for s0, s1 in _chunks(x.shape[0]):
+        _, Jn = _backward(net, _forward_slopes(net, x[s0:s1], row))
+        tot += np.sqrt(np.einsum("cij,cij->c", Jn, Jn)).sum()
+    return tot
 
 
 def _forward_slopes(net, x, row):
@@ -287,7 +322,7 @@ def _estimate(per, sigma, method):
 # ----------------------------------------------------------------------------
 # neurons that are not good
 # ----------------------------------------------------------------------------
-def not_good_count(net, data, *, sigma=None, n_samples=16, rng=None) -> Estimate:
+def not_good_count(net, data, *, sigma=None, n_samples=16, rng=None, n_jobs=1) -> Estimate:
     """Expected number ``B`` of neurons that are not good (Appendix B.4).
 
     ``B = E_x E_theta~[sum_i 1{z_i not good at x}]``, with "good" exactly as
@@ -307,6 +342,10 @@ def not_good_count(net, data, *, sigma=None, n_samples=16, rng=None) -> Estimate
         Bias noise; ``None``: the network as is.
     n_samples : int, default 16
     rng : int, numpy.random.Generator or None
+    n_jobs : int, default 1
+        Worker processes (joblib; ``-1``: all cores), one task per noise
+        sample; the result does not depend on it. Runs on a Dask cluster
+        inside ``joblib.parallel_config(backend="dask")``.
 
     Returns
     -------
@@ -327,22 +366,27 @@ def not_good_count(net, data, *, sigma=None, n_samples=16, rng=None) -> Estimate
     >>> rg.not_good_count(net, [[0.5, 0.5], [1.0, 2.0]]).mean
     3.0
     """
+    x, sigma, n_samples, n_jobs = _check_common(net, data, sigma, n_samples, rng, n_jobs)
+    noise = _noise(net, sigma, n_samples, rng)
+    P = x.shape[0]
+    if net.n_neurons == 0:
+        return _estimate(np.zeros(noise.shape[0]), sigma, "count")
+    per = np.array(_map_samples(_not_good_sample, net, x, noise, n_jobs, sigma=sigma), dtype=float)
+    return _estimate(per / P, sigma, "count")
+
+
+def _not_good_sample(net, x, row, *, sigma):
+    """Number of (point, neuron, breakpoint) terms not good, one noise row."""
     from .complexity import _Packed, _theorem2_block
 
-    x, sigma, n_samples = _check_common(net, data, sigma, n_samples, rng)
-    noise = _noise(net, sigma, n_samples, rng)
-    S, P = noise.shape[0], x.shape[0]
-    if net.n_neurons == 0:
-        return _estimate(np.zeros(S), sigma, "count")
     pk = _Packed(net)
     valid = _term_mask(net, pk.kmax)
     opts = dict(sigma=1.0 if sigma is None else sigma, rho=True, good=True)
-    per = np.zeros(S)
-    for s in range(S):
-        for p0, p1 in _chunks(P, 4096):
-            _, (good, _) = _theorem2_block(pk, x[p0:p1], noise[s : s + 1], opts, return_good=True)
-            per[s] += np.count_nonzero((good == 0) & valid[None])
-    return _estimate(per / P, sigma, "count")
+    count = 0
+    for p0, p1 in _chunks(x.shape[0], 4096):
+        _, (good, _) = _theorem2_block(pk, x[p0:p1], row[None], opts, return_good=True)
+        count += int(np.count_nonzero((good == 0) & valid[None]))
+    return count
 
 
 def _term_mask(net, kmax):

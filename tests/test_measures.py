@@ -64,6 +64,7 @@ def test_local_rank_matches_finite_difference_svd(act, n_in):
         np.testing.assert_array_equal(rg.local_rank(net, x, eps), want)
 
 
+@pytest.mark.slow
 def test_local_rank_against_torch_autograd():
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
@@ -270,3 +271,37 @@ def test_bad_input_fails_early():
         rg.not_good_count("net", np.zeros((4, 2)))
     with pytest.raises(ValueError, match="empty"):
         rg.total_variation(net, np.zeros((0, 2)))
+
+
+@pytest.mark.slow
+def test_n_jobs_gives_identical_results():
+    pytest.importorskip("joblib")
+    net = random_net([6, 6], n_in=3, n_out=2, seed=12)
+    x = np.random.default_rng(3).normal(size=(30, 3))
+    kw = dict(sigma=0.3, n_samples=4, rng=9)
+    np.testing.assert_array_equal(rg.local_rank(net, x, **kw, n_jobs=2), rg.local_rank(net, x, **kw))
+    assert rg.total_variation(net, x, **kw, n_jobs=2) == rg.total_variation(net, x, **kw)
+    assert rg.not_good_count(net, x, **kw, n_jobs=2) == rg.not_good_count(net, x, **kw)
+    with pytest.raises(ValueError, match="n_jobs"):
+        rg.local_rank(net, x, n_jobs=0)
+
+
+@pytest.mark.slow
+def test_dask_cluster_backend_gives_identical_results():
+    joblib = pytest.importorskip("joblib")
+    distributed = pytest.importorskip("dask.distributed")
+    from regiongeom import bounds as bd
+
+    net = random_net([6, 6], n_in=3, n_out=2, seed=13)
+    x = np.random.default_rng(4).normal(size=(30, 3))
+    kw = dict(sigma=0.3, n_samples=4, rng=2)
+    want = (rg.local_rank(net, x, 0.1, **kw), rg.total_variation(net, x, **kw), rg.not_good_count(net, x, **kw),
+            bd.theorem7(net, x, **kw).lhs)  # fmt: skip
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cl:
+        with distributed.Client(cl), joblib.parallel_config(backend="dask"):
+            got = (rg.local_rank(net, x, 0.1, **kw, n_jobs=-1), rg.total_variation(net, x, **kw, n_jobs=-1),
+                   rg.not_good_count(net, x, **kw, n_jobs=-1), bd.theorem7(net, x, **kw, n_jobs=-1).lhs)  # fmt: skip
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1:] == want[1:]
