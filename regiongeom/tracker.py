@@ -102,6 +102,10 @@ class Tracker:
         curve is not noisier than the model).
     torch_threads : int or None, default 1
         torch's intra-op threads while the tracker runs (``None``: leave).
+    rank_eps : float, optional
+        With ``"local_rank"``, also log the approximate local rank
+        ``LR^eps_l`` (singular values above ``rank_eps``) as
+        ``local_rank_eps_1 .. local_rank_eps_L``.
 
     Attributes
     ----------
@@ -109,7 +113,7 @@ class Tracker:
     """
 
     def __init__(self, data, every=50, *, sigma=0.05, measures=DEFAULT_MEASURES, n_samples=8, domain=None,
-                 rng=0, torch_threads=1):  # fmt: skip
+                 rng=0, torch_threads=1, rank_eps=None):  # fmt: skip
         self.data = np.asarray(data, dtype=np.float64).reshape(len(data), -1)
         if self.data.shape[0] == 0:
             raise ValueError("data is empty")
@@ -127,6 +131,7 @@ class Tracker:
         self.torch_threads = (
             None if torch_threads is None else integer_at_least(torch_threads, 1, "torch_threads")
         )
+        self.rank_eps = None if rank_eps is None else positive(rank_eps, "rank_eps")
         self.history = History()
         self._limit_blas = True  # the benchmark turns it off to show its effect
 
@@ -170,6 +175,9 @@ class Tracker:
             elif name == "local_rank":
                 for j, v in enumerate(local_rank(net, x)):
                     row[f"local_rank_{j + 1}"] = float(v)
+                if self.rank_eps is not None:
+                    for j, v in enumerate(local_rank(net, x, self.rank_eps)):
+                        row[f"local_rank_eps_{j + 1}"] = float(v)
             elif name == "total_variation":
                 row["total_variation"] = total_variation(net, x).mean
             elif name == "not_good":
@@ -237,7 +245,13 @@ class Tracker:
         for ax, (title, cols) in zip(axes, panels):
             for c in cols(h.columns):
                 y = h.column(c)
-                ax.plot(steps, y, marker="o", ms=2.5, label=c.replace("local_rank_", "layer "))
+                ax.plot(
+                    steps,
+                    y,
+                    marker="o",
+                    ms=2.5,
+                    label=c.replace("local_rank_eps_", "layer ").replace("local_rank_", "layer "),
+                )
                 if c + "_stderr" in h.columns:
                     e = 2 * h.column(c + "_stderr")
                     ax.fill_between(steps, y - e, y + e, alpha=0.25)
@@ -250,7 +264,8 @@ class Tracker:
 
 _PANELS = [
     ("local complexity", lambda cols: [c for c in cols if c == "local_complexity"]),
-    ("local rank", lambda cols: [c for c in cols if c.startswith("local_rank_")]),
+    ("local rank", lambda cols: [c for c in cols if c.startswith("local_rank_") and "eps" not in c]),
+    ("approximate local rank", lambda cols: [c for c in cols if c.startswith("local_rank_eps_")]),
     ("total variation", lambda cols: [c for c in cols if c == "total_variation"]),
     ("neurons not good (B)", lambda cols: [c for c in cols if c == "not_good"]),
     ("regions in the domain", lambda cols: [c for c in cols if c == "n_regions"]),
