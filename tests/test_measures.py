@@ -305,3 +305,13 @@ def test_dask_cluster_backend_gives_identical_results():
                    rg.not_good_count(net, x, **kw, n_jobs=-1), bd.theorem7(net, x, **kw, n_jobs=-1).lhs)  # fmt: skip
     np.testing.assert_array_equal(got[0], want[0])
     assert got[1:] == want[1:]
+
+
+def test_docstring_examples():
+    import doctest
+
+    from regiongeom import bounds, measures
+
+    for mod in (measures, bounds):
+        result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0 and result.attempted > 0, mod.__name__
