@@ -15,7 +15,7 @@ Each configuration runs with torch's default intra-op threads and with
 ``torch.set_num_threads(1)``.
 
     python benchmarks/bench_tracker.py                  # both loops, ~5 minutes
-    python benchmarks/bench_tracker.py --task digits --steps 200 --repeat 3
+    python benchmarks/bench_tracker.py --task digits --steps 200 --repeat 3 --threads 1
 """
 
 from __future__ import annotations
@@ -97,13 +97,17 @@ def main():
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--every", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--threads", default="default,1", help="torch intra-op threads to try: default and/or numbers"
+    )
     args = ap.parse_args()
     default_threads = torch.get_num_threads()
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}; "
           f"torch {torch.__version__} (default {default_threads} intra-op threads)")  # fmt: skip
     for name in args.task.split(","):
         run(name, "tracker", 2 * args.every, args.every, 1)  # warm-up: numba compile, caches
-        for threads in sorted({default_threads, 1}, reverse=True):
+        choices = [default_threads if t == "default" else int(t) for t in args.threads.split(",")]
+        for threads in dict.fromkeys(choices):
             res = {m: [] for m in ("plain", "tracker", "unmanaged")}
             for _ in range(args.repeat):
                 for mode in res:

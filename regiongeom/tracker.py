@@ -20,10 +20,14 @@ so no worker is left spinning when training resumes; the products are small
 and the numba kernel does the heavy part) and with torch's intra-op pool at
 ``torch_threads`` threads (default 1) while it converts the model, restoring
 torch's setting afterwards. numba's default "workqueue" layer blocks its
-idle threads, so it needs nothing. Nothing is changed outside the call. For
-small models torch itself is often faster with ``torch.set_num_threads(1)``
-on a loaded machine; that choice stays the user's (see
-``benchmarks/bench_tracker.py`` for measurements).
+idle threads, so it needs nothing. Nothing is changed outside the call.
+
+torch's own pool is the larger cost on a loaded machine, with or without a
+tracker: between two small ops its threads wait at a barrier for threads
+the OS has not scheduled. For small models call ``torch.set_num_threads(1)``
+in the training script (or set ``OMP_WAIT_POLICY=PASSIVE`` before importing
+torch); the tracker does not change torch's setting outside its own calls.
+``benchmarks/bench_tracker.py`` measures all of this.
 """
 
 from __future__ import annotations
