@@ -8,7 +8,7 @@ the total variation ``TV = E||grad_x N(x)||`` dropping late in training while
 the accuracy under a PGD attack rises (Theorem 7 links ``TV`` and ``LC``).
 This miniature uses scikit-learn's 8 x 8 digits (64 inputs in [0, 1]) and a
 ``64 -> 3 x 100 -> 10`` MLP with the same 2x He initialisation, Adam, 1000
-training images, and measures every 200 steps on 200 test images: ``LC``
+training images, 3000 steps, and measures every 200 steps on 200 test images: ``LC``
 (``sigma = 0.05``), ``TV`` with ``rg.Tracker``, and the accuracy under an
 L-infinity PGD attack (radius 0.1, 10 steps) written in a few lines of torch.
 """
@@ -31,7 +31,7 @@ import regiongeom as rg
 OUT = Path(os.environ.get("REGIONGEOM_GALLERY_OUT", "gallery_out"))
 OUT.mkdir(parents=True, exist_ok=True)
 torch.set_num_threads(1)  # a small model: one intra-op thread is the fastest on a busy machine
-STEPS, EVERY, RADIUS = 4000, 200, 0.1
+STEPS, EVERY, RADIUS = 3000, 200, 0.1
 
 digits = load_digits()
 x_all = (digits.data / 16.0).astype(np.float32)
