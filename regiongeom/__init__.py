@@ -4,24 +4,26 @@ Networks -> activation regions -> nonlinear locus -> measures -> figures, for
 networks with 1 or 2 inputs, in float64.
 """
 
-from . import closed_form, datasets, examples
+from . import bounds, closed_form, datasets, examples
+from .bounds import Bound
 from .complexity import Estimate, lc_density, local_complexity
 from .datasets import default_network
 from .examples import sawtooth
 from .grids import grid_points
 from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
+from .measures import local_rank, not_good_count, total_variation
 from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_relu, relu
 from .plotting import figure1, plot_density, plot_density_1d, plot_function_1d, plot_regions
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
 from .slices import Line, Plane
 from .vertices import (
-    Bound,
     corollary7_bound,
     corollary8_bound,
     gradient_bound,
     locus_vertices,
     vertex_density,
 )
+from .tracker import History, Tracker
 
 __version__ = "0.2.0"
 
@@ -52,6 +54,12 @@ __all__ = [
     "gradient_bound",
     "corollary7_bound",
     "corollary8_bound",
+    "local_rank",
+    "total_variation",
+    "not_good_count",
+    "bounds",
+    "Tracker",
+    "History",
     "plot_regions",
     "plot_density",
     "plot_density_1d",

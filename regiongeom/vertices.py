@@ -80,20 +80,19 @@ References
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
 
 from ._validate import as_points, integer_at_least, positive
 from ._vertices_kernels import _Net, theorem6_kernel
+from .bounds import Bound
 from .complexity import Estimate
 from .network import Network
 
 __all__ = [
     "vertex_density",
     "locus_vertices",
-    "Bound",
     "gradient_bound",
     "corollary7_bound",
     "corollary8_bound",
@@ -317,41 +316,6 @@ def _noisy_biases(net, row):
 # ----------------------------------------------------------------------------
 # Corollaries 7 and 8: both sides
 # ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Bound:
-    """Both sides of one of Hanin & Rolnick's inequalities.
-
-    Attributes
-    ----------
-    lhs, lhs_stderr : float
-        The Monte Carlo estimate of the bounded quantity and its standard
-        error (over the noise, conditional on the sampled points).
-    rhs : float
-        The bound, from the constants below.
-    kind : str
-        ``"upper"`` (``lhs <= rhs``, Corollary 7) or ``"lower"`` (``lhs >= rhs``,
-        Corollary 8).
-    k : int
-        Corollary 7's k (2 for Corollary 8, which uses k = 1 and k = 2).
-    c_grad, c_bias : float
-        ``C_grad`` (eq. 14) and ``C_bias = sup rho_b``.
-    n_breakpoints : int
-        ``T``, the most breakpoints of any activation.
-    eps : float or None
-        Corollary 8: the tube radius at which the bound is taken.
-    """
-
-    lhs: float
-    lhs_stderr: float
-    rhs: float
-    kind: str
-    k: int
-    c_grad: float
-    c_bias: float
-    n_breakpoints: int
-    eps: float | None = None
-
-
 def gradient_bound(net: Network) -> float:
     """``C_grad``: a bound on ``||grad z_j(x)||`` for every neuron, every input,
     every bias and every activation pattern (so on every term of Theorem 6).
@@ -433,7 +397,8 @@ def corollary7_bound(net, domain, *, sigma, k, n_points=256, n_samples=32, rng=N
         lhs, se = float(per.mean()), float(per.std(ddof=1) / math.sqrt(n_samples))
     c_grad, c_bias, T = _constants(net, sigma)
     rhs = math.comb(net.n_neurons, k) * (T * c_grad * c_bias) ** k
-    return Bound(float(lhs), float(se), rhs, "upper", k, c_grad, c_bias, T)
+    consts = {"k": k, "c_grad": c_grad, "c_bias": c_bias, "n_breakpoints": T}
+    return Bound(f"corollary7 (k={k})", float(lhs), rhs, consts, kind="upper", lhs_stderr=float(se))
 
 
 def corollary8_bound(net, domain, *, sigma, n_points=256, n_samples=32, rng=None) -> Bound:
@@ -481,7 +446,8 @@ def corollary8_bound(net, domain, *, sigma, n_points=256, n_samples=32, rng=None
     vals = eps * (1.0 - grown * (2 * eps * a1 + math.pi * eps**2 * a2))
     i = int(np.argmax(vals))
     lhs, se = float(per.mean()), float(per.std(ddof=1) / math.sqrt(n_samples))
-    return Bound(lhs, se, max(float(vals[i]), 0.0), "lower", 2, c_grad, c_bias, T, float(eps[i]))
+    consts = {"k": 2, "c_grad": c_grad, "c_bias": c_bias, "n_breakpoints": T, "eps": float(eps[i])}
+    return Bound("corollary8", lhs, max(float(vals[i]), 0.0), consts, kind="lower", lhs_stderr=se)
 
 
 def _mean_distance(net, box, pts, row):
