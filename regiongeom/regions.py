@@ -21,14 +21,10 @@ from functools import cached_property
 
 import numpy as np
 
-from . import _kernels as K
-from ._enumerate import (
-    ARTIFICIAL,
-    DEFAULT_MAX_REGIONS,
-    RegionLimitError,
-    enumerate_2d,
-)
-from ._enumerate_1d import enumerate_1d
+from ._engine import _mesh2d_kernels as K
+from ._engine.core import ARTIFICIAL, DEFAULT_MAX_REGIONS, RegionLimitError
+from ._engine.line1d import enumerate_1d
+from ._engine.mesh2d import enumerate_2d
 from ._validate import as_domain, as_points, integer_at_least
 from .network import Network
 
@@ -185,7 +181,9 @@ class RegionMap:
             raise AttributeError("shapes exist for 2D region maps only")
         if self.domain.convex:
             counts = np.diff(self._indptr)
-            rings = shapely.linearrings(self.vertices[self._ids], indices=np.repeat(np.arange(len(self)), counts))
+            rings = shapely.linearrings(
+                self.vertices[self._ids], indices=np.repeat(np.arange(len(self)), counts)
+            )
             return shapely.polygons(rings)
         out = np.empty(len(self._merged_shapes), dtype=object)
         out[:] = self._merged_shapes
@@ -312,7 +310,9 @@ def _merge_pieces(regions, neu, bp, patterns, indptr, ids, areas, vertices):
     first_face[label[::-1]] = np.arange(nf)[::-1]
     new_pat = patterns[first_face]
     new_areas = np.bincount(label, weights=areas, minlength=nreg)
-    shapes = shapely.polygons(shapely.linearrings(vertices[ids], indices=np.repeat(np.arange(nf), np.diff(indptr))))
+    shapes = shapely.polygons(
+        shapely.linearrings(vertices[ids], indices=np.repeat(np.arange(nf), np.diff(indptr)))
+    )
     order = np.argsort(label, kind="stable")
     bounds = np.searchsorted(label[order], np.arange(nreg + 1))
     merged = [shapely.union_all(shapes[order[bounds[r] : bounds[r + 1]]]) for r in range(nreg)]

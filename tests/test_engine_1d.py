@@ -14,8 +14,8 @@ import reference as ref
 from common import ACT_IDS, ACTIVATIONS, INTERVAL, random_net, small_net, standard
 
 import regiongeom as rg
-from regiongeom import _enumerate_1d as E
-from regiongeom import _kernels as K
+from regiongeom._engine import _line1d_kernels as K
+from regiongeom._engine import line1d as E
 
 
 def _act_arrays(act_id):

@@ -6,12 +6,12 @@ preactivations are affine, so all the layer's crossings are found at once
 (:func:`_cut_layer`: three numba calls). The next layer's preactivations
 are then
 
-- computed (``act(z) @ w.T + b``, :func:`_kernels.product_1d`) at the old
-  points, which does not need the cut: the product runs on a helper thread
-  *while* the cut runs, and the two threads share what is left of it;
-- interpolated at the new points (:func:`_kernels.fill_new_rows_1d`), exact
-  up to rounding: their activations are affine along their old interval
-  except for the few neurons that cross it, corrected one by one;
+- computed (``act(z) @ w.T + b``, :func:`._line1d_kernels.product_1d`) at the
+  old points, which does not need the cut: the product runs on a helper
+  thread *while* the cut runs, and the two threads share what is left of it;
+- interpolated at the new points (:func:`._line1d_kernels.fill_new_rows_1d`),
+  exact up to rounding: their activations are affine along their old
+  interval except for the few neurons that cross it, corrected one by one;
 - computed as well at the new points of old intervals that many neurons
   cross (``direct``), where the corrections would cost more.
 
@@ -29,20 +29,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels as K
-from ._enumerate import (
+from ..tolerance import REL_TOL
+from . import _line1d_kernels as K
+from .core import (
     BOUNDARY,
     DEFAULT_MAX_REGIONS,
-    _affine,
-    _assemble,
-    _buffer,
-    _layers,
-    _limit_error,
-    _one_blas_thread,
+    affine,
+    assemble_patterns,
+    buffer,
+    layers,
+    limit_error,
+    one_blas_thread,
 )
-from .tolerance import REL_TOL
 
-_BLOCK = 128  # points per block of the products (see _kernels.product_1d)
+_BLOCK = 128  # points per block of the products (see _line1d_kernels.product_1d)
 _CHUNK = 1  # blocks a thread takes at a time
 _PAR_MIN = 1 << 22  # multiply-adds of a layer's product below which no helper is used
 _NO_BPS = np.zeros(0)
@@ -69,7 +69,7 @@ def _helper():
 
 
 class _Product:
-    """One product (:func:`_kernels.product_1d`) over the values ``Z[rows]``
+    """One product (:func:`._line1d_kernels.product_1d`) over the values ``Z[rows]``
     (in the order of the points) into rows ``off + rows`` of ``out``, handed
     out in chunks of whole blocks to whichever thread asks next."""
 
@@ -106,7 +106,7 @@ class Mesh1D:
 
 def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Mesh1D:
     """Exact 1D enumeration; see :func:`regiongeom.activation_regions`."""
-    with _one_blas_thread():
+    with one_blas_thread():
         return _enumerate_1d(net, domain, max_regions)
 
 
@@ -116,13 +116,13 @@ def _enumerate_1d(net, domain, max_regions):
     neu = np.array([BOUNDARY, BOUNDARY], np.int64)
     bpi = np.zeros(2, np.int64)
     rowof = np.arange(2)  # the row of z holding each point's values
-    layers = list(_layers(net))
+    stack = list(layers(net))
     blocks = []  # (first neuron, parent interval, pieces) of each layer
-    z, scale = _affine(x[:, None], *layers[0][:2]) if layers else None, None
-    for i, (_, _, act, first) in enumerate(layers):
-        nxt = layers[i + 1] if i + 1 < len(layers) else None
+    z, scale = affine(x[:, None], *stack[0][:2]) if stack else None, None
+    for i, (_, _, act, first) in enumerate(stack):
+        nxt = stack[i + 1] if i + 1 < len(stack) else None
         if act is None:
-            z, scale = _affine(z, *nxt[:2]) if nxt else None, None
+            z, scale = affine(z, *nxt[:2]) if nxt else None, None
             continue
         if scale is None:
             scale = K.scales_1d(z, act[0])
@@ -133,9 +133,9 @@ def _enumerate_1d(net, domain, max_regions):
             res, z, scale = _cut_and_next(net, i, z, rowof, act, nxt, cut)
         x, neu, bpi, rowof, parent, pieces = res[:6]
         if x.size == 0:
-            raise _limit_error(None, max_regions, net)
+            raise limit_error(None, max_regions, net)
         blocks.append((first, parent, pieces))
-    pat = _assemble(blocks, x.size - 1, net.n_neurons)
+    pat = assemble_patterns(blocks, x.size - 1, net.n_neurons)
     return Mesh1D(points=x, neuron=neu, bp=bpi, patterns=pat)
 
 
@@ -145,8 +145,8 @@ def _cut_layer(x, rowof, z, scale, neu, bpi, act, tol, first, max_regions):
     ``REL_TOL`` times each (neuron, breakpoint)'s largest ``|z - t|``
     (``scale``), and crossings closer than ``tol`` are merged. Returns
     ``(x, neu, bpi, rowof, parent, pieces, cnew, anew, znew, direct, cptr,
-    cj, cv)`` (see :func:`_kernels.split_1d` and
-    :func:`_kernels.corrections_1d`); ``x`` is empty when the intervals would
+    cj, cv)`` (see :func:`._line1d_kernels.split_1d` and
+    :func:`._line1d_kernels.corrections_1d`); ``x`` is empty when the intervals would
     exceed ``max_regions``."""
     bps, slopes, icpts = act
     thr = REL_TOL * scale
@@ -173,7 +173,7 @@ def _cut_and_next(net, i, z, rowof, act, nxt, cut):
     # room for the old points and, most likely, the crossings: the rows of
     # the old points are written before the number of crossings is known
     cap = 2 * V + n * act[0].size
-    out = _buffer(i % 2, (cap, m))
+    out = buffer(i % 2, (cap, m))
     old = _Product(z, rowof, 0, act, wt, b, nbps, out)
     helper = _helper() if V * n * m >= _PAR_MIN else None
     fut = helper.submit(old.work) if helper is not None else None

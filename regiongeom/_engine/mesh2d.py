@@ -1,162 +1,31 @@
-"""Exact enumeration of activation regions in 2D, one layer per kernel call,
-and what the 1D engine (:mod:`._enumerate_1d`) shares with it.
+"""Exact enumeration of activation regions in 2D, one layer per kernel call.
 
-Both engines keep, at every vertex of the current subdivision, the current
-layer's preactivations (one row per vertex). On every face (interval) of the
-subdivision all of a layer's preactivations are affine, so they are
-interpolated exactly along edges when a vertex is created, and a neuron's
-hyperplane ``z_j = t`` cuts a face along the segment joining its two zero
-crossings. In 2D a whole layer is cut in one numba call
-(:func:`_kernels.cut_layer`); after it, the next layer's preactivations at
-the vertices are one matrix product.
-
-The 2D result is the one of cutting every face by every neuron in turn (the
-order of the neurons, then of their breakpoints), with every sign decided by
-the tolerance policy of :mod:`regiongeom.tolerance`; the kernel only skips the
+A whole layer is cut in one numba call (:func:`._mesh2d_kernels.cut_layer`)
+on a half-edge mesh (described in :mod:`._mesh2d_kernels`). The result is
+the one of cutting every face by every neuron in turn (the order of the
+neurons, then of their breakpoints), with every sign decided by the
+tolerance policy of :mod:`regiongeom.tolerance`; the kernel only skips the
 faces a neuron cannot reach.
 """
 
 from __future__ import annotations
 
-import functools
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernels as K
-from .tolerance import REL_TOL
-
-DEFAULT_MAX_REGIONS = 2_000_000
-
-BOUNDARY = -1  # edge label: the domain's boundary
-ARTIFICIAL = -2  # edge label: an edge of the decomposition of a non-convex domain
-
-
-class RegionLimitError(RuntimeError):
-    """Raised when an enumeration would exceed ``max_regions``."""
-
-
-def _limit_error(n, max_regions, net):
-    # per region: a vertex's values (8 bytes per neuron of the widest layer),
-    # about 4 half-edges and a face (250 bytes), and the pattern
-    per = 8 * max(w.shape[0] for w in net.weights) + 250 + net.n_neurons
-    so_far = f"{n:,} so far" if n is not None else "the next layer makes more"
-    return RegionLimitError(
-        f"the enumeration passed max_regions={max_regions:,} activation regions ({so_far}); "
-        f"it needs roughly {per:,} bytes per region. Pass a larger max_regions= to "
-        "activation_regions if you have the memory, or use a smaller domain."
-    )
-
-
-def _layers(net):
-    """(weights ``(n_out, n_in)``, biases, activation arrays or None, first
-    neuron index) of each layer, up to the last layer with an activation (the
-    affine layers after it cut nothing)."""
-    offs = net.neuron_offsets
-    acts = list(net.activations)
-    last = max((i for i, a in enumerate(acts) if a is not None), default=-1)
-    for i in range(last + 1):
-        a = acts[i]
-        arrays = (
-            None
-            if a is None
-            else tuple(np.array(v, np.float64) for v in (a.breakpoints, a.slopes, a.intercepts))
-        )
-        w = np.ascontiguousarray(net.weights[i], np.float64)
-        yield w, np.asarray(net.biases[i], np.float64), arrays, int(offs[i])
-
-
-@functools.cache
-def _openblas_controls():
-    """``(get, set)`` thread-count functions of every OpenBLAS loaded (Linux):
-    numpy's, and scipy's, which numba's ``np.dot`` calls (imported here so
-    that it is loaded when the list is made)."""
-    import ctypes
-
-    import scipy.linalg.cython_blas  # noqa: F401
-
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower()})
-    except OSError:
-        return ()
-    found = []
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in (
-            "scipy_openblas_%s_num_threads64_",  # numpy's (64-bit integers)
-            "scipy_openblas_%s_num_threads",  # scipy's
-            "openblas_%s_num_threads64_",
-            "openblas_%s_num_threads",
-        ):
-            get, set_ = getattr(lib, name % "get", None), getattr(lib, name % "set", None)
-            if get is not None and set_ is not None:
-                found.append((get, set_))
-                break
-    return tuple(found)
-
-
-_blas_lock = threading.Lock()
-_blas_state = {"depth": 0, "saved": []}
-
-
-@contextmanager
-def _one_blas_thread():
-    """Run numpy's matrix products on one thread (restored on exit). The
-    products here are many and small: on two cores, OpenBLAS's worker
-    threads spin between them and take the core the numba kernels run on
-    (M and D1 run 2-3x slower with them)."""
-    controls = _openblas_controls()
-    with _blas_lock:
-        if _blas_state["depth"] == 0:
-            _blas_state["saved"] = [get() for get, _ in controls]
-            for _, set_ in controls:
-                set_(1)
-        _blas_state["depth"] += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_state["depth"] -= 1
-            if _blas_state["depth"] == 0:
-                for (_, set_), n in zip(controls, _blas_state["saved"], strict=True):
-                    set_(n)
-
-
-_work = threading.local()
-_WORK_MAX = 1 << 21  # elements (16 MB): the largest buffer kept between calls
-
-
-def _buffer(i, shape):
-    """An uninitialised float64 array of ``shape`` on reusable buffer ``i``.
-    Small buffers are kept between calls: writing to fresh memory costs a page
-    fault per 4 kB, a third of the time of a 1D enumeration of D1's size (a
-    common size: ``lc_density`` and friends enumerate many such lines)."""
-    bufs = getattr(_work, "bufs", None)
-    if bufs is None:
-        bufs = _work.bufs = {}
-    n = shape[0] * shape[1]
-    buf = bufs.get(i)
-    if buf is None or buf.size < n:
-        buf = np.empty(max(n, 2 * (0 if buf is None else buf.size)))
-        if buf.size <= _WORK_MAX:
-            bufs[i] = buf
-    return buf[:n].reshape(shape)
-
-
-def _affine(h, w, b, out=None):
-    """``h @ w.T + b`` for the rows of ``h`` (V, n_in), into ``out[:V]`` if given."""
-    if out is None:
-        out = np.empty((h.shape[0], w.shape[0]))
-    z = out[: h.shape[0]]
-    np.matmul(h, w.T, out=z)
-    z += b
-    return out
+from ..tolerance import REL_TOL
+from . import _mesh2d_kernels as K
+from .core import (
+    ARTIFICIAL,
+    BOUNDARY,
+    DEFAULT_MAX_REGIONS,
+    affine,
+    assemble_patterns,
+    layers,
+    limit_error,
+    one_blas_thread,
+)
 
 
 @dataclass
@@ -292,7 +161,7 @@ def _cut_layer_2d(m, bps, first, max_regions, net):
             if status == K.NEED_SPACE:
                 m.grow(factor=1.5)
             elif status == K.LIMIT:
-                raise _limit_error(m.nf, max_regions, net)
+                raise limit_error(m.nf, max_regions, net)
             elif status == K.ANOMALY:
                 raise RuntimeError(
                     f"inconsistent signs while cutting by neuron {first + j}: the "
@@ -307,7 +176,7 @@ def _cut_layer_2d(m, bps, first, max_regions, net):
 
 def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Mesh2D:
     """Exact 2D enumeration; see :func:`regiongeom.activation_regions`."""
-    with _one_blas_thread():
+    with one_blas_thread():
         return _enumerate_2d(net, domain, max_regions)
 
 
@@ -315,8 +184,8 @@ def _enumerate_2d(net, domain, max_regions):
     m = _Mesh(_initial_mesh(domain.pieces))
     h = np.stack([m.vx[: m.nv], m.vy[: m.nv]], axis=1)
     blocks = []  # (first neuron, face at the layer's start, pieces) of each layer
-    for w, b, act, first in _layers(net):
-        m.zt = _affine(h, w, b, np.empty((m.vx.shape[0], w.shape[0])))
+    for w, b, act, first in layers(net):
+        m.zt = affine(h, w, b, np.empty((m.vx.shape[0], w.shape[0])))
         del h
         if act is not None:
             start = _cut_layer_2d(m, act[0], first, max_regions, net)
@@ -331,16 +200,5 @@ def _enumerate_2d(net, domain, max_regions):
         vertices=np.stack([m.vx[:nv], m.vy[:nv]], axis=1),
         orig=m.orig[:nh].copy(), nxt=m.nxt[:nh].copy(), twin=m.twin[:nh].copy(),
         face=m.face[:nh].copy(), hneu=m.hneu[:nh].copy(), hbp=m.hbp[:nh].copy(),
-        fhe=m.fhe[:nf].copy(), patterns=_assemble(blocks, nf, net.n_neurons),
+        fhe=m.fhe[:nf].copy(), patterns=assemble_patterns(blocks, nf, net.n_neurons),
     )  # fmt: skip
-
-
-def _assemble(blocks, n, n_neurons):
-    """(n, n_neurons) patterns from each layer's pieces, read through the
-    chain of parents (``blocks``: first neuron, parent index, pieces)."""
-    pat = np.empty((n, n_neurons), np.int8)  # every neuron is in one block
-    idx = np.arange(n)
-    for first, parent, pieces in reversed(blocks):
-        K.take_rows(pieces, idx, pat[:, first : first + pieces.shape[1]])
-        idx = parent[idx]
-    return pat
