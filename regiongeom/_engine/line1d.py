@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,6 +33,7 @@ from . import _line1d_kernels as K
 from .core import (
     BOUNDARY,
     DEFAULT_MAX_REGIONS,
+    Subdivision,
     affine,
     assemble_patterns,
     buffer,
@@ -94,17 +94,7 @@ class _Product:
             K.product_1d(*self.args, q0, min(q0 + step, self.n), *self.rest, sc, _BLOCK)
 
 
-@dataclass
-class Mesh1D:
-    """Raw result of the 1D enumeration."""
-
-    points: np.ndarray  # (V,) sorted vertex positions, ends included
-    neuron: np.ndarray  # (V,) neuron whose breakpoint each vertex is (-1 at the ends)
-    bp: np.ndarray  # (V,) breakpoint index
-    patterns: np.ndarray  # (V - 1, n_neurons) int8
-
-
-def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Mesh1D:
+def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
     """Exact 1D enumeration; see :func:`regiongeom.activation_regions`."""
     with one_blas_thread():
         return _enumerate_1d(net, domain, max_regions)
@@ -136,7 +126,11 @@ def _enumerate_1d(net, domain, max_regions):
             raise limit_error(None, max_regions, net)
         blocks.append((first, parent, pieces))
     pat = assemble_patterns(blocks, x.size - 1, net.n_neurons)
-    return Mesh1D(points=x, neuron=neu, bp=bpi, patterns=pat)
+    inner = np.arange(1, x.size - 1)
+    return Subdivision(
+        vertices=x, edges=np.stack([inner, inner], axis=1), edge_regions=np.stack([inner - 1, inner], axis=1),
+        edge_neurons=neu[1:-1], edge_breakpoints=bpi[1:-1], patterns=pat, measures=np.diff(x),
+    )  # fmt: skip
 
 
 def _cut_layer(x, rowof, z, scale, neu, bpi, act, tol, first, max_regions):

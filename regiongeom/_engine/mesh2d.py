@@ -10,8 +10,6 @@ faces a neuron cannot reach.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..tolerance import REL_TOL
@@ -20,27 +18,13 @@ from .core import (
     ARTIFICIAL,
     BOUNDARY,
     DEFAULT_MAX_REGIONS,
+    Subdivision,
     affine,
     assemble_patterns,
     layers,
     limit_error,
     one_blas_thread,
 )
-
-
-@dataclass
-class Mesh2D:
-    """Raw result of the 2D enumeration (arrays trimmed to size)."""
-
-    vertices: np.ndarray  # (V, 2)
-    orig: np.ndarray
-    nxt: np.ndarray
-    twin: np.ndarray
-    face: np.ndarray
-    hneu: np.ndarray
-    hbp: np.ndarray
-    fhe: np.ndarray
-    patterns: np.ndarray  # (F, n_neurons) int8
 
 
 def _initial_mesh(pieces):
@@ -174,7 +158,7 @@ def _cut_layer_2d(m, bps, first, max_regions, net):
     return start
 
 
-def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Mesh2D:
+def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
     """Exact 2D enumeration; see :func:`regiongeom.activation_regions`."""
     with one_blas_thread():
         return _enumerate_2d(net, domain, max_regions)
@@ -196,9 +180,67 @@ def _enumerate_2d(net, domain, max_regions):
     del h
     m.zt = None
     nv, nh, nf = (int(c) for c in m.counts[:3])
-    return Mesh2D(
-        vertices=np.stack([m.vx[:nv], m.vy[:nv]], axis=1),
-        orig=m.orig[:nh].copy(), nxt=m.nxt[:nh].copy(), twin=m.twin[:nh].copy(),
-        face=m.face[:nh].copy(), hneu=m.hneu[:nh].copy(), hbp=m.hbp[:nh].copy(),
-        fhe=m.fhe[:nf].copy(), patterns=assemble_patterns(blocks, nf, net.n_neurons),
+    patterns = assemble_patterns(blocks, nf, net.n_neurons)
+    return _subdivision(m, nv, nh, nf, patterns, convex=domain.convex)
+
+
+def _subdivision(m, nv, nh, nf, patterns, *, convex):
+    """The :class:`Subdivision` of the final mesh: every edge once (the
+    half-edge with the lower index, or the one on the boundary), its two
+    faces (left first), the faces' vertex cycles and areas; faces of a
+    non-convex domain's decomposition merged into regions."""
+    vertices = np.stack([m.vx[:nv], m.vy[:nv]], axis=1)
+    orig, nxt, twin, face = m.orig[:nh], m.nxt[:nh], m.twin[:nh], m.face[:nh]
+    indptr, ids = K.face_cycles(m.fhe[:nf], nxt, orig, nf)
+    areas = K.shoelace_csr(indptr, ids, m.vx[:nv], m.vy[:nv])
+    first = (twin == -1) | (np.arange(nh) < twin)
+    regions = np.stack([face[first], np.where(twin[first] >= 0, face[twin[first]], -1)], axis=1)
+    edges = np.stack([orig[first], orig[nxt[first]]], axis=1)
+    neu, bp = m.hneu[:nh][first], m.hbp[:nh][first]
+    shapes = None
+    if not convex:
+        regions, neu, bp, patterns, areas, keep, shapes = _merge_pieces(
+            regions, neu, bp, patterns, indptr, ids, areas, vertices
+        )
+        edges = edges[keep]
+    return Subdivision(
+        vertices=vertices, edges=edges, edge_regions=regions, edge_neurons=neu, edge_breakpoints=bp,
+        patterns=patterns, measures=areas, indptr=indptr, ids=ids, shapes=shapes,
     )  # fmt: skip
+
+
+def _merge_pieces(regions, neu, bp, patterns, indptr, ids, areas, vertices):
+    """Merge faces of a non-convex domain's decomposition across artificial
+    edges when their patterns agree; relabel artificial edges where a neuron's
+    hyperplane runs along them."""
+    import shapely
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    nf = patterns.shape[0]
+    art = neu == ARTIFICIAL
+    a, b = regions[art, 0], regions[art, 1]
+    same = np.all(patterns[a] == patterns[b], axis=1)
+    g = coo_matrix((np.ones(same.sum()), (a[same], b[same])), shape=(nf, nf))
+    _, label = connected_components(g, directed=False)
+    # artificial edges that separate different patterns lie on a neuron's hyperplane
+    art_idx = np.nonzero(art)[0]
+    diff_idx = art_idx[~same]
+    for e in diff_idx:
+        pa, pb = patterns[regions[e, 0]], patterns[regions[e, 1]]
+        j = int(np.nonzero(pa != pb)[0][0])
+        neu[e], bp[e] = j, int(min(pa[j], pb[j]))
+    keep = ~np.isin(np.arange(neu.size), art_idx[same])
+    regions = np.where(regions >= 0, label[np.maximum(regions, 0)], -1)[keep]
+    nreg = label.max() + 1
+    first_face = np.full(nreg, -1)
+    first_face[label[::-1]] = np.arange(nf)[::-1]
+    new_pat = patterns[first_face]
+    new_areas = np.bincount(label, weights=areas, minlength=nreg)
+    shapes = shapely.polygons(
+        shapely.linearrings(vertices[ids], indices=np.repeat(np.arange(nf), np.diff(indptr)))
+    )
+    order = np.argsort(label, kind="stable")
+    bounds = np.searchsorted(label[order], np.arange(nreg + 1))
+    merged = [shapely.union_all(shapes[order[bounds[r] : bounds[r + 1]]]) for r in range(nreg)]
+    return regions, neu[keep], bp[keep], new_pat, new_areas, keep, merged
