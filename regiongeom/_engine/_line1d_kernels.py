@@ -35,7 +35,7 @@ def scales_1d(z, bps):
 
 # (The 1D kernels index rows as ``Z[r, j]`` rather than through row views
 # ``Z[r]``: every view created in a loop costs numba two atomic reference
-# count updates, which were an eighth of the time of a 1D enumeration.)
+# count updates, a large share of the time of a 1D enumeration.)
 
 
 @njit(cache=True)
@@ -130,7 +130,7 @@ def _sort_crossings(pos, r, k, a, i0, i1):
 @njit(cache=True, nogil=True)
 def crossings_1d(x, rowof, z, thr, bps, tol):
     """The crossings of a layer's neurons with the sorted points ``x`` (V,)
-    (step 1 of cutting a layer, see ``_enumerate_1d._cut_layer``).
+    (step 1 of cutting a layer, see ``line1d._cut_layer``).
 
     ``z[rowof[i]]`` (n,) holds the layer's preactivations at point ``i``;
     signs are snapped at ``thr`` (K, n). Returns the signs at the points

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
+from typing import NamedTuple
 
 import numpy as np
 
@@ -100,65 +101,100 @@ def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
         return _enumerate_1d(net, domain, max_regions)
 
 
+class Points(NamedTuple):
+    """The sorted points of the subdivision (V,): positions ``x``, the neuron
+    and breakpoint each is a crossing of (BOUNDARY at the ends), and the row
+    of the current layer's values ``z`` holding each one's values."""
+
+    x: np.ndarray
+    neuron: np.ndarray
+    bp: np.ndarray
+    row: np.ndarray
+
+
+class LayerCut(NamedTuple):
+    """A layer's cut (:func:`_cut_layer`): the points after it; for each new
+    interval the old one holding it (``parent``) and the piece of each of
+    the layer's neurons (``pieces``); and for each crossing ``e`` (a new
+    point, row ``V + e``) its old interval ``interval[e]``, its place (0..1)
+    in it, its interpolated values, and either its index in ``direct`` (the
+    next layer's values are computed) or the neurons
+    ``fix_neuron[fix_ptr[e]:fix_ptr[e + 1]]`` whose activation departs from
+    the interpolation along its interval, by ``fix_value``."""
+
+    points: Points
+    parent: np.ndarray
+    pieces: np.ndarray
+    interval: np.ndarray
+    place: np.ndarray
+    values: np.ndarray
+    direct: np.ndarray
+    fix_ptr: np.ndarray
+    fix_neuron: np.ndarray
+    fix_value: np.ndarray
+
+
 def _enumerate_1d(net, domain, max_regions):
     lo, hi = domain.interval
-    x = np.array([lo, hi], np.float64)
-    neu = np.array([BOUNDARY, BOUNDARY], np.int64)
-    bpi = np.zeros(2, np.int64)
-    rowof = np.arange(2)  # the row of z holding each point's values
+    tol = REL_TOL * (hi - lo)  # crossings closer than this are merged
+    pts = Points(
+        np.array([lo, hi], np.float64), np.full(2, BOUNDARY, np.int64), np.zeros(2, np.int64), np.arange(2)
+    )
     stack = list(layers(net))
     blocks = []  # (first neuron, parent interval, pieces) of each layer
-    z, scale = affine(x[:, None], *stack[0][:2]) if stack else None, None
+    z, scale = affine(pts.x[:, None], *stack[0][:2]) if stack else None, None
     for i, (_, _, act, first) in enumerate(stack):
         nxt = stack[i + 1] if i + 1 < len(stack) else None
         if act is None:
             z, scale = affine(z, *nxt[:2]) if nxt else None, None
             continue
         if scale is None:
-            scale = K.scales_1d(z, act[0])
-        cut = (x, rowof, z, scale, neu, bpi, act, REL_TOL * (hi - lo), first, max_regions)
+            scale = K.scales_1d(z, act.breakpoints)
+        cut = (pts, z, scale, act, tol, first, max_regions)
         if nxt is None:
             res = _cut_layer(*cut)
         else:
-            res, z, scale = _cut_and_next(net, i, z, rowof, act, nxt, cut)
-        x, neu, bpi, rowof, parent, pieces = res[:6]
-        if x.size == 0:
+            res, z, scale = _cut_and_next(net, i, nxt, cut)
+        if res is None:
             raise limit_error(None, max_regions, net)
-        blocks.append((first, parent, pieces))
+        pts = res.points
+        blocks.append((first, res.parent, res.pieces))
+    x = pts.x
     pat = assemble_patterns(blocks, x.size - 1, net.n_neurons)
     inner = np.arange(1, x.size - 1)
     return Subdivision(
         vertices=x, edges=np.stack([inner, inner], axis=1), edge_regions=np.stack([inner - 1, inner], axis=1),
-        edge_neurons=neu[1:-1], edge_breakpoints=bpi[1:-1], patterns=pat, measures=np.diff(x),
+        edge_neurons=pts.neuron[1:-1], edge_breakpoints=pts.bp[1:-1], patterns=pat, measures=np.diff(x),
     )  # fmt: skip
 
 
-def _cut_layer(x, rowof, z, scale, neu, bpi, act, tol, first, max_regions):
-    """Cut the sorted points ``x`` (V,) by every neuron of a layer, whose
-    preactivations at point ``i`` are ``z[rowof[i]]``; signs are snapped at
+def _cut_layer(pts, z, scale, act, tol, first, max_regions):
+    """Cut the :class:`Points` ``pts`` by every neuron of a layer, whose
+    preactivations at point ``i`` are ``z[pts.row[i]]``; signs are snapped at
     ``REL_TOL`` times each (neuron, breakpoint)'s largest ``|z - t|``
-    (``scale``), and crossings closer than ``tol`` are merged. Returns
-    ``(x, neu, bpi, rowof, parent, pieces, cnew, anew, znew, direct, cptr,
-    cj, cv)`` (see :func:`._line1d_kernels.split_1d` and
-    :func:`._line1d_kernels.corrections_1d`); ``x`` is empty when the intervals would
-    exceed ``max_regions``."""
+    (``scale``), and crossings closer than ``tol`` are merged. Returns a
+    :class:`LayerCut`, or None when the intervals would exceed
+    ``max_regions``."""
     bps, slopes, icpts = act
     thr = REL_TOL * scale
+    x, rowof = pts.x, pts.row
     S, cstart, cr, ck, ca, cpos, keep, nk = K.crossings_1d(x, rowof, z, thr, bps, tol)
     if x.size + nk - 1 > max_regions:
-        return (x[:0],) + (None,) * 12
+        return None
     xn, neun, bpn, rown, parent, pieces, cnew, anew, znew, dptr, dj = K.split_1d(
-        x, rowof, z, thr, S, cstart, cr, ck, ca, cpos, keep, nk, neu, bpi, bps, first
+        x, rowof, z, thr, S, cstart, cr, ck, ca, cpos, keep, nk, pts.neuron, pts.bp, bps, first
     )
-    fix = K.corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, bps, slopes, icpts)
-    return (xn, neun, bpn, rown, parent, pieces, cnew, anew, znew, *fix)
+    direct, cptr, cj, cv = K.corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, bps, slopes, icpts)
+    return LayerCut(Points(xn, neun, bpn, rown), parent, pieces, cnew, anew, znew, direct, cptr, cj, cv)
 
 
-def _cut_and_next(net, i, z, rowof, act, nxt, cut):
-    """Cut layer ``i`` (``_cut_layer(*cut)``) and compute the next layer's values at
-    the points after it. Returns the cut's result, the values (rows as in
-    its ``rowof``) and their scales (None if the next layer has no
-    activation)."""
+def _cut_and_next(net, i, nxt, cut):
+    """Cut layer ``i`` (``_cut_layer(*cut)``) and compute the next layer's
+    (``nxt``) values at the points after it. Returns the :class:`LayerCut`
+    (None past ``max_regions``), the values (rows as in its points' ``row``)
+    and their scales (None if the next layer has no activation)."""
+    pts, z, _, act = cut[:4]
+    rowof = pts.row
     w, b, nact = nxt[:3]
     V, n = z.shape
     m = w.shape[0]
@@ -174,31 +210,43 @@ def _cut_and_next(net, i, z, rowof, act, nxt, cut):
     scales = []
     try:
         res = _cut_layer(*cut)
-        if res[0].size == 0:  # past max_regions: stop the product too
+        if res is None:  # past max_regions: stop the product too
             with old.lock:
                 old.next = old.n
         scales.append(old.work())
     finally:
         if fut is not None:
             scales.append(fut.result())
-    xn, rown, cnew, anew, znew, direct, cptr, cj, cv = (res[k] for k in (0, 3, 6, 7, 8, 9, 10, 11, 12))
-    if xn.size == 0:  # past max_regions
-        return res, None, None
-    if xn.size > cap:
-        grown = np.empty((xn.size, m))
+    if res is None:
+        return None, None, None
+    n_points, n_new = res.points.x.size, res.interval.size
+    if n_points > cap:
+        grown = np.empty((n_points, m))
         grown[:V] = out[:V]
         out = grown
-    out = out[: xn.size]
-    if direct.size:
-        new = _Product(znew, direct, V, act, wt, b, nbps, out)
-        fut = helper.submit(new.work) if helper is not None and direct.size > _CHUNK * _BLOCK else None
+    out = out[:n_points]
+    if res.direct.size:
+        new = _Product(res.values, res.direct, V, act, wt, b, nbps, out)
+        fut = helper.submit(new.work) if helper is not None and res.direct.size > _CHUNK * _BLOCK else None
         scales.append(new.work())
         if fut is not None:
             scales.append(fut.result())
     scale = np.maximum.reduce(scales) if len(scales) > 1 else scales[0]
-    isdirect = np.zeros(cnew.size, np.bool_)
-    isdirect[direct] = True
-    K.fill_new_rows_1d(out, rowof, cnew, anew, cptr, cj, cv, isdirect, wt, nbps, scale)
+    isdirect = np.zeros(n_new, np.bool_)
+    isdirect[res.direct] = True
+    K.fill_new_rows_1d(
+        out,
+        rowof,
+        res.interval,
+        res.place,
+        res.fix_ptr,
+        res.fix_neuron,
+        res.fix_value,
+        isdirect,
+        wt,
+        nbps,
+        scale,
+    )
     return res, out, (scale if nact is not None else None)
 
 

@@ -41,121 +41,125 @@ def _initial_mesh(pieces):
                 vy.append(k[1])
             ids.append(key_to_v[k])
         faces.append(ids)
-    orig, nxt, face, fhe = [], [], [], []
+    orig, nxt, face, face_edge = [], [], [], []
     edge_of = {}
     for f, ids in enumerate(faces):
         base = len(orig)
         n = len(ids)
-        fhe.append(base)
+        face_edge.append(base)
         for i in range(n):
             orig.append(ids[i])
             nxt.append(base + (i + 1) % n)
             face.append(f)
             edge_of[(ids[i], ids[(i + 1) % n])] = base + i
     twin = np.full(len(orig), -1, np.int64)
-    hneu = np.full(len(orig), BOUNDARY, np.int64)
+    edge_neuron = np.full(len(orig), BOUNDARY, np.int64)
     for (u, w), h in edge_of.items():
         g = edge_of.get((w, u))
         if g is not None:
             twin[h] = g
-            hneu[h] = ARTIFICIAL
+            edge_neuron[h] = ARTIFICIAL
     return (np.array(vx), np.array(vy), np.array(orig, np.int64), np.array(nxt, np.int64),
-            twin, np.array(face, np.int64), hneu, np.array(fhe, np.int64))  # fmt: skip
+            twin, np.array(face, np.int64), edge_neuron, np.array(face_edge, np.int64))  # fmt: skip
 
 
-_V_ARRAYS = ("vx", "vy", "s", "zt")
-_H_ARRAYS = ("orig", "nxt", "twin", "face", "hneu", "hbp")
-_F_ARRAYS = ("fhe", "pat", "froot", "fnext")
+_V_ARRAYS = ("vx", "vy", "sign", "values")
+_H_ARRAYS = ("orig", "nxt", "twin", "face", "edge_neuron", "edge_bp")
+_F_ARRAYS = ("face_edge", "pieces", "root", "next_in_root")
 
 
-class _Mesh:
-    """The growable arrays of the 2D half-edge mesh (see :mod:`._kernels`);
-    ``pat`` holds the pieces of the current layer's neurons only."""
+def _new_mesh(pieces):
+    """The :class:`~._mesh2d_kernels.Mesh` of a conforming list of CCW convex
+    polygons, with room for 4 times as many elements."""
+    vx, vy, orig, nxt, twin, face, edge_neuron, face_edge = _initial_mesh(pieces)
+    size = np.zeros(6, np.int64)
+    size[K.NV], size[K.NH], size[K.NF] = len(vx), len(orig), len(face_edge)
+    cap_v, cap_h, cap_f = 4 * len(vx) + 64, 4 * len(orig) + 64, 4 * len(face_edge) + 64
 
-    def __init__(self, init):
-        vx, vy, orig, nxt, twin, face, hneu, fhe = init
-        self.counts = np.zeros(6, np.int64)  # nv, nh, nf, and the sizes a cut needs
-        self.counts[:3] = len(vx), len(orig), len(fhe)
-        cv, ch, cf = 4 * len(vx) + 64, 4 * len(orig) + 64, 4 * len(fhe) + 64
-        self.vx, self.vy, self.s = np.zeros(cv), np.zeros(cv), np.zeros(cv, np.int8)
-        self.vx[: len(vx)], self.vy[: len(vy)] = vx, vy
-        self.zt = np.zeros((cv, 0))
-        for name, val in zip(_H_ARRAYS, (orig, nxt, twin, face, hneu, np.zeros_like(hneu)), strict=True):
-            arr = np.zeros(ch, np.int64)
-            arr[: len(val)] = val
-            setattr(self, name, arr)
-        self.fhe, self.froot, self.fnext = (np.zeros(cf, np.int64) for _ in range(3))
-        self.fhe[: len(fhe)] = fhe
-        self.pat = np.zeros((cf, 0), np.int8)
+    def padded(val, cap):
+        arr = np.zeros(cap, val.dtype)
+        arr[: len(val)] = val
+        return arr
 
-    @property
-    def nv(self):
-        return int(self.counts[0])
-
-    @property
-    def nf(self):
-        return int(self.counts[2])
-
-    def grow(self, factor):
-        """Make room for the sizes in ``counts[3:6]`` (growing by ``factor`` at least)."""
-        nv, nh, nf, need_v, need_h, need_f = (int(c) for c in self.counts)
-        for names, n, need in ((_V_ARRAYS, nv, need_v), (_H_ARRAYS, nh, need_h), (_F_ARRAYS, nf, need_f)):
-            cap = getattr(self, names[0]).shape[0]
-            if need > cap:
-                cap = max(need, int(factor * cap))
-                for name in names:
-                    old = getattr(self, name)
-                    new = np.empty((cap,) + old.shape[1:], old.dtype)
-                    new[:n] = old[:n]
-                    setattr(self, name, new)
-
-    def reserve(self, n_roots, whole_layer):
-        """Make room for the faces that cutting ``n_roots`` (root, neuron)
-        pairs is likely to make. Growing copies every vertex's values, so it
-        should be rare; on the standard networks a layer makes 1.1-1.5 new
-        faces per pair listed at its start (the later layers, which are the
-        largest, 1.1-1.2), and an epoch that ends when the faces double makes
-        at most about as many faces as there were."""
-        n_new = int(1.35 * n_roots) if whole_layer else min(int(1.2 * n_roots), int(1.1 * self.nf))
-        n_new += 4096
-        self.counts[3:6] = self.counts[:3] + (n_new, 4 * n_new, n_new)
-        self.grow(factor=1.0)
+    h_arrays = (orig, nxt, twin, face, edge_neuron, np.zeros_like(edge_neuron))
+    return K.Mesh(
+        vx=padded(vx, cap_v), vy=padded(vy, cap_v), values=np.zeros((cap_v, 0)),
+        sign=np.zeros(cap_v, np.int8),
+        **{name: padded(val, cap_h) for name, val in zip(_H_ARRAYS, h_arrays, strict=True)},
+        face_edge=padded(face_edge, cap_f), pieces=np.zeros((cap_f, 0), np.int8),
+        root=np.zeros(cap_f, np.int64), next_in_root=np.zeros(cap_f, np.int64), size=size,
+    )  # fmt: skip
 
 
-def _cut_layer_2d(m, bps, first, max_regions, net):
-    """Cut the mesh ``m`` by every neuron of the layer whose values are in
-    ``m.zt``. Returns the face at the layer's start holding each face."""
-    n_rows = m.zt.shape[1]
-    m.pat = np.zeros((m.fhe.shape[0], n_rows), np.int8)
-    start = np.arange(m.nf)
+def _grow(mesh, factor):
+    """The mesh with room for the sizes in ``size[NEED_V:]`` (each array that
+    is too small grows by ``factor`` at least; the elements in use are copied)."""
+    nv, nh, nf, need_v, need_h, need_f = (int(c) for c in mesh.size)
+    grown = {}
+    for names, n, need in ((_V_ARRAYS, nv, need_v), (_H_ARRAYS, nh, need_h), (_F_ARRAYS, nf, need_f)):
+        cap = getattr(mesh, names[0]).shape[0]
+        if need > cap:
+            cap = max(need, int(factor * cap))
+            for name in names:
+                old = getattr(mesh, name)
+                new = np.empty((cap,) + old.shape[1:], old.dtype)
+                new[:n] = old[:n]
+                grown[name] = new
+    return mesh._replace(**grown) if grown else mesh
+
+
+def _reserve(mesh, n_roots, whole_layer):
+    """The mesh with room for the faces that cutting ``n_roots`` (root,
+    neuron) pairs is likely to make. Growing copies every vertex's values,
+    so it should be rare: a layer makes somewhat more new faces than pairs
+    listed at its start (fewer in the later, larger layers), and an epoch
+    that ends when the faces double makes at most about as many faces as
+    there were."""
+    nf = int(mesh.size[K.NF])
+    n_new = int(1.35 * n_roots) if whole_layer else min(int(1.2 * n_roots), int(1.1 * nf))
+    n_new += 4096
+    mesh.size[3:6] = mesh.size[:3] + (n_new, 4 * n_new, n_new)
+    return _grow(mesh, factor=1.0)
+
+
+def check_status(status, j, first, n_faces, max_regions, net):
+    """Act on a status of :func:`~._mesh2d_kernels.cut_layer`: raise on
+    ``LIMIT`` and ``ANOMALY``; return True if the arrays must grow
+    (``NEED_SPACE``), False if the layer is done or its roots must be remade."""
+    if status == K.NEED_SPACE:
+        return True
+    if status == K.LIMIT:
+        raise limit_error(n_faces, max_regions, net)
+    if status == K.ANOMALY:
+        raise RuntimeError(
+            f"inconsistent signs while cutting by neuron {first + j}: the "
+            "geometry is degenerate beyond the tolerance policy (please report)"
+        )
+    return False
+
+
+def _cut_layer(mesh, bps, first, max_regions, net):
+    """Cut ``mesh`` by every neuron of the layer whose values are in
+    ``mesh.values``. Returns the mesh (its arrays may have grown), and the
+    face at the layer's start holding each face."""
+    n_rows = mesh.values.shape[1]
+    mesh = mesh._replace(pieces=np.zeros((mesh.face_edge.shape[0], n_rows), np.int8))
+    start = np.arange(mesh.size[K.NF])
     j = k = 0
     while j < n_rows:
         # the current faces become the roots; cut until they have twice as many faces
         j0 = j
-        indptr, roots, above, rhead, rnsub, scale = K.layer_roots(
-            m.fhe, m.nxt, m.orig, m.zt, m.nf, m.nv, bps, REL_TOL, m.froot, m.fnext, j0
-        )
-        m.reserve(roots.size, whole_layer=j0 == 0)
+        roots = K.layer_roots(mesh, bps, REL_TOL, j0)
+        mesh = _reserve(mesh, roots.faces.size, whole_layer=j0 == 0)
         while True:
-            status, j, k = K.cut_layer(
-                m.vx, m.vy, m.zt, m.s, m.orig, m.nxt, m.twin, m.face, m.hneu, m.hbp, m.fhe, m.pat,
-                m.froot, m.fnext, rhead, rnsub, indptr, roots, scale,
-                bps, REL_TOL, first, m.counts, j, k, max_regions, 2 * m.nf,
-            )  # fmt: skip
-            if status == K.NEED_SPACE:
-                m.grow(factor=1.5)
-            elif status == K.LIMIT:
-                raise limit_error(m.nf, max_regions, net)
-            elif status == K.ANOMALY:
-                raise RuntimeError(
-                    f"inconsistent signs while cutting by neuron {first + j}: the "
-                    "geometry is degenerate beyond the tolerance policy (please report)"
-                )
-            else:
+            reroot_at = 2 * int(mesh.size[K.NF])
+            status, j, k = K.cut_layer(mesh, roots, bps, REL_TOL, first, j, k, max_regions, reroot_at)
+            if not check_status(status, j, first, int(mesh.size[K.NF]), max_regions, net):
                 break
-        K.layer_patterns(m.pat, m.froot, above, m.nf, n_rows, j0, j)
-        start = start[m.froot[: m.nf]]
-    return start
+            mesh = _grow(mesh, factor=1.5)
+        K.layer_patterns(mesh, roots, j0, j)
+        start = start[mesh.root[: mesh.size[K.NF]]]
+    return mesh, start
 
 
 def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
@@ -165,23 +169,25 @@ def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
 
 
 def _enumerate_2d(net, domain, max_regions):
-    m = _Mesh(_initial_mesh(domain.pieces))
-    h = np.stack([m.vx[: m.nv], m.vy[: m.nv]], axis=1)
+    mesh = _new_mesh(domain.pieces)
+    nv = int(mesh.size[K.NV])
+    h = np.stack([mesh.vx[:nv], mesh.vy[:nv]], axis=1)
     blocks = []  # (first neuron, face at the layer's start, pieces) of each layer
     for w, b, act, first in layers(net):
-        m.zt = affine(h, w, b, np.empty((m.vx.shape[0], w.shape[0])))
+        mesh = mesh._replace(values=affine(h, w, b, np.empty((mesh.vx.shape[0], w.shape[0]))))
         del h
         if act is not None:
-            start = _cut_layer_2d(m, act[0], first, max_regions, net)
-            blocks.append((first, start, m.pat[: m.nf].copy()))
-            m.pat = np.zeros((m.fhe.shape[0], 0), np.int8)
-            K.apply_activation(m.zt, m.nv, *act)
-        h = m.zt[: m.nv]
+            mesh, start = _cut_layer(mesh, act.breakpoints, first, max_regions, net)
+            nf = int(mesh.size[K.NF])
+            blocks.append((first, start, mesh.pieces[:nf].copy()))
+            mesh = mesh._replace(pieces=np.zeros((mesh.face_edge.shape[0], 0), np.int8))
+            K.apply_activation(mesh.values, int(mesh.size[K.NV]), *act)
+        h = mesh.values[: mesh.size[K.NV]]
     del h
-    m.zt = None
-    nv, nh, nf = (int(c) for c in m.counts[:3])
+    mesh = mesh._replace(values=None)
+    nv, nh, nf = (int(c) for c in mesh.size[:3])
     patterns = assemble_patterns(blocks, nf, net.n_neurons)
-    return _subdivision(m, nv, nh, nf, patterns, convex=domain.convex)
+    return _subdivision(mesh, nv, nh, nf, patterns, convex=domain.convex)
 
 
 def _subdivision(m, nv, nh, nf, patterns, *, convex):
@@ -191,12 +197,12 @@ def _subdivision(m, nv, nh, nf, patterns, *, convex):
     non-convex domain's decomposition merged into regions."""
     vertices = np.stack([m.vx[:nv], m.vy[:nv]], axis=1)
     orig, nxt, twin, face = m.orig[:nh], m.nxt[:nh], m.twin[:nh], m.face[:nh]
-    indptr, ids = K.face_cycles(m.fhe[:nf], nxt, orig, nf)
+    indptr, ids = K.face_cycles(m.face_edge[:nf], nxt, orig, nf)
     areas = K.shoelace_csr(indptr, ids, m.vx[:nv], m.vy[:nv])
     first = (twin == -1) | (np.arange(nh) < twin)
     regions = np.stack([face[first], np.where(twin[first] >= 0, face[twin[first]], -1)], axis=1)
     edges = np.stack([orig[first], orig[nxt[first]]], axis=1)
-    neu, bp = m.hneu[:nh][first], m.hbp[:nh][first]
+    neu, bp = m.edge_neuron[:nh][first], m.edge_bp[:nh][first]
     shapes = None
     if not convex:
         regions, neu, bp, patterns, areas, keep, shapes = _merge_pieces(
