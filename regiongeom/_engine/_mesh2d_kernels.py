@@ -27,6 +27,10 @@ NEED_SPACE = 2  # the arrays must grow to the sizes in size[NEED_V:]
 LIMIT = 3  # more than max_regions faces
 REROOT = 4  # the faces have doubled: make them the roots and call again
 
+# The kernels called from Python take a Mesh and Roots as plain tuples
+# (``tuple(mesh)``) and name their fields at once: numba types a NamedTuple
+# argument far more slowly than a plain tuple, on every call.
+
 # entries of Mesh.size
 NV, NH, NF = 0, 1, 2  # vertices, half-edges and faces in use
 NEED_V, NEED_H, NEED_F = 3, 4, 5  # the sizes the next cut needs
@@ -87,7 +91,7 @@ class Roots(NamedTuple):
 
 
 @njit(cache=True)
-def layer_roots(mesh, bps, rel_tol, j0):
+def layer_roots(mesh_fields, bps, rel_tol, j0):
     """Make every face a root for the cuts by the neurons ``j0`` and after
     of the layer whose values are ``mesh.values``; returns :class:`Roots`.
 
@@ -97,6 +101,7 @@ def layer_roots(mesh, bps, rel_tol, j0):
     (interpolated vertices never raise it by more than rounding, so the
     hyperplane cannot reach such a root during the layer).
     """
+    mesh = Mesh(*mesh_fields)
     values, face_edge, nxt, orig = mesh.values, mesh.face_edge, mesh.nxt, mesh.orig
     root, next_in_root = mesh.root, mesh.next_in_root
     nv, nf = mesh.size[NV], mesh.size[NF]
@@ -178,7 +183,7 @@ def _snap_sign(values, v, j, t, thr):
 
 
 @njit(cache=True)
-def cut_layer(mesh, roots, bps, rel_tol, first, j, k, max_regions, reroot_at):
+def cut_layer(mesh_fields, roots_fields, bps, rel_tol, first, j, k, max_regions, reroot_at):
     """Cut the mesh by every (neuron, breakpoint) of a layer from ``(j, k)``
     on, visiting for each only the faces of its roots. Returns ``(status, j,
     k)``: ``OK`` when the layer is done; ``NEED_SPACE`` when the arrays must
@@ -192,7 +197,8 @@ def cut_layer(mesh, roots, bps, rel_tol, first, j, k, max_regions, reroot_at):
     # The per-face functions below take the arrays themselves, not the named
     # tuples: in numba every read of an array out of a tuple updates its
     # reference count atomically, which slows the cuts down noticeably.
-    m = mesh
+    m = Mesh(*mesh_fields)
+    roots = Roots(*roots_fields)
     vx, vy, values, sign = m.vx, m.vy, m.values, m.sign
     orig, nxt, twin, face, edge_neuron, edge_bp = m.orig, m.nxt, m.twin, m.face, m.edge_neuron, m.edge_bp
     face_edge, pieces, root, next_in_root, head, count = (
@@ -425,10 +431,11 @@ def _chord_ends(start, sign, orig, nxt):
 
 
 @njit(cache=True)
-def layer_patterns(mesh, roots, j0, j1):
+def layer_patterns(mesh_fields, roots_fields, j0, j1):
     """Add 1 to the piece of neuron ``j`` (``j0 <= j < j1``) of every face
     whose root lies beyond (j, k) on the upper side, for every k (the cuts
     skipped those faces)."""
+    mesh, roots = Mesh(*mesh_fields), Roots(*roots_fields)
     beyond, root, pieces = roots.beyond, mesh.root, mesh.pieces
     n_rows = mesh.values.shape[1]
     nbp = beyond.shape[1] // n_rows

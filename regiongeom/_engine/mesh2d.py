@@ -149,15 +149,17 @@ def _cut_layer(mesh, bps, first, max_regions, net):
     while j < n_rows:
         # the current faces become the roots; cut until they have twice as many faces
         j0 = j
-        roots = K.layer_roots(mesh, bps, REL_TOL, j0)
+        roots = K.layer_roots(tuple(mesh), bps, REL_TOL, j0)
         mesh = _reserve(mesh, roots.faces.size, whole_layer=j0 == 0)
         while True:
             reroot_at = 2 * int(mesh.size[K.NF])
-            status, j, k = K.cut_layer(mesh, roots, bps, REL_TOL, first, j, k, max_regions, reroot_at)
+            status, j, k = K.cut_layer(
+                tuple(mesh), tuple(roots), bps, REL_TOL, first, j, k, max_regions, reroot_at
+            )
             if not check_status(status, j, first, int(mesh.size[K.NF]), max_regions, net):
                 break
             mesh = _grow(mesh, factor=1.5)
-        K.layer_patterns(mesh, roots, j0, j)
+        K.layer_patterns(tuple(mesh), tuple(roots), j0, j)
         start = start[mesh.root[: mesh.size[K.NF]]]
     return mesh, start
 
