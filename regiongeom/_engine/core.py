@@ -171,36 +171,14 @@ def _take_rows(src, idx, out):
 
 # -- threads -----------------------------------------------------------------
 @functools.cache
-def _openblas_controls():
-    """``(get, set)`` thread-count functions of every OpenBLAS loaded (Linux):
-    numpy's, and scipy's, which numba's ``np.dot`` calls (imported here so
-    that it is loaded when the list is made)."""
-    import ctypes
-
+def _blas_controller():
+    """A threadpoolctl controller of the BLAS libraries loaded, made once
+    (making one scans the loaded libraries). scipy's OpenBLAS, which numba's
+    ``np.dot`` calls, is loaded first so that the controller sees it."""
     import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import ThreadpoolController
 
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower()})
-    except OSError:
-        return ()
-    found = []
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in (
-            "scipy_openblas_%s_num_threads64_",  # numpy's (64-bit integers)
-            "scipy_openblas_%s_num_threads",  # scipy's
-            "openblas_%s_num_threads64_",
-            "openblas_%s_num_threads",
-        ):
-            get, set_ = getattr(lib, name % "get", None), getattr(lib, name % "set", None)
-            if get is not None and set_ is not None:
-                found.append((get, set_))
-                break
-    return tuple(found)
+    return ThreadpoolController().select(user_api="blas")
 
 
 _blas_lock = threading.Lock()
@@ -209,15 +187,23 @@ _blas_state = {"depth": 0, "saved": []}
 
 @contextmanager
 def one_blas_thread():
-    """Run numpy's matrix products on one thread (restored on exit). The
-    products here are many and small: OpenBLAS's worker threads spin between
-    them and take the core the numba kernels run on."""
-    controls = _openblas_controls()
+    """Run BLAS (numpy's matrix products, numba's ``np.dot``) on one thread
+    inside the block, and restore the previous limits on leaving it. The
+    products here are many and small: OpenBLAS's worker threads would spin
+    between them and take the core the numba kernels run on. Nested and
+    concurrent blocks share one limit: the first to enter sets it, the last
+    to leave restores it. (threadpoolctl lets one Python thread at a time
+    control OpenBLAS's process-wide pool: from another thread the limit may
+    be left as it is, which changes the speed, never the result.)"""
+    # (the libraries' own get/set, not ``controller.limit``, which also reads
+    # every library's version and configuration on each call)
+    libs = _blas_controller().lib_controllers
     with _blas_lock:
         if _blas_state["depth"] == 0:
-            _blas_state["saved"] = [get() for get, _ in controls]
-            for _, set_ in controls:
-                set_(1)
+            _blas_state["saved"] = saved = [lib.get_num_threads() for lib in libs]
+            for lib, n in zip(libs, saved, strict=True):
+                if n != 1:
+                    lib.set_num_threads(1)
         _blas_state["depth"] += 1
     try:
         yield
@@ -225,5 +211,6 @@ def one_blas_thread():
         with _blas_lock:
             _blas_state["depth"] -= 1
             if _blas_state["depth"] == 0:
-                for (_, set_), n in zip(controls, _blas_state["saved"], strict=True):
-                    set_(n)
+                for lib, n in zip(libs, _blas_state["saved"], strict=True):
+                    if n != 1:
+                        lib.set_num_threads(n)
