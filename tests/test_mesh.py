@@ -31,9 +31,9 @@ def with_values(mesh, fns):
 
 def cut(pieces, fns, bps=(0.0,)):
     """Cut the mesh of ``pieces`` by the neurons ``fns`` (at ``bps``)."""
-    mesh = with_values(M._new_mesh(pieces), fns)
-    mesh, start = M._cut_layer(mesh, np.array(bps, float), 0, 10**6, None)
-    return mesh, start
+    grower = M._Growing(with_values(M._new_mesh(pieces), fns))
+    start = M._cut_layer(grower, np.array(bps, float), 0, 10**6, None)
+    return grower.mesh, start
 
 
 def faces_of(mesh):

@@ -91,35 +91,44 @@ def _new_mesh(pieces):
     )  # fmt: skip
 
 
-def _grow(mesh, factor):
-    """The mesh with room for the sizes in ``size[NEED_V:]`` (each array that
-    is too small grows by ``factor`` at least; the elements in use are copied)."""
-    nv, nh, nf, need_v, need_h, need_f = (int(c) for c in mesh.size)
-    grown = {}
-    for names, n, need in ((_V_ARRAYS, nv, need_v), (_H_ARRAYS, nh, need_h), (_F_ARRAYS, nf, need_f)):
-        cap = getattr(mesh, names[0]).shape[0]
-        if need > cap:
-            cap = max(need, int(factor * cap))
-            for name in names:
-                old = getattr(mesh, name)
-                new = np.empty((cap,) + old.shape[1:], old.dtype)
-                new[:n] = old[:n]
-                grown[name] = new
-    return mesh._replace(**grown) if grown else mesh
+class _Growing:
+    """Holds the current :class:`~._mesh2d_kernels.Mesh` (``.mesh``); the
+    arrays it replaces when it grows are freed at once (nothing else keeps
+    the old tuple)."""
 
+    def __init__(self, mesh):
+        self.mesh = mesh
 
-def _reserve(mesh, n_roots, whole_layer):
-    """The mesh with room for the faces that cutting ``n_roots`` (root,
-    neuron) pairs is likely to make. Growing copies every vertex's values,
-    so it should be rare: a layer makes somewhat more new faces than pairs
-    listed at its start (fewer in the later, larger layers), and an epoch
-    that ends when the faces double makes at most about as many faces as
-    there were."""
-    nf = int(mesh.size[K.NF])
-    n_new = int(1.35 * n_roots) if whole_layer else min(int(1.2 * n_roots), int(1.1 * nf))
-    n_new += 4096
-    mesh.size[3:6] = mesh.size[:3] + (n_new, 4 * n_new, n_new)
-    return _grow(mesh, factor=1.0)
+    def set(self, **arrays):
+        self.mesh = self.mesh._replace(**arrays)
+
+    def grow(self, factor):
+        """Make room for the sizes in ``size[NEED_V:]`` (each array that is
+        too small grows by ``factor`` at least; the elements in use are copied)."""
+        nv, nh, nf, need_v, need_h, need_f = (int(c) for c in self.mesh.size)
+        for names, n, need in ((_V_ARRAYS, nv, need_v), (_H_ARRAYS, nh, need_h), (_F_ARRAYS, nf, need_f)):
+            cap = getattr(self.mesh, names[0]).shape[0]
+            if need > cap:
+                cap = max(need, int(factor * cap))
+                for name in names:  # one at a time, each old array freed once copied
+                    old = getattr(self.mesh, name)
+                    new = np.empty((cap,) + old.shape[1:], old.dtype)
+                    new[:n] = old[:n]
+                    del old
+                    self.set(**{name: new})
+
+    def reserve(self, n_roots, whole_layer):
+        """Make room for the faces that cutting ``n_roots`` (root, neuron)
+        pairs is likely to make. Growing copies every vertex's values, so it
+        should be rare: a layer makes somewhat more new faces than pairs
+        listed at its start (fewer in the later, larger layers), and an epoch
+        that ends when the faces double makes at most about as many faces as
+        there were."""
+        size = self.mesh.size
+        n_new = int(1.35 * n_roots) if whole_layer else min(int(1.2 * n_roots), int(1.1 * int(size[K.NF])))
+        n_new += 4096
+        size[3:6] = size[:3] + (n_new, 4 * n_new, n_new)
+        self.grow(factor=1.0)
 
 
 def check_status(status, j, first, n_faces, max_regions, net):
@@ -138,30 +147,29 @@ def check_status(status, j, first, n_faces, max_regions, net):
     return False
 
 
-def _cut_layer(mesh, bps, first, max_regions, net):
-    """Cut ``mesh`` by every neuron of the layer whose values are in
-    ``mesh.values``. Returns the mesh (its arrays may have grown), and the
-    face at the layer's start holding each face."""
-    n_rows = mesh.values.shape[1]
-    mesh = mesh._replace(pieces=np.zeros((mesh.face_edge.shape[0], n_rows), np.int8))
-    start = np.arange(mesh.size[K.NF])
+def _cut_layer(g, bps, first, max_regions, net):
+    """Cut the mesh ``g.mesh`` by every neuron of the layer whose values are
+    in its ``values``. Returns the face at the layer's start holding each face."""
+    n_rows = g.mesh.values.shape[1]
+    g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], n_rows), np.int8))
+    start = np.arange(g.mesh.size[K.NF])
     j = k = 0
     while j < n_rows:
         # the current faces become the roots; cut until they have twice as many faces
         j0 = j
-        roots = K.layer_roots(tuple(mesh), bps, REL_TOL, j0)
-        mesh = _reserve(mesh, roots.faces.size, whole_layer=j0 == 0)
+        roots = K.layer_roots(tuple(g.mesh), bps, REL_TOL, j0)
+        g.reserve(roots.faces.size, whole_layer=j0 == 0)
         while True:
-            reroot_at = 2 * int(mesh.size[K.NF])
+            n_faces = int(g.mesh.size[K.NF])
             status, j, k = K.cut_layer(
-                tuple(mesh), tuple(roots), bps, REL_TOL, first, j, k, max_regions, reroot_at
+                tuple(g.mesh), tuple(roots), bps, REL_TOL, first, j, k, max_regions, 2 * n_faces
             )
-            if not check_status(status, j, first, int(mesh.size[K.NF]), max_regions, net):
+            if not check_status(status, j, first, int(g.mesh.size[K.NF]), max_regions, net):
                 break
-            mesh = _grow(mesh, factor=1.5)
-        K.layer_patterns(tuple(mesh), tuple(roots), j0, j)
-        start = start[mesh.root[: mesh.size[K.NF]]]
-    return mesh, start
+            g.grow(factor=1.5)
+        K.layer_patterns(tuple(g.mesh), tuple(roots), j0, j)
+        start = start[g.mesh.root[: g.mesh.size[K.NF]]]
+    return start
 
 
 def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
@@ -171,24 +179,31 @@ def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
 
 
 def _enumerate_2d(net, domain, max_regions):
-    mesh = _new_mesh(domain.pieces)
-    nv = int(mesh.size[K.NV])
-    h = np.stack([mesh.vx[:nv], mesh.vy[:nv]], axis=1)
+    g = _Growing(_new_mesh(domain.pieces))
+    nv = int(g.mesh.size[K.NV])
+    h = np.stack([g.mesh.vx[:nv], g.mesh.vy[:nv]], axis=1)
     blocks = []  # (first neuron, face at the layer's start, pieces) of each layer
     for w, b, act, first in layers(net):
-        mesh = mesh._replace(values=affine(h, w, b, np.empty((mesh.vx.shape[0], w.shape[0]))))
+        g.set(values=affine(h, w, b, np.empty((g.mesh.vx.shape[0], w.shape[0]))))
         del h
         if act is not None:
-            mesh, start = _cut_layer(mesh, act.breakpoints, first, max_regions, net)
-            nf = int(mesh.size[K.NF])
-            blocks.append((first, start, mesh.pieces[:nf].copy()))
-            mesh = mesh._replace(pieces=np.zeros((mesh.face_edge.shape[0], 0), np.int8))
-            K.apply_activation(mesh.values, int(mesh.size[K.NV]), *act)
-        h = mesh.values[: mesh.size[K.NV]]
+            start = _cut_layer(g, act.breakpoints, first, max_regions, net)
+            nf = int(g.mesh.size[K.NF])
+            blocks.append((first, start, g.mesh.pieces[:nf].copy()))
+            g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], 0), np.int8))
+            K.apply_activation(g.mesh.values, int(g.mesh.size[K.NV]), *act)
+        h = g.mesh.values[: g.mesh.size[K.NV]]
     del h
-    mesh = mesh._replace(values=None)
-    nv, nh, nf = (int(c) for c in mesh.size[:3])
+    # keep only what the result needs, trimmed, freeing the rest first
+    g.set(values=None, sign=None, pieces=None, root=None, next_in_root=None)
+    nv, nh, nf = (int(c) for c in g.mesh.size[:3])
+    lengths = {**dict.fromkeys(("vx", "vy"), nv), **dict.fromkeys(_H_ARRAYS, nh), "face_edge": nf}
+    for name, n in lengths.items():
+        g.set(**{name: getattr(g.mesh, name)[:n].copy()})
+    mesh = g.mesh
+    del g
     patterns = assemble_patterns(blocks, nf, net.n_neurons)
+    del blocks
     return _subdivision(mesh, nv, nh, nf, patterns, convex=domain.convex)
 
 
