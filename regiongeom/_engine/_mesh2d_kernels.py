@@ -367,22 +367,27 @@ def _split_edge(h, j, t, bps, scale, vx, vy, values, sign, orig, nxt, twin, face
     g = twin[h]
     h2 = nh
     nh += 1
-    orig[h2], nxt[h2], face[h2], edge_neuron[h2], edge_bp[h2] = m, nxt[h], face[h], edge_neuron[h], edge_bp[h]
+    orig[h2] = m
+    nxt[h2] = nxt[h]
+    face[h2] = face[h]
+    edge_neuron[h2] = edge_neuron[h]
+    edge_bp[h2] = edge_bp[h]
     nxt[h] = h2
     if g == -1:
         twin[h2] = -1
     else:
         g2 = nh
         nh += 1
-        orig[g2], nxt[g2], face[g2], edge_neuron[g2], edge_bp[g2] = (
-            m,
-            nxt[g],
-            face[g],
-            edge_neuron[g],
-            edge_bp[g],
-        )
+        orig[g2] = m
+        nxt[g2] = nxt[g]
+        face[g2] = face[g]
+        edge_neuron[g2] = edge_neuron[g]
+        edge_bp[g2] = edge_bp[g]
         nxt[g] = g2
-        twin[h], twin[g2], twin[h2], twin[g] = g2, h, g, h2
+        twin[h] = g2
+        twin[g2] = h
+        twin[h2] = g
+        twin[g] = h2
     return nv + 1, nh
 
 
