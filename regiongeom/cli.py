@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._enumerate import DEFAULT_MAX_REGIONS
+from .regions import DEFAULT_MAX_REGIONS
 
 __all__ = ["main"]
 

@@ -17,7 +17,7 @@ from functools import cached_property
 
 import numpy as np
 
-from . import _kernels as K
+from . import _locus_kernels as K
 from ._validate import as_points, positive
 from .regions import RegionMap
 from .tolerance import JAC_RTOL

@@ -21,14 +21,9 @@ from functools import cached_property
 
 import numpy as np
 
-from . import _kernels as K
-from ._enumerate import (
-    ARTIFICIAL,
-    DEFAULT_MAX_REGIONS,
-    RegionLimitError,
-    enumerate_2d,
-)
-from ._enumerate_1d import enumerate_1d
+from ._engine.core import DEFAULT_MAX_REGIONS, RegionLimitError, Subdivision
+from ._engine.line1d import enumerate_1d
+from ._engine.mesh2d import enumerate_2d
 from ._validate import as_domain, as_points, integer_at_least
 from .network import Network
 
@@ -74,8 +69,8 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
     dom = as_domain(domain, net.n_in)
     max_regions = integer_at_least(max_regions, 1, "max_regions")
     if dom.dim == 1:
-        return RegionMap(net, dom, mesh1d=enumerate_1d(net, dom, max_regions))
-    return RegionMap(net, dom, mesh2d=enumerate_2d(net, dom, max_regions))
+        return RegionMap(net, dom, enumerate_1d(net, dom, max_regions))
+    return RegionMap(net, dom, enumerate_2d(net, dom, max_regions))
 
 
 class RegionMap:
@@ -111,50 +106,18 @@ class RegionMap:
         Which of that neuron's activation breakpoints.
     """
 
-    def __init__(self, net, domain, *, mesh1d=None, mesh2d=None):
+    def __init__(self, net, domain, sub: Subdivision):
         self.net = net
         self.domain = domain
         self.dim = domain.dim
-        if mesh1d is not None:
-            self._init_1d(mesh1d)
-        else:
-            self._init_2d(mesh2d)
-
-    # -- construction -----------------------------------------------------
-    def _init_1d(self, m):
-        self.vertices = m.points
-        self.intervals = np.stack([m.points[:-1], m.points[1:]], axis=1)
-        self.measures = np.diff(m.points)
-        self.patterns = m.patterns
-        n = m.points.size
-        inner = np.arange(1, n - 1)
-        self.edges = np.stack([inner, inner], axis=1)
-        self.edge_regions = np.stack([inner - 1, inner], axis=1)
-        self.edge_neurons = m.neuron[1:-1]
-        self.edge_breakpoints = m.bp[1:-1]
-
-    def _init_2d(self, m):
-        self.vertices = m.vertices
-        indptr, ids = K.face_cycles(m.fhe, m.nxt, m.orig, m.fhe.shape[0])
-        vx, vy = m.vertices[:, 0].copy(), m.vertices[:, 1].copy()
-        areas = K.shoelace_csr(indptr, ids, vx, vy)
-        h = np.arange(m.orig.size)
-        first = (m.twin == -1) | (h < m.twin)
-        regions = np.stack([m.face[first], np.where(m.twin[first] >= 0, m.face[m.twin[first]], -1)], axis=1)
-        edges = np.stack([m.orig[first], m.orig[m.nxt[first]]], axis=1)
-        neu, bp = m.hneu[first], m.hbp[first]
-        patterns = m.patterns
-        self._indptr, self._ids = indptr, ids
-        if not self.domain.convex:
-            regions, neu, bp, patterns, areas, keep, merged = _merge_pieces(
-                regions, neu, bp, patterns, indptr, ids, areas, m.vertices
-            )
-            edges = edges[keep]
-            self._merged_shapes = merged
-        self.measures = areas
-        self.patterns = patterns
-        self.edges, self.edge_regions = edges, regions
-        self.edge_neurons, self.edge_breakpoints = neu, bp
+        self.vertices = sub.vertices
+        self.patterns = sub.patterns
+        self.measures = sub.measures
+        self.edges, self.edge_regions = sub.edges, sub.edge_regions
+        self.edge_neurons, self.edge_breakpoints = sub.edge_neurons, sub.edge_breakpoints
+        if self.dim == 1:
+            self.intervals = np.stack([sub.vertices[:-1], sub.vertices[1:]], axis=1)
+        self._indptr, self._ids, self._merged_shapes = sub.indptr, sub.ids, sub.shapes
 
     # -- basic views ------------------------------------------------------
     def __len__(self) -> int:
@@ -185,7 +148,9 @@ class RegionMap:
             raise AttributeError("shapes exist for 2D region maps only")
         if self.domain.convex:
             counts = np.diff(self._indptr)
-            rings = shapely.linearrings(self.vertices[self._ids], indices=np.repeat(np.arange(len(self)), counts))
+            rings = shapely.linearrings(
+                self.vertices[self._ids], indices=np.repeat(np.arange(len(self)), counts)
+            )
             return shapely.polygons(rings)
         out = np.empty(len(self._merged_shapes), dtype=object)
         out[:] = self._merged_shapes
@@ -282,41 +247,6 @@ def _centroid(poly: np.ndarray) -> np.ndarray:
     if a <= 0:
         return poly.mean(axis=0)
     return o + ((p + q) * cr[:, None]).sum(axis=0) / (3 * a)
-
-
-def _merge_pieces(regions, neu, bp, patterns, indptr, ids, areas, vertices):
-    """Merge faces of a non-convex domain's decomposition across artificial
-    edges when their patterns agree; relabel artificial edges where a neuron's
-    hyperplane runs along them."""
-    import shapely
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    nf = patterns.shape[0]
-    art = neu == ARTIFICIAL
-    a, b = regions[art, 0], regions[art, 1]
-    same = np.all(patterns[a] == patterns[b], axis=1)
-    g = coo_matrix((np.ones(same.sum()), (a[same], b[same])), shape=(nf, nf))
-    _, label = connected_components(g, directed=False)
-    # artificial edges that separate different patterns lie on a neuron's hyperplane
-    art_idx = np.nonzero(art)[0]
-    diff_idx = art_idx[~same]
-    for e in diff_idx:
-        pa, pb = patterns[regions[e, 0]], patterns[regions[e, 1]]
-        j = int(np.nonzero(pa != pb)[0][0])
-        neu[e], bp[e] = j, int(min(pa[j], pb[j]))
-    keep = ~np.isin(np.arange(neu.size), art_idx[same])
-    regions = np.where(regions >= 0, label[np.maximum(regions, 0)], -1)[keep]
-    nreg = label.max() + 1
-    first_face = np.full(nreg, -1)
-    first_face[label[::-1]] = np.arange(nf)[::-1]
-    new_pat = patterns[first_face]
-    new_areas = np.bincount(label, weights=areas, minlength=nreg)
-    shapes = shapely.polygons(shapely.linearrings(vertices[ids], indices=np.repeat(np.arange(nf), np.diff(indptr))))
-    order = np.argsort(label, kind="stable")
-    bounds = np.searchsorted(label[order], np.arange(nreg + 1))
-    merged = [shapely.union_all(shapes[order[bounds[r] : bounds[r + 1]]]) for r in range(nreg)]
-    return regions, neu[keep], bp[keep], new_pat, new_areas, keep, merged
 
 
 def _largest(geom):

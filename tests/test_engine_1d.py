@@ -13,8 +13,8 @@ import pytest
 from common import ACT_IDS, ACTIVATIONS, INTERVAL, compare_with_reference, random_net, small_net, standard
 
 import regiongeom as rg
-from regiongeom import _enumerate_1d as E
-from regiongeom import _kernels as K
+from regiongeom._engine import _line1d_kernels as K
+from regiongeom._engine import line1d as E
 
 
 def _act_arrays(act_id):
@@ -164,3 +164,39 @@ def test_mixed_layers_with_an_affine_one(seed, small_blocks_two_threads):
     net = random_net(widths, n_in=1, activation=acts, seed=seed, scale=2.0)
     rm = rg.activation_regions(net, (-3.0, 3.0))
     compare_with_reference(rm, (-3.0, 3.0))
+
+
+def _blas_threads():
+    from threadpoolctl import ThreadpoolController
+
+    return [lib.get_num_threads() for lib in ThreadpoolController().select(user_api="blas").lib_controllers]
+
+
+def test_one_blas_thread_nests_and_restores():
+    from regiongeom._engine.core import one_blas_thread
+
+    before = _blas_threads()
+    with one_blas_thread():
+        with one_blas_thread():
+            assert set(_blas_threads()) <= {1}
+        assert set(_blas_threads()) <= {1}  # the inner block does not restore early
+    assert _blas_threads() == before
+
+
+def test_concurrent_enumerations_agree_and_restore_the_limits():
+    """Enumerations in several threads at once (2D and 1D, overlapping
+    BLAS limits) give the sequential results and leave the limits as they were."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = _blas_threads()
+    cases = [
+        (random_net([24, 24, 24], n_in=1, seed=1), (-4.0, 4.0)),
+        (random_net([16, 16], n_in=2, seed=2), (-2.0, -2.0, 2.0, 2.0)),
+    ] * 3
+    expect = [rg.activation_regions(net, dom) for net, dom in cases]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda c: rg.activation_regions(*c), cases))
+    for a, b in zip(expect, got, strict=True):
+        np.testing.assert_array_equal(a.vertices, b.vertices)
+        np.testing.assert_array_equal(a.patterns, b.patterns)
+    assert _blas_threads() == before

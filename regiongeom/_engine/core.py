@@ -1,0 +1,216 @@
+"""What the 1D and 2D engines share.
+
+Both keep, at every vertex of the current subdivision, the current layer's
+preactivations (one row per vertex). On every face (interval) of the
+subdivision all of a layer's preactivations are affine, so they are
+interpolated exactly along edges when a vertex is created, and a neuron's
+hyperplane ``z_j = t`` cuts a face along the segment joining its two zero
+crossings. After a layer is cut, the next layer's preactivations at the
+vertices are one matrix product.
+
+Every layer records, for each face after its cut, the face it came from at
+the layer's start (``parent``) and the linear piece of each of its neurons
+(``pieces``); :func:`assemble_patterns` reads the full activation patterns
+through that chain of parents.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+DEFAULT_MAX_REGIONS = 2_000_000
+
+BOUNDARY = -1  # edge label: the domain's boundary
+ARTIFICIAL = -2  # edge label: an edge of the decomposition of a non-convex domain
+
+
+class RegionLimitError(RuntimeError):
+    """Raised when an enumeration would exceed ``max_regions``."""
+
+
+def limit_error(n, max_regions, net):
+    """The :class:`RegionLimitError` for passing ``max_regions`` with ``n``
+    regions so far (None: the next layer would)."""
+    # per region: a vertex's values (8 bytes per neuron of the widest layer),
+    # about 4 half-edges and a face (250 bytes), and the pattern
+    per = 8 * max(w.shape[0] for w in net.weights) + 250 + net.n_neurons
+    so_far = f"{n:,} so far" if n is not None else "the next layer makes more"
+    return RegionLimitError(
+        f"the enumeration passed max_regions={max_regions:,} activation regions ({so_far}); "
+        f"it needs roughly {per:,} bytes per region. Pass a larger max_regions= to "
+        "activation_regions if you have the memory, or use a smaller domain."
+    )
+
+
+@dataclass(frozen=True)
+class Subdivision:
+    """The finished result of an enumeration, read by ``RegionMap``.
+
+    ``vertices`` is ``(V,)`` (1D, sorted) or ``(V, 2)``; ``edges`` ``(E, 2)``
+    vertex ids (1D: every interior point as ``(v, v)``); ``edge_regions``
+    ``(E, 2)`` (-1: outside the domain); ``edge_neurons`` and
+    ``edge_breakpoints`` ``(E,)``; ``patterns`` ``(R, n_neurons)`` int8;
+    ``measures`` ``(R,)``. 2D only: every face's counter-clockwise vertex
+    cycle ``ids[indptr[f]:indptr[f + 1]]``, and for a non-convex domain the
+    ``shapes`` (shapely geometries) of the merged regions (then ``indptr`` and
+    ``ids`` list the faces of the convex decomposition, not the regions).
+    """
+
+    vertices: np.ndarray
+    edges: np.ndarray
+    edge_regions: np.ndarray
+    edge_neurons: np.ndarray
+    edge_breakpoints: np.ndarray
+    patterns: np.ndarray
+    measures: np.ndarray
+    indptr: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    shapes: list | None = None
+
+
+class PiecewiseLinear(NamedTuple):
+    """An activation as float64 arrays: ``K`` breakpoints (sorted), and the
+    ``K + 1`` slopes and intercepts of its pieces (piece ``p`` holds the
+    values ``t_{p-1} <= x < t_p``)."""
+
+    breakpoints: np.ndarray
+    slopes: np.ndarray
+    intercepts: np.ndarray
+
+
+class Layer(NamedTuple):
+    """One layer: ``weights (n_out, n_in)``, ``biases (n_out,)``, its
+    activation (None: affine) and the index of its first neuron in the
+    patterns."""
+
+    weights: np.ndarray
+    biases: np.ndarray
+    act: PiecewiseLinear | None
+    first: int
+
+
+def layers(net):
+    """The :class:`Layer` s of ``net`` up to the last one with an activation
+    (the affine layers after it cut nothing)."""
+    offs = net.neuron_offsets
+    acts = list(net.activations)
+    last = max((i for i, a in enumerate(acts) if a is not None), default=-1)
+    for i in range(last + 1):
+        a = acts[i]
+        act = (
+            None
+            if a is None
+            else PiecewiseLinear(*(np.array(v, np.float64) for v in (a.breakpoints, a.slopes, a.intercepts)))
+        )
+        w = np.ascontiguousarray(net.weights[i], np.float64)
+        yield Layer(w, np.asarray(net.biases[i], np.float64), act, int(offs[i]))
+
+
+def affine(h, w, b, out=None):
+    """``h @ w.T + b`` for the rows of ``h`` (V, n_in), into ``out[:V]`` if given."""
+    if out is None:
+        out = np.empty((h.shape[0], w.shape[0]))
+    z = out[: h.shape[0]]
+    np.matmul(h, w.T, out=z)
+    z += b
+    return out
+
+
+# -- reusable buffers ----------------------------------------------------------
+_work = threading.local()
+_WORK_MAX = 1 << 21  # elements (16 MB): the largest buffer kept between calls
+
+
+def buffer(i, shape):
+    """An uninitialised float64 array of ``shape`` on reusable buffer ``i``
+    of the calling thread. Buffers up to ``_WORK_MAX`` elements are kept
+    between calls: writing to fresh memory costs a page fault per 4 kB, a
+    large share of the time of a small 1D enumeration (``lc_density`` and
+    friends enumerate many lines)."""
+    bufs = getattr(_work, "bufs", None)
+    if bufs is None:
+        bufs = _work.bufs = {}
+    n = shape[0] * shape[1]
+    buf = bufs.get(i)
+    if buf is None or buf.size < n:
+        buf = np.empty(max(n, 2 * (0 if buf is None else buf.size)))
+        if buf.size <= _WORK_MAX:
+            bufs[i] = buf
+    return buf[:n].reshape(shape)
+
+
+# -- patterns ----------------------------------------------------------------
+def assemble_patterns(blocks, n, n_neurons):
+    """``(n, n_neurons)`` int8 patterns of the final faces from each layer's
+    ``(first neuron, parent, pieces)`` (``blocks``, in layer order): the
+    pieces of a layer are read at the face that the final face came from."""
+    pat = np.empty((n, n_neurons), np.int8)  # every neuron is in one block
+    idx = np.arange(n)
+    for first, parent, pieces in reversed(blocks):
+        _take_rows(pieces, idx, pat[:, first : first + pieces.shape[1]])
+        idx = parent[idx]
+    return pat
+
+
+@njit(cache=True)
+def _take_rows(src, idx, out):
+    """``out[i] = src[idx[i]]`` for every row ``i`` of ``out`` (which may be
+    a column slice of a larger array)."""
+    for i in range(out.shape[0]):
+        r = idx[i]
+        for j in range(out.shape[1]):
+            out[i, j] = src[r, j]
+
+
+# -- threads -----------------------------------------------------------------
+@functools.cache
+def _blas_controller():
+    """A threadpoolctl controller of the BLAS libraries loaded, made once
+    (making one scans the loaded libraries). scipy's OpenBLAS, which numba's
+    ``np.dot`` calls, is loaded first so that the controller sees it."""
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+_blas_lock = threading.Lock()
+_blas_state = {"depth": 0, "saved": []}
+
+
+@contextmanager
+def one_blas_thread():
+    """Run BLAS (numpy's matrix products, numba's ``np.dot``) on one thread
+    inside the block, and restore the previous limits on leaving it. The
+    products here are many and small: OpenBLAS's worker threads would spin
+    between them and take the core the numba kernels run on. Nested and
+    concurrent blocks share one limit: the first to enter sets it, the last
+    to leave restores it. (threadpoolctl lets one Python thread at a time
+    control OpenBLAS's process-wide pool: from another thread the limit may
+    be left as it is, which changes the speed, never the result.)"""
+    # (the libraries' own get/set, not ``controller.limit``, which also reads
+    # every library's version and configuration on each call)
+    libs = _blas_controller().lib_controllers
+    with _blas_lock:
+        if _blas_state["depth"] == 0:
+            _blas_state["saved"] = saved = [lib.get_num_threads() for lib in libs]
+            for lib, n in zip(libs, saved, strict=True):
+                if n != 1:
+                    lib.set_num_threads(1)
+        _blas_state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_state["depth"] -= 1
+            if _blas_state["depth"] == 0:
+                for lib, n in zip(libs, _blas_state["saved"], strict=True):
+                    if n != 1:
+                        lib.set_num_threads(n)

@@ -1,0 +1,269 @@
+"""Exact enumeration of activation regions in 2D, one layer per kernel call.
+
+A whole layer is cut in one numba call (:func:`._mesh2d_kernels.cut_layer`)
+on a half-edge mesh (described in :mod:`._mesh2d_kernels`). The result is
+the one of cutting every face by every neuron in turn (the order of the
+neurons, then of their breakpoints), with every sign decided by the
+tolerance policy of :mod:`regiongeom.tolerance`; the kernel only skips the
+faces a neuron cannot reach.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tolerance import REL_TOL
+from . import _mesh2d_kernels as K
+from .core import (
+    ARTIFICIAL,
+    BOUNDARY,
+    DEFAULT_MAX_REGIONS,
+    Subdivision,
+    affine,
+    assemble_patterns,
+    layers,
+    limit_error,
+    one_blas_thread,
+)
+
+
+def _initial_mesh(pieces):
+    """Half-edge mesh of a conforming list of CCW convex polygons."""
+    key_to_v, vx, vy = {}, [], []
+    faces = []
+    for poly in pieces:
+        ids = []
+        for x, y in poly:
+            k = (float(x), float(y))
+            if k not in key_to_v:
+                key_to_v[k] = len(vx)
+                vx.append(k[0])
+                vy.append(k[1])
+            ids.append(key_to_v[k])
+        faces.append(ids)
+    orig, nxt, face, face_edge = [], [], [], []
+    edge_of = {}
+    for f, ids in enumerate(faces):
+        base = len(orig)
+        n = len(ids)
+        face_edge.append(base)
+        for i in range(n):
+            orig.append(ids[i])
+            nxt.append(base + (i + 1) % n)
+            face.append(f)
+            edge_of[(ids[i], ids[(i + 1) % n])] = base + i
+    twin = np.full(len(orig), -1, np.int64)
+    edge_neuron = np.full(len(orig), BOUNDARY, np.int64)
+    for (u, w), h in edge_of.items():
+        g = edge_of.get((w, u))
+        if g is not None:
+            twin[h] = g
+            edge_neuron[h] = ARTIFICIAL
+    return (np.array(vx), np.array(vy), np.array(orig, np.int64), np.array(nxt, np.int64),
+            twin, np.array(face, np.int64), edge_neuron, np.array(face_edge, np.int64))  # fmt: skip
+
+
+_V_ARRAYS = ("vx", "vy", "sign", "values")
+_H_ARRAYS = ("orig", "nxt", "twin", "face", "edge_neuron", "edge_bp")
+_F_ARRAYS = ("face_edge", "pieces", "root", "next_in_root")
+
+
+def _new_mesh(pieces):
+    """The :class:`~._mesh2d_kernels.Mesh` of a conforming list of CCW convex
+    polygons, with room for 4 times as many elements."""
+    vx, vy, orig, nxt, twin, face, edge_neuron, face_edge = _initial_mesh(pieces)
+    size = np.zeros(6, np.int64)
+    size[K.NV], size[K.NH], size[K.NF] = len(vx), len(orig), len(face_edge)
+    cap_v, cap_h, cap_f = 4 * len(vx) + 64, 4 * len(orig) + 64, 4 * len(face_edge) + 64
+
+    def padded(val, cap):
+        arr = np.zeros(cap, val.dtype)
+        arr[: len(val)] = val
+        return arr
+
+    h_arrays = (orig, nxt, twin, face, edge_neuron, np.zeros_like(edge_neuron))
+    return K.Mesh(
+        vx=padded(vx, cap_v), vy=padded(vy, cap_v), values=np.zeros((cap_v, 0)),
+        sign=np.zeros(cap_v, np.int8),
+        **{name: padded(val, cap_h) for name, val in zip(_H_ARRAYS, h_arrays, strict=True)},
+        face_edge=padded(face_edge, cap_f), pieces=np.zeros((cap_f, 0), np.int8),
+        root=np.zeros(cap_f, np.int64), next_in_root=np.zeros(cap_f, np.int64), size=size,
+    )  # fmt: skip
+
+
+class _Growing:
+    """Holds the current :class:`~._mesh2d_kernels.Mesh` (``.mesh``); the
+    arrays it replaces when it grows are freed at once (nothing else keeps
+    the old tuple)."""
+
+    def __init__(self, mesh):
+        self.mesh = mesh
+
+    def set(self, **arrays):
+        self.mesh = self.mesh._replace(**arrays)
+
+    def grow(self, factor):
+        """Make room for the sizes in ``size[NEED_V:]`` (each array that is
+        too small grows by ``factor`` at least; the elements in use are copied)."""
+        nv, nh, nf, need_v, need_h, need_f = (int(c) for c in self.mesh.size)
+        for names, n, need in ((_V_ARRAYS, nv, need_v), (_H_ARRAYS, nh, need_h), (_F_ARRAYS, nf, need_f)):
+            cap = getattr(self.mesh, names[0]).shape[0]
+            if need > cap:
+                cap = max(need, int(factor * cap))
+                for name in names:  # one at a time, each old array freed once copied
+                    old = getattr(self.mesh, name)
+                    new = np.empty((cap,) + old.shape[1:], old.dtype)
+                    new[:n] = old[:n]
+                    del old
+                    self.set(**{name: new})
+
+    def reserve(self, n_roots, whole_layer):
+        """Make room for the faces that cutting ``n_roots`` (root, neuron)
+        pairs is likely to make. Growing copies every vertex's values, so it
+        should be rare: a layer makes somewhat more new faces than pairs
+        listed at its start (fewer in the later, larger layers), and an epoch
+        that ends when the faces double makes at most about as many faces as
+        there were."""
+        size = self.mesh.size
+        n_new = int(1.35 * n_roots) if whole_layer else min(int(1.2 * n_roots), int(1.1 * int(size[K.NF])))
+        n_new += 4096
+        size[3:6] = size[:3] + (n_new, 4 * n_new, n_new)
+        self.grow(factor=1.0)
+
+
+def check_status(status, j, first, n_faces, max_regions, net):
+    """Act on a status of :func:`~._mesh2d_kernels.cut_layer`: raise on
+    ``LIMIT`` and ``ANOMALY``; return True if the arrays must grow
+    (``NEED_SPACE``), False if the layer is done or its roots must be remade."""
+    if status == K.NEED_SPACE:
+        return True
+    if status == K.LIMIT:
+        raise limit_error(n_faces, max_regions, net)
+    if status == K.ANOMALY:
+        raise RuntimeError(
+            f"inconsistent signs while cutting by neuron {first + j}: the "
+            "geometry is degenerate beyond the tolerance policy (please report)"
+        )
+    return False
+
+
+def _cut_layer(g, bps, first, max_regions, net):
+    """Cut the mesh ``g.mesh`` by every neuron of the layer whose values are
+    in its ``values``. Returns the face at the layer's start holding each face."""
+    n_rows = g.mesh.values.shape[1]
+    g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], n_rows), np.int8))
+    start = np.arange(g.mesh.size[K.NF])
+    j = k = 0
+    while j < n_rows:
+        # the current faces become the roots; cut until they have twice as many faces
+        j0 = j
+        roots = K.layer_roots(tuple(g.mesh), bps, REL_TOL, j0)
+        g.reserve(roots.faces.size, whole_layer=j0 == 0)
+        while True:
+            n_faces = int(g.mesh.size[K.NF])
+            status, j, k = K.cut_layer(
+                tuple(g.mesh), tuple(roots), bps, REL_TOL, first, j, k, max_regions, 2 * n_faces
+            )
+            if not check_status(status, j, first, int(g.mesh.size[K.NF]), max_regions, net):
+                break
+            g.grow(factor=1.5)
+        K.layer_patterns(tuple(g.mesh), tuple(roots), j0, j)
+        start = start[g.mesh.root[: g.mesh.size[K.NF]]]
+    return start
+
+
+def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
+    """Exact 2D enumeration; see :func:`regiongeom.activation_regions`."""
+    with one_blas_thread():
+        return _enumerate_2d(net, domain, max_regions)
+
+
+def _enumerate_2d(net, domain, max_regions):
+    g = _Growing(_new_mesh(domain.pieces))
+    nv = int(g.mesh.size[K.NV])
+    h = np.stack([g.mesh.vx[:nv], g.mesh.vy[:nv]], axis=1)
+    blocks = []  # (first neuron, face at the layer's start, pieces) of each layer
+    for w, b, act, first in layers(net):
+        g.set(values=affine(h, w, b, np.empty((g.mesh.vx.shape[0], w.shape[0]))))
+        del h
+        if act is not None:
+            start = _cut_layer(g, act.breakpoints, first, max_regions, net)
+            nf = int(g.mesh.size[K.NF])
+            blocks.append((first, start, g.mesh.pieces[:nf].copy()))
+            g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], 0), np.int8))
+            K.apply_activation(g.mesh.values, int(g.mesh.size[K.NV]), *act)
+        h = g.mesh.values[: g.mesh.size[K.NV]]
+    del h
+    # keep only what the result needs, trimmed, freeing the rest first
+    g.set(values=None, sign=None, pieces=None, root=None, next_in_root=None)
+    nv, nh, nf = (int(c) for c in g.mesh.size[:3])
+    lengths = {**dict.fromkeys(("vx", "vy"), nv), **dict.fromkeys(_H_ARRAYS, nh), "face_edge": nf}
+    for name, n in lengths.items():
+        g.set(**{name: getattr(g.mesh, name)[:n].copy()})
+    mesh = g.mesh
+    del g
+    patterns = assemble_patterns(blocks, nf, net.n_neurons)
+    del blocks
+    return _subdivision(mesh, nv, nh, nf, patterns, convex=domain.convex)
+
+
+def _subdivision(m, nv, nh, nf, patterns, *, convex):
+    """The :class:`Subdivision` of the final mesh: every edge once (the
+    half-edge with the lower index, or the one on the boundary), its two
+    faces (left first), the faces' vertex cycles and areas; faces of a
+    non-convex domain's decomposition merged into regions."""
+    vertices = np.stack([m.vx[:nv], m.vy[:nv]], axis=1)
+    orig, nxt, twin, face = m.orig[:nh], m.nxt[:nh], m.twin[:nh], m.face[:nh]
+    indptr, ids = K.face_cycles(m.face_edge[:nf], nxt, orig, nf)
+    areas = K.shoelace_csr(indptr, ids, m.vx[:nv], m.vy[:nv])
+    first = (twin == -1) | (np.arange(nh) < twin)
+    regions = np.stack([face[first], np.where(twin[first] >= 0, face[twin[first]], -1)], axis=1)
+    edges = np.stack([orig[first], orig[nxt[first]]], axis=1)
+    neu, bp = m.edge_neuron[:nh][first], m.edge_bp[:nh][first]
+    shapes = None
+    if not convex:
+        regions, neu, bp, patterns, areas, keep, shapes = _merge_pieces(
+            regions, neu, bp, patterns, indptr, ids, areas, vertices
+        )
+        edges = edges[keep]
+    return Subdivision(
+        vertices=vertices, edges=edges, edge_regions=regions, edge_neurons=neu, edge_breakpoints=bp,
+        patterns=patterns, measures=areas, indptr=indptr, ids=ids, shapes=shapes,
+    )  # fmt: skip
+
+
+def _merge_pieces(regions, neu, bp, patterns, indptr, ids, areas, vertices):
+    """Merge faces of a non-convex domain's decomposition across artificial
+    edges when their patterns agree; relabel artificial edges where a neuron's
+    hyperplane runs along them."""
+    import shapely
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    nf = patterns.shape[0]
+    art = neu == ARTIFICIAL
+    a, b = regions[art, 0], regions[art, 1]
+    same = np.all(patterns[a] == patterns[b], axis=1)
+    g = coo_matrix((np.ones(same.sum()), (a[same], b[same])), shape=(nf, nf))
+    _, label = connected_components(g, directed=False)
+    # artificial edges that separate different patterns lie on a neuron's hyperplane
+    art_idx = np.nonzero(art)[0]
+    diff_idx = art_idx[~same]
+    for e in diff_idx:
+        pa, pb = patterns[regions[e, 0]], patterns[regions[e, 1]]
+        j = int(np.nonzero(pa != pb)[0][0])
+        neu[e], bp[e] = j, int(min(pa[j], pb[j]))
+    keep = ~np.isin(np.arange(neu.size), art_idx[same])
+    regions = np.where(regions >= 0, label[np.maximum(regions, 0)], -1)[keep]
+    nreg = label.max() + 1
+    first_face = np.full(nreg, -1)
+    first_face[label[::-1]] = np.arange(nf)[::-1]
+    new_pat = patterns[first_face]
+    new_areas = np.bincount(label, weights=areas, minlength=nreg)
+    shapes = shapely.polygons(
+        shapely.linearrings(vertices[ids], indices=np.repeat(np.arange(nf), np.diff(indptr)))
+    )
+    order = np.argsort(label, kind="stable")
+    bounds = np.searchsorted(label[order], np.arange(nreg + 1))
+    merged = [shapely.union_all(shapes[order[bounds[r] : bounds[r + 1]]]) for r in range(nreg)]
+    return regions, neu[keep], bp[keep], new_pat, new_areas, keep, merged
