@@ -16,6 +16,7 @@ from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_
 from .plotting import figure1, plot_density, plot_density_1d, plot_function_1d, plot_regions
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
 from .slices import Line, Plane
+from .tracker import History, Tracker
 from .vertices import (
     corollary7_bound,
     corollary8_bound,
@@ -23,7 +24,6 @@ from .vertices import (
     locus_vertices,
     vertex_density,
 )
-from .tracker import History, Tracker
 
 __version__ = "0.2.0"
 
