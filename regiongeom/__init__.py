@@ -7,6 +7,7 @@ networks with 1 or 2 inputs, in float64.
 from . import closed_form, datasets, examples
 from .complexity import Estimate, lc_density, local_complexity
 from .datasets import default_network
+from .decision import decision_boundary
 from .examples import sawtooth
 from .grids import grid_points
 from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
@@ -38,6 +39,7 @@ __all__ = [
     "lc_density",
     "local_complexity",
     "Estimate",
+    "decision_boundary",
     "plot_regions",
     "plot_density",
     "plot_density_1d",

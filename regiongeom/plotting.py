@@ -49,12 +49,17 @@ class RegionArtists(NamedTuple):
     locus : LineCollection (2D) or Line2D of markers (1D), or None
     boundaries : the non-locus activation boundaries (grey), or None
     ax : Axes
+    points : the marked points (a PathCollection, or a dict label ->
+        PathCollection with ``point_labels``), or None
+    decision : the decision boundary (LineCollection), or None
     """
 
     regions: Any
     locus: Any
     boundaries: Any
     ax: Any
+    points: Any = None
+    decision: Any = None
 
 
 class DensityArtists(NamedTuple):
@@ -131,7 +136,8 @@ def _auto_linewidth(n_segments):
 # regions
 # ----------------------------------------------------------------------------
 def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=False, cmap=None, rng=0,
-                 linewidth=None, locus_color="k", boundary_color="0.5", alpha=1.0, output=0) -> RegionArtists:  # fmt: skip
+                 linewidth=None, locus_color="k", boundary_color="0.5", alpha=1.0, output=0, points=None,
+                 point_labels=None, decision_boundary=False) -> RegionArtists:  # fmt: skip
     """Draw a region map: regions in random colours, the nonlinear locus in black.
 
     2D: every activation region filled (one PolyCollection, fast for tens of
@@ -165,11 +171,19 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
         Opacity of the region fill.
     output : int
         1D: which output to draw.
+    points : (P, 2) array_like, optional
+        2D: points to mark, in the map's coordinates, e.g. ``plane.points``
+        or ``plane.coords(data)``.
+    point_labels : (P,) array_like of int, optional
+        Class labels of ``points``: one colour per label, with a legend.
+    decision_boundary : bool
+        2D, a network with at least 2 outputs: draw where the top two logits
+        tie (:func:`regiongeom.decision_boundary`), exact, as a thick red line.
 
     Returns
     -------
     RegionArtists
-        ``(regions, locus, boundaries, ax)``; unused entries are None.
+        ``(regions, locus, boundaries, ax, points, decision)``; unused entries are None.
 
     Examples
     --------
@@ -189,6 +203,9 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
         raise TypeError(
             f"plot_regions expects the RegionMap of rg.activation_regions, got {type(rm).__name__}"
         )
+    if rm.dim == 1 and (points is not None or decision_boundary):
+        raise ValueError("points and decision_boundary need a 2D region map; in 1D, plot the logits instead")
+    pts = None if points is None else _marked_points(points, point_labels)
     ax = _axes(ax)
     labels = _labels(rm, color_by)
     colors = region_colors(int(labels.max()) + 1, rng=rng, cmap=cmap, light=rm.dim == 2)[labels]
@@ -196,7 +213,47 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
     loc = nonlinear_locus(rm) if (locus or boundaries) else None
     if rm.dim == 1:
         return _plot_regions_1d(rm, loc, ax, colors, locus, boundaries, locus_color, boundary_color, output)
-    return _plot_regions_2d(rm, loc, ax, colors, locus, boundaries, linewidth, locus_color, boundary_color)
+    art = _plot_regions_2d(rm, loc, ax, colors, locus, boundaries, linewidth, locus_color, boundary_color)
+    dec = _draw_decision(rm, ax) if decision_boundary else None
+    marks = _draw_points(ax, *pts) if pts is not None else None
+    return art._replace(points=marks, decision=dec)
+
+
+def _marked_points(points, point_labels):
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 2 or not np.all(np.isfinite(p)):
+        raise ValueError(f"points must be finite (P, 2) coordinates, e.g. plane.points; got shape {p.shape}")
+    if point_labels is None:
+        return p, None
+    lab = np.asarray(point_labels).reshape(-1)
+    if lab.size != len(p) or not np.issubdtype(lab.dtype, np.integer):
+        raise ValueError(
+            f"point_labels must be {len(p)} integers, one per point; got {lab.dtype} {lab.shape}"
+        )
+    return p, lab
+
+
+def _draw_points(ax, p, labels):
+    kw = dict(s=36, edgecolors="k", linewidths=0.8, zorder=5)
+    if labels is None:
+        return ax.scatter(p[:, 0], p[:, 1], c="white", **kw)
+    marks = {}
+    for n, lab in enumerate(np.unique(labels)):
+        sel = labels == lab
+        marks[int(lab)] = ax.scatter(p[sel, 0], p[sel, 1], color=_CURVE_COLORS[n % len(_CURVE_COLORS)],
+                                     label=str(lab), **kw)  # fmt: skip
+    ax.legend(loc="upper right", fontsize="small", framealpha=0.85)
+    return marks
+
+
+def _draw_decision(rm, ax):
+    from matplotlib.collections import LineCollection
+
+    from .decision import decision_boundary
+
+    dec = LineCollection(decision_boundary(rm), colors="#D62728", linewidths=2.0, zorder=4, capstyle="round")
+    ax.add_collection(dec)
+    return dec
 
 
 def _plot_regions_2d(rm, loc, ax, colors, locus, boundaries, linewidth, locus_color, boundary_color):
