@@ -234,7 +234,7 @@ def _marked_points(points, point_labels):
 
 
 def _draw_points(ax, p, labels):
-    kw = dict(s=36, edgecolors="k", linewidths=0.8, zorder=5)
+    kw = dict(s=55, edgecolors="k", linewidths=1.0, zorder=5)
     if labels is None:
         return ax.scatter(p[:, 0], p[:, 1], c="white", **kw)
     marks = {}
