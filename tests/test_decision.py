@@ -109,3 +109,12 @@ def test_decision_boundary_refusals():
         rg.decision_boundary(rg.activation_regions(random_network([4], n_in=1, n_out=2, rng=0), (0.0, 1.0)))
     with pytest.raises(TypeError, match="RegionMap"):
         rg.decision_boundary(np.zeros((3, 2)))
+
+
+def test_doctests():
+    import doctest
+
+    import regiongeom.decision as mod
+
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 1 and result.failed == 0
