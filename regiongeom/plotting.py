@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._marks import draw_decision, draw_points, marked_points
 from .grids import _domain, _shape2d, grid_points
 
 __all__ = [
@@ -205,7 +206,7 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
         )
     if rm.dim == 1 and (points is not None or decision_boundary):
         raise ValueError("points and decision_boundary need a 2D region map; in 1D, plot the logits instead")
-    pts = None if points is None else _marked_points(points, point_labels)
+    pts = None if points is None else marked_points(points, point_labels)
     ax = _axes(ax)
     labels = _labels(rm, color_by)
     colors = region_colors(int(labels.max()) + 1, rng=rng, cmap=cmap, light=rm.dim == 2)[labels]
@@ -214,46 +215,9 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
     if rm.dim == 1:
         return _plot_regions_1d(rm, loc, ax, colors, locus, boundaries, locus_color, boundary_color, output)
     art = _plot_regions_2d(rm, loc, ax, colors, locus, boundaries, linewidth, locus_color, boundary_color)
-    dec = _draw_decision(rm, ax) if decision_boundary else None
-    marks = _draw_points(ax, *pts) if pts is not None else None
+    dec = draw_decision(rm, ax) if decision_boundary else None
+    marks = draw_points(ax, *pts, _CURVE_COLORS) if pts is not None else None
     return art._replace(points=marks, decision=dec)
-
-
-def _marked_points(points, point_labels):
-    p = np.asarray(points, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != 2 or not np.all(np.isfinite(p)):
-        raise ValueError(f"points must be finite (P, 2) coordinates, e.g. plane.points; got shape {p.shape}")
-    if point_labels is None:
-        return p, None
-    lab = np.asarray(point_labels).reshape(-1)
-    if lab.size != len(p) or not np.issubdtype(lab.dtype, np.integer):
-        raise ValueError(
-            f"point_labels must be {len(p)} integers, one per point; got {lab.dtype} {lab.shape}"
-        )
-    return p, lab
-
-
-def _draw_points(ax, p, labels):
-    kw = dict(s=55, edgecolors="k", linewidths=1.0, zorder=5)
-    if labels is None:
-        return ax.scatter(p[:, 0], p[:, 1], c="white", **kw)
-    marks = {}
-    for n, lab in enumerate(np.unique(labels)):
-        sel = labels == lab
-        marks[int(lab)] = ax.scatter(p[sel, 0], p[sel, 1], color=_CURVE_COLORS[n % len(_CURVE_COLORS)],
-                                     label=str(lab), **kw)  # fmt: skip
-    ax.legend(loc="upper right", fontsize="small", framealpha=0.85)
-    return marks
-
-
-def _draw_decision(rm, ax):
-    from matplotlib.collections import LineCollection
-
-    from .decision import decision_boundary
-
-    dec = LineCollection(decision_boundary(rm), colors="#D62728", linewidths=2.0, zorder=4, capstyle="round")
-    ax.add_collection(dec)
-    return dec
 
 
 def _plot_regions_2d(rm, loc, ax, colors, locus, boundaries, linewidth, locus_color, boundary_color):

@@ -351,6 +351,9 @@ def test_plot_regions_points_and_decision_boundary():
     np.testing.assert_array_equal(art.points.get_offsets(), pts)
     assert art.decision is None and art.ax.get_legend() is None
     assert plot_regions(rm).points is None
+    # ten classes (digits): ten distinct colours
+    many = plot_regions(rm, plt.figure().gca(), points=np.zeros((10, 2)), point_labels=np.arange(10)).points
+    assert unique_rows([m.get_facecolor()[0] for m in many.values()]) == 10
 
 
 def test_plot_regions_points_refusals():
