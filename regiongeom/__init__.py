@@ -8,6 +8,7 @@ from . import bounds, closed_form, datasets, examples
 from .bounds import Bound
 from .complexity import Estimate, lc_density, local_complexity
 from .datasets import default_network
+from .decision import decision_boundary
 from .examples import sawtooth
 from .grids import grid_points
 from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
@@ -60,6 +61,7 @@ __all__ = [
     "bounds",
     "Tracker",
     "History",
+    "decision_boundary",
     "plot_regions",
     "plot_density",
     "plot_density_1d",

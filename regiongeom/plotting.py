@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._marks import draw_decision, draw_points, marked_points
 from .grids import _domain, _shape2d, grid_points
 
 __all__ = [
@@ -49,12 +50,17 @@ class RegionArtists(NamedTuple):
     locus : LineCollection (2D) or Line2D of markers (1D), or None
     boundaries : the non-locus activation boundaries (grey), or None
     ax : Axes
+    points : the marked points (a PathCollection, or a dict label ->
+        PathCollection with ``point_labels``), or None
+    decision : the decision boundary (LineCollection), or None
     """
 
     regions: Any
     locus: Any
     boundaries: Any
     ax: Any
+    points: Any = None
+    decision: Any = None
 
 
 class DensityArtists(NamedTuple):
@@ -131,7 +137,8 @@ def _auto_linewidth(n_segments):
 # regions
 # ----------------------------------------------------------------------------
 def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=False, cmap=None, rng=0,
-                 linewidth=None, locus_color="k", boundary_color="0.5", alpha=1.0, output=0) -> RegionArtists:  # fmt: skip
+                 linewidth=None, locus_color="k", boundary_color="0.5", alpha=1.0, output=0, points=None,
+                 point_labels=None, decision_boundary=False) -> RegionArtists:  # fmt: skip
     """Draw a region map: regions in random colours, the nonlinear locus in black.
 
     2D: every activation region filled (one PolyCollection, fast for tens of
@@ -165,11 +172,19 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
         Opacity of the region fill.
     output : int
         1D: which output to draw.
+    points : (P, 2) array_like, optional
+        2D: points to mark, in the map's coordinates, e.g. ``plane.points``
+        or ``plane.coords(data)``.
+    point_labels : (P,) array_like of int, optional
+        Class labels of ``points``: one colour per label, with a legend.
+    decision_boundary : bool
+        2D, a network with at least 2 outputs: draw where the top two logits
+        tie (:func:`regiongeom.decision_boundary`), exact, as a thick red line.
 
     Returns
     -------
     RegionArtists
-        ``(regions, locus, boundaries, ax)``; unused entries are None.
+        ``(regions, locus, boundaries, ax, points, decision)``; unused entries are None.
 
     Examples
     --------
@@ -189,6 +204,9 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
         raise TypeError(
             f"plot_regions expects the RegionMap of rg.activation_regions, got {type(rm).__name__}"
         )
+    if rm.dim == 1 and (points is not None or decision_boundary):
+        raise ValueError("points and decision_boundary need a 2D region map; in 1D, plot the logits instead")
+    pts = None if points is None else marked_points(points, point_labels)
     ax = _axes(ax)
     labels = _labels(rm, color_by)
     colors = region_colors(int(labels.max()) + 1, rng=rng, cmap=cmap, light=rm.dim == 2)[labels]
@@ -196,7 +214,10 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
     loc = nonlinear_locus(rm) if (locus or boundaries) else None
     if rm.dim == 1:
         return _plot_regions_1d(rm, loc, ax, colors, locus, boundaries, locus_color, boundary_color, output)
-    return _plot_regions_2d(rm, loc, ax, colors, locus, boundaries, linewidth, locus_color, boundary_color)
+    art = _plot_regions_2d(rm, loc, ax, colors, locus, boundaries, linewidth, locus_color, boundary_color)
+    dec = draw_decision(rm, ax) if decision_boundary else None
+    marks = draw_points(ax, *pts, _CURVE_COLORS) if pts is not None else None
+    return art._replace(points=marks, decision=dec)
 
 
 def _plot_regions_2d(rm, loc, ax, colors, locus, boundaries, linewidth, locus_color, boundary_color):

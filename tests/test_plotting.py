@@ -332,3 +332,40 @@ def test_plot_regions_leaves_holes_empty():
     h, w = img.shape[:2]
     assert np.all(img[h // 2, w // 2, :3] == 255)  # the hole: background
     assert not np.all(img[h // 10, w // 10, :3] == 255)  # the region: filled
+
+
+# ------------------------------------------------------- points, decision boundary
+def test_plot_regions_points_and_decision_boundary():
+    net = random_network([8, 8], n_out=3, rng=1, scale=2.0)
+    net = net.with_biases([*net.biases[:-1], [0.03, -0.02, 0.01]])
+    rm = rg.activation_regions(net, BOX)
+    pts = np.array([[0.0, 0.0], [0.5, -0.5], [-0.5, 0.5], [0.2, 0.2]])
+    art = plot_regions(rm, points=pts, point_labels=[3, 1, 3, 7], decision_boundary=True)
+    regions, locus, boundaries, ax, points, decision = art  # the two new fields come last
+    assert isinstance(decision, LineCollection)
+    np.testing.assert_array_equal(np.asarray(decision.get_segments()), rg.decision_boundary(rm))
+    assert sorted(points) == [1, 3, 7]
+    np.testing.assert_array_equal(points[3].get_offsets(), pts[[0, 2]])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["1", "3", "7"]
+    art = plot_regions(rm, plt.figure().gca(), points=pts)
+    np.testing.assert_array_equal(art.points.get_offsets(), pts)
+    assert art.decision is None and art.ax.get_legend() is None
+    assert plot_regions(rm).points is None
+    # ten classes (digits): ten distinct colours
+    many = plot_regions(rm, plt.figure().gca(), points=np.zeros((10, 2)), point_labels=np.arange(10)).points
+    assert unique_rows([m.get_facecolor()[0] for m in many.values()]) == 10
+
+
+def test_plot_regions_points_refusals():
+    rm = rg.activation_regions(random_network([4], n_out=2, rng=0), BOX)
+    with pytest.raises(ValueError, match=r"\(P, 2\)"):
+        plot_regions(rm, points=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="one per point"):
+        plot_regions(rm, points=np.zeros((3, 2)), point_labels=[0, 1])
+    with pytest.raises(ValueError, match="one per point"):
+        plot_regions(rm, points=np.zeros((2, 2)), point_labels=[0.5, 1.0])
+    rm1 = rg.activation_regions(random_network([4], n_in=1, n_out=2, rng=0), (0.0, 1.0))
+    with pytest.raises(ValueError, match="2D region map"):
+        plot_regions(rm1, decision_boundary=True)
+    with pytest.raises(ValueError, match="at least 2 outputs"):
+        plot_regions(rg.activation_regions(random_network([4], rng=0), BOX), decision_boundary=True)
