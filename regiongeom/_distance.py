@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
 def distance_1d(points, x):
@@ -92,9 +92,9 @@ def _seg_dist2(px, py, seg, s):
     return ex * ex + ey * ey
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _query(seg, start, ids, x, x0, y0, h, nx, ny, out):  # pragma: no cover
-    for p in prange(x.shape[0]):
+    for p in range(x.shape[0]):
         out[p] = _nearest(seg, start, ids, x[p, 0], x[p, 1], x0, y0, h, nx, ny)
 
 

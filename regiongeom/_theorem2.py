@@ -8,14 +8,14 @@ number of threads is ``REGIONGEOM_NUM_THREADS`` or the number of usable cores.
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
+import threading
 
 import numpy as np
 
 from . import _theorem2_kernels as K
 from ._jit import compile_notice
+from ._threads import run_tickets
 from .network import Network
 
 COMPILE_SECONDS = 8  # the kernels' one-time compile, for the notice
@@ -165,42 +165,24 @@ def theorem2_block(pk, x, noise, opts, *, screen=True, return_good=False):
 def _run_chunks(pk, opt, x, noise, f, f_layer, status):
     """:func:`~regiongeom._theorem2_kernels.theorem2_chunk` over chunks of
     ``CHUNK`` contiguous pairs (neighbours share gradients), handed out to the
-    threads as they ask (on a busy machine a static split waits for the
-    slowest thread). The chunk boundaries are fixed, so the result does not
-    depend on the number of threads. Returns the number of recomputed terms."""
+    threads as they ask (:func:`~regiongeom._threads.run_tickets`), each
+    thread with its own scratch. The chunk boundaries are fixed, so the result
+    does not depend on the number of threads. Returns the number of
+    recomputed terms."""
     N = f.shape[0]
     n_chunks = -(-N // K.CHUNK)
     undecided = np.zeros(n_chunks, np.int64)
-    next_chunk = itertools.count()  # its next() is atomic: a thread-safe ticket
+    local = threading.local()
 
-    def work():
-        scr = pk.scratch(x.shape[1])
-        while (c := next(next_chunk)) < n_chunks:
-            n0, n1 = c * K.CHUNK, min(N, (c + 1) * K.CHUNK)
-            undecided[c] = K.theorem2_chunk(pk.kernel_net, opt, x, noise, n0, n1, scr, f, f_layer, status)
+    def work(c):
+        scr = getattr(local, "scratch", None)
+        if scr is None:
+            scr = local.scratch = pk.scratch(x.shape[1])
+        n0, n1 = c * K.CHUNK, min(N, (c + 1) * K.CHUNK)
+        undecided[c] = K.theorem2_chunk(pk.kernel_net, opt, x, noise, n0, n1, scr, f, f_layer, status)
 
-    n_threads = min(_n_threads(), n_chunks)
-    if n_threads <= 1:
-        work()
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(n_threads - 1, thread_name_prefix="regiongeom-t2") as ex:
-            helpers = [ex.submit(work) for _ in range(n_threads - 1)]
-            work()  # the calling thread takes chunks too
-            for h in helpers:
-                h.result()
+    run_tickets(n_chunks, work, name="regiongeom-t2")
     return int(undecided.sum())
-
-
-def _n_threads():
-    """``REGIONGEOM_NUM_THREADS`` if set, else the cores this process may use."""
-    env = os.environ.get("REGIONGEOM_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _indicator_table(pk, status):

@@ -15,9 +15,9 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-_CHUNK = 64  # (sample, point) pairs per parallel task
+CHUNK = 64  # (sample, point) pairs per chunk
 _SLACK = 1e-9  # relative safety margin of the screen's bounds against rounding
 
 
@@ -375,14 +375,14 @@ def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, d
     return acc
 
 
-@njit(cache=True, parallel=True)
-def theorem6_kernel(net, X, noise, sigma, ecut, fast, out):  # pragma: no cover
-    """out[s * P + p]: Theorem 6 (k = 2) at point p for noise row s."""
+@njit(cache=True, nogil=True)
+def theorem6_kernel(net, X, noise, sigma, ecut, fast, out, c0, c1):  # pragma: no cover
+    """out[s * P + p]: Theorem 6 (k = 2) at point p for noise row s, for the
+    pairs of chunks ``c0 .. c1 - 1`` (``CHUNK`` pairs each)."""
     P = X.shape[0]
     N = out.shape[0]
-    n_chunks = (N + _CHUNK - 1) // _CHUNK
-    for c in prange(n_chunks):
-        _theorem6_chunk(net, X, noise, sigma, ecut, fast, out, c * _CHUNK, min(N, (c + 1) * _CHUNK), P)
+    for c in range(c0, c1):
+        _theorem6_chunk(net, X, noise, sigma, ecut, fast, out, c * CHUNK, min(N, (c + 1) * CHUNK), P)
 
 
 @njit(cache=True)

@@ -18,6 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from . import _locus_kernels as K
+from ._jit import compile_notice
 from ._validate import as_points, positive
 from .regions import RegionMap
 from .tolerance import JAC_RTOL
@@ -179,6 +180,7 @@ class Locus:
         typical = float(np.median(self.lengths)) if len(self) else eps
         h = max(eps, typical, np.sqrt(w * hgt / (4.0 * (len(seg) + len(c)))))
         nx, ny = int(w // h) + 1, int(hgt // h) + 1
+        compile_notice("the ball-measure kernels", K.segments_in_disks, seconds=2)
         return K.segments_in_disks(seg, np.ascontiguousarray(c), eps, x0, y0, h, nx, ny)
 
     # -- structure --------------------------------------------------------

@@ -84,8 +84,10 @@ from numbers import Integral
 
 import numpy as np
 
+from ._jit import compile_notice
+from ._threads import run_tickets
 from ._validate import as_points, integer_at_least, positive
-from ._vertices_kernels import _Net, theorem6_kernel
+from ._vertices_kernels import CHUNK, _Net, theorem6_kernel
 from .bounds import Bound
 from .complexity import Estimate
 from .network import Network
@@ -282,9 +284,15 @@ def _theorem6_samples(net, x, noise, sigma, *, ecut=_ECUT, fast=True):
     S, P = noise.shape[0], x.shape[0]
     out = np.zeros(S * P)
     if net.n_neurons >= 2:
-        theorem6_kernel(
-            pack(net), np.ascontiguousarray(x), np.ascontiguousarray(noise), sigma, ecut, fast, out
-        )
+        packed, x, noise = pack(net), np.ascontiguousarray(x), np.ascontiguousarray(noise)
+        n_chunks = -(-out.size // CHUNK)
+        step = 16  # chunks per ticket
+
+        def work(t):
+            theorem6_kernel(packed, x, noise, sigma, ecut, fast, out, t * step, min(n_chunks, (t + 1) * step))
+
+        compile_notice("the Theorem-6 kernels", theorem6_kernel, seconds=10)
+        run_tickets(-(-n_chunks // step), work, name="regiongeom-t6")
     return out.reshape(S, P)
 
 

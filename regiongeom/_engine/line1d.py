@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._jit import compile_notice
 from ..tolerance import REL_TOL
 from . import _line1d_kernels as K
 from .core import (
@@ -97,8 +98,12 @@ class _Product:
 
 def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
     """Exact 1D enumeration; see :func:`regiongeom.activation_regions`."""
+    compile_notice("the 1D engine", *_ENTRY_KERNELS, seconds=7)
     with one_blas_thread():
         return _enumerate_1d(net, domain, max_regions)
+
+
+_ENTRY_KERNELS = (K.scales_1d, K.crossings_1d, K.split_1d, K.corrections_1d, K.product_1d, K.fill_new_rows_1d)
 
 
 class Points(NamedTuple):

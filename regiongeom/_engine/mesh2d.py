@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._jit import compile_notice
 from ..tolerance import REL_TOL
 from . import _mesh2d_kernels as K
 from .core import (
@@ -174,8 +175,12 @@ def _cut_layer(g, bps, first, max_regions, net):
 
 def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
     """Exact 2D enumeration; see :func:`regiongeom.activation_regions`."""
+    compile_notice("the 2D engine", *_ENTRY_KERNELS, seconds=6)
     with one_blas_thread():
         return _enumerate_2d(net, domain, max_regions)
+
+
+_ENTRY_KERNELS = (K.layer_roots, K.cut_layer, K.layer_patterns, K.apply_activation, K.face_cycles, K.shoelace_csr)
 
 
 def _enumerate_2d(net, domain, max_regions):
