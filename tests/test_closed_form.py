@@ -352,7 +352,7 @@ def test_one_layer_eps_chunks_and_zero_rows(monkeypatch):
     pts = rng.uniform(-1, 1, (1000, 2))
     W, beta = W2D[:2], BETA2D[:2]
     whole = cf.one_layer_2d_density_eps(pts, W=W, beta=beta, sigma=0.3, eps=0.1)
-    monkeypatch.setattr(cf, "_CHUNK", 2 * 80 * 37)  # blocks of 37 points
+    monkeypatch.setattr(cf.one_layer, "_CHUNK", 2 * 80 * 37)  # blocks of 37 points
     np.testing.assert_array_equal(cf.one_layer_2d_density_eps(pts, W=W, beta=beta, sigma=0.3, eps=0.1), whole)
     assert np.all(
         cf.one_layer_2d_density_eps(pts[:5], W=np.zeros((2, 2)), beta=beta, sigma=0.3, eps=0.1) == 0.0
@@ -455,5 +455,7 @@ def test_parameters_after_the_point_are_keyword_only():
 
 def test_all_and_doctests():
     assert sorted(cf.__all__) == sorted(n for n in cf.__all__ if callable(getattr(cf, n)))
-    result = doctest.testmod(cf, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 10 and result.failed == 0
+    from regiongeom.closed_form import one_layer, one_neuron
+
+    results = [doctest.testmod(m, optionflags=doctest.NORMALIZE_WHITESPACE) for m in (one_neuron, one_layer)]
+    assert sum(r.attempted for r in results) > 10 and sum(r.failed for r in results) == 0
