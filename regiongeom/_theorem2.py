@@ -42,7 +42,7 @@ class Packed:
         self.kmax = int(nbp.max())
         self.toff = _offsets(rows * nbp)
         self.n_terms = int(self.toff[-1])  # one per (neuron, breakpoint), layer by layer
-        bound, bound_off, bound_max, bound_max_off = _bounds(net)
+        bound, bound_off, bound_max, bound_max_off = layer_bounds(net)
         self.kernel_net = K.Net(
             w_t=np.concatenate([w.T.ravel() for w in net.weights]),
             w_off=_offsets([w.size for w in net.weights]),
@@ -92,7 +92,7 @@ def _offsets(sizes):
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
-def _bounds(net):
+def layer_bounds(net):
     """C[l, m] = |W_m| S_{m-1} ... S_{l+1} |W_{l+1}| (S: the largest |slope|):
     moving a neuron j of layer l by Delta moves unit k of layer m by at most
     C[l, m][k, j] |Delta|. Returns ``(bound, bound_off, bound_max,

@@ -66,7 +66,9 @@ def as_points(x, n_in: int, what: str = "points") -> np.ndarray:
     elif a.ndim == 1 and a.shape[0] == n_in:
         a = a.reshape(1, n_in)
     if a.ndim != 2 or a.shape[1] != n_in:
-        raise ValueError(f"{what} must have shape (P, {n_in}) for a network with {n_in} inputs, got {a.shape}")
+        raise ValueError(
+            f"{what} must have shape (P, {n_in}) for a network with {n_in} inputs, got {a.shape}"
+        )
     return a
 
 
@@ -143,11 +145,15 @@ def as_domain(domain, n_in: int) -> Domain:
         )
     if isinstance(domain, shapely.Geometry):
         if n_in != 2:
-            raise ValueError(f"a shapely polygon domain needs a 2-input network; this one has {n_in} input(s)")
+            raise ValueError(
+                f"a shapely polygon domain needs a 2-input network; this one has {n_in} input(s)"
+            )
         if not isinstance(domain, Polygon) or domain.is_empty:
             raise ValueError(f"a shapely domain must be a non-empty Polygon, got {domain.geom_type}")
         if not domain.is_valid or domain.area <= 0:
-            raise ValueError(f"the polygon domain is invalid or has zero area: {shapely.is_valid_reason(domain)}")
+            raise ValueError(
+                f"the polygon domain is invalid or has zero area: {shapely.is_valid_reason(domain)}"
+            )
         _finite_array(np.asarray(domain.exterior.coords), "the domain polygon")
         poly = shapely.normalize(domain)
     else:
@@ -168,7 +174,9 @@ def as_domain(domain, n_in: int) -> Domain:
             )
         x0, y0, x1, y1 = (float(v) for v in vals)
         if not (x0 < x1 and y0 < y1):
-            raise ValueError(f"the box domain must have xmin < xmax and ymin < ymax, got {tuple(float(v) for v in vals)}")
+            raise ValueError(
+                f"the box domain must have xmin < xmax and ymin < ymax, got {tuple(float(v) for v in vals)}"
+            )
         poly = box(x0, y0, x1, y1)
     x0, y0, x1, y1 = poly.bounds
     tol = GEOM_RTOL * max(x1 - x0, y1 - y0)

@@ -85,11 +85,12 @@ from numbers import Integral
 import numpy as np
 
 from ._jit import compile_notice
+from ._theorem2 import layer_bounds
 from ._threads import run_tickets
 from ._validate import as_points, integer_at_least, positive
 from ._vertices_kernels import CHUNK, _Net, theorem6_kernel
 from .bounds import Bound
-from .complexity import Estimate
+from .complexity import Estimate, _noisy_biases
 from .network import Network
 
 __all__ = [
@@ -234,7 +235,7 @@ def pack(net: Network) -> _Net:
     def offsets(sizes):
         return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
-    cflat, coff, cmax, cmoff = _bounds(net)
+    cflat, coff, cmax, cmoff = layer_bounds(net)
     return _Net(
         wT=np.concatenate([w.T.ravel() for w in net.weights]),
         woff=offsets([w.size for w in net.weights]),
@@ -254,28 +255,6 @@ def pack(net: Network) -> _Net:
         cmoff=cmoff,
         dense=bool(all(np.all(w != 0) for w in net.weights[1:])),
     )
-
-
-def _bounds(net):
-    """``C[l, m] = |W_m| S_{m-1} ... S_{l+1} |W_{l+1}|`` (S: the largest |slope|
-    of a layer's activation, 1 for none): moving a unit of layer l by d moves
-    unit k of layer m by at most ``C[l, m][k, .] d``. Flattened, with offsets;
-    also the column maxima."""
-    L = net.n_layers
-    smax = [1.0 if a is None else float(np.abs(a.slopes).max()) for a in net.activations]
-    blocks, maxima = [np.zeros(1)], [np.zeros(1)]
-    coff, cmoff = np.zeros((L, L), np.int64), np.zeros((L, L), np.int64)
-    pos, mpos = 1, 1
-    for ly in range(L - 1):
-        C = np.abs(net.weights[ly + 1])
-        for m in range(ly + 1, L):
-            if m > ly + 1:
-                C = np.abs(net.weights[m]) @ (smax[m - 1] * C)
-            coff[ly, m], cmoff[ly, m] = pos, mpos
-            blocks.append(C.ravel())
-            maxima.append(C.max(axis=0))
-            pos, mpos = pos + C.size, mpos + C.shape[1]
-    return np.concatenate(blocks), coff, np.concatenate(maxima), cmoff
 
 
 def _theorem6_samples(net, x, noise, sigma, *, ecut=_ECUT, fast=True):
@@ -314,16 +293,6 @@ def _definition_samples(net, x, noise, eps):
     return out / (math.pi * eps * eps)
 
 
-def _noisy_biases(net, row):
-    """The biases of ``net`` plus one noise row (layers with an activation only)."""
-    offs = net.neuron_offsets
-    return [b + row[offs[i] : offs[i + 1]] if a is not None else b
-            for i, (b, a) in enumerate(zip(net.biases, net.activations, strict=True))]  # fmt: skip
-
-
-# ----------------------------------------------------------------------------
-# Corollaries 7 and 8: both sides
-# ----------------------------------------------------------------------------
 def gradient_bound(net: Network) -> float:
     """``C_grad``: a bound on ``||grad z_j(x)||`` for every neuron, every input,
     every bias and every activation pattern (so on every term of Theorem 6).

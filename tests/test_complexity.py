@@ -40,7 +40,13 @@ def chain_net(w1, w2, beta1, beta2):
 
 def rand_net(widths, acts, *, n_in=2, seed=0, zero_frac=0.0, last_act=None, scale=1.0):
     return random_net(
-        widths, activation=acts, n_in=n_in, seed=seed, zero_frac=zero_frac, last_activation=last_act, scale=scale
+        widths,
+        activation=acts,
+        n_in=n_in,
+        seed=seed,
+        zero_frac=zero_frac,
+        last_activation=last_act,
+        scale=scale,
     )
 
 
@@ -327,7 +333,9 @@ def test_single_neuron_2d_is_exact():
     w, b, sigma = np.array([1.2, -0.7]), 0.3, 0.25
     x = np.random.default_rng(1).uniform(-1, 1, size=(200, 2))
     est = lc_density(neuron_net(w, b, v=-2.0), x, sigma=sigma, n_samples=2, rng=0)
-    np.testing.assert_allclose(est.mean, cf.single_neuron_density_nd(x, w=w, beta=-b, sigma=sigma), rtol=1e-12)
+    np.testing.assert_allclose(
+        est.mean, cf.single_neuron_density_nd(x, w=w, beta=-b, sigma=sigma), rtol=1e-12
+    )
 
 
 CHAIN_PARAMS = [  # (w1, w2, beta1, beta2, sigma): both signs, biases on both sides
@@ -379,7 +387,12 @@ def test_chain_definition_matches_closed_form_at_finite_eps(w1, w2, beta1, beta2
     est = lc_density(chain_net(w1, w2, beta1, beta2), x, sigma=sigma, n_samples=n, method="definition",
                      eps=eps, rng=3, progress=False)  # fmt: skip
     count = np.array(
-        [cf.two_layer_chain_expected_count(w1=w1, w2=w2, beta1=beta1, beta2=beta2, sigma=sigma, lo=c - eps, hi=c + eps) for c in x]
+        [
+            cf.two_layer_chain_expected_count(
+                w1=w1, w2=w2, beta1=beta1, beta2=beta2, sigma=sigma, lo=c - eps, hi=c + eps
+            )
+            for c in x
+        ]
     )
     assert np.all(n * count >= 30)  # enough hits for the sample standard error to be trusted
     z = zscores(est, count / (2 * eps))
@@ -393,7 +406,9 @@ def test_single_neuron_definition_small_eps_meets_theorem2():
     net = neuron_net(w, b)
     x = -b / w + np.linspace(-1.5, 1.5, 9) * sigma / abs(w)  # where n p >= 30
     est = lc_density(net, x, sigma=sigma, n_samples=n, method="definition", eps=eps, rng=4, progress=False)
-    p = np.array([cf.single_neuron_expected_count(w=w, beta=-b, sigma=sigma, lo=c - eps, hi=c + eps) for c in x])
+    p = np.array(
+        [cf.single_neuron_expected_count(w=w, beta=-b, sigma=sigma, lo=c - eps, hi=c + eps) for c in x]
+    )
     assert np.all(n * p >= 30)
     exact = p / (2 * eps)
     z = (est.mean - exact) / (np.sqrt(p * (1 - p) / n) / (2 * eps))
@@ -441,7 +456,9 @@ def test_chain_integral_of_f_is_expected_count():
     lc = local_complexity(
         chain_net(w1, w2, beta1, beta2), x, sigma=sigma, n_samples=400, rng=5, progress=False
     )
-    exact = cf.two_layer_chain_expected_count(w1=w1, w2=w2, beta1=beta1, beta2=beta2, sigma=sigma, lo=lo, hi=hi)
+    exact = cf.two_layer_chain_expected_count(
+        w1=w1, w2=w2, beta1=beta1, beta2=beta2, sigma=sigma, lo=lo, hi=hi
+    )
     assert abs(lc.mean * (hi - lo) - exact) < Z_MAX * lc.stderr * (hi - lo)
 
 
@@ -469,7 +486,9 @@ def test_local_complexity_single_neuron_uniform():
     x = lo + (np.arange(n) + 0.5) * (hi - lo) / n
     lc = local_complexity(neuron_net(w, b), x, sigma=sigma, n_samples=2, rng=0)
     assert isinstance(lc.mean, float) and lc.stderr <= 1e-14 * lc.mean
-    assert lc.mean == pytest.approx(cf.single_neuron_lc_uniform(w=w, beta=-b, sigma=sigma, lo=lo, hi=hi), rel=1e-6)
+    assert lc.mean == pytest.approx(
+        cf.single_neuron_lc_uniform(w=w, beta=-b, sigma=sigma, lo=lo, hi=hi), rel=1e-6
+    )
 
 
 # ----------------------------------------------------------------------------

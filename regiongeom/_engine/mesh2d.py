@@ -180,7 +180,14 @@ def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
         return _enumerate_2d(net, domain, max_regions)
 
 
-_ENTRY_KERNELS = (K.layer_roots, K.cut_layer, K.layer_patterns, K.apply_activation, K.face_cycles, K.shoelace_csr)
+_ENTRY_KERNELS = (
+    K.layer_roots,
+    K.cut_layer,
+    K.layer_patterns,
+    K.apply_activation,
+    K.face_cycles,
+    K.shoelace_csr,
+)
 
 
 def _enumerate_2d(net, domain, max_regions):
