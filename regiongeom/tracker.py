@@ -94,13 +94,18 @@ class Tracker:
         ``"local_rank"`` (exact, per hidden layer, :func:`regiongeom.local_rank`),
         ``"total_variation"`` (:func:`regiongeom.total_variation`, no noise),
         ``"not_good"`` (``B``, :func:`regiongeom.not_good_count`, no noise),
-        ``"regions"`` (2-input networks: the number of activation regions and
-        the length of the nonlinear locus in ``domain``).
+        ``"regions"`` (the number of activation regions and the length of
+        the nonlinear locus in ``domain``: on the input domain of a 2-input
+        network, or on ``plane`` for any network).
     n_samples : int, default 8
         Noise samples of the local complexity.
     domain : tuple, optional
-        ``(xmin, ymin, xmax, ymax)`` for ``"regions"``; default: the data's
-        bounding box.
+        ``(xmin, ymin, xmax, ymax)`` (``(lo, hi)`` on a Line) for
+        ``"regions"``; default: the data's bounding box, or ``plane.bounds()``.
+    plane : Plane or Line, optional
+        With ``"regions"``: count on this slice through the input space (e.g.
+        ``rg.Plane.through(x0, x1, x2)`` through three data points), using the
+        exact restriction ``net.restrict(plane)``.
     rng : int, default 0
         Seed of the local complexity's noise (the same at every step, so the
         curve is not noisier than the model).
@@ -117,7 +122,7 @@ class Tracker:
     """
 
     def __init__(self, data, every=50, *, sigma=0.05, measures=DEFAULT_MEASURES, n_samples=8, domain=None,
-                 rng=0, torch_threads=1, rank_eps=None):  # fmt: skip
+                 plane=None, rng=0, torch_threads=1, rank_eps=None):  # fmt: skip
         self.data = np.asarray(data, dtype=np.float64).reshape(len(data), -1)
         if self.data.shape[0] == 0:
             raise ValueError("data is empty")
@@ -128,8 +133,21 @@ class Tracker:
         if bad or not measures:
             raise ValueError(f"unknown measures {bad}; choose from {list(MEASURES)}")
         self.measures = tuple(measures)
-        if "regions" in self.measures and self.data.shape[1] != 2:
-            raise ValueError("the 'regions' measure needs 2-dimensional inputs; drop it for this data")
+        if plane is not None:
+            from .slices import Line, Plane
+
+            if not isinstance(plane, (Plane, Line)):
+                raise TypeError(f"plane must be an rg.Plane or rg.Line, got {type(plane).__name__}")
+            if plane.n_in != self.data.shape[1]:
+                raise ValueError(
+                    f"plane lives in {plane.n_in} dimensions but the data has {self.data.shape[1]}"
+                )
+        elif "regions" in self.measures and self.data.shape[1] != 2:
+            raise ValueError(
+                "the 'regions' measure needs 2-dimensional inputs or a slice: pass "
+                "plane=rg.Plane.through(x0, x1, x2), or drop 'regions'"
+            )
+        self.plane = plane
         self.domain = domain
         self.rng = rng
         self.torch_threads = (
@@ -196,7 +214,10 @@ class Tracker:
         from .regions import activation_regions
 
         dom = self.domain
-        if dom is None:
+        if self.plane is not None:
+            net = net.restrict(self.plane)
+            dom = self.plane.bounds() if dom is None else dom
+        elif dom is None:
             lo, hi = self.data.min(axis=0), self.data.max(axis=0)
             dom = (lo[0], lo[1], hi[0], hi[1])
         rm = activation_regions(net, dom)

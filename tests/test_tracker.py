@@ -97,3 +97,19 @@ def test_bad_arguments_fail_early():
     tr = rg.Tracker(x, every=1)
     with pytest.raises(ValueError, match="data"):
         tr.log(random_net([3], n_in=2), 0)
+
+
+def test_regions_on_a_plane_through_the_data():
+    """Any input size: 'regions' counts on the exact restriction to a plane."""
+    net = random_net([12, 10], n_in=16, n_out=3, seed=4)
+    x = np.random.default_rng(1).normal(size=(30, 16))
+    plane = rg.Plane.through(x[0], x[1], x[2])
+    tr = rg.Tracker(x, every=1, measures=("regions",), plane=plane)
+    row = tr.log(net, 0)
+    rm = rg.activation_regions(net.restrict(plane), plane.bounds())
+    assert row["n_regions"] == len(rm) > 1
+    assert row["locus_length"] == pytest.approx(rg.nonlinear_locus(rm).volume(), rel=1e-12)
+    with pytest.raises(ValueError, match="plane lives in 16 dimensions"):
+        rg.Tracker(x[:, :3], measures=("regions",), plane=plane)
+    with pytest.raises(TypeError, match="rg.Plane"):
+        rg.Tracker(x, measures=("regions",), plane=(0, 1))
