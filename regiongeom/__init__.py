@@ -1,7 +1,10 @@
 """regiongeom: exact geometry of the linear regions of piecewise-linear networks.
 
-Networks -> activation regions -> nonlinear locus -> measures -> figures, for
-networks with 1 or 2 inputs, in float64.
+Networks -> (a plane or line through the data) -> activation regions -> nonlinear
+locus -> measures -> figures, in float64. The regions are enumerated exactly on 1D and 2D
+inputs; a network with more inputs is first restricted to a ``Plane`` or ``Line``. The
+Monte Carlo measures (local complexity, local rank, total variation, vertex density) work
+in any input dimension where their formula does.
 """
 
 from . import bounds, closed_form, datasets, examples
