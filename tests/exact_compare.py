@@ -14,7 +14,7 @@ import math
 from fractions import Fraction as F
 
 import numpy as np
-from exact_reference import _piece, exact_layers, exact_regions
+from exact_reference import exact_forward, exact_layers, exact_regions
 
 __all__ = ["compare"]
 
@@ -162,7 +162,7 @@ def _compare_affine(rm, layers) -> list:
     pts = rm.interior_points()
     bad = []
     for r, x in enumerate(pts):
-        y, pat = _exact_at(layers, x)
+        y, pat = exact_forward(None, x, layers)
         eng = rm.jacobians[r] @ x + rm.offsets[r]
         err = np.array([abs(F(float(e)) - v) for e, v in zip(eng, y)], dtype=float)
         tol = 1e-9 * _magnitude(layers, x, pat)
@@ -176,21 +176,6 @@ def _compare_affine(rm, layers) -> list:
     ]
 
 
-def _exact_at(layers, x):
-    h = [F(float(v)) for v in x]
-    pattern = []
-    for layer in layers:
-        z = [sum((w * v for w, v in zip(row, h)), F(0)) + bj for row, bj in zip(layer.W, layer.b)]
-        if layer.act is None:
-            h = z
-            continue
-        bps, sl, ic = layer.act
-        ks = [_piece(bps, v) for v in z]
-        pattern += ks
-        h = [sl[k] * v + ic[k] for v, k in zip(z, ks)]
-    return h, tuple(pattern)
-
-
 def _compare_locate(rm, net, domain, n, rng) -> list:
     """The located region's pattern vs the forward pass at random points
     (float first; a mismatch is confirmed by exact evaluation)."""
@@ -201,7 +186,7 @@ def _compare_locate(rm, net, domain, n, rng) -> list:
     fwd = net.patterns(pts)
     sus = np.nonzero(np.any(rm.patterns[idx] != fwd, axis=1))[0]
     layers = exact_layers(net) if len(sus) else None
-    wrong = [i for i in sus if tuple(rm.patterns[idx[i]].tolist()) != _exact_at(layers, pts[i])[1]]
+    wrong = [i for i in sus if tuple(rm.patterns[idx[i]].tolist()) != exact_forward(None, pts[i], layers)[1]]
     if wrong:
         return [f"locate: rm.locate disagrees with the forward pass at {len(wrong)} of {n} random points"]
     return []
