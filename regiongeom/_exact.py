@@ -1,0 +1,229 @@
+"""Exact arithmetic for the decisions that float64 cannot make with certainty.
+
+Every float64 is a dyadic rational ``m * 2**e`` with an integer ``m``, and a
+forward pass with a fixed activation pattern only multiplies and adds: the
+affine map of every neuron on a region, every Jacobian and every offset are
+dyadic too. :class:`Dyadic` holds an array of them as Python integers (numpy
+object arrays) with one shared exponent, so sums and products are exact and
+need no division. Points where lines meet are rational; they are kept in
+homogeneous integer coordinates and never divided either: the sign of an
+affine function at such a point is the sign of an integer.
+
+These routines are the exact fallback of the filtered predicates: they are
+slow (Python integers) and used only for the rare decisions whose float value
+is within its rounding-error bound of zero.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "Dyadic",
+    "dyadic",
+    "ExactNet",
+    "line_through",
+    "meet",
+    "sign_at",
+    "sign_at_root",
+]
+
+
+class Dyadic(NamedTuple):
+    """The values ``m * 2**e`` (``m`` an object array of Python ints)."""
+
+    m: np.ndarray
+    e: int
+
+    def aligned(self, e: int) -> np.ndarray:
+        """The integers of the same values at the (smaller or equal) exponent ``e``."""
+        shift = self.e - e
+        if shift < 0:
+            raise ValueError("can only align to a smaller exponent")
+        if shift == 0:
+            return self.m
+        return _shift(self.m, shift)
+
+    def __add__(self, other: Dyadic) -> Dyadic:
+        e = min(self.e, other.e)
+        return Dyadic(self.aligned(e) + other.aligned(e), e)
+
+    def __matmul__(self, other: Dyadic) -> Dyadic:
+        return Dyadic(_dot(self.m, other.m), self.e + other.e)
+
+    def __getitem__(self, idx) -> Dyadic:
+        return Dyadic(self.m[idx], self.e)
+
+    def to_float(self) -> np.ndarray:
+        """The nearest floats (for checks and messages only)."""
+        from fractions import Fraction
+
+        f = np.vectorize(lambda v: float(Fraction(v) * Fraction(2) ** self.e), otypes=[float])
+        return f(self.m) if self.m.size else np.zeros(self.m.shape)
+
+
+_shift = np.frompyfunc(lambda v, s: v << s, 2, 1)
+
+
+def _dot(a, b):
+    """Exact ``a @ b`` of object arrays of Python ints (``np.dot`` on object
+    arrays sums with ``+`` and ``*``, so it is exact; empty sums give 0)."""
+    if a.ndim == 2 and b.ndim == 2 and a.shape[1] == 0:
+        return np.zeros((a.shape[0], b.shape[1]), dtype=object) * 0
+    return np.dot(a, b)
+
+
+def dyadic(a) -> Dyadic:
+    """The float64 values of ``a`` exactly, with one shared exponent."""
+    a = np.asarray(a, dtype=np.float64)
+    if not np.all(np.isfinite(a)):
+        raise ValueError("exact arithmetic needs finite floats")
+    mant, ex = np.frexp(a)  # a = mant * 2**ex, 0.5 <= |mant| < 1
+    ints = np.ldexp(mant, 53).astype(np.int64)  # exact: 53-bit mantissas
+    ex = ex.astype(np.int64) - 53
+    nz = ints != 0
+    e = int(ex[nz].min()) if nz.any() else 0
+    m = np.empty(a.shape, dtype=object)
+    flat_m, flat_i, flat_x = m.reshape(-1), ints.reshape(-1), ex.reshape(-1)
+    for k in range(flat_i.size):
+        v = int(flat_i[k])
+        flat_m[k] = v << int(flat_x[k] - e) if v else 0
+    return Dyadic(m, e)
+
+
+class ExactNet:
+    """A network's weights, biases and activation constants as :class:`Dyadic`,
+    with the exact affine map of every layer on a given activation pattern.
+
+    ``maps(pattern, layer)`` is ``A`` of shape ``(n_layer, n_in + 1)``: the
+    preactivations of ``layer`` are ``A[:, :n_in] @ x + A[:, n_in]`` on the
+    inputs whose pattern on the earlier layers is ``pattern`` (only its
+    entries for those layers are read). ``output(pattern)`` is the same for the
+    network's output. Results are cached per pattern prefix.
+    """
+
+    def __init__(self, net):
+        self.n_in = int(net.n_in)
+        self.offsets = np.asarray(net.neuron_offsets)
+        self.layers = []
+        for w, b, a in zip(net.weights, net.biases, net.activations, strict=True):
+            act = bps = None
+            if a is not None:
+                # one Dyadic per piece, each with its own exponent
+                act = tuple([dyadic(v) for v in np.asarray(vals, np.float64)] for vals in (a.slopes, a.intercepts))
+                bps = [dyadic(t) for t in np.asarray(a.breakpoints, np.float64)]
+            self.layers.append((dyadic(w), dyadic(b), act, bps))
+        self._cache = {}
+
+    def _input(self) -> Dyadic:
+        n = self.n_in
+        eye = np.zeros((n, n + 1), dtype=object)
+        for i in range(n):
+            eye[i, i] = 1
+        return Dyadic(eye, 0)
+
+    def maps(self, pattern, layer: int) -> Dyadic:
+        """Exact homogeneous affine maps of ``layer``'s preactivations."""
+        pattern = np.asarray(pattern)
+        key = (layer, pattern[: self.offsets[layer]].tobytes())
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        if layer == 0:
+            h = self._input()
+        else:
+            h = self._activate(self.maps(pattern, layer - 1), layer - 1, pattern)
+        w, b, _, _ = self.layers[layer]
+        z = w @ h
+        ec = min(z.e, b.e)
+        m = z.aligned(ec)
+        m[:, self.n_in] = m[:, self.n_in] + b.aligned(ec)
+        out = Dyadic(m, ec)
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        self._cache[key] = out
+        return out
+
+    def _activate(self, z: Dyadic, layer: int, pattern) -> Dyadic:
+        """``h = slope * z + intercept`` row by row on the pattern's pieces."""
+        act = self.layers[layer][2]
+        if act is None:
+            return z
+        slopes, intercepts = act
+        first = self.offsets[layer]
+        pieces = [int(p) for p in pattern[first : first + z.m.shape[0]]]
+        rows = [slopes[p] for p in pieces]
+        e = min([z.e + s.e for s in rows] + [c.e for c in (intercepts[p] for p in pieces)])
+        out = np.empty(z.m.shape, dtype=object)
+        n = self.n_in
+        for r, p in enumerate(pieces):
+            s, c = slopes[p], intercepts[p]
+            row = Dyadic(z.m[r] * s.m, z.e + s.e).aligned(e).copy()
+            row[n] = row[n] + c.aligned(e)
+            out[r] = row
+        return Dyadic(out, e)
+
+    def output(self, pattern) -> Dyadic:
+        """Exact homogeneous affine map of the network's output on ``pattern``."""
+        last = len(self.layers) - 1
+        return self._activate(self.maps(pattern, last), last, pattern)
+
+    def line(self, pattern, neuron: int, breakpoint: int) -> Dyadic:
+        """Neuron ``neuron``'s function ``z_j(x) - t`` as a homogeneous row
+        (``(n_in + 1,)``): zero exactly on its ``breakpoint``-th breakpoint."""
+        layer = int(np.searchsorted(self.offsets, neuron, side="right") - 1)
+        a = self.maps(pattern, layer)[neuron - self.offsets[layer]]
+        t = self.layers[layer][3][breakpoint]
+        e = min(a.e, t.e)
+        m = a.aligned(e).copy()
+        m[self.n_in] = m[self.n_in] - t.aligned(e)
+        return Dyadic(m, e)
+
+
+def line_through(p, q) -> np.ndarray:
+    """Integer homogeneous row ``(a, b, c)`` of the line through the float
+    points ``p`` and ``q`` (``a x + b y + c`` is positive left of p -> q)."""
+    d = dyadic(np.array([p[0], p[1], q[0], q[1]], dtype=np.float64))
+    px, py, qx, qy = d.m
+    # (p, 1) x (q, 1) in homogeneous coordinates with the common scale 2**e
+    # (positive, so it does not change any sign): a = py - qy, b = qx - px,
+    # c = px*qy - py*qx scaled by 2**e relative to a and b.
+    # in the integer units X = x / 2**e the line is a X + b Y + c = 0; in
+    # plain coordinates (times the positive 2**e) it is a x + b y + c 2**e = 0
+    a, b, c = py - qy, qx - px, px * qy - py * qx
+    if d.e >= 0:
+        return np.array([a, b, c << d.e], dtype=object)
+    return np.array([a << -d.e, b << -d.e, c], dtype=object)
+
+
+def _ints(row) -> np.ndarray:
+    """A homogeneous row as plain integers (a positive scale is dropped)."""
+    if isinstance(row, Dyadic):
+        return row.m
+    return np.asarray(row, dtype=object)
+
+
+def meet(l1, l2) -> np.ndarray:
+    """The homogeneous integer point ``(X, Y, W)`` where two lines of the
+    plane meet (the point is ``(X / W, Y / W)``; ``W == 0``: parallel)."""
+    a, b = _ints(l1), _ints(l2)
+    return np.array(
+        [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]],
+        dtype=object,
+    )
+
+
+def sign_at(line, point) -> int:
+    """Exact sign of the affine function ``line`` at a homogeneous point."""
+    l, p = _ints(line), _ints(point)
+    v = sum(int(x) * int(y) for x, y in zip(l, p, strict=True)) * (1 if p[-1] > 0 else -1)
+    return (v > 0) - (v < 0)
+
+
+def sign_at_root(line, root_of) -> int:
+    """1D: exact sign of ``line`` (``(a, c)``: ``a x + c``) at the root of
+    ``root_of`` (``(a', c')`` with ``a' != 0``)."""
+    l, r = _ints(line), _ints(root_of)
+    return sign_at(l, np.array([-r[1], r[0]], dtype=object))
