@@ -90,7 +90,12 @@ def dyadic(a) -> Dyadic:
     for k in range(flat_i.size):
         v = int(flat_i[k])
         flat_m[k] = v << int(flat_x[k] - e) if v else 0
-    return Dyadic(m, e)
+    # drop the powers of two that every value shares (smaller integers)
+    tz = min(((v & -v).bit_length() - 1 for v in flat_m if v), default=0)
+    if tz:
+        for k in range(flat_m.size):
+            flat_m[k] >>= tz
+    return Dyadic(m, e + tz)
 
 
 class ExactNet:
