@@ -20,11 +20,12 @@ from .regions import DEFAULT_MAX_REGIONS
 __all__ = ["main"]
 
 MODEL_HELP = """\
-MODEL is a torch .pt/.pth file holding a whole pickled nn.Sequential (torch.save(model, path);
-only load files you trust), or an .npz holding either a network written by
-rg.Network.save(path) or plain arrays W0, b0, W1, b1, ... (Wi of shape (n_i, n_{i-1}), bi of
-shape (n_i,)) with a ReLU after every layer but the last. A model whose class the command
-cannot import, or a state_dict: convert it in Python, rg.from_torch(model).save("model.npz").
+MODEL is a torch .pt/.pth file holding a whole pickled model (torch.save(model, path); only
+load files you trust) or a state_dict with --factory module:function (a function that builds
+the model), or an .npz holding either a network written by rg.Network.save(path) or plain
+arrays W0, b0, W1, b1, ... (Wi of shape (n_i, n_{i-1}), bi of shape (n_i,)) with a ReLU after
+every layer but the last. A model with more than 2 inputs is looked at on a slice:
+--plane POINTS.npy (three inputs, e.g. images) or --line POINTS.npy (two).
 --domain takes lo,hi or xmin,ymin,xmax,ymax, with commas or spaces, before or after MODEL:
 --domain -2 -2 2 2."""
 
@@ -36,17 +37,19 @@ _CONVERT = (
 # ----------------------------------------------------------------------------
 # reading models
 # ----------------------------------------------------------------------------
-def load_model(path):
-    """A Network from a torch ``.pt``/``.pth`` (a whole pickled ``nn.Sequential``)
-    or an ``.npz`` (see ``MODEL_HELP``). Every failure is a one-line ValueError
-    that says what to do."""
+def load_model(path, factory=None):
+    """A Network from a torch ``.pt``/``.pth`` (a whole pickled module, or a
+    ``state_dict`` with ``factory``) or an ``.npz`` (see ``MODEL_HELP``).
+    Every failure is a one-line ValueError that says what to do."""
     p = Path(path)
     if not p.exists():
         raise ValueError(f"model file {str(p)!r} does not exist")
+    if factory is not None and p.suffix not in (".pt", ".pth"):
+        raise ValueError(f"--factory builds a torch model for a state_dict file (.pt/.pth), not for {p.suffix!r}")
     if p.suffix == ".npz":
         return _load_npz(p)
     if p.suffix in (".pt", ".pth"):
-        return _load_torch(p)
+        return _load_torch(p, factory)
     raise ValueError(
         f"unknown model format {p.suffix!r}: pass a torch .pt/.pth (a whole pickled nn.Sequential) "
         "or an .npz (see regiongeom map --help)"
@@ -90,7 +93,39 @@ def _load_npz(p):
     return Network.from_arrays(ws, bs, ["relu"] * (n - 1) + [None])
 
 
-def _load_torch(p):
+def _factory_model(spec, state, p):
+    """``module:function`` called with no arguments, with ``state`` loaded into it."""
+    import importlib
+
+    import torch
+
+    mod_name, _, fn_name = spec.partition(":")
+    if not mod_name or not fn_name:
+        raise ValueError(f"--factory must be module:function (e.g. mypkg.models:make_net), got {spec!r}")
+    try:
+        fn = getattr(importlib.import_module(mod_name), fn_name)
+    except ImportError as exc:
+        raise ValueError(f"--factory: cannot import module {mod_name!r} ({exc}); put it on PYTHONPATH") from exc
+    except AttributeError as exc:
+        raise ValueError(f"--factory: module {mod_name!r} has no {fn_name!r}") from exc
+    model = fn()
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"--factory {spec} returned a {type(model).__name__}, not a torch nn.Module")
+    if isinstance(state, torch.nn.Module):
+        state = state.state_dict()
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]  # a checkpoint dict
+    if not isinstance(state, dict):
+        raise ValueError(f"{p} holds a {type(state).__name__}, not a state_dict for --factory")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ValueError(f"{p} does not fit the model of --factory {spec}: {first}") from exc
+    return model.eval()
+
+
+def _load_torch(p, factory=None):
     try:
         import torch
     except ImportError as exc:
@@ -109,11 +144,13 @@ def _load_torch(p):
         raise ValueError(
             f"{p}: torch.load failed ({type(exc).__name__}: {exc}); is it a torch file?"
         ) from exc
+    if factory is not None:
+        return from_torch(_factory_model(factory, obj, p))
     if isinstance(obj, dict):
         raise ValueError(
             f"{p} holds only weights (a state_dict or checkpoint dict with keys like "
-            f"{', '.join(map(repr, list(obj)[:3]))}), not the model: {_CONVERT}, "
-            "or save the whole model with torch.save(model, path)"
+            f"{', '.join(map(repr, list(obj)[:3]))}), not the model: pass --factory module:function that "
+            "builds the model, or save the whole model with torch.save(model, path)"
         )
     if not isinstance(obj, torch.nn.Module):
         raise ValueError(
@@ -159,6 +196,39 @@ def parse_domain(values, n_in: int):
         raise ValueError(
             f"--domain must be numbers, e.g. --domain -2 -2 2 2 or --domain=-2,-2,2,2; got {text!r}"
         ) from exc
+
+
+def load_slice(args, net):
+    """``(net, domain, marks)``: ``net`` restricted to the ``--plane`` (three
+    points) or ``--line`` (two points) of a ``.npy`` file, with the default
+    domain around the points, or ``net`` itself on ``--domain``."""
+    from .slices import Line, Plane
+
+    plane, line = getattr(args, "plane", None), getattr(args, "line", None)
+    if plane is not None and line is not None:
+        raise ValueError("pass either --plane or --line, not both")
+    path, cls, k = (plane, Plane, 3) if plane is not None else (line, Line, 2)
+    if path is None:
+        if net.n_in > 2:
+            raise ValueError(
+                f"the model has {net.n_in} inputs: pass --plane POINTS.npy (three data points) or "
+                "--line POINTS.npy (two) to look at it on a slice through them"
+            )
+        return net, parse_domain(args.domain, net.n_in), None
+    try:
+        pts = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read {path} as a .npy array ({exc}); write it with numpy.save") from exc
+    if pts.shape[0] != k or pts[0].size != net.n_in:
+        raise ValueError(
+            f"{path} must hold {k} inputs of {net.n_in} entries each (shape ({k}, {net.n_in}) or "
+            f"({k}, *input_shape)); got shape {pts.shape}"
+        )
+    s = cls.through(*pts)
+    domain = s.bounds() if args.domain is None else parse_domain(args.domain, s.dim)
+    if s.dim == 2:
+        return net.restrict(s), domain, s.points
+    return net.restrict(s), domain, None
 
 
 def _check_lc_options(args):
@@ -248,7 +318,7 @@ def _grid_estimate(net, points, *, sigma, n_samples, method, eps, good, rng, pro
     return _summarise(F, opts), _summarise(F.mean(axis=1), opts)
 
 
-def _summary(net, domain, args, stem):
+def _summary(net, domain, args, stem, marks=None):
     """Regions, locus, LC over the domain and the Figure-1-style PNG."""
     from .grids import grid_points
 
@@ -274,7 +344,7 @@ def _summary(net, domain, args, stem):
 
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        fig, _ = figure1(net, domain, shape=shape, estimate=density, regions=rm)
+        fig, _ = figure1(net, domain, shape=shape, estimate=density, regions=rm, points=marks)
         png = out / f"{stem}.png"
         fig.savefig(png, dpi=150)
         print(f"wrote {png}")
@@ -295,15 +365,14 @@ def _cmd_demo(args):
 def _cmd_map(args):
     _check_lc_options(args)
     _check_max_regions(args)
-    net = load_model(args.model)
-    domain = parse_domain(args.domain, net.n_in)
-    return _summary(net, domain, args, Path(args.model).stem)
+    net, domain, marks = load_slice(args, load_model(args.model, args.factory))
+    return _summary(net, domain, args, Path(args.model).stem, marks)
 
 
 def _cmd_regions(args):
     max_regions = _check_max_regions(args)
-    net = load_model(args.model)
-    rm, loc = _regions_summary(net, parse_domain(args.domain, net.n_in), max_regions)
+    net, domain, _ = load_slice(args, load_model(args.model, args.factory))
+    rm, loc = _regions_summary(net, domain, max_regions)
     if args.geojson:
         export_geojson(rm, loc, args.geojson)
     return 0
@@ -342,7 +411,14 @@ def _model_options(p):
     p.add_argument("model", metavar="MODEL", help="a torch .pt/.pth or an .npz (see below)")
     p.add_argument("--domain", metavar="LO,HI|XMIN,YMIN,XMAX,YMAX",
                    help="the interval (1 input) or box (2 inputs), numbers separated by commas or spaces, "
-                        "e.g. --domain -2 -2 2 2; default [-1, 1]^n")  # fmt: skip
+                        "e.g. --domain -2 -2 2 2; default [-1, 1]^n, or the box around the --plane/--line "
+                        "points in slice coordinates")  # fmt: skip
+    p.add_argument("--plane", metavar="POINTS.npy",
+                   help="three inputs (numpy.save of shape (3, n_in) or (3, *input_shape)): look at the "
+                        "model on the plane through them")  # fmt: skip
+    p.add_argument("--line", metavar="POINTS.npy", help="two inputs: look at the model on the line through them")
+    p.add_argument("--factory", metavar="MODULE:FUNCTION",
+                   help="for a state_dict file: a function (importable, no arguments) that builds the model")
 
 
 def build_parser():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .grids import _domain, grid_points
+from .plotting import _CURVE_COLORS as _POINT_COLORS
 from .plotting import _labels, plot_density, plot_regions
 
 __all__ = ["figure1"]
@@ -29,7 +30,7 @@ def _estimator_name(method, eps, good):
 
 def figure1(net, domain, *, sigma=None, n_samples=32, shape=128, method="theorem2", eps=None, good=True,
             color_by="linear", rng=0, figsize=None, cmap="magma", log=False, progress=None, estimate=None,
-            regions=None):  # fmt: skip
+            regions=None, points=None, point_labels=None, decision_boundary=False):  # fmt: skip
     """The paper's Figure 1: regions and locus | heat map of ``f(x)``.
 
     Left, :func:`plot_regions` (linear regions in random colours, nonlinear
@@ -80,6 +81,13 @@ def figure1(net, domain, *, sigma=None, n_samples=32, shape=128, method="theorem
         ``rng`` are then not used.
     regions : RegionMap, optional
         ``rg.activation_regions(net, domain)`` if you have it already.
+    points, point_labels : optional
+        2D: points to mark on both panels (e.g. ``plane.points``, or
+        ``plane.coords(data)`` with the data's class labels), as in
+        :func:`plot_regions`.
+    decision_boundary : bool
+        2D, at least 2 outputs: draw the exact decision boundary on the
+        regions panel, as in :func:`plot_regions`.
 
     Returns
     -------
@@ -99,7 +107,12 @@ def figure1(net, domain, *, sigma=None, n_samples=32, shape=128, method="theorem
     """
     import matplotlib.pyplot as plt
 
+    from ._marks import draw_points, marked_points
+
     dom = _domain(domain, net.n_in)
+    if dom.dim == 1 and (points is not None or decision_boundary):
+        raise ValueError("points and decision_boundary need a 2-input network (a plane), not a line")
+    marks = None if points is None else marked_points(points, point_labels)
     rm = _figure1_regions(net, domain, regions)
     if estimate is None:
         est = _figure1_estimate(net, domain, sigma, n_samples, shape, method, eps, good, rng, progress)
@@ -111,10 +124,13 @@ def figure1(net, domain, *, sigma=None, n_samples=32, shape=128, method="theorem
     what = "linear" if color_by == "linear" else "activation"
     n_col = len(np.unique(_labels(rm, color_by)))
     if dom.dim == 2:
-        plot_regions(rm, ax=axes[0], color_by=color_by)
+        plot_regions(rm, ax=axes[0], color_by=color_by, points=points, point_labels=point_labels,
+                     decision_boundary=decision_boundary)  # fmt: skip
         axes[0].set_title(f"{n_col:,} {what} regions; locus in black")
         plot_density(est, domain, ax=axes[1], shape=shape if np.ndim(shape) else None, cmap=cmap, log=log,
                      label="$f(x)$")  # fmt: skip
+        if marks is not None:
+            draw_points(axes[1], marks[0], marks[1], _POINT_COLORS)
     else:
         plot_regions(rm, ax=axes[0], color_by=color_by, boundaries=True)
         axes[0].set_title(f"{n_col:,} {what} regions; locus points in black")

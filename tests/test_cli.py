@@ -114,13 +114,76 @@ def test_torch_files_that_are_not_models(tmp_path, capsys):
     model = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
     torch.save(model.state_dict(), tmp_path / "sd.pt")
     err = one_line_error(capsys, "regions", str(tmp_path / "sd.pt"))
-    assert "holds only weights" in err and "'0.weight'" in err and "rg.from_torch(model).save" in err
+    assert "holds only weights" in err and "'0.weight'" in err and "--factory module:function" in err
     torch.save({"model_state_dict": model.state_dict(), "epoch": 3}, tmp_path / "ckpt.pt")
     assert "holds only weights" in one_line_error(capsys, "regions", str(tmp_path / "ckpt.pt"))
     (tmp_path / "junk.pt").write_bytes(b"junk")
     assert "torch.load failed" in one_line_error(capsys, "regions", str(tmp_path / "junk.pt"))
     (tmp_path / "m.h5").write_bytes(b"")
     assert "unknown model format '.h5'" in one_line_error(capsys, "regions", str(tmp_path / "m.h5"))
+
+
+def _write_factory(tmp_path, monkeypatch):
+    (tmp_path / "factory_models.py").write_text(
+        "import torch\n"
+        "def make():\n"
+        "    torch.manual_seed(0)\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).double()\n"
+        "def not_a_model():\n"
+        "    return 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_state_dict_with_factory_on_a_plane_and_a_line(tmp_path, capsys, monkeypatch):
+    torch = pytest.importorskip("torch")
+    _write_factory(tmp_path, monkeypatch)
+    import factory_models
+
+    model = factory_models.make()
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    pts = np.random.default_rng(0).normal(size=(3, 2, 3))  # three inputs of shape (2, 3)
+    np.save(tmp_path / "pts.npy", pts)
+    np.save(tmp_path / "two.npy", pts[:2])
+    assert main(["regions", str(tmp_path / "sd.pt"), "--factory", "factory_models:make",
+                 "--plane", str(tmp_path / "pts.npy")]) == 0  # fmt: skip
+    plane = rg.Plane.through(*pts)
+    rm = rg.activation_regions(rg.from_torch(model).restrict(plane), plane.bounds())
+    out = capsys.readouterr().out
+    assert f"activation regions: {len(rm):,}" in out and "Network(2 ->" in out
+    assert main(["regions", str(tmp_path / "sd.pt"), "--factory", "factory_models:make",
+                 "--line", str(tmp_path / "two.npy"), "--domain", "0,1"]) == 0  # fmt: skip
+    line = rg.Line.through(*pts[:2])
+    rm1 = rg.activation_regions(rg.from_torch(model).restrict(line), (0.0, 1.0))
+    out = capsys.readouterr().out
+    assert f"activation regions: {len(rm1):,}" in out and "domain: (0.0, 1.0)" in out
+
+
+def test_slice_and_factory_errors(tmp_path, capsys, monkeypatch):
+    torch = pytest.importorskip("torch")
+    _write_factory(tmp_path, monkeypatch)
+    import factory_models
+
+    torch.save(factory_models.make().state_dict(), tmp_path / "sd.pt")
+    torch.save(factory_models.make(), tmp_path / "whole.pt")
+    np.save(tmp_path / "pts.npy", np.zeros((3, 6)) + np.eye(3, 6))
+    sd, whole, pts = str(tmp_path / "sd.pt"), str(tmp_path / "whole.pt"), str(tmp_path / "pts.npy")
+    assert "pass --plane POINTS.npy" in one_line_error(capsys, "regions", whole)
+    assert "must hold 2 inputs of 6 entries" in one_line_error(capsys, "regions", whole, "--line", pts)
+    assert "either --plane or --line" in one_line_error(capsys, "regions", whole, "--line", pts, "--plane", pts)
+    assert "has no 'nope'" in one_line_error(capsys, "regions", sd, "--factory", "factory_models:nope")
+    assert "cannot import module" in one_line_error(capsys, "regions", sd, "--factory", "no_such_mod:make")
+    assert "must be module:function" in one_line_error(capsys, "regions", sd, "--factory", "factory_models")
+    assert "not a torch nn.Module" in one_line_error(capsys, "regions", sd, "--factory", "factory_models:not_a_model")
+    torch.save({"0.weight": torch.zeros(4, 6)}, tmp_path / "bad.pt")
+    err = one_line_error(capsys, "regions", str(tmp_path / "bad.pt"), "--factory", "factory_models:make")
+    assert "does not fit the model of --factory" in err
+    np.save(tmp_path / "net.npz.npy", np.zeros(1))
+    random_network([4], rng=0).save(tmp_path / "net.npz")
+    err = one_line_error(capsys, "regions", str(tmp_path / "net.npz"), "--factory", "factory_models:make")
+    assert "state_dict file" in err
+    (tmp_path / "notnpy.npy").write_text("text")
+    assert "cannot read" in one_line_error(capsys, "regions", whole, "--plane", str(tmp_path / "notnpy.npy"))
 
 
 def test_pickled_custom_class_names_the_class(tmp_path):

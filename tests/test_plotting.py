@@ -369,3 +369,23 @@ def test_plot_regions_points_refusals():
         plot_regions(rm1, decision_boundary=True)
     with pytest.raises(ValueError, match="at least 2 outputs"):
         plot_regions(rg.activation_regions(random_network([4], rng=0), BOX), decision_boundary=True)
+
+
+def test_figure1_marks_points_on_both_panels_and_the_decision_boundary():
+    net = random_network([8, 8], n_in=2, n_out=3, rng=2)
+    pts = np.array([[0.1, 0.2], [-0.5, 0.3], [0.4, -0.6]])
+    est = lc_density(net, grid_points((-1, -1, 1, 1), 16), sigma=0.1, n_samples=2, rng=0)
+    fig, axes = rg.figure1(net, (-1, -1, 1, 1), shape=16, estimate=est, points=pts, point_labels=[0, 1, 1],
+                           decision_boundary=True)  # fmt: skip
+    from matplotlib.collections import PathCollection
+
+    for ax in axes:
+        marks = [c for c in ax.collections if isinstance(c, PathCollection)]
+        assert sorted(c.get_label() for c in marks) == ["0", "1"]
+        np.testing.assert_array_equal(np.concatenate([c.get_offsets() for c in marks]), pts[[0, 1, 2]])
+    red = [c for c in axes[0].collections if isinstance(c, LineCollection) and c.get_linewidth()[0] == 2.0]
+    assert len(red) == 1 and len(red[0].get_segments()) == len(rg.decision_boundary(rg.activation_regions(
+        net, (-1, -1, 1, 1))))  # fmt: skip
+    with pytest.raises(ValueError, match="2-input network"):
+        rg.figure1(rg.sawtooth(2), (0.0, 1.0), sigma=0.1, n_samples=2, shape=8, points=pts)
+    plt.close("all")
