@@ -375,9 +375,10 @@ class GraphNetwork:
         return self._names
 
     def _points(self, x) -> np.ndarray:
+        from ._validate import as_points
         from .slices import _as_inputs
 
-        return _as_inputs(x, self.n_in)
+        return as_points(x, 1, "x") if self.n_in == 1 else _as_inputs(x, self.n_in)
 
     def forward(self, x):
         """Output and preactivations: ``(P, n_out)`` and a list of ``(P, n_s)`` per stage."""
