@@ -32,9 +32,10 @@ Stages (the interface an engine is written against)
     - ``op.linear(X)``: its linear part ``A X`` (directions, gradients);
     - ``op.absolute(X)``: ``|A| X`` evaluated as the operator is evaluated,
       primitive by primitive with absolute coefficients, so an elementwise
-      upper bound of ``|A| X`` for ``X >= 0`` (equal when ``A`` is one dense
-      map or one convolution): the magnitude that bounds the rounding error of
-      ``op(h)`` when called with ``X = |h|``;
+      upper bound of ``|A| X`` for ``X >= 0``, equal to it when
+      ``op.abs_exact`` (a chain with one dense map or convolution, e.g. a conv
+      with its folded BatchNorm, then reshapes): the magnitude that bounds the
+      rounding error of ``op(h)`` when called with ``X = |h|``;
       ``op.absolute(X, with_bias=True)`` adds the absolute constant terms;
     - ``op.bias``: ``(n_out,)`` the constant ``b = op(0)``;
     - ``op.row_l1``: ``(n_out,)`` exact l1 norms of the rows of ``A``
@@ -154,11 +155,19 @@ class _OperatorBase:
             yield start, E
 
     @property
+    def abs_exact(self) -> bool:
+        """True when ``absolute(X)`` is exactly ``|A| X`` (up to rounding)."""
+        return False
+
+    @property
     def row_l1(self) -> np.ndarray:
         if self._cache.get("row_l1") is None:
-            acc = np.zeros(self.n_out)
-            for _, E in self._unit_blocks():
-                acc += np.abs(self.linear(E)).sum(axis=0)
+            if self.abs_exact:
+                acc = self.absolute(np.ones((1, self.n_in)))[0]
+            else:
+                acc = np.zeros(self.n_out)
+                for _, E in self._unit_blocks():
+                    acc += np.abs(self.linear(E)).sum(axis=0)
             acc.setflags(write=False)
             self._cache["row_l1"] = acc
         return self._cache["row_l1"]
@@ -219,6 +228,16 @@ class Operator(_OperatorBase):
         """True when no primitive is a convolution, padding or pooling."""
         return all(n.dense_friendly for n in self.order)
 
+    @property
+    def abs_exact(self) -> bool:
+        """A chain (one input per primitive) with at most one mixing primitive
+        (Linear, convolution, constant matmul) and no pooling: each row of ``A``
+        is then a scaled copy of one row of that primitive, so taking absolute
+        values primitive by primitive gives ``|A|`` exactly."""
+        mixing = sum(n.kind in ("linear", "conv", "matmul") for n in self.order)
+        chain = all(len(n.inputs) <= 1 for n in self.order)
+        return chain and mixing <= 1 and not any(n.kind in ("pool", "add") for n in self.order)
+
     def __repr__(self):
         kinds = [n.kind for n in self.order if n.kind != "source"]
         return f"Operator(sources={self.sources}, {' -> '.join(kinds) or 'identity'}, n_out={self.n_out})"
@@ -264,6 +283,10 @@ class LiftedOperator(_OperatorBase):
 
     def is_dense_friendly(self) -> bool:
         return self.rest is None or self.rest.is_dense_friendly()
+
+    @property
+    def abs_exact(self) -> bool:
+        return self.rest is None
 
     def __repr__(self):
         return f"LiftedOperator(sources={self.sources}, M={self.M.shape}, rest={self.rest!r})"
@@ -363,6 +386,11 @@ class GraphNetwork:
     def neuron_offsets(self) -> np.ndarray:
         """(n_stages + 1,) first neuron index of each stage."""
         return np.concatenate([[0], np.cumsum(self.layer_sizes)]).astype(np.int64)
+
+    @property
+    def neuron_layer(self) -> np.ndarray:
+        """(n_neurons,) index of the stage each neuron belongs to."""
+        return np.repeat(np.arange(len(self.stages)), self.layer_sizes)
 
     @property
     def neuron_names(self) -> tuple:

@@ -260,6 +260,9 @@ def _infer_input_shape(gm, modules):
             if isinstance(mod, (nn.Flatten, nn.Identity, nn.Dropout)):
                 node = user
                 continue
+        if user.op == "call_method" and user.target in ("flatten", "view", "reshape", "contiguous"):
+            node = user
+            continue
         weight = user.args[1] if user.op == "call_function" and len(user.args) > 1 else None
         if getattr(user.target, "__name__", "") == "linear" and getattr(weight, "op", "") == "get_attr":
             obj = gm

@@ -204,6 +204,26 @@ class Shapes(nn.Module):
         return h.flatten(1)
 
 
+class Functional(nn.Module):
+    """Functional conv, pad, pooling, linear and matmul with the model's own parameters."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(5)
+        self.w = nn.Parameter(torch.randn(3, 1, 2, 2, generator=g))
+        self.b = nn.Parameter(torch.randn(3, generator=g))
+        self.log_gate = nn.Parameter(torch.randn(3, 1, 1, generator=g))
+        self.m = nn.Parameter(torch.randn(24, 4, generator=g))
+        self.fw = nn.Parameter(torch.randn(2, 4, generator=g))
+
+    def forward(self, x):
+        h = F.conv2d(F.pad(x, (1, 0, 0, 1), value=0.5), self.w, self.b, stride=(1, 2))
+        h = F.hardtanh(h * torch.sigmoid(self.log_gate), -0.3, 0.4)  # a constant gate: sigmoid of a parameter
+        h = F.avg_pool2d(h, (2, 1), stride=1, padding=(1, 0), count_include_pad=False)
+        h = F.leaky_relu(torch.matmul(h.reshape(h.size(0), -1), self.m), 0.3)
+        return F.linear(h, self.fw) - torch.div(h[:, 1:3], 4.0)
+
+
 # ------------------------------------------------------------------- tests ----
 @pytest.mark.parametrize(
     "make, shape",
@@ -241,6 +261,7 @@ def test_custom_mlp_names_and_auto_input_shape():
     torch.manual_seed(0)
     net = rg.from_torch(CustomMLP().eval())
     assert net.n_in == 5 and net.n_neurons == 13
+    assert rg.from_torch(ListMLP().eval()).n_in == 5  # through x.flatten(1)
     assert net.neuron_names[:2] == ("fc1[0]", "fc1[1]") and net.neuron_names[7] == "fc2[0]"
 
 
@@ -273,9 +294,10 @@ def test_sequential_path_keeps_names_and_matches_fx_path():
         (Residual, (1, 5, 5)),
         (Concat, (4,)),
         (Shapes, (6,)),
+        (Functional, (1, 3, 4)),
         (lambda: nn.Sequential(nn.Linear(3, 4), nn.PReLU(4), nn.Linear(4, 2)), (3,)),
     ],
-    ids=["cnn-avgpool", "cnn-adaptive", "conv1d", "residual", "concat", "shapes", "prelu-per-channel"],
+    ids=["cnn-avgpool", "cnn-adaptive", "conv1d", "residual", "concat", "shapes", "functional", "prelu-channel"],
 )
 def test_graph_networks_equal_the_model(make, shape):
     net, x = _convert(make(), shape)
@@ -324,6 +346,8 @@ def _operator_properties(net, x):
         absA = np.abs(X) @ np.abs(A).T
         bound = op.absolute(np.abs(X))
         assert np.all(bound >= absA * (1 - 1e-12))
+        if op.abs_exact:
+            _close(bound, absA)
         assert np.all(op.absolute(np.abs(X), with_bias=True) >= bound + np.abs(op.bias) * (1 - 1e-12))
 
 
@@ -338,6 +362,7 @@ def _restrictions(net, x):
     assert isinstance(first, LiftedOperator) and first.M.shape == (net.stages[0].n, 2)
     for s, s2 in zip(net.stages, net2.stages):  # operators not reading the input stay as they are
         assert (s2.operator is s.operator) == (0 not in s.operator.sources)
+    _operator_properties(net2, None)
     line = rg.Line.through(x[3], x[4])
     t = np.linspace(-1, 2, 5)
     _close(net.restrict(line)(t), net(line.lift(t)))
