@@ -86,8 +86,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .network import Activation
+
 __all__ = ["GraphNetwork", "Stage", "Operator", "LiftedOperator"]
 
+_RELU = Activation.relu()
 # unit vectors applied at once when computing l1 norms or dense matrices
 _BLOCK_ENTRIES = 1 << 22
 
@@ -311,16 +314,32 @@ class Stage:
         return int(np.prod(self.shape, dtype=np.int64))
 
     def piece(self, z: np.ndarray) -> np.ndarray:
-        """(V, n) int8 index of each neuron's linear piece at preactivations ``z``."""
-        return np.searchsorted(self.breakpoints, z, side="right").astype(np.int8)
+        """(V, n) int8 index of each neuron's linear piece at preactivations ``z``
+        (the number of breakpoints ``<= z``, as ``Activation.piece``)."""
+        k = np.zeros(z.shape, np.int8)
+        for b in self.breakpoints:
+            k += z >= b
+        return k
 
     def apply(self, z: np.ndarray) -> np.ndarray:
-        """(V, n) post-activations of preactivations ``z`` of shape (V, n)."""
-        if self.activation is not None:
-            return self.activation(z)
-        k = np.searchsorted(self.breakpoints, z, side="right")
-        cols = np.arange(self.n)
-        return self.slopes.T[k, cols] * z + self.intercepts.T[k, cols]
+        """(V, n) post-activations of preactivations ``z`` of shape (V, n).
+
+        Each value is ``slopes[j, k] * z + intercepts[j, k]`` on its piece
+        ``k``, computed with the same two operations as :class:`Activation`.
+        """
+        shared = self.activation is not None
+        if shared and self.activation == _RELU:
+            return np.maximum(z, 0.0)
+        sl = self.activation.slopes if shared else self.slopes.T
+        ic = self.activation.intercepts if shared else self.intercepts.T
+        out = z * sl[0]
+        out += ic[0]
+        tmp = np.empty_like(out)
+        for k, b in enumerate(self.breakpoints):
+            np.multiply(z, sl[k + 1], out=tmp)
+            tmp += ic[k + 1]
+            np.copyto(out, tmp, where=z >= b)
+        return out
 
 
 def _with_carry(stages, output):

@@ -224,6 +224,36 @@ class Functional(nn.Module):
         return F.linear(h, self.fw) - torch.div(h[:, 1:3], 4.0)
 
 
+class BasicBlock(nn.Module):
+    """torchvision's ResNet block: in-place ReLU, `out += identity`, a downsampling branch."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1, self.relu = nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+        self.conv2, self.bn2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout)
+        self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class TinyResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(inplace=True))
+        self.layer = BasicBlock(2, 3, 2)
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.layer(self.stem(x)), (1, 1)), 1))
+
+
 # ------------------------------------------------------------------- tests ----
 @pytest.mark.parametrize(
     "make, shape",
@@ -295,9 +325,10 @@ def test_sequential_path_keeps_names_and_matches_fx_path():
         (Concat, (4,)),
         (Shapes, (6,)),
         (Functional, (1, 3, 4)),
+        (TinyResNet, (1, 6, 6)),
         (lambda: nn.Sequential(nn.Linear(3, 4), nn.PReLU(4), nn.Linear(4, 2)), (3,)),
     ],
-    ids=["cnn-avgpool", "cnn-adaptive", "conv1d", "residual", "concat", "shapes", "functional", "prelu-channel"],
+    ids=["cnn-avgpool", "cnn-adaptive", "conv1d", "residual", "concat", "shapes", "functional", "resnet", "prelu-channel"],
 )
 def test_graph_networks_equal_the_model(make, shape):
     net, x = _convert(make(), shape)
@@ -543,3 +574,30 @@ def test_importing_regiongeom_does_not_import_torch():
     code = "import sys, regiongeom; assert 'torch' not in sys.modules, 'torch was imported'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_in_place_change_of_a_shared_tensor_is_refused():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            h = self.fc(x)
+            return F.relu(h, inplace=True) + h
+
+    with pytest.raises(TypeError, match="in place a tensor that is also used elsewhere"):
+        rg.from_torch(Shared())
+
+
+def test_reshapes_across_the_batch_are_refused():
+    class Mix(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x).view(-1, 2).relu()
+
+    with pytest.raises(TypeError, match="mixes the samples of a batch"):
+        rg.from_torch(Mix())
