@@ -15,7 +15,7 @@ from torch import nn
 
 from . import _graph_ops as g
 from .network import Activation
-from .torch_graph import _PASS, _REARRANGE, BATCH, SUPPORTED, _const, _leaves, _walk
+from .torch_graph import _DROPOUT, _PASS, _REARRANGE, BATCH, SUPPORTED, _const, _leaves, _walk
 
 NOT_PL = {
     "gelu", "silu", "softplus", "sigmoid", "tanh", "elu", "selu", "celu", "mish", "hardswish",
@@ -89,7 +89,9 @@ def _number(conv, node, v, what):
         return float(v)
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return float(v)
-    conv.fail(node, f"needs a number for {what}, got {type(v).__name__}; per-element bounds are not supported")
+    conv.fail(
+        node, f"needs a number for {what}, got {type(v).__name__}; per-element bounds are not supported"
+    )
 
 
 def _clamp_unit(lo, hi):
@@ -123,7 +125,9 @@ def _unit(conv, node, name, args, kwargs):
         act = None if s == 1.0 else Activation.leaky_relu(s)
     elif base == "hardtanh":
         a = _bind("hardtanh", args, kwargs)
-        act = Activation.hardtanh(_number(conv, node, a["min_val"], "min_val"), _number(conv, node, a["max_val"], "max_val"))
+        act = Activation.hardtanh(
+            _number(conv, node, a["min_val"], "min_val"), _number(conv, node, a["max_val"], "max_val")
+        )
     elif base == "relu6":
         act = Activation.hardtanh(0.0, 6.0)
     elif base in ("clamp", "clip", "clamp_min", "clamp_max"):
@@ -159,7 +163,9 @@ def _rearrange(conv, node, name, args, kwargs):
 
     def fn(xs, B):
         it = iter(xs)
-        a, k = _walk((args, kwargs), lambda v: next(it) if isinstance(v, g.Node) else (B if v is BATCH else v))
+        a, k = _walk(
+            (args, kwargs), lambda v: next(it) if isinstance(v, g.Node) else (B if v is BATCH else v)
+        )
         return getattr(a[0], target)(*a[1:], **k) if method else target(*a, **k)
 
     return conv.finish(node, g.Rearrange(nodes, fn, _REARRANGE[name], name))
@@ -190,7 +196,9 @@ def _arith(conv, node, name, args, kwargs):
             conv.fail(node, "multiplies or divides two input-dependent tensors, which " + _NOT_PL_REASON)
         if base == "matmul":
             if not dep[0]:
-                conv.fail(node, f"multiplies a constant by an input-dependent tensor from the left; {SUPPORTED}")
+                conv.fail(
+                    node, f"multiplies a constant by an input-dependent tensor from the left; {SUPPORTED}"
+                )
             return conv.finish(node, g.MatmulConst(args[0], _const(args[1])))
         if base == "mul":
             x, c = (args[0], args[1]) if dep[0] else (args[1], args[0])
@@ -252,7 +260,7 @@ def call_function(conv, node, args, kwargs):
         return len(x.shape) + 1
     if name in _PASS:
         return x
-    if name in {"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"}:
+    if name in _DROPOUT:
         a = _bind("dropout", args, kwargs)
         if a["training"] and a["p"] > 0:
             conv.fail(
@@ -310,7 +318,14 @@ def _batchnorm(conv, node, mod, x):
 
 def _pad_module(conv, node, mod, x):
     tname = type(mod).__name__
-    mode = next((m for p, m in (("Reflection", "reflect"), ("Replication", "replicate"), ("Circular", "circular")) if tname.startswith(p)), "constant")
+    mode = next(
+        (
+            m
+            for p, m in (("Reflection", "reflect"), ("Replication", "replicate"), ("Circular", "circular"))
+            if tname.startswith(p)
+        ),
+        "constant",
+    )
     return conv.finish(node, g.Pad(x, mod.padding, mode, float(getattr(mod, "value", 0.0))))
 
 
@@ -342,7 +357,14 @@ def call_module(conv, node, mod, args, kwargs):
         return conv.finish(node, op, per_sample=False)
     if isinstance(mod, nn.modules.batchnorm._BatchNorm):
         return _batchnorm(conv, node, mod, x)
-    pools = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
+    pools = (
+        nn.AvgPool1d,
+        nn.AvgPool2d,
+        nn.AvgPool3d,
+        nn.AdaptiveAvgPool1d,
+        nn.AdaptiveAvgPool2d,
+        nn.AdaptiveAvgPool3d,
+    )
     if isinstance(mod, pools + (nn.Flatten, nn.Unflatten)):
         kind = "pool" if isinstance(mod, pools) else "reshape"
         return conv.finish(node, g.Rearrange([x], lambda xs, B: mod(xs[0]), kind, tname))

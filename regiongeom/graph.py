@@ -108,7 +108,9 @@ def _as_rows(X, sizes, what):
     out = [np.asarray(x, dtype=np.float64) for x in X]
     for x, n in zip(out, sizes):
         if x.ndim != 2 or x.shape[1] != n or x.shape[0] != out[0].shape[0]:
-            raise ValueError(f"{what}: source arrays must be (V, size) with sizes {list(sizes)}, got {x.shape}")
+            raise ValueError(
+                f"{what}: source arrays must be (V, size) with sizes {list(sizes)}, got {x.shape}"
+            )
     return out
 
 

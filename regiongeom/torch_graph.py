@@ -119,7 +119,11 @@ class _Converter:
     def _what(self, node):
         if node.op == "call_module":
             return type(self.modules[node.target]).__name__, node.target
-        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+        name = (
+            node.target
+            if isinstance(node.target, str)
+            else getattr(node.target, "__name__", str(node.target))
+        )
         what = f".{name}()" if node.op == "call_method" else f"{name}()"
         return what, _where(node)
 
@@ -145,7 +149,9 @@ class _Converter:
             shapes = ", ".join(str(tuple(i.shape)) for i in node.inputs)
             self.fail(fx_node, f"fails on inputs of shape {shapes} ({first}); check input_shape", ValueError)
         if y.ndim < 1 or y.shape[0] != 3 or (per_sample and not torch.equal(y[:2], y2)):
-            self.fail(fx_node, "mixes the samples of a batch (it acts on the batch axis); keep the batch axis first")
+            self.fail(
+                fx_node, "mixes the samples of a batch (it acts on the batch axis); keep the batch axis first"
+            )
         node.shape = tuple(y.shape[1:])
         self.made_by.setdefault(id(node), fx_node)
         return node
@@ -162,6 +168,8 @@ class _Converter:
             bp = np.zeros(1)
             sl = np.stack([slopes, np.ones(n)], axis=1)
             ic = np.zeros((n, 2))
+            for a in (bp, sl, ic):
+                a.setflags(write=False)
         producer = self.made_by.get(id(x))
         if producer is not None and producer.op == "call_module" and producer is not fx_node:
             name = producer.target
@@ -218,7 +226,10 @@ def _trace(model):
     except Exception as exc:  # noqa: BLE001 - any tracing failure becomes one clear line
         where = _user_line(traceback.extract_tb(exc.__traceback__))
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "control flow" in msg or "iteration" in msg or "len(" in msg:
+        if "'len'" in msg:
+            cause = "its forward calls len() on a tensor"
+            fix = "use x.size(0) or x.shape[0] instead"
+        elif "control flow" in msg or "iteration" in msg:
             cause = "its forward branches or loops on the values of a tensor"
             fix = "rewrite that step without Python control flow on tensors (e.g. torch.where, or loop over a fixed range)"
         else:
@@ -312,4 +323,3 @@ def convert(model, input_shape=None):
     out = conv.run()
     output = Operator(out)
     return _dense(input_shape, conv.stages, output) or GraphNetwork(input_shape, tuple(conv.stages), output)
-

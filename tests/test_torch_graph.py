@@ -287,6 +287,47 @@ def test_functional_and_module_units_give_the_same_network():
     assert a.activations[:3] == b.activations[:3]
 
 
+class OneUnit(nn.Module):
+    def __init__(self, unit):
+        super().__init__()
+        self.fc1, self.fc2, self.unit = nn.Linear(3, 4), nn.Linear(4, 2), unit
+
+    def forward(self, x):
+        return self.fc2(self.unit(self.fc1(x)))
+
+
+@pytest.mark.parametrize(
+    "unit, act",
+    [
+        (nn.ReLU(), rg.relu),
+        (F.relu, rg.relu),
+        (torch.relu, rg.relu),
+        (lambda h: h.relu(), rg.relu),
+        (lambda h: h.clamp(min=0), rg.relu),
+        (lambda h: torch.clamp_min(h, 0.0), rg.relu),
+        (nn.ReLU6(), rg.Activation.hardtanh(0, 6)),
+        (F.relu6, rg.Activation.hardtanh(0, 6)),
+        (nn.LeakyReLU(0.1), rg.Activation.leaky_relu(0.1)),
+        (lambda h: F.leaky_relu(h, negative_slope=0.1), rg.Activation.leaky_relu(0.1)),
+        (nn.Hardtanh(), rg.hardtanh),
+        (F.hardtanh, rg.hardtanh),
+        (torch.abs, rg.absolute),
+        (lambda h: h.abs(), rg.absolute),
+    ],
+)
+def test_units_as_modules_functions_and_methods(unit, act):
+    torch.manual_seed(0)
+    model = OneUnit(unit)
+    net = rg.from_torch(model)
+    assert type(net) is rg.Network and net.activations == (act, None)
+    torch.manual_seed(0)
+    seq = rg.from_torch(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))
+    for a, b in zip(net.weights + net.biases, seq.weights + seq.biases):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).normal(size=(20, 3)) * 5
+    _close(net(x), _reference(model, x, (3,)))
+
+
 def test_custom_mlp_names_and_auto_input_shape():
     torch.manual_seed(0)
     net = rg.from_torch(CustomMLP().eval())
@@ -328,7 +369,17 @@ def test_sequential_path_keeps_names_and_matches_fx_path():
         (TinyResNet, (1, 6, 6)),
         (lambda: nn.Sequential(nn.Linear(3, 4), nn.PReLU(4), nn.Linear(4, 2)), (3,)),
     ],
-    ids=["cnn-avgpool", "cnn-adaptive", "conv1d", "residual", "concat", "shapes", "functional", "resnet", "prelu-channel"],
+    ids=[
+        "cnn-avgpool",
+        "cnn-adaptive",
+        "conv1d",
+        "residual",
+        "concat",
+        "shapes",
+        "functional",
+        "resnet",
+        "prelu-channel",
+    ],
 )
 def test_graph_networks_equal_the_model(make, shape):
     net, x = _convert(make(), shape)
