@@ -212,6 +212,25 @@ class MatmulConst(Node):
         return torch.matmul(xs[0], _weight(self.w, mode))
 
 
+_BIJECTIVE = {
+    "view", "reshape", "flatten", "unflatten", "Flatten", "Unflatten", "permute", "transpose",
+    "swapaxes", "movedim", "contiguous", "unsqueeze", "squeeze",
+}  # fmt: skip
+
+
+def injective(node: Node) -> bool:
+    """True when the node's linear part copies each input entry to at most one
+    output entry (scaled): no duplicates, no sums."""
+    if isinstance(node, Source):
+        return True
+    same = tuple(node.shape) == tuple(node.inputs[0].shape)
+    if isinstance(node, (Scale, Shift, ChannelAffine, Neg)):
+        return same
+    if isinstance(node, Pad):
+        return node.pad_mode == "constant"
+    return isinstance(node, Rearrange) and node.label in _BIJECTIVE
+
+
 def topological(root: Node) -> list:
     """The nodes of the DAG under ``root``, each after its inputs (iterative DFS)."""
     order, seen, stack = [], set(), [(root, False)]

@@ -235,13 +235,19 @@ class Operator(_OperatorBase):
 
     @property
     def abs_exact(self) -> bool:
-        """A chain (one input per primitive) with at most one mixing primitive
-        (Linear, convolution, constant matmul) and no pooling: each row of ``A``
-        is then a scaled copy of one row of that primitive, so taking absolute
-        values primitive by primitive gives ``|A|`` exactly."""
-        mixing = sum(n.kind in ("linear", "conv", "matmul") for n in self.order)
-        chain = all(len(n.inputs) <= 1 for n in self.order)
-        return chain and mixing <= 1 and not any(n.kind in ("pool", "add") for n in self.order)
+        """True when ``absolute`` gives ``|A|`` exactly: the primitives form a
+        chain (one input each) with at most one mixing primitive (Linear,
+        convolution, constant matmul), no sums (pooling, additions), and only
+        one-to-one maps before the mixing one. Every entry of ``A`` is then a
+        single product of coefficients, so no two terms can cancel."""
+        from ._graph_ops import injective
+
+        if any(len(n.inputs) > 1 or n.kind in ("pool", "add") for n in self.order):
+            return False
+        mixing = [i for i, n in enumerate(self.order) if n.kind in ("linear", "conv", "matmul")]
+        if len(mixing) > 1:
+            return False
+        return not mixing or all(injective(n) for n in self.order[: mixing[0]])
 
     def __repr__(self):
         kinds = [n.kind for n in self.order if n.kind != "source"]

@@ -652,3 +652,17 @@ def test_reshapes_across_the_batch_are_refused():
 
     with pytest.raises(TypeError, match="mixes the samples of a batch"):
         rg.from_torch(Mix())
+
+
+def test_absolute_operator_is_exact_only_without_cancellation():
+    conv = nn.Conv1d(1, 1, 3, padding=1, padding_mode="reflect", bias=False)
+    conv.weight.data = torch.tensor([[[1.0, 0.5, -1.0]]])  # reflected x[1] meets itself: 1 - 1 = 0
+    net = rg.from_torch(nn.Sequential(conv, nn.ReLU()), input_shape=(1, 3))
+    op = net.stages[0].operator
+    A = op.matrix()
+    np.testing.assert_array_equal(A[0], [0.5, 0.0, 0.0])
+    assert not op.abs_exact
+    np.testing.assert_array_equal(op.row_l1, np.abs(A).sum(axis=1))
+    assert op.absolute(np.ones((1, 3)))[0, 0] == 2.5  # the chain's bound, above |A| 1 = 0.5
+    plain = rg.from_torch(nn.Sequential(nn.Conv1d(1, 2, 2), nn.ReLU()), input_shape=(1, 3))
+    assert plain.stages[0].operator.abs_exact
