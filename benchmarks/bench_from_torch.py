@@ -29,11 +29,12 @@ import regiongeom as rg
 from regiongeom.torch_graph import convert
 
 
-def timed(fn, repeat=1):
+def timed(repeat, fn, *args, **kwargs):
+    """(wall, cpu, result) of the fastest of ``repeat`` calls ``fn(*args, **kwargs)``."""
     best = (np.inf, np.inf, None)
     for _ in range(repeat):
         w, c = time.perf_counter(), time.process_time()
-        out = fn()
+        out = fn(*args, **kwargs)
         best = min(best, (time.perf_counter() - w, time.process_time() - c, out), key=lambda t: t[0])
     return best
 
@@ -76,8 +77,8 @@ def main():
 
     mlp = MLP().eval()
     seq = nn.Sequential(*[m for layer in mlp.layers for m in (layer, nn.ReLU())], mlp.out).eval()
-    w0, c0, a = timed(lambda: rg.from_torch(seq), args.repeat)
-    w1, c1, b = timed(lambda: convert(mlp), args.repeat)
+    w0, c0, a = timed(args.repeat, rg.from_torch, seq)
+    w1, c1, b = timed(args.repeat, convert, mlp)
     assert all(np.array_equal(u, v) for u, v in zip(a.weights, b.weights))
     print(f"MLP 784-64-64-64-10 conversion: Sequential walk {w0 * 1e3:.1f} ms (cpu {c0 * 1e3:.1f}), ", end="")
     print(f"torch.fx {w1 * 1e3:.1f} ms (cpu {c1 * 1e3:.1f}); ratio fx/walk {w1 / w0:.1f}")
@@ -88,25 +89,26 @@ def main():
         ("CIFAR CNN", cifar_cnn(), (3, 32, 32)),
     ):
         model.eval()
-        wc, cc, net = timed(lambda: rg.from_torch(model, input_shape=shape), args.repeat)
+        wc, cc, net = timed(args.repeat, rg.from_torch, model, input_shape=shape)
         pts = rng.uniform(0, 1, size=(3, int(np.prod(shape))))
-        wr, cr, net2 = timed(lambda: net.restrict(rg.Plane.through(*pts)), args.repeat)
+        plane = rg.Plane.through(*pts)
+        wr, cr, net2 = timed(args.repeat, net.restrict, plane)
         print(f"{label}: {net}; convert {wc * 1e3:.0f} ms (cpu {cc * 1e3:.0f}), restrict {wr * 1e3:.0f} ms")
         uv = rng.uniform(-0.5, 0.5, size=(args.rows, 2))
         tensors = {0: uv}
         for s, stage in enumerate(net2.stages):
             op = stage.operator
             X = [tensors[t] for t in op.sources]
-            w, c, z = timed(lambda: op(X), args.repeat)
-            wl, _, _ = timed(lambda: op.row_l1, 1)
-            wa, _, _ = timed(lambda: op.absolute([np.abs(x) for x in X]), args.repeat)
+            w, c, z = timed(args.repeat, op, X)
+            wl, _, _ = timed(1, getattr, op, "row_l1")
+            wa, _, _ = timed(args.repeat, op.absolute, [np.abs(x) for x in X])
             tensors[s + 1] = stage.apply(z)
             print(
                 f"  stage {stage.name:>4} ({stage.n:>6} neurons, {type(op).__name__}): "
                 f"{args.rows} rows {w * 1e3:7.1f} ms (cpu {c * 1e3:7.1f}), |A| {wa * 1e3:7.1f} ms, "
                 f"row l1 (once) {wl * 1e3:7.1f} ms"
             )
-        ref = net(np.array([rg.Plane.through(*pts).lift(uv[:4])]).reshape(4, -1))
+        ref = net(plane.lift(uv[:4]))
         assert np.allclose(net2(uv[:4]), ref, rtol=1e-12, atol=1e-12)
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
