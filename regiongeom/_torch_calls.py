@@ -230,7 +230,7 @@ _ARITH = {"add", "iadd", "add_", "sub", "isub", "sub_", "rsub", "mul", "imul", "
 def call_function(conv, node, args, kwargs):
     """A call_function or call_method node."""
     t = node.target
-    name = t if isinstance(t, str) else getattr(t, "__name__", str(t))
+    name = t if isinstance(t, str) else getattr(t, "_opname", None) or getattr(t, "__name__", str(t))
     nodes = [v for v in _leaves((args, kwargs)) if isinstance(v, g.Node)]
     if not nodes:
         if name not in ("getitem", "getattr") and any(v is BATCH for v in _leaves((args, kwargs))):
@@ -250,7 +250,9 @@ def call_function(conv, node, args, kwargs):
         if attr in ("dtype", "device"):
             return torch.float64 if attr == "dtype" else torch.device("cpu")
         conv.fail(node, f"reads .{attr} of an input-dependent tensor; {SUPPORTED}")
-    if name == "size" and isinstance(x, g.Node):
+    if name == "batch_norm":
+        return _batchnorm_call(conv, node, args, kwargs)
+    if name in ("size", "sym_size") and isinstance(x, g.Node):
         d = args[1] if len(args) > 1 else kwargs.get("dim")
         if d is None:
             return (BATCH, *x.shape)
@@ -295,14 +297,28 @@ def _module_unit(conv, node, mod, x):
     return _prelu(conv, node, x, mod.weight)
 
 
-def _batchnorm(conv, node, mod, x):
-    if mod.running_mean is None:
-        conv.fail(node, "has no running statistics (track_running_stats=False), so it normalises each batch")
-    mean, var = _const(mod.running_mean), _const(mod.running_var)
-    s = 1.0 / torch.sqrt(var + mod.eps)
-    if mod.weight is not None:
-        s = _const(mod.weight) * s
-    t = -mean * s if mod.bias is None else _const(mod.bias) - mean * s
+def _batchnorm_call(conv, node, args, kwargs):
+    """F.batch_norm, or torch.export's aten.batch_norm (its own argument order)."""
+    if type(node.target).__name__ in ("OpOverload", "OpOverloadPacket"):
+        names = ("input", "weight", "bias", "running_mean", "running_var", "training", "momentum", "eps")
+    else:
+        names = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+    a = dict(zip(names, args))
+    a.update(kwargs)
+    if a.get("training", False):
+        conv.fail(node, "normalises with batch statistics (training=True): call model.eval() first")
+    if a.get("running_mean") is None:
+        conv.fail(node, "has no running statistics, so it normalises each batch")
+    stats = (a["running_mean"], a["running_var"], a.get("weight"), a.get("bias"), float(a.get("eps", 1e-5)))
+    return _batchnorm(conv, node, a["input"], *stats)
+
+
+def _batchnorm(conv, node, x, mean, var, weight, bias, eps):
+    mean, var = _const(mean), _const(var)
+    s = 1.0 / torch.sqrt(var + eps)
+    if weight is not None:
+        s = _const(weight) * s
+    t = -mean * s if bias is None else _const(bias) - mean * s
     C = s.numel()
     if len(x.shape) < 1 or x.shape[0] != C:
         conv.fail(node, f"has {C} channels but its input has shape {x.shape} (channels first)", ValueError)
@@ -356,7 +372,11 @@ def call_module(conv, node, mod, args, kwargs):
         op = g.Conv(x, _const(mod.weight), b, mod.stride, padding, mod.dilation, mod.groups)
         return conv.finish(node, op, per_sample=False)
     if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-        return _batchnorm(conv, node, mod, x)
+        if mod.running_mean is None:
+            conv.fail(
+                node, "has no running statistics (track_running_stats=False), so it normalises each batch"
+            )
+        return _batchnorm(conv, node, x, mod.running_mean, mod.running_var, mod.weight, mod.bias, mod.eps)
     pools = (
         nn.AvgPool1d,
         nn.AvgPool2d,

@@ -42,11 +42,13 @@ _REARRANGE = {
     "permute": "reshape", "transpose": "reshape", "swapaxes": "reshape", "movedim": "reshape",
     "contiguous": "reshape", "unsqueeze": "reshape", "squeeze": "reshape", "getitem": "reshape",
     "narrow": "reshape", "flip": "reshape", "roll": "reshape", "expand": "reshape", "repeat": "reshape",
+    "slice": "reshape", "select": "reshape", "_unsafe_view": "reshape", "index_select": "reshape",
     "cat": "cat", "concat": "cat", "concatenate": "cat", "stack": "cat",
     "mean": "pool", "sum": "pool", "avg_pool1d": "pool", "avg_pool2d": "pool", "avg_pool3d": "pool",
     "adaptive_avg_pool1d": "pool", "adaptive_avg_pool2d": "pool", "adaptive_avg_pool3d": "pool",
+    "_adaptive_avg_pool2d": "pool", "_adaptive_avg_pool3d": "pool",
 }  # fmt: skip
-_PASS = {"clone", "detach", "float", "double", "to", "type_as", "type", "identity"}
+_PASS = {"clone", "detach", "float", "double", "to", "type_as", "type", "identity", "alias", "_to_copy"}
 _DROPOUT = {"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"}
 
 
@@ -75,12 +77,24 @@ def _stack_line(node) -> str:
 
 
 def _where(node) -> str:
-    """Module path of the module whose forward makes the call."""
+    """Module path of the module whose forward makes the call ("<model>" for the top)."""
     if node.op == "call_module":
         return node.target
     stack = node.meta.get("nn_module_stack") or {}
-    path = list(stack)[-1] if stack else "<model>"
-    return path
+    path = list(stack.values())[-1][0] if stack else ""
+    return path or "<model>"
+
+
+def _layer(node):
+    """Module path of the torch.nn layer a node is, or is inside (as in torch.export graphs), or None."""
+    if node.op == "call_module":
+        return node.target
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return None
+    path, cls = list(stack.values())[-1]
+    qual = cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
+    return path if path and qual.startswith("torch.nn.modules.") else None
 
 
 def _walk(obj, fn):
@@ -103,7 +117,7 @@ def _leaves(obj) -> list:
 def _const(v):
     """A constant as float64 torch tensor (numbers too)."""
     if isinstance(v, torch.Tensor):
-        return v.detach().to(torch.float64)
+        return v.detach().to(device="cpu", dtype=torch.float64)
     return torch.tensor(float(v), dtype=torch.float64)
 
 
@@ -119,11 +133,8 @@ class _Converter:
     def _what(self, node):
         if node.op == "call_module":
             return type(self.modules[node.target]).__name__, node.target
-        name = (
-            node.target
-            if isinstance(node.target, str)
-            else getattr(node.target, "__name__", str(node.target))
-        )
+        t = node.target
+        name = t if isinstance(t, str) else getattr(t, "_opname", None) or getattr(t, "__name__", str(t))
         what = f".{name}()" if node.op == "call_method" else f"{name}()"
         return what, _where(node)
 
@@ -171,10 +182,10 @@ class _Converter:
             for a in (bp, sl, ic):
                 a.setflags(write=False)
         producer = self.made_by.get(id(x))
-        if producer is not None and producer.op == "call_module" and producer is not fx_node:
-            name = producer.target
-        elif fx_node.op == "call_module":
-            name = fx_node.target
+        if producer is not None and producer is not fx_node and _layer(producer):
+            name = _layer(producer)
+        elif _layer(fx_node):
+            name = _layer(fx_node)
         else:
             path = _where(fx_node)
             name = fx_node.name if path == "<model>" else f"{path}.{fx_node.name}"
@@ -188,12 +199,13 @@ class _Converter:
     # -- the walk ---------------------------------------------------------
     def run(self):
         env = {}
-        out = None
+        out, first = None, True
         for node in self.gm.graph.nodes:
             args = _walk(node.args, lambda v: env[v] if isinstance(v, fx.Node) else v)
             kwargs = _walk(node.kwargs, lambda v: env[v] if isinstance(v, fx.Node) else v)
             if node.op == "placeholder":
-                env[node] = g.Source(0, self.input_shape) if not env else (args[0] if args else None)
+                env[node] = g.Source(0, self.input_shape) if first else (args[0] if args else None)
+                first = False
             elif node.op == "get_attr":
                 obj = self.model
                 for part in node.target.split("."):
@@ -201,6 +213,8 @@ class _Converter:
                 env[node] = _const(obj) if isinstance(obj, torch.Tensor) else obj
             elif node.op == "output":
                 out = args[0]
+                if isinstance(out, (tuple, list)) and len(out) == 1:  # torch.export returns a tuple
+                    out = out[0]
             else:
                 env[node] = self.call(node, args, kwargs)
         if not isinstance(out, g.Node):
@@ -214,6 +228,8 @@ class _Converter:
         from ._torch_calls import call_function, call_module
 
         if node.op == "call_module":
+            if node.target.startswith("_guards"):
+                return None  # torch.export's input guards
             return call_module(self, node, self.modules[node.target], args, kwargs)
         return call_function(self, node, args, kwargs)
 
@@ -306,7 +322,8 @@ def _dense(input_shape, stages, output):
 def convert(model, input_shape=None):
     """Trace ``model`` and convert it; see :func:`regiongeom.from_torch`."""
     _check_eval(model)
-    gm = _trace(model)
+    # a GraphModule (e.g. torch.export's program.module()) is already a graph
+    gm = model if isinstance(model, fx.GraphModule) else _trace(model)
     modules = dict(model.named_modules())
     if input_shape is None:
         input_shape = _infer_input_shape(gm, modules)

@@ -666,3 +666,26 @@ def test_absolute_operator_is_exact_only_without_cancellation():
     assert op.absolute(np.ones((1, 3)))[0, 0] == 2.5  # the chain's bound, above |A| 1 = 0.5
     plain = rg.from_torch(nn.Sequential(nn.Conv1d(1, 2, 2), nn.ReLU()), input_shape=(1, 3))
     assert plain.stages[0].operator.abs_exact
+
+
+class ExportMe(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.f = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.AvgPool2d(2))
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.f(x)
+        return F.leaky_relu(self.fc(h.view(h.size(0), -1)), 0.1) + 0.5 * torch.flatten(h, 1)[:, :3]
+
+
+def test_torch_export_programs_convert():
+    model = _ready(ExportMe())
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(model, (torch.randn(2, 1, 4, 4),), dynamic_shapes={"x": {0: batch}})
+    net = rg.from_torch(program.module(), input_shape=(1, 4, 4))
+    assert isinstance(net, GraphNetwork) and [s.name for s in net.stages] == ["f.0", "fc"]
+    x = np.random.default_rng(0).normal(size=(5, 16))
+    _close(net(x), _reference(model, x, (1, 4, 4)))
+    _close(net(x[:1]), _reference(model, x[:1], (1, 4, 4)))
+    assert net.neuron_names == rg.from_torch(model, input_shape=(1, 4, 4)).neuron_names
