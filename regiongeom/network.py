@@ -388,7 +388,10 @@ def from_torch(model, input_shape=None):
         addition of constants. Units: ``ReLU``, ``LeakyReLU``, ``PReLU`` (one
         slope or one per channel), ``Hardtanh``, ``ReLU6``, ``abs`` and
         ``clamp``, as modules or functional calls (``F.relu``,
-        ``torch.relu``, ``x.relu()``, ``x.clamp(min=0)``, ...).
+        ``torch.relu``, ``x.relu()``, ``x.clamp(min=0)``, ...). A
+        ``torch.fx.GraphModule`` is used as it is, so the module of a
+        ``torch.export`` program (``torch.export.load(path).module()``)
+        converts without the model's class.
     input_shape : tuple of int, optional
         One input's shape without the batch axis, e.g. ``(1, 28, 28)``;
         needed unless the input goes straight into a ``Linear`` layer.

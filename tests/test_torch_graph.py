@@ -312,6 +312,8 @@ class OneUnit(nn.Module):
         (nn.Hardtanh(), rg.hardtanh),
         (F.hardtanh, rg.hardtanh),
         (torch.abs, rg.absolute),
+        (lambda h: F.prelu(h, torch.tensor([0.25], dtype=h.dtype)), rg.Activation.leaky_relu(0.25)),
+        (nn.PReLU(init=0.25), rg.Activation.leaky_relu(0.25)),
         (lambda h: h.abs(), rg.absolute),
     ],
 )
@@ -689,3 +691,10 @@ def test_torch_export_programs_convert():
     _close(net(x), _reference(model, x, (1, 4, 4)))
     _close(net(x[:1]), _reference(model, x[:1], (1, 4, 4)))
     assert net.neuron_names == rg.from_torch(model, input_shape=(1, 4, 4)).neuron_names
+
+
+def test_image_shaped_mlp_with_batchnorm_is_a_dense_network():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+    net, x = _convert(model, (3, 2, 2))
+    assert type(net) is rg.Network and net.n_in == 12 and net.layer_sizes == (4, 0)
+    assert net.neuron_names == ("1[0]", "1[1]", "1[2]", "1[3]")
