@@ -159,6 +159,9 @@ def _rearrange(conv, node, name, args, kwargs):
             return x
         args = (x, dims)
     nodes = [v for v in _leaves((args, kwargs)) if isinstance(v, g.Node)]
+    data = list(args[0]) if isinstance(args[0], (list, tuple)) else [args[0]]
+    if len(nodes) != sum(isinstance(v, g.Node) for v in data) or not all(isinstance(v, g.Node) for v in data):
+        conv.fail(node, f"mixes input-dependent tensors with constants or indexes by them; {SUPPORTED}")
     target, method = node.target, node.op == "call_method"
 
     def fn(xs, B):

@@ -309,6 +309,8 @@ def _dense(input_shape, stages, output):
     for s, op in enumerate(ops):
         if op.sources != (s,) or not op.is_dense_friendly() or len(op.shape) != 1:
             return None
+        if op.n_in * op.n_out > 1 << 27:  # a matrix of more than 1 GiB: keep the operator
+            return None
     if any(s.activation is None for s in stages):
         return None
     ws = [op.matrix() for op in ops]

@@ -698,3 +698,17 @@ def test_image_shaped_mlp_with_batchnorm_is_a_dense_network():
     net, x = _convert(model, (3, 2, 2))
     assert type(net) is rg.Network and net.n_in == 12 and net.layer_sizes == (4, 0)
     assert net.neuron_names == ("1[0]", "1[1]", "1[2]", "1[3]")
+
+
+def test_concatenating_a_constant_is_refused():
+    class CatConst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+            self.register_buffer("pad", torch.ones(1, 2))
+
+        def forward(self, x):
+            return torch.cat([F.relu(self.fc(x)), self.pad], dim=1)
+
+    with pytest.raises(TypeError, match="constants"):
+        rg.from_torch(CatConst())
