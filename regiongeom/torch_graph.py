@@ -322,7 +322,22 @@ def _dense(input_shape, stages, output):
 
 
 def convert(model, input_shape=None):
-    """Trace ``model`` and convert it; see :func:`regiongeom.from_torch`."""
+    """Trace ``model`` and convert it; see :func:`regiongeom.from_torch`.
+
+    Examples
+    --------
+    >>> import torch, regiongeom as rg
+    >>> nn = torch.nn
+    >>> model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 1)).eval()
+    >>> net = rg.from_torch(model, input_shape=(1, 4, 4))
+    >>> net
+    GraphNetwork(1 x 4 x 4 -> 0:8 -> 1)
+    >>> net.neuron_names[:2], net.n_in
+    (('0[0, 0, 0]', '0[0, 0, 1]'), 16)
+    >>> x = torch.rand(5, 1, 4, 4, dtype=torch.float64)
+    >>> bool((net(x.numpy()) == model.double()(x).detach().numpy()).all())
+    True
+    """
     _check_eval(model)
     # a GraphModule (e.g. torch.export's program.module()) is already a graph
     gm = model if isinstance(model, fx.GraphModule) else _trace(model)
