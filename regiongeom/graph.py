@@ -22,11 +22,12 @@ Stages (the interface an engine is written against)
     The affine operator giving the stage's preactivations from earlier
     tensors: ``op.sources`` is the tuple of tensor ids it reads (all ``<= s``),
     ``op.source_sizes`` their sizes, ``op.n_in == sum(op.source_sizes)``,
-    ``op.n_out == stage.n``. Every operator has these methods, each taking
-    ``X``, either one ``(V, op.n_in)`` array (the sources' rows side by side,
-    in the order of ``op.sources``) or a sequence of ``(V, size)`` arrays (one
-    per source), and returning a new ``(V, op.n_out)`` C-contiguous float64
-    array:
+    ``op.n_out == stage.n``. With ``A`` its ``(n_out, n_in)`` linear part and
+    ``b`` its ``(n_out,)`` constant, every operator has these methods, each
+    taking ``X``, either one ``(V, op.n_in)`` array (the sources' rows side by
+    side, in the order of ``op.sources``) or a sequence of ``(V, size)``
+    arrays (one per source), and returning a new ``(V, op.n_out)``
+    C-contiguous float64 array, row by row (``A X`` below means ``X @ A.T``):
 
     - ``op(X)``: the affine map ``A X + b`` (the preactivations);
     - ``op.linear(X)``: its linear part ``A X`` (directions, gradients);
@@ -74,10 +75,13 @@ Stages (the interface an engine is written against)
 Restriction
 -----------
 ``net.restrict(plane_or_line)`` returns a graph network whose input is the
-slice's 2 (or 1) coordinates. Every operator that read the input becomes
-``uv @ M.T + c + rest(others)`` with the dense ``M = A_input @ basis`` (``n x 2``)
-and ``c = op(origin)``: the first convolution becomes a dense 2 -> n map; the
-operators after it are unchanged, so convolutions stay convolutions.
+slice's 2 (or 1) coordinates. Every operator that read the input becomes a
+:class:`LiftedOperator` (same interface): ``uv @ M.T + const +
+rest.linear(others)`` with the dense ``M = A_input @ basis`` (``(n, 2)``),
+``const = op(origin, zeros for the other sources)`` and ``rest`` the original
+operator (None when the input was its only source). The first convolution
+becomes a dense 2 -> n map; the operators after it are the same objects, so
+convolutions stay convolutions.
 """
 
 from __future__ import annotations
