@@ -712,3 +712,23 @@ def test_concatenating_a_constant_is_refused():
 
     with pytest.raises(TypeError, match="constants"):
         rg.from_torch(CatConst())
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_convolution_configurations(seed):
+    rng = np.random.default_rng(seed)
+    dim = 1 + seed % 2
+    groups = int(rng.choice([1, 2]))
+    cin, cout = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
+    k, dil = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+    stride = int(rng.integers(1, 3))
+    padding = "same" if stride == 1 and rng.random() < 0.5 else int(rng.integers(0, 3))
+    mode = str(rng.choice(["zeros", "reflect", "replicate", "circular"])) if padding != "same" else "zeros"
+    Conv = nn.Conv1d if dim == 1 else nn.Conv2d
+    torch.manual_seed(seed)
+    conv = Conv(cin, cout, k, stride=stride, padding=padding, dilation=dil, groups=groups, padding_mode=mode)
+    model = nn.Sequential(conv, nn.LeakyReLU(0.3), Conv(cout, 2, 1), nn.Flatten())
+    shape = (cin,) + (int(rng.integers(6, 9)),) * dim
+    net, x = _convert(model, shape)
+    _operator_properties(net, x)
+    _restrictions(net, x)
