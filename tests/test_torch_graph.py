@@ -623,6 +623,7 @@ def test_input_shape_needed_for_convolutions_and_checked():
         rg.from_torch(nn.Sequential(nn.Linear(3, 2)), input_shape=(4,))
 
 
+@pytest.mark.slow
 def test_importing_regiongeom_does_not_import_torch():
     code = "import sys, regiongeom; assert 'torch' not in sys.modules, 'torch was imported'"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
