@@ -14,6 +14,7 @@ layer by layer from 0 to ``n_neurons - 1``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -201,6 +202,7 @@ class Network:
     weights: tuple
     biases: tuple
     activations: tuple
+    names: tuple = field(default=None, repr=False)
 
     @classmethod
     def from_arrays(cls, weights: Sequence, biases: Sequence, activations: Sequence) -> Network:
@@ -231,6 +233,18 @@ class Network:
     @property
     def n_neurons(self) -> int:
         return int(sum(self.layer_sizes))
+
+    @property
+    def neuron_names(self) -> tuple:
+        """(n_neurons,) readable neuron names.
+
+        :func:`from_torch` names each neuron by the module path of the layer
+        computing it and its index, e.g. ``"fc1[3]"``; other networks get
+        ``"layer0[3]"`` (layer number and index).
+        """
+        if self.names is not None:
+            return self.names
+        return tuple(f"layer{i}[{j}]" for i, n in enumerate(self.layer_sizes) for j in range(n))
 
     @property
     def neuron_layer(self) -> np.ndarray:
@@ -358,28 +372,89 @@ class Network:
         return f"Network({' -> '.join(parts)})"
 
 
-def from_torch(module) -> Network:
-    """Convert a torch ``nn.Sequential`` (nesting allowed) to a :class:`Network`.
+def from_torch(model, input_shape=None):
+    """Convert a piecewise-linear torch model, exactly, to float64.
 
-    Supported modules: ``Linear``, ``ReLU``, ``LeakyReLU``, ``Hardtanh``
-    (and ``ReLU6``), ``Identity``, ``Flatten`` and ``Dropout`` (identity, as in
-    eval mode). Any other module raises a ``TypeError`` naming it and its
-    position. Every activation must follow a ``Linear``.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module whose ``forward`` traces with ``torch.fx``: custom
+        Modules, ``ModuleList``, nested modules, residual additions,
+        concatenation, flatten/view/reshape/permute. Affine operations:
+        ``Linear``, ``Conv1d``/``Conv2d`` (stride, padding including
+        ``'same'``, dilation, groups), ``BatchNorm1d``/``2d`` in eval mode
+        (folded), ``AvgPool``, ``AdaptiveAvgPool``, ``Dropout`` and
+        ``Identity`` in eval mode, sums of branches, multiplication by and
+        addition of constants. Units: ``ReLU``, ``LeakyReLU``, ``PReLU`` (one
+        slope or one per channel), ``Hardtanh``, ``ReLU6``, ``abs`` and
+        ``clamp``, as modules or functional calls (``F.relu``,
+        ``torch.relu``, ``x.relu()``, ``x.clamp(min=0)``, ...). A
+        ``torch.fx.GraphModule`` is used as it is, so the module of a
+        ``torch.export`` program (``torch.export.load(path).module()``)
+        converts without the model's class.
+    input_shape : tuple of int, optional
+        One input's shape without the batch axis, e.g. ``(1, 28, 28)``;
+        needed unless the input goes straight into a ``Linear`` layer.
+
+    Returns
+    -------
+    Network or regiongeom.graph.GraphNetwork
+        A :class:`Network` when the model is a chain of dense layers with one
+        unit per layer (MLPs however written, BatchNorm folded into the
+        neighbouring Linear); otherwise a graph network of affine operators
+        and unit stages (convolutions stay convolutions). Either way
+        ``net(x)`` equals ``model(x)`` in float64 for inputs flattened to
+        ``(P, n_in)``, and ``net.neuron_names`` names every neuron by module
+        path and index (``"features.0[3, 5, 7]"``).
+
+    Raises
+    ------
+    TypeError
+        For anything that is not affine or a piecewise-linear unit (named,
+        with its module path and the source line that calls it), for max
+        units (not supported yet), for a model in training mode with
+        BatchNorm or Dropout (call ``model.eval()``), and for a forward that
+        torch.fx cannot trace.
     """
     import torch.nn as nn
 
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"from_torch expects a torch.nn.Module, got {type(module).__name__}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"from_torch expects a torch.nn.Module, got {type(model).__name__}")
+    chain = _sequential_leaves(model) if isinstance(model, nn.Sequential) else None
+    old_kinds = (nn.Linear, nn.ReLU, nn.LeakyReLU, nn.Hardtanh, nn.Identity, nn.Flatten, nn.Dropout)
+    if chain is not None and all(type(m) in old_kinds or isinstance(m, nn.Hardtanh) for _, m in chain):
+        from .torch_graph import _check_eval
 
-    def walk(mod, prefix):
-        if isinstance(mod, nn.Sequential):
-            for name, child in mod.named_children():
-                yield from walk(child, f"{prefix}.{name}" if prefix else name)
-        else:
-            yield prefix or "<root>", mod
+        _check_eval(model)
+        net = _from_sequential(chain)
+        if input_shape is not None and int(np.prod(input_shape)) != net.n_in:
+            raise ValueError(
+                f"input_shape {tuple(input_shape)} has {int(np.prod(input_shape))} entries but the "
+                f"model's first Linear layer takes {net.n_in}"
+            )
+        return net
+    from .torch_graph import convert
 
-    ws, bs, acts = [], [], []
-    for pos, mod in walk(module, ""):
+    return convert(model, input_shape)
+
+
+def _sequential_leaves(module, prefix=""):
+    """``[(position, module)]`` of the non-Sequential modules of nested Sequentials."""
+    import torch.nn as nn
+
+    out = []
+    for name, child in module.named_children():
+        pos = f"{prefix}.{name}" if prefix else name
+        out.extend(_sequential_leaves(child, pos) if isinstance(child, nn.Sequential) else [(pos, child)])
+    return out
+
+
+def _from_sequential(chain) -> Network:
+    """A Sequential of Linear layers and elementwise activations, walked directly."""
+    import torch.nn as nn
+
+    ws, bs, acts, where = [], [], [], []
+    for pos, mod in chain:
         if isinstance(mod, nn.Linear):
             w = mod.weight.detach().cpu().double().numpy().copy()
             b = (
@@ -390,6 +465,7 @@ def from_torch(module) -> Network:
             ws.append(w)
             bs.append(b)
             acts.append(None)
+            where.append(pos)
             continue
         if isinstance(mod, (nn.Identity, nn.Flatten, nn.Dropout)):
             continue
@@ -397,13 +473,8 @@ def from_torch(module) -> Network:
             act = relu
         elif isinstance(mod, nn.LeakyReLU):
             act = Activation.leaky_relu(float(mod.negative_slope))
-        elif isinstance(mod, nn.Hardtanh):  # ReLU6 is a Hardtanh subclass
+        else:  # Hardtanh, and ReLU6, its subclass
             act = Activation.hardtanh(float(mod.min_val), float(mod.max_val))
-        else:
-            raise TypeError(
-                f"from_torch: unsupported module {type(mod).__name__} at position {pos!r}; "
-                "supported: Linear, ReLU, LeakyReLU, Hardtanh, Identity, Flatten, Dropout"
-            )
         if not ws or acts[-1] is not None:
             raise TypeError(
                 f"from_torch: activation {type(mod).__name__} at position {pos!r} must "
@@ -412,4 +483,6 @@ def from_torch(module) -> Network:
         acts[-1] = act
     if not ws:
         raise TypeError("from_torch: the module contains no Linear layer")
-    return Network.from_arrays(ws, bs, acts)
+    net = Network.from_arrays(ws, bs, acts)
+    names = tuple(f"{p}[{j}]" for p, w, a in zip(where, ws, acts) if a is not None for j in range(w.shape[0]))
+    return dataclasses.replace(net, names=names)

@@ -1,0 +1,269 @@
+"""The primitive affine operations a graph network's operators are made of.
+
+Each primitive is a node of a small expression DAG whose leaves are
+:class:`Source` nodes (a tensor of the graph network: its input or the output
+of a unit stage). A node maps a batch of per-sample tensors ``(B, *shape)``
+(torch float64) to a batch ``(B, *self.shape)`` and is evaluated in one of
+four modes:
+
+``"affine"``
+    the operation itself;
+``"linear"``
+    its linear part (every constant term dropped);
+``"abs"``
+    its linear part with every coefficient replaced by its absolute value;
+    chained through a DAG this gives ``|P_k| ... |P_1| h``, an elementwise
+    upper bound of ``|A| h`` for ``h >= 0`` (equal for a single primitive);
+``"absaffine"``
+    ``"abs"`` plus the absolute values of the constant terms.
+
+The tracing of torch models (``torch_graph.py``) builds these nodes; the
+operators of ``graph.py`` evaluate them. torch is imported by the caller.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+MODES = ("affine", "linear", "abs", "absaffine")
+_ABS = ("abs", "absaffine")
+
+
+def _weight(w, mode):
+    return w.abs() if mode in _ABS else w
+
+
+def _bias(b, mode):
+    """The constant term in this mode (None where it is dropped)."""
+    if b is None or mode in ("linear", "abs"):
+        return None
+    return b.abs() if mode == "absaffine" else b
+
+
+class Node:
+    """One primitive; ``inputs`` are nodes, ``shape`` the per-sample output shape."""
+
+    kind = "node"
+    dense_friendly = True  # may be expanded into a dense matrix when all shapes are flat
+
+    def __init__(self, inputs=()):
+        self.inputs = tuple(inputs)
+        self.shape = None  # set by the builder after a trial evaluation
+
+    def run(self, xs, mode):
+        raise NotImplementedError
+
+
+class Source(Node):
+    """Leaf: the graph network's tensor number ``tensor`` (0 is the input)."""
+
+    kind = "source"
+
+    def __init__(self, tensor: int, shape: tuple):
+        super().__init__()
+        self.tensor = tensor
+        self.shape = tuple(shape)
+
+
+class Linear(Node):
+    """``F.linear`` on the last axis: ``x @ w.T + b``."""
+
+    kind = "linear"
+
+    def __init__(self, x, w, b):
+        super().__init__([x])
+        self.w, self.b = w, b
+
+    def run(self, xs, mode):
+        return F.linear(xs[0], _weight(self.w, mode), _bias(self.b, mode))
+
+
+class Conv(Node):
+    """A 1D, 2D or 3D convolution with zero padding (other paddings come as :class:`Pad`)."""
+
+    kind = "conv"
+    dense_friendly = False
+    _FN = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+    def __init__(self, x, w, b, stride, padding, dilation, groups):
+        super().__init__([x])
+        self.w, self.b = w, b
+        self.args = (stride, padding, dilation, groups)
+
+    def run(self, xs, mode):
+        fn = self._FN[self.w.ndim - 2]
+        return fn(xs[0], _weight(self.w, mode), _bias(self.b, mode), *self.args)
+
+
+class Pad(Node):
+    """``F.pad``: constant padding with ``value`` (affine), or reflect/replicate/circular (linear)."""
+
+    kind = "pad"
+    dense_friendly = False
+
+    def __init__(self, x, pad, mode, value=0.0):
+        super().__init__([x])
+        self.pad, self.pad_mode, self.value = tuple(pad), mode, float(value)
+
+    def run(self, xs, mode):
+        if self.pad_mode != "constant":
+            return F.pad(xs[0], self.pad, mode=self.pad_mode)
+        value = {"affine": self.value, "absaffine": abs(self.value)}.get(mode, 0.0)
+        return F.pad(xs[0], self.pad, mode="constant", value=value)
+
+
+class ChannelAffine(Node):
+    """``x * scale + shift`` per channel (a BatchNorm in eval mode, folded).
+
+    ``scale`` and ``shift`` are already shaped to broadcast against ``(B, *shape)``.
+    """
+
+    kind = "channel_affine"
+
+    def __init__(self, x, scale, shift):
+        super().__init__([x])
+        self.scale, self.shift = scale, shift
+
+    def run(self, xs, mode):
+        y = xs[0] * _weight(self.scale, mode)
+        b = _bias(self.shift, mode)
+        return y if b is None else y + b
+
+
+class Rearrange(Node):
+    """A bias-free linear map with nonnegative coefficients, the same in every mode.
+
+    Reshapes, permutes, indexing, concatenation, sums, means and average
+    pooling: ``fn(list_of_input_tensors, batch_size)`` computes it.
+    ``kind`` says which (``"reshape"``, ``"pool"``, ``"cat"``, ...).
+    """
+
+    def __init__(self, inputs, fn, kind, label):
+        super().__init__(inputs)
+        self.fn, self.kind, self.label = fn, kind, label
+        self.dense_friendly = kind != "pool"
+
+    def run(self, xs, mode):
+        return self.fn(list(xs), xs[0].shape[0])
+
+
+class Add(Node):
+    """``a + alpha * b`` of two input-dependent tensors (residual connections)."""
+
+    kind = "add"
+
+    def __init__(self, a, b, alpha=1.0):
+        super().__init__([a, b])
+        self.alpha = float(alpha)
+
+    def run(self, xs, mode):
+        alpha = abs(self.alpha) if mode in _ABS else self.alpha
+        return xs[0] + xs[1] if alpha == 1.0 else torch.add(xs[0], xs[1], alpha=alpha)
+
+
+class Scale(Node):
+    """``x * c`` (``divide=False``) or ``x / c`` (``divide=True``), ``c`` a constant tensor."""
+
+    kind = "scale"
+
+    def __init__(self, x, c, divide=False):
+        super().__init__([x])
+        self.c, self.divide = c, divide
+
+    def run(self, xs, mode):
+        c = _weight(self.c, mode)
+        return xs[0] / c if self.divide else xs[0] * c
+
+
+class Shift(Node):
+    """``x + c``, ``c`` a constant tensor (dropped in the linear modes)."""
+
+    kind = "shift"
+
+    def __init__(self, x, c):
+        super().__init__([x])
+        self.c = c
+
+    def run(self, xs, mode):
+        c = _bias(self.c, mode)
+        return xs[0] if c is None else xs[0] + c
+
+
+class Neg(Node):
+    """``-x`` (the identity in the absolute modes)."""
+
+    kind = "neg"
+
+    def run(self, xs, mode):
+        return xs[0] if mode in _ABS else -xs[0]
+
+
+class MatmulConst(Node):
+    """``x @ w`` with a constant matrix ``w`` (acts on the last axis)."""
+
+    kind = "matmul"
+
+    def __init__(self, x, w):
+        super().__init__([x])
+        self.w = w
+
+    def run(self, xs, mode):
+        return torch.matmul(xs[0], _weight(self.w, mode))
+
+
+_BIJECTIVE = {
+    "view", "reshape", "flatten", "unflatten", "Flatten", "Unflatten", "permute", "transpose",
+    "swapaxes", "movedim", "contiguous", "unsqueeze", "squeeze",
+}  # fmt: skip
+
+
+def injective(node: Node) -> bool:
+    """True when the node's linear part copies each input entry to at most one
+    output entry (scaled): no duplicates, no sums."""
+    if isinstance(node, Source):
+        return True
+    same = tuple(node.shape) == tuple(node.inputs[0].shape)
+    if isinstance(node, (Scale, Shift, ChannelAffine, Neg)):
+        return same
+    if isinstance(node, Pad):
+        return node.pad_mode == "constant"
+    return isinstance(node, Rearrange) and node.label in _BIJECTIVE
+
+
+def topological(root: Node) -> list:
+    """The nodes of the DAG under ``root``, each after its inputs (iterative DFS)."""
+    order, seen, stack = [], set(), [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((i, False) for i in reversed(node.inputs) if id(i) not in seen)
+    return order
+
+
+def evaluate(order: list, leaves: dict, mode: str):
+    """Evaluate a topologically ordered DAG; ``leaves`` maps tensor ids to batches.
+
+    Intermediate results are dropped after their last use, so the memory is a
+    few batches of the widest tensor in the DAG.
+    """
+    last = {}
+    for i, node in enumerate(order):
+        for x in node.inputs:
+            last[id(x)] = i
+    values = {}
+    for i, node in enumerate(order):
+        if isinstance(node, Source):
+            values[id(node)] = leaves[node.tensor]
+        else:
+            values[id(node)] = node.run([values[id(x)] for x in node.inputs], mode)
+        for x in node.inputs:
+            if last[id(x)] == i:
+                values.pop(id(x), None)
+    return values[id(order[-1])]

@@ -1,0 +1,494 @@
+"""Graph networks: affine operators and piecewise-linear unit stages.
+
+A :class:`GraphNetwork` is what :func:`regiongeom.from_torch` returns for a
+model that is not a plain chain of dense layers (convolutions, residual
+connections, concatenation of branches, per-channel PReLU). It is evaluated
+exactly in float64 and never expands a convolution into a dense matrix.
+
+Tensors
+-------
+The network has ``len(stages) + 1`` tensors, numbered: tensor ``0`` is the
+input (``n_in`` values per sample, the flattened ``input_shape``), tensor
+``s + 1`` is the output of unit stage ``s`` (its post-activations,
+``stages[s].n`` values per sample). Every tensor is handled as a batch of
+flat rows ``(V, size)`` of float64, in C order of its shape
+(``stages[s].shape``, e.g. ``(C, H, W)``).
+
+Stages (the interface an engine is written against)
+---------------------------------------------------
+``net.stages`` is a tuple of :class:`Stage` in topological order. Stage ``s``:
+
+``op = stage.operator``
+    The affine operator giving the stage's preactivations from earlier
+    tensors: ``op.sources`` is the tuple of tensor ids it reads (all ``<= s``),
+    ``op.source_sizes`` their sizes, ``op.n_in == sum(op.source_sizes)``,
+    ``op.n_out == stage.n``. With ``A`` its ``(n_out, n_in)`` linear part and
+    ``b`` its ``(n_out,)`` constant, every operator has these methods, each
+    taking ``X``, either one ``(V, op.n_in)`` array (the sources' rows side by
+    side, in the order of ``op.sources``) or a sequence of ``(V, size)``
+    arrays (one per source), and returning a new ``(V, op.n_out)``
+    C-contiguous float64 array, row by row (``A X`` below means ``X @ A.T``):
+
+    - ``op(X)``: the affine map ``A X + b`` (the preactivations);
+    - ``op.linear(X)``: its linear part ``A X`` (directions, gradients);
+    - ``op.absolute(X)``: ``|A| X`` evaluated as the operator is evaluated,
+      primitive by primitive with absolute coefficients, so an elementwise
+      upper bound of ``|A| X`` for ``X >= 0``, equal to it when
+      ``op.abs_exact`` (a chain with one dense map or convolution, e.g. a conv
+      with its folded BatchNorm, then reshapes): the magnitude that bounds the
+      rounding error of ``op(h)`` when called with ``X = |h|``;
+      ``op.absolute(X, with_bias=True)`` adds the absolute constant terms;
+    - ``op.bias``: ``(n_out,)`` the constant ``b = op(0)``;
+    - ``op.row_l1``: ``(n_out,)`` exact l1 norms of the rows of ``A``
+      (``sum_j |A_ij|``), computed once on first use by applying ``A`` to
+      blocks of unit vectors;
+    - ``op.matrix()``: the dense ``(n_out, n_in)`` matrix ``A`` (for tests
+      and small operators only).
+
+    Memory: applying an operator to ``V`` rows needs a few ``(V, widest
+    tensor inside the operator)`` arrays, never more.
+
+``stage.breakpoints`` ``(K,)``, ``stage.slopes`` and ``stage.intercepts`` ``(n, K + 1)``
+    The unit of every neuron: on piece ``k`` (``breakpoints[k-1] <= z <
+    breakpoints[k]``, right-continuous as in :meth:`Activation.piece`) neuron
+    ``j`` outputs ``slopes[j, k] * z + intercepts[j, k]``. The breakpoints are
+    shared by the stage's neurons; slopes and intercepts are per neuron (one
+    PReLU slope per channel). ``stage.activation`` is the shared
+    :class:`~regiongeom.Activation` when all neurons have the same unit, else
+    None. A per-channel PReLU slope equal to 1 makes that neuron affine
+    (its two slopes are equal); its piece index still changes at 0.
+    ``stage.piece(z)`` and ``stage.apply(z)`` evaluate these on ``(V, n)``.
+
+``stage.offset``, ``stage.n``
+    The stage's neurons are ``offset .. offset + n - 1`` in ``net.patterns``
+    and ``net.neuron_names``.
+
+``stage.carry``
+    Tensor ids ``<= s`` (not the stage's own output ``s + 1``) whose values
+    are read by a later stage or by the output: what must be kept alive past
+    this stage (residual streams). Everything else older may be dropped.
+
+``net.output``
+    The affine operator (same interface) from its ``sources`` to the network
+    output ``(V, n_out)``; it has no units.
+
+Restriction
+-----------
+``net.restrict(plane_or_line)`` returns a graph network whose input is the
+slice's 2 (or 1) coordinates. Every operator that read the input becomes a
+:class:`LiftedOperator` (same interface): ``uv @ M.T + const +
+rest.linear(others)`` with the dense ``M = A_input @ basis`` (``(n, 2)``),
+``const = op(origin, zeros for the other sources)`` and ``rest`` the original
+operator (None when the input was its only source). The first convolution
+becomes a dense 2 -> n map; the operators after it are the same objects, so
+convolutions stay convolutions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .network import Activation
+
+__all__ = ["GraphNetwork", "Stage", "Operator", "LiftedOperator"]
+
+_RELU = Activation.relu()
+# unit vectors applied at once when computing l1 norms or dense matrices
+_BLOCK_ENTRIES = 1 << 22
+
+
+def _as_rows(X, sizes, what):
+    """Split ``X`` into one ``(V, size)`` float64 array per source."""
+    if isinstance(X, np.ndarray) or not isinstance(X, (list, tuple)):
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != sum(sizes):
+            raise ValueError(f"{what} expects an array of shape (V, {sum(sizes)}), got {X.shape}")
+        cuts = np.cumsum(sizes)[:-1]
+        return np.split(X, cuts, axis=1) if len(sizes) > 1 else [X]
+    if len(X) != len(sizes):
+        raise ValueError(f"{what} expects {len(sizes)} arrays (one per source), got {len(X)}")
+    out = [np.asarray(x, dtype=np.float64) for x in X]
+    for x, n in zip(out, sizes):
+        if x.ndim != 2 or x.shape[1] != n or x.shape[0] != out[0].shape[0]:
+            raise ValueError(
+                f"{what}: source arrays must be (V, size) with sizes {list(sizes)}, got {x.shape}"
+            )
+    return out
+
+
+def _writable(r):
+    """A C-contiguous writable array for torch.from_numpy (which never writes to it here)."""
+    r = np.ascontiguousarray(r)
+    return r if r.flags.writeable else r.copy()
+
+
+class _OperatorBase:
+    """Shared methods of the affine operators (see the module docstring)."""
+
+    sources: tuple
+    source_sizes: tuple
+    n_out: int
+
+    @property
+    def n_in(self) -> int:
+        return int(sum(self.source_sizes))
+
+    def __call__(self, X) -> np.ndarray:
+        return self._apply(_as_rows(X, self.source_sizes, "operator"), "affine")
+
+    def linear(self, X) -> np.ndarray:
+        return self._apply(_as_rows(X, self.source_sizes, "operator.linear"), "linear")
+
+    def absolute(self, X, with_bias: bool = False) -> np.ndarray:
+        rows = _as_rows(X, self.source_sizes, "operator.absolute")
+        return self._apply(rows, "absaffine" if with_bias else "abs")
+
+    @property
+    def bias(self) -> np.ndarray:
+        if self._cache.get("bias") is None:
+            b = self(np.zeros((1, self.n_in)))[0]
+            b.setflags(write=False)
+            self._cache["bias"] = b
+        return self._cache["bias"]
+
+    def _unit_blocks(self):
+        """Blocks ``(start, E)`` with ``E`` rows of the identity of size n_in."""
+        n = self.n_in
+        step = max(1, _BLOCK_ENTRIES // max(n, self.n_out, 1))
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            E = np.zeros((stop - start, n))
+            E[np.arange(stop - start), np.arange(start, stop)] = 1.0
+            yield start, E
+
+    @property
+    def abs_exact(self) -> bool:
+        """True when ``absolute(X)`` is exactly ``|A| X`` (up to rounding)."""
+        return False
+
+    @property
+    def row_l1(self) -> np.ndarray:
+        if self._cache.get("row_l1") is None:
+            if self.abs_exact:
+                acc = self.absolute(np.ones((1, self.n_in)))[0]
+            else:
+                acc = np.zeros(self.n_out)
+                for _, E in self._unit_blocks():
+                    acc += np.abs(self.linear(E)).sum(axis=0)
+            acc.setflags(write=False)
+            self._cache["row_l1"] = acc
+        return self._cache["row_l1"]
+
+    def matrix(self) -> np.ndarray:
+        """The dense ``(n_out, n_in)`` matrix of the linear part."""
+        if self.n_in * self.n_out > 1 << 27:
+            raise ValueError(
+                f"a dense {self.n_out} x {self.n_in} matrix is too large; apply the operator instead"
+            )
+        A = np.empty((self.n_out, self.n_in))
+        for start, E in self._unit_blocks():
+            A[:, start : start + len(E)] = self.linear(E).T
+        return A
+
+
+class Operator(_OperatorBase):
+    """An affine operator given by a DAG of primitives (see :mod:`regiongeom._graph_ops`).
+
+    Parameters
+    ----------
+    root : Node
+        The node whose value is the operator's output.
+    """
+
+    def __init__(self, root):
+        from ._graph_ops import Source, topological
+
+        self.root = root
+        self.order = topological(root)
+        leaves = {n.tensor: n.shape for n in self.order if isinstance(n, Source)}
+        self.sources = tuple(sorted(leaves))
+        self.source_shapes = tuple(leaves[t] for t in self.sources)
+        self.source_sizes = tuple(int(np.prod(s, dtype=np.int64)) for s in self.source_shapes)
+        self.shape = tuple(root.shape)
+        self.n_out = int(np.prod(self.shape, dtype=np.int64))
+        self._cache = {}
+
+    def _apply(self, rows, mode) -> np.ndarray:
+        import torch
+
+        from ._graph_ops import evaluate
+
+        V = rows[0].shape[0] if rows else 0
+        if V == 0:
+            return np.zeros((0, self.n_out))
+        leaves = {
+            t: torch.from_numpy(_writable(r)).reshape(V, *shape)
+            for t, r, shape in zip(self.sources, rows, self.source_shapes)
+        }
+        with torch.no_grad():
+            out = evaluate(self.order, leaves, mode)
+        out = out.reshape(V, self.n_out).contiguous().numpy()
+        # a source passed straight through would alias the caller's array
+        return out.copy() if any(np.shares_memory(out, r) for r in rows) else out
+
+    def is_dense_friendly(self) -> bool:
+        """True when no primitive is a convolution, padding or pooling."""
+        return all(n.dense_friendly for n in self.order)
+
+    @property
+    def abs_exact(self) -> bool:
+        """True when ``absolute`` gives ``|A|`` exactly: the primitives form a
+        chain (one input each) with at most one mixing primitive (Linear,
+        convolution, constant matmul), no sums (pooling, additions), and only
+        one-to-one maps before the mixing one. Every entry of ``A`` is then a
+        single product of coefficients, so no two terms can cancel."""
+        from ._graph_ops import injective
+
+        if any(len(n.inputs) > 1 or n.kind in ("pool", "add") for n in self.order):
+            return False
+        mixing = [i for i, n in enumerate(self.order) if n.kind in ("linear", "conv", "matmul")]
+        if len(mixing) > 1:
+            return False
+        return not mixing or all(injective(n) for n in self.order[: mixing[0]])
+
+    def __repr__(self):
+        kinds = [n.kind for n in self.order if n.kind != "source"]
+        return f"Operator(sources={self.sources}, {' -> '.join(kinds) or 'identity'}, n_out={self.n_out})"
+
+
+class LiftedOperator(_OperatorBase):
+    """An operator after restriction to a slice: ``uv @ M.T + const + rest(others)``.
+
+    ``rest`` (None when the input was the only source) is the original
+    operator, evaluated in its linear modes with zeros in place of the input.
+    """
+
+    def __init__(self, op, origin, basis):
+        k = basis.shape[1]
+        pos = op.sources.index(0)
+        self.sources = op.sources
+        self.source_sizes = op.source_sizes[:pos] + (k,) + op.source_sizes[pos + 1 :]
+        self.n_out, self.shape = op.n_out, op.shape
+        self._pos, self._cache = pos, {}
+        others = [np.zeros((1, s)) for s in op.source_sizes]
+        others[pos] = origin[None, :]
+        self.const = op(others)[0]
+        others = [np.zeros((k, s)) for s in op.source_sizes]
+        others[pos] = np.ascontiguousarray(basis.T)
+        self.M = np.ascontiguousarray(op.linear(others).T)
+        self.rest = op if len(op.sources) > 1 else None
+        self._n_lifted = op.source_sizes[pos]
+
+    def _apply(self, rows, mode) -> np.ndarray:
+        uv = rows[self._pos]
+        M = np.abs(self.M) if mode in ("abs", "absaffine") else self.M
+        out = uv @ M.T
+        if mode == "affine":
+            out += self.const
+        elif mode == "absaffine":
+            out += np.abs(self.const)
+        if self.rest is not None:
+            full = list(rows)
+            full[self._pos] = np.zeros((uv.shape[0], self._n_lifted))
+            rest_mode = {"affine": "linear", "linear": "linear", "abs": "abs", "absaffine": "abs"}[mode]
+            out += self.rest._apply(full, rest_mode)
+        return np.ascontiguousarray(out)
+
+    def is_dense_friendly(self) -> bool:
+        return self.rest is None or self.rest.is_dense_friendly()
+
+    @property
+    def abs_exact(self) -> bool:
+        return self.rest is None
+
+    def __repr__(self):
+        return f"LiftedOperator(sources={self.sources}, M={self.M.shape}, rest={self.rest!r})"
+
+
+@dataclass(frozen=True, eq=False)
+class Stage:
+    """One unit stage of a :class:`GraphNetwork` (see the module docstring)."""
+
+    operator: object
+    breakpoints: np.ndarray
+    slopes: np.ndarray
+    intercepts: np.ndarray
+    offset: int
+    shape: tuple
+    name: str
+    activation: object = None
+    carry: tuple = ()
+
+    @property
+    def n(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def piece(self, z: np.ndarray) -> np.ndarray:
+        """(V, n) int8 index of each neuron's linear piece at preactivations ``z``
+        (the number of breakpoints ``<= z``, as ``Activation.piece``)."""
+        k = np.zeros(z.shape, np.int8)
+        for b in self.breakpoints:
+            k += z >= b
+        return k
+
+    def apply(self, z: np.ndarray) -> np.ndarray:
+        """(V, n) post-activations of preactivations ``z`` of shape (V, n).
+
+        Each value is ``slopes[j, k] * z + intercepts[j, k]`` on its piece
+        ``k``, computed with the same two operations as :class:`Activation`.
+        """
+        shared = self.activation is not None
+        if shared and self.activation == _RELU:
+            return np.maximum(z, 0.0)
+        sl = self.activation.slopes if shared else self.slopes.T
+        ic = self.activation.intercepts if shared else self.intercepts.T
+        out = z * sl[0]
+        out += ic[0]
+        tmp = np.empty_like(out)
+        for k, b in enumerate(self.breakpoints):
+            np.multiply(z, sl[k + 1], out=tmp)
+            tmp += ic[k + 1]
+            np.copyto(out, tmp, where=z >= b)
+        return out
+
+
+def _with_carry(stages, output):
+    """Set each stage's ``carry``: older tensors still read after it."""
+    readers = [set(s.operator.sources) for s in stages] + [set(output.sources)]
+    out = []
+    for s, stage in enumerate(stages):
+        later = set().union(*readers[s + 1 :])
+        carry = tuple(sorted(t for t in later if t <= s))
+        out.append(replace(stage, carry=carry))
+    return tuple(out)
+
+
+def _index_names(prefix: str, shape: tuple) -> list:
+    if len(shape) == 1:
+        return [f"{prefix}[{i}]" for i in range(shape[0])]
+    idx = np.indices(shape).reshape(len(shape), -1).T
+    return [f"{prefix}[{', '.join(map(str, row))}]" for row in idx.tolist()]
+
+
+@dataclass(frozen=True, eq=False)
+class GraphNetwork:
+    """A piecewise-linear network as affine operators and unit stages (float64).
+
+    Built by :func:`regiongeom.from_torch`; the interface is described in the
+    module docstring of :mod:`regiongeom.graph`.
+
+    Attributes
+    ----------
+    input_shape : tuple
+        One input's shape without the batch axis, e.g. ``(1, 28, 28)``.
+    stages : tuple of Stage
+    output : operator
+        The affine map to the output, ``(V, ...) -> (V, n_out)``.
+    """
+
+    input_shape: tuple
+    stages: tuple
+    output: object
+    _names: list = field(default=None, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "stages", _with_carry(self.stages, self.output))
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.input_shape, dtype=np.int64))
+
+    @property
+    def n_out(self) -> int:
+        return self.output.n_out
+
+    @property
+    def layer_sizes(self) -> tuple:
+        """Number of neurons of each stage."""
+        return tuple(s.n for s in self.stages)
+
+    @property
+    def n_neurons(self) -> int:
+        return int(sum(self.layer_sizes))
+
+    @property
+    def neuron_offsets(self) -> np.ndarray:
+        """(n_stages + 1,) first neuron index of each stage."""
+        return np.concatenate([[0], np.cumsum(self.layer_sizes)]).astype(np.int64)
+
+    @property
+    def neuron_layer(self) -> np.ndarray:
+        """(n_neurons,) index of the stage each neuron belongs to."""
+        return np.repeat(np.arange(len(self.stages)), self.layer_sizes)
+
+    @property
+    def neuron_names(self) -> tuple:
+        """(n_neurons,) names: the layer's module path and the neuron's index."""
+        if self._names is None:
+            names = []
+            for s in self.stages:
+                names.extend(_index_names(s.name, s.shape))
+            object.__setattr__(self, "_names", tuple(names))
+        return self._names
+
+    def _points(self, x) -> np.ndarray:
+        from ._validate import as_points
+        from .slices import _as_inputs
+
+        return as_points(x, 1, "x") if self.n_in == 1 else _as_inputs(x, self.n_in)
+
+    def forward(self, x):
+        """Output and preactivations: ``(P, n_out)`` and a list of ``(P, n_s)`` per stage."""
+        tensors = {0: np.asarray(x, dtype=np.float64)}
+        pre = []
+        for s, stage in enumerate(self.stages):
+            z = stage.operator([tensors[t] for t in stage.operator.sources])
+            pre.append(z)
+            tensors[s + 1] = stage.apply(z)
+            for t in [t for t in tensors if t <= s and t not in stage.carry]:
+                del tensors[t]
+        return self.output([tensors[t] for t in self.output.sources]), pre
+
+    def __call__(self, x) -> np.ndarray:
+        """Evaluate: ``(P, n_in)`` or ``(P, *input_shape)`` -> ``(P, n_out)``."""
+        return self.forward(self._points(x))[0]
+
+    def patterns(self, x) -> np.ndarray:
+        """(P, n_neurons) int8 index of the linear piece each neuron is on at x."""
+        x = self._points(x)
+        _, pre = self.forward(x)
+        cols = [s.piece(z) for s, z in zip(self.stages, pre)]
+        return np.concatenate(cols, axis=1) if cols else np.zeros((len(x), 0), np.int8)
+
+    def restrict(self, slice) -> GraphNetwork:
+        """The exact network on a :class:`~regiongeom.Plane` or :class:`~regiongeom.Line`.
+
+        Returns a graph network with 2 (or 1) inputs, ``net2(uv) ==
+        net(slice.lift(uv))``, the same neurons in the same order with the same
+        names. Operators reading the input become :class:`LiftedOperator`.
+        """
+        from .slices import Line, Plane
+
+        if not isinstance(slice, (Plane, Line)):
+            raise TypeError(
+                f"restrict expects an rg.Plane or rg.Line (e.g. rg.Plane.through(x0, x1, x2)), "
+                f"got {type(slice).__name__}"
+            )
+        if slice.n_in != self.n_in:
+            raise ValueError(
+                f"the {type(slice).__name__.lower()} lives in {slice.n_in} dimensions but the network "
+                f"has {self.n_in} inputs; build it through inputs of the network's size"
+            )
+
+        def lift(op):
+            return LiftedOperator(op, slice.origin, slice.basis) if 0 in op.sources else op
+
+        stages = tuple(replace(s, operator=lift(s.operator)) for s in self.stages)
+        return GraphNetwork((slice.dim,), stages, lift(self.output), self._names)
+
+    def __repr__(self):
+        parts = [" x ".join(map(str, self.input_shape))]
+        parts += [f"{s.name}:{s.n}" for s in self.stages]
+        return f"GraphNetwork({' -> '.join(parts)} -> {self.n_out})"
