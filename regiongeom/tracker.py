@@ -160,6 +160,9 @@ class Tracker:
     def log(self, model, step, **extra) -> dict | None:
         """Measure ``model`` (a torch module or an rg.Network) at ``step``.
 
+        A torch model is measured as it is in eval mode (BatchNorm with its
+        running statistics, no Dropout), and left in the mode it was in.
+
         Returns the new row (also appended to :attr:`history`), or None when
         ``step`` is not a multiple of ``every``. Keyword arguments (e.g. the
         loss) are stored in the row as they are.
@@ -177,7 +180,19 @@ class Tracker:
     def _network(self, model):
         from .network import Network, from_torch
 
-        net = model if isinstance(model, Network) else from_torch(model)
+        if isinstance(model, Network):
+            net = model
+        else:
+            # the network the model is between steps: BatchNorm with its running
+            # statistics and no Dropout (eval mode), whatever mode training uses
+            was_training = getattr(model, "training", False)
+            try:
+                if was_training:
+                    model.eval()
+                net = from_torch(model)
+            finally:
+                if was_training:
+                    model.train()
         as_points(self.data[:1], net.n_in, "data")  # one clear line if the sizes differ
         return net
 

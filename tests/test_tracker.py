@@ -113,3 +113,19 @@ def test_regions_on_a_plane_through_the_data():
         rg.Tracker(x[:, :3], measures=("regions",), plane=plane)
     with pytest.raises(TypeError, match="rg.Plane"):
         rg.Tracker(x, measures=("regions",), plane=(0, 1))
+
+
+def test_log_measures_a_model_in_training_mode_as_in_eval_mode():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 1)).double()
+    model.train()
+    model(torch.randn(16, 2, dtype=torch.float64))  # running statistics move away from their start
+    x = np.random.default_rng(0).normal(size=(20, 2))
+    tr = rg.Tracker(x, every=1, sigma=0.1, n_samples=4, measures=("local_rank",), rng=0)
+    row = tr.log(model, 0)
+    assert model.training  # the training loop's mode is left as it was
+    model.eval()
+    expected = rg.local_rank(rg.from_torch(model), x)
+    assert row["local_rank_1"] == pytest.approx(expected[0])
