@@ -7,12 +7,13 @@ Monte Carlo measures (local complexity, local rank, total variation, vertex dens
 in any input dimension where their formula does.
 """
 
-from . import bounds, closed_form, datasets, examples
+from . import bounds, closed_form, datasets, examples, images
 from .bounds import Bound
 from .complexity import Estimate, lc_density, local_complexity
 from .datasets import default_network
 from .decision import decision_boundary
 from .examples import sawtooth
+from .graph import GraphNetwork
 from .grids import grid_points
 from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
 from .measures import local_rank, not_good_count, total_variation
@@ -34,6 +35,7 @@ __version__ = "0.2.0"
 __all__ = [
     "Activation",
     "Network",
+    "GraphNetwork",
     "from_torch",
     "relu",
     "leaky_relu",
@@ -75,5 +77,6 @@ __all__ = [
     "closed_form",
     "examples",
     "datasets",
+    "images",
     "default_network",
 ]
