@@ -93,3 +93,37 @@ def segments_in_disks(seg, centers, eps, x0, y0, h, nx, ny):
             acc += _chord_in_disk(seg[s, 0, 0], seg[s, 0, 1], seg[s, 1, 0], seg[s, 1, 1], cx, cy, r2)
         out[p] = acc
     return out
+
+
+
+@njit(cache=True)
+def edge_differences(patterns, words, a, b):
+    """How many neurons differ between the patterns of regions ``a[e]`` and
+    ``b[e]`` (0, 1, or 2 meaning "two or more") and, when exactly one does,
+    which (else -1).
+
+    ``words`` is ``patterns`` (``(R, N)`` int8) zero padded to a multiple of
+    8 columns and viewed as uint64 words: equal words are skipped at once,
+    a differing word is read byte by byte from ``patterns``.
+    """
+    E = a.shape[0]
+    N = patterns.shape[1]
+    count = np.zeros(E, np.int64)
+    neuron = np.full(E, -1, np.int64)
+    for e in range(E):
+        ra, rb = a[e], b[e]
+        c = 0
+        for w in range(words.shape[1]):
+            if words[ra, w] == words[rb, w]:
+                continue
+            for k in range(8 * w, min(8 * w + 8, N)):
+                if patterns[ra, k] != patterns[rb, k]:
+                    c += 1
+                    neuron[e] = k
+            if c > 1:
+                break
+        if c > 1:
+            neuron[e] = -1
+            c = 2
+        count[e] = c
+    return count, neuron

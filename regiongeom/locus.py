@@ -18,10 +18,10 @@ from functools import cached_property
 import numpy as np
 
 from . import _locus_kernels as K
+from ._edge_jumps import edge_jumps
 from ._jit import compile_notice
 from ._validate import as_points, positive
 from .regions import RegionMap
-from .tolerance import JAC_RTOL
 
 __all__ = ["nonlinear_locus", "linear_regions", "Locus", "LinearRegions"]
 
@@ -34,17 +34,9 @@ def _check_rm(rm, fname):
 
 
 def _jumps(rm: RegionMap) -> np.ndarray:
-    """(E,) True where the Jacobian jumps across an interior edge."""
-    inner = rm.edge_regions[:, 1] >= 0
-    out = np.zeros(len(rm.edge_regions), bool)
-    if not inner.any():
-        return out
-    J = rm.jacobians.reshape(len(rm), -1)
-    scale = float(np.max(np.abs(J))) if J.size else 0.0
-    a, b = rm.edge_regions[inner, 0], rm.edge_regions[inner, 1]
-    diff = np.max(np.abs(J[a] - J[b]), axis=1) if J.shape[1] else np.zeros(a.size)
-    out[inner] = diff > JAC_RTOL * scale
-    return out
+    """(E,) True where the Jacobian jumps across an interior edge, decided
+    exactly (:mod:`regiongeom._edge_jumps`)."""
+    return edge_jumps(rm)
 
 
 def nonlinear_locus(rm: RegionMap) -> Locus:

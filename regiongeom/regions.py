@@ -118,6 +118,7 @@ class RegionMap:
         if self.dim == 1:
             self.intervals = np.stack([sub.vertices[:-1], sub.vertices[1:]], axis=1)
         self._indptr, self._ids, self._merged_shapes = sub.indptr, sub.ids, sub.shapes
+        self._derived = {}  # results computed from this map by later modules (the locus decision)
 
     # -- basic views ------------------------------------------------------
     def __len__(self) -> int:

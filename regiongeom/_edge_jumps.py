@@ -1,0 +1,209 @@
+"""Whether the gradient jumps across each edge of a region map, decided exactly.
+
+Two neighbouring activation regions ``a`` and ``b`` are separated by a
+piece of a neuron's breakpoint hyperplane. When their patterns differ in that
+neuron ``j`` (of layer ``l``) only, the earlier layers and the later layers
+are on the same pieces on both sides, so the Jacobians differ by a rank-one
+matrix::
+
+    J_a - J_b = (s_a - s_b) beta_j g_j^T
+
+with ``s`` the slopes of the neuron's two pieces (they differ: the pieces
+are neighbours), ``g_j`` the gradient of its preactivation (nonzero: its
+sign changes across the edge) and ``beta_j = S_{L-1} W_{L-1} ... S_{l+1}
+W_{l+1} e_j`` the derivative of the output with respect to the neuron's
+output (``S_m``: the slopes of layer ``m``'s pieces on the regions). The
+gradient jumps iff ``beta_j != 0``: a short product along the edge's own
+neuron, not the two regions' full Jacobians.
+
+Each ``beta_j`` is computed in float64 with a rigorous bound on its rounding
+error. Stage 1 bounds it with the magnitudes of the weights alone
+(``gamma_k |W_{L-1}| smax ... |W_{l+1}|``); stage 2, for the edges stage 1
+leaves, with the magnitudes along the regions' own pieces, and decides the
+zeros that the product's structure forces (no path of nonzero weights
+through later neurons on pieces of nonzero slope); the rest is computed
+exactly in integers (:func:`regiongeom._exact.sensitivity`). Edges whose
+patterns differ in several neurons (hyperplanes that coincide) compare the
+two full Jacobians the same way (float with a bound, then exactly).
+
+The error bound: a product of length ``k`` computed in any order is off by
+at most ``gamma_k`` times the same product of the magnitudes, ``gamma_k = k
+u / (1 - k u)`` with ``u = 2**-53`` (Higham, *Accuracy and Stability of
+Numerical Algorithms*, sec. 3.5), plus what underflow can lose: at most
+``2**-1075`` per rounded product, carried forward by at most the largest
+row sum of the later layers' ``|S W|``. Both are taken with a factor 2 of
+room; a bound that is not finite just sends the decision on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _locus_kernels as K
+
+U = 2.0**-53
+
+
+class _Bounds:
+    """The network's rounding-error constants and per-neuron magnitude bounds."""
+
+    def __init__(self, net):
+        self.net = net
+        smax = [1.0 if a is None else float(np.abs(a.slopes).max()) for a in net.activations]
+        self.k = sum(w.shape[1] + 1 for w in net.weights) + 1
+        self.gamma = 2.0 * self.k * U / (1.0 - self.k * U)
+        with np.errstate(over="ignore"):
+            grow = 1.0
+            for w, s in zip(net.weights, smax):
+                rowsum = float(np.abs(w).sum(axis=1).max()) if w.size else 0.0
+                grow *= max(1.0, s * rowsum)
+            self.tiny = 2.0 * self.k * 2.0**-1074 * grow  # what underflow can lose
+        # per layer l: (n_out, n_l) magnitude bound of beta and its structure
+        L = net.n_layers
+        self.upper, self.reach = [None] * L, [None] * L
+        up = np.eye(net.n_out)
+        st = np.eye(net.n_out, dtype=bool)
+        self.upper[L - 1], self.reach[L - 1] = up, st
+        with np.errstate(over="ignore", under="ignore"):
+            for m in range(L - 1, 0, -1):
+                w = net.weights[m]
+                up = (up * smax[m]) @ np.abs(w)
+                st = ((st & (smax[m] != 0)).astype(np.float64) @ (w != 0).astype(np.float64)) > 0
+                self.upper[m - 1], self.reach[m - 1] = up, st
+
+
+def edge_jumps(rm) -> np.ndarray:
+    """(E,) bool: whether the Jacobian jumps across each edge of ``rm``
+    (False on the domain's boundary)."""
+    cache = rm._derived
+    if "jumps" not in cache:
+        cache["jumps"] = _edge_jumps(rm)
+    return cache["jumps"]
+
+
+def _edge_jumps(rm) -> np.ndarray:
+    net = rm.net
+    out = np.zeros(len(rm.edge_regions), bool)
+    inner = np.nonzero(rm.edge_regions[:, 1] >= 0)[0]
+    if inner.size == 0 or net.n_neurons == 0:
+        return out
+    a = np.ascontiguousarray(rm.edge_regions[inner, 0])
+    b = np.ascontiguousarray(rm.edge_regions[inner, 1])
+    P = np.ascontiguousarray(rm.patterns, dtype=np.int8)
+    pad = np.zeros((P.shape[0], -(-P.shape[1] // 8) * 8), np.int8)
+    pad[:, : P.shape[1]] = P
+    count, neuron = K.edge_differences(P, pad.view(np.uint64), a, b)
+    bounds = _Bounds(net)
+    one = np.nonzero(count == 1)[0]
+    if one.size:
+        out[inner[one]] = _single_neuron_jumps(net, P, a[one], b[one], neuron[one], bounds)
+    many = np.nonzero(count == 2)[0]
+    if many.size:
+        out[inner[many]] = _jacobian_jumps(net, P, a[many], b[many], bounds)
+    return out
+
+
+def _single_neuron_jumps(net, P, a, b, neuron, bounds) -> np.ndarray:
+    """Edges whose patterns differ in ``neuron`` only: ``beta_j != 0``."""
+    out = np.zeros(a.size, bool)
+    layer = net.neuron_layer[neuron]
+    offs = net.neuron_offsets
+    for ly in np.unique(layer):
+        sel = np.nonzero(layer == ly)[0]
+        act = net.activations[ly]
+        j = neuron[sel] - offs[ly]
+        slopes_differ = act.slopes[P[a[sel], neuron[sel]]] != act.slopes[P[b[sel], neuron[sel]]]
+        if ly == net.n_layers - 1:  # an output neuron: beta = e_j
+            out[sel] = slopes_differ
+            continue
+        up = bounds.upper[ly][:, j]  # (n_out, S)
+        beta = _forward_from(net, P, a[sel], ly, j)
+        with np.errstate(over="ignore", invalid="ignore"):
+            sure = np.any(np.abs(beta) > bounds.gamma * up + bounds.tiny, axis=0)
+        zero = ~np.any(bounds.reach[ly][:, j], axis=0)
+        left = np.nonzero(~sure & ~zero)[0]
+        if left.size:
+            sure[left], zero[left] = _stage2(net, P, a[sel[left]], ly, j[left], bounds)
+        left = np.nonzero(~sure & ~zero)[0]
+        if left.size:
+            from . import _exact as X
+
+            ex, memo = X.ExactNet(net), {}
+            for i in left:
+                r, jj = a[sel[i]], int(neuron[sel[i]])
+                key = (jj, P[r, offs[ly + 1] :].tobytes())
+                if key not in memo:
+                    memo[key] = not X.is_zero(X.sensitivity(ex, P[r], jj))
+                sure[i] = memo[key]
+        out[sel] = slopes_differ & sure
+    return out
+
+
+def _forward_from(net, P, regions, ly, j, *, magnitude=False):
+    """(n_out, S) float ``beta`` of neuron ``j[s]`` of layer ``ly`` on the
+    later pieces of region ``regions[s]``; with ``magnitude`` also the same
+    product of magnitudes and its structure (nonzero weights, nonzero slopes)."""
+    offs = net.neuron_offsets
+    v = net.weights[ly + 1][:, j]
+    if magnitude:
+        mag, st = np.abs(v), (v != 0).astype(np.float64)
+    for m in range(ly + 1, net.n_layers):
+        if m > ly + 1:
+            w = net.weights[m]
+            v = w @ v
+            if magnitude:
+                mag = np.abs(w) @ mag
+                st = (((w != 0).astype(np.float64) @ st) > 0).astype(np.float64)
+        act = net.activations[m]
+        if act is not None:
+            s = act.slopes[P[regions, offs[m] : offs[m + 1]].T]
+            v = v * s
+            if magnitude:
+                mag = mag * np.abs(s)
+                st = st * (s != 0)
+    return (v, mag, st > 0) if magnitude else v
+
+
+def _stage2(net, P, regions, ly, j, bounds):
+    """(sure nonzero, sure zero) from the regions' own magnitudes and structure."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        v, mag, st = _forward_from(net, P, regions, ly, j, magnitude=True)
+        sure = np.any(np.abs(v) > bounds.gamma * mag + bounds.tiny, axis=0)
+    return sure, ~np.any(st, axis=0)
+
+
+def _jacobian_jumps(net, P, a, b, bounds) -> np.ndarray:
+    """Edges whose patterns differ in several neurons: ``J_a != J_b``."""
+    ra, rb = _jacobians(net, P[a], bounds), _jacobians(net, P[b], bounds)
+    with np.errstate(over="ignore", invalid="ignore"):
+        diff = np.abs(ra[0] - rb[0]).reshape(a.size, -1)
+        room = (bounds.gamma * (ra[1] + rb[1]) + 2.0 * bounds.tiny).reshape(a.size, -1)
+        sure = np.any(diff > room, axis=1)
+    left = np.nonzero(~sure)[0]
+    if left.size:
+        from . import _exact as X
+
+        ex = X.ExactNet(net)
+        for i in left:
+            sure[i] = not X.is_zero(X.difference(X.jacobian(ex, P[a[i]]), X.jacobian(ex, P[b[i]])))
+    return sure
+
+
+def _jacobians(net, patterns, bounds):
+    """(S, n_out, n_in) float Jacobians on ``patterns`` and the same products of magnitudes."""
+    S, k = patterns.shape[0], net.n_in
+    offs = net.neuron_offsets
+    J = np.repeat(np.eye(k)[:, None, :], S, axis=1)  # (n, S, k)
+    M = J.copy()
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        for i, (w, a) in enumerate(zip(net.weights, net.activations)):
+            J = np.einsum("ij,jsk->isk", w, J)
+            M = np.einsum("ij,jsk->isk", np.abs(w), M)
+            if a is not None:
+                s = a.slopes[patterns[:, offs[i] : offs[i + 1]].T][:, :, None]
+                J, M = J * s, M * np.abs(s)
+    if not math.isfinite(bounds.gamma):
+        M[:] = np.inf
+    return J.transpose(1, 0, 2), M.transpose(1, 0, 2)
