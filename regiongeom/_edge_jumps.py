@@ -44,6 +44,7 @@ import numpy as np
 from . import _locus_kernels as K
 
 U = 2.0**-53
+U32 = 2.0**-24
 
 
 class _Bounds:
@@ -52,14 +53,20 @@ class _Bounds:
     def __init__(self, net):
         self.net = net
         smax = [1.0 if a is None else float(np.abs(a.slopes).max()) for a in net.activations]
-        self.k = sum(w.shape[1] + 1 for w in net.weights) + 1
-        self.gamma = 2.0 * self.k * U / (1.0 - self.k * U)
+        self.k = k = sum(w.shape[1] + 1 for w in net.weights) + 1
+        self.gamma = 2.0 * k * U / (1.0 - k * U)
+        # stage 1 runs in float32: the weights and slopes rounded to it too
+        k32 = k + 2 * net.n_layers + 2
+        self.gamma32 = 2.0 * k32 * U32 / (1.0 - k32 * U32)
         with np.errstate(over="ignore"):
             grow = 1.0
             for w, s in zip(net.weights, smax):
                 rowsum = float(np.abs(w).sum(axis=1).max()) if w.size else 0.0
                 grow *= max(1.0, s * rowsum)
-            self.tiny = 2.0 * self.k * 2.0**-1074 * grow  # what underflow can lose
+            self.tiny = 2.0 * k * 2.0**-1074 * grow  # what underflow can lose
+            self.tiny32 = 2.0 * k32 * 2.0**-149 * grow
+            self.weights32 = [w.astype(np.float32) for w in net.weights]
+            self.slopes32 = [None if a is None else a.slopes.astype(np.float32) for a in net.activations]
         # per layer l: (n_out, n_l) magnitude bound of beta and its structure
         L = net.n_layers
         self.upper, self.reach = [None] * L, [None] * L
@@ -79,11 +86,15 @@ def edge_jumps(rm) -> np.ndarray:
     (False on the domain's boundary)."""
     cache = rm._derived
     if "jumps" not in cache:
-        cache["jumps"] = _edge_jumps(rm)
+        cache["jump_stages"] = stages = dict.fromkeys(("weights", "regions", "exact", "jacobians"), 0)
+        cache["jumps"] = _edge_jumps(rm, stages)
     return cache["jumps"]
 
 
-def _edge_jumps(rm) -> np.ndarray:
+def _edge_jumps(rm, stages) -> np.ndarray:
+    """The decision; ``stages`` counts the interior edges decided by the
+    weight-magnitude filter, by the regions' own magnitudes and structure, by
+    exact arithmetic, and by comparing whole Jacobians (coincident hyperplanes)."""
     net = rm.net
     out = np.zeros(len(rm.edge_regions), bool)
     inner = np.nonzero(rm.edge_regions[:, 1] >= 0)[0]
@@ -98,14 +109,15 @@ def _edge_jumps(rm) -> np.ndarray:
     bounds = _Bounds(net)
     one = np.nonzero(count == 1)[0]
     if one.size:
-        out[inner[one]] = _single_neuron_jumps(net, P, a[one], b[one], neuron[one], bounds)
+        out[inner[one]] = _single_neuron_jumps(net, P, a[one], b[one], neuron[one], bounds, stages)
     many = np.nonzero(count == 2)[0]
     if many.size:
         out[inner[many]] = _jacobian_jumps(net, P, a[many], b[many], bounds)
+        stages["jacobians"] += many.size
     return out
 
 
-def _single_neuron_jumps(net, P, a, b, neuron, bounds) -> np.ndarray:
+def _single_neuron_jumps(net, P, a, b, neuron, bounds, stages) -> np.ndarray:
     """Edges whose patterns differ in ``neuron`` only: ``beta_j != 0``."""
     out = np.zeros(a.size, bool)
     layer = net.neuron_layer[neuron]
@@ -117,16 +129,20 @@ def _single_neuron_jumps(net, P, a, b, neuron, bounds) -> np.ndarray:
         slopes_differ = act.slopes[P[a[sel], neuron[sel]]] != act.slopes[P[b[sel], neuron[sel]]]
         if ly == net.n_layers - 1:  # an output neuron: beta = e_j
             out[sel] = slopes_differ
+            stages["weights"] += sel.size
             continue
-        up = bounds.upper[ly][:, j]  # (n_out, S)
-        beta = _forward_from(net, P, a[sel], ly, j)
+        up = bounds.upper[ly][:, j].T  # (S, n_out)
+        beta = _forward_from(net, P, a[sel], ly, j, bounds=bounds)
         with np.errstate(over="ignore", invalid="ignore"):
-            sure = np.any(np.abs(beta) > bounds.gamma * up + bounds.tiny, axis=0)
+            sure = np.any(np.abs(beta) > bounds.gamma32 * up + bounds.tiny32, axis=1)
         zero = ~np.any(bounds.reach[ly][:, j], axis=0)
         left = np.nonzero(~sure & ~zero)[0]
+        stages["weights"] += sel.size - left.size
         if left.size:
             sure[left], zero[left] = _stage2(net, P, a[sel[left]], ly, j[left], bounds)
-        left = np.nonzero(~sure & ~zero)[0]
+        n_left, left = left.size, np.nonzero(~sure & ~zero)[0]
+        stages["regions"] += n_left - left.size
+        stages["exact"] += left.size
         if left.size:
             from . import _exact as X
 
@@ -141,28 +157,30 @@ def _single_neuron_jumps(net, P, a, b, neuron, bounds) -> np.ndarray:
     return out
 
 
-def _forward_from(net, P, regions, ly, j, *, magnitude=False):
-    """(n_out, S) float ``beta`` of neuron ``j[s]`` of layer ``ly`` on the
+def _forward_from(net, P, regions, ly, j, *, magnitude=False, bounds=None):
+    """(S, n_out) float ``beta`` of neuron ``j[s]`` of layer ``ly`` on the
     later pieces of region ``regions[s]``; with ``magnitude`` also the same
-    product of magnitudes and its structure (nonzero weights, nonzero slopes)."""
+    product of magnitudes and its structure (nonzero weights, nonzero slopes).
+    With ``bounds`` (and no ``magnitude``): in float32, with its weights."""
     offs = net.neuron_offsets
-    v = net.weights[ly + 1][:, j]
+    weights = net.weights if bounds is None else bounds.weights32
+    slopes = [None if a is None else a.slopes for a in net.activations] if bounds is None else bounds.slopes32
+    v = np.ascontiguousarray(weights[ly + 1].T[j])
     if magnitude:
         mag, st = np.abs(v), (v != 0).astype(np.float64)
     for m in range(ly + 1, net.n_layers):
         if m > ly + 1:
-            w = net.weights[m]
-            v = w @ v
+            wt = weights[m].T
+            v = v @ wt
             if magnitude:
-                mag = np.abs(w) @ mag
-                st = (((w != 0).astype(np.float64) @ st) > 0).astype(np.float64)
-        act = net.activations[m]
-        if act is not None:
-            s = act.slopes[P[regions, offs[m] : offs[m + 1]].T]
-            v = v * s
+                mag = mag @ np.abs(wt)
+                st = ((st @ (wt != 0).astype(np.float64)) > 0).astype(np.float64)
+        sl = slopes[m]
+        if sl is not None:
+            K.scale_by_pieces(v, P, regions, offs[m], sl)
             if magnitude:
-                mag = mag * np.abs(s)
-                st = st * (s != 0)
+                K.scale_by_pieces(mag, P, regions, offs[m], np.abs(sl))
+                K.scale_by_pieces(st, P, regions, offs[m], (sl != 0).astype(np.float64))
     return (v, mag, st > 0) if magnitude else v
 
 
@@ -170,8 +188,8 @@ def _stage2(net, P, regions, ly, j, bounds):
     """(sure nonzero, sure zero) from the regions' own magnitudes and structure."""
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         v, mag, st = _forward_from(net, P, regions, ly, j, magnitude=True)
-        sure = np.any(np.abs(v) > bounds.gamma * mag + bounds.tiny, axis=0)
-    return sure, ~np.any(st, axis=0)
+        sure = np.any(np.abs(v) > bounds.gamma * mag + bounds.tiny, axis=1)
+    return sure, ~np.any(st, axis=1)
 
 
 def _jacobian_jumps(net, P, a, b, bounds) -> np.ndarray:

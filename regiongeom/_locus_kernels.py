@@ -127,3 +127,14 @@ def edge_differences(patterns, words, a, b):
             c = 2
         count[e] = c
     return count, neuron
+
+
+@njit(cache=True)
+def scale_by_pieces(v, patterns, regions, first, slopes):
+    """In place: ``v[s, i] *= slopes[patterns[regions[s], first + i]]`` (row
+    ``s`` of ``v`` times the slopes of region ``regions[s]``'s pieces of one
+    layer, whose neurons start at ``first``)."""
+    for s in range(v.shape[0]):
+        r = regions[s]
+        for i in range(v.shape[1]):
+            v[s, i] *= slopes[patterns[r, first + i]]
