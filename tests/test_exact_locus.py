@@ -1,0 +1,182 @@
+"""The locus decision against exact rational Jacobians, edge by edge.
+
+The engine's regions are taken as given: for every interior edge, the two
+regions' Jacobians are recomputed from their patterns with Fractions, and
+``nonlinear_locus`` must call the edge locus exactly when they differ;
+``linear_regions`` must then be the connected components of the edges that
+are not locus. This checks the locus decision on networks whose regions the
+engine may still get wrong (per-neuron scales 1e-6..1e6, duplicated, scaled
+and sign-flipped neurons, zero and 1e-300 weights); tests/test_exact.py
+checks whole maps against the exact reference.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction as F
+
+import numpy as np
+import pytest
+from exact_reference import exact_layers
+from exact_strategies import coincidence_nets, gaussian_nets, scaled_nets
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+import regiongeom as rg
+
+BOX = (-1.0, -1.0, 1.0, 1.0)
+RANDOM = bool(os.environ.get("REGIONGEOM_FUZZ_EXAMPLES"))
+
+
+def fuzz(ci_examples):
+    return settings(
+        max_examples=int(os.environ["REGIONGEOM_FUZZ_EXAMPLES"]) if RANDOM else ci_examples,
+        derandomize=not RANDOM,
+        database=None,
+        deadline=None,
+        phases=list(Phase) if RANDOM else [Phase.explicit, Phase.generate],
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    )
+
+
+def net_of(weights, biases, acts):
+    return rg.Network.from_arrays(weights, biases, acts)
+
+
+def exact_jacobian(layers, pattern, n_in):
+    """(n_out, n_in) Jacobian on ``pattern`` with Fractions."""
+    J = [tuple(F(int(i == k)) for k in range(n_in)) for i in range(n_in)]
+    pos = 0
+    for layer in layers:
+        J = [tuple(sum((w * Jk[i] for w, Jk in zip(row, J)), F(0)) for i in range(n_in)) for row in layer.W]
+        if layer.act is not None:
+            sl = layer.act[1]
+            J = [tuple(sl[int(k)] * v for v in row) for row, k in zip(J, pattern[pos : pos + len(J)])]
+            pos += len(J)
+    return J
+
+
+def exact_decision(rm):
+    """(E_inner,) exact jumps across the interior edges and the exact number
+    of linear regions, from the engine's patterns."""
+    layers = exact_layers(rm.net)
+    jac = [exact_jacobian(layers, p, rm.net.n_in) for p in rm.patterns]
+    inner = rm.edge_regions[:, 1] >= 0
+    a, b = rm.edge_regions[inner].T
+    jumps = np.array([jac[i] != jac[j] for i, j in zip(a, b)], dtype=bool)
+    parent = list(range(len(rm)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j, jump in zip(a, b, jumps):
+        if not jump:
+            parent[find(i)] = find(j)
+    return jumps, len({find(i) for i in range(len(rm))})
+
+
+def check_decision(net, domain):
+    try:
+        rm = rg.activation_regions(net, domain)
+    except rg.RegionLimitError:
+        return None
+    loc = rg.nonlinear_locus(rm)
+    jumps, n_linear = exact_decision(rm)
+    np.testing.assert_array_equal(loc.in_locus, jumps)
+    assert len(rg.linear_regions(rm)) == n_linear
+    return rm
+
+
+@st.composite
+def edited_nets(draw, base):
+    """A network from ``base`` with hidden neurons duplicated (scaled by a power
+    of two, possibly sign-flipped, with outgoing weights copied, negated or
+    scaled) and outgoing weights set to 0 or 1e-300."""
+    net, domain = draw(base)
+    ws = [np.array(w) for w in net.weights]
+    bs = [np.array(b) for b in net.biases]
+    for _ in range(draw(st.integers(0, 2))):
+        hidden = [i for i in range(len(ws) - 1) if net.activations[i] is not None]
+        if not hidden:
+            break
+        i = draw(st.sampled_from(hidden))
+        j = draw(st.integers(0, ws[i].shape[0] - 1))
+        s = draw(st.sampled_from([1.0, 2.0, 0.5]))
+        ws[i] = np.vstack([ws[i], s * ws[i][j]])
+        bs[i] = np.append(bs[i], s * bs[i][j])
+        col = ws[i + 1][:, j] * draw(st.sampled_from([1.0, -1.0, -1.0 / s, 3.0]))
+        ws[i + 1] = np.hstack([ws[i + 1], col[:, None]])
+    for _ in range(draw(st.integers(0, 2))):
+        i = draw(st.integers(1, len(ws) - 1))
+        c = draw(st.integers(0, ws[i].shape[1] - 1))
+        ws[i][:, c] = draw(st.sampled_from([0.0, 1e-300]))
+    return net_of(ws, bs, net.activations), domain
+
+
+FAMILIES = {
+    "gaussian_scales": scaled_nets(gaussian=True),
+    "coincidence_scales": scaled_nets(),
+    "coincidence": coincidence_nets(),
+    "gaussian": gaussian_nets(),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_locus_decision_is_exact(family):
+    @fuzz(150)
+    @given(edited_nets(FAMILIES[family]))
+    def run(case):
+        check_decision(*case)
+
+    run()
+
+
+def test_zero_and_tiny_outgoing_weights():
+    """An outgoing weight of exactly 0 takes the neuron's line out of the
+    locus; one of 1e-300 keeps it, next to a weight of 1e6."""
+    for w, length, n_lin in [(0.0, 2.0, 2), (1e-300, 4.0, 4)]:
+        rm = check_decision(net_of([np.eye(2), [[1e6, w]]], [[0.0, 0.0], [0.0]], ["relu", None]), BOX)
+        assert rg.nonlinear_locus(rm).volume() == length and len(rg.linear_regions(rm)) == n_lin
+
+
+def test_cancellation_is_decided_exactly():
+    """Neuron 0 feeds two always-active neurons whose output weights cancel
+    exactly (no locus at 0) or by 2**-52 (locus at 0): both need the exact
+    fallback, since the float value is within its error bound of zero."""
+    for w, points in [(-1.0, []), (-1.0 + 2.0**-52, [0.0])]:
+        net = net_of([[[1.0]], [[1.0], [-1.0]], [[1.0, -w]]], [[0.0], [5.0, 5.0], [0.0]], ["relu", "relu", None])
+        rm = check_decision(net, (-1.0, 1.0))
+        assert rg.nonlinear_locus(rm).points.tolist() == points
+        assert rm._derived["jump_stages"]["exact"] == 1
+
+
+def test_duplicated_neurons_compare_whole_jacobians():
+    """Two neurons on one line with output weights 1 and -1 (no jump) or 1 and -1/2 (a jump)."""
+    for w, length in [(-1.0, 0.0), (-0.5, 2.0)]:
+        net = net_of([[[1.0, 0.0], [1.0, 0.0]], [[1.0, w]]], [[0.0, 0.0], [0.0]], ["relu", None])
+        rm = check_decision(net, BOX)
+        assert rg.nonlinear_locus(rm).volume() == length
+        assert rm._derived["jump_stages"]["jacobians"] == 1
+
+
+def test_dead_layer_is_decided_by_structure():
+    """A later layer that is off everywhere cuts every path: no locus, and no
+    exact arithmetic is needed to see it."""
+    net = net_of([np.eye(2), [[1.0, 1.0]], [[1.0]]], [[0.0, 0.0], [-10.0], [0.0]], ["relu", "relu", None])
+    rm = check_decision(net, BOX)
+    assert len(rg.nonlinear_locus(rm)) == 0 and len(rg.linear_regions(rm)) == 1
+    stages = rm._derived["jump_stages"]
+    assert stages["exact"] == 0 and stages["regions"] == 4
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_networks_need_no_exact_arithmetic(seed):
+    """Generic weights: the float filters decide every edge."""
+    from common import random_net
+
+    rm = check_decision(random_net([8, 8, 8], n_out=2, seed=seed), (-2, -2, 2, 2))
+    stages = rm._derived["jump_stages"]
+    assert stages["exact"] == 0 and stages["jacobians"] == 0
