@@ -1,10 +1,13 @@
-"""numba kernels of :mod:`regiongeom.locus`: the exact length of segments
-inside disks, with a uniform grid."""
+"""numba kernels of :mod:`regiongeom.locus`: the length of segments inside
+disks, with a uniform grid; and the pattern comparisons and per-piece scaling
+of the per-edge locus decision (:mod:`regiongeom._edge_jumps`)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+GROW = 2.0**-30  # relative margin of the search grid's cells, far above their rounding
 
 
 @njit(cache=True)
@@ -60,10 +63,15 @@ def segments_in_disks(seg, centers, eps, x0, y0, h, nx, ny):
         xb = max(seg[s, 0, 0], seg[s, 1, 0]) + eps
         ya = min(seg[s, 0, 1], seg[s, 1, 1]) - eps
         yb = max(seg[s, 0, 1], seg[s, 1, 1]) + eps
-        i0 = max(0, min(nx - 1, int(np.floor((xa - x0) / h))))
-        i1 = max(0, min(nx - 1, int(np.floor((xb - x0) / h))))
-        j0 = max(0, min(ny - 1, int(np.floor((ya - y0) / h))))
-        j1 = max(0, min(ny - 1, int(np.floor((yb - y0) / h))))
+        # the cell coordinates are rounded: grow them by far more than that
+        # rounding (the grid only narrows the search, so a margin costs time,
+        # never a segment)
+        gx = GROW * (1.0 + (abs(xa) + abs(xb) + abs(x0) + eps) / h)
+        gy = GROW * (1.0 + (abs(ya) + abs(yb) + abs(y0) + eps) / h)
+        i0 = max(0, min(nx - 1, int(np.floor((xa - x0) / h - gx))))
+        i1 = max(0, min(nx - 1, int(np.floor((xb - x0) / h + gx))))
+        j0 = max(0, min(ny - 1, int(np.floor((ya - y0) / h - gy))))
+        j1 = max(0, min(ny - 1, int(np.floor((yb - y0) / h + gy))))
         lo_i[s], hi_i[s], lo_j[s], hi_j[s] = i0, i1, j0, j1
         for i in range(i0, i1 + 1):
             for j in range(j0, j1 + 1):

@@ -142,11 +142,14 @@ class Locus:
     def volume_in_balls(self, centers, eps) -> np.ndarray:
         """(P,) exact ``vol(locus ∩ B_eps(c))`` for every center ``c``.
 
-        In 1D the count of locus points in ``[c - eps, c + eps]``; in 2D the
-        total length inside the closed disk, from the closed-form
-        segment–disk intersection (never a polygonised disk). Only the locus
-        inside the domain exists, so a ball sticking out of the domain
-        measures just what lies inside.
+        In 1D the count of locus points ``p`` with ``|p - c| <= eps``, decided
+        exactly for the float points (not from the rounded ``c - eps`` and
+        ``c + eps``); in 2D the total length inside the closed disk, from the
+        closed-form segment–disk intersection (never a polygonised disk),
+        computed in float64. Only the locus inside the domain exists, so a
+        ball sticking out of the domain measures just what lies inside. The
+        locus points and segment ends are the region map's vertices: exact
+        points rounded to float64.
 
         Parameters
         ----------
@@ -156,10 +159,7 @@ class Locus:
         eps = positive(eps, "eps")
         c = as_points(centers, self.dim, "centers")
         if self.dim == 1:
-            pts = self.points
-            lo = np.searchsorted(pts, c[:, 0] - eps, side="left")
-            hi = np.searchsorted(pts, c[:, 0] + eps, side="right")
-            return (hi - lo).astype(np.float64)
+            return _count_in_intervals(self.points, c[:, 0], eps).astype(np.float64)
         if len(self) == 0:
             return np.zeros(len(c))
         seg = np.ascontiguousarray(self.segments)
@@ -233,6 +233,41 @@ class Locus:
         if self.dim == 1:
             return distance_1d(self.points, c[:, 0])
         return distance_2d(self.segments, c)
+
+
+def _count_in_intervals(pts, c, eps) -> np.ndarray:
+    """(P,) how many of the sorted floats ``pts`` satisfy ``-eps <= p - c <= eps``
+    exactly. Rounding is monotone, so ``fl(p - c)`` is on the same side of the
+    float ``eps`` as ``p - c`` unless it equals it; then the sign of the
+    rounding error (Knuth's two-sum) decides. The float ``c -+ eps`` only
+    give the first guess of where the points inside start and end."""
+    n = pts.size
+    if n == 0:
+        return np.zeros(c.size, np.int64)
+
+    def inside(i, upper):
+        p = pts[np.clip(i, 0, n - 1)]
+        s = p - c
+        bb = s - p
+        err = (p - (s - bb)) + (-c - bb)  # p - c == s + err exactly
+        if upper:
+            return (s < eps) | ((s == eps) & (err <= 0))
+        return (s > -eps) | ((s == -eps) & (err >= 0))
+
+    def settle(i, upper):
+        """Move each guess to the first point that is not (upper: is) below the ball."""
+        while True:
+            if upper:  # i: one past the last point with p - c <= eps
+                back, fwd = (i > 0) & ~inside(i - 1, True), (i < n) & inside(i, True)
+            else:  # i: the first point with p - c >= -eps
+                back, fwd = (i > 0) & inside(i - 1, False), (i < n) & ~inside(i, False)
+            if not (back.any() or fwd.any()):
+                return i
+            i = i - back + fwd
+
+    lo = settle(np.searchsorted(pts, c - eps, side="left").astype(np.int64), False)
+    hi = settle(np.searchsorted(pts, c + eps, side="right").astype(np.int64), True)
+    return np.maximum(hi - lo, 0)
 
 
 def linear_regions(rm: RegionMap) -> LinearRegions:

@@ -180,3 +180,22 @@ def test_random_networks_need_no_exact_arithmetic(seed):
     rm = check_decision(random_net([8, 8, 8], n_out=2, seed=seed), (-2, -2, 2, 2))
     stages = rm._derived["jump_stages"]
     assert stages["exact"] == 0 and stages["jacobians"] == 0
+
+
+def test_volume_in_balls_1d_counts_exactly():
+    """Whether ``|p - c| <= eps`` is decided exactly for the float locus
+    points, where the rounded ``c +- eps`` would decide wrongly."""
+    near = np.array([-0.1, 0.1, 0.3, 0.7])
+    net = net_of([np.ones((near.size, 1)), np.ones((1, near.size))], [-near, [0.0]], ["relu", None])
+    loc = rg.nonlinear_locus(rg.activation_regions(net, (-1.0, 1.0)))
+    pts = loc.points
+    np.testing.assert_allclose(pts, near, rtol=1e-15)
+    rng = np.random.default_rng(0)
+    c = np.concatenate([pts + d for d in (-0.4, -0.3, -0.2, -0.1, 0.1, 0.2, 0.3, 0.4)] + [rng.uniform(-1, 1, 50)])
+    for eps in (0.1, 0.2, 0.3, 0.4, 1e-17):
+        got = loc.volume_in_balls(c, eps)
+        want = [sum(abs(F(float(p)) - F(float(x))) <= F(eps) for p in pts) for x in c]
+        np.testing.assert_array_equal(got, want)
+    # the rounded interval ends get some of these wrong
+    naive = np.searchsorted(pts, c + 0.1, side="right") - np.searchsorted(pts, c - 0.1, side="left")
+    assert np.any(naive != loc.volume_in_balls(c, 0.1))
