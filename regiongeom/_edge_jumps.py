@@ -67,6 +67,12 @@ class _Bounds:
             self.tiny32 = 2.0 * k32 * 2.0**-149 * grow
             self.weights32 = [w.astype(np.float32) for w in net.weights]
             self.slopes32 = [None if a is None else a.slopes.astype(np.float32) for a in net.activations]
+        # (n_out, n_in) magnitudes bounding every region's Jacobian
+        with np.errstate(over="ignore", under="ignore"):
+            jup = np.eye(net.n_in)
+            for w, s in zip(net.weights, smax):
+                jup = s * (np.abs(w) @ jup)
+        self.jacobian_upper = jup
         # per layer l: (n_out, n_l) magnitude bound of beta and its structure
         L = net.n_layers
         self.upper, self.reach = [None] * L, [None] * L
