@@ -1,6 +1,6 @@
 """numba kernels of :mod:`regiongeom.locus`: the length of segments inside
 disks, with a uniform grid; and the pattern comparisons and per-piece scaling
-of the per-edge locus decision (:mod:`regiongeom._edge_jumps`)."""
+of the per-edge locus decision (:mod:`regiongeom._locus_exact`)."""
 
 from __future__ import annotations
 
@@ -146,3 +146,23 @@ def scale_by_pieces(v, patterns, regions, first, slopes):
         r = regions[s]
         for i in range(v.shape[1]):
             v[s, i] *= slopes[patterns[r, first + i]]
+
+
+@njit(cache=True)
+def first_difference(patterns, words, a, b):
+    """(E,) the first neuron where the patterns of regions ``a[e]`` and
+    ``b[e]`` differ (the number of neurons when they are equal); ``words`` as
+    in :func:`edge_differences`."""
+    E = a.shape[0]
+    N = patterns.shape[1]
+    out = np.full(E, N, np.int64)
+    for e in range(E):
+        ra, rb = a[e], b[e]
+        for w in range(words.shape[1]):
+            if words[ra, w] != words[rb, w]:
+                for k in range(8 * w, min(8 * w + 8, N)):
+                    if patterns[ra, k] != patterns[rb, k]:
+                        out[e] = k
+                        break
+                break
+    return out

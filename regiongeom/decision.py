@@ -133,7 +133,7 @@ def _pair_segments(rm, jac, off, i, k, edges_n, edges_c, min_len):
 def _tie_lines(rm, jac, off, i, k):
     """``(a, c, ok)``: the tie line ``a . x + c = 0`` of logits i and k on
     every region and whether it exists (``a != 0``), decided exactly."""
-    from ._edge_jumps import _Bounds, _jacobians
+    from ._locus_exact import _Bounds, _jacobians
 
     a = jac[:, i] - jac[:, k]
     c = off[:, i] - off[:, k]

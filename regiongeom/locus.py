@@ -18,7 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from . import _locus_kernels as K
-from ._edge_jumps import edge_jumps
+from ._locus_exact import collinear, edge_jumps
 from ._jit import compile_notice
 from ._validate import as_points, positive
 from .regions import RegionMap
@@ -35,7 +35,7 @@ def _check_rm(rm, fname):
 
 def _jumps(rm: RegionMap) -> np.ndarray:
     """(E,) True where the Jacobian jumps across an interior edge, decided
-    exactly (:mod:`regiongeom._edge_jumps`)."""
+    exactly (:mod:`regiongeom._locus_exact`)."""
     return edge_jumps(rm)
 
 
@@ -105,6 +105,7 @@ class Locus:
             self.boundary_segments = rm.vertices[edges]
             self.segments = self.boundary_segments[jump]
             self._edges = edges[jump]
+            self._edge_ids = np.flatnonzero(inner)[jump]  # their rows in rm.edges
         self.neurons = self.boundary_neurons[jump]
         self.breakpoints = rm.edge_breakpoints[inner][jump]
         self.regions = self.boundary_regions[jump]
@@ -189,22 +190,13 @@ class Locus:
         junction = deg >= 3
         two = np.nonzero(deg == 2)[0]
         if two.size:
-            # direction of the two pieces at each degree-2 vertex
+            # the two pieces at each degree-2 vertex: a bend unless they lie on one line
             flat = e.ravel()
             order = np.argsort(flat, kind="stable")
             starts = np.searchsorted(flat[order], two)
-            first, second = order[starts], order[starts + 1]
-            verts = self.region_map.vertices
-
-            def direction(k):
-                s, end = k // 2, k % 2
-                d = verts[e[s, 1 - end]] - verts[e[s, end]]
-                return d / np.linalg.norm(d, axis=1, keepdims=True)
-
-            d1, d2 = direction(first), direction(second)
-            cross = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
-            bend = (np.abs(cross) > 1e-9) | (np.sum(d1 * d2, axis=1) > 0)
-            junction[two[bend]] = True
+            first, second = order[starts] // 2, order[starts + 1] // 2
+            straight = collinear(self.region_map, self._edge_ids[first], self._edge_ids[second])
+            junction[two[~straight]] = True
         return self.region_map.vertices[junction]
 
     def distance(self, points) -> np.ndarray:

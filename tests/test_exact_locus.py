@@ -26,6 +26,7 @@ import regiongeom as rg
 
 BOX = (-1.0, -1.0, 1.0, 1.0)
 RANDOM = bool(os.environ.get("REGIONGEOM_FUZZ_EXAMPLES"))
+INVALID = []  # examples skipped because the engine made an edge that cannot exist
 
 
 def fuzz(ci_examples):
@@ -56,13 +57,34 @@ def exact_jacobian(layers, pattern, n_in):
     return J
 
 
+def exact_gradient(layers, pattern, neuron, n_in):
+    """The gradient of ``neuron``'s preactivation on ``pattern``, with Fractions."""
+    J = [tuple(F(int(i == k)) for k in range(n_in)) for i in range(n_in)]
+    pos = 0
+    for layer in layers:
+        J = [tuple(sum((w * Jk[i] for w, Jk in zip(row, J)), F(0)) for i in range(n_in)) for row in layer.W]
+        if neuron < pos + len(J):
+            return J[neuron - pos]
+        sl = layer.act[1]
+        J = [tuple(sl[int(k)] * v for v in row) for row, k in zip(J, pattern[pos : pos + len(J)])]
+        pos += len(J)
+    raise ValueError("not a neuron")
+
+
 def exact_decision(rm):
     """(E_inner,) exact jumps across the interior edges and the exact number
-    of linear regions, from the engine's patterns."""
+    of linear regions, from the engine's patterns; None when the engine made
+    an edge that cannot exist (the patterns differ in one neuron whose
+    preactivation is exactly constant on both regions: the engine's
+    enumeration, not the locus decision, is wrong there)."""
     layers = exact_layers(rm.net)
     jac = [exact_jacobian(layers, p, rm.net.n_in) for p in rm.patterns]
     inner = rm.edge_regions[:, 1] >= 0
     a, b = rm.edge_regions[inner].T
+    for i, j in zip(a, b):
+        (diff,) = np.nonzero(rm.patterns[i] != rm.patterns[j])
+        if diff.size == 1 and not any(exact_gradient(layers, rm.patterns[i], int(diff[0]), rm.net.n_in)):
+            return None, None
     jumps = np.array([jac[i] != jac[j] for i, j in zip(a, b)], dtype=bool)
     parent = list(range(len(rm)))
 
@@ -85,9 +107,35 @@ def check_decision(net, domain):
         return None
     loc = rg.nonlinear_locus(rm)
     jumps, n_linear = exact_decision(rm)
+    if jumps is None:
+        INVALID.append(1)
+        return rm
     np.testing.assert_array_equal(loc.in_locus, jumps)
     assert len(rg.linear_regions(rm)) == n_linear
+    if rm.dim == 2:
+        np.testing.assert_array_equal(loc.vertices, exact_locus_vertices(rm, loc.in_locus))
     return rm
+
+
+def exact_locus_vertices(rm, in_locus):
+    """Locus vertices of the engine's map (degree 3 or more, or 2 where the two
+    pieces' lines differ: the exact gradients of their neurons are not parallel)."""
+    layers = exact_layers(rm.net)
+    edges = np.flatnonzero(rm.edge_regions[:, 1] >= 0)[in_locus]
+    at = {}
+    for e in edges:
+        for v in rm.edges[e]:
+            at.setdefault(int(v), []).append(e)
+    keep = []
+    for v, es in sorted(at.items()):
+        if len(es) == 1:
+            continue
+        if len(es) == 2:
+            g = [exact_gradient(layers, rm.patterns[rm.edge_regions[e, 0]], int(rm.edge_neurons[e]), 2) for e in es]
+            if g[0][0] * g[1][1] == g[0][1] * g[1][0]:
+                continue
+        keep.append(v)
+    return rm.vertices[np.array(keep, dtype=np.int64)].reshape(-1, 2)
 
 
 @st.composite
@@ -126,12 +174,16 @@ FAMILIES = {
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_locus_decision_is_exact(family):
+    INVALID.clear()
+    checked = []
+
     @fuzz(150)
     @given(edited_nets(FAMILIES[family]))
     def run(case):
-        check_decision(*case)
+        checked.append(check_decision(*case) is not None)
 
     run()
+    assert len(INVALID) < 0.1 * sum(checked)  # the comparison ran on nearly every example
 
 
 def test_zero_and_tiny_outgoing_weights():

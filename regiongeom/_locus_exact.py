@@ -108,10 +108,8 @@ def _edge_jumps(rm, stages) -> np.ndarray:
         return out
     a = np.ascontiguousarray(rm.edge_regions[inner, 0])
     b = np.ascontiguousarray(rm.edge_regions[inner, 1])
-    P = np.ascontiguousarray(rm.patterns, dtype=np.int8)
-    pad = np.zeros((P.shape[0], -(-P.shape[1] // 8) * 8), np.int8)
-    pad[:, : P.shape[1]] = P
-    count, neuron = K.edge_differences(P, pad.view(np.uint64), a, b)
+    P, words = _pattern_words(rm)
+    count, neuron = K.edge_differences(P, words, a, b)
     bounds = _Bounds(net)
     one = np.nonzero(count == 1)[0]
     if one.size:
@@ -121,6 +119,14 @@ def _edge_jumps(rm, stages) -> np.ndarray:
         out[inner[many]] = _jacobian_jumps(net, P, a[many], b[many], bounds)
         stages["jacobians"] += many.size
     return out
+
+
+def _pattern_words(rm):
+    """The patterns as contiguous int8 and as zero-padded uint64 words."""
+    P = np.ascontiguousarray(rm.patterns, dtype=np.int8)
+    pad = np.zeros((P.shape[0], -(-P.shape[1] // 8) * 8), np.int8)
+    pad[:, : P.shape[1]] = P
+    return P, pad.view(np.uint64)
 
 
 def _single_neuron_jumps(net, P, a, b, neuron, bounds, stages) -> np.ndarray:
@@ -231,3 +237,77 @@ def _jacobians(net, patterns, bounds):
     if not math.isfinite(bounds.gamma):
         M[:] = np.inf
     return J.transpose(1, 0, 2), M.transpose(1, 0, 2)
+
+
+# ---------------------------------------------------------------- bends ----
+def collinear(rm, edges1, edges2) -> np.ndarray:
+    """(K,) bool: whether edges ``edges1[k]`` and ``edges2[k]`` of ``rm``,
+    which share a vertex, lie on one line, decided exactly.
+
+    Edge ``e`` lies on ``z_j(x) = t`` with ``z_j`` its neuron's preactivation
+    on either neighbouring region, so two edges meeting at a point are
+    collinear iff the gradients of those maps are parallel. The same neuron
+    on regions whose patterns agree on every earlier layer has the very same
+    map (collinear, no arithmetic); otherwise the cross product of the two
+    gradients is computed in float64 with a rounding-error bound, and
+    exactly when it is within the bound.
+    """
+    net = rm.net
+    out = np.zeros(len(edges1), bool)
+    if out.size == 0:
+        return out
+    r1, r2 = rm.edge_regions[edges1, 0], rm.edge_regions[edges2, 0]
+    n1, n2 = rm.edge_neurons[edges1], rm.edge_neurons[edges2]
+    P, words = _pattern_words(rm)
+    first = K.first_difference(P, words, np.ascontiguousarray(r1), np.ascontiguousarray(r2))
+    lay1 = net.neuron_layer[n1]
+    same = (n1 == n2) & (first >= net.neuron_offsets[lay1])
+    out[same] = True
+    rest = np.flatnonzero(~same)
+    if rest.size == 0:
+        return out
+    bounds = _Bounds(net)
+    g1, e1 = _gradients(net, P, r1[rest], n1[rest], bounds)
+    g2, e2 = _gradients(net, P, r2[rest], n2[rest], bounds)
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        cross = g1[:, 0] * g2[:, 1] - g1[:, 1] * g2[:, 0]
+        room = (
+            e1[:, 0] * (np.abs(g2[:, 1]) + e2[:, 1]) + np.abs(g1[:, 0]) * e2[:, 1]
+            + e1[:, 1] * (np.abs(g2[:, 0]) + e2[:, 0]) + np.abs(g1[:, 1]) * e2[:, 0]
+            + 4 * U * (np.abs(g1[:, 0] * g2[:, 1]) + np.abs(g1[:, 1] * g2[:, 0])) + 2.0**-1072
+        ) * (1 + 8 * U)  # fmt: skip
+        apart = np.abs(cross) > room
+    left = rest[~apart]
+    if left.size:
+        from . import _exact as X
+
+        ex = X.ExactNet(net)
+        for k in left:
+            l1 = ex.line(P[r1[k]], int(n1[k]), int(rm.edge_breakpoints[edges1[k]]))
+            l2 = ex.line(P[r2[k]], int(n2[k]), int(rm.edge_breakpoints[edges2[k]]))
+            out[k] = X.meet(l1, l2)[2] == 0
+    return out
+
+
+def _gradients(net, P, regions, neurons, bounds):
+    """(K, n_in) float gradients of each neuron's preactivation on its region,
+    and (K, n_in) bounds on their rounding errors (from the weights'
+    magnitudes, or the regions' own where those are too loose)."""
+    layer = net.neuron_layer[neurons]
+    offs = net.neuron_offsets
+    g = np.zeros((neurons.size, net.n_in))
+    err = np.zeros((neurons.size, net.n_in))
+    for ly in np.unique(layer):
+        sel = np.flatnonzero(layer == ly)
+        v = np.ascontiguousarray(net.weights[ly][neurons[sel] - offs[ly]])
+        mag = np.abs(v)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            for m in range(ly - 1, -1, -1):
+                act = net.activations[m]
+                if act is not None:
+                    K.scale_by_pieces(v, P, regions[sel], offs[m], act.slopes)
+                    K.scale_by_pieces(mag, P, regions[sel], offs[m], np.abs(act.slopes))
+                v, mag = v @ net.weights[m], mag @ np.abs(net.weights[m])
+        g[sel] = v
+        err[sel] = bounds.gamma * mag + bounds.tiny
+    return g, err
