@@ -9,6 +9,18 @@ edge where a neuron switches but nothing downstream sees it (the neuron is
 not "good") is an activation boundary but not locus; both are kept in
 :class:`Locus` (``boundary_*`` arrays and the ``in_locus`` mask) so users can
 see what the good-neuron condition removes.
+
+Every such decision is exact for the float64 weights, at any scale: whether
+an edge is locus (the two Jacobians differ), hence which activation regions
+merge into linear regions, and whether two locus pieces meeting at a vertex
+lie on one line (:attr:`Locus.vertices`). Each is computed in floating point
+with a rigorous bound on its rounding error and recomputed in exact integer
+arithmetic in the rare cases within the bound (:mod:`regiongeom._locus_exact`);
+no threshold relative to other regions is involved, so a jump of slope 1e-6
+next to slopes of 1e6 is locus and an output weight of 1e-300 keeps its
+neuron's lines. Only coordinates are rounded: the points and segment ends
+are the region map's vertices, and lengths and ball measures are computed
+from them in float64.
 """
 
 from __future__ import annotations

@@ -189,7 +189,12 @@ class RegionMap:
 
     @property
     def jacobians(self) -> np.ndarray:
-        """(R, n_out, n_in) the output's slope on each region."""
+        """(R, n_out, n_in) the output's slope on each region.
+
+        Computed (on first use) in float64 from each region's exact pattern:
+        the products of the weights and the pieces' slopes, rounded; no
+        tolerance is involved. The locus does not need them (it decides each
+        edge from the edge's own neuron)."""
         return self._affine_maps[0]
 
     @property
@@ -213,6 +218,11 @@ class RegionMap:
         """(P,) index of the region holding each point, -1 outside the domain.
 
         A point on a shared edge or vertex gets the lowest-numbered region.
+        The point is compared with the regions' float64 vertices (1D: the
+        interval ends; 2D: the polygons): a point closer to a region's
+        boundary than the rounding of its vertices may be given the
+        neighbouring region. The patterns, adjacency and affine maps are
+        exact; only these coordinates are rounded.
         """
         pts = as_points(points, self.dim, "points")
         if self.dim == 1:
