@@ -65,6 +65,12 @@ class _Bounds:
                 grow *= max(1.0, s * rowsum)
             self.tiny = 2.0 * k * 2.0**-1074 * grow  # what underflow can lose
             self.tiny32 = 2.0 * k32 * 2.0**-149 * grow
+            # stage 1 runs only when every weight and slope is 0 or in float32's normal range
+            # with room to spare (else each edge goes to the float64 stage)
+            vals = [np.abs(w).ravel() for w in net.weights]
+            vals = np.concatenate(vals + [np.abs(a.slopes) for a in net.activations if a is not None])
+            vals = vals[vals != 0]
+            self.use32 = bool(np.all((vals > 2.0**-100) & (vals < 2.0**100)))
             self.weights32 = [w.astype(np.float32) for w in net.weights]
             self.slopes32 = [None if a is None else a.slopes.astype(np.float32) for a in net.activations]
         # (n_out, n_in) magnitudes bounding every region's Jacobian
@@ -143,10 +149,13 @@ def _single_neuron_jumps(net, P, a, b, neuron, bounds, stages) -> np.ndarray:
             out[sel] = slopes_differ
             stages["weights"] += sel.size
             continue
-        up = bounds.upper[ly][:, j].T  # (S, n_out)
-        beta = _forward_from(net, P, a[sel], ly, j, bounds=bounds)
-        with np.errstate(over="ignore", invalid="ignore"):
-            sure = np.any(np.abs(beta) > bounds.gamma32 * up + bounds.tiny32, axis=1)
+        if bounds.use32:
+            up = bounds.upper[ly][:, j].T  # (S, n_out)
+            beta = _forward_from(net, P, a[sel], ly, j, bounds=bounds)
+            with np.errstate(over="ignore", invalid="ignore"):
+                sure = np.any(np.abs(beta) > bounds.gamma32 * up + bounds.tiny32, axis=1)
+        else:
+            sure = np.zeros(sel.size, bool)
         zero = ~np.any(bounds.reach[ly][:, j], axis=0)
         left = np.nonzero(~sure & ~zero)[0]
         stages["weights"] += sel.size - left.size
