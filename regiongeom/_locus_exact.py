@@ -98,7 +98,8 @@ def edge_jumps(rm) -> np.ndarray:
     (False on the domain's boundary)."""
     cache = rm._derived
     if "jumps" not in cache:
-        cache["jump_stages"] = stages = dict.fromkeys(("weights", "regions", "exact", "jacobians"), 0)
+        keys = ("weights", "regions", "exact", "jacobians", "jacobians_exact")
+        cache["jump_stages"] = stages = dict.fromkeys(keys, 0)
         cache["jumps"] = _edge_jumps(rm, stages)
     return cache["jumps"]
 
@@ -106,7 +107,8 @@ def edge_jumps(rm) -> np.ndarray:
 def _edge_jumps(rm, stages) -> np.ndarray:
     """The decision; ``stages`` counts the interior edges decided by the
     weight-magnitude filter, by the regions' own magnitudes and structure, by
-    exact arithmetic, and by comparing whole Jacobians (coincident hyperplanes)."""
+    exact arithmetic, and by comparing whole Jacobians (coincident
+    hyperplanes; ``jacobians_exact`` of them exactly)."""
     net = rm.net
     out = np.zeros(len(rm.edge_regions), bool)
     inner = np.nonzero(rm.edge_regions[:, 1] >= 0)[0]
@@ -122,7 +124,7 @@ def _edge_jumps(rm, stages) -> np.ndarray:
         out[inner[one]] = _single_neuron_jumps(net, P, a[one], b[one], neuron[one], bounds, stages)
     many = np.nonzero(count == 2)[0]
     if many.size:
-        out[inner[many]] = _jacobian_jumps(net, P, a[many], b[many], bounds)
+        out[inner[many]] = _jacobian_jumps(net, P, a[many], b[many], bounds, stages)
         stages["jacobians"] += many.size
     return out
 
@@ -213,7 +215,7 @@ def _stage2(net, P, regions, ly, j, bounds):
     return sure, ~np.any(st, axis=1)
 
 
-def _jacobian_jumps(net, P, a, b, bounds) -> np.ndarray:
+def _jacobian_jumps(net, P, a, b, bounds, stages) -> np.ndarray:
     """Edges whose patterns differ in several neurons: ``J_a != J_b``."""
     ra, rb = _jacobians(net, P[a], bounds), _jacobians(net, P[b], bounds)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -221,6 +223,7 @@ def _jacobian_jumps(net, P, a, b, bounds) -> np.ndarray:
         room = (bounds.gamma * (ra[1] + rb[1]) + 2.0 * bounds.tiny).reshape(a.size, -1)
         sure = np.any(diff > room, axis=1)
     left = np.nonzero(~sure)[0]
+    stages["jacobians_exact"] += left.size
     if left.size:
         from . import _exact as X
 
