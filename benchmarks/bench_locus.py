@@ -34,8 +34,9 @@ def median_time(fn, repeat=5):
 
 def time_locus(name, repeat):
     """Medians of: enumeration, locus + linear regions on a fresh map, both."""
-    import regiongeom as rg
     from nets import standard
+
+    import regiongeom as rg
 
     net, domain, _ = standard(name)
     rg.nonlinear_locus(rg.activation_regions(net, domain))  # compile
@@ -55,7 +56,9 @@ def run_in(tree, name, repeat):
     env = dict(os.environ, PYTHONPATH=str(tree))
     code = (f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import bench_locus as b; "
             f"print(json.dumps(b.time_locus({name!r}, {repeat})))")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(tree), capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=str(tree), capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -67,17 +70,20 @@ def locus_table(nets, baseline):
         trees = [("this", here)] + ([("baseline", Path(baseline))] if baseline else [])
         rows = {label: run_in(tree, name, repeat) for label, tree in trees}
         for label, r in rows.items():
-            print(f"{name} {label:>8}: {r['regions']:,} regions, {r['locus']:,} locus pieces (length "
-                  f"{r['length']:.6f}), {r['linear']:,} linear regions | enumeration {r['enum']:.3f} | "
-                  f"locus + linear regions {r['locus_linear']:.3f} ({r['locus_linear'] / r['enum']:.2f}x enum)")
+            print(
+                f"{name} {label:>8}: {r['regions']:,} regions, {r['locus']:,} locus pieces (length "
+                f"{r['length']:.6f}), {r['linear']:,} linear regions | enumeration {r['enum']:.3f} | "
+                f"locus + linear regions {r['locus_linear']:.3f} ({r['locus_linear'] / r['enum']:.2f}x enum)"
+            )
         if baseline:
             ratio = rows["baseline"]["locus_linear"] / rows["this"]["locus_linear"]
             print(f"{name}: locus + linear regions {ratio:.1f}x faster than the baseline")
 
 
 def balls():
-    import regiongeom as rg
     from nets import standard
+
+    import regiongeom as rg
 
     net, domain, _ = standard("M")
     loc = rg.nonlinear_locus(rg.activation_regions(net, domain))

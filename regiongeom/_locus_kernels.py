@@ -103,7 +103,6 @@ def segments_in_disks(seg, centers, eps, x0, y0, h, nx, ny):
     return out
 
 
-
 @njit(cache=True)
 def edge_differences(patterns, words, a, b):
     """How many neurons differ between the patterns of regions ``a[e]`` and

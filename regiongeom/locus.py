@@ -30,8 +30,8 @@ from functools import cached_property
 import numpy as np
 
 from . import _locus_kernels as K
-from ._locus_exact import collinear, edge_jumps
 from ._jit import compile_notice
+from ._locus_exact import collinear, edge_jumps
 from ._validate import as_points, positive
 from .regions import RegionMap
 

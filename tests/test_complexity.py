@@ -652,7 +652,9 @@ def test_zero_and_tiny_read_out_one_layer(w):
     rows = slice(None) if w else slice(0, 1)
     x = np.random.default_rng(2).uniform(-0.5, 0.5, size=(6, 2))
     t2 = lc_density(net, x, sigma=sigma, n_samples=2, rng=0, progress=False).mean
-    np.testing.assert_allclose(t2, cf.one_layer_2d_density(x, W=W[rows], beta=beta[rows], sigma=sigma), rtol=1e-12)
+    np.testing.assert_allclose(
+        t2, cf.one_layer_2d_density(x, W=W[rows], beta=beta[rows], sigma=sigma), rtol=1e-12
+    )
     est = lc_density(net, x, sigma=sigma, n_samples=600, method="definition", eps=eps, rng=9, progress=False)
     z = zscores(est, cf.one_layer_2d_density_eps(x, W=W[rows], beta=beta[rows], sigma=sigma, eps=eps))
     assert np.all(np.abs(z) < Z_MAX), z
@@ -664,7 +666,9 @@ def test_zero_and_tiny_weights_into_a_later_layer(w):
     ``w``: never good with 0; with 1e-300 good whenever a second-layer neuron
     is open (the brute force, term by term); the indicators differ."""
     net = rg.Network.from_arrays(
-        [np.eye(2), [[1.0, w], [-1.0, w]], [[1.0, 1.0]]], [[0.0, 0.0], [0.5, 0.5], [0.0]], ["relu", "relu", None]
+        [np.eye(2), [[1.0, w], [-1.0, w]], [[1.0, 1.0]]],
+        [[0.0, 0.0], [0.5, 0.5], [0.0]],
+        ["relu", "relu", None],
     )
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, size=(40, 2))

@@ -131,7 +131,10 @@ def exact_locus_vertices(rm, in_locus):
         if len(es) == 1:
             continue
         if len(es) == 2:
-            g = [exact_gradient(layers, rm.patterns[rm.edge_regions[e, 0]], int(rm.edge_neurons[e]), 2) for e in es]
+            g = [
+                exact_gradient(layers, rm.patterns[rm.edge_regions[e, 0]], int(rm.edge_neurons[e]), 2)
+                for e in es
+            ]
             if g[0][0] * g[1][1] == g[0][1] * g[1][0]:
                 continue
         keep.append(v)
@@ -199,7 +202,9 @@ def test_cancellation_is_decided_exactly():
     exactly (no locus at 0) or by 2**-52 (locus at 0): both need the exact
     fallback, since the float value is within its error bound of zero."""
     for w, points in [(-1.0, []), (-1.0 + 2.0**-52, [0.0])]:
-        net = net_of([[[1.0]], [[1.0], [-1.0]], [[1.0, -w]]], [[0.0], [5.0, 5.0], [0.0]], ["relu", "relu", None])
+        net = net_of(
+            [[[1.0]], [[1.0], [-1.0]], [[1.0, -w]]], [[0.0], [5.0, 5.0], [0.0]], ["relu", "relu", None]
+        )
         rm = check_decision(net, (-1.0, 1.0))
         assert rg.nonlinear_locus(rm).points.tolist() == points
         assert rm._derived["jump_stages"]["exact"] == 1
@@ -243,7 +248,9 @@ def test_volume_in_balls_1d_counts_exactly():
     pts = loc.points
     np.testing.assert_allclose(pts, near, rtol=1e-15)
     rng = np.random.default_rng(0)
-    c = np.concatenate([pts + d for d in (-0.4, -0.3, -0.2, -0.1, 0.1, 0.2, 0.3, 0.4)] + [rng.uniform(-1, 1, 50)])
+    c = np.concatenate(
+        [pts + d for d in (-0.4, -0.3, -0.2, -0.1, 0.1, 0.2, 0.3, 0.4)] + [rng.uniform(-1, 1, 50)]
+    )
     for eps in (0.1, 0.2, 0.3, 0.4, 1e-17):
         got = loc.volume_in_balls(c, eps)
         want = [sum(abs(F(float(p)) - F(float(x))) <= F(eps) for p in pts) for x in c]
