@@ -330,13 +330,19 @@ class LinearRegions:
     def __repr__(self):
         return f"LinearRegions({len(self)} linear regions from {len(self.region_map)} activation regions)"
 
+    @cached_property
+    def _maps(self):
+        return self.region_map._affine_of(self._first)
+
     @property
     def jacobians(self) -> np.ndarray:
-        return self.region_map.jacobians[self._first]
+        """(L, n_out, n_in) the output's slope on each linear region."""
+        return self._maps[0]
 
     @property
     def offsets(self) -> np.ndarray:
-        return self.region_map.offsets[self._first]
+        """(L, n_out): ``net(x) == jacobians[l] @ x + offsets[l]`` on linear region l."""
+        return self._maps[1]
 
     @cached_property
     def measures(self) -> np.ndarray:

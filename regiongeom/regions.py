@@ -162,12 +162,14 @@ class RegionMap:
         return self.dim
 
     # -- affine maps ------------------------------------------------------
-    def _affine(self):
-        """Exact per-region affine maps of the output, from the patterns.
+    def _affine(self, rows=None):
+        """Per-region affine maps of the output (of the regions ``rows``, or
+        all), from the exact patterns.
 
         Kept as (n_units, R * n_in) matrices so every layer is one BLAS product.
         """
-        net, R, k = self.net, len(self), self.dim
+        patterns = self.patterns if rows is None else self.patterns[rows]
+        net, R, k = self.net, len(patterns), self.dim
         J = np.repeat(np.eye(k)[:, None, :], R, axis=1).reshape(k, R * k)
         c = np.zeros((k, R))
         offs = net.neuron_offsets
@@ -175,7 +177,7 @@ class RegionMap:
             J = w @ J
             c = w @ c + b[:, None]
             if a is not None:
-                piece = self.patterns[:, offs[i] : offs[i + 1]].T  # (n, R)
+                piece = patterns[:, offs[i] : offs[i + 1]].T  # (n, R)
                 slope = a.slopes[piece]
                 J = (J.reshape(-1, R, k) * slope[:, :, None]).reshape(-1, R * k)
                 c = c * slope + a.intercepts[piece]
@@ -186,6 +188,13 @@ class RegionMap:
     @cached_property
     def _affine_maps(self):
         return self._affine()
+
+    def _affine_of(self, rows):
+        """``(jacobians, offsets)`` of the regions ``rows`` only (from the
+        full maps when they are already computed)."""
+        if "_affine_maps" in self.__dict__:
+            return self._affine_maps[0][rows], self._affine_maps[1][rows]
+        return self._affine(rows)
 
     @property
     def jacobians(self) -> np.ndarray:
