@@ -42,6 +42,7 @@ import math
 import numpy as np
 
 from . import _locus_kernels as K
+from ._jit import compile_notice
 
 U = 2.0**-53
 U32 = 2.0**-24
@@ -117,6 +118,7 @@ def _edge_jumps(rm, stages) -> np.ndarray:
     a = np.ascontiguousarray(rm.edge_regions[inner, 0])
     b = np.ascontiguousarray(rm.edge_regions[inner, 1])
     P, words = _pattern_words(rm)
+    compile_notice("the locus kernels", K.edge_differences, K.scale_by_pieces, seconds=1)
     count, neuron = K.edge_differences(P, words, a, b)
     bounds = _Bounds(net)
     one = np.nonzero(count == 1)[0]
