@@ -683,3 +683,30 @@ def test_zero_and_tiny_weights_into_a_later_layer(w):
         assert good[:, :, 1, 0].any() == (w != 0) and good[:, :, 0, 0].all()
         ref = [brute_f(net, noise[s], x[p], 0.3) for s in range(3) for p in range(40)]
         np.testing.assert_allclose(f, ref, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_good_indicator_with_tiny_and_zero_columns(seed):
+    """Random nets with some neurons' outgoing columns set to 0 and others to
+    1e-300 (and their scale mixed with 1e6): the indicator equals the brute
+    force with the screen and without; tiny columns keep paths."""
+    net = rand_net([4, 4, 3], ["relu", rg.leaky_relu, "relu"], seed=30 + seed)
+    rng = np.random.default_rng(seed)
+    ws = [np.array(w) for w in net.weights]
+    for i in (1, 2):
+        cols = rng.permutation(ws[i].shape[1])
+        ws[i][:, cols[0]] = 0.0
+        ws[i][:, cols[1]] *= 1e-300
+        ws[i][:, cols[2]] *= 1e6
+    net = rg.Network.from_arrays(ws, net.biases, net.activations)
+    x = rng.uniform(-1.5, 1.5, size=(25, 2))
+    noise = rng.normal(0, 0.4, size=(3, net.n_neurons))
+    pk = Packed(net)
+    for screen in (True, False):
+        _, (good, _) = theorem2_block(pk, x, noise, dict(sigma=0.4, good=True, rho=True),
+                                      screen=screen, return_good=True)  # fmt: skip
+        good = good.reshape(3, 25, net.n_neurons, pk.kmax)
+        for s in range(3):
+            for p in range(25):
+                ref = brute_good(net, noise[s], x[p])
+                np.testing.assert_array_equal(good[s, p, :, : ref.shape[1]], ref)
