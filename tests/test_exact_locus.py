@@ -7,7 +7,13 @@ regions' Jacobians are recomputed from their patterns with Fractions, and
 are not locus. This checks the locus decision on networks whose regions the
 engine may still get wrong (per-neuron scales 1e-6..1e6, duplicated, scaled
 and sign-flipped neurons, zero and 1e-300 weights); tests/test_exact.py
-checks whole maps against the exact reference.
+checks whole maps against the exact reference. The locus vertices (bends
+and junctions) are checked the same way. A map where the engine made an edge
+that cannot exist (one neuron differs and its preactivation is exactly
+constant there) is skipped and counted; the locus decision assumes real
+edges. ``REGIONGEOM_FUZZ_EXAMPLES=N`` runs N random examples per family.
+
+Also: ``volume_in_balls`` in 1D against exact Fraction counts.
 """
 
 from __future__ import annotations
