@@ -232,3 +232,53 @@ def sign_at_root(line, root_of) -> int:
     ``root_of`` (``(a', c')`` with ``a' != 0``)."""
     l, r = _ints(line), _ints(root_of)
     return sign_at(l, np.array([-r[1], r[0]], dtype=object))
+
+
+# ---------------------------------------------------------------- locus ----
+def _scale_rows(v: Dyadic, factors: list) -> Dyadic:
+    """Row ``r`` of ``v`` times the scalar Dyadic ``factors[r]``, exactly."""
+    e = min((v.e + f.e for f in factors), default=v.e)
+    out = np.empty(v.m.shape, dtype=object)
+    for r, f in enumerate(factors):
+        out[r] = Dyadic(v.m[r] * f.m, v.e + f.e).aligned(e)
+    return Dyadic(out, e)
+
+
+def sensitivity(exact_net: ExactNet, pattern, neuron: int) -> Dyadic:
+    """``(n_out,)`` exact derivative of the output with respect to the output
+    of ``neuron`` on the inputs whose later layers are on ``pattern``'s pieces:
+    ``S_{L-1} W_{L-1} ... S_{l+1} W_{l+1} e_j`` (``S``: the pieces' slopes).
+    Only the entries of ``pattern`` after the neuron's layer are read."""
+    offs = exact_net.offsets
+    layer = int(np.searchsorted(offs, neuron, side="right") - 1)
+    w = exact_net.layers[layer + 1][0] if layer + 1 < len(exact_net.layers) else None
+    if w is None:  # the neuron is an output
+        n = exact_net.layers[layer][0].m.shape[0]
+        m = np.zeros(n, dtype=object) * 0
+        m[neuron - offs[layer]] = 1
+        return Dyadic(m, 0)
+    v = w[:, neuron - offs[layer]]
+    for m in range(layer + 1, len(exact_net.layers)):
+        if m > layer + 1:
+            v = exact_net.layers[m][0] @ v
+        act = exact_net.layers[m][2]
+        if act is not None:
+            pieces = [int(p) for p in np.asarray(pattern)[offs[m] : offs[m] + v.m.shape[0]]]
+            v = _scale_rows(v, [act[0][p] for p in pieces])
+    return v
+
+
+def jacobian(exact_net: ExactNet, pattern) -> Dyadic:
+    """``(n_out, n_in)`` exact Jacobian of the output on ``pattern``."""
+    return exact_net.output(pattern)[:, : exact_net.n_in]
+
+
+def is_zero(d: Dyadic) -> bool:
+    """Whether every value of ``d`` is exactly 0."""
+    return not any(int(v) for v in np.asarray(d.m).ravel())
+
+
+def difference(d1: Dyadic, d2: Dyadic) -> Dyadic:
+    """``d1 - d2`` exactly (same shapes)."""
+    e = min(d1.e, d2.e)
+    return Dyadic(d1.aligned(e) - d2.aligned(e), e)

@@ -1,10 +1,13 @@
-"""numba kernels of :mod:`regiongeom.locus`: the exact length of segments
-inside disks, with a uniform grid."""
+"""numba kernels of :mod:`regiongeom.locus`: the length of segments inside
+disks, with a uniform grid; and the pattern comparisons and per-piece scaling
+of the per-edge locus decision (:mod:`regiongeom._locus_exact`)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+GROW = 2.0**-30  # relative margin of the search grid's cells, far above their rounding
 
 
 @njit(cache=True)
@@ -60,10 +63,15 @@ def segments_in_disks(seg, centers, eps, x0, y0, h, nx, ny):
         xb = max(seg[s, 0, 0], seg[s, 1, 0]) + eps
         ya = min(seg[s, 0, 1], seg[s, 1, 1]) - eps
         yb = max(seg[s, 0, 1], seg[s, 1, 1]) + eps
-        i0 = max(0, min(nx - 1, int(np.floor((xa - x0) / h))))
-        i1 = max(0, min(nx - 1, int(np.floor((xb - x0) / h))))
-        j0 = max(0, min(ny - 1, int(np.floor((ya - y0) / h))))
-        j1 = max(0, min(ny - 1, int(np.floor((yb - y0) / h))))
+        # the cell coordinates are rounded: grow them by far more than that
+        # rounding (the grid only narrows the search, so a margin costs time,
+        # never a segment)
+        gx = GROW * (1.0 + (abs(xa) + abs(xb) + abs(x0) + eps) / h)
+        gy = GROW * (1.0 + (abs(ya) + abs(yb) + abs(y0) + eps) / h)
+        i0 = max(0, min(nx - 1, int(np.floor((xa - x0) / h - gx))))
+        i1 = max(0, min(nx - 1, int(np.floor((xb - x0) / h + gx))))
+        j0 = max(0, min(ny - 1, int(np.floor((ya - y0) / h - gy))))
+        j1 = max(0, min(ny - 1, int(np.floor((yb - y0) / h + gy))))
         lo_i[s], hi_i[s], lo_j[s], hi_j[s] = i0, i1, j0, j1
         for i in range(i0, i1 + 1):
             for j in range(j0, j1 + 1):
@@ -92,4 +100,68 @@ def segments_in_disks(seg, centers, eps, x0, y0, h, nx, ny):
             s = items[k]
             acc += _chord_in_disk(seg[s, 0, 0], seg[s, 0, 1], seg[s, 1, 0], seg[s, 1, 1], cx, cy, r2)
         out[p] = acc
+    return out
+
+
+@njit(cache=True)
+def edge_differences(patterns, words, a, b):
+    """How many neurons differ between the patterns of regions ``a[e]`` and
+    ``b[e]`` (0, 1, or 2 meaning "two or more") and, when exactly one does,
+    which (else -1).
+
+    ``words`` is ``patterns`` (``(R, N)`` int8) zero padded to a multiple of
+    8 columns and viewed as uint64 words: equal words are skipped at once,
+    a differing word is read byte by byte from ``patterns``.
+    """
+    E = a.shape[0]
+    N = patterns.shape[1]
+    count = np.zeros(E, np.int64)
+    neuron = np.full(E, -1, np.int64)
+    for e in range(E):
+        ra, rb = a[e], b[e]
+        c = 0
+        for w in range(words.shape[1]):
+            if words[ra, w] == words[rb, w]:
+                continue
+            for k in range(8 * w, min(8 * w + 8, N)):
+                if patterns[ra, k] != patterns[rb, k]:
+                    c += 1
+                    neuron[e] = k
+            if c > 1:
+                break
+        if c > 1:
+            neuron[e] = -1
+            c = 2
+        count[e] = c
+    return count, neuron
+
+
+@njit(cache=True)
+def scale_by_pieces(v, patterns, regions, first, slopes):
+    """In place: ``v[s, i] *= slopes[patterns[regions[s], first + i]]`` (row
+    ``s`` of ``v`` times the slopes of region ``regions[s]``'s pieces of one
+    layer, whose neurons start at ``first``)."""
+    for s in range(v.shape[0]):
+        r = regions[s]
+        for i in range(v.shape[1]):
+            v[s, i] *= slopes[patterns[r, first + i]]
+
+
+@njit(cache=True)
+def first_difference(patterns, words, a, b):
+    """(E,) the first neuron where the patterns of regions ``a[e]`` and
+    ``b[e]`` differ (the number of neurons when they are equal); ``words`` as
+    in :func:`edge_differences`."""
+    E = a.shape[0]
+    N = patterns.shape[1]
+    out = np.full(E, N, np.int64)
+    for e in range(E):
+        ra, rb = a[e], b[e]
+        for w in range(words.shape[1]):
+            if words[ra, w] != words[rb, w]:
+                for k in range(8 * w, min(8 * w + 8, N)):
+                    if patterns[ra, k] != patterns[rb, k]:
+                        out[e] = k
+                        break
+                break
     return out

@@ -66,6 +66,7 @@ class Packed:
             bound_max_off=bound_max_off,
             # an open neuron connects to every open neuron of the next layer
             dense=bool(all(np.all(w != 0) for w in net.weights[1:])),
+            bound_abs=bound_underflow(net),
         )
 
     def scratch(self, d):
@@ -116,6 +117,20 @@ def layer_bounds(net):
     bound = np.concatenate(blocks) if blocks else np.zeros(1)
     bound_max = np.concatenate(cmax) if cmax else np.zeros(1)
     return bound, coff, bound_max, cmoff
+
+
+def bound_underflow(net) -> float:
+    """What underflow can take from a bound of :func:`layer_bounds` (or add to
+    a propagated change): at most half the smallest subnormal per rounded
+    product, carried on by at most the largest row sum of every later
+    ``S |W|``. Tiny (about 1e-320) unless the weights are huge."""
+    k = sum(w.size for w in net.weights) + 1
+    grow = 1.0
+    with np.errstate(over="ignore"):
+        for w, a in zip(net.weights, net.activations):
+            s = 1.0 if a is None else float(np.abs(a.slopes).max())
+            grow *= max(1.0, s * (float(np.abs(w).sum(axis=1).max()) if w.size else 0.0))
+        return float(k * 5e-324 * grow)
 
 
 def theorem2_samples(net, x, noise, opts, *, screen=True):

@@ -32,7 +32,9 @@ NOT_GOOD = 0
 GOOD = 1
 UNDECIDED = 2  # the screen could not decide: recomputed by _fallback
 
-SLACK = 1e-9  # relative safety margin of the screen's bounds against rounding
+# relative room of the screen's bounds for their rounding (at most a few thousand ulps
+# for any network that fits in memory); bound_abs in Net adds what underflow can lose
+SLACK = 1e-9
 REFRESH = 16  # pre-bias values recomputed from scratch at least every REFRESH pairs
 CHUNK = 4096  # pairs per call of theorem2_chunk (a multiple of REFRESH)
 HALF_ULP = 2.0**-53  # terms below HALF_ULP * f / n_terms may be left unresolved
@@ -72,6 +74,7 @@ class Net(NamedTuple):
     bound_max: np.ndarray  # float64
     bound_max_off: np.ndarray  # (L, L) int64
     dense: bool  # every weight after the first layer nonzero
+    bound_abs: float  # what underflow can take from any bound (0 unless weights are tiny)
 
 
 class Options(NamedTuple):
@@ -421,19 +424,28 @@ def _screen(net, scr, ly, j, delta):  # pragma: no cover
         if not net.has_act[m]:
             continue
         base = net.bound_off[ly, m] + j
-        if net.dense and scr.widest[m] > net.bound[base + scr.widest_j[m] * stride] * delta * (1.0 + SLACK):
+        if net.dense and scr.widest[m] > _moved(net, net.bound[base + scr.widest_j[m] * stride], delta):
             continue
-        layer_bound = net.bound_max[net.bound_max_off[ly, m] + j] * delta * (1.0 + SLACK)
+        layer_bound = _moved(net, net.bound_max[net.bound_max_off[ly, m] + j], delta)
         if not net.dense:
             if not scr.smallest[m] > layer_bound:
                 return UNDECIDED
             continue
-        if scr.second[m] > net.bound[base + scr.second_j[m] * stride] * delta * (1.0 + SLACK):
+        if scr.second[m] > _moved(net, net.bound[base + scr.second_j[m] * stride], delta):
             continue
         if not scr.any_open[m] and scr.smallest[m] > layer_bound:
             return NOT_GOOD
         r = UNDECIDED
     return r
+
+
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _moved(net, c, delta):  # pragma: no cover
+    """A rigorous upper bound of how far a later unit moves when its bound
+    per unit move is ``c`` (computed) and the neuron moves by ``delta``: room
+    for the rounding and underflow of ``c``, of the product, and of
+    ``delta`` itself."""
+    return (c * (1.0 + SLACK) + net.bound_abs) * delta * (1.0 + SLACK) + 5e-324
 
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -471,7 +483,10 @@ def _fallback(net, scr, q):  # pragma: no cover
                 while km < Km and u >= net.bps[t0 + km]:
                     km += 1
                 opened[m, r] = net.slopes[s0 + km] != 0.0
-                dh[r] = net.slopes[s0 + km] * u + net.icpts[s0 + km] - scr.h[m, r]
+                if km == scr.piece[m, r]:  # same piece: the change itself, not a difference of values
+                    dh[r] = net.slopes[s0 + km] * dv[r]
+                else:
+                    dh[r] = net.slopes[s0 + km] * u + net.icpts[s0 + km] - scr.h[m, r]
         else:
             for r in range(nr):
                 dh[r] = dv[r]

@@ -30,6 +30,14 @@ the undecided (point, sample, neuron, breakpoint) cases are recomputed
 indicator is left unresolved are ones that all together stay below half an
 ulp of the point's density.
 
+What is exact in the indicator: a path's weights and slopes are tested
+against zero exactly (a weight of 1e-300 keeps a path, an exact 0 cuts it),
+and the screen's bounds carry room for their own rounding and underflow. The pieces of the later neurons
+with neuron ``i`` on its breakpoint are decided in float64 from the sampled
+forward pass, the same way :meth:`Network.patterns` decides them (a later
+neuron within rounding of its own breakpoint at the sampled point, an event
+of probability zero under the noise, may get either piece).
+
 References
 ----------
 N. Patel, G. Montúfar. "On the local complexity of linear regions in deep

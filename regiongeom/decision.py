@@ -4,8 +4,16 @@ On every activation region the network is affine, so each logit is an affine
 function there and the set where the top two logits tie is a union of
 straight segments: for each pair of logits ``(i, k)``, the tie line
 ``l_i(x) = l_k(x)`` clipped to the region and to the half-planes where both
-are at least every other logit. Clipping is done exactly, in the line's own
+are at least every other logit. Clipping is done in the line's own
 parameter, from the region's edges and the other logits' half-planes.
+
+Whether two logits have a tie line on a region at all (their gradients
+differ) is decided exactly: in float64 with a bound on the rounding error of
+the two Jacobian rows, and in exact arithmetic when the difference is
+within it (then the line is also taken from the exact maps, rounded once).
+The clipping is float64 on the regions' rounded vertices: a segment's ends
+are rounded, and a tie line that only touches a region is dropped when its
+piece is shorter than ``1e-12`` of the domain's diameter.
 """
 
 from __future__ import annotations
@@ -14,11 +22,9 @@ import numpy as np
 
 __all__ = ["decision_boundary"]
 
-# a tie line is dropped when the two logits' gradients differ by less than this, relative
-# to the largest gradient entry of the map (the logits are parallel on the region: they
-# tie on all of it or nowhere, and a region-wide tie has no line to draw)
-_PARALLEL_RTOL = 1e-12
-# segments shorter than this fraction of the domain's diameter are dropped (touching points)
+# segments shorter than this fraction of the domain's diameter are dropped: the clipping
+# works on the regions' rounded vertices, so a line touching a region at one point may
+# come out as a segment of rounding length
 _MIN_LENGTH_RTOL = 1e-12
 
 
@@ -68,7 +74,7 @@ def decision_boundary(rm) -> np.ndarray:
     out = []
     for i in range(n_out):
         for k in range(i + 1, n_out):
-            segs, reg = _pair_segments(jac, off, i, k, edges_n, edges_c, min_len)
+            segs, reg = _pair_segments(rm, jac, off, i, k, edges_n, edges_c, min_len)
             if not convex and len(segs):
                 segs = _clip_to_shapes(segs, [rm.shapes[r] for r in reg], min_len)
             out.append(segs)
@@ -97,15 +103,11 @@ def _signed_area(p):
     return 0.5 * float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
 
 
-def _pair_segments(jac, off, i, k, edges_n, edges_c, min_len):
+def _pair_segments(rm, jac, off, i, k, edges_n, edges_c, min_len):
     """Segments of every region where logits i and k tie and are the top two (or tied top)."""
-    a = jac[:, i] - jac[:, k]  # tie line: a . x + c = 0
-    c = off[:, i] - off[:, k]
+    a, c, ok = _tie_lines(rm, jac, off, i, k)  # tie line: a . x + c = 0
+    a, c = a[ok], c[ok]
     na = np.linalg.norm(a, axis=1)
-    # relative to the whole map: where every unit is off the logits are constant, differences are rounding
-    scale = max(float(np.abs(jac).max()), np.finfo(float).tiny)
-    ok = na > _PARALLEL_RTOL * scale
-    a, c, na = a[ok], c[ok], na[ok]
     reg = np.flatnonzero(ok)
     p0 = -(c / na**2)[:, None] * a  # the point of the line closest to the origin
     d = np.column_stack([-a[:, 1], a[:, 0]]) / na[:, None]  # unit direction
@@ -126,6 +128,37 @@ def _pair_segments(jac, off, i, k, edges_n, edges_c, min_len):
     p0, d, lo, hi = p0[keep], d[keep], lo[keep], hi[keep]
     segs = np.stack([p0 + lo[:, None] * d, p0 + hi[:, None] * d], axis=1)
     return segs, reg[keep]
+
+
+def _tie_lines(rm, jac, off, i, k):
+    """``(a, c, ok)``: the tie line ``a . x + c = 0`` of logits i and k on
+    every region and whether it exists (``a != 0``), decided exactly."""
+    from ._locus_exact import _Bounds, _jacobians
+
+    a = jac[:, i] - jac[:, k]
+    c = off[:, i] - off[:, k]
+    bounds = _Bounds(rm.net)
+    up = bounds.jacobian_upper  # (n_out, n_in): magnitudes of any region's Jacobian
+    with np.errstate(over="ignore", invalid="ignore"):
+        ok = np.any(np.abs(a) > bounds.gamma * (up[i] + up[k]) + 2.0 * bounds.tiny, axis=1)
+    left = np.flatnonzero(~ok)
+    if left.size:
+        _, mag = _jacobians(rm.net, rm.patterns[left], bounds)
+        with np.errstate(over="ignore", invalid="ignore"):
+            room = bounds.gamma * (mag[:, i] + mag[:, k]) + 2.0 * bounds.tiny
+            ok[left] = np.any(np.abs(a[left]) > room, axis=1)
+        left = left[~ok[left]]
+    if left.size:
+        from . import _exact as X
+
+        ex = X.ExactNet(rm.net)
+        a, c = a.copy(), c.copy()
+        for r in left:
+            m = ex.output(rm.patterns[r])
+            d = X.difference(m[i], m[k]).to_float()
+            ok[r] = not X.is_zero(X.difference(m[i], m[k])[: ex.n_in])
+            a[r], c[r] = d[: ex.n_in], d[ex.n_in]
+    return a, c, ok
 
 
 def _clip_to_shapes(segs, shapes, min_len):

@@ -9,6 +9,18 @@ edge where a neuron switches but nothing downstream sees it (the neuron is
 not "good") is an activation boundary but not locus; both are kept in
 :class:`Locus` (``boundary_*`` arrays and the ``in_locus`` mask) so users can
 see what the good-neuron condition removes.
+
+Every such decision is exact for the float64 weights, at any scale: whether
+an edge is locus (the two Jacobians differ), hence which activation regions
+merge into linear regions, and whether two locus pieces meeting at a vertex
+lie on one line (:attr:`Locus.vertices`). Each is computed in floating point
+with a rigorous bound on its rounding error and recomputed in exact integer
+arithmetic in the rare cases within the bound (:mod:`regiongeom._locus_exact`);
+no threshold relative to other regions is involved, so a jump of slope 1e-6
+next to slopes of 1e6 is locus and an output weight of 1e-300 keeps its
+neuron's lines. Only coordinates are rounded: the points and segment ends
+are the region map's vertices, and lengths and ball measures are computed
+from them in float64.
 """
 
 from __future__ import annotations
@@ -19,9 +31,9 @@ import numpy as np
 
 from . import _locus_kernels as K
 from ._jit import compile_notice
+from ._locus_exact import collinear, edge_jumps
 from ._validate import as_points, positive
 from .regions import RegionMap
-from .tolerance import JAC_RTOL
 
 __all__ = ["nonlinear_locus", "linear_regions", "Locus", "LinearRegions"]
 
@@ -34,17 +46,9 @@ def _check_rm(rm, fname):
 
 
 def _jumps(rm: RegionMap) -> np.ndarray:
-    """(E,) True where the Jacobian jumps across an interior edge."""
-    inner = rm.edge_regions[:, 1] >= 0
-    out = np.zeros(len(rm.edge_regions), bool)
-    if not inner.any():
-        return out
-    J = rm.jacobians.reshape(len(rm), -1)
-    scale = float(np.max(np.abs(J))) if J.size else 0.0
-    a, b = rm.edge_regions[inner, 0], rm.edge_regions[inner, 1]
-    diff = np.max(np.abs(J[a] - J[b]), axis=1) if J.shape[1] else np.zeros(a.size)
-    out[inner] = diff > JAC_RTOL * scale
-    return out
+    """(E,) True where the Jacobian jumps across an interior edge, decided
+    exactly (:mod:`regiongeom._locus_exact`)."""
+    return edge_jumps(rm)
 
 
 def nonlinear_locus(rm: RegionMap) -> Locus:
@@ -113,6 +117,7 @@ class Locus:
             self.boundary_segments = rm.vertices[edges]
             self.segments = self.boundary_segments[jump]
             self._edges = edges[jump]
+            self._edge_ids = np.flatnonzero(inner)[jump]  # their rows in rm.edges
         self.neurons = self.boundary_neurons[jump]
         self.breakpoints = rm.edge_breakpoints[inner][jump]
         self.regions = self.boundary_regions[jump]
@@ -150,11 +155,14 @@ class Locus:
     def volume_in_balls(self, centers, eps) -> np.ndarray:
         """(P,) exact ``vol(locus ∩ B_eps(c))`` for every center ``c``.
 
-        In 1D the count of locus points in ``[c - eps, c + eps]``; in 2D the
-        total length inside the closed disk, from the closed-form
-        segment–disk intersection (never a polygonised disk). Only the locus
-        inside the domain exists, so a ball sticking out of the domain
-        measures just what lies inside.
+        In 1D the count of locus points ``p`` with ``|p - c| <= eps``, decided
+        exactly for the float points (not from the rounded ``c - eps`` and
+        ``c + eps``); in 2D the total length inside the closed disk, from the
+        closed-form segment–disk intersection (never a polygonised disk),
+        computed in float64. Only the locus inside the domain exists, so a
+        ball sticking out of the domain measures just what lies inside. The
+        locus points and segment ends are the region map's vertices: exact
+        points rounded to float64.
 
         Parameters
         ----------
@@ -164,10 +172,7 @@ class Locus:
         eps = positive(eps, "eps")
         c = as_points(centers, self.dim, "centers")
         if self.dim == 1:
-            pts = self.points
-            lo = np.searchsorted(pts, c[:, 0] - eps, side="left")
-            hi = np.searchsorted(pts, c[:, 0] + eps, side="right")
-            return (hi - lo).astype(np.float64)
+            return _count_in_intervals(self.points, c[:, 0], eps).astype(np.float64)
         if len(self) == 0:
             return np.zeros(len(c))
         seg = np.ascontiguousarray(self.segments)
@@ -197,22 +202,13 @@ class Locus:
         junction = deg >= 3
         two = np.nonzero(deg == 2)[0]
         if two.size:
-            # direction of the two pieces at each degree-2 vertex
+            # the two pieces at each degree-2 vertex: a bend unless they lie on one line
             flat = e.ravel()
             order = np.argsort(flat, kind="stable")
             starts = np.searchsorted(flat[order], two)
-            first, second = order[starts], order[starts + 1]
-            verts = self.region_map.vertices
-
-            def direction(k):
-                s, end = k // 2, k % 2
-                d = verts[e[s, 1 - end]] - verts[e[s, end]]
-                return d / np.linalg.norm(d, axis=1, keepdims=True)
-
-            d1, d2 = direction(first), direction(second)
-            cross = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]
-            bend = (np.abs(cross) > 1e-9) | (np.sum(d1 * d2, axis=1) > 0)
-            junction[two[bend]] = True
+            first, second = order[starts] // 2, order[starts + 1] // 2
+            straight = collinear(self.region_map, self._edge_ids[first], self._edge_ids[second])
+            junction[two[~straight]] = True
         return self.region_map.vertices[junction]
 
     def distance(self, points) -> np.ndarray:
@@ -241,6 +237,41 @@ class Locus:
         if self.dim == 1:
             return distance_1d(self.points, c[:, 0])
         return distance_2d(self.segments, c)
+
+
+def _count_in_intervals(pts, c, eps) -> np.ndarray:
+    """(P,) how many of the sorted floats ``pts`` satisfy ``-eps <= p - c <= eps``
+    exactly. Rounding is monotone, so ``fl(p - c)`` is on the same side of the
+    float ``eps`` as ``p - c`` unless it equals it; then the sign of the
+    rounding error (Knuth's two-sum) decides. The float ``c -+ eps`` only
+    give the first guess of where the points inside start and end."""
+    n = pts.size
+    if n == 0:
+        return np.zeros(c.size, np.int64)
+
+    def inside(i, upper):
+        p = pts[np.clip(i, 0, n - 1)]
+        s = p - c
+        bb = s - p
+        err = (p - (s - bb)) + (-c - bb)  # p - c == s + err exactly
+        if upper:
+            return (s < eps) | ((s == eps) & (err <= 0))
+        return (s > -eps) | ((s == -eps) & (err >= 0))
+
+    def settle(i, upper):
+        """Move each guess to the first point that is not (upper: is) below the ball."""
+        while True:
+            if upper:  # i: one past the last point with p - c <= eps
+                back, fwd = (i > 0) & ~inside(i - 1, True), (i < n) & inside(i, True)
+            else:  # i: the first point with p - c >= -eps
+                back, fwd = (i > 0) & inside(i - 1, False), (i < n) & ~inside(i, False)
+            if not (back.any() or fwd.any()):
+                return i
+            i = i - back + fwd
+
+    lo = settle(np.searchsorted(pts, c - eps, side="left").astype(np.int64), False)
+    hi = settle(np.searchsorted(pts, c + eps, side="right").astype(np.int64), True)
+    return np.maximum(hi - lo, 0)
 
 
 def linear_regions(rm: RegionMap) -> LinearRegions:
@@ -299,13 +330,19 @@ class LinearRegions:
     def __repr__(self):
         return f"LinearRegions({len(self)} linear regions from {len(self.region_map)} activation regions)"
 
+    @cached_property
+    def _maps(self):
+        return self.region_map._affine_of(self._first)
+
     @property
     def jacobians(self) -> np.ndarray:
-        return self.region_map.jacobians[self._first]
+        """(L, n_out, n_in) the output's slope on each linear region."""
+        return self._maps[0]
 
     @property
     def offsets(self) -> np.ndarray:
-        return self.region_map.offsets[self._first]
+        """(L, n_out): ``net(x) == jacobians[l] @ x + offsets[l]`` on linear region l."""
+        return self._maps[1]
 
     @cached_property
     def measures(self) -> np.ndarray:

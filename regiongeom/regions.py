@@ -118,6 +118,7 @@ class RegionMap:
         if self.dim == 1:
             self.intervals = np.stack([sub.vertices[:-1], sub.vertices[1:]], axis=1)
         self._indptr, self._ids, self._merged_shapes = sub.indptr, sub.ids, sub.shapes
+        self._derived = {}  # results computed from this map by later modules (the locus decision)
 
     # -- basic views ------------------------------------------------------
     def __len__(self) -> int:
@@ -161,12 +162,14 @@ class RegionMap:
         return self.dim
 
     # -- affine maps ------------------------------------------------------
-    def _affine(self):
-        """Exact per-region affine maps of the output, from the patterns.
+    def _affine(self, rows=None):
+        """Per-region affine maps of the output (of the regions ``rows``, or
+        all), from the exact patterns.
 
         Kept as (n_units, R * n_in) matrices so every layer is one BLAS product.
         """
-        net, R, k = self.net, len(self), self.dim
+        patterns = self.patterns if rows is None else self.patterns[rows]
+        net, R, k = self.net, len(patterns), self.dim
         J = np.repeat(np.eye(k)[:, None, :], R, axis=1).reshape(k, R * k)
         c = np.zeros((k, R))
         offs = net.neuron_offsets
@@ -174,7 +177,7 @@ class RegionMap:
             J = w @ J
             c = w @ c + b[:, None]
             if a is not None:
-                piece = self.patterns[:, offs[i] : offs[i + 1]].T  # (n, R)
+                piece = patterns[:, offs[i] : offs[i + 1]].T  # (n, R)
                 slope = a.slopes[piece]
                 J = (J.reshape(-1, R, k) * slope[:, :, None]).reshape(-1, R * k)
                 c = c * slope + a.intercepts[piece]
@@ -186,9 +189,21 @@ class RegionMap:
     def _affine_maps(self):
         return self._affine()
 
+    def _affine_of(self, rows):
+        """``(jacobians, offsets)`` of the regions ``rows`` only (from the
+        full maps when they are already computed)."""
+        if "_affine_maps" in self.__dict__:
+            return self._affine_maps[0][rows], self._affine_maps[1][rows]
+        return self._affine(rows)
+
     @property
     def jacobians(self) -> np.ndarray:
-        """(R, n_out, n_in) the output's slope on each region."""
+        """(R, n_out, n_in) the output's slope on each region.
+
+        Computed (on first use) in float64 from each region's exact pattern:
+        the products of the weights and the pieces' slopes, rounded; no
+        tolerance is involved. The locus does not need them (it decides each
+        edge from the edge's own neuron)."""
         return self._affine_maps[0]
 
     @property
@@ -212,6 +227,11 @@ class RegionMap:
         """(P,) index of the region holding each point, -1 outside the domain.
 
         A point on a shared edge or vertex gets the lowest-numbered region.
+        The point is compared with the regions' float64 vertices (1D: the
+        interval ends; 2D: the polygons): a point closer to a region's
+        boundary than the rounding of its vertices may be given the
+        neighbouring region. The patterns, adjacency and affine maps are
+        exact; only these coordinates are rounded.
         """
         pts = as_points(points, self.dim, "points")
         if self.dim == 1:

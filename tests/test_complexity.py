@@ -637,3 +637,76 @@ def test_bad_points_and_networks_raise():
     with pytest.raises(ValueError, match="1 or 2 inputs"):
         lc_density(net3, np.zeros((2, 3)), sigma=0.1, method="definition", eps=0.1)
     assert lc_density(net3, np.zeros((2, 3)), sigma=0.1, n_samples=2).mean.shape == (2,)  # theorem2: any n_in
+
+
+# ----------------------------------------------------------------------------
+# the good indicator decides zero weights exactly: 0 cuts a path, 1e-300 does not
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize("w", [0.0, 1e-300])
+def test_zero_and_tiny_read_out_one_layer(w):
+    """One layer read out by ``[1, w]``: neuron 1 is good iff ``w != 0``, next
+    to a read-out weight of 1 (theorem2 exactly; the definition route, whose
+    locus is decided exactly, by z-score against the finite-eps closed form)."""
+    W, beta, sigma, eps = np.array([[1.0, 0.5], [-0.3, 1.0]]), np.array([0.1, -0.2]), 0.3, 0.25
+    net = rg.Network.from_arrays([W, [[1.0, w]]], [-beta, [0.0]], ["relu", None])
+    rows = slice(None) if w else slice(0, 1)
+    x = np.random.default_rng(2).uniform(-0.5, 0.5, size=(6, 2))
+    t2 = lc_density(net, x, sigma=sigma, n_samples=2, rng=0, progress=False).mean
+    np.testing.assert_allclose(
+        t2, cf.one_layer_2d_density(x, W=W[rows], beta=beta[rows], sigma=sigma), rtol=1e-12
+    )
+    est = lc_density(net, x, sigma=sigma, n_samples=600, method="definition", eps=eps, rng=9, progress=False)
+    z = zscores(est, cf.one_layer_2d_density_eps(x, W=W[rows], beta=beta[rows], sigma=sigma, eps=eps))
+    assert np.all(np.abs(z) < Z_MAX), z
+
+
+@pytest.mark.parametrize("w", [0.0, 1e-300])
+def test_zero_and_tiny_weights_into_a_later_layer(w):
+    """Neuron 1 of the first layer reaches the second layer through weights
+    ``w``: never good with 0; with 1e-300 good whenever a second-layer neuron
+    is open (the brute force, term by term); the indicators differ."""
+    net = rg.Network.from_arrays(
+        [np.eye(2), [[1.0, w], [-1.0, w]], [[1.0, 1.0]]],
+        [[0.0, 0.0], [0.5, 0.5], [0.0]],
+        ["relu", "relu", None],
+    )
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, size=(40, 2))
+    noise = rng.normal(0, 0.3, size=(3, net.n_neurons))
+    for screen in (True, False):
+        f, (good, _) = theorem2_block(Packed(net), x, noise, dict(sigma=0.3, good=True, rho=True),
+                                      screen=screen, return_good=True)  # fmt: skip
+        good = good.reshape(3, 40, net.n_neurons, -1)
+        for s in range(3):
+            for p in range(40):
+                np.testing.assert_array_equal(good[s, p, :, :1], brute_good(net, noise[s], x[p]))
+        assert good[:, :, 1, 0].any() == (w != 0) and good[:, :, 0, 0].all()
+        ref = [brute_f(net, noise[s], x[p], 0.3) for s in range(3) for p in range(40)]
+        np.testing.assert_allclose(f, ref, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_good_indicator_with_tiny_and_zero_columns(seed):
+    """Random nets with some neurons' outgoing columns set to 0 and others to
+    1e-300 (and their scale mixed with 1e6): the indicator equals the brute
+    force with the screen and without; tiny columns keep paths."""
+    net = rand_net([4, 4, 3], ["relu", rg.leaky_relu, "relu"], seed=30 + seed)
+    rng = np.random.default_rng(seed)
+    ws = [np.array(w) for w in net.weights]
+    for i in (1, 2):
+        cols = rng.permutation(ws[i].shape[1])
+        ws[i][:, cols[0]] = 0.0
+        ws[i][:, cols[1]] *= 1e-300
+        ws[i][:, cols[2]] *= 1e6
+    net = rg.Network.from_arrays(ws, net.biases, net.activations)
+    x = rng.uniform(-1.5, 1.5, size=(25, 2))
+    noise = rng.normal(0, 0.4, size=(3, net.n_neurons))
+    pk = Packed(net)
+    for screen in (True, False):
+        _, (good, _) = theorem2_block(pk, x, noise, dict(sigma=0.4, good=True, rho=True),
+                                      screen=screen, return_good=True)  # fmt: skip
+        good = good.reshape(3, 25, net.n_neurons, pk.kmax)
+        for s in range(3):
+            for p in range(25):
+                ref = brute_good(net, noise[s], x[p])
+                np.testing.assert_array_equal(good[s, p, :, : ref.shape[1]], ref)

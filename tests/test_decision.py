@@ -118,3 +118,17 @@ def test_doctests():
 
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 1 and result.failed == 0
+
+
+def test_tie_lines_of_tiny_gradients_next_to_steep_logits():
+    """Logits 1e6 h0 +- 1e-9 h1 (biases 0 and 1e-10): they tie on y = 0.05
+    wherever h1 is on, whatever the steepness elsewhere; where h1 is off the
+    two are parallel (no line), which is decided exactly."""
+    net = rg.Network.from_arrays(
+        [np.eye(2), [[1e6, 1e-9], [1e6, -1e-9]]], [[0.0, 0.0], [0.0, 1e-10]], ["relu", None]
+    )
+    rm = rg.activation_regions(net, BOX)
+    segs = rg.decision_boundary(rm)
+    np.testing.assert_allclose(segs[:, :, 1], 0.05, rtol=1e-12)
+    assert np.sum(np.linalg.norm(segs[:, 1] - segs[:, 0], axis=1)) == pytest.approx(2.0, rel=1e-12)
+    assert len(segs) == 2  # one per region with h1 on (float forward passes cannot see 1e-9 y next to 1e6 x)

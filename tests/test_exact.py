@@ -298,15 +298,10 @@ def test_exact_answer_neuron_scales():
     assert ex.locus_volume() == pytest.approx(52.5955, abs=1e-4)
 
 
-XFAIL_A = "locus misses the slope jump 0 -> 1e-6 (Jacobian test relative to the steepest region)"
-
-
-@pytest.mark.xfail(strict=True, reason=XFAIL_A + ": 1 locus point and 2 linear regions, exact 2 and 3")
 def test_engine_a_1d():
     assert compare(net_a_1d(), (-1.0, 1.0)) == []
 
 
-@pytest.mark.xfail(strict=True, reason=XFAIL_A + ": locus length 2 and 2 linear regions, exact 4 and 4")
 def test_engine_a_2d():
     assert compare(net_a_2d(), BOX) == []
 
@@ -332,9 +327,6 @@ def test_engine_depth_homogeneous():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, reason="per-neuron scales: locus length 47.25, exact 52.60; 183 linear regions, exact 225"
-)
 def test_engine_neuron_scales():
     assert compare(net_neuron_scales(), BOX) == []
 
@@ -428,11 +420,6 @@ def test_fuzz_gaussian(case):
     check(case)
 
 
-@known_failure(
-    "Gaussian weights with per-neuron scales: the locus misses real Jacobian jumps (tested relative to "
-    "the steepest region): locus length 14.44 and 9 linear regions, exact 16.25 and 10 (first "
-    "counterexample: 2 -> 2:leaky_relu(0.1) -> 4 -> 4 -> 3)"
-)
 @fuzz_settings(100)
 @given(scaled_nets(gaussian=True))
 def test_fuzz_gaussian_scales(case):
