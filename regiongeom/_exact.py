@@ -28,6 +28,8 @@ __all__ = [
     "meet",
     "sign_at",
     "sign_at_root",
+    "root_1d",
+    "sign_at_float_1d",
 ]
 
 
@@ -232,3 +234,20 @@ def sign_at_root(line, root_of) -> int:
     ``root_of`` (``(a', c')`` with ``a' != 0``)."""
     l, r = _ints(line), _ints(root_of)
     return sign_at(l, np.array([-r[1], r[0]], dtype=object))
+
+
+# ----------------------------------------------------------------------- 1D ----
+def root_1d(line):
+    """1D: the root ``-c / a`` of ``line`` (``(a, c)``, ``a != 0``) as an exact Fraction."""
+    from fractions import Fraction
+
+    a, c = (int(v) for v in _ints(line))
+    return Fraction(-c, a)
+
+
+def sign_at_float_1d(line, x: float) -> int:
+    """1D: exact sign of ``line`` (``(a, c)``: ``a x + c``) at the float ``x``."""
+    d = dyadic(np.array([x], dtype=np.float64))
+    m = int(d.m[0])
+    point = [m << d.e, 1] if d.e >= 0 else [m, 1 << -d.e]
+    return sign_at(line, np.array(point, dtype=object))
