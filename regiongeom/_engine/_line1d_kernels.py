@@ -11,11 +11,9 @@ so the next layer's product runs over the old points' rows (block by block,
 see :func:`product_1d`), and the crossings' values are interpolated from
 those of their old interval's ends.
 
-Every row ``r`` carries three numbers that bound its values (see
-:mod:`.line1d` for the derivation): ``|z[r, j] - z_j(x_r)| <= safe * (N_j
-A[r] + B_j C[r]) + T`` for the exact value ``z_j(x_r)`` at the point's
-exact position, and ``|z[r, j]| <= safe * (N_j H[r] + B_j)``, where ``N_j``
-is the 1-norm of neuron ``j``'s weights and ``B_j = |b_j|``.
+Every value ``z[r, j]`` has a bound ``err[r, j]`` of its distance to the
+exact value at the point's exact position (see ``line1d.Bounds`` for the
+derivation).
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ UNSURE = np.int8(2)  # a sign left to the exact fallback
 
 
 @njit(cache=True, nogil=True)
-def signs_1d(z, rowof, A, C, N, B, safe, T, bps, n_cut, S):
+def signs_1d(z, err, rowof, bps, n_cut, S):
     """The signs of ``z[rowof[c], j] - t_k`` into ``S[c, k n_cut + j]`` for the
     first ``n_cut`` columns: +1 or -1 where ``|z - t|`` exceeds the row's error
     bound, ``UNSURE`` elsewhere (left to the exact fallback). Returns the
@@ -42,14 +40,13 @@ def signs_1d(z, rowof, A, C, N, B, safe, T, bps, n_cut, S):
     nu = 0
     for c in range(rowof.shape[0]):
         r = rowof[c]
-        a, cc = safe * A[r], safe * C[r]
         for k in range(bps.shape[0]):
             t = bps[k]
             o = k * n_cut
             for j in range(n_cut):
                 d = z[r, j] - t
                 s = np.int8(d > 0.0) - np.int8(d < 0.0)
-                sure = abs(d) * CERT > N[j] * a + B[j] * cc + T
+                sure = abs(d) * CERT > err[r, j]
                 S[c, o + j] = s if sure else UNSURE
                 nu += not sure
     return nu
@@ -104,7 +101,7 @@ def _place(d0, d1, s0, e0, e1):
 
 
 @njit(cache=True, nogil=True)
-def crossings_1d(x, ex, rowof, z, A, C, N, B, safe, T, G3, S, bps, n_cut):
+def crossings_1d(x, ex, rowof, z, err, G3, S, bps, n_cut):
     """The crossings of a layer's neurons with the sorted points ``x`` (V,)
     (step 2 of cutting a layer, once ``S`` holds exact signs).
 
@@ -151,12 +148,10 @@ def crossings_1d(x, ex, rowof, z, A, C, N, B, safe, T, G3, S, bps, n_cut):
                 s0 = S[c, k * n_cut + r]
                 if np.int8(s0 * S[c + 1, k * n_cut + r]) != np.int8(-1):
                     continue
-                e0 = safe * (N[r] * A[r0] + B[r] * C[r0]) + T
-                e1 = safe * (N[r] * A[r1] + B[r] * C[r1]) + T
-                a, da = _place(z[r0, r] - t, z[r1, r] - t, s0, e0, e1)
+                a, da = _place(z[r0, r] - t, z[r1, r] - t, s0, err[r0, r], err[r1, r])
                 p = min(max(x0 + a * w, x0), x1)
                 cr[i], ck[i], ca[i], cda[i], cpos[i] = r, k, a, da, p
-                cex[i] = safe * (base + da * (w + ex[c] + ex[c + 1]) + G3 * (abs(x0) + w)) + abs(p) * 2.0**-51
+                cex[i] = SELF * (base + da * (w + ex[c] + ex[c + 1]) + G3 * (abs(x0) + w)) + abs(p) * 2.0**-51
                 i += 1
         _sort_crossings(cpos, cr, ck, ca, cex, cda, i0, i1)
         # crossing i is sure when the largest upper end before it is below the smallest lower end from it on
@@ -177,6 +172,10 @@ def crossings_1d(x, ex, rowof, z, A, C, N, B, safe, T, G3, S, bps, n_cut):
 def _emit_pieces(cur, n_cut, nbp, P, q):
     """Row ``q`` of ``P`` from the signs ``cur`` on an open interval: the
     number of breakpoints each neuron is on or above."""
+    if nbp == 1:
+        for j in range(n_cut):
+            P[q, j] = np.int8(cur[j] >= np.int8(0))
+        return
     for j in range(n_cut):
         p = 0
         for k in range(nbp):
@@ -201,11 +200,9 @@ def _pieces_uncut(S, c, n_cut, P, q):
 
 
 @njit(cache=True, nogil=True)
-def split_1d(
-    x, ex, rowof, z, A, C, N, B, safe, T, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, neu, bpi, bps, first, n_cut, G3
-):
+def split_1d(x, ex, rowof, z, err, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, neu, bpi, bps, first, n_cut, G3):
     """The points after a cut (step 3): ``(x, ex, neu, bpi, rowof, parent,
-    pieces, cnew, anew, znew, Enew, dptr, dj)``.
+    pieces, cnew, anew, znew, errnew, dptr, dj)``.
 
     The old points keep their rows, the ``e``-th crossing kept gets row
     ``V + e``; a crossing not kept is at the same exact point as the kept
@@ -218,8 +215,10 @@ def split_1d(
     ends and the exact order of the crossings; crossing ``e`` lies in old
     interval ``cnew[e]`` at its place ``anew[e]``, with values ``znew[e]``
     (all columns interpolated; exactly the breakpoint for the neurons
-    crossing there) and ``Enew[e]``, a bound of the errors of its first
-    ``n_cut`` values (the carried columns get none); the neurons whose
+    crossing there) and the bounds ``errnew[e]`` of their distance to the
+    exact values at the exact point of place ``anew[e]`` (not at the exact
+    crossing: see ``line1d.Bounds``; the carried columns' bounds hold if
+    they are affine along the interval); the neurons whose
     float piece differs at the ends of old interval ``c`` are
     ``dj[dptr[c]:dptr[c + 1]]``.
     """
@@ -236,7 +235,7 @@ def split_1d(
     cnew = np.empty(nk, np.int64)
     anew = np.empty(nk)
     znew = np.empty((nk, n))
-    Enew = np.empty(nk)
+    errnew = np.empty((nk, n))
     pieces = np.zeros((Vn - 1, n_cut), np.int8)
     cur = np.empty(kn, np.int8)
     dptr = np.zeros(V, np.int64)
@@ -271,23 +270,18 @@ def split_1d(
                 neun[q], bpn[q] = first + cr[i], ck[i]
                 parent[q] = c
                 cnew[e], anew[e] = c, a
-                a0, c0, a1, c1 = safe * A[r0], safe * C[r0], safe * A[r1], safe * C[r1]
-                em = 0.0
-                for r in range(n_cut):
+                for r in range(n):
                     u0, u1 = z[r0, r], z[r1, r]
                     znew[e, r] = u0 + a * (u1 - u0)
-                    e0 = N[r] * a0 + B[r] * c0 + T
-                    e1 = N[r] * a1 + B[r] * c1 + T
-                    em = max(em, max(e0, e1) + da * (abs(u1 - u0) + e0 + e1) + G3 * (2.0 * abs(u0) + abs(u1)))
-                Enew[e] = em * SELF
-                for r in range(n_cut, n):
-                    znew[e, r] = z[r0, r] + a * (z[r1, r] - z[r0, r])
+                    e0, e1 = err[r0, r], err[r1, r]
+                    errnew[e, r] = SELF * (max(e0, e1) + G3 * (2.0 * abs(u0) + abs(u1)))
                 q += 1
             elif first + cr[i] < neun[q - 1]:
                 neun[q - 1], bpn[q - 1] = first + cr[i], ck[i]
             o = ck[i] * n_cut + cr[i]
             cur[o] = S[c + 1, o]
             znew[e, cr[i]] = bps[ck[i]]
+            errnew[e, cr[i]] = 0.0
         _emit_pieces(cur, n_cut, nbp, pieces, q - 1)
         m = dptr[c]
         for j in range(n_cut):
@@ -298,18 +292,20 @@ def split_1d(
                 dj[m] = j
                 m += 1
         dptr[c + 1] = m
-    return xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, Enew, dptr, dj
+    return xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, errnew, dptr, dj
 
 
 @njit(cache=True, nogil=True)
 def corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, bps, slopes, icpts):
-    """The crossings' corrections (step 4): ``(direct, cptr, cj, cv)``. The
+    """The crossings' corrections (step 4): ``(direct, cptr, cj, cv, cb)``. The
     crossings inside old intervals that more than ``n / 16`` neurons cross
     (``direct``) get the next layer's values computed; every other crossing
     ``e`` lists the neurons ``cj[cptr[e]:cptr[e + 1]]`` whose float piece
     differs at the ends of its old interval, with ``cv`` their activation
     minus its interpolation between the interval's ends (every other
-    neuron's activation is affine between its two float values)."""
+    neuron's activation is affine between its two float values), and ``cb``
+    a bound of the rounding of ``cv`` and of its product with a weight
+    (``gamma_6`` times the magnitudes of the terms)."""
     n = z.shape[1]
     nk = cnew.shape[0]
     cptr = np.zeros(nk + 1, np.int64)
@@ -325,6 +321,10 @@ def corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, bps, slopes, ic
             cptr[e + 1] = cptr[e] + dptr[c + 1] - dptr[c]
     cj = np.empty(cptr[nk], np.int64)
     cv = np.empty(cptr[nk])
+    cb = np.empty(cptr[nk])
+    cmax = 0.0
+    for p in range(icpts.shape[0]):
+        cmax = max(cmax, abs(icpts[p]))
     for e in range(nk):
         if cptr[e + 1] == cptr[e]:
             continue
@@ -335,28 +335,49 @@ def corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, bps, slopes, ic
             j = dj[p]
             u, w, v = z[r0, j], z[r1, j], znew[e, j]
             cj[m] = j
-            cv[m] = _act(v, bps, slopes, icpts) - (
-                (1.0 - a) * _act(u, bps, slopes, icpts) + a * _act(w, bps, slopes, icpts)
-            )
+            hv, hu, hw = _act(v, bps, slopes, icpts), _act(u, bps, slopes, icpts), _act(w, bps, slopes, icpts)
+            cv[m] = hv - ((1.0 - a) * hu + a * hw)
+            cb[m] = 2.0**-49 * (abs(hv) + abs(hu) + abs(hw) + 3.0 * cmax)
             m += 1
-    return direct[:nd], cptr, cj, cv
+    return direct[:nd], cptr, cj, cv, cb
+
+
+@njit(cache=True)
+def _act_error(z, e, bps, slopes, icpts, lip, ract):
+    """A bound of ``|fl(act(z)) - act(z*)|`` for ``|z - z*| <= e``: the
+    slope of ``z``'s piece when ``z*`` is certainly on it, else the
+    largest; plus the rounding of ``slope z + intercept`` (``ract``: 0 for
+    an activation that computes exactly)."""
+    p = _piece(z, bps)
+    sure = True
+    for k in range(bps.shape[0]):
+        sure &= abs(z - bps[k]) * CERT > e
+    h = slopes[p] * z + icpts[p]
+    return (abs(slopes[p]) if sure else lip) * e + ract * (abs(h) + 2.0 * abs(icpts[p]) + 1.0 * ETA)
 
 
 @njit(cache=True, nogil=True)
-def product_1d(Z, rows, off, q0, q1, bps, slopes, icpts, wt, b, Ein, consts, out, Aout, Cout, Hout, B):
+def product_1d(Z, Zerr, rows, off, q0, q1, bps, slopes, icpts, wt, wabs, b, babs, consts, out, errout, B):
     """The next layer's preactivations ``act(Z[r]) @ wt + b`` into row
     ``off + r`` of ``out``, for the rows ``r`` in ``rows[q0:q1]`` (points in
-    their order along the line), and their bounds into ``Aout, Cout, Hout``
-    from ``Ein``, the bound of the errors of each of ``Z``'s rows
-    (``consts``: ``(lip, cact, g2, G)`` of the layer and the next). Takes the rows in
-    blocks of ``B`` (``rows[q0 + i B: q0 + (i + 1) B]``): along a line, most
-    neurons keep one piece over a block, and the ones whose activation is
-    the same constant on the whole block (ReLU: dead) are left out of its
-    matrix product and added as a constant row (nothing for a zero)."""
+    their order along the line), and the bounds of their errors into
+    ``errout`` from those of ``Z`` (``Zerr``); ``wabs = |wt|``, ``babs =
+    |b|``, ``consts = (lip, ract, G, T)`` (see ``line1d.Bounds``).
+
+    Takes the rows in blocks of ``B`` (``rows[q0 + i B: q0 + (i + 1) B]``):
+    along a line, most neurons keep one piece over a block, and the ones
+    whose activation is the same constant on the whole block (ReLU: dead)
+    are left out of its matrix product and added as a constant row (nothing
+    for a zero). The bounds ``|W| @ eh + G (|W| @ |h| + |b|) + T`` (``eh``:
+    the activations' errors) take two small matrix-vector products per
+    block: ``eh[r, i] <= rho_r phi_i`` with ``rho_r`` the largest of row
+    ``r`` and ``phi_i`` the largest of ``eh[r, i] / rho_r`` over the block
+    (so that a row with large errors does not spoil its block), and ``|h|``
+    the largest over the block."""
     n = Z.shape[1]
     m = wt.shape[1]
     nbp = bps.shape[0]
-    lip, cact, g2, G = consts[0], consts[1], consts[2], consts[3]
+    lip, ract, G, T = consts[0], consts[1], consts[2], consts[3]
     cols = np.empty(n, np.int64)
     const = np.empty(m)
     wq_buf = np.empty(n * m)
@@ -365,12 +386,20 @@ def product_1d(Z, rows, off, q0, q1, bps, slopes, icpts, wt, b, Ein, consts, out
     first = np.empty(n, np.int64)  # the piece of each neuron at the block's first point
     same = np.empty(n, np.bool_)  # ... and whether it is the same at all its points
     above = np.empty(n, np.int32)
+    mx = np.empty((2, n))  # the largest relative error and size of each activation over the block
+    bnd = np.empty((2, m))
+    rho = np.empty(B)
+    cact = 0.0
+    for p in range(icpts.shape[0]):
+        cact = max(cact, abs(icpts[p]))
     for s in range(q0, q1, B):
         nb = min(s + B, q1) - s
         r = rows[s]
         for j in range(n):
             first[j] = _piece(Z[r, j], bps)
             same[j] = True
+            mx[0, j] = 0.0
+            mx[1, j] = 0.0
         if nbp == 1:  # count the points on the upper piece, in a loop that vectorises
             t = bps[0]
             above[:] = 0
@@ -385,6 +414,38 @@ def product_1d(Z, rows, off, q0, q1, bps, slopes, icpts, wt, b, Ein, consts, out
                 r = rows[s + i]
                 for j in range(n):
                     same[j] &= _piece(Z[r, j], bps) == first[j]
+        for i in range(nb):
+            r = rows[s + i]
+            # rho: at least every eh of the row (|act(v)| <= lip |v| + cact)
+            em, vm = 0.0, 0.0
+            for j in range(n):
+                em = max(em, Zerr[r, j])
+                vm = max(vm, abs(Z[r, j]))
+            rr = SELF * (lip * em + ract * (lip * vm + 3.0 * cact + ETA))
+            rho[i] = rr
+            f = 1.0 / rr if rr > 0.0 else 0.0
+            if nbp == 1:  # branch-free, so that it vectorises
+                t, s0, s1, i0, i1 = bps[0], slopes[0], slopes[1], icpts[0], icpts[1]
+                l0, l1 = abs(s0), abs(s1)
+                for j in range(n):  # (x f <= 1 up to rounding, covered by SELF below)
+                    v = Z[r, j]
+                    ev = Zerr[r, j]
+                    up = v >= t
+                    h = s1 * v + i1 if up else s0 * v + i0
+                    sl = l1 if up else l0
+                    ic = abs(i1) if up else abs(i0)
+                    x = (sl if abs(v - t) * CERT > ev else lip) * ev + ract * (abs(h) + 2.0 * ic + ETA)
+                    mx[0, j] = max(mx[0, j], x * f)
+                    mx[1, j] = max(mx[1, j], abs(h))
+            else:
+                for j in range(n):
+                    v = Z[r, j]
+                    x = _act_error(v, Zerr[r, j], bps, slopes, icpts, lip, ract)
+                    mx[0, j] = max(mx[0, j], x * f)
+                    mx[1, j] = max(mx[1, j], abs(_act(v, bps, slopes, icpts)))
+        for j in range(n):
+            mx[0, j] *= SELF  # the rounding of eh / rho
+        np.dot(mx, wabs, bnd)
         for o in range(m):
             const[o] = b[o]
         na = 0
@@ -400,23 +461,14 @@ def product_1d(Z, rows, off, q0, q1, bps, slopes, icpts, wt, b, Ein, consts, out
         ap = ap_buf[: nb * na].reshape((nb, na))
         for i in range(nb):
             r = rows[s + i]
-            h = 0.0
             if nbp == 1:
                 t, s0, s1, i0, i1 = bps[0], slopes[0], slopes[1], icpts[0], icpts[1]
                 for k in range(na):
                     v = Z[r, cols[k]]
-                    v = s1 * v + i1 if v >= t else s0 * v + i0
-                    ap[i, k] = v
-                    h = max(h, abs(v))
+                    ap[i, k] = s1 * v + i1 if v >= t else s0 * v + i0
             else:
                 for k in range(na):
-                    v = _act(Z[r, cols[k]], bps, slopes, icpts)
-                    ap[i, k] = v
-                    h = max(h, abs(v))
-            h += cact  # the constant neurons' activations are intercepts
-            E = lip * Ein[r] + g2 * (h + 2.0 * cact) + 8.0 * ETA
-            y = off + r
-            Aout[y], Cout[y], Hout[y] = E + G * h, G, h
+                    ap[i, k] = _act(Z[r, cols[k]], bps, slopes, icpts)
         wq = wq_buf[: na * m].reshape((na, m))
         for k in range(na):
             c = cols[k]
@@ -428,42 +480,79 @@ def product_1d(Z, rows, off, q0, q1, bps, slopes, icpts, wt, b, Ein, consts, out
             for i in range(nb):
                 for o in range(m):
                     pr[i, o] = 0.0
+        for o in range(m):
+            bnd[1, o] = SELF * G * (bnd[1, o] + babs[o]) + T
         for i in range(nb):
             y = off + rows[s + i]
+            rr = SELF * rho[i]
             for o in range(m):
                 out[y, o] = pr[i, o] + const[o]
+                errout[y, o] = rr * bnd[0, o] + bnd[1, o]
 
 
 @njit(cache=True)
-def fill_new_rows_1d(out, rowof, cnew, anew, cptr, cj, cv, isdirect, wt, znew, Ein, consts, Aout, Cout, Hout):
+def fill_new_rows_1d(
+    out, errout, rowof, cnew, anew, danew, cptr, cj, cv, cb, isdirect, dptr, dj, z, err,
+    wt, wabs, nabs, znew, errnew, bps, slopes, icpts, consts,
+):  # fmt: skip
     """Complete ``out`` (Vn, m), the next layer's preactivations at the points
-    after a cut, once :func:`product_1d` has written the rows it computes.
-    Every other crossing ``e`` (row ``V + e``, inside old interval ``c``
-    whose ends have rows ``rowof[c], rowof[c + 1]``) has its activations
-    affine in its place ``a`` except for the neurons listed for it (see
-    :func:`corrections_1d`), so its row is interpolated between the ends' and
-    corrected by those neurons' rows of ``wt`` only. Its bounds come from
-    the bound ``Ein[e]`` of the errors of ``znew[e]`` and of the ends' rows."""
+    after a cut, once :func:`product_1d` has written the rows it computes,
+    and the bounds ``errout`` of every crossing's row.
+
+    Every crossing ``e`` not computed (row ``V + e``, inside old interval
+    ``c`` whose ends have rows ``rowof[c], rowof[c + 1]``) has its
+    activations affine in its place ``a`` except for the neurons listed for
+    it (see :func:`corrections_1d`), so its row is interpolated between the
+    ends' and corrected by those neurons' rows of ``wt`` only; its bound at
+    the exact point of place ``a``: ``||W_o||_1 max_j eh_j`` (``nabs``: the
+    1-norms; ``eh``: the errors of the activations at ``znew[e]``), plus the
+    larger of the ends' bounds, the interpolation's rounding and the
+    corrections' (``cb``). Every crossing's bound then gets the distance from
+    that point to the exact crossing (place error ``danew[e]``): ``da`` times
+    the variation of ``z'_o`` along the interval, at most its chord plus the
+    kinks of the neurons whose piece changes on it (``dj``: ``2 lip |z1_j -
+    z0_j| |W_oj|``) and of those within their error of a breakpoint."""
     nk = cnew.shape[0]
     V = out.shape[0] - nk
     m = wt.shape[1]
     n = znew.shape[1]
-    lip, cact, g2, G = consts[0], consts[1], consts[2], consts[3]
+    lip, ract = consts[0], consts[1]
+    var = np.empty(m)
+    last = -1
     for e in range(nk):
-        if isdirect[e]:
-            continue
-        r0, r1, a = rowof[cnew[e]], rowof[cnew[e] + 1], anew[e]
+        c = cnew[e]
+        r0, r1, a = rowof[c], rowof[c + 1], anew[e]
         y = V + e
-        for o in range(m):
-            out[y, o] = (1.0 - a) * out[r0, o] + a * out[r1, o]
-        for p in range(cptr[e], cptr[e + 1]):
-            j, corr = cj[p], cv[p]
+        if not isdirect[e]:
+            eh = 0.0
+            if ract == 0.0:  # |act(v) - act(v*)| <= lip e
+                for j in range(n):
+                    eh = max(eh, errnew[e, j])
+                eh *= lip
+            else:
+                for j in range(n):
+                    eh = max(eh, _act_error(znew[e, j], errnew[e, j], bps, slopes, icpts, lip, ract))
             for o in range(m):
-                out[y, o] += corr * wt[j, o]
-        h = 0.0
-        for j in range(n):
-            h = max(h, abs(znew[e, j]))
-        h = lip * h + cact
-        E = lip * Ein[e] + g2 * (h + 2.0 * cact) + 8.0 * ETA
-        Ay = 2.0 * E + 8.0 * G * (Hout[r0] + Hout[r1] + h + 2.0 * cact)
-        Aout[y], Cout[y], Hout[y] = Ay, 8.0 * G, h + Ay
+                u0, u1 = out[r0, o], out[r1, o]
+                out[y, o] = (1.0 - a) * u0 + a * u1
+                errout[y, o] = nabs[o] * eh + max(errout[r0, o], errout[r1, o]) + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
+            for p in range(cptr[e], cptr[e + 1]):
+                j, corr, cbj = cj[p], cv[p], cb[p] + 2.0**-51 * abs(cv[p])
+                for o in range(m):
+                    out[y, o] += corr * wt[j, o]
+                    errout[y, o] += cbj * wabs[j, o] + 2.0**-52 * abs(out[y, o])
+        if c != last:  # the variation's bound along old interval c, once per interval
+            last = c
+            em = 0.0
+            for j in range(n):
+                em = max(em, err[r0, j], err[r1, j])
+            for o in range(m):
+                var[o] = abs(out[r1, o] - out[r0, o]) + errout[r0, o] + errout[r1, o] + 4.0 * lip * em * nabs[o]
+            for p in range(dptr[c], dptr[c + 1]):
+                j = dj[p]
+                k = 2.0 * lip * abs(z[r1, j] - z[r0, j])
+                for o in range(m):
+                    var[o] += k * wabs[j, o]
+        da = danew[e]
+        for o in range(m):
+            errout[y, o] = SELF * (errout[y, o] + da * var[o])

@@ -21,8 +21,8 @@ for bit, with or without the helper.
 **Exactness.** The combinatorics are exactly those of the float64 weights:
 which intervals exist, their patterns, and which neuron each point belongs
 to. Only positions (and so lengths) are rounded. Every sign and every order
-is decided by a filter with an exact fallback (:class:`LayerBounds` gives
-the error bounds and their derivation, :class:`Fallback` the fallback): an
+is decided by a filter with an exact fallback (:class:`Bounds` gives the
+error bounds and their derivation, :class:`Fallback` the fallback): an
 interval exists iff its exact length is positive. Its float end points may
 still coincide (two crossings closer than the rounding of their positions):
 it is then reported with length 0.0. Counts of the decisions and of the
@@ -86,9 +86,9 @@ class _Product:
     their bounds), handed out in chunks of whole blocks to whichever thread
     asks next."""
 
-    def __init__(self, Z, rows, off, act, wt, b, ein, consts, out, bounds):
-        self.args = (Z, rows, off)
-        self.rest = (*act, wt, b, ein, consts, out, *bounds)
+    def __init__(self, Z, Zerr, rows, off, act, wt, b, lb, consts, out, errout):
+        self.args = (Z, Zerr, rows, off)
+        self.rest = (*act, wt, lb.wabs, b, lb.babs, consts, out, errout)
         self.n = rows.size
         self.next = 0
         self.lock = threading.Lock()
@@ -128,23 +128,12 @@ class Points(NamedTuple):
     row: np.ndarray
 
 
-class Rows(NamedTuple):
-    """A layer's values at the points (rows of ``z``) with their bounds ``A,
-    C, H`` and the layer's :class:`LayerBounds`."""
-
-    z: np.ndarray
-    A: np.ndarray
-    C: np.ndarray
-    H: np.ndarray
-    lb: LayerBounds
-
-
 class LayerCut(NamedTuple):
     """A layer's cut (:func:`_cut_layer`): the points after it; for each new
     interval the old one holding it (``parent``) and the piece of each of
     the layer's neurons (``pieces``); and for each crossing ``e`` (a new
     point, row ``V + e``) its old interval ``interval[e]``, its place (0..1)
-    in it, its interpolated values and the bound ``E`` of their errors, and either
+    in it, its interpolated values and the bounds ``err`` of their errors, and either
     its index in ``direct`` (the next layer's values are computed) or the
     neurons ``fix_neuron[fix_ptr[e]:fix_ptr[e + 1]]`` whose activation
     departs from the interpolation along its interval, by ``fix_value``."""
@@ -154,12 +143,16 @@ class LayerCut(NamedTuple):
     pieces: np.ndarray
     interval: np.ndarray
     place: np.ndarray
+    place_error: np.ndarray
     values: np.ndarray
-    E: np.ndarray
+    err: np.ndarray
     direct: np.ndarray
     fix_ptr: np.ndarray
     fix_neuron: np.ndarray
     fix_value: np.ndarray
+    fix_bound: np.ndarray
+    changed_ptr: np.ndarray
+    changed: np.ndarray
 
 
 def _enumerate_1d(net, domain, max_regions):
@@ -170,17 +163,17 @@ def _enumerate_1d(net, domain, max_regions):
     stack = list(layers(net))
     blocks = []  # (first neuron, parent interval, pieces) of each layer
     fb = Fallback(net, blocks)
-    rows = first_rows(net, pts.x, stack[0]) if stack else None
+    z, err = first_rows(net, pts.x, stack[0]) if stack else (None, None)
     for i, (_, _, act, first) in enumerate(stack):
         nxt = stack[i + 1] if i + 1 < len(stack) else None
         if act is None:
-            rows = affine_rows(net, i + 1, rows, nxt) if nxt else None
+            z, err = affine_rows(net, i + 1, z, err, nxt) if nxt else (None, None)
             continue
-        cut = (pts, rows, act, first, max_regions, fb)
+        cut = (pts, z, err, act, first, max_regions, fb)
         if nxt is None:
             res = _cut_layer(*cut)
         else:
-            res, rows = _cut_and_next(net, i, nxt, cut)
+            res, z, err = _cut_and_next(net, i, nxt, cut)
         if res is None:
             raise limit_error(None, max_regions, net)
         pts = res.points
@@ -195,36 +188,32 @@ def _enumerate_1d(net, domain, max_regions):
     )  # fmt: skip
 
 
-def _decide_signs(pts, rows, act, first, fb, n_cut):
+def _decide_signs(pts, z, err, act, first, fb, n_cut):
     """The exact signs ``S`` (V, K n_cut) of every neuron at every point:
     the filter first, then the exact fallback for the signs it leaves.
     Values found exactly on a breakpoint are set to it."""
     bps = act[0]
-    lb = rows.lb
     S = np.empty((pts.x.size, bps.size * n_cut), np.int8)
-    nu = K.signs_1d(rows.z, pts.row, rows.A, rows.C, lb.N, lb.B, lb.safe, lb.T, bps, n_cut, S)
+    nu = K.signs_1d(z, err, pts.row, bps, n_cut, S)
     STATS.add(signs=S.size, exact_signs=nu)
     if nu:
-        fb.signs(S, pts, rows.z, bps, first, n_cut)
+        fb.signs(S, pts, z, err, bps, first, n_cut)
     return S
 
 
-def _cut_layer(pts, rows, act, first, max_regions, fb, S=None, n_cut=None):
+def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None):
     """Cut the :class:`Points` ``pts`` by every neuron of a layer, whose
-    values at point ``i`` are ``rows.z[pts.row[i]]``. ``S``: the signs if
+    values at point ``i`` are ``z[pts.row[i]]`` (bounds ``err``). ``S``: the signs if
     already decided (:func:`_decide_signs`). Only the first ``n_cut``
     columns of ``z`` are neurons (default all); the others are carried:
     interpolated at the new points, never cut. Returns a :class:`LayerCut`,
     or None when the intervals would exceed ``max_regions``."""
     bps = act[0]
-    n_cut = rows.z.shape[1] if n_cut is None else n_cut
+    n_cut = z.shape[1] if n_cut is None else n_cut
     if S is None:
-        S = _decide_signs(pts, rows, act, first, fb, n_cut)
-    lb = rows.lb
-    z, x, rowof = rows.z, pts.x, pts.row
-    cstart, cr, ck, ca, cda, cpos, cex, sure, nunsure = K.crossings_1d(
-        x, pts.ex, rowof, z, rows.A, rows.C, lb.N, lb.B, lb.safe, lb.T, lb.G3, S, bps, n_cut
-    )
+        S = _decide_signs(pts, z, err, act, first, fb, n_cut)
+    x, rowof = pts.x, pts.row
+    cstart, cr, ck, ca, cda, cpos, cex, sure, nunsure = K.crossings_1d(x, pts.ex, rowof, z, err, _G3, S, bps, n_cut)
     keep = sure  # (the first crossing of each interval is sure)
     if cda.size and cda.max() > _PLACE_EXACT:
         STATS.add(exact_positions=fb.positions(cstart, cr, ck, cda, cpos, cex, first))
@@ -234,38 +223,38 @@ def _cut_layer(pts, rows, act, first, max_regions, fb, S=None, n_cut=None):
     nk = int(np.count_nonzero(keep))
     if x.size + nk - 1 > max_regions:
         return None
-    xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, En, dptr, dj = K.split_1d(
-        x, pts.ex, rowof, z, rows.A, rows.C, lb.N, lb.B, lb.safe, lb.T, S, cstart, cr, ck, ca, cda, cpos, cex,
-        keep, nk, pts.neuron, pts.bp, bps, first, n_cut, lb.G3,
+    xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, errn, dptr, dj = K.split_1d(
+        x, pts.ex, rowof, z, err, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, pts.neuron, pts.bp, bps,
+        first, n_cut, _G3,
     )  # fmt: skip
-    direct, cptr, cj, cv = K.corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, *act)
-    return LayerCut(Points(xn, exn, neun, bpn, rown), parent, pieces, cnew, anew, znew, En, direct, cptr, cj, cv)
+    fixes = K.corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, *act)
+    danew = cda[keep]
+    return LayerCut(
+        Points(xn, exn, neun, bpn, rown), parent, pieces, cnew, anew, danew, znew, errn, *fixes, dptr, dj
+    )
 
 
 def _cut_and_next(net, i, nxt, cut):
     """Cut layer ``i`` (``_cut_layer(*cut)``) and compute the next layer's
     (``nxt``) values at the points after it. Returns the :class:`LayerCut`
-    (None past ``max_regions``) and the next layer's :class:`Rows` (rows as
-    in its points' ``row``)."""
-    pts, rows, act, first, _, fb = cut
-    z = rows.z
+    (None past ``max_regions``) and the next layer's values and their
+    bounds (rows as in its points' ``row``)."""
+    pts, z, err, act, first, _, fb = cut
     rowof = pts.row
     w, b = nxt[:2]
     V, n = z.shape
     m = w.shape[0]
     wt = _transposed(net, i + 1)
-    nlb = LayerBounds.of(net, i + 1)
+    nlb = Bounds.of(net, i + 1)
     consts = act_constants(act, nlb)
     # the signs first: an exact fallback may set values onto their breakpoints
-    S = _decide_signs(pts, rows, act, first, fb, n)
+    S = _decide_signs(pts, z, err, act, first, fb, n)
     # room for the old points and, most likely, the crossings: the rows of
     # the old points are written before the number of crossings is known
     cap = 2 * V + n * act[0].size
     out = buffer(i % 2, (cap, m))
-    bnd = tuple(np.empty(cap) for _ in range(3))
-    lb = rows.lb
-    ein = lb.safe * (lb.Nmax * rows.A + lb.Bmax * rows.C) + lb.T  # the largest error of each row
-    old = _Product(z, rowof, 0, act, wt, b, ein, consts, out, bnd)
+    eout = buffer(2 + i % 2, (cap, m))
+    old = _Product(z, err, rowof, 0, act, wt, b, nlb, consts, out, eout)
     helper = _helper() if V * n * m >= _PAR_MIN else None
     fut = helper.submit(old.work) if helper is not None else None
     try:
@@ -281,14 +270,10 @@ def _cut_and_next(net, i, nxt, cut):
         return None, None
     n_points, n_new = res.points.x.size, res.interval.size
     if n_points > cap:
-        grown = np.empty((n_points, m))
-        grown[:V] = out[:V]
-        out = grown
-        bnd = tuple(np.concatenate([v[:V], np.empty(n_points - V)]) for v in bnd)
-    out = out[:n_points]
-    bnd = tuple(v[:n_points] for v in bnd)
+        out, eout = (np.concatenate([v[:V], np.empty((n_points - V, m))]) for v in (out, eout))
+    out, eout = out[:n_points], eout[:n_points]
     if res.direct.size:
-        new = _Product(res.values, res.direct, V, act, wt, b, res.E, consts, out, bnd)
+        new = _Product(res.values, res.err, res.direct, V, act, wt, b, nlb, consts, out, eout)
         fut = helper.submit(new.work) if helper is not None and res.direct.size > _CHUNK * _BLOCK else None
         new.work()
         if fut is not None:
@@ -296,10 +281,11 @@ def _cut_and_next(net, i, nxt, cut):
     isdirect = np.zeros(n_new, np.bool_)
     isdirect[res.direct] = True
     K.fill_new_rows_1d(
-        out, rowof, res.interval, res.place, res.fix_ptr, res.fix_neuron, res.fix_value, isdirect, wt,
-        res.values, res.E, consts, *bnd,
+        out, eout, rowof, res.interval, res.place, res.place_error, res.fix_ptr, res.fix_neuron, res.fix_value,
+        res.fix_bound, isdirect, res.changed_ptr, res.changed, z, err, wt, nlb.wabs, nlb.nabs, res.values,
+        res.err, *act, consts,
     )  # fmt: skip
-    return res, Rows(out, *bnd, nlb)
+    return res, out, eout
 
 
 # -- error bounds ----------------------------------------------------------------
@@ -313,67 +299,62 @@ def _gamma(k):
     return k * _U / (1.0 - k * _U)
 
 
-class LayerBounds(NamedTuple):
-    """The constants of a layer's error bounds.
+class Bounds(NamedTuple):
+    """The constants of a layer's error bounds, and their derivation.
 
-    Every row ``r`` of a layer's values carries three numbers ``A[r], C[r],
-    H[r]`` such that, for every neuron ``j`` (weights ``W_j``, bias ``b_j``,
-    ``N_j = ||W_j||_1``, ``B_j = |b_j|``),
+    Every value ``z[r, j]`` of a layer at a point carries a bound ``err[r,
+    j]`` of its distance to the exact value ``z_j(x_r)`` at the point's
+    exact position ``x_r`` (the exact root that the point stands for).
+    With u = 2^-53, ``gamma_k = k u / (1 - k u)`` (a sum of ``k`` rounded
+    terms errs by at most ``gamma_k`` times the sum of their magnitudes, in
+    any order: Higham, Accuracy and Stability of Numerical Algorithms,
+    2002, section 3.1), ``n`` the layer's fan-in and ``G = gamma_{n+8}``:
 
-    - ``|z[r, j] - z_j(x_r)| <= safe (N_j A[r] + B_j C[r]) + T``, where
-      ``z_j(x_r)`` is the exact value at the point's exact position ``x_r``;
-    - ``|z[r, j]| <= safe (N_j H[r] + B_j)``.
-
-    They are set as follows (u = 2^-53, ``gamma_k = k u / (1 - k u)``, ``n``
-    the layer's fan-in, ``G = gamma_{n+8}``; ``lip`` and ``cact`` the
-    largest ``|slope|`` and ``|intercept|`` of the previous activation):
-
-    - a computed row ``z = act(h) @ W.T + b`` (:func:`._line1d_kernels.product_1d`):
-      with ``h`` the largest ``|act|`` at the row plus ``cact``, the
-      activations err by at most ``E = lip (safe' (N'max A' + B'max C') +
-      T'') + gamma_2 (h + 2 cact) + 8 eta`` (the previous layer's error,
-      through the activation's Lipschitz constant, plus the rounding of
-      ``slope z + intercept``; ``eta = 2^-1074`` for underflow), and the sum
-      of ``n + 1`` rounded products errs by at most ``G (N_j h + B_j)``
-      whatever its order (BLAS, and the constant neurons summed apart):
-      ``A = E + G h``, ``C = G``, ``H = h``, ``T = (n + 8) eta``;
-    - the first layer (``z = w x + b`` at the domain's ends, exact): ``E =
-      0``, ``h = |x|``;
-    - a crossing at place ``a`` of its old interval (ends ``0`` and ``1``,
-      interpolated ``z = z0 + a (z1 - z0)``): the exact place ``a*`` of the
-      root of ``d = z_r - t`` with float values ``d0, d1`` of exact signs and
-      errors at most ``e0, e1`` (``e`` plus the rounding of ``z - t``) is
-      ``d0* / (d0* - d1*)``, so ``|a - a*| <= max(e0, e1) / (|d0| + |d1| - e0
-      - e1) + gamma_2`` (``da``, and 1 when the denominator is not
-      positive). Then ``|z - z_j(x*)| <= max(err0, err1) + da (|z1 - z0| +
-      err0 + err1) + gamma_3 (2 |z0| + |z1|)``, as ``z_j`` is affine on the
-      interval: ``A = max(A0, A1) + da (H0 + H1 + A0 + A1) + 3 gamma_3
-      max(H0, H1)``, ``C = max(C0, C1) + da (2 + C0 + C1) + 3 gamma_3``, ``H
-      = max(H0, H1)``, ``T`` becomes ``3 T``. The crossing neurons are set
-      to their breakpoint exactly. The same bound with ``x`` for ``z`` (no
-      ``H``) bounds the crossing's position;
+    - first layer, ``z = w x + b`` at the domain's ends (exact floats):
+      ``err = G (|w| |x| + |b|)``;
+    - a computed row ``z = act(h) @ W.T + b``
+      (:func:`._line1d_kernels.product_1d`): the activation of a value ``v``
+      with bound ``e`` errs by at most ``eh = |s| e`` where ``s`` is the
+      slope of ``v``'s piece when ``|v - t| > e`` for every breakpoint
+      ``t`` (the exact value is on the same piece), else the largest
+      ``|slope|`` (Lipschitz), plus ``gamma_2 (|h| + 2 |intercept|)`` for
+      the rounding of ``slope v + intercept`` (none for an activation with
+      slopes 0 and 1 and no intercept); the sum of ``n + 1`` rounded terms
+      errs by ``G (|W| @ |h| + |b|)`` whatever its order (BLAS, and the
+      constant neurons summed apart): ``err = |W| @ eh + G (|W| @ |h| +
+      |b|) + T``, ``T = (n + 8) 2^-1074`` for underflow. The products take
+      ``eh`` and ``|h|`` as their largest over a block of 128 points, one
+      small matrix-vector product per block;
+    - a crossing at place ``a`` of its old interval (values ``z0, z1`` with
+      bounds ``e0, e1`` at its ends), with interpolated values ``z = z0 +
+      a (z1 - z0)``: its exact place ``a*`` is the root of the crossing
+      neuron's ``d = z_r - t``, whose float values ``d0, d1`` have exact
+      opposite signs and err by at most ``e0, e1`` (plus the rounding of ``z
+      - t``), so ``|a - a*| <= max(e0, e1) / (|d0| + |d1| - e0 - e1) +
+      gamma_2`` (``da``; 1 when the denominator is not positive). Every
+      neuron is affine on the interval, so ``|z - z_j(x*)| <= max(e0, e1) +
+      da (|z1 - z0| + e0 + e1) + gamma_3 (2 |z0| + |z1|)``; the crossing
+      neurons are set to their breakpoint exactly (bound 0). The same
+      bound, with the end points' position bounds, bounds the crossing's
+      position;
     - an interpolated next-layer row (:func:`._line1d_kernels.fill_new_rows_1d`):
-      in exact arithmetic the interpolation plus the corrections equals the
-      product at the crossing's (float) values, up to the interpolation's
-      rounding, which ``E`` already covers; the rounding of the two products
-      interpolated, of the interpolation and of the corrections add at most
-      ``8 G (N_j (H0 + H1 + h + 2 cact) + B_j)``: ``A = 2 E + 8 G (H0 + H1 + h
-      + 2 cact)``, ``C = 8 G``, ``H = h + A``.
+      in exact arithmetic, the ends' products interpolated plus the
+      corrections equal ``W @ act(z) + b`` at the crossing's float values
+      ``z``, except for the interpolation's rounding of ``z`` (which its
+      bound covers) and the ends' products' rounding (which their bounds
+      cover): ``err = 2 ||W_o||_1 max_j eh_j + max(err0, err1) +`` the
+      rounding of the interpolation and of the corrections.
 
-    ``safe = 1 + 64 G + 2^-40`` covers the factors ``1 + G`` dropped above and
-    the rounding of the bounds' own few operations. The bounds factor each
-    neuron's error through ``N_j`` and one number per row, so they are loose
-    when a layer's neurons have very different scales: a loose bound only
-    sends more decisions to the exact fallback.
+    Every bound is multiplied by ``1 + 2^-40`` to cover the rounding of its
+    own few operations. Bounds grow with depth like the products of the
+    weights' magnitudes: loose bounds only send more decisions to the exact
+    fallback.
     """
 
-    N: np.ndarray
-    B: np.ndarray
-    Nmax: float
-    Bmax: float
+    wabs: np.ndarray  # |W|.T, C-contiguous (n, m)
+    babs: np.ndarray
+    nabs: np.ndarray  # the rows' 1-norms, rounded up
     G: float
-    G3: float
-    safe: float
     T: float
 
     @staticmethod
@@ -385,11 +366,10 @@ class LayerBounds(NamedTuple):
             if lb is None:
                 w = np.asarray(net.weights[i], np.float64)
                 n = w.shape[1]
-                N, B = np.abs(w).sum(axis=1) * (1.0 + _gamma(n)), np.abs(np.asarray(net.biases[i], np.float64))
-                G = _gamma(n + 8)
-                lb = per_net[i] = LayerBounds(
-                    N, B, float(N.max(initial=0.0)), float(B.max(initial=0.0)), G, _gamma(4),
-                    1.0 + 64.0 * G + 2.0**-40, (n + 8) * K.ETA,
+                wabs = np.ascontiguousarray(np.abs(w).T)
+                lb = per_net[i] = Bounds(
+                    wabs, np.abs(np.asarray(net.biases[i], np.float64)), wabs.sum(axis=0) * (1.0 + _gamma(n + 1)),
+                    _gamma(n + 8), (n + 8) * K.ETA,
                 )  # fmt: skip
         return lb
 
@@ -398,29 +378,28 @@ _bounds = weakref.WeakKeyDictionary()
 
 
 def act_constants(act, nlb):
-    """The constants ``(lip, cact, gamma_2, G)`` of a product
+    """The constants ``(lip, ract, G, T)`` of a product
     (:func:`._line1d_kernels.product_1d`) through the activation ``act`` to
     the next layer (bounds ``nlb``)."""
     _, slopes, icpts = act
-    lip, cact = float(np.abs(slopes).max()), float(np.abs(icpts).max())
-    return np.array([lip, cact, _gamma(2), nlb.G])
+    lip = float(np.abs(slopes).max())
+    exact = np.all(icpts == 0.0) and np.all((slopes == 0.0) | (slopes == 1.0))
+    return np.array([lip, 0.0 if exact else _gamma(2), nlb.G, nlb.T])
 
 
 def first_rows(net, x, layer):
-    """The first layer's :class:`Rows` at the exact points ``x``."""
-    lb = LayerBounds.of(net, 0)
+    """The first layer's values at the exact points ``x`` and their bounds."""
+    lb = Bounds.of(net, 0)
     z = affine(x[:, None], *layer[:2])
-    h = np.abs(x)
-    return Rows(z, lb.G * h, np.full(x.size, lb.G), h, lb)
+    return z, K.SELF * lb.G * (np.abs(x)[:, None] * lb.wabs[0][None, :] + lb.babs[None, :]) + lb.T
 
 
-def affine_rows(net, i, rows, layer):
-    """Layer ``i``'s :class:`Rows` after an affine layer (no activation)."""
-    lb, nlb = rows.lb, LayerBounds.of(net, i)
-    z = affine(rows.z, *layer[:2])
-    h = np.abs(rows.z).max(axis=1, initial=0.0)
-    E = lb.safe * (lb.Nmax * rows.A + lb.Bmax * rows.C) + 3.0 * lb.T
-    return Rows(z, E + nlb.G * h, np.full(h.size, nlb.G), h, nlb)
+def affine_rows(net, i, z, err, layer):
+    """Layer ``i``'s values and bounds after an affine layer (no activation)."""
+    lb = Bounds.of(net, i)
+    z2 = affine(z, *layer[:2])
+    err2 = K.SELF * (err @ lb.wabs + lb.G * (np.abs(z) @ lb.wabs + lb.babs)) + lb.T
+    return z2, err2
 
 
 class _Stats:
@@ -499,7 +478,7 @@ class Fallback:
             self._patterns[key] = pat
         return pat
 
-    def signs(self, S, pts, z, bps, first, n_cut):
+    def signs(self, S, pts, z, err, bps, first, n_cut):
         """Decide the signs ``S == UNSURE`` exactly; set values exactly on a breakpoint to it."""
         V = pts.x.size
         for c, i in zip(*np.nonzero(S == K.UNSURE), strict=True):
@@ -513,6 +492,7 @@ class Fallback:
             S[c, i] = s
             if s == 0:
                 z[pts.row[c], j] = bps[k]
+                err[pts.row[c], j] = 0.0
 
     def order(self, cstart, cr, ck, ca, cda, cpos, cex, keep, first):
         """Order exactly each run of crossings of one interval whose error
@@ -552,7 +532,8 @@ class Fallback:
         return bad.size
 
 
-_PLACE_EXACT = 2.0**-20
+_PLACE_EXACT = 2.0**-4
+_G3 = _gamma(3)
 
 
 _transposes = weakref.WeakKeyDictionary()
