@@ -22,7 +22,8 @@ for bit, with or without the helper.
 which intervals exist, their patterns, and which neuron each point belongs
 to. Only positions (and so lengths) are rounded. Every sign and every order
 is decided by a filter with an exact fallback (:class:`Bounds` gives the
-error bounds and their derivation, :class:`Fallback` the fallback): an
+error bounds and their derivation, :class:`regiongeom._exact.Fallback1D`
+the fallback): an
 interval exists iff its exact length is positive. Its float end points may
 still coincide (two crossings closer than the rounding of their positions):
 it is then reported with length 0.0. Counts of the decisions and of the
@@ -40,7 +41,7 @@ import numpy as np
 
 from .._jit import compile_notice
 from . import _line1d_kernels as K
-from .. import _exact as X
+from .._exact import Fallback1D
 from .core import (
     BOUNDARY,
     DEFAULT_MAX_REGIONS,
@@ -133,10 +134,13 @@ class LayerCut(NamedTuple):
     interval the old one holding it (``parent``) and the piece of each of
     the layer's neurons (``pieces``); and for each crossing ``e`` (a new
     point, row ``V + e``) its old interval ``interval[e]``, its place (0..1)
-    in it, its interpolated values and the bounds ``err`` of their errors, and either
-    its index in ``direct`` (the next layer's values are computed) or the
-    neurons ``fix_neuron[fix_ptr[e]:fix_ptr[e + 1]]`` whose activation
-    departs from the interpolation along its interval, by ``fix_value``."""
+    in it and the bound of that place's error, its interpolated values and
+    the bounds ``err`` of their errors, and either its index in ``direct``
+    (the next layer's values are computed) or the neurons
+    ``fix_neuron[fix_ptr[e]:fix_ptr[e + 1]]`` whose activation departs from
+    the interpolation along its interval, by ``fix_value`` (rounding bounds
+    ``fix_bound``); the neurons whose piece changes along old interval ``c``
+    are ``changed[changed_ptr[c]:changed_ptr[c + 1]]``."""
 
     points: Points
     parent: np.ndarray
@@ -162,7 +166,7 @@ def _enumerate_1d(net, domain, max_regions):
     )
     stack = list(layers(net))
     blocks = []  # (first neuron, parent interval, pieces) of each layer
-    fb = Fallback(net, blocks)
+    fb = Fallback1D(net, blocks, unsure=K.UNSURE, boundary=BOUNDARY)
     z, err = first_rows(net, pts.x, stack[0]) if stack else (None, None)
     for i, (_, _, act, first) in enumerate(stack):
         nxt = stack[i + 1] if i + 1 < len(stack) else None
@@ -216,7 +220,7 @@ def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None):
     cstart, cr, ck, ca, cda, cpos, cex, sure, nunsure = K.crossings_1d(x, pts.ex, rowof, z, err, _G3, S, bps, n_cut)
     keep = sure  # (the first crossing of each interval is sure)
     if cda.size and cda.max() > _PLACE_EXACT:
-        STATS.add(exact_positions=fb.positions(cstart, cr, ck, cda, cpos, cex, first))
+        STATS.add(exact_positions=fb.positions(cstart, cr, ck, cda, cpos, cex, first, _PLACE_EXACT))
     STATS.add(orders=max(cr.size - int(np.count_nonzero(cstart[1:] > cstart[:-1])), 0), exact_orders=nunsure)
     if nunsure:
         fb.order(cstart, cr, ck, ca, cda, cpos, cex, keep, first)
@@ -430,106 +434,6 @@ class _Stats:
 
 
 STATS = _Stats()
-
-
-# -- the exact fallback ---------------------------------------------------------
-class Fallback:
-    """The exact decisions the filter leaves (:mod:`regiongeom._exact`).
-
-    Every point's exact position is exact: a domain end is a float; any
-    other point is the root of one neuron's affine map (its ``neuron``,
-    ``bp``) on the old interval it was created in, a map with a nonzero
-    slope (its values had strictly opposite signs at that interval's ends).
-    That map is read from the pattern of *either* interval next to the
-    point, at any later layer: both lie inside that old interval, so their
-    patterns agree on the layers before the point's neuron's, the only ones
-    the map depends on. A neuron ``j`` of a later layer is continuous, and
-    affine on each interval next to the point, so its map on either one
-    gives its exact value at the point (continuity). The crossings of one
-    old interval are roots of the current layer's maps on that interval's
-    pattern, compared exactly as rationals.
-    """
-
-    def __init__(self, net, blocks):
-        self.net = net
-        self.blocks = blocks  # (first, parent, pieces) of the layers cut so far
-        self._exact = None
-        self._patterns = {}
-
-    @property
-    def exact(self):
-        if self._exact is None:
-            self._exact = X.ExactNet(self.net)
-        return self._exact
-
-    def flush(self):
-        self._patterns = {}
-
-    def pattern(self, q):
-        """The pattern of current interval ``q`` on the layers cut so far."""
-        key = (len(self.blocks), int(q))
-        pat = self._patterns.get(key)
-        if pat is None:
-            pat = np.zeros(self.net.n_neurons, np.int8)
-            idx = int(q)
-            for first, parent, pieces in reversed(self.blocks):
-                pat[first : first + pieces.shape[1]] = pieces[idx]
-                idx = int(parent[idx])
-            self._patterns[key] = pat
-        return pat
-
-    def signs(self, S, pts, z, err, bps, first, n_cut):
-        """Decide the signs ``S == UNSURE`` exactly; set values exactly on a breakpoint to it."""
-        V = pts.x.size
-        for c, i in zip(*np.nonzero(S == K.UNSURE), strict=True):
-            k, j = divmod(int(i), n_cut)
-            pat = self.pattern(c if c < V - 1 else c - 1)
-            line = self.exact.line(pat, first + j, k)
-            if pts.neuron[c] == BOUNDARY:
-                s = X.sign_at_float_1d(line, pts.x[c])
-            else:
-                s = X.sign_at_root(line, self.exact.line(pat, int(pts.neuron[c]), int(pts.bp[c])))
-            S[c, i] = s
-            if s == 0:
-                z[pts.row[c], j] = bps[k]
-                err[pts.row[c], j] = 0.0
-
-    def order(self, cstart, cr, ck, ca, cda, cpos, cex, keep, first):
-        """Order exactly each run of crossings of one interval whose error
-        intervals overlap (``keep`` False after its first), and merge those
-        at the same exact point (``keep`` stays False)."""
-        for c in np.nonzero(cstart[1:] - cstart[:-1] > 1)[0]:
-            i0, i1 = int(cstart[c]), int(cstart[c + 1])
-            starts = np.nonzero(keep[i0:i1])[0] + i0
-            for s, e in zip(starts.tolist(), [*starts[1:].tolist(), i1], strict=True):
-                if e - s > 1:
-                    self._order_run(int(c), s, e, cr, ck, ca, cda, cpos, cex, keep, first)
-
-    def _order_run(self, c, i0, i1, cr, ck, ca, cda, cpos, cex, keep, first):
-        """Sort crossings ``i0 .. i1 - 1`` of interval ``c`` by their exact
-        roots; they get their exact positions rounded to the nearest float."""
-        pat = self.pattern(c)
-        roots = {i: X.root_1d(self.exact.line(pat, first + int(cr[i]), int(ck[i]))) for i in range(i0, i1)}
-        order = sorted(range(i0, i1), key=lambda i: (roots[i], cr[i], ck[i]))
-        for a in (cr, ck, ca, cda, cex):
-            a[i0:i1] = a[order].copy()
-        prev = None
-        for s, i in enumerate(order):
-            keep[i0 + s] = prev is None or roots[i] != prev
-            cpos[i0 + s] = float(roots[i])
-            cex[i0 + s] = abs(cpos[i0 + s]) * 2.0**-52
-            prev = roots[i]
-
-    def positions(self, cstart, cr, ck, cda, cpos, cex, first):
-        """The exact positions (rounded) of the crossings whose place is known
-        to worse than ``_PLACE_EXACT`` (cancellation in their values)."""
-        bad = np.nonzero(cda > _PLACE_EXACT)[0]
-        for i in bad.tolist():
-            c = int(np.searchsorted(cstart, i, side="right") - 1)
-            root = X.root_1d(self.exact.line(self.pattern(c), first + int(cr[i]), int(ck[i])))
-            cpos[i] = float(root)
-            cex[i] = abs(cpos[i]) * 2.0**-52
-        return bad.size
 
 
 _PLACE_EXACT = 2.0**-4
