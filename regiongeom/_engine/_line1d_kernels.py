@@ -389,9 +389,7 @@ def product_1d(Z, Zerr, rows, off, q0, q1, bps, slopes, icpts, wt, wabs, b, babs
     mx = np.empty((2, n))  # the largest relative error and size of each activation over the block
     bnd = np.empty((2, m))
     rho = np.empty(B)
-    cact = 0.0
-    for p in range(icpts.shape[0]):
-        cact = max(cact, abs(icpts[p]))
+    ehrow = np.empty(n)
     for s in range(q0, q1, B):
         nb = min(s + B, q1) - s
         r = rows[s]
@@ -414,37 +412,40 @@ def product_1d(Z, Zerr, rows, off, q0, q1, bps, slopes, icpts, wt, wabs, b, babs
                 r = rows[s + i]
                 for j in range(n):
                     same[j] &= _piece(Z[r, j], bps) == first[j]
+        mx0, mx1 = mx[0], mx[1]
         for i in range(nb):
             r = rows[s + i]
-            # rho: at least every eh of the row (|act(v)| <= lip |v| + cact)
-            em, vm = 0.0, 0.0
-            for j in range(n):
-                em = max(em, Zerr[r, j])
-                vm = max(vm, abs(Z[r, j]))
-            rr = SELF * (lip * em + ract * (lip * vm + 3.0 * cact + ETA))
-            rho[i] = rr
-            f = 1.0 / rr if rr > 0.0 else 0.0
+            rr = 0.0
             if nbp == 1:  # branch-free, so that it vectorises
                 t, s0, s1, i0, i1 = bps[0], slopes[0], slopes[1], icpts[0], icpts[1]
-                l0, l1 = abs(s0), abs(s1)
-                for j in range(n):  # (x f <= 1 up to rounding, covered by SELF below)
+                l0, l1, a0, a1 = abs(s0), abs(s1), ract * (2.0 * abs(i0) + ETA), ract * (2.0 * abs(i1) + ETA)
+                for j in range(n):
                     v = Z[r, j]
                     ev = Zerr[r, j]
                     up = v >= t
                     h = s1 * v + i1 if up else s0 * v + i0
-                    sl = l1 if up else l0
-                    ic = abs(i1) if up else abs(i0)
-                    x = (sl if abs(v - t) * CERT > ev else lip) * ev + ract * (abs(h) + 2.0 * ic + ETA)
-                    mx[0, j] = max(mx[0, j], x * f)
-                    mx[1, j] = max(mx[1, j], abs(h))
+                    ah = abs(h)
+                    x = (l1 if up else l0) * ev
+                    x = lip * ev if abs(v - t) * CERT <= ev else x
+                    x += ract * ah + (a1 if up else a0)
+                    ehrow[j] = x
+                    rr = x if x > rr else rr
+                    mx1[j] = ah if ah > mx1[j] else mx1[j]
             else:
                 for j in range(n):
                     v = Z[r, j]
                     x = _act_error(v, Zerr[r, j], bps, slopes, icpts, lip, ract)
-                    mx[0, j] = max(mx[0, j], x * f)
-                    mx[1, j] = max(mx[1, j], abs(_act(v, bps, slopes, icpts)))
+                    ehrow[j] = x
+                    rr = max(rr, x)
+                    mx1[j] = max(mx1[j], abs(_act(v, bps, slopes, icpts)))
+            rho[i] = rr
+            if rr > 0.0:
+                f = 1.0 / rr
+                for j in range(n):
+                    x = ehrow[j] * f
+                    mx0[j] = x if x > mx0[j] else mx0[j]
         for j in range(n):
-            mx[0, j] *= SELF  # the rounding of eh / rho
+            mx0[j] *= SELF  # the rounding of eh / rho
         np.dot(mx, wabs, bnd)
         for o in range(m):
             const[o] = b[o]
@@ -484,7 +485,7 @@ def product_1d(Z, Zerr, rows, off, q0, q1, bps, slopes, icpts, wt, wabs, b, babs
             bnd[1, o] = SELF * G * (bnd[1, o] + babs[o]) + T
         for i in range(nb):
             y = off + rows[s + i]
-            rr = SELF * rho[i]
+            rr = SELF * SELF * rho[i]
             for o in range(m):
                 out[y, o] = pr[i, o] + const[o]
                 errout[y, o] = rr * bnd[0, o] + bnd[1, o]
