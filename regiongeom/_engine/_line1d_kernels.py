@@ -202,7 +202,7 @@ def _pieces_uncut(S, c, n_cut, P, q):
 @njit(cache=True, nogil=True)
 def split_1d(x, ex, rowof, z, err, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, neu, bpi, bps, first, n_cut, G3):
     """The points after a cut (step 3): ``(x, ex, neu, bpi, rowof, parent,
-    pieces, cnew, anew, znew, errnew, dptr, dj)``.
+    pieces, cnew, anew, znew, errnew, emnew, dptr, dj)``.
 
     The old points keep their rows, the ``e``-th crossing kept gets row
     ``V + e``; a crossing not kept is at the same exact point as the kept
@@ -215,7 +215,7 @@ def split_1d(x, ex, rowof, z, err, S, cstart, cr, ck, ca, cda, cpos, cex, keep, 
     ends and the exact order of the crossings; crossing ``e`` lies in old
     interval ``cnew[e]`` at its place ``anew[e]``, with values ``znew[e]``
     (all columns interpolated; exactly the breakpoint for the neurons
-    crossing there) and the bounds ``errnew[e]`` of their distance to the
+    crossing there) and the bounds ``errnew[e]`` (largest ``emnew[e]``) of their distance to the
     exact values at the exact point of place ``anew[e]`` (not at the exact
     crossing: see ``line1d.Bounds``; the carried columns' bounds hold if
     they are affine along the interval); the neurons whose
@@ -236,6 +236,7 @@ def split_1d(x, ex, rowof, z, err, S, cstart, cr, ck, ca, cda, cpos, cex, keep, 
     anew = np.empty(nk)
     znew = np.empty((nk, n))
     errnew = np.empty((nk, n))
+    emnew = np.zeros(nk)
     pieces = np.zeros((Vn - 1, n_cut), np.int8)
     cur = np.empty(kn, np.int8)
     dptr = np.zeros(V, np.int64)
@@ -274,7 +275,9 @@ def split_1d(x, ex, rowof, z, err, S, cstart, cr, ck, ca, cda, cpos, cex, keep, 
                     u0, u1 = z[r0, r], z[r1, r]
                     znew[e, r] = u0 + a * (u1 - u0)
                     e0, e1 = err[r0, r], err[r1, r]
-                    errnew[e, r] = SELF * (max(e0, e1) + G3 * (2.0 * abs(u0) + abs(u1)))
+                    bound = SELF * (max(e0, e1) + G3 * (2.0 * abs(u0) + abs(u1)))
+                    errnew[e, r] = bound
+                    emnew[e] = max(emnew[e], bound)
                 q += 1
             elif first + cr[i] < neun[q - 1]:
                 neun[q - 1], bpn[q - 1] = first + cr[i], ck[i]
@@ -292,7 +295,7 @@ def split_1d(x, ex, rowof, z, err, S, cstart, cr, ck, ca, cda, cpos, cex, keep, 
                 dj[m] = j
                 m += 1
         dptr[c + 1] = m
-    return xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, errnew, dptr, dj
+    return xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, errnew, emnew, dptr, dj
 
 
 @njit(cache=True, nogil=True)
@@ -357,12 +360,13 @@ def _act_error(z, e, bps, slopes, icpts, lip, ract):
 
 
 @njit(cache=True, nogil=True)
-def product_1d(Z, Zerr, rows, off, q0, q1, bps, slopes, icpts, wt, wabs, b, babs, consts, out, errout, B):
+def product_1d(Z, Zerr, Zmax, rows, off, q0, q1, bps, slopes, icpts, wt, wabs, b, babs, consts, out, errout, emax, B):
     """The next layer's preactivations ``act(Z[r]) @ wt + b`` into row
     ``off + r`` of ``out``, for the rows ``r`` in ``rows[q0:q1]`` (points in
     their order along the line), and the bounds of their errors into
-    ``errout`` from those of ``Z`` (``Zerr``); ``wabs = |wt|``, ``babs =
-    |b|``, ``consts = (lip, ract, G, T)`` (see ``line1d.Bounds``).
+    ``errout`` (their largest in each row into ``emax``) from those of ``Z``
+    (``Zerr``, their largest in each row ``Zmax``); ``wabs = |wt|``, ``babs
+    = |b|``, ``consts = (lip, ract, G, T)`` (see ``line1d.Bounds``).
 
     Takes the rows in blocks of ``B`` (``rows[q0 + i B: q0 + (i + 1) B]``):
     along a line, most neurons keep one piece over a block, and the ones
@@ -371,9 +375,9 @@ def product_1d(Z, Zerr, rows, off, q0, q1, bps, slopes, icpts, wt, wabs, b, babs
     for a zero). The bounds ``|W| @ eh + G (|W| @ |h| + |b|) + T`` (``eh``:
     the activations' errors) take two small matrix-vector products per
     block: ``eh[r, i] <= rho_r phi_i`` with ``rho_r`` the largest of row
-    ``r`` and ``phi_i`` the largest of ``eh[r, i] / rho_r`` over the block
-    (so that a row with large errors does not spoil its block), and ``|h|``
-    the largest over the block."""
+    ``r`` (or ``lip Zmax[r]``) and ``phi_i`` the largest of ``eh[r, i] /
+    rho_r`` over the block (so that a row with large errors does not spoil
+    its block), and ``|h|`` the largest over the block."""
     n = Z.shape[1]
     m = wt.shape[1]
     nbp = bps.shape[0]
@@ -416,7 +420,23 @@ def product_1d(Z, Zerr, rows, off, q0, q1, bps, slopes, icpts, wt, wabs, b, babs
         for i in range(nb):
             r = rows[s + i]
             rr = 0.0
-            if nbp == 1:  # branch-free, so that it vectorises
+            if nbp == 1 and ract == 0.0:  # one pass, branch-free, so that it vectorises
+                t, s0, s1 = bps[0], slopes[0], slopes[1]
+                l0, l1 = abs(s0), abs(s1)
+                rr = lip * Zmax[r]
+                f = 1.0 / rr if rr > 0.0 else 0.0
+                for j in range(n):
+                    v = Z[r, j]
+                    ev = Zerr[r, j]
+                    up = v >= t
+                    ah = abs(s1 * v if up else s0 * v)
+                    x = lip * ev if abs(v - t) * CERT <= ev else (l1 if up else l0) * ev
+                    x *= f
+                    mx0[j] = x if x > mx0[j] else mx0[j]
+                    mx1[j] = ah if ah > mx1[j] else mx1[j]
+                rho[i] = rr
+                continue
+            if nbp == 1:
                 t, s0, s1, i0, i1 = bps[0], slopes[0], slopes[1], icpts[0], icpts[1]
                 l0, l1, a0, a1 = abs(s0), abs(s1), ract * (2.0 * abs(i0) + ETA), ract * (2.0 * abs(i1) + ETA)
                 for j in range(n):
@@ -481,11 +501,14 @@ def product_1d(Z, Zerr, rows, off, q0, q1, bps, slopes, icpts, wt, wabs, b, babs
             for i in range(nb):
                 for o in range(m):
                     pr[i, o] = 0.0
+        m0, m1 = 0.0, 0.0
         for o in range(m):
             bnd[1, o] = SELF * G * (bnd[1, o] + babs[o]) + T
+            m0, m1 = max(m0, bnd[0, o]), max(m1, bnd[1, o])
         for i in range(nb):
             y = off + rows[s + i]
             rr = SELF * SELF * rho[i]
+            emax[y] = SELF * (rr * m0 + m1)
             for o in range(m):
                 out[y, o] = pr[i, o] + const[o]
                 errout[y, o] = rr * bnd[0, o] + bnd[1, o]
@@ -493,12 +516,12 @@ def product_1d(Z, Zerr, rows, off, q0, q1, bps, slopes, icpts, wt, wabs, b, babs
 
 @njit(cache=True)
 def fill_new_rows_1d(
-    out, errout, rowof, cnew, anew, danew, cptr, cj, cv, cb, isdirect, dptr, dj, z, err,
-    wt, wabs, nabs, znew, errnew, bps, slopes, icpts, consts,
+    out, errout, emax, rowof, cnew, anew, danew, cptr, cj, cv, cb, isdirect, dptr, dj, z, zmax,
+    wt, wabs, nabs, znew, errnew, emnew, bps, slopes, icpts, consts,
 ):  # fmt: skip
     """Complete ``out`` (Vn, m), the next layer's preactivations at the points
     after a cut, once :func:`product_1d` has written the rows it computes,
-    and the bounds ``errout`` of every crossing's row.
+    and the bounds ``errout`` of every crossing's row (their largest: ``emax``).
 
     Every crossing ``e`` not computed (row ``V + e``, inside old interval
     ``c`` whose ends have rows ``rowof[c], rowof[c + 1]``) has its
@@ -527,9 +550,7 @@ def fill_new_rows_1d(
         if not isdirect[e]:
             eh = 0.0
             if ract == 0.0:  # |act(v) - act(v*)| <= lip e
-                for j in range(n):
-                    eh = max(eh, errnew[e, j])
-                eh *= lip
+                eh = lip * emnew[e]
             else:
                 for j in range(n):
                     eh = max(eh, _act_error(znew[e, j], errnew[e, j], bps, slopes, icpts, lip, ract))
@@ -544,16 +565,18 @@ def fill_new_rows_1d(
                     errout[y, o] += cbj * wabs[j, o] + 2.0**-52 * abs(out[y, o])
         if c != last:  # the variation's bound along old interval c, once per interval
             last = c
-            em = 0.0
-            for j in range(n):
-                em = max(em, err[r0, j], err[r1, j])
+            em = max(zmax[r0], zmax[r1])
             for o in range(m):
                 var[o] = abs(out[r1, o] - out[r0, o]) + errout[r0, o] + errout[r1, o] + 4.0 * lip * em * nabs[o]
             for p in range(dptr[c], dptr[c + 1]):
                 j = dj[p]
-                k = 2.0 * lip * abs(z[r1, j] - z[r0, j])
+                k = 2.0 * lip * abs(z[r1, j] - z[r0, j]) * SELF
                 for o in range(m):
                     var[o] += k * wabs[j, o]
         da = danew[e]
+        em = 0.0
         for o in range(m):
-            errout[y, o] = SELF * (errout[y, o] + da * var[o])
+            x = SELF * (errout[y, o] + da * var[o])
+            errout[y, o] = x
+            em = max(em, x)
+        emax[y] = em

@@ -87,9 +87,9 @@ class _Product:
     their bounds), handed out in chunks of whole blocks to whichever thread
     asks next."""
 
-    def __init__(self, Z, Zerr, rows, off, act, wt, b, lb, consts, out, errout):
-        self.args = (Z, Zerr, rows, off)
-        self.rest = (*act, wt, lb.wabs, b, lb.babs, consts, out, errout)
+    def __init__(self, Z, Zerr, Zmax, rows, off, act, wt, b, lb, consts, out, errout, emax):
+        self.args = (Z, Zerr, Zmax, rows, off)
+        self.rest = (*act, wt, lb.wabs, b, lb.babs, consts, out, errout, emax)
         self.n = rows.size
         self.next = 0
         self.lock = threading.Lock()
@@ -135,7 +135,8 @@ class LayerCut(NamedTuple):
     the layer's neurons (``pieces``); and for each crossing ``e`` (a new
     point, row ``V + e``) its old interval ``interval[e]``, its place (0..1)
     in it and the bound of that place's error, its interpolated values and
-    the bounds ``err`` of their errors, and either its index in ``direct``
+    the bounds ``err`` of their errors (the largest of each: ``err_max``),
+    and either its index in ``direct``
     (the next layer's values are computed) or the neurons
     ``fix_neuron[fix_ptr[e]:fix_ptr[e + 1]]`` whose activation departs from
     the interpolation along its interval, by ``fix_value`` (rounding bounds
@@ -150,6 +151,7 @@ class LayerCut(NamedTuple):
     place_error: np.ndarray
     values: np.ndarray
     err: np.ndarray
+    err_max: np.ndarray
     direct: np.ndarray
     fix_ptr: np.ndarray
     fix_neuron: np.ndarray
@@ -167,17 +169,17 @@ def _enumerate_1d(net, domain, max_regions):
     stack = list(layers(net))
     blocks = []  # (first neuron, parent interval, pieces) of each layer
     fb = Fallback1D(net, blocks, unsure=K.UNSURE, boundary=BOUNDARY)
-    z, err = first_rows(net, pts.x, stack[0]) if stack else (None, None)
+    z, err, em = first_rows(net, pts.x, stack[0]) if stack else (None, None, None)
     for i, (_, _, act, first) in enumerate(stack):
         nxt = stack[i + 1] if i + 1 < len(stack) else None
         if act is None:
-            z, err = affine_rows(net, i + 1, z, err, nxt) if nxt else (None, None)
+            z, err, em = affine_rows(net, i + 1, z, err, nxt) if nxt else (None, None, None)
             continue
         cut = (pts, z, err, act, first, max_regions, fb)
         if nxt is None:
             res = _cut_layer(*cut)
         else:
-            res, z, err = _cut_and_next(net, i, nxt, cut)
+            res, z, err, em = _cut_and_next(net, i, nxt, cut, em)
         if res is None:
             raise limit_error(None, max_regions, net)
         pts = res.points
@@ -227,22 +229,23 @@ def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None):
     nk = int(np.count_nonzero(keep))
     if x.size + nk - 1 > max_regions:
         return None
-    xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, errn, dptr, dj = K.split_1d(
+    xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, errn, emn, dptr, dj = K.split_1d(
         x, pts.ex, rowof, z, err, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, pts.neuron, pts.bp, bps,
         first, n_cut, _G3,
     )  # fmt: skip
     fixes = K.corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, *act)
     danew = cda[keep]
     return LayerCut(
-        Points(xn, exn, neun, bpn, rown), parent, pieces, cnew, anew, danew, znew, errn, *fixes, dptr, dj
+        Points(xn, exn, neun, bpn, rown), parent, pieces, cnew, anew, danew, znew, errn, emn, *fixes, dptr, dj
     )
 
 
-def _cut_and_next(net, i, nxt, cut):
+def _cut_and_next(net, i, nxt, cut, em):
     """Cut layer ``i`` (``_cut_layer(*cut)``) and compute the next layer's
-    (``nxt``) values at the points after it. Returns the :class:`LayerCut`
-    (None past ``max_regions``) and the next layer's values and their
-    bounds (rows as in its points' ``row``)."""
+    (``nxt``) values at the points after it (``em``: the largest bound of
+    each row of layer ``i``'s values). Returns the :class:`LayerCut` (None
+    past ``max_regions``) and the next layer's values, their bounds and the
+    largest of each row (rows as in its points' ``row``)."""
     pts, z, err, act, first, _, fb = cut
     rowof = pts.row
     w, b = nxt[:2]
@@ -258,7 +261,8 @@ def _cut_and_next(net, i, nxt, cut):
     cap = 2 * V + n * act[0].size
     out = buffer(i % 2, (cap, m))
     eout = buffer(2 + i % 2, (cap, m))
-    old = _Product(z, err, rowof, 0, act, wt, b, nlb, consts, out, eout)
+    emout = np.empty(cap)
+    old = _Product(z, err, em, rowof, 0, act, wt, b, nlb, consts, out, eout, emout)
     helper = _helper() if V * n * m >= _PAR_MIN else None
     fut = helper.submit(old.work) if helper is not None else None
     try:
@@ -271,13 +275,14 @@ def _cut_and_next(net, i, nxt, cut):
         if fut is not None:
             fut.result()
     if res is None:
-        return None, None
+        return None, None, None, None
     n_points, n_new = res.points.x.size, res.interval.size
     if n_points > cap:
         out, eout = (np.concatenate([v[:V], np.empty((n_points - V, m))]) for v in (out, eout))
-    out, eout = out[:n_points], eout[:n_points]
+        emout = np.concatenate([emout[:V], np.empty(n_points - V)])
+    out, eout, emout = out[:n_points], eout[:n_points], emout[:n_points]
     if res.direct.size:
-        new = _Product(res.values, res.err, res.direct, V, act, wt, b, nlb, consts, out, eout)
+        new = _Product(res.values, res.err, res.err_max, res.direct, V, act, wt, b, nlb, consts, out, eout, emout)
         fut = helper.submit(new.work) if helper is not None and res.direct.size > _CHUNK * _BLOCK else None
         new.work()
         if fut is not None:
@@ -285,11 +290,11 @@ def _cut_and_next(net, i, nxt, cut):
     isdirect = np.zeros(n_new, np.bool_)
     isdirect[res.direct] = True
     K.fill_new_rows_1d(
-        out, eout, rowof, res.interval, res.place, res.place_error, res.fix_ptr, res.fix_neuron, res.fix_value,
-        res.fix_bound, isdirect, res.changed_ptr, res.changed, z, err, wt, nlb.wabs, nlb.nabs, res.values,
-        res.err, *act, consts,
+        out, eout, emout, rowof, res.interval, res.place, res.place_error, res.fix_ptr, res.fix_neuron, res.fix_value,
+        res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt, nlb.wabs, nlb.nabs, res.values,
+        res.err, res.err_max, *act, consts,
     )  # fmt: skip
-    return res, out, eout
+    return res, out, eout, emout
 
 
 # -- error bounds ----------------------------------------------------------------
@@ -392,18 +397,20 @@ def act_constants(act, nlb):
 
 
 def first_rows(net, x, layer):
-    """The first layer's values at the exact points ``x`` and their bounds."""
+    """The first layer's values at the exact points ``x``, their bounds and
+    the largest bound of each row."""
     lb = Bounds.of(net, 0)
     z = affine(x[:, None], *layer[:2])
-    return z, K.SELF * lb.G * (np.abs(x)[:, None] * lb.wabs[0][None, :] + lb.babs[None, :]) + lb.T
+    err = K.SELF * lb.G * (np.abs(x)[:, None] * lb.wabs[0][None, :] + lb.babs[None, :]) + lb.T
+    return z, err, err.max(axis=1, initial=0.0)
 
 
 def affine_rows(net, i, z, err, layer):
-    """Layer ``i``'s values and bounds after an affine layer (no activation)."""
+    """Layer ``i``'s values, bounds and largest bounds after an affine layer (no activation)."""
     lb = Bounds.of(net, i)
     z2 = affine(z, *layer[:2])
     err2 = K.SELF * (err @ lb.wabs + lb.G * (np.abs(z) @ lb.wabs + lb.babs)) + lb.T
-    return z2, err2
+    return z2, err2, err2.max(axis=1, initial=0.0)
 
 
 class _Stats:
