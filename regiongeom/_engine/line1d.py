@@ -20,14 +20,20 @@ for bit, with or without the helper.
 
 **Exactness.** The combinatorics are exactly those of the float64 weights:
 which intervals exist, their patterns, and which neuron each point belongs
-to. Only positions (and so lengths) are rounded. Every sign and every order
-is decided by a filter with an exact fallback (:class:`Bounds` gives the
-error bounds and their derivation, :class:`regiongeom._exact.Fallback1D`
-the fallback): an
-interval exists iff its exact length is positive. Its float end points may
-still coincide (two crossings closer than the rounding of their positions):
-it is then reported with length 0.0. Counts of the decisions and of the
-exact fallbacks are kept in :data:`STATS`.
+to; only positions (and so lengths) are rounded. Every sign and every order
+of two crossings is decided by a filter with an exact fallback: each value
+carries a rigorous bound of its distance to the exact value at the point's
+exact position (:class:`Bounds` derives them); a sign is certain when the
+value clears its bound, and is decided in exact rational arithmetic
+otherwise (:class:`regiongeom._exact.Fallback1D`), as is the order of two
+crossings whose position bounds overlap. A value found exactly on a
+breakpoint is set to it. An interval exists iff its exact length is
+positive; its float end points may still coincide (two crossings closer
+than the rounding of their positions): it is then reported, with length
+0.0. A crossing whose place in its interval is known to worse than 1/16
+(its values cancel) gets its exact position, rounded; every other position
+is an interpolation in float64. No tolerance is involved. Counts of the
+decisions and of the exact fallbacks are kept in :data:`STATS`.
 """
 
 from __future__ import annotations
@@ -336,24 +342,32 @@ class Bounds(NamedTuple):
       small matrix-vector product per block;
     - a crossing at place ``a`` of its old interval (values ``z0, z1`` with
       bounds ``e0, e1`` at its ends), with interpolated values ``z = z0 +
-      a (z1 - z0)``: its exact place ``a*`` is the root of the crossing
-      neuron's ``d = z_r - t``, whose float values ``d0, d1`` have exact
-      opposite signs and err by at most ``e0, e1`` (plus the rounding of ``z
-      - t``), so ``|a - a*| <= max(e0, e1) / (|d0| + |d1| - e0 - e1) +
-      gamma_2`` (``da``; 1 when the denominator is not positive). Every
-      neuron is affine on the interval, so ``|z - z_j(x*)| <= max(e0, e1) +
-      da (|z1 - z0| + e0 + e1) + gamma_3 (2 |z0| + |z1|)``; the crossing
-      neurons are set to their breakpoint exactly (bound 0). The same
-      bound, with the end points' position bounds, bounds the crossing's
-      position;
-    - an interpolated next-layer row (:func:`._line1d_kernels.fill_new_rows_1d`):
+      a (z1 - z0)``: every neuron is affine on the interval, so at the exact
+      point ``x_a`` of place ``a`` (not the exact crossing) ``|z - z_j(x_a)|
+      <= max(e0, e1) + gamma_3 (2 |z0| + |z1|)``; the crossing neurons are
+      set to their breakpoint exactly (bound 0). The exact crossing ``x*``
+      has place ``a*``, the root of the crossing neuron's ``d = z_r - t``,
+      whose float values ``d0, d1`` have exact opposite signs and err by at
+      most ``e0, e1`` (plus the rounding of ``z - t``), so ``|a - a*| <=
+      max(e0, e1) / (|d0| + |d1| - e0 - e1) + gamma_2`` (``da``; 1 when the
+      denominator is not positive). The crossing's position errs by at most
+      ``max(ex0, ex1) + da (|x1 - x0| + ex0 + ex1) + gamma_3 (|x0| + |x1 -
+      x0|)`` (``ex``: the ends' position bounds);
+    - the next layer at a crossing: its row is computed like the others
+      (``direct``) or interpolated (:func:`._line1d_kernels.fill_new_rows_1d`):
       in exact arithmetic, the ends' products interpolated plus the
       corrections equal ``W @ act(z) + b`` at the crossing's float values
-      ``z``, except for the interpolation's rounding of ``z`` (which its
-      bound covers) and the ends' products' rounding (which their bounds
-      cover): ``err = 2 ||W_o||_1 max_j eh_j + max(err0, err1) +`` the
-      rounding of the interpolation and of the corrections.
+      ``z``, except for the ends' products' rounding (which their bounds
+      cover), so at ``x_a`` the row errs by at most ``||W_o||_1 max_j eh_j +
+      max(err0, err1) +`` the rounding of the interpolation and of the
+      corrections. From ``x_a`` to ``x*`` the next layer's neuron ``o``
+      moves by at most ``da`` times its variation along the interval: its
+      chord ``|z1'_o - z0'_o|`` (plus the ends' bounds) plus the kinks of
+      the activations whose piece changes on the interval (``2 lip |z1_j -
+      z0_j| |W_oj|``) or that are within their bound of a breakpoint.
 
+    Every row also carries the largest of its bounds (``em``), which the
+    products and the interpolation read instead of a whole row.
     Every bound is multiplied by ``1 + 2^-40`` to cover the rounding of its
     own few operations. Bounds grow with depth like the products of the
     weights' magnitudes: loose bounds only send more decisions to the exact
