@@ -164,7 +164,9 @@ def machine():
         vers += f", regioncam {version('regioncam')}"
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     env = os.environ.get("REGIONGEOM_NUM_THREADS")
-    threads = f"REGIONGEOM_NUM_THREADS={env}" if env else "1D products on 2 threads when the machine has 2+ cores"
+    threads = (
+        f"REGIONGEOM_NUM_THREADS={env}" if env else "1D products on 2 threads when the machine has 2+ cores"
+    )
     return f"machine: {os.cpu_count()} CPUs ({model}), load average {load}; {vers}; regiongeom: {threads}"
 
 
@@ -182,7 +184,9 @@ def main():
     ap.add_argument("--xl-repeat", type=int, default=1, help="the same on XL")
     ap.add_argument("--no-regioncam", action="store_true")
     ap.add_argument(
-        "--fallbacks", action="store_true", help="print the 1D engine's exact-fallback counts (1D networks) and stop"
+        "--fallbacks",
+        action="store_true",
+        help="print the 1D engine's exact-fallback counts (1D networks) and stop",
     )
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args()

@@ -13,7 +13,7 @@ import pytest
 from common import ACT_IDS, ACTIVATIONS, INTERVAL, compare_with_reference, random_net, small_net, standard
 
 import regiongeom as rg
-from regiongeom._engine import _line1d_kernels as K
+from regiongeom._engine import _line1d_products as K
 from regiongeom._engine import line1d as E
 
 

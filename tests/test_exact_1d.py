@@ -144,7 +144,9 @@ def test_equal_float_positions_keep_a_region_of_length_zero():
     net = rg.Network.from_arrays([[[1.0], [3.0]], [[1.0, 1.0]]], [[-1.0 / 3.0, -1.0], [0.0]], ["relu", None])
     rm, st = exact_counts(net, (0.0, 1.0))
     ex = exact_regions(net, (0.0, 1.0))
-    assert ex.patterns == [(0, 0), (1, 0), (1, 1)] and ex.regions[1].measure == Fraction(1, 3) - Fraction(1.0 / 3.0)
+    assert ex.patterns == [(0, 0), (1, 0), (1, 1)] and ex.regions[1].measure == Fraction(1, 3) - Fraction(
+        1.0 / 3.0
+    )
     assert rm.patterns.tolist() == [[0, 0], [1, 0], [1, 1]] and st["exact_orders"] == 1
     assert rm.measures[1] == 0.0 and rm.vertices[1] == rm.vertices[2] == 1.0 / 3.0
 
@@ -163,14 +165,20 @@ print(json.dumps([_result_bits(n, d) for n, d in _nojit_cases()]))
 
 
 def _nojit_cases():
-    return [(scaled_net(1, "hardtanh", widths=(3, 3)), (-1.0, 1.0)), (scaled_net(2, "relu", widths=(4, 3)), (-2.0, 2.0))]
+    return [
+        (scaled_net(1, "hardtanh", widths=(3, 3)), (-1.0, 1.0)),
+        (scaled_net(2, "relu", widths=(4, 3)), (-2.0, 2.0)),
+    ]
 
 
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="already running without JIT")
 def test_same_results_without_jit():
     env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=str(TESTS_DIR.parent))
     r = subprocess.run(
-        [sys.executable, "-c", NOJIT_SCRIPT.format(tests=str(TESTS_DIR))], env=env, capture_output=True, text=True
+        [sys.executable, "-c", NOJIT_SCRIPT.format(tests=str(TESTS_DIR))],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout.strip().splitlines()[-1]) == [_result_bits(n, d) for n, d in _nojit_cases()]
@@ -204,9 +212,13 @@ def test_cut_carries_extra_columns():
     """Columns past ``n_cut`` are interpolated at the new points and never cut."""
     z = np.array([[-1.0, 10.0, 5.0], [3.0, -10.0, 9.0]])  # neuron 0 crosses at 1/4; columns 1, 2 are carried
     err = np.zeros_like(z)
-    pts = E.Points(np.array([0.0, 1.0]), np.zeros(2), np.full(2, BOUNDARY), np.zeros(2, np.int64), np.arange(2))
+    pts = E.Points(
+        np.array([0.0, 1.0]), np.zeros(2), np.full(2, BOUNDARY), np.zeros(2, np.int64), np.arange(2)
+    )
     act = tuple(np.array(v, np.float64) for v in ([0.0], [0.0, 1.0], [0.0, 0.0]))
-    net = rg.Network.from_arrays([[[4.0], [0.0], [0.0]], [[1.0, 1.0, 1.0]]], [[-1.0, 10.0, 5.0], [0.0]], ["relu", None])
+    net = rg.Network.from_arrays(
+        [[[4.0], [0.0], [0.0]], [[1.0, 1.0, 1.0]]], [[-1.0, 10.0, 5.0], [0.0]], ["relu", None]
+    )
     res = E._cut_layer(pts, z, err, act, 0, 100, E.Fallback1D(net, [], E.K.UNSURE, BOUNDARY), n_cut=1)
     np.testing.assert_array_equal(res.points.x, [0.0, 0.25, 1.0])
     np.testing.assert_array_equal(res.pieces, [[0], [1]])

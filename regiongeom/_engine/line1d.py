@@ -5,10 +5,10 @@ preactivations (a row of ``z``). On every interval all of a layer's
 preactivations are affine, so all the layer's crossings are found at once
 (:func:`_cut_layer`). The next layer's preactivations are then
 
-- computed (``act(z) @ w.T + b``, :func:`._line1d_kernels.product_1d`) at the
+- computed (``act(z) @ w.T + b``, :func:`._line1d_products.product_1d`) at the
   old points, which does not need the cut: the product runs on a helper
   thread *while* the cut runs, and the two threads share what is left of it;
-- interpolated at the new points (:func:`._line1d_kernels.fill_new_rows_1d`),
+- interpolated at the new points (:func:`._line1d_products.fill_new_rows_1d`),
   exact up to rounding: their activations are affine along their old
   interval except for the few neurons that cross it, corrected one by one;
 - computed as well at the new points of old intervals that many neurons
@@ -45,9 +45,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._exact import Fallback1D
 from .._jit import compile_notice
 from . import _line1d_kernels as K
-from .._exact import Fallback1D
+from . import _line1d_products as P
 from .core import (
     BOUNDARY,
     DEFAULT_MAX_REGIONS,
@@ -62,7 +63,7 @@ from .core import (
 
 __all__ = ["enumerate_1d", "STATS"]
 
-_BLOCK = 128  # points per block of the products (see _line1d_kernels.product_1d)
+_BLOCK = 128  # points per block of the products (see _line1d_products.product_1d)
 _CHUNK = 1  # blocks a thread takes at a time
 _PAR_MIN = 1 << 22  # multiply-adds of a layer's product below which no helper is used
 
@@ -88,7 +89,7 @@ def _helper():
 
 
 class _Product:
-    """One product (:func:`._line1d_kernels.product_1d`) over the values ``Z[rows]``
+    """One product (:func:`._line1d_products.product_1d`) over the values ``Z[rows]``
     (in the order of the points) into rows ``off + rows`` of ``out`` (and
     their bounds), handed out in chunks of whole blocks to whichever thread
     asks next."""
@@ -109,7 +110,7 @@ class _Product:
                 self.next = min(q0 + step, self.n)
             if q0 >= self.n:
                 return
-            K.product_1d(*self.args, q0, min(q0 + step, self.n), *self.rest, _BLOCK)
+            P.product_1d(*self.args, q0, min(q0 + step, self.n), *self.rest, _BLOCK)
 
 
 def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
@@ -119,7 +120,7 @@ def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
         return _enumerate_1d(net, domain, max_regions)
 
 
-_ENTRY_KERNELS = (K.signs_1d, K.crossings_1d, K.split_1d, K.corrections_1d, K.product_1d, K.fill_new_rows_1d)
+_ENTRY_KERNELS = (K.signs_1d, K.crossings_1d, K.split_1d, K.corrections_1d, P.product_1d, P.fill_new_rows_1d)
 
 
 class Points(NamedTuple):
@@ -170,7 +171,11 @@ class LayerCut(NamedTuple):
 def _enumerate_1d(net, domain, max_regions):
     lo, hi = domain.interval
     pts = Points(
-        np.array([lo, hi], np.float64), np.zeros(2), np.full(2, BOUNDARY, np.int64), np.zeros(2, np.int64), np.arange(2)
+        np.array([lo, hi], np.float64),
+        np.zeros(2),
+        np.full(2, BOUNDARY, np.int64),
+        np.zeros(2, np.int64),
+        np.arange(2),
     )
     stack = list(layers(net))
     blocks = []  # (first neuron, parent interval, pieces) of each layer
@@ -225,7 +230,9 @@ def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None):
     if S is None:
         S = _decide_signs(pts, z, err, act, first, fb, n_cut)
     x, rowof = pts.x, pts.row
-    cstart, cr, ck, ca, cda, cpos, cex, sure, nunsure = K.crossings_1d(x, pts.ex, rowof, z, err, _G3, S, bps, n_cut)
+    cstart, cr, ck, ca, cda, cpos, cex, sure, nunsure = K.crossings_1d(
+        x, pts.ex, rowof, z, err, _G3, S, bps, n_cut
+    )
     keep = sure  # (the first crossing of each interval is sure)
     if cda.size and cda.max() > _PLACE_EXACT:
         STATS.add(exact_positions=fb.positions(cstart, cr, ck, cda, cpos, cex, first, _PLACE_EXACT))
@@ -288,14 +295,16 @@ def _cut_and_next(net, i, nxt, cut, em):
         emout = np.concatenate([emout[:V], np.empty(n_points - V)])
     out, eout, emout = out[:n_points], eout[:n_points], emout[:n_points]
     if res.direct.size:
-        new = _Product(res.values, res.err, res.err_max, res.direct, V, act, wt, b, nlb, consts, out, eout, emout)
+        new = _Product(
+            res.values, res.err, res.err_max, res.direct, V, act, wt, b, nlb, consts, out, eout, emout
+        )
         fut = helper.submit(new.work) if helper is not None and res.direct.size > _CHUNK * _BLOCK else None
         new.work()
         if fut is not None:
             fut.result()
     isdirect = np.zeros(n_new, np.bool_)
     isdirect[res.direct] = True
-    K.fill_new_rows_1d(
+    P.fill_new_rows_1d(
         out, eout, emout, rowof, res.interval, res.place, res.place_error, res.fix_ptr, res.fix_neuron, res.fix_value,
         res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt, nlb.wabs, nlb.nabs, res.values,
         res.err, res.err_max, *act, consts,
@@ -328,7 +337,7 @@ class Bounds(NamedTuple):
     - first layer, ``z = w x + b`` at the domain's ends (exact floats):
       ``err = G (|w| |x| + |b|)``;
     - a computed row ``z = act(h) @ W.T + b``
-      (:func:`._line1d_kernels.product_1d`): the activation of a value ``v``
+      (:func:`._line1d_products.product_1d`): the activation of a value ``v``
       with bound ``e`` errs by at most ``eh = |s| e`` where ``s`` is the
       slope of ``v``'s piece when ``|v - t| > e`` for every breakpoint
       ``t`` (the exact value is on the same piece), else the largest
@@ -354,7 +363,7 @@ class Bounds(NamedTuple):
       ``max(ex0, ex1) + da (|x1 - x0| + ex0 + ex1) + gamma_3 (|x0| + |x1 -
       x0|)`` (``ex``: the ends' position bounds);
     - the next layer at a crossing: its row is computed like the others
-      (``direct``) or interpolated (:func:`._line1d_kernels.fill_new_rows_1d`):
+      (``direct``) or interpolated (:func:`._line1d_products.fill_new_rows_1d`):
       in exact arithmetic, the ends' products interpolated plus the
       corrections equal ``W @ act(z) + b`` at the crossing's float values
       ``z``, except for the ends' products' rounding (which their bounds
@@ -402,7 +411,7 @@ _bounds = weakref.WeakKeyDictionary()
 
 def act_constants(act, nlb):
     """The constants ``(lip, ract, G, T)`` of a product
-    (:func:`._line1d_kernels.product_1d`) through the activation ``act`` to
+    (:func:`._line1d_products.product_1d`) through the activation ``act`` to
     the next layer (bounds ``nlb``)."""
     _, slopes, icpts = act
     lip = float(np.abs(slopes).max())
