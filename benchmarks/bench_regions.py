@@ -3,6 +3,7 @@ side by side with regioncam (when it is installed).
 
     python benchmarks/bench_regions.py                 # S, M, L, D1, XL
     python benchmarks/bench_regions.py --nets M,L --repeat 9
+    python benchmarks/bench_regions.py --nets D1 --fallbacks   # exact-fallback counts of one run
 
 Every network runs in fresh subprocesses: one times both tools, alternating
 them run by run after a warm-up run of each (so that drifting load on a shared
@@ -98,6 +99,17 @@ def worker_time(name, tools, repeat):
     print(json.dumps(out))
 
 
+def worker_fallbacks(name):
+    """The 1D engine's decisions and exact fallbacks in one enumeration."""
+    from regiongeom._engine.line1d import STATS
+
+    run = _regiongeom(name)
+    run()
+    STATS.reset()
+    run()
+    print(json.dumps(STATS.snapshot()))
+
+
 def worker_mem(name, tool):
     TOOLS[tool]("S")()  # warm-up on a small network
     run = TOOLS[tool](name)
@@ -152,7 +164,9 @@ def machine():
         vers += f", regioncam {version('regioncam')}"
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     env = os.environ.get("REGIONGEOM_NUM_THREADS")
-    threads = f"REGIONGEOM_NUM_THREADS={env}" if env else "1D products on 2 threads when the machine has 2+ cores"
+    threads = (
+        f"REGIONGEOM_NUM_THREADS={env}" if env else "1D products on 2 threads when the machine has 2+ cores"
+    )
     return f"machine: {os.cpu_count()} CPUs ({model}), load average {load}; {vers}; regiongeom: {threads}"
 
 
@@ -169,6 +183,11 @@ def main():
     ap.add_argument("--small-repeat", type=int, default=21, help="the same on S, M and D1 (noisier)")
     ap.add_argument("--xl-repeat", type=int, default=1, help="the same on XL")
     ap.add_argument("--no-regioncam", action="store_true")
+    ap.add_argument(
+        "--fallbacks",
+        action="store_true",
+        help="print the 1D engine's exact-fallback counts (1D networks) and stop",
+    )
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -177,8 +196,20 @@ def main():
             return worker_time(rest[0], rest[2:], int(rest[1]))
         if kind == "mem":
             return worker_mem(rest[0], rest[1])
+        if kind == "fallbacks":
+            return worker_fallbacks(rest[0])
         return worker_compile()
 
+    if a.fallbacks:
+        for name in a.nets.split(","):
+            if STANDARD[name][1] != 1:
+                continue
+            c = _sub(["--worker", "fallbacks", name])
+            print(
+                f"{name}: {c['exact_signs']:,} of {c['signs']:,} signs and {c['exact_orders']:,} of "
+                f"{c['orders']:,} orders decided exactly; {c['exact_positions']:,} positions computed exactly"
+            )
+        return None
     tools = ["regiongeom"] + ([] if a.no_regioncam or not _has_regioncam() else ["regioncam"])
     print(machine())
     with tempfile.TemporaryDirectory() as cache:

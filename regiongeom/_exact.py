@@ -28,6 +28,9 @@ __all__ = [
     "meet",
     "sign_at",
     "sign_at_root",
+    "root_1d",
+    "sign_at_float_1d",
+    "Fallback1D",
 ]
 
 
@@ -282,3 +285,121 @@ def difference(d1: Dyadic, d2: Dyadic) -> Dyadic:
     """``d1 - d2`` exactly (same shapes)."""
     e = min(d1.e, d2.e)
     return Dyadic(d1.aligned(e) - d2.aligned(e), e)
+
+# ----------------------------------------------------------------------- 1D ----
+def root_1d(line):
+    """1D: the root ``-c / a`` of ``line`` (``(a, c)``, ``a != 0``) as an exact Fraction."""
+    from fractions import Fraction
+
+    a, c = (int(v) for v in _ints(line))
+    return Fraction(-c, a)
+
+
+def sign_at_float_1d(line, x: float) -> int:
+    """1D: exact sign of ``line`` (``(a, c)``: ``a x + c``) at the float ``x``."""
+    d = dyadic(np.array([x], dtype=np.float64))
+    m = int(d.m[0])
+    point = [m << d.e, 1] if d.e >= 0 else [m, 1 << -d.e]
+    return sign_at(line, np.array(point, dtype=object))
+
+
+class Fallback1D:
+    """The exact decisions that the 1D engine's filter leaves
+    (:mod:`regiongeom._engine.line1d`), for a 1-input network ``net`` whose
+    layers cut so far are ``blocks`` (``(first neuron, parent, pieces)``).
+
+    Every point's exact position is exact: a domain end is a float; any
+    other point is the root of one neuron's affine map (its ``neuron``,
+    ``bp``) on the old interval it was created in, a map with a nonzero
+    slope (its values had strictly opposite signs at that interval's ends).
+    That map is read from the pattern of *either* interval next to the
+    point, at any later layer: both lie inside that old interval, so their
+    patterns agree on the layers before the point's neuron's, the only ones
+    the map depends on. A neuron ``j`` of a later layer is continuous, and
+    affine on each interval next to the point, so its map on either one
+    gives its exact value at the point (continuity). The crossings of one
+    old interval are roots of the current layer's maps on that interval's
+    pattern, compared exactly as rationals.
+    """
+
+    def __init__(self, net, blocks, unsure, boundary):
+        self.net = net
+        self.unsure, self.boundary = unsure, boundary  # the engine's codes: a sign left open; a domain end
+        self.blocks = blocks  # (first, parent, pieces) of the layers cut so far
+        self._exact = None
+        self._patterns = {}
+
+    @property
+    def exact(self):
+        if self._exact is None:
+            self._exact = ExactNet(self.net)
+        return self._exact
+
+    def flush(self):
+        self._patterns = {}
+
+    def pattern(self, q):
+        """The pattern of current interval ``q`` on the layers cut so far."""
+        key = (len(self.blocks), int(q))
+        pat = self._patterns.get(key)
+        if pat is None:
+            pat = np.zeros(self.net.n_neurons, np.int8)
+            idx = int(q)
+            for first, parent, pieces in reversed(self.blocks):
+                pat[first : first + pieces.shape[1]] = pieces[idx]
+                idx = int(parent[idx])
+            self._patterns[key] = pat
+        return pat
+
+    def signs(self, S, pts, z, err, bps, first, n_cut):
+        """Decide the signs ``S == UNSURE`` exactly; set values exactly on a breakpoint to it."""
+        V = pts.x.size
+        for c, i in zip(*np.nonzero(S == self.unsure), strict=True):
+            k, j = divmod(int(i), n_cut)
+            pat = self.pattern(c if c < V - 1 else c - 1)
+            line = self.exact.line(pat, first + j, k)
+            if pts.neuron[c] == self.boundary:
+                s = sign_at_float_1d(line, pts.x[c])
+            else:
+                s = sign_at_root(line, self.exact.line(pat, int(pts.neuron[c]), int(pts.bp[c])))
+            S[c, i] = s
+            if s == 0:
+                z[pts.row[c], j] = bps[k]
+                err[pts.row[c], j] = 0.0
+
+    def order(self, cstart, cr, ck, ca, cda, cpos, cex, keep, first):
+        """Order exactly each run of crossings of one interval whose error
+        intervals overlap (``keep`` False after its first), and merge those
+        at the same exact point (``keep`` stays False)."""
+        for c in np.nonzero(cstart[1:] - cstart[:-1] > 1)[0]:
+            i0, i1 = int(cstart[c]), int(cstart[c + 1])
+            starts = np.nonzero(keep[i0:i1])[0] + i0
+            for s, e in zip(starts.tolist(), [*starts[1:].tolist(), i1], strict=True):
+                if e - s > 1:
+                    self._order_run(int(c), s, e, cr, ck, ca, cda, cpos, cex, keep, first)
+
+    def _order_run(self, c, i0, i1, cr, ck, ca, cda, cpos, cex, keep, first):
+        """Sort crossings ``i0 .. i1 - 1`` of interval ``c`` by their exact
+        roots; they get their exact positions rounded to the nearest float."""
+        pat = self.pattern(c)
+        roots = {i: root_1d(self.exact.line(pat, first + int(cr[i]), int(ck[i]))) for i in range(i0, i1)}
+        order = sorted(range(i0, i1), key=lambda i: (roots[i], cr[i], ck[i]))
+        for a in (cr, ck, ca, cda, cex):
+            a[i0:i1] = a[order].copy()
+        prev = None
+        for s, i in enumerate(order):
+            keep[i0 + s] = prev is None or roots[i] != prev
+            cpos[i0 + s] = float(roots[i])
+            cex[i0 + s] = abs(cpos[i0 + s]) * 2.0**-52
+            prev = roots[i]
+
+    def positions(self, cstart, cr, ck, cda, cpos, cex, first, worst):
+        """The exact positions (rounded) of the crossings whose place is known
+        to worse than ``worst`` (cancellation in their values)."""
+        bad = np.nonzero(cda > worst)[0]
+        for i in bad.tolist():
+            c = int(np.searchsorted(cstart, i, side="right") - 1)
+            root = root_1d(self.exact.line(self.pattern(c), first + int(cr[i]), int(ck[i])))
+            cpos[i] = float(root)
+            cex[i] = abs(cpos[i]) * 2.0**-52
+        return bad.size

@@ -13,13 +13,26 @@ import pytest
 from common import ACT_IDS, ACTIVATIONS, INTERVAL, compare_with_reference, random_net, small_net, standard
 
 import regiongeom as rg
-from regiongeom._engine import _line1d_kernels as K
+from regiongeom._engine import _line1d_products as K
 from regiongeom._engine import line1d as E
 
 
 def _act_arrays(act_id):
     a = rg.network.as_activation(ACTIVATIONS[act_id])
     return tuple(np.array(v, np.float64) for v in (a.breakpoints, a.slopes, a.intercepts)), a
+
+
+def _product(Z, Zerr, rows, off, arrays, wt, b, out, errout, B, G=1e-14):
+    """The block product with its bounds; ReLU takes its one-pass path (an exact activation)."""
+    lip = float(np.abs(arrays[1]).max())
+    exact = np.all(arrays[2] == 0.0) and np.all((arrays[1] == 0.0) | (arrays[1] == 1.0))
+    consts = np.array([lip, 0.0 if exact else 2.0**-51, G, 0.0])
+    emax = np.full(out.shape[0], np.nan)
+    args = (wt, np.abs(wt), b, np.abs(b), consts, out, errout, emax, B)
+    K.product_1d(Z, Zerr, Zerr.max(axis=1), rows, off, 0, rows.size, *arrays, *args)
+    written = off + rows
+    rowmax = errout[written].max(axis=1)
+    assert np.all(emax[written] >= rowmax) and np.all(emax[written] <= 2.0 * rowmax)
 
 
 @pytest.mark.parametrize("act_id", ACT_IDS)
@@ -38,15 +51,32 @@ def test_block_product_equals_dense_product(act_id, B):
     old, new = order[order < V], order[order >= V] - V
     wt = rng.normal(size=(n, m))
     b = rng.normal(size=m)
-    nbps = np.array([-0.3, 0.4])
     out = np.full((V + n_new, m), np.nan)
-    sc = np.zeros((2, m))
+    err = np.full((V + n_new, m), np.nan)
+    zerr = np.abs(rng.normal(size=zall.shape)) * 1e-9
     # the old points' values from one array, the crossings' (rows V + e) from another
-    K.product_1d(zall[:V].copy(), old, 0, 0, old.size, *arrays, wt, b, nbps, out, sc, B)
-    K.product_1d(zall[V:].copy(), new, V, 0, new.size, *arrays, wt, b, nbps, out, sc, B)
+    _product(zall[:V].copy(), zerr[:V].copy(), old, 0, arrays, wt, b, out, err, B)
+    _product(zall[V:].copy(), zerr[V:].copy(), new, V, arrays, wt, b, out, err, B)
     want = act(zall) @ wt + b
     np.testing.assert_allclose(out, want, rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(sc, np.abs(want[None] - nbps[:, None, None]).max(axis=1), rtol=1e-13)
+    # the bounds are not absurd (their validity: test_block_product_bounds_cover_perturbed_inputs)
+    lip = float(np.abs(arrays[1]).max())
+    assert np.all(err <= 2.0 * (lip * zerr.max(axis=1, keepdims=True) * np.abs(wt).sum(axis=0) + 1e-12))
+
+
+def test_block_product_bounds_cover_perturbed_inputs():
+    """Moving every input within its bound moves the product by less than the output bound."""
+    rng = np.random.default_rng(3)
+    for act_id in ACT_IDS:
+        arrays, act = _act_arrays(act_id)
+        z = rng.normal(size=(40, 12))
+        zerr = np.abs(rng.normal(size=z.shape)) * 1e-3
+        wt, b = rng.normal(size=(12, 5)), rng.normal(size=5)
+        out, err = np.empty((40, 5)), np.empty((40, 5))
+        _product(z, zerr, np.arange(40), 0, arrays, wt, b, out, err, 8)
+        for _ in range(20):
+            moved = act(z + zerr * rng.uniform(-1, 1, size=z.shape)) @ wt + b
+            assert np.all(np.abs(moved - out) <= err)
 
 
 def test_block_product_all_constant_block():
@@ -56,10 +86,9 @@ def test_block_product_all_constant_block():
     wt = np.arange(12.0).reshape(4, 3)
     b = np.array([1.0, -2.0, 3.0])
     out = np.zeros((5, 3))
-    sc = np.zeros((1, 3))
-    K.product_1d(z, np.arange(5), 0, 0, 5, *arrays, wt, b, np.array([0.0]), out, sc, 4)
+    err = np.zeros((5, 3))
+    _product(z, np.zeros((5, 4)), np.arange(5), 0, arrays, wt, b, out, err, 4)
     np.testing.assert_array_equal(out, np.tile(b, (5, 1)))
-    np.testing.assert_array_equal(sc[0], np.abs(b))
 
 
 def _fresh_helper_on_two_cores(monkeypatch):

@@ -306,11 +306,6 @@ def test_engine_a_2d():
     assert compare(net_a_2d(), BOX) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="neuron 1 (exactly -1 on [-1, 0]) snapped onto its breakpoint: 2 regions, exact 3; "
-    "pattern [0, 1] on [-1, 0] where net(x) != J x + c; rm.locate disagrees with the forward pass",
-)
 def test_engine_b():
     assert compare(net_b(), (-1.0, 1.0)) == []
 
@@ -331,9 +326,6 @@ def test_engine_neuron_scales():
     assert compare(net_neuron_scales(), BOX) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="1D Hardtanh x1e4: 15 regions and no locus point, exact 19 regions and 8 points"
-)
 def test_engine_hardtanh_1d():
     assert compare(net_hardtanh_1d(), (-1.0, 1.0)) == []
 
@@ -393,13 +385,21 @@ def test_fuzz_near_coincidences_2d(case):
     check(case)
 
 
-@known_failure(
-    "a near coincidence leaves an exact interval of length 3e-16 that the engine drops: 3 regions and "
-    "2 locus points, exact 4 and 3 (first counterexample: 1 -> 2:leaky_relu(0.1) -> 3:pl3)"
-)
 @fuzz_settings(150)
 @given(coincidence_nets(dim=1))
 def test_fuzz_near_coincidences_1d(case):
+    check(case)
+
+
+@fuzz_settings(150)
+@given(scaled_nets(dim=1))
+def test_fuzz_scales_1d(case):
+    check(case)
+
+
+@fuzz_settings(100)
+@given(scaled_nets(dim=1, gaussian=True))
+def test_fuzz_gaussian_scales_1d(case):
     check(case)
 
 

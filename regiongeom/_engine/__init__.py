@@ -4,7 +4,8 @@
   the result type :class:`.core.Subdivision`);
 - :mod:`.mesh2d` and its kernels :mod:`._mesh2d_kernels`: the 2D half-edge
   mesh, cut one layer at a time;
-- :mod:`.line1d` and its kernels :mod:`._line1d_kernels`: sorted points on an
+- :mod:`.line1d` and its kernels :mod:`._line1d_kernels` (the cut) and
+  :mod:`._line1d_products` (the next layer's values): sorted points on an
   interval, with the next layer's product shared with a helper thread.
 """
 

@@ -3,13 +3,12 @@
 The points of the subdivision are kept sorted, each with the current layer's
 preactivations (a row of ``z``). On every interval all of a layer's
 preactivations are affine, so all the layer's crossings are found at once
-(:func:`_cut_layer`: three numba calls). The next layer's preactivations
-are then
+(:func:`_cut_layer`). The next layer's preactivations are then
 
-- computed (``act(z) @ w.T + b``, :func:`._line1d_kernels.product_1d`) at the
+- computed (``act(z) @ w.T + b``, :func:`._line1d_products.product_1d`) at the
   old points, which does not need the cut: the product runs on a helper
   thread *while* the cut runs, and the two threads share what is left of it;
-- interpolated at the new points (:func:`._line1d_kernels.fill_new_rows_1d`),
+- interpolated at the new points (:func:`._line1d_products.fill_new_rows_1d`),
   exact up to rounding: their activations are affine along their old
   interval except for the few neurons that cross it, corrected one by one;
 - computed as well at the new points of old intervals that many neurons
@@ -18,6 +17,23 @@ are then
 The products go block by block (``_BLOCK``) in the order of the points, and
 blocks never depend on which thread runs them: the result is the same, bit
 for bit, with or without the helper.
+
+**Exactness.** The combinatorics are exactly those of the float64 weights:
+which intervals exist, their patterns, and which neuron each point belongs
+to; only positions (and so lengths) are rounded. Every sign and every order
+of two crossings is decided by a filter with an exact fallback: each value
+carries a rigorous bound of its distance to the exact value at the point's
+exact position (:class:`Bounds` derives them); a sign is certain when the
+value clears its bound, and is decided in exact rational arithmetic
+otherwise (:class:`regiongeom._exact.Fallback1D`), as is the order of two
+crossings whose position bounds overlap. A value found exactly on a
+breakpoint is set to it. An interval exists iff its exact length is
+positive; its float end points may still coincide (two crossings closer
+than the rounding of their positions): it is then reported, with length
+0.0. A crossing whose place in its interval is known to worse than 1/16
+(its values cancel) gets its exact position, rounded; every other position
+is an interpolation in float64. No tolerance is involved. Counts of the
+decisions and of the exact fallbacks are kept in :data:`STATS`.
 """
 
 from __future__ import annotations
@@ -29,9 +45,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._exact import Fallback1D
 from .._jit import compile_notice
-from ..tolerance import REL_TOL
 from . import _line1d_kernels as K
+from . import _line1d_products as P
 from .core import (
     BOUNDARY,
     DEFAULT_MAX_REGIONS,
@@ -44,10 +61,11 @@ from .core import (
     one_blas_thread,
 )
 
-_BLOCK = 128  # points per block of the products (see _line1d_kernels.product_1d)
+__all__ = ["enumerate_1d", "STATS"]
+
+_BLOCK = 128  # points per block of the products (see _line1d_products.product_1d)
 _CHUNK = 1  # blocks a thread takes at a time
 _PAR_MIN = 1 << 22  # multiply-adds of a layer's product below which no helper is used
-_NO_BPS = np.zeros(0)
 
 _pool_lock = threading.Lock()
 _pool_state = {"pool": None}
@@ -71,29 +89,28 @@ def _helper():
 
 
 class _Product:
-    """One product (:func:`._line1d_kernels.product_1d`) over the values ``Z[rows]``
-    (in the order of the points) into rows ``off + rows`` of ``out``, handed
-    out in chunks of whole blocks to whichever thread asks next."""
+    """One product (:func:`._line1d_products.product_1d`) over the values ``Z[rows]``
+    (in the order of the points) into rows ``off + rows`` of ``out`` (and
+    their bounds), handed out in chunks of whole blocks to whichever thread
+    asks next."""
 
-    def __init__(self, Z, rows, off, act, wt, b, nbps, out):
-        self.args = (Z, rows, off)
-        self.rest = (*act, wt, b, nbps, out)
+    def __init__(self, Z, Zerr, Zmax, rows, off, act, wt, b, lb, consts, out, errout, emax):
+        self.args = (Z, Zerr, Zmax, rows, off)
+        self.rest = (*act, wt, lb.wabs, b, lb.babs, consts, out, errout, emax)
         self.n = rows.size
         self.next = 0
         self.lock = threading.Lock()
-        self.shape = (nbps.size, wt.shape[1])
 
     def work(self):
-        """Run chunks until none is left; returns this thread's scales."""
-        sc = np.zeros(self.shape)
+        """Run chunks until none is left."""
         step = _CHUNK * _BLOCK
         while True:
             with self.lock:
                 q0 = self.next
                 self.next = min(q0 + step, self.n)
             if q0 >= self.n:
-                return sc
-            K.product_1d(*self.args, q0, min(q0 + step, self.n), *self.rest, sc, _BLOCK)
+                return
+            P.product_1d(*self.args, q0, min(q0 + step, self.n), *self.rest, _BLOCK)
 
 
 def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
@@ -103,15 +120,17 @@ def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
         return _enumerate_1d(net, domain, max_regions)
 
 
-_ENTRY_KERNELS = (K.scales_1d, K.crossings_1d, K.split_1d, K.corrections_1d, K.product_1d, K.fill_new_rows_1d)
+_ENTRY_KERNELS = (K.signs_1d, K.crossings_1d, K.split_1d, K.corrections_1d, P.product_1d, P.fill_new_rows_1d)
 
 
 class Points(NamedTuple):
-    """The sorted points of the subdivision (V,): positions ``x``, the neuron
-    and breakpoint each is a crossing of (BOUNDARY at the ends), and the row
-    of the current layer's values ``z`` holding each one's values."""
+    """The sorted points of the subdivision (V,): positions ``x`` and the
+    bounds ``ex`` of their errors, the neuron and breakpoint each is a
+    crossing of (BOUNDARY at the ends, exact positions: ``ex`` 0), and the
+    row of the current layer's values ``z`` holding each one's values."""
 
     x: np.ndarray
+    ex: np.ndarray
     neuron: np.ndarray
     bp: np.ndarray
     row: np.ndarray
@@ -122,48 +141,61 @@ class LayerCut(NamedTuple):
     interval the old one holding it (``parent``) and the piece of each of
     the layer's neurons (``pieces``); and for each crossing ``e`` (a new
     point, row ``V + e``) its old interval ``interval[e]``, its place (0..1)
-    in it, its interpolated values, and either its index in ``direct`` (the
-    next layer's values are computed) or the neurons
+    in it and the bound of that place's error, its interpolated values and
+    the bounds ``err`` of their errors (the largest of each: ``err_max``),
+    and either its index in ``direct``
+    (the next layer's values are computed) or the neurons
     ``fix_neuron[fix_ptr[e]:fix_ptr[e + 1]]`` whose activation departs from
-    the interpolation along its interval, by ``fix_value``."""
+    the interpolation along its interval, by ``fix_value`` (rounding bounds
+    ``fix_bound``); the neurons whose piece changes along old interval ``c``
+    are ``changed[changed_ptr[c]:changed_ptr[c + 1]]``."""
 
     points: Points
     parent: np.ndarray
     pieces: np.ndarray
     interval: np.ndarray
     place: np.ndarray
+    place_error: np.ndarray
     values: np.ndarray
+    err: np.ndarray
+    err_max: np.ndarray
     direct: np.ndarray
     fix_ptr: np.ndarray
     fix_neuron: np.ndarray
     fix_value: np.ndarray
+    fix_bound: np.ndarray
+    changed_ptr: np.ndarray
+    changed: np.ndarray
 
 
 def _enumerate_1d(net, domain, max_regions):
     lo, hi = domain.interval
-    tol = REL_TOL * (hi - lo)  # crossings closer than this are merged
     pts = Points(
-        np.array([lo, hi], np.float64), np.full(2, BOUNDARY, np.int64), np.zeros(2, np.int64), np.arange(2)
+        np.array([lo, hi], np.float64),
+        np.zeros(2),
+        np.full(2, BOUNDARY, np.int64),
+        np.zeros(2, np.int64),
+        np.arange(2),
     )
     stack = list(layers(net))
     blocks = []  # (first neuron, parent interval, pieces) of each layer
-    z, scale = affine(pts.x[:, None], *stack[0][:2]) if stack else None, None
+    fb = Fallback1D(net, blocks, unsure=K.UNSURE, boundary=BOUNDARY)
+    z, err, em = first_rows(net, pts.x, stack[0]) if stack else (None, None, None)
     for i, (_, _, act, first) in enumerate(stack):
         nxt = stack[i + 1] if i + 1 < len(stack) else None
         if act is None:
-            z, scale = affine(z, *nxt[:2]) if nxt else None, None
+            z, err, em = affine_rows(net, i + 1, z, err, nxt) if nxt else (None, None, None)
             continue
-        if scale is None:
-            scale = K.scales_1d(z, act.breakpoints)
-        cut = (pts, z, scale, act, tol, first, max_regions)
+        cut = (pts, z, err, act, first, max_regions, fb)
         if nxt is None:
             res = _cut_layer(*cut)
         else:
-            res, z, scale = _cut_and_next(net, i, nxt, cut)
+            res, z, err, em = _cut_and_next(net, i, nxt, cut, em)
         if res is None:
             raise limit_error(None, max_regions, net)
         pts = res.points
         blocks.append((first, res.parent, res.pieces))
+    fb.flush()
     x = pts.x
     pat = assemble_patterns(blocks, x.size - 1, net.n_neurons)
     inner = np.arange(1, x.size - 1)
@@ -173,86 +205,269 @@ def _enumerate_1d(net, domain, max_regions):
     )  # fmt: skip
 
 
-def _cut_layer(pts, z, scale, act, tol, first, max_regions):
+def _decide_signs(pts, z, err, act, first, fb, n_cut):
+    """The exact signs ``S`` (V, K n_cut) of every neuron at every point:
+    the filter first, then the exact fallback for the signs it leaves.
+    Values found exactly on a breakpoint are set to it."""
+    bps = act[0]
+    S = np.empty((pts.x.size, bps.size * n_cut), np.int8)
+    nu = K.signs_1d(z, err, pts.row, bps, n_cut, S)
+    STATS.add(signs=S.size, exact_signs=nu)
+    if nu:
+        fb.signs(S, pts, z, err, bps, first, n_cut)
+    return S
+
+
+def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None):
     """Cut the :class:`Points` ``pts`` by every neuron of a layer, whose
-    preactivations at point ``i`` are ``z[pts.row[i]]``; signs are snapped at
-    ``REL_TOL`` times each (neuron, breakpoint)'s largest ``|z - t|``
-    (``scale``), and crossings closer than ``tol`` are merged. Returns a
-    :class:`LayerCut`, or None when the intervals would exceed
-    ``max_regions``."""
-    bps, slopes, icpts = act
-    thr = REL_TOL * scale
+    values at point ``i`` are ``z[pts.row[i]]`` (bounds ``err``). ``S``: the signs if
+    already decided (:func:`_decide_signs`). Only the first ``n_cut``
+    columns of ``z`` are neurons (default all); the others are carried:
+    interpolated at the new points, never cut. Returns a :class:`LayerCut`,
+    or None when the intervals would exceed ``max_regions``."""
+    bps = act[0]
+    n_cut = z.shape[1] if n_cut is None else n_cut
+    if S is None:
+        S = _decide_signs(pts, z, err, act, first, fb, n_cut)
     x, rowof = pts.x, pts.row
-    S, cstart, cr, ck, ca, cpos, keep, nk = K.crossings_1d(x, rowof, z, thr, bps, tol)
+    cstart, cr, ck, ca, cda, cpos, cex, sure, nunsure = K.crossings_1d(
+        x, pts.ex, rowof, z, err, _G3, S, bps, n_cut
+    )
+    keep = sure  # (the first crossing of each interval is sure)
+    if cda.size and cda.max() > _PLACE_EXACT:
+        STATS.add(exact_positions=fb.positions(cstart, cr, ck, cda, cpos, cex, first, _PLACE_EXACT))
+    STATS.add(orders=max(cr.size - int(np.count_nonzero(cstart[1:] > cstart[:-1])), 0), exact_orders=nunsure)
+    if nunsure:
+        fb.order(cstart, cr, ck, ca, cda, cpos, cex, keep, first)
+    nk = int(np.count_nonzero(keep))
     if x.size + nk - 1 > max_regions:
         return None
-    xn, neun, bpn, rown, parent, pieces, cnew, anew, znew, dptr, dj = K.split_1d(
-        x, rowof, z, thr, S, cstart, cr, ck, ca, cpos, keep, nk, pts.neuron, pts.bp, bps, first
+    xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, errn, emn, dptr, dj = K.split_1d(
+        x, pts.ex, rowof, z, err, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, pts.neuron, pts.bp, bps,
+        first, n_cut, _G3,
+    )  # fmt: skip
+    fixes = K.corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, *act)
+    danew = cda[keep]
+    return LayerCut(
+        Points(xn, exn, neun, bpn, rown), parent, pieces, cnew, anew, danew, znew, errn, emn, *fixes, dptr, dj
     )
-    direct, cptr, cj, cv = K.corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, bps, slopes, icpts)
-    return LayerCut(Points(xn, neun, bpn, rown), parent, pieces, cnew, anew, znew, direct, cptr, cj, cv)
 
 
-def _cut_and_next(net, i, nxt, cut):
+def _cut_and_next(net, i, nxt, cut, em):
     """Cut layer ``i`` (``_cut_layer(*cut)``) and compute the next layer's
-    (``nxt``) values at the points after it. Returns the :class:`LayerCut`
-    (None past ``max_regions``), the values (rows as in its points' ``row``)
-    and their scales (None if the next layer has no activation)."""
-    pts, z, _, act = cut[:4]
+    (``nxt``) values at the points after it (``em``: the largest bound of
+    each row of layer ``i``'s values). Returns the :class:`LayerCut` (None
+    past ``max_regions``) and the next layer's values, their bounds and the
+    largest of each row (rows as in its points' ``row``)."""
+    pts, z, err, act, first, _, fb = cut
     rowof = pts.row
-    w, b, nact = nxt[:3]
+    w, b = nxt[:2]
     V, n = z.shape
     m = w.shape[0]
     wt = _transposed(net, i + 1)
-    nbps = nact[0] if nact is not None else _NO_BPS
+    nlb = Bounds.of(net, i + 1)
+    consts = act_constants(act, nlb)
+    # the signs first: an exact fallback may set values onto their breakpoints
+    S = _decide_signs(pts, z, err, act, first, fb, n)
     # room for the old points and, most likely, the crossings: the rows of
     # the old points are written before the number of crossings is known
     cap = 2 * V + n * act[0].size
     out = buffer(i % 2, (cap, m))
-    old = _Product(z, rowof, 0, act, wt, b, nbps, out)
+    eout = buffer(2 + i % 2, (cap, m))
+    emout = np.empty(cap)
+    old = _Product(z, err, em, rowof, 0, act, wt, b, nlb, consts, out, eout, emout)
     helper = _helper() if V * n * m >= _PAR_MIN else None
     fut = helper.submit(old.work) if helper is not None else None
-    scales = []
     try:
-        res = _cut_layer(*cut)
+        res = _cut_layer(*cut, S=S)
         if res is None:  # past max_regions: stop the product too
             with old.lock:
                 old.next = old.n
-        scales.append(old.work())
+        old.work()
     finally:
         if fut is not None:
-            scales.append(fut.result())
+            fut.result()
     if res is None:
-        return None, None, None
+        return None, None, None, None
     n_points, n_new = res.points.x.size, res.interval.size
     if n_points > cap:
-        grown = np.empty((n_points, m))
-        grown[:V] = out[:V]
-        out = grown
-    out = out[:n_points]
+        out, eout = (np.concatenate([v[:V], np.empty((n_points - V, m))]) for v in (out, eout))
+        emout = np.concatenate([emout[:V], np.empty(n_points - V)])
+    out, eout, emout = out[:n_points], eout[:n_points], emout[:n_points]
     if res.direct.size:
-        new = _Product(res.values, res.direct, V, act, wt, b, nbps, out)
+        new = _Product(
+            res.values, res.err, res.err_max, res.direct, V, act, wt, b, nlb, consts, out, eout, emout
+        )
         fut = helper.submit(new.work) if helper is not None and res.direct.size > _CHUNK * _BLOCK else None
-        scales.append(new.work())
+        new.work()
         if fut is not None:
-            scales.append(fut.result())
-    scale = np.maximum.reduce(scales) if len(scales) > 1 else scales[0]
+            fut.result()
     isdirect = np.zeros(n_new, np.bool_)
     isdirect[res.direct] = True
-    K.fill_new_rows_1d(
-        out,
-        rowof,
-        res.interval,
-        res.place,
-        res.fix_ptr,
-        res.fix_neuron,
-        res.fix_value,
-        isdirect,
-        wt,
-        nbps,
-        scale,
-    )
-    return res, out, (scale if nact is not None else None)
+    P.fill_new_rows_1d(
+        out, eout, emout, rowof, res.interval, res.place, res.place_error, res.fix_ptr, res.fix_neuron, res.fix_value,
+        res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt, nlb.wabs, nlb.nabs, res.values,
+        res.err, res.err_max, *act, consts,
+    )  # fmt: skip
+    return res, out, eout, emout
+
+
+# -- error bounds ----------------------------------------------------------------
+_U = 2.0**-53  # unit roundoff
+
+
+def _gamma(k):
+    """``gamma_k = k u / (1 - k u)``: a sum of ``k`` rounded terms errs by at
+    most ``gamma_k`` times the sum of their magnitudes (Higham, Accuracy and
+    Stability of Numerical Algorithms, 2002, section 3.1), in any order."""
+    return k * _U / (1.0 - k * _U)
+
+
+class Bounds(NamedTuple):
+    """The constants of a layer's error bounds, and their derivation.
+
+    Every value ``z[r, j]`` of a layer at a point carries a bound ``err[r,
+    j]`` of its distance to the exact value ``z_j(x_r)`` at the point's
+    exact position ``x_r`` (the exact root that the point stands for).
+    With u = 2^-53, ``gamma_k = k u / (1 - k u)`` (a sum of ``k`` rounded
+    terms errs by at most ``gamma_k`` times the sum of their magnitudes, in
+    any order: Higham, Accuracy and Stability of Numerical Algorithms,
+    2002, section 3.1), ``n`` the layer's fan-in and ``G = gamma_{n+8}``:
+
+    - first layer, ``z = w x + b`` at the domain's ends (exact floats):
+      ``err = G (|w| |x| + |b|)``;
+    - a computed row ``z = act(h) @ W.T + b``
+      (:func:`._line1d_products.product_1d`): the activation of a value ``v``
+      with bound ``e`` errs by at most ``eh = |s| e`` where ``s`` is the
+      slope of ``v``'s piece when ``|v - t| > e`` for every breakpoint
+      ``t`` (the exact value is on the same piece), else the largest
+      ``|slope|`` (Lipschitz), plus ``gamma_2 (|h| + 2 |intercept|)`` for
+      the rounding of ``slope v + intercept`` (none for an activation with
+      slopes 0 and 1 and no intercept); the sum of ``n + 1`` rounded terms
+      errs by ``G (|W| @ |h| + |b|)`` whatever its order (BLAS, and the
+      constant neurons summed apart): ``err = |W| @ eh + G (|W| @ |h| +
+      |b|) + T``, ``T = (n + 8) 2^-1074`` for underflow. The products take
+      ``eh`` and ``|h|`` as their largest over a block of 128 points, one
+      small matrix-vector product per block;
+    - a crossing at place ``a`` of its old interval (values ``z0, z1`` with
+      bounds ``e0, e1`` at its ends), with interpolated values ``z = z0 +
+      a (z1 - z0)``: every neuron is affine on the interval, so at the exact
+      point ``x_a`` of place ``a`` (not the exact crossing) ``|z - z_j(x_a)|
+      <= max(e0, e1) + gamma_3 (2 |z0| + |z1|)``; the crossing neurons are
+      set to their breakpoint exactly (bound 0). The exact crossing ``x*``
+      has place ``a*``, the root of the crossing neuron's ``d = z_r - t``,
+      whose float values ``d0, d1`` have exact opposite signs and err by at
+      most ``e0, e1`` (plus the rounding of ``z - t``), so ``|a - a*| <=
+      max(e0, e1) / (|d0| + |d1| - e0 - e1) + gamma_2`` (``da``; 1 when the
+      denominator is not positive). The crossing's position errs by at most
+      ``max(ex0, ex1) + da (|x1 - x0| + ex0 + ex1) + gamma_3 (|x0| + |x1 -
+      x0|)`` (``ex``: the ends' position bounds);
+    - the next layer at a crossing: its row is computed like the others
+      (``direct``) or interpolated (:func:`._line1d_products.fill_new_rows_1d`):
+      in exact arithmetic, the ends' products interpolated plus the
+      corrections equal ``W @ act(z) + b`` at the crossing's float values
+      ``z``, except for the ends' products' rounding (which their bounds
+      cover), so at ``x_a`` the row errs by at most ``||W_o||_1 max_j eh_j +
+      max(err0, err1) +`` the rounding of the interpolation and of the
+      corrections. From ``x_a`` to ``x*`` the next layer's neuron ``o``
+      moves by at most ``da`` times its variation along the interval: its
+      chord ``|z1'_o - z0'_o|`` (plus the ends' bounds) plus the kinks of
+      the activations whose piece changes on the interval (``2 lip |z1_j -
+      z0_j| |W_oj|``) or that are within their bound of a breakpoint.
+
+    Every row also carries the largest of its bounds (``em``), which the
+    products and the interpolation read instead of a whole row.
+    Every bound is multiplied by ``1 + 2^-40`` to cover the rounding of its
+    own few operations. Bounds grow with depth like the products of the
+    weights' magnitudes: loose bounds only send more decisions to the exact
+    fallback.
+    """
+
+    wabs: np.ndarray  # |W|.T, C-contiguous (n, m)
+    babs: np.ndarray
+    nabs: np.ndarray  # the rows' 1-norms, rounded up
+    G: float
+    T: float
+
+    @staticmethod
+    def of(net, i):
+        """The bounds of layer ``i`` of ``net`` (made once per network)."""
+        with _transposes_lock:
+            per_net = _bounds.setdefault(net, {})
+            lb = per_net.get(i)
+            if lb is None:
+                w = np.asarray(net.weights[i], np.float64)
+                n = w.shape[1]
+                wabs = np.ascontiguousarray(np.abs(w).T)
+                lb = per_net[i] = Bounds(
+                    wabs, np.abs(np.asarray(net.biases[i], np.float64)), wabs.sum(axis=0) * (1.0 + _gamma(n + 1)),
+                    _gamma(n + 8), (n + 8) * K.ETA,
+                )  # fmt: skip
+        return lb
+
+
+_bounds = weakref.WeakKeyDictionary()
+
+
+def act_constants(act, nlb):
+    """The constants ``(lip, ract, G, T)`` of a product
+    (:func:`._line1d_products.product_1d`) through the activation ``act`` to
+    the next layer (bounds ``nlb``)."""
+    _, slopes, icpts = act
+    lip = float(np.abs(slopes).max())
+    exact = np.all(icpts == 0.0) and np.all((slopes == 0.0) | (slopes == 1.0))
+    return np.array([lip, 0.0 if exact else _gamma(2), nlb.G, nlb.T])
+
+
+def first_rows(net, x, layer):
+    """The first layer's values at the exact points ``x``, their bounds and
+    the largest bound of each row."""
+    lb = Bounds.of(net, 0)
+    z = affine(x[:, None], *layer[:2])
+    err = K.SELF * lb.G * (np.abs(x)[:, None] * lb.wabs[0][None, :] + lb.babs[None, :]) + lb.T
+    return z, err, err.max(axis=1, initial=0.0)
+
+
+def affine_rows(net, i, z, err, layer):
+    """Layer ``i``'s values, bounds and largest bounds after an affine layer (no activation)."""
+    lb = Bounds.of(net, i)
+    z2 = affine(z, *layer[:2])
+    err2 = K.SELF * (err @ lb.wabs + lb.G * (np.abs(z) @ lb.wabs + lb.babs)) + lb.T
+    return z2, err2, err2.max(axis=1, initial=0.0)
+
+
+class _Stats:
+    """Counts of the 1D engine's decisions (``signs``: a neuron's side of a
+    breakpoint at a point; ``orders``: two crossings of one interval) and of
+    those made by the exact fallback (``exact_signs``, ``exact_orders``), and
+    of the crossings whose position was computed exactly because their
+    values cancel (``exact_positions``), over every enumeration since the
+    last :meth:`reset`."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts = dict.fromkeys(("signs", "exact_signs", "orders", "exact_orders", "exact_positions"), 0)
+
+    def add(self, **kw):
+        with self.lock:
+            for k, v in kw.items():
+                self.counts[k] += int(v)
+
+    def reset(self):
+        with self.lock:
+            for k in self.counts:
+                self.counts[k] = 0
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return dict(self.counts)
+
+
+STATS = _Stats()
+
+
+_PLACE_EXACT = 2.0**-4
+_G3 = _gamma(3)
 
 
 _transposes = weakref.WeakKeyDictionary()

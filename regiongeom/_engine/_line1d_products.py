@@ -1,0 +1,271 @@
+"""numba kernels of the 1D engine (:mod:`.line1d`): the next layer's values
+and their error bounds at the points after a cut (:func:`product_1d` at the
+points whose values are computed, :func:`fill_new_rows_1d` at the crossings
+whose values are interpolated). The cut itself is in :mod:`._line1d_kernels`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._line1d_kernels import CERT, ETA, SELF
+
+
+# (copies of the cut's helpers: no njit function calls one of another file)
+@njit(cache=True)
+def _piece(x, bps):
+    """The index of the piece of an activation ``x`` is on."""
+    p = 0
+    while p < bps.shape[0] and bps[p] <= x:
+        p += 1
+    return p
+
+
+@njit(cache=True)
+def _act(x, bps, slopes, icpts):
+    p = _piece(x, bps)
+    return slopes[p] * x + icpts[p]
+
+
+@njit(cache=True)
+def _act_error(z, e, bps, slopes, icpts, lip, ract):
+    """A bound of ``|fl(act(z)) - act(z*)|`` for ``|z - z*| <= e``: the
+    slope of ``z``'s piece when ``z*`` is certainly on it, else the
+    largest; plus the rounding of ``slope z + intercept`` (``ract``: 0 for
+    an activation that computes exactly)."""
+    p = _piece(z, bps)
+    sure = True
+    for k in range(bps.shape[0]):
+        sure &= abs(z - bps[k]) * CERT > e
+    h = slopes[p] * z + icpts[p]
+    return (abs(slopes[p]) if sure else lip) * e + ract * (abs(h) + 2.0 * abs(icpts[p]) + 1.0 * ETA)
+
+
+@njit(cache=True, nogil=True)
+def product_1d(
+    Z, Zerr, Zmax, rows, off, q0, q1, bps, slopes, icpts, wt, wabs, b, babs, consts, out, errout, emax, B
+):
+    """The next layer's preactivations ``act(Z[r]) @ wt + b`` into row
+    ``off + r`` of ``out``, for the rows ``r`` in ``rows[q0:q1]`` (points in
+    their order along the line), and the bounds of their errors into
+    ``errout`` (their largest in each row into ``emax``) from those of ``Z``
+    (``Zerr``, their largest in each row ``Zmax``); ``wabs = |wt|``, ``babs
+    = |b|``, ``consts = (lip, ract, G, T)`` (see ``line1d.Bounds``).
+
+    Takes the rows in blocks of ``B`` (``rows[q0 + i B: q0 + (i + 1) B]``):
+    along a line, most neurons keep one piece over a block, and the ones
+    whose activation is the same constant on the whole block (ReLU: dead)
+    are left out of its matrix product and added as a constant row (nothing
+    for a zero). The bounds ``|W| @ eh + G (|W| @ |h| + |b|) + T`` (``eh``:
+    the activations' errors) take two small matrix-vector products per
+    block: ``eh[r, i] <= rho_r phi_i`` with ``rho_r`` the largest of row
+    ``r`` (or ``lip Zmax[r]``) and ``phi_i`` the largest of ``eh[r, i] /
+    rho_r`` over the block (so that a row with large errors does not spoil
+    its block), and ``|h|`` the largest over the block."""
+    n = Z.shape[1]
+    m = wt.shape[1]
+    nbp = bps.shape[0]
+    lip, ract, G, T = consts[0], consts[1], consts[2], consts[3]
+    cols = np.empty(n, np.int64)
+    const = np.empty(m)
+    wq_buf = np.empty(n * m)
+    ap_buf = np.empty(B * n)
+    pr = np.empty((B, m))
+    first = np.empty(n, np.int64)  # the piece of each neuron at the block's first point
+    same = np.empty(n, np.bool_)  # ... and whether it is the same at all its points
+    above = np.empty(n, np.int32)
+    mx = np.empty((2, n))  # the largest relative error and size of each activation over the block
+    bnd = np.empty((2, m))
+    rho = np.empty(B)
+    ehrow = np.empty(n)
+    for s in range(q0, q1, B):
+        nb = min(s + B, q1) - s
+        r = rows[s]
+        for j in range(n):
+            first[j] = _piece(Z[r, j], bps)
+            same[j] = True
+            mx[0, j] = 0.0
+            mx[1, j] = 0.0
+        if nbp == 1:  # count the points on the upper piece, in a loop that vectorises
+            t = bps[0]
+            above[:] = 0
+            for i in range(nb):
+                r = rows[s + i]
+                for j in range(n):
+                    above[j] += np.int32(Z[r, j] >= t)
+            for j in range(n):
+                same[j] = above[j] == 0 or above[j] == nb
+        else:
+            for i in range(1, nb):
+                r = rows[s + i]
+                for j in range(n):
+                    same[j] &= _piece(Z[r, j], bps) == first[j]
+        mx0, mx1 = mx[0], mx[1]
+        for i in range(nb):
+            r = rows[s + i]
+            rr = 0.0
+            if nbp == 1 and ract == 0.0:  # one pass, branch-free, so that it vectorises
+                t, s0, s1 = bps[0], slopes[0], slopes[1]
+                l0, l1 = abs(s0), abs(s1)
+                rr = lip * Zmax[r]
+                f = 1.0 / rr if rr > 0.0 else 0.0
+                for j in range(n):
+                    v = Z[r, j]
+                    ev = Zerr[r, j]
+                    up = v >= t
+                    ah = abs(s1 * v if up else s0 * v)
+                    x = lip * ev if abs(v - t) * CERT <= ev else (l1 if up else l0) * ev
+                    x *= f
+                    mx0[j] = x if x > mx0[j] else mx0[j]
+                    mx1[j] = ah if ah > mx1[j] else mx1[j]
+                rho[i] = rr
+                continue
+            if nbp == 1:
+                t, s0, s1, i0, i1 = bps[0], slopes[0], slopes[1], icpts[0], icpts[1]
+                l0, l1, a0, a1 = abs(s0), abs(s1), ract * (2.0 * abs(i0) + ETA), ract * (2.0 * abs(i1) + ETA)
+                for j in range(n):
+                    v = Z[r, j]
+                    ev = Zerr[r, j]
+                    up = v >= t
+                    h = s1 * v + i1 if up else s0 * v + i0
+                    ah = abs(h)
+                    x = (l1 if up else l0) * ev
+                    x = lip * ev if abs(v - t) * CERT <= ev else x
+                    x += ract * ah + (a1 if up else a0)
+                    ehrow[j] = x
+                    rr = x if x > rr else rr
+                    mx1[j] = ah if ah > mx1[j] else mx1[j]
+            else:
+                for j in range(n):
+                    v = Z[r, j]
+                    x = _act_error(v, Zerr[r, j], bps, slopes, icpts, lip, ract)
+                    ehrow[j] = x
+                    rr = max(rr, x)
+                    mx1[j] = max(mx1[j], abs(_act(v, bps, slopes, icpts)))
+            rho[i] = rr
+            if rr > 0.0:
+                f = 1.0 / rr
+                for j in range(n):
+                    x = ehrow[j] * f
+                    mx0[j] = x if x > mx0[j] else mx0[j]
+        for j in range(n):
+            mx0[j] *= SELF  # the rounding of eh / rho
+        np.dot(mx, wabs, bnd)
+        for o in range(m):
+            const[o] = b[o]
+        na = 0
+        for j in range(n):
+            if same[j] and slopes[first[j]] == 0.0:
+                c = icpts[first[j]]
+                if c != 0.0:
+                    for o in range(m):
+                        const[o] += c * wt[j, o]
+            else:
+                cols[na] = j
+                na += 1
+        ap = ap_buf[: nb * na].reshape((nb, na))
+        for i in range(nb):
+            r = rows[s + i]
+            if nbp == 1:
+                t, s0, s1, i0, i1 = bps[0], slopes[0], slopes[1], icpts[0], icpts[1]
+                for k in range(na):
+                    v = Z[r, cols[k]]
+                    ap[i, k] = s1 * v + i1 if v >= t else s0 * v + i0
+            else:
+                for k in range(na):
+                    ap[i, k] = _act(Z[r, cols[k]], bps, slopes, icpts)
+        wq = wq_buf[: na * m].reshape((na, m))
+        for k in range(na):
+            c = cols[k]
+            for o in range(m):
+                wq[k, o] = wt[c, o]
+        if na > 0:
+            np.dot(ap, wq, pr[:nb])
+        else:
+            for i in range(nb):
+                for o in range(m):
+                    pr[i, o] = 0.0
+        m0, m1 = 0.0, 0.0
+        for o in range(m):
+            bnd[1, o] = SELF * G * (bnd[1, o] + babs[o]) + T
+            m0, m1 = max(m0, bnd[0, o]), max(m1, bnd[1, o])
+        for i in range(nb):
+            y = off + rows[s + i]
+            rr = SELF * SELF * rho[i]
+            emax[y] = SELF * (rr * m0 + m1)
+            for o in range(m):
+                out[y, o] = pr[i, o] + const[o]
+                errout[y, o] = rr * bnd[0, o] + bnd[1, o]
+
+
+@njit(cache=True)
+def fill_new_rows_1d(
+    out, errout, emax, rowof, cnew, anew, danew, cptr, cj, cv, cb, isdirect, dptr, dj, z, zmax,
+    wt, wabs, nabs, znew, errnew, emnew, bps, slopes, icpts, consts,
+):  # fmt: skip
+    """Complete ``out`` (Vn, m), the next layer's preactivations at the points
+    after a cut, once :func:`product_1d` has written the rows it computes,
+    and the bounds ``errout`` of every crossing's row (their largest: ``emax``).
+
+    Every crossing ``e`` not computed (row ``V + e``, inside old interval
+    ``c`` whose ends have rows ``rowof[c], rowof[c + 1]``) has its
+    activations affine in its place ``a`` except for the neurons listed for
+    it (see :func:`corrections_1d`), so its row is interpolated between the
+    ends' and corrected by those neurons' rows of ``wt`` only; its bound at
+    the exact point of place ``a``: ``||W_o||_1 max_j eh_j`` (``nabs``: the
+    1-norms; ``eh``: the errors of the activations at ``znew[e]``), plus the
+    larger of the ends' bounds, the interpolation's rounding and the
+    corrections' (``cb``). Every crossing's bound then gets the distance from
+    that point to the exact crossing (place error ``danew[e]``): ``da`` times
+    the variation of ``z'_o`` along the interval, at most its chord plus the
+    kinks of the neurons whose piece changes on it (``dj``: ``2 lip |z1_j -
+    z0_j| |W_oj|``) and of those within their error of a breakpoint."""
+    nk = cnew.shape[0]
+    V = out.shape[0] - nk
+    m = wt.shape[1]
+    n = znew.shape[1]
+    lip, ract = consts[0], consts[1]
+    var = np.empty(m)
+    last = -1
+    for e in range(nk):
+        c = cnew[e]
+        r0, r1, a = rowof[c], rowof[c + 1], anew[e]
+        y = V + e
+        if not isdirect[e]:
+            eh = 0.0
+            if ract == 0.0:  # |act(v) - act(v*)| <= lip e
+                eh = lip * emnew[e]
+            else:
+                for j in range(n):
+                    eh = max(eh, _act_error(znew[e, j], errnew[e, j], bps, slopes, icpts, lip, ract))
+            for o in range(m):
+                u0, u1 = out[r0, o], out[r1, o]
+                out[y, o] = (1.0 - a) * u0 + a * u1
+                errout[y, o] = (
+                    nabs[o] * eh + max(errout[r0, o], errout[r1, o]) + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
+                )
+            for p in range(cptr[e], cptr[e + 1]):
+                j, corr, cbj = cj[p], cv[p], cb[p] + 2.0**-51 * abs(cv[p])
+                for o in range(m):
+                    out[y, o] += corr * wt[j, o]
+                    errout[y, o] += cbj * wabs[j, o] + 2.0**-52 * abs(out[y, o])
+        if c != last:  # the variation's bound along old interval c, once per interval
+            last = c
+            em = max(zmax[r0], zmax[r1])
+            for o in range(m):
+                var[o] = (
+                    abs(out[r1, o] - out[r0, o]) + errout[r0, o] + errout[r1, o] + 4.0 * lip * em * nabs[o]
+                )
+            for p in range(dptr[c], dptr[c + 1]):
+                j = dj[p]
+                k = 2.0 * lip * abs(z[r1, j] - z[r0, j]) * SELF
+                for o in range(m):
+                    var[o] += k * wabs[j, o]
+        da = danew[e]
+        em = 0.0
+        for o in range(m):
+            x = SELF * (errout[y, o] + da * var[o])
+            errout[y, o] = x
+            em = max(em, x)
+        emax[y] = em
