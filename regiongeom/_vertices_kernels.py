@@ -19,6 +19,7 @@ from numba import njit
 
 CHUNK = 64  # (sample, point) pairs per chunk
 _SLACK = 1e-9  # relative safety margin of the screen's bounds against rounding
+_FM = {"reassoc", "contract", "nsz", "arcp"}  # vectorised loops; changes only the rounding
 
 
 class _Net(NamedTuple):
@@ -34,11 +35,12 @@ class _Net(NamedTuple):
     ic: np.ndarray  # intercepts, same layout
     sloff: np.ndarray  # (L + 1,)
     noff: np.ndarray  # (L + 1,) first neuron of each layer
-    cflat: np.ndarray  # bounds C[l, m] = |W_m| S ... S |W_{l+1}| (rows[m], rows[l]), flattened
-    coff: np.ndarray  # (L, L) start of C[l, m] in cflat
-    cmax: np.ndarray  # column maxima of every C[l, m], flattened
-    cmoff: np.ndarray  # (L, L) start of those in cmax
+    cinv: np.ndarray  # 1 / (C[l, m] (1 + _SLACK)) for the bounds C[l, m] = |W_m| S ... S |W_{l+1}|
+    coff: np.ndarray  # (L, L) start of C[l, m] (rows[m], rows[l]) in cinv
     dense: bool  # every weight after the first layer nonzero
+    toff: np.ndarray  # (L, L) start of the transposed transfer matrix T[m, l] (l < m) in _Pins.TT
+    tsize: int  # their total size
+    maxflips: int  # above this many slope changes a fresh build of them is cheaper
 
 
 class _State(NamedTuple):
@@ -184,7 +186,7 @@ def _pair_density(net, x, noise, sigma, ecut, s0, s1, s2, reach, new):
                             det = gx * s1.J[lj, 1, v] - gy * s1.J[lj, 0, v]
                             if det == 0.0:
                                 continue
-                            _copy_state(s1, s2, lj)
+                            _copy_state(s1, s2, li)
                             _pin(net, s2, lj, v, c)
                             _forward(net, x, noise, s2, lj + 1, False)
                             if _reaches(net, s2, lj, v, reach, new) and _reaches(net, s2, li, u, reach, new):
@@ -253,75 +255,310 @@ def _grad_from(net, st, l0):
                         st.J[ly, dd, j] += a * net.wT[o + j]
 
 
-@njit(cache=True)
-def _widest(net, st, l0, wid, marg, anyopen):
-    """Per activated layer m >= l0 of st: the open neuron farthest from the
-    ends of its piece (wid), that distance (marg, -1: none open), and
-    whether the layer has an open neuron."""
+# ----------------------------------------------------------------------------
+# the fast path: transfer matrices, every pin pushed through by columns
+# ----------------------------------------------------------------------------
+class _Pins(NamedTuple):
+    TT: np.ndarray  # T[m, l] = dZ_m / dH_l at the sampled slopes, transposed (row k = column k), at toff[l, m]
+    TS: np.ndarray  # (L, maxw) slopes TT is exact for
+    built: np.ndarray  # (1,) bool
+    PC: np.ndarray  # (L, maxw) int64 piece of every neuron in the sampled pass
+    Zh: np.ndarray  # (L, maxw) pre-bias values with i pinned
+    Dh: np.ndarray  # (L, maxw) det[grad z_i; grad zhat_j]
+    Hh: np.ndarray  # (L, maxw) outputs with i pinned
+    Kh: np.ndarray  # (L, maxw) int64 pieces with i pinned
+    Mg: np.ndarray  # (L, maxw) distance of an open neuron to the ends of its piece (-1: not open)
+    fl: np.ndarray  # flipped neurons (changed piece when i is pinned): layer,
+    fk: np.ndarray  # unit,
+    fe: np.ndarray  # output change beyond the linear one,
+    fd: np.ndarray  # slope change times det[grad z_i; grad zhat_k]
+    wid: np.ndarray  # (L,) int64 widest open neuron of each layer with i pinned (-1: none)
+    marg: np.ndarray  # (L,) its distance to the ends of its piece
+    anyopen: np.ndarray  # (L,) bool
+    cap: np.ndarray  # (L, maxw) the screen (see _screen)
+    und: np.ndarray  # (maxw,) bool: the row's undecided pairs
+
+
+@njit(cache=True, inline="always", fastmath=_FM)
+def _expneg(e):
+    """exp(-e) for 0 <= e <= 64 to a few 1e-14 relative, in plain arithmetic
+    that vectorises: the Taylor polynomial of exp(-e / 256), squared 8 times."""
+    y = e * (-1.0 / 256.0)
+    p = 1.0 / 479001600.0
+    p = p * y + 1.0 / 39916800.0
+    p = p * y + 1.0 / 3628800.0
+    p = p * y + 1.0 / 362880.0
+    p = p * y + 1.0 / 40320.0
+    p = p * y + 1.0 / 5040.0
+    p = p * y + 1.0 / 720.0
+    p = p * y + 1.0 / 120.0
+    p = p * y + 1.0 / 24.0
+    p = p * y + 1.0 / 6.0
+    p = p * y + 0.5
+    p = p * y + 1.0
+    p = p * y + 1.0
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    p = p * p
+    return p * p
+
+
+@njit(cache=True, fastmath=_FM)
+def _forward_fast(net, x, noise, st, P):
+    """The sampled pass (values and input gradients in one sweep of the
+    weights) and every neuron's piece."""
     L = net.rows.shape[0]
-    for m in range(l0, L):
-        wid[m], marg[m], anyopen[m] = -1, -1.0, True
+    for ly in range(L):
+        m, base = net.rows[ly], net.woff[ly]
+        nin = x.shape[0] if ly == 0 else net.rows[ly - 1]
+        for j in range(m):
+            st.Z[ly, j], st.J[ly, 0, j], st.J[ly, 1, j] = 0.0, 0.0, 0.0
+        for c in range(nin):
+            if ly == 0:
+                a0, a1, a2 = x[c], 1.0 if c == 0 else 0.0, 1.0 if c == 1 else 0.0
+            else:
+                a0, a1, a2 = st.H[ly - 1, c], st.J[ly - 1, 0, c] * st.SL[ly - 1, c], st.J[ly - 1, 1, c] * st.SL[ly - 1, c]
+            if a0 != 0.0 or a1 != 0.0 or a2 != 0.0:
+                o = base + c * m
+                for j in range(m):
+                    w = net.wT[o + j]
+                    st.Z[ly, j] += a0 * w
+                    st.J[ly, 0, j] += a1 * w
+                    st.J[ly, 1, j] += a2 * w
+        b0 = net.boff[ly]
+        if not net.has_act[ly]:
+            for j in range(m):
+                v = st.Z[ly, j] + net.b[b0 + j]
+                st.V[ly, j], st.H[ly, j], st.SL[ly, j], st.OP[ly, j], P.PC[ly, j] = v, v, 1.0, True, 0
+            continue
+        n0, k0, s0 = net.noff[ly], net.bpoff[ly], net.sloff[ly]
+        K = net.bpoff[ly + 1] - k0
+        for j in range(m):
+            v = st.Z[ly, j] + net.b[b0 + j] + noise[n0 + j]
+            k = 0
+            for q in range(K):
+                k += v >= net.bp[k0 + q]
+            s = net.sl[s0 + k]
+            st.V[ly, j], st.H[ly, j], st.SL[ly, j], st.OP[ly, j], P.PC[ly, j] = v, s * v + net.ic[s0 + k], s, s != 0.0, k
+
+
+@njit(cache=True, fastmath=_FM)
+def _transfer(net, st, P):
+    """Bring the transfer matrices to st's slopes: one rank-1 update per
+    neuron whose slope changed (exact: T[m, l] = T[m, l'] S_l' T[l', l] for
+    l < l' < m, and neither factor involves layer l'), or a fresh build when
+    that is cheaper."""
+    L = net.rows.shape[0]
+    nfl = 0
+    if P.built[0]:
+        for lp in range(1, L - 1):
+            for k in range(net.rows[lp]):
+                nfl += st.SL[lp, k] != P.TS[lp, k]
+    if not P.built[0] or nfl > net.maxflips:
+        for ly in range(L - 1):
+            for m in range(ly + 1, L):
+                rm, o = net.rows[m], net.toff[ly, m]
+                if m == ly + 1:
+                    for q in range(net.rows[ly] * rm):
+                        P.TT[o + q] = net.wT[net.woff[m] + q]
+                    continue
+                rp, op, wb = net.rows[m - 1], net.toff[ly, m - 1], net.woff[m]
+                for k in range(net.rows[ly]):
+                    for q in range(rm):
+                        P.TT[o + k * rm + q] = 0.0
+                    for c in range(rp):
+                        a = P.TT[op + k * rp + c] * st.SL[m - 1, c]
+                        if a != 0.0:
+                            for q in range(rm):
+                                P.TT[o + k * rm + q] += a * net.wT[wb + c * rm + q]
+        P.TS[:, :] = st.SL[:, :]
+        P.built[0] = True
+        return
+    for lp in range(1, L - 1):
+        rp = net.rows[lp]
+        for k in range(rp):
+            ds = st.SL[lp, k] - P.TS[lp, k]
+            if ds == 0.0:
+                continue
+            for ly in range(lp):
+                for m in range(lp + 1, L):
+                    rm = net.rows[m]
+                    o, o2 = net.toff[ly, m], net.toff[lp, m] + k * rm
+                    for r in range(net.rows[ly]):
+                        a = ds * P.TT[net.toff[ly, lp] + r * rp + k]
+                        if a != 0.0:
+                            for q in range(rm):
+                                P.TT[o + r * rm + q] += a * P.TT[o2 + q]
+            P.TS[lp, k] = st.SL[lp, k]
+
+
+@njit(cache=True, fastmath=_FM)
+def _pin_pass(net, noise, st, P, li, u, a):
+    """Neuron u of layer li pinned at breakpoint a: every later layer's
+    pre-bias values, determinants, outputs and pieces, from the columns of
+    the transfer matrices. A neuron that changes piece adds its own column
+    (its output change beyond the linear one, and its slope change times its
+    determinant) to the layers after it."""
+    L = net.rows.shape[0]
+    k = net.sloff[li] + a
+    delta = net.sl[k] * net.bp[net.bpoff[li] + a] + net.ic[k] - st.H[li, u]
+    gx, gy = st.J[li, 0, u], st.J[li, 1, u]
+    for r in range(net.rows[li]):
+        P.Zh[li, r], P.Hh[li, r] = st.Z[li, r], st.H[li, r]
+        P.Dh[li, r] = gx * st.J[li, 1, r] - gy * st.J[li, 0, r]
+    nf = 0
+    for m in range(li + 1, L):
+        rm = net.rows[m]
+        o = net.toff[li, m] + u * rm
+        for r in range(rm):
+            P.Zh[m, r] = st.Z[m, r] + delta * P.TT[o + r]
+            P.Dh[m, r] = gx * st.J[m, 1, r] - gy * st.J[m, 0, r]
+        for f in range(nf):
+            o, fe, fd = net.toff[P.fl[f], m] + P.fk[f] * rm, P.fe[f], P.fd[f]
+            for r in range(rm):
+                P.Zh[m, r] += fe * P.TT[o + r]
+                P.Dh[m, r] += fd * P.TT[o + r]
+        b0, n0 = net.boff[m], net.noff[m]
+        if not net.has_act[m]:
+            for r in range(rm):
+                P.Hh[m, r] = P.Zh[m, r] + net.b[b0 + r]
+            continue
+        k0, s0, K = net.bpoff[m], net.sloff[m], net.bpoff[m + 1] - net.bpoff[m]
+        nflip = 0
+        if K == 1:  # one breakpoint: a branch-free loop
+            t0, sa, sb, ia, ib = net.bp[k0], net.sl[s0], net.sl[s0 + 1], net.ic[s0], net.ic[s0 + 1]
+            for r in range(rm):
+                v = P.Zh[m, r] + net.b[b0 + r] + noise[n0 + r]
+                up = v >= t0
+                s = sb if up else sa
+                P.Hh[m, r] = s * v + (ib if up else ia)
+                P.Kh[m, r] = up
+                P.Mg[m, r] = abs(v - t0) if s != 0.0 else -1.0
+                nflip += up != P.PC[m, r]
+        else:
+            for r in range(rm):
+                v = P.Zh[m, r] + net.b[b0 + r] + noise[n0 + r]
+                k = 0
+                for q in range(K):
+                    k += v >= net.bp[k0 + q]
+                s = net.sl[s0 + k]
+                P.Hh[m, r], P.Kh[m, r] = s * v + net.ic[s0 + k], k
+                lo = v - net.bp[k0 + max(k - 1, 0)] if k > 0 else np.inf
+                hi = net.bp[k0 + min(k, K - 1)] - v if k < K else np.inf
+                P.Mg[m, r] = min(lo, hi) if s != 0.0 else -1.0
+                nflip += k != P.PC[m, r]
+        if nflip:
+            for r in range(rm):
+                if P.Kh[m, r] != P.PC[m, r]:
+                    s = net.sl[s0 + P.Kh[m, r]]
+                    P.fl[nf], P.fk[nf] = m, r
+                    P.fe[nf] = P.Hh[m, r] - st.H[m, r] - st.SL[m, r] * (P.Zh[m, r] - st.Z[m, r])
+                    P.fd[nf] = (s - st.SL[m, r]) * P.Dh[m, r]
+                    nf += 1
+
+
+@njit(cache=True, fastmath=_FM)
+def _screen(net, li, P):
+    """The screen of both-good, from the state with i pinned, as one number
+    per later neuron j (layer lj, unit v). For dense weights both are good
+    iff every activated layer after l_i keeps an open neuron (j counts as
+    open in its own layer). Layers up to l_j do not see j's pin:
+    ``cap[lj, v] = -1`` when one between l_i and l_j has no open neuron (not
+    good). A layer m after l_j keeps its widest open neuron k when j's
+    output moves by less than ``marg[m] / C[l_j, m][k, v]`` (C bounds how
+    far it moves unit k; a zero bound counts as 1e-300): ``cap[lj, v]`` is the smallest of these (-2: a
+    later layer has no open neuron to screen with, or the weights are not
+    dense: no screen)."""
+    L = net.rows.shape[0]
+    for m in range(li + 1, L):
+        P.wid[m], P.marg[m], P.anyopen[m] = -1, -1.0, True
         if not net.has_act[m]:
             continue
-        k0, K = net.bpoff[m], net.bpoff[m + 1] - net.bpoff[m]
-        anyopen[m] = False
+        best = -1.0
         for r in range(net.rows[m]):
-            if not st.OP[m, r]:
-                continue
-            anyopen[m] = True
-            v = st.V[m, r]
-            k = 0
-            while k < K and v >= net.bp[k0 + k]:
-                k += 1
-            g = min(v - net.bp[k0 + k - 1] if k > 0 else np.inf, net.bp[k0 + k] - v if k < K else np.inf)
-            if g > marg[m]:
-                wid[m], marg[m] = r, g
-
-
-@njit(cache=True)
-def _caps(net, li, wid, marg, anyopen, cap):
-    """The screen of both-good for dense weights, from the state with i
-    pinned, as one number per later neuron j (layer lj, unit v): dense
-    weights make both good iff every activated layer after l_i keeps an open
-    neuron (j counts as open in its own layer). Layers up to l_j do not see
-    j's pin: ``cap[lj, v] = -1`` when one between l_i and l_j has no open
-    neuron (not good). A layer m after l_j keeps its widest open neuron k
-    when j's output moves by less than ``marg[m] / C[l_j, m][k, v]`` (C
-    bounds how far it moves unit k): ``cap[lj, v]`` is the smallest of
-    these (-2: a later layer has no open neuron to screen with)."""
-    L = net.rows.shape[0]
+            best = max(best, P.Mg[m, r])
+        if best >= 0.0:
+            r = 0
+            while P.Mg[m, r] != best:
+                r += 1
+            P.wid[m], P.marg[m] = r, best
+        P.anyopen[m] = best >= 0.0
     closed = False  # a layer strictly between l_i and the current one has no open neuron
     for lj in range(li, L):
         if not net.has_act[lj]:
             continue
-        for v in range(net.rows[lj]):
-            if closed:
-                cap[lj, v] = -1.0
-                continue
-            c = np.inf
+        rl = net.rows[lj]
+        fill = -1.0 if closed else (-2.0 if not net.dense else np.inf)
+        for m in range(lj + 1, L):
+            if fill == np.inf and net.has_act[m] and P.wid[m] < 0:
+                fill = -2.0
+        for v in range(rl):
+            P.cap[lj, v] = fill
+        if fill == np.inf:
             for m in range(lj + 1, L):
-                if not net.has_act[m]:
-                    continue
-                k = wid[m]
-                if k < 0:
-                    c = -2.0
-                    break
-                w = net.cflat[net.coff[lj, m] + k * net.rows[lj] + v]
-                if w > 0.0:
-                    c = min(c, marg[m] / (w * (1.0 + _SLACK)))
-            cap[lj, v] = c
-        if lj > li and not anyopen[lj]:
+                if net.has_act[m]:
+                    base, mg = net.coff[lj, m] + P.wid[m] * rl, P.marg[m]
+                    for v in range(rl):
+                        P.cap[lj, v] = min(P.cap[lj, v], mg * net.cinv[base + v])
+        if lj > li and not P.anyopen[lj]:
             closed = True
 
 
+@njit(cache=True, fastmath=_FM)
+def _row(net, P, li, u, lj, c, ei, inv, ecut):
+    """The terms of pin (li, u) with every neuron v of layer lj at its
+    breakpoint c that the screen decides good, summed (without the factor
+    1 / (2 pi sigma^2)); P.und marks the pairs it leaves undecided, and the
+    count of those is returned too."""
+    t = net.bp[net.bpoff[lj] + c]
+    k = net.sloff[lj] + c
+    hc = net.sl[k] * t + net.ic[k]
+    b0 = net.boff[lj]
+    acc, nund = 0.0, 0
+    for v in range(u + 1 if lj == li else 0, net.rows[lj]):
+        d = t - P.Zh[lj, v] - net.b[b0 + v]
+        e = ei + d * d * inv
+        det, cp = P.Dh[lj, v], P.cap[lj, v]
+        live = (e <= ecut) & (det != 0.0) & (cp != -1.0)
+        good = live & (abs(hc - P.Hh[lj, v]) < cp)
+        term = abs(det) * _expneg(min(e, ecut))
+        acc += term if good else 0.0
+        P.und[v] = live & ~good
+        nund += live & ~good
+    return acc, nund
+
+
+@njit(cache=True, fastmath=_FM)
+def _undecided(net, x, noise, s1, s2, reach, new, P, li, u, lj, c, ei, inv, ecut):
+    """The undecided terms of _row, with the pair's goodness decided by a
+    forward pass with both pinned (s1: the full state with i pinned)."""
+    acc = 0.0
+    t = net.bp[net.bpoff[lj] + c]
+    for v in range(u + 1 if lj == li else 0, net.rows[lj]):
+        if not P.und[v]:
+            continue
+        _copy_state(s1, s2, li)
+        _pin(net, s2, lj, v, c)
+        _forward(net, x, noise, s2, lj + 1, False)
+        if _reaches(net, s2, lj, v, reach, new) and _reaches(net, s2, li, u, reach, new):
+            d = t - P.Zh[lj, v] - net.b[net.boff[lj] + v]
+            e = ei + d * d * inv
+            acc += abs(P.Dh[lj, v]) * _expneg(min(e, ecut))
+    return acc
+
+
 @njit(cache=True)
-def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, dn, wid, marg, anyopen, cap):
-    """As :func:`_pair_density`, with i's pin pushed through by
-    :func:`_propagate` and the pair's goodness screened for dense nets."""
+def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, dn, P):
+    """As :func:`_pair_density`: pins pushed through by :func:`_pin_pass`,
+    goodness screened by :func:`_screen` and otherwise recomputed."""
     L = net.rows.shape[0]
     inv = 0.5 / (sigma * sigma)
-    c2 = 1.0 / (2.0 * math.pi * sigma * sigma)
-    _forward(net, x, noise, s0, 0, True)
+    _forward_fast(net, x, noise, s0, P)
+    _transfer(net, s0, P)
     acc = 0.0
     for li in range(L):
         if not net.has_act[li]:
@@ -333,46 +570,23 @@ def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, d
                 ei = d * d * inv
                 if ei > ecut:
                     continue
-                first = _propagate(net, noise, s0, s1, li, u, a, dh, dn)
-                if first < L:
-                    _grad_from(net, s1, first + 1)
-                if net.dense:
-                    _widest(net, s1, li + 1, wid, marg, anyopen)
-                    _caps(net, li, wid, marg, anyopen, cap)
-                gx, gy = s0.J[li, 0, u], s0.J[li, 1, u]
+                _pin_pass(net, noise, s0, P, li, u, a)
+                _screen(net, li, P)
+                full = False
                 for lj in range(li, L):
                     if not net.has_act[lj]:
                         continue
-                    Kj = net.bpoff[lj + 1] - net.bpoff[lj]
-                    for v in range(u + 1 if lj == li else 0, net.rows[lj]):
-                        for c in range(Kj):
-                            dj = net.bp[net.bpoff[lj] + c] - s1.Z[lj, v] - net.b[net.boff[lj] + v]
-                            e = ei + dj * dj * inv
-                            if e > ecut:
-                                continue
-                            det = gx * s1.J[lj, 1, v] - gy * s1.J[lj, 0, v]
-                            if det == 0.0:
-                                continue
-                            r = 2
-                            if net.dense:
-                                cp = cap[lj, v]
-                                if cp == -1.0:
-                                    continue
-                                t = net.bp[net.bpoff[lj] + c]
-                                k = net.sloff[lj] + c
-                                if abs(net.sl[k] * t + net.ic[k] - s1.H[lj, v]) < cp:
-                                    r = 1
-                            if r == 2:
-                                _copy_state(s1, s2, lj)
-                                _pin(net, s2, lj, v, c)
-                                _forward(net, x, noise, s2, lj + 1, False)
-                                good = _reaches(net, s2, lj, v, reach, new) and _reaches(
-                                    net, s2, li, u, reach, new
-                                )
-                                r = 1 if good else 0
-                            if r == 1:
-                                acc += abs(det) * c2 * math.exp(-e)
-    return acc
+                    for c in range(net.bpoff[lj + 1] - net.bpoff[lj]):
+                        part, nund = _row(net, P, li, u, lj, c, ei, inv, ecut)
+                        acc += part
+                        if nund:
+                            if not full:
+                                first = _propagate(net, noise, s0, s1, li, u, a, dh, dn)
+                                if first < L:
+                                    _grad_from(net, s1, first + 1)
+                                full = True
+                            acc += _undecided(net, x, noise, s1, s2, reach, new, P, li, u, lj, c, ei, inv, ecut)
+    return acc / (2.0 * math.pi * sigma * sigma)
 
 
 @njit(cache=True, nogil=True)
@@ -386,7 +600,7 @@ def theorem6_kernel(net, X, noise, sigma, ecut, fast, out, c0, c1):  # pragma: n
 
 
 @njit(cache=True)
-def _theorem6_chunk(net, X, noise, sigma, ecut, fast, out, n0, n1, P):
+def _theorem6_chunk(net, X, noise, sigma, ecut, fast, out, n0, n1, P_):
     L = net.rows.shape[0]
     maxw = net.rows.max()
     s0 = _State(np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw)),
@@ -397,13 +611,16 @@ def _theorem6_chunk(net, X, noise, sigma, ecut, fast, out, n0, n1, P):
                 np.zeros((L, maxw), np.bool_), np.zeros((L, 2, maxw)))  # fmt: skip
     reach, new = np.zeros(maxw, np.bool_), np.zeros(maxw, np.bool_)
     dh, dn = np.zeros(maxw), np.zeros(maxw, np.int64)
-    wid, marg, anyopen = np.zeros(L, np.int64), np.zeros(L), np.zeros(L, np.bool_)
-    cap = np.zeros((L, maxw))
+    nt = net.rows.sum()
+    P = _Pins(np.zeros(net.tsize), np.zeros((L, maxw)), np.zeros(1, np.bool_), np.zeros((L, maxw), np.int64),
+              np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw), np.int64),
+              np.zeros((L, maxw)), np.zeros(nt, np.int64), np.zeros(nt, np.int64), np.zeros(nt), np.zeros(nt),
+              np.zeros(L, np.int64), np.zeros(L), np.zeros(L, np.bool_), np.zeros((L, maxw)),
+              np.zeros(maxw, np.bool_))  # fmt: skip
     for n in range(n0, n1):
-        s = n // P
-        x = X[n - s * P]
+        s = n // P_
+        x = X[n - s * P_]
         if fast:
-            out[n] = _pair_density_fast(net, x, noise[s], sigma, ecut, s0, s1, s2, reach, new, dh, dn, wid, marg,
-                                        anyopen, cap)  # fmt: skip
+            out[n] = _pair_density_fast(net, x, noise[s], sigma, ecut, s0, s1, s2, reach, new, dh, dn, P)
         else:
             out[n] = _pair_density(net, x, noise[s], sigma, ecut, s0, s1, s2, reach, new)

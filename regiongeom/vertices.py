@@ -88,7 +88,7 @@ from ._jit import compile_notice
 from ._theorem2 import layer_bounds
 from ._threads import run_tickets
 from ._validate import as_points, integer_at_least, positive
-from ._vertices_kernels import CHUNK, _Net, theorem6_kernel
+from ._vertices_kernels import _SLACK, CHUNK, _Net, theorem6_kernel
 from .bounds import Bound
 from .complexity import Estimate, _noisy_biases
 from .network import Network
@@ -235,7 +235,15 @@ def pack(net: Network) -> _Net:
     def offsets(sizes):
         return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
-    cflat, coff, cmax, cmoff = layer_bounds(net)
+    cflat, coff, _, _ = layer_bounds(net)
+    rows = [w.shape[0] for w in net.weights]
+    L = len(rows)
+    toff, pos = np.zeros((L, L), np.int64), 0
+    for ly in range(L - 1):
+        for m in range(ly + 1, L):
+            toff[ly, m], pos = pos, pos + rows[ly] * rows[m]
+    build = sum(rows[ly] * rows[m - 1] * rows[m] for ly in range(L) for m in range(ly + 2, L))
+    flip = max([sum(rows[ly] * rows[m] for ly in range(k) for m in range(k + 1, L)) for k in range(1, L - 1)] + [1])
     return _Net(
         wT=np.concatenate([w.T.ravel() for w in net.weights]),
         woff=offsets([w.size for w in net.weights]),
@@ -249,11 +257,12 @@ def pack(net: Network) -> _Net:
         ic=np.concatenate([s[2] for s in spec]).astype(np.float64),
         sloff=offsets([s[1].size for s in spec]),
         noff=net.neuron_offsets.astype(np.int64),
-        cflat=cflat,
+        cinv=np.where(cflat > 0, 1.0 / np.maximum(cflat * (1.0 + _SLACK), 1e-300), 1e300),
         coff=coff,
-        cmax=cmax,
-        cmoff=cmoff,
         dense=bool(all(np.all(w != 0) for w in net.weights[1:])),
+        toff=toff,
+        tsize=max(pos, 1),
+        maxflips=build // flip,
     )
 
 
