@@ -276,7 +276,6 @@ class _Pins(NamedTuple):
     marg: np.ndarray  # (L,) its distance to the ends of its piece
     anyopen: np.ndarray  # (L,) bool
     cap: np.ndarray  # (L, maxw) the screen (see _screen)
-    und: np.ndarray  # (maxw,) bool: the row's undecided pairs
 
 
 @njit(cache=True, inline="always", fastmath=_FM)
@@ -470,7 +469,7 @@ def _screen(net, li, P):
     ``cap[lj, v] = -1`` when one between l_i and l_j has no open neuron (not
     good). A layer m after l_j keeps its widest open neuron k when j's
     output moves by less than ``marg[m] / C[l_j, m][k, v]`` (C bounds how
-    far it moves unit k; a zero bound counts as 1e-300): ``cap[lj, v]`` is the smallest of these (-2: a
+    far it moves unit k; a zero bound: no limit): ``cap[lj, v]`` is the smallest of these (-2: a
     later layer has no open neuron to screen with, or the weights are not
     dense: no screen)."""
     L = net.rows.shape[0]
@@ -511,9 +510,9 @@ def _screen(net, li, P):
 @njit(cache=True, fastmath=_FM)
 def _row(net, P, li, u, lj, c, ei, inv, ecut):
     """The terms of pin (li, u) with every neuron v of layer lj at its
-    breakpoint c that the screen decides good, summed (without the factor
-    1 / (2 pi sigma^2)); P.und marks the pairs it leaves undecided, and the
-    count of those is returned too."""
+    breakpoint c, summed (without the factor 1 / (2 pi sigma^2)) when the
+    screen decides every pair; else -1 (the row is then redone by
+    :func:`_row_exact`)."""
     t = net.bp[net.bpoff[lj] + c]
     k = net.sloff[lj] + c
     hc = net.sl[k] * t + net.ic[k]
@@ -525,29 +524,34 @@ def _row(net, P, li, u, lj, c, ei, inv, ecut):
         det, cp = P.Dh[lj, v], P.cap[lj, v]
         live = (e <= ecut) & (det != 0.0) & (cp != -1.0)
         good = live & (abs(hc - P.Hh[lj, v]) < cp)
-        term = abs(det) * _expneg(min(e, ecut))
-        acc += term if good else 0.0
-        P.und[v] = live & ~good
+        acc += abs(det) * _expneg(min(e, ecut)) if good else 0.0
         nund += live & ~good
-    return acc, nund
+    return acc if nund == 0 else -1.0
 
 
 @njit(cache=True, fastmath=_FM)
-def _undecided(net, x, noise, s1, s2, reach, new, P, li, u, lj, c, ei, inv, ecut):
-    """The undecided terms of _row, with the pair's goodness decided by a
-    forward pass with both pinned (s1: the full state with i pinned)."""
-    acc = 0.0
+def _row_exact(net, x, noise, s1, s2, reach, new, P, li, u, lj, c, ei, inv, ecut):
+    """As :func:`_row`, one pair at a time, the pairs the screen leaves
+    undecided decided by a forward pass with both pinned (s1: the full
+    state with i pinned) and a path search."""
     t = net.bp[net.bpoff[lj] + c]
+    k = net.sloff[lj] + c
+    hc = net.sl[k] * t + net.ic[k]
+    b0 = net.boff[lj]
+    acc = 0.0
     for v in range(u + 1 if lj == li else 0, net.rows[lj]):
-        if not P.und[v]:
+        d = t - P.Zh[lj, v] - net.b[b0 + v]
+        e = ei + d * d * inv
+        det, cp = P.Dh[lj, v], P.cap[lj, v]
+        if e > ecut or det == 0.0 or cp == -1.0:
             continue
-        _copy_state(s1, s2, li)
-        _pin(net, s2, lj, v, c)
-        _forward(net, x, noise, s2, lj + 1, False)
-        if _reaches(net, s2, lj, v, reach, new) and _reaches(net, s2, li, u, reach, new):
-            d = t - P.Zh[lj, v] - net.b[net.boff[lj] + v]
-            e = ei + d * d * inv
-            acc += abs(P.Dh[lj, v]) * _expneg(min(e, ecut))
+        if not abs(hc - P.Hh[lj, v]) < cp:
+            _copy_state(s1, s2, li)
+            _pin(net, s2, lj, v, c)
+            _forward(net, x, noise, s2, lj + 1, False)
+            if not (_reaches(net, s2, lj, v, reach, new) and _reaches(net, s2, li, u, reach, new)):
+                continue
+        acc += abs(det) * _expneg(e)
     return acc
 
 
@@ -577,15 +581,13 @@ def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, d
                     if not net.has_act[lj]:
                         continue
                     for c in range(net.bpoff[lj + 1] - net.bpoff[lj]):
-                        part, nund = _row(net, P, li, u, lj, c, ei, inv, ecut)
-                        acc += part
-                        if nund:
+                        part = _row(net, P, li, u, lj, c, ei, inv, ecut)
+                        if part < 0.0:
                             if not full:
-                                first = _propagate(net, noise, s0, s1, li, u, a, dh, dn)
-                                if first < L:
-                                    _grad_from(net, s1, first + 1)
+                                _propagate(net, noise, s0, s1, li, u, a, dh, dn)
                                 full = True
-                            acc += _undecided(net, x, noise, s1, s2, reach, new, P, li, u, lj, c, ei, inv, ecut)
+                            part = _row_exact(net, x, noise, s1, s2, reach, new, P, li, u, lj, c, ei, inv, ecut)
+                        acc += part
     return acc / (2.0 * math.pi * sigma * sigma)
 
 
@@ -615,8 +617,7 @@ def _theorem6_chunk(net, X, noise, sigma, ecut, fast, out, n0, n1, P_):
     P = _Pins(np.zeros(net.tsize), np.zeros((L, maxw)), np.zeros(1, np.bool_), np.zeros((L, maxw), np.int64),
               np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw), np.int64),
               np.zeros((L, maxw)), np.zeros(nt, np.int64), np.zeros(nt, np.int64), np.zeros(nt), np.zeros(nt),
-              np.zeros(L, np.int64), np.zeros(L), np.zeros(L, np.bool_), np.zeros((L, maxw)),
-              np.zeros(maxw, np.bool_))  # fmt: skip
+              np.zeros(L, np.int64), np.zeros(L), np.zeros(L, np.bool_), np.zeros((L, maxw)))  # fmt: skip
     for n in range(n0, n1):
         s = n // P_
         x = X[n - s * P_]
