@@ -37,6 +37,8 @@ class _Net(NamedTuple):
     noff: np.ndarray  # (L + 1,) first neuron of each layer
     cinv: np.ndarray  # 1 / (C[l, m] (1 + _SLACK)) for the bounds C[l, m] = |W_m| S ... S |W_{l+1}|
     coff: np.ndarray  # (L, L) start of C[l, m] (rows[m], rows[l]) in cinv
+    cminv: np.ndarray  # the same for the column maxima of every C[l, m] (the whole layer's bound)
+    cmoff: np.ndarray  # (L, L) start of those in cminv
     dense: bool  # every weight after the first layer nonzero
     toff: np.ndarray  # (L, L) start of the transposed transfer matrix T[m, l] (l < m) in _Pins.TT
     tsize: int  # their total size
@@ -272,9 +274,7 @@ class _Pins(NamedTuple):
     fk: np.ndarray  # unit,
     fe: np.ndarray  # output change beyond the linear one,
     fd: np.ndarray  # slope change times det[grad z_i; grad zhat_k]
-    wid: np.ndarray  # (L,) int64 widest open neuron of each layer with i pinned (-1: none)
-    marg: np.ndarray  # (L,) its distance to the ends of its piece
-    anyopen: np.ndarray  # (L,) bool
+    marg: np.ndarray  # (L,) largest distance of an open neuron to the ends of its piece, per layer (-1: none open)
     cap: np.ndarray  # (L, maxw) the screen (see _screen)
 
 
@@ -425,9 +425,10 @@ def _pin_pass(net, noise, st, P, li, u, a):
         if not net.has_act[m]:
             for r in range(rm):
                 P.Hh[m, r] = P.Zh[m, r] + net.b[b0 + r]
+            P.marg[m] = 0.0
             continue
         k0, s0, K = net.bpoff[m], net.sloff[m], net.bpoff[m + 1] - net.bpoff[m]
-        nflip = 0
+        nflip, best = 0, -1.0
         if K == 1:  # one breakpoint: a branch-free loop
             t0, sa, sb, ia, ib = net.bp[k0], net.sl[s0], net.sl[s0 + 1], net.ic[s0], net.ic[s0 + 1]
             for r in range(rm):
@@ -436,7 +437,9 @@ def _pin_pass(net, noise, st, P, li, u, a):
                 s = sb if up else sa
                 P.Hh[m, r] = s * v + (ib if up else ia)
                 P.Kh[m, r] = up
-                P.Mg[m, r] = abs(v - t0) if s != 0.0 else -1.0
+                g = abs(v - t0) if s != 0.0 else -1.0
+                P.Mg[m, r] = g
+                best = max(best, g)
                 nflip += up != P.PC[m, r]
         else:
             for r in range(rm):
@@ -448,8 +451,11 @@ def _pin_pass(net, noise, st, P, li, u, a):
                 P.Hh[m, r], P.Kh[m, r] = s * v + net.ic[s0 + k], k
                 lo = v - net.bp[k0 + max(k - 1, 0)] if k > 0 else np.inf
                 hi = net.bp[k0 + min(k, K - 1)] - v if k < K else np.inf
-                P.Mg[m, r] = min(lo, hi) if s != 0.0 else -1.0
+                g = min(lo, hi) if s != 0.0 else -1.0
+                P.Mg[m, r] = g
+                best = max(best, g)
                 nflip += k != P.PC[m, r]
+        P.marg[m] = best
         if nflip:
             for r in range(rm):
                 if P.Kh[m, r] != P.PC[m, r]:
@@ -469,23 +475,11 @@ def _screen(net, li, P):
     ``cap[lj, v] = -1`` when one between l_i and l_j has no open neuron (not
     good). A layer m after l_j keeps its widest open neuron k when j's
     output moves by less than ``marg[m] / C[l_j, m][k, v]`` (C bounds how
-    far it moves unit k; a zero bound: no limit): ``cap[lj, v]`` is the smallest of these (-2: a
-    later layer has no open neuron to screen with, or the weights are not
-    dense: no screen)."""
+    far it moves unit k); here C is taken at its largest over k (the tight
+    bound with the widest k is :func:`_tight`'s), and ``cap[lj, v]`` is the
+    smallest of these (-2: a later layer has no open neuron to screen with,
+    or the weights are not dense: no screen)."""
     L = net.rows.shape[0]
-    for m in range(li + 1, L):
-        P.wid[m], P.marg[m], P.anyopen[m] = -1, -1.0, True
-        if not net.has_act[m]:
-            continue
-        best = -1.0
-        for r in range(net.rows[m]):
-            best = max(best, P.Mg[m, r])
-        if best >= 0.0:
-            r = 0
-            while P.Mg[m, r] != best:
-                r += 1
-            P.wid[m], P.marg[m] = r, best
-        P.anyopen[m] = best >= 0.0
     closed = False  # a layer strictly between l_i and the current one has no open neuron
     for lj in range(li, L):
         if not net.has_act[lj]:
@@ -493,18 +487,35 @@ def _screen(net, li, P):
         rl = net.rows[lj]
         fill = -1.0 if closed else (-2.0 if not net.dense else np.inf)
         for m in range(lj + 1, L):
-            if fill == np.inf and net.has_act[m] and P.wid[m] < 0:
+            if fill == np.inf and net.has_act[m] and P.marg[m] < 0.0:
                 fill = -2.0
         for v in range(rl):
             P.cap[lj, v] = fill
         if fill == np.inf:
             for m in range(lj + 1, L):
                 if net.has_act[m]:
-                    base, mg = net.coff[lj, m] + P.wid[m] * rl, P.marg[m]
+                    base, mg = net.cmoff[lj, m], P.marg[m]
                     for v in range(rl):
-                        P.cap[lj, v] = min(P.cap[lj, v], mg * net.cinv[base + v])
-        if lj > li and not P.anyopen[lj]:
+                        P.cap[lj, v] = min(P.cap[lj, v], mg * net.cminv[base + v])
+        if lj > li and P.marg[lj] < 0.0:
             closed = True
+
+
+@njit(cache=True)
+def _tight(net, P, lj, v):
+    """The screen's cap for j = (lj, v) with the bound of each later
+    layer's widest open neuron itself (for dense weights, every later layer
+    with an open neuron)."""
+    L = net.rows.shape[0]
+    rl = net.rows[lj]
+    cap = np.inf
+    for m in range(lj + 1, L):
+        if net.has_act[m]:
+            k = 0
+            while P.Mg[m, k] != P.marg[m]:
+                k += 1
+            cap = min(cap, P.marg[m] * net.cinv[net.coff[lj, m] + k * rl + v])
+    return cap
 
 
 @njit(cache=True, fastmath=_FM)
@@ -545,7 +556,7 @@ def _row_exact(net, x, noise, s1, s2, reach, new, P, li, u, lj, c, ei, inv, ecut
         det, cp = P.Dh[lj, v], P.cap[lj, v]
         if e > ecut or det == 0.0 or cp == -1.0:
             continue
-        if not abs(hc - P.Hh[lj, v]) < cp:
+        if not abs(hc - P.Hh[lj, v]) < cp and not (cp >= 0.0 and abs(hc - P.Hh[lj, v]) < _tight(net, P, lj, v)):
             _copy_state(s1, s2, li)
             _pin(net, s2, lj, v, c)
             _forward(net, x, noise, s2, lj + 1, False)
@@ -617,7 +628,7 @@ def _theorem6_chunk(net, X, noise, sigma, ecut, fast, out, n0, n1, P_):
     P = _Pins(np.zeros(net.tsize), np.zeros((L, maxw)), np.zeros(1, np.bool_), np.zeros((L, maxw), np.int64),
               np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw), np.int64),
               np.zeros((L, maxw)), np.zeros(nt, np.int64), np.zeros(nt, np.int64), np.zeros(nt), np.zeros(nt),
-              np.zeros(L, np.int64), np.zeros(L), np.zeros(L, np.bool_), np.zeros((L, maxw)))  # fmt: skip
+              np.zeros(L), np.zeros((L, maxw)))  # fmt: skip
     for n in range(n0, n1):
         s = n // P_
         x = X[n - s * P_]

@@ -235,7 +235,11 @@ def pack(net: Network) -> _Net:
     def offsets(sizes):
         return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
-    cflat, coff, _, _ = layer_bounds(net)
+    cflat, coff, cmax, cmoff = layer_bounds(net)
+
+    def inverse(c):
+        return np.where(c > 0, 1.0 / np.maximum(c * (1.0 + _SLACK), 1e-300), 1e300)
+
     rows = [w.shape[0] for w in net.weights]
     L = len(rows)
     toff, pos = np.zeros((L, L), np.int64), 0
@@ -257,8 +261,10 @@ def pack(net: Network) -> _Net:
         ic=np.concatenate([s[2] for s in spec]).astype(np.float64),
         sloff=offsets([s[1].size for s in spec]),
         noff=net.neuron_offsets.astype(np.int64),
-        cinv=np.where(cflat > 0, 1.0 / np.maximum(cflat * (1.0 + _SLACK), 1e-300), 1e300),
+        cinv=inverse(cflat),
         coff=coff,
+        cminv=inverse(cmax),
+        cmoff=cmoff,
         dense=bool(all(np.all(w != 0) for w in net.weights[1:])),
         toff=toff,
         tsize=max(pos, 1),
