@@ -265,6 +265,8 @@ class _Pins(NamedTuple):
     TS: np.ndarray  # (L, maxw) slopes TT is exact for
     built: np.ndarray  # (1,) bool
     PC: np.ndarray  # (L, maxw) int64 piece of every neuron in the sampled pass
+    EJ: np.ndarray  # (L, maxK, maxw) (t_c - z_j - b_j)^2 / (2 sigma^2) in the sampled pass
+    E: np.ndarray  # (L, maxK, maxw) exp(-EJ)
     Zh: np.ndarray  # (L, maxw) pre-bias values with i pinned
     Dh: np.ndarray  # (L, maxw) det[grad z_i; grad zhat_j]
     Hh: np.ndarray  # (L, maxw) outputs with i pinned
@@ -307,9 +309,10 @@ def _expneg(e):
 
 
 @njit(cache=True, fastmath=_FM)
-def _forward_fast(net, x, noise, st, P):
+def _forward_fast(net, x, noise, st, P, inv, ecut):
     """The sampled pass (values and input gradients in one sweep of the
-    weights) and every neuron's piece."""
+    weights), every neuron's piece, and the Gaussian exponent (and factor)
+    of every neuron at every breakpoint."""
     L = net.rows.shape[0]
     for ly in range(L):
         m, base = net.rows[ly], net.woff[ly]
@@ -343,6 +346,12 @@ def _forward_fast(net, x, noise, st, P):
                 k += v >= net.bp[k0 + q]
             s = net.sl[s0 + k]
             st.V[ly, j], st.H[ly, j], st.SL[ly, j], st.OP[ly, j], P.PC[ly, j] = v, s * v + net.ic[s0 + k], s, s != 0.0, k
+        for q in range(K):
+            t = net.bp[k0 + q]
+            for j in range(m):
+                d = t - st.Z[ly, j] - net.b[b0 + j]
+                e = d * d * inv
+                P.EJ[ly, q, j], P.E[ly, q, j] = e, _expneg(min(e, ecut))
 
 
 @njit(cache=True, fastmath=_FM)
@@ -406,9 +415,6 @@ def _pin_pass(net, noise, st, P, li, u, a):
     k = net.sloff[li] + a
     delta = net.sl[k] * net.bp[net.bpoff[li] + a] + net.ic[k] - st.H[li, u]
     gx, gy = st.J[li, 0, u], st.J[li, 1, u]
-    for r in range(net.rows[li]):
-        P.Zh[li, r], P.Hh[li, r] = st.Z[li, r], st.H[li, r]
-        P.Dh[li, r] = gx * st.J[li, 1, r] - gy * st.J[li, 0, r]
     nf = 0
     for m in range(li + 1, L):
         rm = net.rows[m]
@@ -541,6 +547,24 @@ def _row(net, P, li, u, lj, c, ei, inv, ecut):
 
 
 @njit(cache=True, fastmath=_FM)
+def _row_same(net, st, P, li, u, c, ei, ecut):
+    """As :func:`_row` for the neurons after u in its own layer (not moved
+    by the pin), times exp(ei)."""
+    k = net.sloff[li] + c
+    hc = net.sl[k] * net.bp[net.bpoff[li] + c] + net.ic[k]
+    gx, gy = st.J[li, 0, u], st.J[li, 1, u]
+    acc, nund = 0.0, 0
+    for v in range(u + 1, net.rows[li]):
+        e = ei + P.EJ[li, c, v]
+        det, cp = gx * st.J[li, 1, v] - gy * st.J[li, 0, v], P.cap[li, v]
+        live = (e <= ecut) & (det != 0.0) & (cp != -1.0)
+        good = live & (abs(hc - st.H[li, v]) < cp)
+        acc += abs(det) * P.E[li, c, v] if good else 0.0
+        nund += live & ~good
+    return acc if nund == 0 else -1.0
+
+
+@njit(cache=True, fastmath=_FM)
 def _row_exact(net, x, noise, s1, s2, reach, new, P, li, u, lj, c, ei, inv, ecut):
     """As :func:`_row`, one pair at a time, the pairs the screen leaves
     undecided decided by a forward pass with both pinned (s1: the full
@@ -572,7 +596,7 @@ def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, d
     goodness screened by :func:`_screen` and otherwise recomputed."""
     L = net.rows.shape[0]
     inv = 0.5 / (sigma * sigma)
-    _forward_fast(net, x, noise, s0, P)
+    _forward_fast(net, x, noise, s0, P, inv, ecut)
     _transfer(net, s0, P)
     acc = 0.0
     for li in range(L):
@@ -592,11 +616,18 @@ def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, d
                     if not net.has_act[lj]:
                         continue
                     for c in range(net.bpoff[lj + 1] - net.bpoff[lj]):
-                        part = _row(net, P, li, u, lj, c, ei, inv, ecut)
+                        if lj == li:
+                            part = _row_same(net, s0, P, li, u, c, ei, ecut) * _expneg(ei)
+                        else:
+                            part = _row(net, P, li, u, lj, c, ei, inv, ecut)
                         if part < 0.0:
                             if not full:
                                 _propagate(net, noise, s0, s1, li, u, a, dh, dn)
                                 full = True
+                            if lj == li:
+                                for r in range(net.rows[li]):
+                                    P.Zh[li, r], P.Hh[li, r] = s0.Z[li, r], s0.H[li, r]
+                                    P.Dh[li, r] = s0.J[li, 0, u] * s0.J[li, 1, r] - s0.J[li, 1, u] * s0.J[li, 0, r]
                             part = _row_exact(net, x, noise, s1, s2, reach, new, P, li, u, lj, c, ei, inv, ecut)
                         acc += part
     return acc / (2.0 * math.pi * sigma * sigma)
@@ -625,7 +656,9 @@ def _theorem6_chunk(net, X, noise, sigma, ecut, fast, out, n0, n1, P_):
     reach, new = np.zeros(maxw, np.bool_), np.zeros(maxw, np.bool_)
     dh, dn = np.zeros(maxw), np.zeros(maxw, np.int64)
     nt = net.rows.sum()
+    maxk = (net.bpoff[1:] - net.bpoff[:-1]).max()
     P = _Pins(np.zeros(net.tsize), np.zeros((L, maxw)), np.zeros(1, np.bool_), np.zeros((L, maxw), np.int64),
+              np.zeros((L, maxk, maxw)), np.zeros((L, maxk, maxw)),
               np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw), np.int64),
               np.zeros((L, maxw)), np.zeros(nt, np.int64), np.zeros(nt, np.int64), np.zeros(nt), np.zeros(nt),
               np.zeros(L), np.zeros((L, maxw)))  # fmt: skip
