@@ -1,12 +1,33 @@
 """numba kernels of :mod:`regiongeom.vertices`: Theorem 6 with k = 2.
 
-One (noise sample, point) pair at a time: a sampled forward pass, then for
-every neuron ``i`` near a breakpoint a forward pass with ``i`` pinned there
-(the pre-bias value ``z_j`` of every later neuron and its input gradient with
-``i``'s output frozen), then for every partner ``j`` near a breakpoint the
-pass with both pinned, which decides whether both are good. The network is a
-:class:`_Net` of flat arrays (``W^T`` of every layer row-major, so that column
-``c`` of ``W_l`` is contiguous at ``woff[l] + c * rows[l]``).
+The reference (``fast=False``, :func:`_pair_density`): one (noise sample,
+point) pair at a time, a sampled forward pass, then for every neuron ``i``
+near a breakpoint a forward pass with ``i`` pinned there (the pre-bias value
+``z_j`` of every later neuron and its input gradient with ``i``'s output
+frozen), then for every partner ``j`` near a breakpoint the pass with both
+pinned, which decides whether both are good.
+
+The fast path (:func:`_pair_density_fast`) computes the same sum:
+
+- the transfer matrices ``T[m, l] = dZ_m / dH_l`` of the sampled pattern
+  are kept across the points of a chunk, by one rank-1 update per neuron
+  whose slope changed (neighbouring points share most of their pattern);
+- pinning ``i`` moves every later layer by ``delta_i`` times a column of
+  ``T``; a neuron that changes piece adds its own column (its output change
+  beyond the linear one), and its slope change times its determinant to the
+  determinants of the layers after it (``det[grad z_i; grad zhat_j]`` is the
+  sampled determinant when nothing changes piece, as the identity in
+  :mod:`regiongeom.vertices` shows);
+- the terms of a layer ``j`` runs over are summed in one vectorised loop,
+  with ``exp`` as plain arithmetic (:func:`_expneg`) and, for ``j`` in
+  ``i``'s own layer, the Gaussian factors of the sampled pass;
+- goodness is screened for dense weights in two rigorous steps (a bound per
+  layer, then per widest neuron), and decided by the reference's pass with
+  both pinned when neither is certain.
+
+The network is a :class:`_Net` of flat arrays (``W^T`` of every layer
+row-major, so that column ``c`` of ``W_l`` is contiguous at
+``woff[l] + c * rows[l]``).
 """
 
 from __future__ import annotations

@@ -60,13 +60,18 @@ evaluated as the k = 1 case does, at the pinned values (a pure bend, with
 ``i``'s locus on neither side, needs ``beta gamma = 0`` and then ``j``'s
 locus is straight: no vertex).
 
-Computation: per noise sample and point, one forward pass; for each neuron
-``i`` near a breakpoint, its pin pushed through the later layers (only the
-units that change feed the next layer; the sampled gradients serve the
-determinant unless a neuron changed piece); for dense weights (every weight
-after the first layer nonzero) both-good is screened with rigorous bounds on
-how far ``j``'s pin moves each later layer's widest open neuron, and
-otherwise decided by a forward pass with both pinned and a path search.
+Computation: per noise sample and point, one forward pass; the transfer
+matrices ``dZ_m / dH_l`` of its pattern (kept from point to point by rank-1
+updates); for each neuron ``i`` near a breakpoint, its pin pushed through
+the later layers as columns of those matrices (plus one column per neuron
+that changes piece); then the terms of each layer summed in one vectorised
+loop. For dense weights (every weight after the first layer nonzero)
+both-good is screened with rigorous bounds on how far ``j``'s pin moves
+each later layer's widest open neuron, and otherwise decided by a forward
+pass with both pinned and a path search. This agrees with the full forward
+passes of ``_theorem6_samples(..., fast=False)`` to rounding (the sum is
+regrouped and ``exp`` is evaluated as a polynomial, to a few 1e-14
+relative).
 
 Terms whose Gaussian factor ``exp(-(u_i^2 + u_j^2) / (2 sigma^2))`` is below
 ``exp(-50)`` are left out (each below ``2e-22 |det| / (2 pi sigma^2)``).
