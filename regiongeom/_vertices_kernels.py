@@ -586,10 +586,11 @@ def _row_same(net, st, P, li, u, c, ei, ecut):
 
 
 @njit(cache=True, fastmath=_FM)
-def _row_exact(net, x, noise, s1, s2, reach, new, P, li, u, lj, c, ei, inv, ecut):
+def _row_exact(net, x, noise, s0, s1, s2, reach, new, dh, dn, full, P, li, u, a, lj, c, ei, inv, ecut):
     """As :func:`_row`, one pair at a time, the pairs the screen leaves
-    undecided decided by a forward pass with both pinned (s1: the full
-    state with i pinned) and a path search."""
+    undecided decided by a forward pass with both pinned and a path search
+    (s1: the full state with i pinned, made when first needed; full[0]
+    says it is there)."""
     t = net.bp[net.bpoff[lj] + c]
     k = net.sloff[lj] + c
     hc = net.sl[k] * t + net.ic[k]
@@ -602,6 +603,9 @@ def _row_exact(net, x, noise, s1, s2, reach, new, P, li, u, lj, c, ei, inv, ecut
         if e > ecut or det == 0.0 or cp == -1.0:
             continue
         if not abs(hc - P.Hh[lj, v]) < cp and not (cp >= 0.0 and abs(hc - P.Hh[lj, v]) < _tight(net, P, lj, v)):
+            if not full[0]:
+                _propagate(net, noise, s0, s1, li, u, a, dh, dn)
+                full[0] = True
             _copy_state(s1, s2, li)
             _pin(net, s2, lj, v, c)
             _forward(net, x, noise, s2, lj + 1, False)
@@ -617,6 +621,7 @@ def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, d
     goodness screened by :func:`_screen` and otherwise recomputed."""
     L = net.rows.shape[0]
     inv = 0.5 / (sigma * sigma)
+    full = np.zeros(1, np.bool_)
     _forward_fast(net, x, noise, s0, P, inv, ecut)
     _transfer(net, s0, P)
     acc = 0.0
@@ -632,7 +637,7 @@ def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, d
                     continue
                 _pin_pass(net, noise, s0, P, li, u, a)
                 _screen(net, li, P)
-                full = False
+                full[0] = False
                 for lj in range(li, L):
                     if not net.has_act[lj]:
                         continue
@@ -642,14 +647,12 @@ def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, d
                         else:
                             part = _row(net, P, li, u, lj, c, ei, inv, ecut)
                         if part < 0.0:
-                            if not full:
-                                _propagate(net, noise, s0, s1, li, u, a, dh, dn)
-                                full = True
                             if lj == li:
                                 for r in range(net.rows[li]):
                                     P.Zh[li, r], P.Hh[li, r] = s0.Z[li, r], s0.H[li, r]
                                     P.Dh[li, r] = s0.J[li, 0, u] * s0.J[li, 1, r] - s0.J[li, 1, u] * s0.J[li, 0, r]
-                            part = _row_exact(net, x, noise, s1, s2, reach, new, P, li, u, lj, c, ei, inv, ecut)
+                            part = _row_exact(net, x, noise, s0, s1, s2, reach, new, dh, dn, full, P, li, u, a, lj, c,
+                                              ei, inv, ecut)  # fmt: skip
                         acc += part
     return acc / (2.0 * math.pi * sigma * sigma)
 
