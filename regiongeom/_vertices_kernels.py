@@ -282,7 +282,9 @@ def _grad_from(net, st, l0):
 # the fast path: transfer matrices, every pin pushed through by columns
 # ----------------------------------------------------------------------------
 class _Pins(NamedTuple):
-    TT: np.ndarray  # T[m, l] = dZ_m / dH_l at the sampled slopes, transposed (row k = column k), at toff[l, m]
+    TT: (
+        np.ndarray
+    )  # T[m, l] = dZ_m / dH_l at the sampled slopes, transposed (row k = column k), at toff[l, m]
     TS: np.ndarray  # (L, maxw) slopes TT is exact for
     built: np.ndarray  # (1,) bool
     PC: np.ndarray  # (L, maxw) int64 piece of every neuron in the sampled pass
@@ -297,7 +299,9 @@ class _Pins(NamedTuple):
     fk: np.ndarray  # unit,
     fe: np.ndarray  # output change beyond the linear one,
     fd: np.ndarray  # slope change times det[grad z_i; grad zhat_k]
-    marg: np.ndarray  # (L,) largest distance of an open neuron to the ends of its piece, per layer (-1: none open)
+    marg: (
+        np.ndarray
+    )  # (L,) largest distance of an open neuron to the ends of its piece, per layer (-1: none open)
     cap: np.ndarray  # (L, maxw) the screen (see _screen)
 
 
@@ -344,7 +348,11 @@ def _forward_fast(net, x, noise, st, P, inv, ecut):
             if ly == 0:
                 a0, a1, a2 = x[c], 1.0 if c == 0 else 0.0, 1.0 if c == 1 else 0.0
             else:
-                a0, a1, a2 = st.H[ly - 1, c], st.J[ly - 1, 0, c] * st.SL[ly - 1, c], st.J[ly - 1, 1, c] * st.SL[ly - 1, c]
+                a0, a1, a2 = (
+                    st.H[ly - 1, c],
+                    st.J[ly - 1, 0, c] * st.SL[ly - 1, c],
+                    st.J[ly - 1, 1, c] * st.SL[ly - 1, c],
+                )
             if a0 != 0.0 or a1 != 0.0 or a2 != 0.0:
                 o = base + c * m
                 for j in range(m):
@@ -366,7 +374,13 @@ def _forward_fast(net, x, noise, st, P, inv, ecut):
             for q in range(K):
                 k += v >= net.bp[k0 + q]
             s = net.sl[s0 + k]
-            st.V[ly, j], st.H[ly, j], st.SL[ly, j], st.OP[ly, j], P.PC[ly, j] = v, s * v + net.ic[s0 + k], s, s != 0.0, k
+            st.V[ly, j], st.H[ly, j], st.SL[ly, j], st.OP[ly, j], P.PC[ly, j] = (
+                v,
+                s * v + net.ic[s0 + k],
+                s,
+                s != 0.0,
+                k,
+            )
         for q in range(K):
             t = net.bp[k0 + q]
             for j in range(m):
@@ -602,7 +616,9 @@ def _row_exact(net, x, noise, s0, s1, s2, reach, new, dh, dn, full, P, li, u, a,
         det, cp = P.Dh[lj, v], P.cap[lj, v]
         if e > ecut or det == 0.0 or cp == -1.0:
             continue
-        if not abs(hc - P.Hh[lj, v]) < cp and not (cp >= 0.0 and abs(hc - P.Hh[lj, v]) < _tight(net, P, lj, v)):
+        if not abs(hc - P.Hh[lj, v]) < cp and not (
+            cp >= 0.0 and abs(hc - P.Hh[lj, v]) < _tight(net, P, lj, v)
+        ):
             if not full[0]:
                 _propagate(net, noise, s0, s1, li, u, a, dh, dn)
                 full[0] = True
@@ -650,7 +666,9 @@ def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, d
                             if lj == li:
                                 for r in range(net.rows[li]):
                                     P.Zh[li, r], P.Hh[li, r] = s0.Z[li, r], s0.H[li, r]
-                                    P.Dh[li, r] = s0.J[li, 0, u] * s0.J[li, 1, r] - s0.J[li, 1, u] * s0.J[li, 0, r]
+                                    P.Dh[li, r] = (
+                                        s0.J[li, 0, u] * s0.J[li, 1, r] - s0.J[li, 1, u] * s0.J[li, 0, r]
+                                    )
                             part = _row_exact(net, x, noise, s0, s1, s2, reach, new, dh, dn, full, P, li, u, a, lj, c,
                                               ei, inv, ecut)  # fmt: skip
                         acc += part

@@ -252,7 +252,9 @@ def pack(net: Network) -> _Net:
         for m in range(ly + 1, L):
             toff[ly, m], pos = pos, pos + rows[ly] * rows[m]
     build = sum(rows[ly] * rows[m - 1] * rows[m] for ly in range(L) for m in range(ly + 2, L))
-    flip = max([sum(rows[ly] * rows[m] for ly in range(k) for m in range(k + 1, L)) for k in range(1, L - 1)] + [1])
+    flip = max(
+        [sum(rows[ly] * rows[m] for ly in range(k) for m in range(k + 1, L)) for k in range(1, L - 1)] + [1]
+    )
     return _Net(
         wT=np.concatenate([w.T.ravel() for w in net.weights]),
         woff=offsets([w.size for w in net.weights]),

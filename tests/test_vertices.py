@@ -373,7 +373,9 @@ def test_every_term_matches_the_definition_reference(act_id, widths):
 
 @pytest.mark.parametrize("act_id", ACT_IDS)
 @pytest.mark.parametrize(
-    "widths", [[6, 5], [5, 2, 4], [8, 8, 8], [4, 1, 3], [7, 7, 7, 7]], ids=["two", "bottleneck", "three", "one", "deep"]
+    "widths",
+    [[6, 5], [5, 2, 4], [8, 8, 8], [4, 1, 3], [7, 7, 7, 7]],
+    ids=["two", "bottleneck", "three", "one", "deep"],
 )
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
 def test_fast_path_equals_full_recomputation(act_id, widths, sparse):
