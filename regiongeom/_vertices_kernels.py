@@ -282,9 +282,7 @@ def _grad_from(net, st, l0):
 # the fast path: transfer matrices, every pin pushed through by columns
 # ----------------------------------------------------------------------------
 class _Pins(NamedTuple):
-    TT: (
-        np.ndarray
-    )  # T[m, l] = dZ_m / dH_l at the sampled slopes, transposed (row k = column k), at toff[l, m]
+    TT: np.ndarray  # T[m, l] = dZ_m / dH_l (sampled slopes), transposed, at toff[l, m]
     TS: np.ndarray  # (L, maxw) slopes TT is exact for
     built: np.ndarray  # (1,) bool
     PC: np.ndarray  # (L, maxw) int64 piece of every neuron in the sampled pass
@@ -299,9 +297,7 @@ class _Pins(NamedTuple):
     fk: np.ndarray  # unit,
     fe: np.ndarray  # output change beyond the linear one,
     fd: np.ndarray  # slope change times det[grad z_i; grad zhat_k]
-    marg: (
-        np.ndarray
-    )  # (L,) largest distance of an open neuron to the ends of its piece, per layer (-1: none open)
+    marg: np.ndarray  # (L,) largest Mg of each layer (-1: none open)
     cap: np.ndarray  # (L, maxw) the screen (see _screen)
 
 
