@@ -60,13 +60,18 @@ evaluated as the k = 1 case does, at the pinned values (a pure bend, with
 ``i``'s locus on neither side, needs ``beta gamma = 0`` and then ``j``'s
 locus is straight: no vertex).
 
-Computation: per noise sample and point, one forward pass; for each neuron
-``i`` near a breakpoint, its pin pushed through the later layers (only the
-units that change feed the next layer; the sampled gradients serve the
-determinant unless a neuron changed piece); for dense weights (every weight
-after the first layer nonzero) both-good is screened with rigorous bounds on
-how far ``j``'s pin moves each later layer's widest open neuron, and
-otherwise decided by a forward pass with both pinned and a path search.
+Computation: per noise sample and point, one forward pass; the transfer
+matrices ``dZ_m / dH_l`` of its pattern (kept from point to point by rank-1
+updates); for each neuron ``i`` near a breakpoint, its pin pushed through
+the later layers as columns of those matrices (plus one column per neuron
+that changes piece); then the terms of each layer summed in one vectorised
+loop. For dense weights (every weight after the first layer nonzero)
+both-good is screened with rigorous bounds on how far ``j``'s pin moves
+each later layer's widest open neuron, and otherwise decided by a forward
+pass with both pinned and a path search. This agrees with the full forward
+passes of ``_theorem6_samples(..., fast=False)`` to rounding (the sum is
+regrouped and ``exp`` is evaluated as a polynomial, to a few 1e-14
+relative).
 
 Terms whose Gaussian factor ``exp(-(u_i^2 + u_j^2) / (2 sigma^2))`` is below
 ``exp(-50)`` are left out (each below ``2e-22 |det| / (2 pi sigma^2)``).
@@ -88,7 +93,7 @@ from ._jit import compile_notice
 from ._theorem2 import layer_bounds
 from ._threads import run_tickets
 from ._validate import as_points, integer_at_least, positive
-from ._vertices_kernels import CHUNK, _Net, theorem6_kernel
+from ._vertices_kernels import _SLACK, CHUNK, _Net, theorem6_kernel
 from .bounds import Bound
 from .complexity import Estimate, _noisy_biases
 from .network import Network
@@ -236,6 +241,20 @@ def pack(net: Network) -> _Net:
         return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
     cflat, coff, cmax, cmoff = layer_bounds(net)
+
+    def inverse(c):
+        return np.where(c > 0, 1.0 / np.maximum(c * (1.0 + _SLACK), 1e-300), 1e300)
+
+    rows = [w.shape[0] for w in net.weights]
+    L = len(rows)
+    toff, pos = np.zeros((L, L), np.int64), 0
+    for ly in range(L - 1):
+        for m in range(ly + 1, L):
+            toff[ly, m], pos = pos, pos + rows[ly] * rows[m]
+    build = sum(rows[ly] * rows[m - 1] * rows[m] for ly in range(L) for m in range(ly + 2, L))
+    flip = max(
+        [sum(rows[ly] * rows[m] for ly in range(k) for m in range(k + 1, L)) for k in range(1, L - 1)] + [1]
+    )
     return _Net(
         wT=np.concatenate([w.T.ravel() for w in net.weights]),
         woff=offsets([w.size for w in net.weights]),
@@ -249,11 +268,14 @@ def pack(net: Network) -> _Net:
         ic=np.concatenate([s[2] for s in spec]).astype(np.float64),
         sloff=offsets([s[1].size for s in spec]),
         noff=net.neuron_offsets.astype(np.int64),
-        cflat=cflat,
+        cinv=inverse(cflat),
         coff=coff,
-        cmax=cmax,
+        cminv=inverse(cmax),
         cmoff=cmoff,
         dense=bool(all(np.all(w != 0) for w in net.weights[1:])),
+        toff=toff,
+        tsize=max(pos, 1),
+        maxflips=build // flip,
     )
 
 

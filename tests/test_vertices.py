@@ -372,11 +372,17 @@ def test_every_term_matches_the_definition_reference(act_id, widths):
 
 
 @pytest.mark.parametrize("act_id", ACT_IDS)
-@pytest.mark.parametrize("widths", [[6, 5], [5, 2, 4], [8, 8, 8]], ids=["two", "bottleneck", "three"])
+@pytest.mark.parametrize(
+    "widths",
+    [[6, 5], [5, 2, 4], [8, 8, 8], [4, 1, 3], [7, 7, 7, 7]],
+    ids=["two", "bottleneck", "three", "one", "deep"],
+)
 @pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
 def test_fast_path_equals_full_recomputation(act_id, widths, sparse):
-    """The pushed-through pin and the screened goodness give the sums of the
-    full forward passes, up to rounding (zero weights: no screen)."""
+    """The pins pushed through by columns of the transfer matrices and the
+    screened goodness give the sums of the full forward passes, up to
+    rounding (zero weights: no screen), at scattered points (the transfer
+    matrices mostly rebuilt)."""
     net = random_net(widths, activation=ACTIVATIONS[act_id], seed=6)
     if sparse:
         gen = np.random.default_rng(1)
@@ -391,6 +397,21 @@ def test_fast_path_equals_full_recomputation(act_id, widths, sparse):
     np.testing.assert_allclose(fast, full, rtol=1e-12, atol=1e-14 * full.max())
 
 
+@pytest.mark.parametrize("act_id", ACT_IDS)
+@pytest.mark.parametrize("widths", [[6, 2, 6], [6, 6, 6, 6]], ids=["bottleneck", "deep"])
+def test_fast_path_along_neighbouring_points(act_id, widths):
+    """On a fine grid consecutive points share most of their pattern, so the
+    transfer matrices are carried from point to point by rank-1 updates:
+    every (sample, point) still equals the full forward passes."""
+    net = random_net(widths, activation=ACTIVATIONS[act_id], seed=8)
+    pts = rg.grid_points((-0.6, -0.6, 0.6, 0.6), 16)
+    noise = np.random.default_rng(2).normal(0, 0.3, (2, net.n_neurons))
+    fast = _theorem6_samples(net, pts, noise, 0.3)
+    full = _theorem6_samples(net, pts, noise, 0.3, fast=False)
+    assert np.count_nonzero(full) > 0.9 * full.size
+    np.testing.assert_allclose(fast, full, rtol=1e-12, atol=1e-14 * full.max())
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="already running without JIT")
 def test_small_cases_without_jit():
@@ -402,3 +423,21 @@ def test_small_cases_without_jit():
            "-k", "upstream or closed_form or reproducible or pairwise or one_line or matches_shapely"]  # fmt: skip
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=here.parent)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+def test_goodness_reads_both_pinned_layers_between():
+    """Both-good is read in the network with both pinned, every layer after
+    i's included: on this sparse deep net a pair whose layers are apart
+    depends on the layers between them (the definition's four-sector test
+    is the reference)."""
+    net = random_net([7, 7, 7, 7], activation="relu", seed=6)
+    gen = np.random.default_rng(1)
+    ws = [w * (gen.random(w.shape) < 0.6) if i > 0 else w for i, w in enumerate(net.weights)]
+    net = rg.Network.from_arrays(ws, net.biases, net.activations)
+    gen = np.random.default_rng(0)
+    pts = gen.uniform(-1, 1, (40, 2))[[5]]
+    noise = gen.normal(0, 0.2, (3, net.n_neurons))[[2]]
+    want = reference_theorem6(net, pts[0], noise[0], 0.2)
+    for fast in (True, False):
+        got = _theorem6_samples(net, pts, noise, 0.2, fast=fast)[0, 0]
+        assert got == pytest.approx(want, rel=1e-9)
