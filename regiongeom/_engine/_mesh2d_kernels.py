@@ -74,7 +74,12 @@ class Mesh(NamedTuple):
     half-edge around its face, counter-clockwise), ``twin`` (-1 on the
     domain's boundary), ``face``, and ``edge_neuron``/``edge_bp`` (the
     neuron and breakpoint whose hyperplane the edge lies on; BOUNDARY or
-    ARTIFICIAL and the id of the domain line for the domain's edges). Faces
+    ARTIFICIAL and the id of the domain line for the domain's edges), and
+    ``anc (cap_h, 2)`` its *anchors*: two vertices on its line, in its
+    direction, such that the whole segment between them lies in one face of
+    the layer's start (the ends of the edge at the layer's start, or of the
+    chord it was cut from); new vertices are interpolated between them, so
+    errors do not compound along an edge split many times. Faces
     ``(cap_f,)``: ``face_edge`` (one of its half-edges), ``pieces (cap_f, n)
     int8`` (the piece of each of the layer's neurons), ``root`` (the root
     holding it) and ``next_in_root`` (the next face of that root, -1 at the
@@ -95,6 +100,7 @@ class Mesh(NamedTuple):
     face: np.ndarray
     edge_neuron: np.ndarray
     edge_bp: np.ndarray
+    anc: np.ndarray
     face_edge: np.ndarray
     pieces: np.ndarray
     root: np.ndarray
@@ -266,6 +272,7 @@ def cut_layer(mesh_fields, roots_fields, bps, rn, rinv, first, n_cut, j, k, max_
     roots = Roots(*roots_fields)
     vx, vy, values, sign, eps, prov, xsign = m.vx, m.vy, m.values, m.sign, m.eps, m.prov, m.xsign
     orig, nxt, twin, face, edge_neuron, edge_bp = m.orig, m.nxt, m.twin, m.face, m.edge_neuron, m.edge_bp
+    anc = m.anc
     face_edge, pieces, root, next_in_root, head, count = (
         m.face_edge,
         m.pieces,
@@ -327,8 +334,8 @@ def cut_layer(mesh_fields, roots_fields, bps, rn, rinv, first, n_cut, j, k, max_
                 pieces[~f, j] += 1  # on or above the breakpoint: the piece to the right
                 continue
             nv, nh, nf, st = _cut_face(f, j, k, first + j, t, epoch, rn, rinv, vx, vy, values, sign, eps, prov,
-                                       stats, orig, nxt, twin, face, edge_neuron, edge_bp, face_edge, pieces, root,
-                                       next_in_root, head, count, nv, nh, nf)  # fmt: skip
+                                       stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge, pieces,
+                                       root, next_in_root, head, count, nv, nh, nf)  # fmt: skip
             if st != OK:
                 status = st
         size[NV], size[NH], size[NF] = nv, nh, nf
@@ -370,7 +377,8 @@ def _uncertain(i0, i1, n_unc, root_faces, head, count, next_in_root, sign, orig,
 
 @njit(cache=True)
 def _cut_face(f, j, k, neuron, t, epoch, rn, rinv, vx, vy, values, sign, eps, prov, stats, orig, nxt, twin, face,
-              edge_neuron, edge_bp, face_edge, pieces, root, next_in_root, root_head, root_count, nv, nh, nf):  # fmt: skip
+              edge_neuron, edge_bp, anc, face_edge, pieces, root, next_in_root, root_head, root_count, nv, nh,
+              nf):  # fmt: skip
     """Cut face ``f``, which has vertices of strictly opposite signs in
     ``sign``, by ``values[:, j] == t`` (``neuron``, breakpoint ``k``): the
     part on the upper side becomes a new face on the list of the same root.
@@ -388,7 +396,7 @@ def _cut_face(f, j, k, neuron, t, epoch, rn, rinv, vx, vy, values, sign, eps, pr
             if n_split > 2:  # only inconsistent signs cross a convex face 3 times
                 return nv, nh, nf, ANOMALY
             nv, nh = _split_edge(h, j, t, neuron, k, root[f], epoch, rn, rinv, vx, vy, values, sign, eps, prov,
-                                 stats, orig, nxt, twin, face, edge_neuron, edge_bp, nv, nh)  # fmt: skip
+                                 stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, nv, nh)  # fmt: skip
             hn = nxt[h]  # the half-edge from the new vertex
         if hn == start:
             break
@@ -402,6 +410,7 @@ def _cut_face(f, j, k, neuron, t, epoch, rn, rinv, vx, vy, values, sign, eps, pr
     twin[e1], twin[e2] = e2, e1
     edge_neuron[e1], edge_neuron[e2] = neuron, neuron
     edge_bp[e1], edge_bp[e2] = k, k
+    anc[e1, 0], anc[e1, 1], anc[e2, 0], anc[e2, 1] = orig[hp], orig[hq], orig[hq], orig[hp]
     nxt[hq_prev], nxt[e2], nxt[hp_prev], nxt[e1] = e2, hp, e1, hq
     face[e1] = f
     face_edge[f], face_edge[f2] = e1, e2
@@ -424,16 +433,20 @@ def _cut_face(f, j, k, neuron, t, epoch, rn, rinv, vx, vy, values, sign, eps, pr
 
 @njit(cache=True)
 def _split_edge(h, j, t, neuron, k, root_id, epoch, rn, rinv, vx, vy, values, sign, eps, prov, stats, orig, nxt,
-                twin, face, edge_neuron, edge_bp, nv, nh):  # fmt: skip
+                twin, face, edge_neuron, edge_bp, anc, nv, nh):  # fmt: skip
     """Put vertex ``nv`` where ``values[:, j] == t`` on the edge of half-edge
     ``h``, whose ends have strictly opposite signs in ``sign`` (splitting its
     twin too), with its error bound and provenance; returns the new ``(nv,
-    nh)``."""
-    u = orig[h]
-    w = orig[nxt[h]]
-    # the distances to the hyperplane on the ends' exact sides (0 if rounding put one across)
-    x = sign[u] * (values[u, j] - t)
-    y = sign[w] * (values[w, j] - t)
+    nh)``. The vertex is interpolated between the edge's anchors (the layer's
+    values are affine on the segment between them, and the anchors are on the
+    sides of the edge's ends, beyond them)."""
+    sgn_u = sign[orig[h]]
+    sgn_w = sign[orig[nxt[h]]]
+    u = anc[h, 0]
+    w = anc[h, 1]
+    # the distances to the hyperplane on the exact sides (0 if rounding put one across)
+    x = sgn_u * (values[u, j] - t)
+    y = sgn_w * (values[w, j] - t)
     x = max(x, 0.0)
     y = max(y, 0.0)
     em = max(eps[u], eps[w])
@@ -473,6 +486,7 @@ def _split_edge(h, j, t, neuron, k, root_id, epoch, rn, rinv, vx, vy, values, si
     face[h2] = face[h]
     edge_neuron[h2] = edge_neuron[h]
     edge_bp[h2] = edge_bp[h]
+    anc[h2, 0], anc[h2, 1] = anc[h, 0], anc[h, 1]
     nxt[h] = h2
     if g == -1:
         twin[h2] = -1
@@ -484,6 +498,7 @@ def _split_edge(h, j, t, neuron, k, root_id, epoch, rn, rinv, vx, vy, values, si
         face[g2] = face[g]
         edge_neuron[g2] = edge_neuron[g]
         edge_bp[g2] = edge_bp[g]
+        anc[g2, 0], anc[g2, 1] = anc[g, 0], anc[g, 1]
         nxt[g] = g2
         twin[h] = g2
         twin[g2] = h

@@ -70,7 +70,7 @@ def _initial_mesh(pieces):
 
 
 _V_ARRAYS = ("vx", "vy", "sign", "eps", "prov", "xsign", "values")
-_H_ARRAYS = ("orig", "nxt", "twin", "face", "edge_neuron", "edge_bp")
+_H_ARRAYS = ("orig", "nxt", "twin", "face", "edge_neuron", "edge_bp", "anc")
 _F_ARRAYS = ("face_edge", "pieces", "root", "next_in_root")
 
 
@@ -89,7 +89,8 @@ def _new_mesh(pieces):
         arr[: len(val)] = val
         return arr
 
-    h_arrays = (orig, nxt, twin, face, edge_neuron, np.arange(len(orig), dtype=np.int64))
+    anc = np.stack([orig, orig[nxt]], axis=1)
+    h_arrays = (orig, nxt, twin, face, edge_neuron, np.arange(len(orig), dtype=np.int64), anc)
     prov = np.zeros((len(vx), 6), np.int64)
     prov[:, 0] = K.CORNER
     return K.Mesh(
@@ -183,6 +184,9 @@ def _cut_layer(g, bps, first, max_regions, net, *, rn=None, n_cut=None, exact=No
     np.divide(1.0, rn, out=rinv, where=rn > 0)
     g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], n_cut), np.int8))
     start = np.arange(g.mesh.size[K.NF])
+    nh = int(g.mesh.size[K.NH])
+    g.mesh.anc[:nh, 0] = g.mesh.orig[:nh]  # every edge is a segment of a face at the layer's start
+    g.mesh.anc[:nh, 1] = g.mesh.orig[g.mesh.nxt[:nh]]
     j = k = 0
     while j < n_cut:
         # the current faces become the roots; cut until they have twice as many faces
@@ -258,8 +262,9 @@ def _enumerate_2d(net, domain, max_regions):
     X.COUNTS["decisions"] += int(stats[K.N_DECISIONS])
     # keep only what the result needs, trimmed, freeing the rest first
     g.set(values=None, sign=None, eps=None, prov=None, xsign=None, pieces=None, root=None, next_in_root=None)
+    g.set(anc=None)
     nv, nh, nf = (int(c) for c in g.mesh.size[:3])
-    lengths = {**dict.fromkeys(("vx", "vy"), nv), **dict.fromkeys(_H_ARRAYS, nh), "face_edge": nf}
+    lengths = {**dict.fromkeys(("vx", "vy"), nv), **dict.fromkeys(_H_ARRAYS[:-1], nh), "face_edge": nf}
     for name, n in lengths.items():
         g.set(**{name: getattr(g.mesh, name)[:n].copy()})
     mesh = g.mesh
