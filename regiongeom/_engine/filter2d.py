@@ -200,7 +200,9 @@ class ExactSigns:
             pattern = self._prefix(n_blocks, int(start[root]))
             hit = _exact.meet(self._line(pattern, na, ka), self._line(pattern, nb, kb))
             if hit[2] == 0:
-                raise RuntimeError(f"vertex {v} lies on two parallel lines (an internal error, please report)")
+                raise RuntimeError(
+                    f"vertex {v} lies on two parallel lines (an internal error, please report)"
+                )
         self._points[v] = hit
         return hit
 

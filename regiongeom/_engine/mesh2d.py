@@ -19,6 +19,7 @@ import numpy as np
 
 from .._jit import compile_notice
 from . import _mesh2d_kernels as K
+from . import _mesh2d_roots as R
 from . import filter2d as X
 from .core import (
     ARTIFICIAL,
@@ -191,7 +192,7 @@ def _cut_layer(g, bps, first, max_regions, net, *, rn=None, n_cut=None, exact=No
     while j < n_cut:
         # the current faces become the roots; cut until they have twice as many faces
         j0 = j
-        roots = K.layer_roots(tuple(g.mesh), bps, rn, j0, n_cut)
+        roots = R.layer_roots(tuple(g.mesh), bps, rn, j0, n_cut)
         g.reserve(roots.faces.size, whole_layer=j0 == 0)
         epoch = exact.new_epoch(start) if exact is not None else 0
         while True:
@@ -209,7 +210,7 @@ def _cut_layer(g, bps, first, max_regions, net, *, rn=None, n_cut=None, exact=No
             if not check_status(status, j, first, int(g.mesh.size[K.NF]), max_regions, net):
                 break
             g.grow(factor=1.5)
-        K.layer_patterns(tuple(g.mesh), tuple(roots), j0, j, n_cut)
+        R.layer_patterns(tuple(g.mesh), tuple(roots), j0, j, n_cut)
         start = start[g.mesh.root[: g.mesh.size[K.NF]]]
     return start
 
@@ -222,12 +223,12 @@ def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
 
 
 _ENTRY_KERNELS = (
-    K.layer_roots,
+    R.layer_roots,
     K.cut_layer,
-    K.layer_patterns,
+    R.layer_patterns,
     K.apply_activation,
-    K.face_cycles,
-    K.shoelace_csr,
+    R.face_cycles,
+    R.shoelace_csr,
 )
 
 
@@ -247,7 +248,9 @@ def _enumerate_2d(net, domain, max_regions):
         nv = int(g.mesh.size[K.NV])
         g.mesh.stats[K.EMAX] = g.mesh.eps[:nv].max()
         if act is not None:
-            start = _cut_layer(g, act.breakpoints, first, max_regions, net, rn=factors[i], exact=exact, key0=key0)
+            start = _cut_layer(
+                g, act.breakpoints, first, max_regions, net, rn=factors[i], exact=exact, key0=key0
+            )
             key0 += w.shape[0] * act.breakpoints.shape[0]
             nf = int(g.mesh.size[K.NF])
             blocks.append((first, start, g.mesh.pieces[:nf].copy()))
@@ -281,8 +284,8 @@ def _subdivision(m, nv, nh, nf, patterns, *, convex):
     non-convex domain's decomposition merged into regions."""
     vertices = np.stack([m.vx[:nv], m.vy[:nv]], axis=1)
     orig, nxt, twin, face = m.orig[:nh], m.nxt[:nh], m.twin[:nh], m.face[:nh]
-    indptr, ids = K.face_cycles(m.face_edge[:nf], nxt, orig, nf)
-    areas = K.shoelace_csr(indptr, ids, m.vx[:nv], m.vy[:nv])
+    indptr, ids = R.face_cycles(m.face_edge[:nf], nxt, orig, nf)
+    areas = R.shoelace_csr(indptr, ids, m.vx[:nv], m.vy[:nv])
     first = (twin == -1) | (np.arange(nh) < twin)
     regions = np.stack([face[first], np.where(twin[first] >= 0, face[twin[first]], -1)], axis=1)
     edges = np.stack([orig[first], orig[nxt[first]]], axis=1)
