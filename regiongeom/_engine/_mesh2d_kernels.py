@@ -176,7 +176,7 @@ def _face_signs(f, j, t, thr_all, rn_j, key, values, eps, xsign, sign, orig, nxt
 
 @njit(cache=True)
 def cut_layer(
-    mesh_fields, roots_fields, bps, rn, rinv, first, n_cut, j, k, max_regions, reroot_at, key0, epoch
+    mesh_fields, roots_fields, bps, rn, rinv, first, n_cut, j, k, max_regions, reroot_at, key0, epoch, start
 ):
     """Cut the mesh by every (neuron, breakpoint) ``j < n_cut`` of a layer
     from ``(j, k)`` on, visiting for each only the faces of its roots; the
@@ -194,7 +194,8 @@ def cut_layer(
     the roots have many faces each: make the current faces the roots and call
     again from ``(j, k)``). ``rn`` and ``rinv`` are the layer's error factors
     of each column and their inverses (0 where ``rn`` is 0); ``epoch``
-    identifies the roots in the provenance of the vertices made.
+    identifies the roots in the provenance of the vertices made; ``start``
+    maps the roots to the faces at the layer's start.
     """
     # The per-face functions below take the arrays themselves, not the named
     # tuples: in numba every read of an array out of a tuple updates its
@@ -217,6 +218,10 @@ def cut_layer(
     size = m.size
     nv, nh, nf = size[NV], size[NH], size[NF]
     no_uncertain = np.empty((0, 2), np.int64)
+    # per face at the layer's start (start[root]), the vertices where the line
+    # being cut enters and leaves it (valid for the key in columns 1 and 3):
+    # the anchors of its chords
+    ends = np.full((nf, 4), -1, np.int64)
     while j < n_cut:
         q = j * nbp + k
         # a face cut makes at most 2 vertices, 6 half-edges and 1 face
@@ -259,14 +264,22 @@ def cut_layer(
             return NEED_EXACT, j, k, _uncertain(indptr[q], indptr[q + 1], n_unc, root_faces, head, count,
                                                 next_in_root, sign, orig, nxt, face_edge)  # fmt: skip
         status = OK
+        for i in range(n_todo):  # the edges first, so that each root's ends on the line are known
+            f = todo[i]
+            if f >= 0:
+                nv, nh, st = _split_face(f, j, k, first + j, t, epoch, key, ends, start, rn, rinv, vx, vy, values,
+                                         sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc,
+                                         face_edge, root, nv, nh)  # fmt: skip
+                if st != OK:
+                    status = st
         for i in range(n_todo):
             f = todo[i]
             if f < 0:
                 pieces[~f, j] += 1  # on or above the breakpoint: the piece to the right
                 continue
-            nv, nh, nf, st = _cut_face(f, j, k, first + j, t, epoch, rn, rinv, vx, vy, values, sign, eps, prov,
-                                       stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge, pieces,
-                                       root, next_in_root, head, count, nv, nh, nf)  # fmt: skip
+            nh, nf, st = _add_chord(f, j, k, first + j, key, ends, start, sign, orig, nxt, twin, face, edge_neuron,
+                                    edge_bp, anc, face_edge, pieces, root, next_in_root, head, count, nh,
+                                    nf)  # fmt: skip
             if st != OK:
                 status = st
         size[NV], size[NH], size[NF] = nv, nh, nf
@@ -307,41 +320,54 @@ def _uncertain(i0, i1, n_unc, root_faces, head, count, next_in_root, sign, orig,
 
 
 @njit(cache=True)
-def _cut_face(f, j, k, neuron, t, epoch, rn, rinv, vx, vy, values, sign, eps, prov, stats, orig, nxt, twin, face,
-              edge_neuron, edge_bp, anc, face_edge, pieces, root, next_in_root, root_head, root_count, nv, nh,
-              nf):  # fmt: skip
-    """Cut face ``f``, which has vertices of strictly opposite signs in
-    ``sign``, by ``values[:, j] == t`` (``neuron``, breakpoint ``k``): the
-    part on the upper side becomes a new face on the list of the same root.
-    Returns ``(nv, nh, nf, status)``, status OK or ANOMALY. (The arrays are
-    those of :class:`Mesh` and :class:`Roots`, see :func:`cut_layer`.)"""
+def _split_face(f, j, k, neuron, t, epoch, key, ends, start_of, rn, rinv, vx, vy, values, sign, eps, prov, stats,
+                orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge, root, nv, nh):  # fmt: skip
+    """Split the edges of face ``f`` whose ends have strictly opposite signs
+    in ``sign`` where ``values[:, j] == t`` (``neuron``, breakpoint ``k``).
+    Returns ``(nv, nh, status)``, status OK or ANOMALY. (The arrays are those
+    of :class:`Mesh`, see :func:`cut_layer`.)"""
     start = face_edge[f]
     h = start
     n_split = 0
     while True:
         hn = nxt[h]
-        su = sign[orig[h]]
-        sw = sign[orig[hn]]
-        if su * sw < 0:
+        if sign[orig[h]] * sign[orig[hn]] < 0:
             n_split += 1
             if n_split > 2:  # only inconsistent signs cross a convex face 3 times
-                return nv, nh, nf, ANOMALY
-            nv, nh = _split_edge(h, j, t, neuron, k, root[f], epoch, rn, rinv, vx, vy, values, sign, eps, prov,
-                                 stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, nv, nh)  # fmt: skip
+                return nv, nh, ANOMALY
+            nv, nh = _split_edge(h, j, t, neuron, k, root[f], epoch, key, ends, start_of, rn, rinv, vx, vy, values,
+                                 sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, root, nv,
+                                 nh)  # fmt: skip
             hn = nxt[h]  # the half-edge from the new vertex
         if hn == start:
             break
         h = hn
+    return nv, nh, OK
+
+
+@njit(cache=True)
+def _add_chord(f, j, k, neuron, key, ends, start_of, sign, orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge,
+               pieces, root, next_in_root, root_head, root_count, nh, nf):  # fmt: skip
+    """Cut face ``f``, whose edges crossing the hyperplane are split, along
+    the chord between its two zero-sign vertices: the part on the upper side
+    becomes a new face on the list of the same root. The chord's anchors are
+    where the line enters and leaves the face at the layer's start, when
+    those are known (so that chords of chords do not compound errors). Returns
+    ``(nh, nf, status)``, status OK or ANOMALY."""
     hp, hp_prev, hq, hq_prev = _chord_ends(face_edge[f], sign, orig, nxt)
     if hp == -1:
-        return nv, nh, nf, ANOMALY
+        return nh, nf, ANOMALY
     # the new edge e1 (in f) / e2 (in the new face f2) from the vertex of hp to that of hq
+    r = root[f]
+    s = start_of[r]
+    a0 = ends[s, 0] if ends[s, 1] == key else orig[hp]
+    a1 = ends[s, 2] if ends[s, 3] == key else orig[hq]
     e1, e2, f2 = nh, nh + 1, nf
     orig[e1], orig[e2] = orig[hp], orig[hq]
     twin[e1], twin[e2] = e2, e1
     edge_neuron[e1], edge_neuron[e2] = neuron, neuron
     edge_bp[e1], edge_bp[e2] = k, k
-    anc[e1, 0], anc[e1, 1], anc[e2, 0], anc[e2, 1] = orig[hp], orig[hq], orig[hq], orig[hp]
+    anc[e1, 0], anc[e1, 1], anc[e2, 0], anc[e2, 1] = a0, a1, a1, a0
     nxt[hq_prev], nxt[e2], nxt[hp_prev], nxt[e1] = e2, hp, e1, hq
     face[e1] = f
     face_edge[f], face_edge[f2] = e1, e2
@@ -354,17 +380,16 @@ def _cut_face(f, j, k, neuron, t, epoch, rn, rinv, vx, vy, values, sign, eps, pr
     for c in range(pieces.shape[1]):
         pieces[f2, c] = pieces[f, c]
     pieces[f2, j] += 1
-    r = root[f]
     root[f2] = r
     next_in_root[f2] = root_head[r]
     root_head[r] = f2
     root_count[r] += 1
-    return nv, nh + 2, nf + 1, OK
+    return nh + 2, nf + 1, OK
 
 
 @njit(cache=True)
-def _split_edge(h, j, t, neuron, k, root_id, epoch, rn, rinv, vx, vy, values, sign, eps, prov, stats, orig, nxt,
-                twin, face, edge_neuron, edge_bp, anc, nv, nh):  # fmt: skip
+def _split_edge(h, j, t, neuron, k, root_id, epoch, key, ends, start_of, rn, rinv, vx, vy, values, sign, eps, prov,
+                stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, root, nv, nh):  # fmt: skip
     """Put vertex ``nv`` where ``values[:, j] == t`` on the edge of half-edge
     ``h``, whose ends have strictly opposite signs in ``sign`` (splitting its
     twin too), with its error bound and provenance; returns the new ``(nv,
@@ -408,8 +433,19 @@ def _split_edge(h, j, t, neuron, k, root_id, epoch, rn, rinv, vx, vy, values, si
     prov[m, 3] = edge_bp[h]
     prov[m, 4] = root_id
     prov[m, 5] = epoch
-    # h becomes h -> h2 and its twin g becomes g -> g2, h2 and g2 from the new vertex
+    # on the boundary of the face at the layer's start (and of its neighbour's):
+    # where the line enters it (the boundary, counter-clockwise, goes from
+    # below to above) or leaves it
     g = twin[h]
+    s1 = start_of[root_id]
+    s2 = -1 if g == -1 else start_of[root[face[g]]]
+    if s2 != s1:
+        c = 0 if sgn_u < 0 else 2
+        ends[s1, c], ends[s1, c + 1] = m, key
+        if s2 >= 0:
+            c = 0 if sgn_w < 0 else 2
+            ends[s2, c], ends[s2, c + 1] = m, key
+    # h becomes h -> h2 and its twin g becomes g -> g2, h2 and g2 from the new vertex
     h2 = nh
     nh += 1
     orig[h2] = m

@@ -199,7 +199,7 @@ def _cut_layer(g, bps, first, max_regions, net, *, rn=None, n_cut=None, exact=No
             n_faces = int(g.mesh.size[K.NF])
             status, j, k, uncertain = K.cut_layer(
                 tuple(g.mesh), tuple(roots), bps, rn, rinv, first, n_cut, j, k, max_regions, 2 * n_faces,
-                key0, epoch,
+                key0, epoch, start,
             )  # fmt: skip
             if status == K.NEED_EXACT:
                 if exact is None:
