@@ -22,20 +22,29 @@ computed exactly everywhere) and ``eps[v]`` per vertex.
 - First layer: the domain's points are exact floats, so ``|fl(W_j x + b_j) -
   (W_j x + b_j)| <= gamma_{n+1} (|W_j| |x| + |b_j|) <= rn[j] gamma_{n+1}
   max(||x||_inf, 1)``: ``eps = gamma_{n+1} max(||x||_inf, 1)``.
-- Interpolation at a new vertex ``m`` on the edge ``(u, w)`` where neuron
-  ``j`` crosses ``t``: the exact point is ``u* + a* (w* - u*)`` with ``a* =
-  x* / (x* + y*)``, ``x* = |z_j(u*) - t|``, ``y* = |z_j(w*) - t|`` (the ends
-  have strictly opposite exact signs). The floats ``x, y`` (``z - t`` on the
-  exact side, clamped at 0) are within ``d = rn[j] e + u max(x, y)`` of them,
-  ``e = max(eps[u], eps[w])``, so ``|x/(x+y) - a*| = |dx y* - x* dy| / ((x* +
-  y*)(x + y)) <= d / (x + y)``, and the division adds ``2u``: ``|a - a*| <=
-  ea = min(1, rn[j] e / (x + y) + 3u)``. Every neuron ``r`` is affine along
-  the edge, so its exact value is ``z_r(u*) + a* (z_r(w*) - z_r(u*))``; the
-  float ``fl(z_u + a (z_w - z_u))`` is within ``rn[r] e`` (a convex
-  combination of the ends' errors) ``+ ea (|z_w - z_u| + 2 rn[r] e)`` (the
-  error of ``a`` times the exact difference) ``+ 6u (|z_u| + |z_w|)`` (three
-  roundings) of it. Hence ``eps[m] = e (1 + 2 ea) + max_r (ea |z_w - z_u| +
-  6u (|z_u| + |z_w|)) / rn[r]``.
+- Interpolation at a new vertex ``m`` where neuron ``j`` crosses ``t`` on
+  an edge: ``m`` is interpolated between the edge's *anchors* ``u, w``, two
+  vertices on the edge's line, beyond its ends (or at them), with the whole segment
+  ``u w`` inside one face at the layer's start (so every neuron of the layer
+  is affine along it): the ends of the edge at the layer's start, or, for an
+  edge cut in this layer, where its line enters and leaves the face at the
+  layer's start. (Anchoring every chord there keeps the chains of
+  interpolations short: a vertex is at most two interpolations away from the
+  vertices at the layer's start, except where a line leaves the face through
+  an existing vertex, so the bounds do not compound.) The exact
+  point is ``u* + a* (w* - u*)`` with ``a* = x* / (x* + y*)``, ``x* =
+  |z_j(u*) - t|``, ``y* = |z_j(w*) - t|`` (the anchors are on the exact sides
+  of the edge's ends, which are strictly opposite). The floats ``x, y`` (``z
+  - t`` on the exact side, clamped at 0) are within ``d = rn[j] e + u max(x,
+  y)`` of them, ``e = max(eps[u], eps[w])``, so ``|x/(x+y) - a*| = |dx y* -
+  x* dy| / ((x* + y*)(x + y)) <= d / (x + y)``, and the division adds
+  ``2u``: ``|a - a*| <= ea = min(1, rn[j] e / (x + y) + 3u)``. Every neuron
+  ``r`` is affine along the segment, so its exact value is ``z_r(u*) + a*
+  (z_r(w*) - z_r(u*))``; the float ``fl(z_u + a (z_w - z_u))`` is within
+  ``rn[r] e`` (a convex combination of the anchors' errors) ``+ ea (|z_w -
+  z_u| + 2 rn[r] e)`` (the error of ``a`` times the exact difference) ``+ 6u
+  (|z_u| + |z_w|)`` (three roundings) of it. Hence ``eps[m] = e (1 + 2 ea) +
+  max_r (ea |z_w - z_u| + 6u (|z_u| + |z_w|)) / rn[r]``.
 - Next layer: an activation is Lipschitz with constant ``L = max |slope|``
   (it is continuous, so even a value rounded across a breakpoint is off by
   at most ``L`` times its error) and its float evaluation ``s z + c`` adds
