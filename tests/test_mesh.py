@@ -108,9 +108,11 @@ def test_split_edge_puts_the_vertex_on_the_line():
     mesh.sign[:4] = np.sign(mesh.values[:4, 0] - 1.2)
     one = np.ones(1)
     ends = np.full((4, 4), -1)
-    nv, nh = K._split_edge(h, 0, 1.2, 7, 0, 3, 5, 9, ends, np.arange(4), one, one, mesh.vx, mesh.vy, mesh.values, mesh.sign,
-                           mesh.eps, mesh.prov, mesh.stats, mesh.orig, mesh.nxt, mesh.twin, mesh.face,
-                           mesh.edge_neuron, mesh.edge_bp, mesh.anc, mesh.root, 4, 6)  # fmt: skip
+    scratch, scratch_bits = np.empty(1), np.empty(1, np.int64)
+    nv, nh = K._split_edge(h, 0, 1.2, 7, 0, 3, 5, 9, ends, np.arange(4), one, one, scratch, scratch_bits, mesh.vx,
+                           mesh.vy, mesh.values, mesh.sign, mesh.eps, mesh.prov, mesh.stats, mesh.orig, mesh.nxt,
+                           mesh.twin, mesh.face, mesh.edge_neuron, mesh.edge_bp, mesh.anc, mesh.root, 4,
+                           6)  # fmt: skip
     assert (nv, nh) == (5, 8)
     mesh.size[:3] = nv, nh, 2
     assert (mesh.vx[4], mesh.vy[4]) == pytest.approx((0.6, 0.6), abs=1e-15)

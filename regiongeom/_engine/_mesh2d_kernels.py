@@ -76,10 +76,12 @@ class Mesh(NamedTuple):
     neuron and breakpoint whose hyperplane the edge lies on; BOUNDARY or
     ARTIFICIAL and the id of the domain line for the domain's edges), and
     ``anc (cap_h, 2)`` its *anchors*: two vertices on its line, in its
-    direction, such that the whole segment between them lies in one face of
-    the layer's start (the ends of the edge at the layer's start, or of the
-    chord it was cut from); new vertices are interpolated between them, so
-    errors do not compound along an edge split many times. Faces
+    direction and beyond its ends, such that the whole segment between them
+    lies in one face of the layer's start (the ends of the edge at the
+    layer's start, or where the line of a chord cut in this layer enters and
+    leaves that face); new vertices are interpolated between them, so errors
+    do not compound along an edge split many times or through chords of
+    chords. Faces
     ``(cap_f,)``: ``face_edge`` (one of its half-edges), ``pieces (cap_f, n)
     int8`` (the piece of each of the layer's neurons), ``root`` (the root
     holding it) and ``next_in_root`` (the next face of that root, -1 at the
@@ -218,6 +220,8 @@ def cut_layer(
     size = m.size
     nv, nh, nf = size[NV], size[NH], size[NF]
     no_uncertain = np.empty((0, 2), np.int64)
+    scratch = np.empty(m.values.shape[1])
+    scratch_bits = np.empty(1, np.int64)
     # per face at the layer's start (start[root]), the vertices where the line
     # being cut enters and leaves it (valid for the key in columns 1 and 3):
     # the anchors of its chords
@@ -267,7 +271,7 @@ def cut_layer(
         for i in range(n_todo):  # the edges first, so that each root's ends on the line are known
             f = todo[i]
             if f >= 0:
-                nv, nh, st = _split_face(f, j, k, first + j, t, epoch, key, ends, start, rn, rinv, vx, vy, values,
+                nv, nh, st = _split_face(f, j, k, first + j, t, epoch, key, ends, start, rn, rinv, scratch, scratch_bits, vx, vy, values,
                                          sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc,
                                          face_edge, root, nv, nh)  # fmt: skip
                 if st != OK:
@@ -320,7 +324,7 @@ def _uncertain(i0, i1, n_unc, root_faces, head, count, next_in_root, sign, orig,
 
 
 @njit(cache=True)
-def _split_face(f, j, k, neuron, t, epoch, key, ends, start_of, rn, rinv, vx, vy, values, sign, eps, prov, stats,
+def _split_face(f, j, k, neuron, t, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy, values, sign, eps, prov, stats,
                 orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge, root, nv, nh):  # fmt: skip
     """Split the edges of face ``f`` whose ends have strictly opposite signs
     in ``sign`` where ``values[:, j] == t`` (``neuron``, breakpoint ``k``).
@@ -335,7 +339,7 @@ def _split_face(f, j, k, neuron, t, epoch, key, ends, start_of, rn, rinv, vx, vy
             n_split += 1
             if n_split > 2:  # only inconsistent signs cross a convex face 3 times
                 return nv, nh, ANOMALY
-            nv, nh = _split_edge(h, j, t, neuron, k, root[f], epoch, key, ends, start_of, rn, rinv, vx, vy, values,
+            nv, nh = _split_edge(h, j, t, neuron, k, root[f], epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy, values,
                                  sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, root, nv,
                                  nh)  # fmt: skip
             hn = nxt[h]  # the half-edge from the new vertex
@@ -388,7 +392,7 @@ def _add_chord(f, j, k, neuron, key, ends, start_of, sign, orig, nxt, twin, face
 
 
 @njit(cache=True)
-def _split_edge(h, j, t, neuron, k, root_id, epoch, key, ends, start_of, rn, rinv, vx, vy, values, sign, eps, prov,
+def _split_edge(h, j, t, neuron, k, root_id, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy, values, sign, eps, prov,
                 stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, root, nv, nh):  # fmt: skip
     """Put vertex ``nv`` where ``values[:, j] == t`` on the edge of half-edge
     ``h``, whose ends have strictly opposite signs in ``sign`` (splitting its
@@ -415,13 +419,16 @@ def _split_edge(h, j, t, neuron, k, root_id, epoch, key, ends, start_of, rn, rin
     m = nv
     vx[m] = vx[u] + a * (vx[w] - vx[u])
     vy[m] = vy[u] + a * (vy[w] - vy[u])
-    acc = 0.0
-    for r in range(values.shape[1]):
+    n_cols = values.shape[1]
+    for r in range(n_cols):
+        values[m, r] = values[u, r] + a * (values[w, r] - values[u, r])
+    # each column's error term (>= 0) into a scratch row, then their maximum
+    cbuf = scratch[:n_cols]
+    for r in range(n_cols):
         zu = values[u, r]
-        dz = values[w, r] - zu
-        values[m, r] = zu + a * dz
-        c = rinv[r] * (ea * abs(dz) + 6.0 * U * (abs(zu) + abs(values[w, r])))
-        acc = max(acc, c)
+        zw = values[w, r]
+        cbuf[r] = rinv[r] * (ea * abs(zw - zu) + 6.0 * U * (abs(zu) + abs(zw)))
+    acc = _max_abs(cbuf.view(np.int64), scratch_bits)
     values[m, j] = t
     sign[m] = 0
     e = SLACK * (em * (1.0 + 2.0 * ea) + acc)
@@ -519,35 +526,38 @@ def _chord_ends(start, sign, orig, nxt):
 
 
 @njit(cache=True)
-def apply_activation(z, n, bps, slopes, icpts, eps, coef, rho_rel, rho_abs, gamma):
+def apply_activation(z, n, bps, slopes, icpts, eps, coef, rho_rel, rho_abs, gamma, lip, imax):
     """``z[:n] = act(z[:n])`` in place for a piecewise-linear activation, and
     the error factor of the next layer's values at each vertex:
     ``eps[v] = SLACK * (coef * eps[v] + rho_rel * max|z_v| + rho_abs + gamma
-    * max(max|act(z_v)|, 1))`` (see :mod:`.filter2d`)."""
+    * max(lip * max|z_v| + imax, 1))`` (see :mod:`.filter2d`; ``lip *
+    max|z_v| + imax`` bounds ``max|act(z_v)|``)."""
+    bits = z.view(np.int64)
+    scratch = np.empty(1, np.int64)
     nbp = bps.shape[0]
-    if nbp == 1:  # the common case, in a loop that vectorises
-        t, s0, s1, i0, i1 = bps[0], slopes[0], slopes[1], icpts[0], icpts[1]
-        for v in range(n):
-            zmax = 0.0
-            hmax = 1.0
+    t, s0, s1, i0, i1 = bps[0] if nbp else 0.0, slopes[0], slopes[-1], icpts[0], icpts[-1]
+    for v in range(n):
+        zmax = _max_abs(bits[v], scratch)
+        eps[v] = SLACK * (coef * eps[v] + rho_rel * zmax + rho_abs + gamma * max(lip * zmax + imax, 1.0))
+        if nbp == 1:  # the common case, in a loop that vectorises
             for r in range(z.shape[1]):
                 x = z[v, r]
-                y = s1 * x + i1 if x >= t else s0 * x + i0
-                z[v, r] = y
-                zmax = max(zmax, abs(x))
-                hmax = max(hmax, abs(y))
-            eps[v] = SLACK * (coef * eps[v] + rho_rel * zmax + rho_abs + gamma * hmax)
-        return
-    for v in range(n):
-        zmax = 0.0
-        hmax = 1.0
-        for r in range(z.shape[1]):
-            x = z[v, r]
-            y = _act(x, bps, slopes, icpts)
-            z[v, r] = y
-            zmax = max(zmax, abs(x))
-            hmax = max(hmax, abs(y))
-        eps[v] = SLACK * (coef * eps[v] + rho_rel * zmax + rho_abs + gamma * hmax)
+                z[v, r] = s1 * x + i1 if x >= t else s0 * x + i0
+        else:
+            for r in range(z.shape[1]):
+                z[v, r] = _act(z[v, r], bps, slopes, icpts)
+
+
+@njit(cache=True, inline="always")
+def _max_abs(bits, scratch):
+    """The largest ``|x|`` of the floats whose bits are ``bits``: for
+    non-negative floats the order of the bit patterns as integers is theirs,
+    and an integer maximum vectorises."""
+    m = 0
+    for r in range(bits.shape[0]):
+        m = max(m, bits[r] & 0x7FFFFFFFFFFFFFFF)
+    scratch[0] = m
+    return scratch.view(np.float64)[0]
 
 
 @njit(cache=True)

@@ -53,7 +53,8 @@ computed exactly everywhere) and ``eps[v]`` per vertex.
   is within ``L e (|W'| rn)_j + ||W'_j||_1 (rho + gamma_{n'+1} ||h||_inf) +
   gamma_{n'+1} |b'_j|`` of the exact value, which is at most ``rn'[j]``
   times ``eps' = L c e + rho + gamma_{n'+1} max(||h||_inf, 1)`` with ``c =
-  max_j (|W'| rn)_j / rn'[j]`` and ``rho`` the activation's rounding bound.
+  max_j (|W'| rn)_j / rn'[j]`` and ``rho`` the activation's rounding bound;
+  ``||h||_inf <= L ||z||_inf + max |intercept|``.
 
 Each bound is multiplied by ``1 + 2**-40`` as it is computed, more than the
 rounding of the few operations computing it; ``rn`` and ``c`` carry their
@@ -117,22 +118,24 @@ def first_eps(x):
 
 
 def next_layer_terms(act, rn, w_next, rn_next):
-    """``(coef, rho_rel, rho_abs, gamma)`` of ``eps' = coef eps + rho_rel
-    max|z| + rho_abs + gamma max(max|h|, 1)`` between a layer (activation
-    ``act``, a PiecewiseLinear or None, and factors ``rn``) and the next
-    (weights ``w_next``, factors ``rn_next``)."""
+    """``(coef, rho_rel, rho_abs, gamma, lip, imax)`` of ``eps' = coef eps +
+    rho_rel max|z| + rho_abs + gamma max(lip max|z| + imax, 1)`` between a
+    layer (activation ``act``, a PiecewiseLinear or None, and factors ``rn``)
+    and the next (weights ``w_next``, factors ``rn_next``); ``lip max|z| +
+    imax`` bounds ``max|h|``."""
+    imax = 0.0
     if act is None:
         lip, rho_rel, rho_abs = 1.0, 0.0, 0.0
     else:
         s, c = np.abs(act.slopes), np.abs(act.intercepts)
-        lip = float(s.max())
+        lip, imax = float(s.max()), float(c.max())
         exact = np.all(((s == 0) | (s == 1)) & ((c == 0) | (s == 0)))
         rho_rel, rho_abs = (0.0, 0.0) if exact else (gamma(2) * lip, gamma(2) * float(c.max()))
     n = w_next.shape[1]
     spread = np.abs(w_next) @ rn
     live = rn_next > 0
     ratio = float((spread[live] / rn_next[live]).max()) if live.any() else 0.0
-    return lip * ratio * (1.0 + 2 * (n + 4) * U), rho_rel, rho_abs, gamma(n + 1)
+    return lip * ratio * (1.0 + 2 * (n + 4) * U), rho_rel, rho_abs, gamma(n + 1), lip, imax
 
 
 class ExactSigns:
