@@ -4,6 +4,7 @@ side by side with regioncam (when it is installed).
     python benchmarks/bench_regions.py                 # S, M, L, D1, XL
     python benchmarks/bench_regions.py --nets M,L --repeat 9
     python benchmarks/bench_regions.py --nets D1 --fallbacks   # exact-fallback counts of one run
+    python benchmarks/bench_regions.py --exact-counts   # 2D signs decided exactly
 
 Every network runs in fresh subprocesses: one times both tools, alternating
 them run by run after a warm-up run of each (so that drifting load on a shared
@@ -176,6 +177,22 @@ def _med(xs):
     return 0.5 * (xs[(n - 1) // 2] + xs[n // 2])
 
 
+def exact_counts(names):
+    """The 2D engine's sign decisions on each 2D network, and how many the
+    float filter left to exact arithmetic (a debug counter of the engine)."""
+    import regiongeom as rg
+    from regiongeom._engine.filter2d import COUNTS
+
+    for name in names:
+        net, domain, _ = standard(name)
+        if net.n_in != 2:
+            continue
+        COUNTS.update(decisions=0, exact=0)
+        n = len(rg.activation_regions(net, domain))
+        d, e = COUNTS["decisions"], COUNTS["exact"]
+        print(f"{name:<4} {n:>9,} regions: {d:>12,} sign decisions, {e:,} exact ({e / max(d, 1):.2e})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nets", default=",".join(NETS))
@@ -188,8 +205,15 @@ def main():
         action="store_true",
         help="print the 1D engine's exact-fallback counts (1D networks) and stop",
     )
+    ap.add_argument(
+        "--exact-counts",
+        action="store_true",
+        help="instead of timing, print how many of the 2D engine's sign decisions needed exact arithmetic",
+    )
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.exact_counts:
+        return exact_counts(a.nets.split(","))
     if a.worker:
         kind, *rest = a.worker
         if kind == "time":

@@ -105,9 +105,14 @@ def test_split_edge_puts_the_vertex_on_the_line():
     mesh = with_values(M._new_mesh(TWO_TRIANGLES), [lambda x, y: x + y])
     h = next(h for h in range(6) if mesh.twin[h] >= 0)
     g = mesh.twin[h]
-    scale = np.zeros((1, 1))
-    nv, nh = K._split_edge(h, 0, 1.2, np.array([1.2]), scale, mesh.vx, mesh.vy, mesh.values, mesh.sign,
-                           mesh.orig, mesh.nxt, mesh.twin, mesh.face, mesh.edge_neuron, mesh.edge_bp, 4, 6)  # fmt: skip
+    mesh.sign[:4] = np.sign(mesh.values[:4, 0] - 1.2)
+    one = np.ones(1)
+    ends = np.full((4, 4), -1)
+    scratch, scratch_bits = np.empty(1), np.empty(1, np.int64)
+    nv, nh = K._split_edge(h, 0, 1.2, 7, 0, 3, 5, 9, ends, np.arange(4), one, one, scratch, scratch_bits, mesh.vx,
+                           mesh.vy, mesh.values, mesh.sign, mesh.eps, mesh.prov, mesh.stats, mesh.orig, mesh.nxt,
+                           mesh.twin, mesh.face, mesh.edge_neuron, mesh.edge_bp, mesh.anc, mesh.root, 4,
+                           6)  # fmt: skip
     assert (nv, nh) == (5, 8)
     mesh.size[:3] = nv, nh, 2
     assert (mesh.vx[4], mesh.vy[4]) == pytest.approx((0.6, 0.6), abs=1e-15)
@@ -116,7 +121,12 @@ def test_split_edge_puts_the_vertex_on_the_line():
     h2, g2 = mesh.nxt[h], mesh.nxt[g]
     assert mesh.orig[h2] == mesh.orig[g2] == 4
     assert (mesh.twin[h], mesh.twin[h2]) == (g2, g)
-    assert scale[0, 0] == 0.0  # the new vertex is on the line: no larger |z - t|
+    # exact ends (eps 0): the new value's error is the interpolation's rounding only
+    assert 0 < mesh.eps[4] < 1e-14 and mesh.stats[K.EMAX] == mesh.eps[4]
+    # made by neuron 7 at breakpoint 0 on the diagonal (domain line h or its twin's), in root 3 of epoch 5
+    assert mesh.prov[4].tolist() == [7, 0, ARTIFICIAL, h, 3, 5]
+    # the diagonal separates root 3 (of h's face) from root 0: the line enters or leaves both there
+    assert sorted(ends[3].tolist() + ends[0].tolist()) == sorted([-1, -1, 4, 9] * 2)
     assert faces_of(mesh)[0].count((0.6, 0.6)) + faces_of(mesh)[1].count((0.6, 0.6)) == 2
 
 

@@ -206,9 +206,11 @@ def test_edges_2d(dname, act, seed):
 
 
 def test_shared_hyperplane_edges_name_the_first_neuron():
-    """Neurons 0, 2 and 4 share one hyperplane (x + y/2 = 0.1); neuron 3 is another."""
+    """Neurons 0, 2 and 4 share one hyperplane (x + y/2 = 0.125, exactly in
+    float64: with 0.1, 0.2 and 0.3 neuron 4's line would be 1.7e-17 away and
+    the exact map has a sliver between them, see test_exact_2d); neuron 3 is another."""
     W = np.array([[1.0, 0.5], [0.3, -1.0], [2.0, 1.0], [1.0, 1.0], [-3.0, -1.5]])
-    b = np.array([-0.1, 0.2, -0.2, 0.0, 0.3])
+    b = np.array([-0.125, 0.2, -0.25, 0.0, 0.375])
     net = rg.Network.from_arrays([W, np.ones((1, 5))], [b, [0.0]], ["relu", None])
     rm = rg.activation_regions(net, BOX)
     check_edges(rm, BOX)
@@ -219,10 +221,9 @@ def test_shared_hyperplane_edges_name_the_first_neuron():
 
 
 def test_shared_crossing_1d_names_the_first_neuron():
-    """x - 0.64 and 5x - 3.2 vanish at the same point up to rounding; the 2D engine names neuron 0.
-    In float64 the roots differ (fl(0.64) - fl(3.2) / 5 = -2.2e-17): the 1D engine, exact,
-    keeps the interval between them, of float length 0.0, with neuron 0 on and 1 off."""
-    W, b = np.array([[1.0], [5.0]]), np.array([-0.64, -3.2])
+    """x - 0.625 and 5x - 3.125 vanish at the same point (exactly in float64:
+    0.64 and 3.2 would not); the 2D engine names neuron 0."""
+    W, b = np.array([[1.0], [5.0]]), np.array([-0.625, -3.125])
     net1 = rg.Network.from_arrays([W, np.ones((1, 2))], [b, np.zeros(1)], ["relu", None])
     net2 = rg.Network.from_arrays(
         [np.hstack([W, np.zeros((2, 1))]), np.ones((1, 2))], [b, np.zeros(1)], ["relu", None]

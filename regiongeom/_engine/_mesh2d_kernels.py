@@ -3,14 +3,25 @@
 The subdivision is a half-edge mesh in flat arrays (:class:`Mesh`). At the
 start of a layer every face is a *root*: all the layer's preactivations are
 affine on it, so a neuron's hyperplane can touch only the roots whose vertex
-values straddle (or reach) its breakpoint (:func:`layer_roots`). The faces
-cut out of a root stay on its linked list, so each neuron visits only the
-current faces of the roots it may cross (:func:`cut_layer`): the work per
+values straddle (or may reach) its breakpoint (:func:`layer_roots`). The
+faces cut out of a root stay on its linked list, so each neuron visits only
+the current faces of the roots it may cross (:func:`cut_layer`): the work per
 neuron is the size of the mesh along its hyperplane, not the size of the
 mesh. Vertices are rows of ``values`` (vertex-major), so creating one
-interpolates a contiguous row. The result is the one of cutting every face
-by every neuron in order, with the signs snapped by ``rel_tol`` against the
-largest ``|z_j - t|`` over all vertices so far.
+interpolates a contiguous row.
+
+Every sign is exact. Each vertex carries ``eps``, a rigorous bound on the
+rounding error of its stored values: the error of ``values[v, j]`` (against
+the neuron's exact value at the exact vertex) is at most ``rn[j] * eps[v]``
+(see :mod:`.filter2d` for the derivation). A sign is certain when
+``|values[v, j] - t|`` exceeds that bound, and exact when the bound is 0;
+before cutting by ``(j, k)`` :func:`cut_layer` decides the sign of every
+vertex it will visit and, if some are uncertain, returns ``NEED_EXACT`` with
+them (and a face holding each) before changing anything. The caller decides
+them in exact arithmetic, stores them in ``xsign`` and calls again. The
+result is the one of cutting every face by every neuron in order with exact
+signs: a face is split iff it has vertices of strictly opposite sign, so
+every face has positive exact area.
 """
 
 from __future__ import annotations
@@ -22,10 +33,17 @@ from numba import njit
 
 # status codes returned by cut_layer (handled by mesh2d.check_status)
 OK = 0
-ANOMALY = 1  # a face's signs were inconsistent
+ANOMALY = 1  # a face's signs were inconsistent (impossible with exact signs: an internal error)
 NEED_SPACE = 2  # the arrays must grow to the sizes in size[NEED_V:]
 LIMIT = 3  # more than max_regions faces
 REROOT = 4  # the faces have doubled: make them the roots and call again
+NEED_EXACT = 5  # some signs for (j, k) need exact arithmetic: decide them and call again
+
+UNCERTAIN = 2  # a sign in ``sign`` that the float filter could not decide
+CORNER = -3  # provenance of a vertex that is a float point of the domain
+
+U = 2.0**-53  # unit roundoff
+SLACK = 1.0 + 2.0**-40  # covers the rounding of the few operations computing a bound
 
 # The kernels called from Python take a Mesh and Roots as plain tuples
 # (``tuple(mesh)``) and name their fields at once: numba types a NamedTuple
@@ -34,6 +52,8 @@ REROOT = 4  # the faces have doubled: make them the roots and call again
 # entries of Mesh.size
 NV, NH, NF = 0, 1, 2  # vertices, half-edges and faces in use
 NEED_V, NEED_H, NEED_F = 3, 4, 5  # the sizes the next cut needs
+# entries of Mesh.stats
+EMAX, N_DECISIONS = 0, 1  # the largest eps in use; the number of vertex sign decisions
 
 
 class Mesh(NamedTuple):
@@ -41,34 +61,54 @@ class Mesh(NamedTuple):
 
     Vertices: ``vx, vy (cap_v,)``, and ``values (cap_v, n)`` the current
     layer's preactivations at the vertex (interpolated along edges, so they
-    are exactly the affine values of every face the vertex touches);
-    ``sign (cap_v,) int8`` is scratch for the neuron being cut.
+    are the affine values of every face the vertex touches, up to rounding);
+    ``eps (cap_v,)`` the bound on their rounding error (``rn[j] * eps[v]``
+    bounds the error of ``values[v, j]``); ``prov (cap_v, 6) int64`` the
+    vertex's provenance: the two lines it lies on (``neuron, breakpoint``,
+    or ``BOUNDARY``/``ARTIFICIAL`` and a domain line id), the root of the face
+    it was made in and the epoch of that root (``CORNER`` for the domain's
+    own points); ``xsign (cap_v,) int64`` exact signs decided by the caller
+    (``key * 4 + sign + 1``, valid for the cut ``key`` only); ``sign (cap_v,)
+    int8`` is scratch for the neuron being cut.
     Half-edges ``(cap_h,)``: ``orig`` (start vertex), ``nxt`` (the next
     half-edge around its face, counter-clockwise), ``twin`` (-1 on the
     domain's boundary), ``face``, and ``edge_neuron``/``edge_bp`` (the
     neuron and breakpoint whose hyperplane the edge lies on; BOUNDARY or
-    ARTIFICIAL for the domain's edges). Faces ``(cap_f,)``: ``face_edge``
-    (one of its half-edges), ``pieces (cap_f, n) int8`` (the piece of each
-    of the layer's neurons), ``root`` (the root holding it) and
-    ``next_in_root`` (the next face of that root, -1 at the end).
-    ``size (6,) int64``: the counts in use and the sizes needed (NV ... NEED_F).
+    ARTIFICIAL and the id of the domain line for the domain's edges), and
+    ``anc (cap_h, 2)`` its *anchors*: two vertices on its line, in its
+    direction and beyond its ends, such that the whole segment between them
+    lies in one face of the layer's start (the ends of the edge at the
+    layer's start, or where the line of a chord cut in this layer enters and
+    leaves that face); new vertices are interpolated between them, so errors
+    do not compound along an edge split many times or through chords of
+    chords. Faces
+    ``(cap_f,)``: ``face_edge`` (one of its half-edges), ``pieces (cap_f, n)
+    int8`` (the piece of each of the layer's neurons), ``root`` (the root
+    holding it) and ``next_in_root`` (the next face of that root, -1 at the
+    end). ``size (6,) int64``: the counts in use and the sizes needed (NV ...
+    NEED_F); ``stats (2,) float64``: EMAX and N_DECISIONS.
     """
 
     vx: np.ndarray
     vy: np.ndarray
     values: np.ndarray
     sign: np.ndarray
+    eps: np.ndarray
+    prov: np.ndarray
+    xsign: np.ndarray
     orig: np.ndarray
     nxt: np.ndarray
     twin: np.ndarray
     face: np.ndarray
     edge_neuron: np.ndarray
     edge_bp: np.ndarray
+    anc: np.ndarray
     face_edge: np.ndarray
     pieces: np.ndarray
     root: np.ndarray
     next_in_root: np.ndarray
     size: np.ndarray
+    stats: np.ndarray
 
 
 class Roots(NamedTuple):
@@ -76,10 +116,9 @@ class Roots(NamedTuple):
 
     ``faces[indptr[q]:indptr[q + 1]]`` are the roots that (neuron ``j``,
     breakpoint ``k``), ``q = j * K + k``, may cut; ``beyond[f, k * n + j]``
-    is 1 if root ``f`` lies beyond it on the upper side, 2 on the lower, 0
-    neither; ``head[f]`` and ``count[f]`` are the first face and the number
-    of faces of root ``f``'s list; ``scale (n, K)`` is the largest
-    ``|z_j - t_k|`` over the vertices, kept up to date as vertices are added.
+    is 1 if root ``f`` lies certainly beyond it on the upper side, 2 on the
+    lower, 0 neither; ``head[f]`` and ``count[f]`` are the first face and the
+    number of faces of root ``f``'s list.
     """
 
     indptr: np.ndarray
@@ -87,120 +126,87 @@ class Roots(NamedTuple):
     beyond: np.ndarray
     head: np.ndarray
     count: np.ndarray
-    scale: np.ndarray
-
-
-@njit(cache=True)
-def layer_roots(mesh_fields, bps, rel_tol, j0):
-    """Make every face a root for the cuts by the neurons ``j0`` and after
-    of the layer whose values are ``mesh.values``; returns :class:`Roots`.
-
-    A root is *beyond* a (neuron ``j``, breakpoint ``k``) when all its
-    vertices have ``z_j - t_k > 2 thr`` or all ``< -2 thr``, ``thr`` being
-    ``rel_tol`` times the largest ``|z_j - t_k|`` over the vertices
-    (interpolated vertices never raise it by more than rounding, so the
-    hyperplane cannot reach such a root during the layer).
-    """
-    mesh = Mesh(*mesh_fields)
-    values, face_edge, nxt, orig = mesh.values, mesh.face_edge, mesh.nxt, mesh.orig
-    root, next_in_root = mesh.root, mesh.next_in_root
-    nv, nf = mesh.size[NV], mesh.size[NF]
-    n_rows = values.shape[1]
-    nbp = bps.shape[0]
-    n_cuts = nbp * n_rows
-    # the scale of every (neuron, breakpoint), and the side of every vertex:
-    # bit 1 above by the margin, bit 2 below by it
-    scale_kj = np.zeros((nbp, n_rows))
-    side = np.zeros((nv, n_cuts), np.uint8)
-    for k in range(nbp):
-        t = bps[k]
-        sk = scale_kj[k]
-        for v in range(nv):
-            for r in range(j0, n_rows):
-                sk[r] = max(sk[r], abs(values[v, r] - t))
-        margin = 2.0 * rel_tol * sk
-        for v in range(nv):
-            row = side[v, k * n_rows : (k + 1) * n_rows]
-            for r in range(j0, n_rows):
-                d = values[v, r] - t
-                row[r] = (d > margin[r]) + 2 * (d < -margin[r])
-    # per root: the sides common to all its vertices (0: the hyperplane may cut it)
-    beyond = np.empty((nf, n_cuts), np.uint8)
-    counts = np.zeros(n_cuts + 1, np.int64)
-    head = np.empty(nf, np.int64)
-    count = np.zeros(nf, np.int64)
-    for f in range(nf):
-        count[f] = 1
-        root[f] = f
-        next_in_root[f] = -1
-        head[f] = f
-        common = beyond[f]
-        h = face_edge[f]
-        sv = side[orig[h]]
-        for i in range(n_cuts):
-            common[i] = sv[i]
-        h = nxt[h]
-        while h != face_edge[f]:
-            sv = side[orig[h]]
-            for i in range(n_cuts):
-                common[i] &= sv[i]
-            h = nxt[h]
-        for k in range(nbp):
-            for r in range(j0, n_rows):
-                counts[1 + r * nbp + k] += common[k * n_rows + r] == 0
-    for q in range(n_cuts):
-        counts[q + 1] += counts[q]
-    indptr = counts
-    faces = np.empty(indptr[n_cuts], np.int64)
-    fill = np.empty(n_cuts, np.int64)
-    for q in range(n_cuts):
-        fill[q] = indptr[q]
-    for f in range(nf):
-        for k in range(nbp):
-            for r in range(j0, n_rows):
-                if beyond[f, k * n_rows + r] == 0:
-                    q = r * nbp + k
-                    faces[fill[q]] = f
-                    fill[q] += 1
-    scale = np.empty((n_rows, nbp))
-    for k in range(nbp):
-        for r in range(n_rows):
-            scale[r, k] = scale_kj[k, r]
-    return Roots(indptr, faces, beyond, head, count, scale)
 
 
 @njit(cache=True, inline="always")
-def _snap_sign(values, v, j, t, thr):
-    """The sign of ``values[v, j] - t``, 0 within ``thr`` (and then the value
-    is set to ``t`` exactly)."""
-    d = values[v, j] - t
-    if d > thr:
-        return 1
-    if d < -thr:
-        return -1
-    values[v, j] = t
-    return 0
+def _face_signs(f, j, t, thr_all, rn_j, key, values, eps, xsign, sign, orig, nxt, face_edge):
+    """The sign of ``values[v, j] - t`` at every vertex ``v`` of face ``f``
+    into ``sign``: certain beyond the vertex's error bound (or when the bound
+    is 0), else the caller's exact sign for cut ``key`` if there is one, else
+    UNCERTAIN. (``thr_all`` bounds every vertex's error: beyond it no bound
+    is read.) Returns ``(n_above, n_below, n_uncertain, n_vertices)``."""
+    n_above = 0
+    n_below = 0
+    n_unc = 0
+    n = 0
+    start = face_edge[f]
+    h = start
+    while True:
+        v = orig[h]
+        d = values[v, j] - t
+        if d > thr_all:
+            s = 1
+        elif d < -thr_all:
+            s = -1
+        else:
+            thr = rn_j * eps[v]
+            if d > thr:
+                s = 1
+            elif d < -thr:
+                s = -1
+            elif thr == 0.0:
+                s = 0
+            else:
+                x = xsign[v]
+                if (x >> 2) == key:
+                    s = (x & 3) - 1
+                else:
+                    s = UNCERTAIN
+        sign[v] = s
+        if s == UNCERTAIN:
+            n_unc += 1
+        elif s > 0:
+            n_above += 1
+        elif s < 0:
+            n_below += 1
+        n += 1
+        h = nxt[h]
+        if h == start:
+            break
+    return n_above, n_below, n_unc, n
 
 
 @njit(cache=True)
-def cut_layer(mesh_fields, roots_fields, bps, rel_tol, first, j, k, max_regions, reroot_at):
-    """Cut the mesh by every (neuron, breakpoint) of a layer from ``(j, k)``
-    on, visiting for each only the faces of its roots. Returns ``(status, j,
-    k)``: ``OK`` when the layer is done; ``NEED_SPACE`` when the arrays must
-    grow before ``(j, k)`` can be cut (to the sizes in ``size[NEED_V:]``;
-    then call again with the grown mesh and the same ``j, k``); ``LIMIT``
-    once more than ``max_regions`` faces exist; ``ANOMALY`` if a face's
-    signs were inconsistent; ``REROOT`` when there are ``reroot_at`` faces
-    or more (so that the roots have many faces each: make the current faces
-    the roots and call again from ``(j, k)``).
+def cut_layer(
+    mesh_fields, roots_fields, bps, rn, rinv, first, n_cut, j, k, max_regions, reroot_at, key0, epoch, start
+):
+    """Cut the mesh by every (neuron, breakpoint) ``j < n_cut`` of a layer
+    from ``(j, k)`` on, visiting for each only the faces of its roots; the
+    columns ``j >= n_cut`` of ``values`` are interpolated at new vertices but
+    never cut. Returns ``(status, j, k, uncertain)``: ``OK`` when the layer
+    is done; ``NEED_SPACE`` when the arrays must grow before ``(j, k)`` can
+    be cut (to the sizes in ``size[NEED_V:]``; then call again with the grown
+    mesh and the same ``j, k``); ``NEED_EXACT`` when the signs for ``(j, k)``
+    of the vertices in ``uncertain[:, 0]`` (each on the face
+    ``uncertain[:, 1]``; repeats possible) need exact arithmetic: nothing for
+    ``(j, k)`` has changed; store them in ``xsign`` under the key ``key0 + j
+    * K + k`` and call again; ``LIMIT`` once more than ``max_regions`` faces
+    exist; ``ANOMALY`` if a face's signs were inconsistent (an internal
+    error); ``REROOT`` when there are ``reroot_at`` faces or more (so that
+    the roots have many faces each: make the current faces the roots and call
+    again from ``(j, k)``). ``rn`` and ``rinv`` are the layer's error factors
+    of each column and their inverses (0 where ``rn`` is 0); ``epoch``
+    identifies the roots in the provenance of the vertices made; ``start``
+    maps the roots to the faces at the layer's start.
     """
     # The per-face functions below take the arrays themselves, not the named
     # tuples: in numba every read of an array out of a tuple updates its
     # reference count atomically, which slows the cuts down noticeably.
     m = Mesh(*mesh_fields)
     roots = Roots(*roots_fields)
-    vx, vy, values, sign = m.vx, m.vy, m.values, m.sign
+    vx, vy, values, sign, eps, prov, xsign = m.vx, m.vy, m.values, m.sign, m.eps, m.prov, m.xsign
     orig, nxt, twin, face, edge_neuron, edge_bp = m.orig, m.nxt, m.twin, m.face, m.edge_neuron, m.edge_bp
+    anc = m.anc
     face_edge, pieces, root, next_in_root, head, count = (
         m.face_edge,
         m.pieces,
@@ -209,12 +215,18 @@ def cut_layer(mesh_fields, roots_fields, bps, rel_tol, first, j, k, max_regions,
         roots.head,
         roots.count,
     )
-    indptr, root_faces, scale = roots.indptr, roots.faces, roots.scale
-    n_rows = m.values.shape[1]
+    indptr, root_faces, stats = roots.indptr, roots.faces, m.stats
     nbp = bps.shape[0]
     size = m.size
     nv, nh, nf = size[NV], size[NH], size[NF]
-    while j < n_rows:
+    no_uncertain = np.empty((0, 2), np.int64)
+    scratch = np.empty(m.values.shape[1])
+    scratch_bits = np.empty(1, np.int64)
+    # per face at the layer's start (start[root]), the vertices where the line
+    # being cut enters and leaves it (valid for the key in columns 1 and 3):
+    # the anchors of its chords
+    ends = np.full((nf, 4), -1, np.int64)
+    while j < n_cut:
         q = j * nbp + k
         # a face cut makes at most 2 vertices, 6 half-edges and 1 face
         n_faces = 0
@@ -226,60 +238,140 @@ def cut_layer(mesh_fields, roots_fields, bps, rel_tol, first, j, k, max_regions,
             or size[NEED_H] > m.orig.shape[0]
             or size[NEED_F] > m.face_edge.shape[0]
         ):
-            return NEED_SPACE, j, k
-        thr = rel_tol * scale[j, k]
-        status = OK
+            return NEED_SPACE, j, k, no_uncertain
+        t = bps[k]
+        key = key0 + q
+        rn_j = rn[j]
+        thr_all = rn_j * stats[EMAX]
+        # every sign first, nothing changed: faces to cut (f) and faces above (~f)
+        todo = np.empty(n_faces, np.int64)
+        n_todo = 0
+        n_unc = 0
+        n_dec = 0
         for i in range(indptr[q], indptr[q + 1]):
             r = root_faces[i]
             f = head[r]
             for _ in range(count[r]):
-                f_next = next_in_root[f]
-                nv, nh, nf, st = _cut_face(f, j, k, first + j, thr, bps, scale, vx, vy, values, sign, orig, nxt, twin,
-                                           face, edge_neuron, edge_bp, face_edge, pieces, root, next_in_root, head,
-                                           count, nv, nh, nf)  # fmt: skip
+                n_above, n_below, nu, n = _face_signs(f, j, t, thr_all, rn_j, key, values, eps, xsign, sign, orig,
+                                                      nxt, face_edge)  # fmt: skip
+                n_dec += n
+                n_unc += nu
+                if n_above > 0 and n_below > 0:
+                    todo[n_todo] = f
+                    n_todo += 1
+                elif n_below == 0:
+                    todo[n_todo] = ~f
+                    n_todo += 1
+                f = next_in_root[f]
+        stats[N_DECISIONS] += n_dec
+        if n_unc > 0:
+            return NEED_EXACT, j, k, _uncertain(indptr[q], indptr[q + 1], n_unc, root_faces, head, count,
+                                                next_in_root, sign, orig, nxt, face_edge)  # fmt: skip
+        status = OK
+        for i in range(n_todo):  # the edges first, so that each root's ends on the line are known
+            f = todo[i]
+            if f >= 0:
+                nv, nh, st = _split_face(f, j, k, first + j, t, epoch, key, ends, start, rn, rinv, scratch, scratch_bits, vx, vy, values,
+                                         sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc,
+                                         face_edge, root, nv, nh)  # fmt: skip
                 if st != OK:
                     status = st
-                f = f_next
+        for i in range(n_todo):
+            f = todo[i]
+            if f < 0:
+                pieces[~f, j] += 1  # on or above the breakpoint: the piece to the right
+                continue
+            nh, nf, st = _add_chord(f, j, k, first + j, key, ends, start, sign, orig, nxt, twin, face, edge_neuron,
+                                    edge_bp, anc, face_edge, pieces, root, next_in_root, head, count, nh,
+                                    nf)  # fmt: skip
+            if st != OK:
+                status = st
         size[NV], size[NH], size[NF] = nv, nh, nf
         if status != OK:
-            return status, j, k
+            return status, j, k, no_uncertain
         k += 1
         if k == nbp:
             k = 0
             j += 1
         if nf > max_regions:
-            return LIMIT, j, k
-        if nf >= reroot_at and k == 0 and j < n_rows:
-            return REROOT, j, k
-    return OK, j, k
+            return LIMIT, j, k, no_uncertain
+        if nf >= reroot_at and k == 0 and j < n_cut:
+            return REROOT, j, k, no_uncertain
+    return OK, j, k, no_uncertain
 
 
 @njit(cache=True)
-def _cut_face(f, j, k, neuron, thr, bps, scale, vx, vy, values, sign, orig, nxt, twin, face, edge_neuron, edge_bp,
-              face_edge, pieces, root, next_in_root, root_head, root_count, nv, nh, nf):  # fmt: skip
-    """Cut face ``f`` by ``values[:, j] == bps[k]`` (``neuron``): the part on
-    the upper side becomes a new face on the list of the same root, and a
-    face the line does not cross gets the piece of the side it is on.
-    Returns ``(nv, nh, nf, status)``, status OK or ANOMALY. (The arrays are
-    those of :class:`Mesh` and :class:`Roots`, see :func:`cut_layer`.)"""
-    t = bps[k]
-    nv, nh, n_above, n_below = _signs_and_splits(f, j, t, thr, bps, scale, vx, vy, values, sign, orig, nxt, twin,
-                                                 face, edge_neuron, edge_bp, face_edge, nv, nh)  # fmt: skip
-    if n_above < 0:
-        return nv, nh, nf, ANOMALY
-    if n_above == 0 or n_below == 0:
-        if n_below == 0:
-            pieces[f, j] += 1  # on or above the breakpoint: the piece to the right
-        return nv, nh, nf, OK
+def _uncertain(i0, i1, n_unc, root_faces, head, count, next_in_root, sign, orig, nxt, face_edge):
+    """``(n_unc, 2)``: every UNCERTAIN vertex met on the faces of the roots
+    ``root_faces[i0:i1]``, with the face it was met on."""
+    out = np.empty((n_unc, 2), np.int64)
+    n = 0
+    for i in range(i0, i1):
+        r = root_faces[i]
+        f = head[r]
+        for _ in range(count[r]):
+            h = face_edge[f]
+            while True:
+                if sign[orig[h]] == UNCERTAIN and n < n_unc:
+                    out[n, 0] = orig[h]
+                    out[n, 1] = f
+                    n += 1
+                h = nxt[h]
+                if h == face_edge[f]:
+                    break
+            f = next_in_root[f]
+    return out[:n]
+
+
+@njit(cache=True)
+def _split_face(f, j, k, neuron, t, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy, values, sign, eps, prov, stats,
+                orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge, root, nv, nh):  # fmt: skip
+    """Split the edges of face ``f`` whose ends have strictly opposite signs
+    in ``sign`` where ``values[:, j] == t`` (``neuron``, breakpoint ``k``).
+    Returns ``(nv, nh, status)``, status OK or ANOMALY. (The arrays are those
+    of :class:`Mesh`, see :func:`cut_layer`.)"""
+    start = face_edge[f]
+    h = start
+    n_split = 0
+    while True:
+        hn = nxt[h]
+        if sign[orig[h]] * sign[orig[hn]] < 0:
+            n_split += 1
+            if n_split > 2:  # only inconsistent signs cross a convex face 3 times
+                return nv, nh, ANOMALY
+            nv, nh = _split_edge(h, j, t, neuron, k, root[f], epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy, values,
+                                 sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, root, nv,
+                                 nh)  # fmt: skip
+            hn = nxt[h]  # the half-edge from the new vertex
+        if hn == start:
+            break
+        h = hn
+    return nv, nh, OK
+
+
+@njit(cache=True)
+def _add_chord(f, j, k, neuron, key, ends, start_of, sign, orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge,
+               pieces, root, next_in_root, root_head, root_count, nh, nf):  # fmt: skip
+    """Cut face ``f``, whose edges crossing the hyperplane are split, along
+    the chord between its two zero-sign vertices: the part on the upper side
+    becomes a new face on the list of the same root. The chord's anchors are
+    where the line enters and leaves the face at the layer's start, when
+    those are known (so that chords of chords do not compound errors). Returns
+    ``(nh, nf, status)``, status OK or ANOMALY."""
     hp, hp_prev, hq, hq_prev = _chord_ends(face_edge[f], sign, orig, nxt)
     if hp == -1:
-        return nv, nh, nf, ANOMALY
+        return nh, nf, ANOMALY
     # the new edge e1 (in f) / e2 (in the new face f2) from the vertex of hp to that of hq
+    r = root[f]
+    s = start_of[r]
+    a0 = ends[s, 0] if ends[s, 1] == key else orig[hp]
+    a1 = ends[s, 2] if ends[s, 3] == key else orig[hq]
     e1, e2, f2 = nh, nh + 1, nf
     orig[e1], orig[e2] = orig[hp], orig[hq]
     twin[e1], twin[e2] = e2, e1
     edge_neuron[e1], edge_neuron[e2] = neuron, neuron
     edge_bp[e1], edge_bp[e2] = k, k
+    anc[e1, 0], anc[e1, 1], anc[e2, 0], anc[e2, 1] = a0, a1, a1, a0
     nxt[hq_prev], nxt[e2], nxt[hp_prev], nxt[e1] = e2, hp, e1, hq
     face[e1] = f
     face_edge[f], face_edge[f2] = e1, e2
@@ -292,79 +384,75 @@ def _cut_face(f, j, k, neuron, thr, bps, scale, vx, vy, values, sign, orig, nxt,
     for c in range(pieces.shape[1]):
         pieces[f2, c] = pieces[f, c]
     pieces[f2, j] += 1
-    r = root[f]
     root[f2] = r
     next_in_root[f2] = root_head[r]
     root_head[r] = f2
     root_count[r] += 1
-    return nv, nh + 2, nf + 1, OK
-
-
-@njit(cache=True, inline="always")
-def _signs_and_splits(f, j, t, thr, bps, scale, vx, vy, values, sign, orig, nxt, twin, face, edge_neuron, edge_bp,
-                      face_edge, nv, nh):  # fmt: skip
-    """Snap the sign of every vertex of face ``f`` into ``sign`` and split
-    the edges whose ends have opposite signs. Returns ``(nv, nh, n_above,
-    n_below)``, the last two -1 if the line would cross the face more than
-    twice (only inconsistent signs cross a convex face 3 times)."""
-    start = face_edge[f]
-    h = start
-    su = _snap_sign(values, orig[h], j, t, thr)
-    sign[orig[h]] = su
-    s0 = su
-    n_above = 0
-    n_below = 0
-    n_split = 0
-    while True:
-        if su > 0:
-            n_above += 1
-        elif su < 0:
-            n_below += 1
-        hn = nxt[h]
-        if hn == start:
-            sw = s0
-        else:
-            sw = _snap_sign(values, orig[hn], j, t, thr)
-            sign[orig[hn]] = sw
-        if su * sw < 0:
-            n_split += 1
-            if n_split > 2:
-                return nv, nh, -1, -1
-            nv, nh = _split_edge(h, j, t, bps, scale, vx, vy, values, sign, orig, nxt, twin, face, edge_neuron,
-                                 edge_bp, nv, nh)  # fmt: skip
-            h = nxt[h]
-            su = 0
-            continue
-        if hn == start:
-            break
-        h = hn
-        su = sw
-    return nv, nh, n_above, n_below
+    return nh + 2, nf + 1, OK
 
 
 @njit(cache=True)
-def _split_edge(h, j, t, bps, scale, vx, vy, values, sign, orig, nxt, twin, face, edge_neuron, edge_bp,
-                nv, nh):  # fmt: skip
+def _split_edge(h, j, t, neuron, k, root_id, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy, values, sign, eps, prov,
+                stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, root, nv, nh):  # fmt: skip
     """Put vertex ``nv`` where ``values[:, j] == t`` on the edge of half-edge
-    ``h`` (splitting its twin too); returns the new ``(nv, nh)``."""
-    u = orig[h]
-    w = orig[nxt[h]]
-    du = values[u, j] - t
-    dw = values[w, j] - t
-    a = du / (du - dw)
+    ``h``, whose ends have strictly opposite signs in ``sign`` (splitting its
+    twin too), with its error bound and provenance; returns the new ``(nv,
+    nh)``. The vertex is interpolated between the edge's anchors (the layer's
+    values are affine on the segment between them, and the anchors are on the
+    sides of the edge's ends, beyond them)."""
+    sgn_u = sign[orig[h]]
+    sgn_w = sign[orig[nxt[h]]]
+    u = anc[h, 0]
+    w = anc[h, 1]
+    # the distances to the hyperplane on the exact sides (0 if rounding put one across)
+    x = sgn_u * (values[u, j] - t)
+    y = sgn_w * (values[w, j] - t)
+    x = max(x, 0.0)
+    y = max(y, 0.0)
+    em = max(eps[u], eps[w])
+    if x + y > 0.0:
+        a = x / (x + y)
+        ea = min(1.0, rn[j] * em / (x + y) + 3.0 * U)
+    else:
+        a = 0.5
+        ea = 1.0
     m = nv
     vx[m] = vx[u] + a * (vx[w] - vx[u])
     vy[m] = vy[u] + a * (vy[w] - vy[u])
-    n_rows = values.shape[1]
-    for r in range(n_rows):
+    n_cols = values.shape[1]
+    for r in range(n_cols):
         values[m, r] = values[u, r] + a * (values[w, r] - values[u, r])
+    # each column's error term (>= 0) into a scratch row, then their maximum
+    cbuf = scratch[:n_cols]
+    for r in range(n_cols):
+        zu = values[u, r]
+        zw = values[w, r]
+        cbuf[r] = rinv[r] * (ea * abs(zw - zu) + 6.0 * U * (abs(zu) + abs(zw)))
+    acc = _max_abs(cbuf.view(np.int64), scratch_bits)
     values[m, j] = t
     sign[m] = 0
-    for k in range(bps.shape[0]):  # (the rows before j are not used again in this layer)
-        for r in range(j, n_rows):
-            scale[r, k] = max(scale[r, k], abs(values[m, r] - bps[k]))
-    # h becomes h -> h2 and its twin g becomes g -> g2, h2 and g2 from the new vertex
+    e = SLACK * (em * (1.0 + 2.0 * ea) + acc)
+    eps[m] = e
+    stats[EMAX] = max(stats[EMAX], e)
+    prov[m, 0] = neuron
+    prov[m, 1] = k
+    prov[m, 2] = edge_neuron[h]
+    prov[m, 3] = edge_bp[h]
+    prov[m, 4] = root_id
+    prov[m, 5] = epoch
+    # on the boundary of the face at the layer's start (and of its neighbour's):
+    # where the line enters it (the boundary, counter-clockwise, goes from
+    # below to above) or leaves it
     g = twin[h]
+    s1 = start_of[root_id]
+    s2 = -1 if g == -1 else start_of[root[face[g]]]
+    if s2 != s1:
+        c = 0 if sgn_u < 0 else 2
+        ends[s1, c], ends[s1, c + 1] = m, key
+        if s2 >= 0:
+            c = 0 if sgn_w < 0 else 2
+            ends[s2, c], ends[s2, c + 1] = m, key
+    # h becomes h -> h2 and its twin g becomes g -> g2, h2 and g2 from the new vertex
     h2 = nh
     nh += 1
     orig[h2] = m
@@ -372,6 +460,7 @@ def _split_edge(h, j, t, bps, scale, vx, vy, values, sign, orig, nxt, twin, face
     face[h2] = face[h]
     edge_neuron[h2] = edge_neuron[h]
     edge_bp[h2] = edge_bp[h]
+    anc[h2, 0], anc[h2, 1] = anc[h, 0], anc[h, 1]
     nxt[h] = h2
     if g == -1:
         twin[h2] = -1
@@ -383,6 +472,7 @@ def _split_edge(h, j, t, bps, scale, vx, vy, values, sign, orig, nxt, twin, face
         face[g2] = face[g]
         edge_neuron[g2] = edge_neuron[g]
         edge_bp[g2] = edge_bp[g]
+        anc[g2, 0], anc[g2, 1] = anc[g, 0], anc[g, 1]
         nxt[g] = g2
         twin[h] = g2
         twin[g2] = h
@@ -436,36 +526,38 @@ def _chord_ends(start, sign, orig, nxt):
 
 
 @njit(cache=True)
-def layer_patterns(mesh_fields, roots_fields, j0, j1):
-    """Add 1 to the piece of neuron ``j`` (``j0 <= j < j1``) of every face
-    whose root lies beyond (j, k) on the upper side, for every k (the cuts
-    skipped those faces)."""
-    mesh, roots = Mesh(*mesh_fields), Roots(*roots_fields)
-    beyond, root, pieces = roots.beyond, mesh.root, mesh.pieces
-    n_rows = mesh.values.shape[1]
-    nbp = beyond.shape[1] // n_rows
-    for f in range(mesh.size[NF]):
-        a = beyond[root[f]]
-        p = pieces[f]
-        for k in range(nbp):
-            for j in range(j0, j1):
-                p[j] += a[k * n_rows + j] & 1
-
-
-@njit(cache=True)
-def apply_activation(z, n, bps, slopes, icpts):
-    """``z[:n] = act(z[:n])`` in place for a piecewise-linear activation."""
+def apply_activation(z, n, bps, slopes, icpts, eps, coef, rho_rel, rho_abs, gamma, lip, imax):
+    """``z[:n] = act(z[:n])`` in place for a piecewise-linear activation, and
+    the error factor of the next layer's values at each vertex:
+    ``eps[v] = SLACK * (coef * eps[v] + rho_rel * max|z_v| + rho_abs + gamma
+    * max(lip * max|z_v| + imax, 1))`` (see :mod:`.filter2d`; ``lip *
+    max|z_v| + imax`` bounds ``max|act(z_v)|``)."""
+    bits = z.view(np.int64)
+    scratch = np.empty(1, np.int64)
     nbp = bps.shape[0]
-    if nbp == 1:  # the common case, in a loop that vectorises
-        t, s0, s1, i0, i1 = bps[0], slopes[0], slopes[1], icpts[0], icpts[1]
-        for v in range(n):
+    t, s0, s1, i0, i1 = bps[0] if nbp else 0.0, slopes[0], slopes[-1], icpts[0], icpts[-1]
+    for v in range(n):
+        zmax = _max_abs(bits[v], scratch)
+        eps[v] = SLACK * (coef * eps[v] + rho_rel * zmax + rho_abs + gamma * max(lip * zmax + imax, 1.0))
+        if nbp == 1:  # the common case, in a loop that vectorises
             for r in range(z.shape[1]):
                 x = z[v, r]
                 z[v, r] = s1 * x + i1 if x >= t else s0 * x + i0
-        return
-    for v in range(n):
-        for r in range(z.shape[1]):
-            z[v, r] = _act(z[v, r], bps, slopes, icpts)
+        else:
+            for r in range(z.shape[1]):
+                z[v, r] = _act(z[v, r], bps, slopes, icpts)
+
+
+@njit(cache=True, inline="always")
+def _max_abs(bits, scratch):
+    """The largest ``|x|`` of the floats whose bits are ``bits``: for
+    non-negative floats the order of the bit patterns as integers is theirs,
+    and an integer maximum vectorises."""
+    m = 0
+    for r in range(bits.shape[0]):
+        m = max(m, bits[r] & 0x7FFFFFFFFFFFFFFF)
+    scratch[0] = m
+    return scratch.view(np.float64)[0]
 
 
 @njit(cache=True)
@@ -481,49 +573,3 @@ def _piece(x, bps):
 def _act(x, bps, slopes, icpts):
     p = _piece(x, bps)
     return slopes[p] * x + icpts[p]
-
-
-@njit(cache=True)
-def face_cycles(face_edge, nxt, orig, nf):
-    """CSR listing of every face's vertex cycle: ``(indptr, vertex_ids)``."""
-    counts = np.zeros(nf + 1, np.int64)
-    for f in range(nf):
-        h = face_edge[f]
-        c = 0
-        while True:
-            c += 1
-            h = nxt[h]
-            if h == face_edge[f]:
-                break
-        counts[f + 1] = c
-    indptr = np.cumsum(counts)
-    out = np.empty(indptr[nf], np.int64)
-    for f in range(nf):
-        h = face_edge[f]
-        i = indptr[f]
-        while True:
-            out[i] = orig[h]
-            i += 1
-            h = nxt[h]
-            if h == face_edge[f]:
-                break
-    return indptr, out
-
-
-@njit(cache=True)
-def shoelace_csr(indptr, ids, vx, vy):
-    """Area of every polygon given as a CSR vertex listing (CCW positive)."""
-    n = indptr.shape[0] - 1
-    out = np.empty(n, np.float64)
-    for f in range(n):
-        a = 0.0
-        i0 = indptr[f]
-        i1 = indptr[f + 1]
-        # shift to the first vertex for accuracy far from the origin
-        ox = vx[ids[i0]]
-        oy = vy[ids[i0]]
-        for i in range(i0, i1):
-            j = i + 1 if i + 1 < i1 else i0
-            a += (vx[ids[i]] - ox) * (vy[ids[j]] - oy) - (vx[ids[j]] - ox) * (vy[ids[i]] - oy)
-        out[f] = 0.5 * a
-    return out

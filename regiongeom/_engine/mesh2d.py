@@ -3,9 +3,14 @@
 A whole layer is cut in one numba call (:func:`._mesh2d_kernels.cut_layer`)
 on a half-edge mesh (described in :mod:`._mesh2d_kernels`). The result is
 the one of cutting every face by every neuron in turn (the order of the
-neurons, then of their breakpoints), with every sign decided by the
-tolerance policy of :mod:`regiongeom.tolerance`; the kernel only skips the
-faces a neuron cannot reach.
+neurons, then of their breakpoints) with every sign decided exactly for the
+float64 weights: a float filter with rigorous rounding-error bounds decides
+almost all of them, and the few it leaves open are decided in exact
+arithmetic (:mod:`.filter2d`). So the regions, their patterns and their
+adjacency are exactly those of the network; a face is split only when it
+has vertices strictly on both sides of a hyperplane, so every region has
+positive exact area (its float area, from rounded vertex coordinates, may
+be 0.0). The kernel only skips the faces a neuron certainly cannot reach.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._jit import compile_notice
-from ..tolerance import REL_TOL
 from . import _mesh2d_kernels as K
+from . import _mesh2d_roots as R
+from . import filter2d as X
 from .core import (
     ARTIFICIAL,
     BOUNDARY,
@@ -64,32 +70,46 @@ def _initial_mesh(pieces):
             twin, np.array(face, np.int64), edge_neuron, np.array(face_edge, np.int64))  # fmt: skip
 
 
-_V_ARRAYS = ("vx", "vy", "sign", "values")
-_H_ARRAYS = ("orig", "nxt", "twin", "face", "edge_neuron", "edge_bp")
+_V_ARRAYS = ("vx", "vy", "sign", "eps", "prov", "xsign", "values")
+_H_ARRAYS = ("orig", "nxt", "twin", "face", "edge_neuron", "edge_bp", "anc")
 _F_ARRAYS = ("face_edge", "pieces", "root", "next_in_root")
 
 
 def _new_mesh(pieces):
     """The :class:`~._mesh2d_kernels.Mesh` of a conforming list of CCW convex
-    polygons, with room for 4 times as many elements."""
+    polygons, with room for 4 times as many elements. Its vertices are exact
+    (error bounds 0, provenance CORNER); the domain's half-edge ``h`` lies on
+    the domain line ``h`` (its ``edge_bp``)."""
     vx, vy, orig, nxt, twin, face, edge_neuron, face_edge = _initial_mesh(pieces)
     size = np.zeros(6, np.int64)
     size[K.NV], size[K.NH], size[K.NF] = len(vx), len(orig), len(face_edge)
     cap_v, cap_h, cap_f = 4 * len(vx) + 64, 4 * len(orig) + 64, 4 * len(face_edge) + 64
 
     def padded(val, cap):
-        arr = np.zeros(cap, val.dtype)
+        arr = np.zeros((cap,) + val.shape[1:], val.dtype)
         arr[: len(val)] = val
         return arr
 
-    h_arrays = (orig, nxt, twin, face, edge_neuron, np.zeros_like(edge_neuron))
+    anc = np.stack([orig, orig[nxt]], axis=1)
+    h_arrays = (orig, nxt, twin, face, edge_neuron, np.arange(len(orig), dtype=np.int64), anc)
+    prov = np.zeros((len(vx), 6), np.int64)
+    prov[:, 0] = K.CORNER
     return K.Mesh(
         vx=padded(vx, cap_v), vy=padded(vy, cap_v), values=np.zeros((cap_v, 0)),
-        sign=np.zeros(cap_v, np.int8),
+        sign=np.zeros(cap_v, np.int8), eps=np.zeros(cap_v), prov=padded(prov, cap_v),
+        xsign=np.full(cap_v, -1, np.int64),
         **{name: padded(val, cap_h) for name, val in zip(_H_ARRAYS, h_arrays, strict=True)},
         face_edge=padded(face_edge, cap_f), pieces=np.zeros((cap_f, 0), np.int8),
         root=np.zeros(cap_f, np.int64), next_in_root=np.zeros(cap_f, np.int64), size=size,
+        stats=np.zeros(2),
     )  # fmt: skip
+
+
+def _domain_lines(mesh):
+    """The two float end points of each domain line (each half-edge of the initial mesh)."""
+    nh = int(mesh.size[K.NH])
+    ends = [(mesh.orig[h], mesh.orig[mesh.nxt[h]]) for h in range(nh)]
+    return [((mesh.vx[a], mesh.vy[a]), (mesh.vx[b], mesh.vy[b])) for a, b in ends]
 
 
 class _Growing:
@@ -115,6 +135,8 @@ class _Growing:
                     old = getattr(self.mesh, name)
                     new = np.empty((cap,) + old.shape[1:], old.dtype)
                     new[:n] = old[:n]
+                    if name == "xsign":
+                        new[n:] = -1  # no exact sign decided yet
                     del old
                     self.set(**{name: new})
 
@@ -142,33 +164,53 @@ def check_status(status, j, first, n_faces, max_regions, net):
         raise limit_error(n_faces, max_regions, net)
     if status == K.ANOMALY:
         raise RuntimeError(
-            f"inconsistent signs while cutting by neuron {first + j}: the "
-            "geometry is degenerate beyond the tolerance policy (please report)"
+            f"inconsistent exact signs while cutting by neuron {first + j} (an internal error, please report)"
         )
     return False
 
 
-def _cut_layer(g, bps, first, max_regions, net):
-    """Cut the mesh ``g.mesh`` by every neuron of the layer whose values are
-    in its ``values``. Returns the face at the layer's start holding each face."""
-    n_rows = g.mesh.values.shape[1]
-    g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], n_rows), np.int8))
+def _cut_layer(g, bps, first, max_regions, net, *, rn=None, n_cut=None, exact=None, key0=0):
+    """Cut the mesh ``g.mesh`` by the neurons ``j < n_cut`` (default: all) of
+    the layer whose values are in its ``values`` (the other columns are
+    carried: interpolated at new vertices, never cut). ``rn``: the columns'
+    error factors (default 1: the values are taken as exact when ``eps`` is
+    0); ``exact``: the :class:`.filter2d.ExactSigns` deciding the signs the
+    filter leaves open (None: there must be none); ``key0``: the first key of
+    this layer's exact signs. Returns the face at the layer's start holding
+    each face."""
+    n_cols = g.mesh.values.shape[1]
+    n_cut = n_cols if n_cut is None else n_cut
+    rn = np.ones(n_cols) if rn is None else rn
+    rinv = np.zeros_like(rn)
+    np.divide(1.0, rn, out=rinv, where=rn > 0)
+    g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], n_cut), np.int8))
     start = np.arange(g.mesh.size[K.NF])
+    nh = int(g.mesh.size[K.NH])
+    g.mesh.anc[:nh, 0] = g.mesh.orig[:nh]  # every edge is a segment of a face at the layer's start
+    g.mesh.anc[:nh, 1] = g.mesh.orig[g.mesh.nxt[:nh]]
     j = k = 0
-    while j < n_rows:
+    while j < n_cut:
         # the current faces become the roots; cut until they have twice as many faces
         j0 = j
-        roots = K.layer_roots(tuple(g.mesh), bps, REL_TOL, j0)
+        roots = R.layer_roots(tuple(g.mesh), bps, rn, j0, n_cut)
         g.reserve(roots.faces.size, whole_layer=j0 == 0)
+        epoch = exact.new_epoch(start) if exact is not None else 0
         while True:
             n_faces = int(g.mesh.size[K.NF])
-            status, j, k = K.cut_layer(
-                tuple(g.mesh), tuple(roots), bps, REL_TOL, first, j, k, max_regions, 2 * n_faces
-            )
+            status, j, k, uncertain = K.cut_layer(
+                tuple(g.mesh), tuple(roots), bps, rn, rinv, first, n_cut, j, k, max_regions, 2 * n_faces,
+                key0, epoch, start,
+            )  # fmt: skip
+            if status == K.NEED_EXACT:
+                if exact is None:
+                    raise RuntimeError("a sign needs exact arithmetic but no network was given")
+                key = key0 + j * bps.shape[0] + k
+                exact.decide(g.mesh, uncertain, start, first + j, k, bps[k], j, key)
+                continue
             if not check_status(status, j, first, int(g.mesh.size[K.NF]), max_regions, net):
                 break
             g.grow(factor=1.5)
-        K.layer_patterns(tuple(g.mesh), tuple(roots), j0, j)
+        R.layer_patterns(tuple(g.mesh), tuple(roots), j0, j, n_cut)
         start = start[g.mesh.root[: g.mesh.size[K.NF]]]
     return start
 
@@ -181,12 +223,12 @@ def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
 
 
 _ENTRY_KERNELS = (
-    K.layer_roots,
+    R.layer_roots,
     K.cut_layer,
-    K.layer_patterns,
+    R.layer_patterns,
     K.apply_activation,
-    K.face_cycles,
-    K.shoelace_csr,
+    R.face_cycles,
+    R.shoelace_csr,
 )
 
 
@@ -194,26 +236,42 @@ def _enumerate_2d(net, domain, max_regions):
     g = _Growing(_new_mesh(domain.pieces))
     nv = int(g.mesh.size[K.NV])
     h = np.stack([g.mesh.vx[:nv], g.mesh.vy[:nv]], axis=1)
+    g.mesh.eps[:nv] = X.first_eps(h)
     blocks = []  # (first neuron, face at the layer's start, pieces) of each layer
-    for w, b, act, first in layers(net):
+    exact = X.ExactSigns(net, _domain_lines(g.mesh), blocks, net.n_neurons)
+    todo = list(layers(net))
+    factors = [X.row_factors(w, b)[0] for w, b, _, _ in todo]
+    key0 = 0
+    for i, (w, b, act, first) in enumerate(todo):
         g.set(values=affine(h, w, b, np.empty((g.mesh.vx.shape[0], w.shape[0]))))
         del h
+        nv = int(g.mesh.size[K.NV])
+        g.mesh.stats[K.EMAX] = g.mesh.eps[:nv].max()
         if act is not None:
-            start = _cut_layer(g, act.breakpoints, first, max_regions, net)
+            start = _cut_layer(
+                g, act.breakpoints, first, max_regions, net, rn=factors[i], exact=exact, key0=key0
+            )
+            key0 += w.shape[0] * act.breakpoints.shape[0]
             nf = int(g.mesh.size[K.NF])
             blocks.append((first, start, g.mesh.pieces[:nf].copy()))
             g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], 0), np.int8))
-            K.apply_activation(g.mesh.values, int(g.mesh.size[K.NV]), *act)
+        if i + 1 < len(todo):
+            terms = X.next_layer_terms(act, factors[i], todo[i + 1][0], factors[i + 1])
+            bp, sl, ic = act if act is not None else (np.zeros(0), np.ones(1), np.zeros(1))
+            K.apply_activation(g.mesh.values, int(g.mesh.size[K.NV]), bp, sl, ic, g.mesh.eps, *terms)
         h = g.mesh.values[: g.mesh.size[K.NV]]
     del h
+    stats = g.mesh.stats
+    X.COUNTS["decisions"] += int(stats[K.N_DECISIONS])
     # keep only what the result needs, trimmed, freeing the rest first
-    g.set(values=None, sign=None, pieces=None, root=None, next_in_root=None)
+    g.set(values=None, sign=None, eps=None, prov=None, xsign=None, pieces=None, root=None, next_in_root=None)
+    g.set(anc=None)
     nv, nh, nf = (int(c) for c in g.mesh.size[:3])
-    lengths = {**dict.fromkeys(("vx", "vy"), nv), **dict.fromkeys(_H_ARRAYS, nh), "face_edge": nf}
+    lengths = {**dict.fromkeys(("vx", "vy"), nv), **dict.fromkeys(_H_ARRAYS[:-1], nh), "face_edge": nf}
     for name, n in lengths.items():
         g.set(**{name: getattr(g.mesh, name)[:n].copy()})
     mesh = g.mesh
-    del g
+    del g, exact
     patterns = assemble_patterns(blocks, nf, net.n_neurons)
     del blocks
     return _subdivision(mesh, nv, nh, nf, patterns, convex=domain.convex)
@@ -226,12 +284,13 @@ def _subdivision(m, nv, nh, nf, patterns, *, convex):
     non-convex domain's decomposition merged into regions."""
     vertices = np.stack([m.vx[:nv], m.vy[:nv]], axis=1)
     orig, nxt, twin, face = m.orig[:nh], m.nxt[:nh], m.twin[:nh], m.face[:nh]
-    indptr, ids = K.face_cycles(m.face_edge[:nf], nxt, orig, nf)
-    areas = K.shoelace_csr(indptr, ids, m.vx[:nv], m.vy[:nv])
+    indptr, ids = R.face_cycles(m.face_edge[:nf], nxt, orig, nf)
+    areas = R.shoelace_csr(indptr, ids, m.vx[:nv], m.vy[:nv])
     first = (twin == -1) | (np.arange(nh) < twin)
     regions = np.stack([face[first], np.where(twin[first] >= 0, face[twin[first]], -1)], axis=1)
     edges = np.stack([orig[first], orig[nxt[first]]], axis=1)
     neu, bp = m.edge_neuron[:nh][first], m.edge_bp[:nh][first]
+    bp = np.where(neu < 0, 0, bp)  # (the domain's edges held their line's id)
     shapes = None
     if not convex:
         regions, neu, bp, patterns, areas, keep, shapes = _merge_pieces(
