@@ -2,14 +2,13 @@
 
 Three parts: the reference itself on cases with known answers; reproducers
 of exactness failures with their exact answers; a hypothesis fuzzer by
-family (tests/exact_strategies.py). Tests the current engine fails carry a
-strict xfail naming the disagreement, so each turns into a failure (and its
-mark must go) once the engine decides every sign exactly.
+family (tests/exact_strategies.py). The engine must agree with the
+reference on every one: regions, patterns, measures, locus, linear regions
+and ``net(x) == J x + c``.
 
 The fuzzer is derandomised with a fixed number of examples per family;
 ``REGIONGEOM_FUZZ_EXAMPLES=N`` runs N random examples per family instead
-(shrinking failures, and without the xfail marks, so it reports the
-counterexamples). ``python tests/exact_strategies.py N [family ...]`` prints
+(shrinking failures, so it reports the counterexamples). ``python tests/exact_strategies.py N [family ...]`` prints
 the disagreement rate of N random examples per family, by kind.
 """
 
@@ -351,12 +350,6 @@ def fuzz_settings(ci_examples):
     )
 
 
-def known_failure(reason):
-    """A strict xfail of a derandomised family that the engine fails today; a
-    random long run (REGIONGEOM_FUZZ_EXAMPLES) reports its counterexamples instead."""
-    return pytest.mark.xfail(not RANDOM, strict=True, reason=reason)
-
-
 def check(case):
     net, domain = case
     disagreements = compare(net, domain, n_points=200)
@@ -404,10 +397,6 @@ def test_fuzz_gaussian_scales_1d(case):
     check(case)
 
 
-@known_failure(
-    "per-neuron scales: a hyperplane 6.7e-17 from a domain corner leaves an exact interval that the engine "
-    "drops: 4 regions and 3 locus points, exact 5 and 4 (first counterexample: 1 -> 3:hardtanh -> 1)"
-)
 @fuzz_settings(150)
 @given(scaled_nets())
 def test_fuzz_scales(case):
