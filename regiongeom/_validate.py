@@ -12,7 +12,10 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from .tolerance import GEOM_RTOL
+# Reading a user's domain polygon: vertices closer than this fraction of its
+# size are one vertex, and nearly collinear ones are merged. This normalises
+# the input; it decides nothing about the network's regions.
+GEOM_RTOL = 1e-12
 
 
 def _finite_array(x, what: str) -> np.ndarray:

@@ -1,7 +1,10 @@
 """The public namespace: what ``import regiongeom as rg`` exports, and nothing that does not work."""
 
+import importlib
 import re
 from pathlib import Path
+
+import pytest
 
 import regiongeom as rg
 
@@ -12,10 +15,12 @@ def test_all_names_exist():
     assert len(set(rg.__all__)) == len(rg.__all__)
 
 
-def test_no_tolerance_knobs_exported():
-    # the tolerances are read by the engine when it is imported: setting them on rg would do nothing
+def test_no_tolerance_knobs():
+    # every decision is exact: there are no tolerances to set
     for name in ("REL_TOL", "JAC_RTOL", "GEOM_RTOL"):
         assert name not in rg.__all__ and not hasattr(rg, name)
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("regiongeom.tolerance")
 
 
 def test_version_matches_pyproject():
