@@ -231,6 +231,17 @@ def test_shared_crossing_1d_names_the_first_neuron():
     rm2 = rg.activation_regions(net2, (-1, 0, 1, 1))
     assert set(rm2.edge_neurons[rm2.edge_regions[:, 1] >= 0].tolist()) == {0}
     rm1 = rg.activation_regions(net1, (-1, 1))
+    assert len(rm1) == 2
+    assert rm1.edge_neurons.tolist() == [0]
+
+
+def test_nearly_shared_crossing_1d_keeps_the_exact_interval():
+    """x - 0.64 and 5x - 3.2 vanish at the same point only up to rounding: in float64
+    the roots differ (fl(0.64) - fl(3.2) / 5 = -2.2e-17), and the exact 1D engine keeps
+    the interval between them, of float length 0.0, with neuron 0 on and 1 off."""
+    W, b = np.array([[1.0], [5.0]]), np.array([-0.64, -3.2])
+    net1 = rg.Network.from_arrays([W, np.ones((1, 2))], [b, np.zeros(1)], ["relu", None])
+    rm1 = rg.activation_regions(net1, (-1, 1))
     assert rm1.patterns.tolist() == [[0, 0], [1, 0], [1, 1]]
     assert rm1.edge_neurons.tolist() == [0, 1] and rm1.measures[1] == 0.0
 
