@@ -137,15 +137,54 @@ class Rearrange(Node):
     Reshapes, permutes, indexing, concatenation, sums, means and average
     pooling: ``fn(list_of_input_tensors, batch_size)`` computes it.
     ``kind`` says which (``"reshape"``, ``"pool"``, ``"cat"``, ...).
+
+    Averages (``kind == "pool"``) are not evaluated by ``fn``, which divides
+    each window's sum by its size ``k``: the node is the sum over each window
+    times the float64 coefficient ``fl(1 / k)`` (the value ``fn`` gives a
+    unit vector), so that its coefficients are float64 numbers the exact
+    evaluation can use as they are (:meth:`sum_form`).
     """
 
     def __init__(self, inputs, fn, kind, label):
         super().__init__(inputs)
         self.fn, self.kind, self.label = fn, kind, label
         self.dense_friendly = kind != "pool"
+        self._sum = None
+
+    def sum_form(self):
+        """``(S, c)``: the linear map is ``c * (S @ x)`` with ``S`` a torch sparse
+        ``(n_out, n_in)`` matrix and ``c`` an ``(n_out,)`` float64 tensor; ``S``
+        holds ones when every output's coefficients are one number ``c_i``
+        (all averages), else the coefficients themselves (and ``c`` is one)."""
+        if self._sum is None:
+            n_out = prod(self.shape)
+            rows, cols, vals = linear_entries(self, lambda xs: self.fn(list(xs), xs[0].shape[0]))
+            if vals.numel() == 0:
+                c = torch.ones(n_out, dtype=torch.float64)
+                S = torch.sparse_coo_tensor(torch.zeros((2, 0), dtype=torch.long), vals, (n_out, sizes_in(self)))
+                self._sum = (S.coalesce(), c)
+                return self._sum
+            c = torch.zeros(n_out, dtype=torch.float64)
+            c[rows] = vals
+            uniform = bool((c[rows] == vals).all())
+            if uniform:
+                c[c == 0] = 1.0
+                vals = torch.ones_like(vals)
+            else:
+                c = torch.ones(n_out, dtype=torch.float64)
+            S = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n_out, sizes_in(self)))
+            self._sum = (S.coalesce(), c)
+        return self._sum
 
     def run(self, xs, mode):
-        return self.fn(list(xs), xs[0].shape[0])
+        if self.kind != "pool" or self.shape is None:
+            # before the builder has checked the node (shape None), torch's own function runs
+            return self.fn(list(xs), xs[0].shape[0])
+        S, c = self.sum_form()
+        B = xs[0].shape[0]
+        x = torch.cat([v.reshape(B, -1) for v in xs], dim=1)
+        y = torch.sparse.mm(S, x.T).T * c
+        return y.reshape(B, *self.shape)
 
 
 class Add(Node):
@@ -163,7 +202,8 @@ class Add(Node):
 
 
 class Scale(Node):
-    """``x * c`` (``divide=False``) or ``x / c`` (``divide=True``), ``c`` a constant tensor."""
+    """``x * c`` (``divide=False``) or ``x * fl(1 / c)`` (``divide=True``: a
+    division by the constant ``c``), ``c`` a constant tensor."""
 
     kind = "scale"
 
@@ -172,8 +212,13 @@ class Scale(Node):
         self.c, self.divide = c, divide
 
     def run(self, xs, mode):
-        c = _weight(self.c, mode)
-        return xs[0] / c if self.divide else xs[0] * c
+        return xs[0] * _weight(self.coefficient, mode)
+
+    @property
+    def coefficient(self):
+        """The float64 factor: ``c``, or ``fl(1 / c)`` when dividing (the
+        node multiplies by it, so its coefficients are float64 numbers)."""
+        return 1.0 / self.c if self.divide else self.c
 
 
 class Shift(Node):
@@ -229,6 +274,50 @@ def injective(node: Node) -> bool:
     if isinstance(node, Pad):
         return node.pad_mode == "constant"
     return isinstance(node, Rearrange) and node.label in _BIJECTIVE
+
+
+def prod(shape) -> int:
+    out = 1
+    for d in shape:
+        out *= int(d)
+    return out
+
+
+def sizes_in(node: Node) -> int:
+    """Number of entries of the node's inputs side by side."""
+    return sum(prod(i.shape) for i in node.inputs)
+
+
+def linear_entries(node: Node, run=None, block_entries: int = 1 << 22):
+    """``(rows, cols, vals)``: the nonzero coefficients of the node's linear part
+    (columns index its inputs side by side, flattened), found by applying it
+    to blocks of unit vectors: each is the float64 number the node's own
+    evaluation multiplies by. Costs ``n_in * n_out`` operations: for the
+    primitives without index structure (pooling, unusual calls). ``run(xs)``
+    evaluates the linear part (default: the node's own ``"linear"`` mode)."""
+    run = run or (lambda xs: node.run(xs, "linear"))
+    sizes = [prod(i.shape) for i in node.inputs]
+    n_in, n_out = sum(sizes), prod(node.shape)
+    step = max(1, block_entries // max(n_in, n_out, 1))
+    rows, cols, vals = [], [], []
+    for start in range(0, n_in, step):
+        stop = min(n_in, start + step)
+        E = torch.zeros((stop - start, n_in), dtype=torch.float64)
+        E[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
+        xs, at = [], 0
+        for i, n in zip(node.inputs, sizes):
+            xs.append(E[:, at : at + n].reshape(stop - start, *i.shape))
+            at += n
+        with torch.no_grad():
+            y = run(xs).reshape(stop - start, n_out)
+        j, r = torch.nonzero(y, as_tuple=True)
+        rows.append(r)
+        cols.append(j + start)
+        vals.append(y[j, r])
+    if not rows:
+        z = torch.zeros(0, dtype=torch.long)
+        return z, z, torch.zeros(0, dtype=torch.float64)
+    return torch.cat(rows), torch.cat(cols), torch.cat(vals)
 
 
 def topological(root: Node) -> list:
