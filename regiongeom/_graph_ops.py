@@ -161,7 +161,7 @@ class Rearrange(Node):
             rows, cols, vals = linear_entries(self, lambda xs: self.fn(list(xs), xs[0].shape[0]))
             if vals.numel() == 0:
                 c = torch.ones(n_out, dtype=torch.float64)
-                S = torch.sparse_coo_tensor(torch.zeros((2, 0), dtype=torch.long), vals, (n_out, sizes_in(self)))
+                S = torch.sparse_coo_tensor(torch.zeros((2, 0), dtype=torch.long), vals, (n_out, sizes_in(self)), check_invariants=True)
                 self._sum = (S.coalesce(), c)
                 return self._sum
             c = torch.zeros(n_out, dtype=torch.float64)
@@ -172,7 +172,7 @@ class Rearrange(Node):
                 vals = torch.ones_like(vals)
             else:
                 c = torch.ones(n_out, dtype=torch.float64)
-            S = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n_out, sizes_in(self)))
+            S = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n_out, sizes_in(self)), check_invariants=True)
             self._sum = (S.coalesce(), c)
         return self._sum
 
