@@ -162,7 +162,7 @@ def _slices(net, seed=0):
 def test_maps_equal_the_rational_reference(make, shape):
     net = _net(make, shape)
     rng = np.random.default_rng(1)
-    for gnet in [*_slices(net), net] if net.n_in <= 12 else _slices(net):
+    for gnet in [*_slices(net), net] if net.n_in <= 6 else _slices(net):
         ex = ExactGraph(gnet)
         pts = rng.normal(size=(1, gnet.n_in))
         pats = list(gnet.patterns(pts)) + [_random_pattern(gnet, rng)]
