@@ -72,6 +72,17 @@ Stages (the interface an engine is written against)
     The affine operator (same interface) from its ``sources`` to the network
     output ``(V, n_out)``; it has no units.
 
+Coefficients
+------------
+The network's coefficients are float64 numbers: the weights and biases as
+stored, BatchNorm folded into float64 scales and shifts, ``fl(1 / k)`` for an
+average over ``k`` values (evaluated as the window's sum times ``fl(1 / k)``,
+not as a division) and ``fl(1 / c)`` for a division by a constant ``c``
+(evaluated as a multiplication). The float evaluation rounds each operation
+of this network; :class:`regiongeom._exact_graph.ExactGraph` evaluates the
+same network without rounding. The output may therefore differ from torch's
+own (which divides) by rounding.
+
 Restriction
 -----------
 ``net.restrict(plane_or_line)`` returns a graph network whose input is the

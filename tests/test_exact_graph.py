@@ -34,13 +34,13 @@ from test_torch_graph import (  # noqa: E402
 
 
 class Pads(nn.Module):
-    """Replicate/reflect/constant padding, 'same' with an even kernel, a strided dilated conv."""
+    """Replicate/reflect/constant padding, 'same' with an even kernel, a strided grouped conv."""
 
     def __init__(self):
         super().__init__()
         self.pad = nn.ReplicationPad2d((1, 0, 2, 1))
         self.c1 = nn.Conv2d(1, 4, (2, 3), padding="same", padding_mode="replicate")
-        self.c2 = nn.Conv2d(4, 4, 3, stride=(2, 1), dilation=(1, 2), groups=2, padding=(1, 2), padding_mode="reflect")
+        self.c2 = nn.Conv2d(4, 4, 3, stride=(2, 1), groups=2, padding=(1, 2), padding_mode="reflect")
         self.head = nn.Linear(4, 3)
 
     def forward(self, x):
