@@ -230,6 +230,48 @@ def compile_node(node) -> _Rows:
     return _probe(node)
 
 
+_LIMB = 24  # bits per int64 limb: a limb product has 48 bits, 2**14 of them fit in 62
+_CHUNK = 1 << 14
+
+
+def _limbs(m, n) -> np.ndarray:
+    """``(n, *m.shape)`` int64 limbs of Python ints ``m`` (``|m| < 2**(24 n)``):
+    ``m == sum_i limbs[i] << 24 i``, the low limbs in ``[0, 2**24)``, the top
+    one signed."""
+    out = np.empty((n, *m.shape), np.int64)
+    mask = (1 << _LIMB) - 1
+    for i in range(n - 1):
+        out[i] = (m >> (_LIMB * i)) & mask
+    out[n - 1] = m >> (_LIMB * (n - 1))
+    return out
+
+
+def _n_limbs(m) -> int:
+    bits = max((int(v).bit_length() for v in m.flat), default=0)
+    return max(1, -(-bits // _LIMB))
+
+
+def _int_dot(Xp, P, CL) -> np.ndarray:
+    """Exact ``out[c, l] = sum_k Xp[c, P[l, k]] * C[l, k]`` of Python ints, ``C``
+    given by its limbs ``CL`` ``(n, L, K)`` (None: all ones), computed on int64
+    limbs: the products and sums run in numpy, only the recombination of each
+    output's limb sums uses Python ints."""
+    nx = _n_limbs(Xp)
+    XL = _limbs(Xp, nx)
+    out = np.zeros((Xp.shape[0], P.shape[0]), dtype=object)
+    for a in range(0, P.shape[1], _CHUNK):
+        Pc = P[:, a : a + _CHUNK]
+        for i in range(nx):
+            G = XL[i][:, Pc]  # (k, L, K)
+            if CL is None:
+                out += G.sum(axis=2).astype(object) << (_LIMB * i)
+                continue
+            for j in range(CL.shape[0]):
+                s = np.einsum("clk,lk->cl", G, CL[j][:, a : a + _CHUNK])
+                out += s.astype(object) << (_LIMB * (i + j))
+    return out
+
+
 class _Part:
     """Rows of one stage's preactivation maps known so far on one pattern prefix."""
 
@@ -361,11 +403,15 @@ class ExactGraph:
             out = out + self._dag(op.rest, pattern, rows, linear=True, zero_input=True)
         return out
 
-    def compiled(self, node) -> _Rows:
+    def _compile(self, node):
+        """``(rows, limbs of rows.table, node)`` of a primitive, compiled once
+        (the node is kept so that its id stays unique)."""
         hit = self._rows.get(id(node))
         if hit is None:
-            hit = self._rows[id(node)] = (compile_node(node), node)  # keep node alive: ids stay unique
-        return hit[0]
+            rows = compile_node(node)
+            limbs = None if rows.table is None else _limbs(rows.table.m, _n_limbs(rows.table.m))
+            hit = self._rows[id(node)] = (rows, limbs, node)
+        return hit
 
     def _dag(self, op, pattern, rows, linear, zero_input) -> Dyadic:
         """Entries ``rows`` of an Operator's DAG, evaluated only on their cone."""
@@ -376,7 +422,7 @@ class ExactGraph:
             r = need.get(id(node))
             if isinstance(node, Source) or r is None:
                 continue
-            cols = np.unique(self.compiled(node).idx[r])
+            cols = np.unique(self._compile(node)[0].idx[r])
             at = 0
             for inp in node.inputs:
                 n = int(np.prod(inp.shape, dtype=np.int64))
@@ -393,7 +439,7 @@ class ExactGraph:
                 vals[id(node)] = self._source(node.tensor, pattern, r, zero_input)
             else:
                 ins = [(need[id(i)], vals[id(i)], int(np.prod(i.shape, dtype=np.int64))) for i in node.inputs]
-                vals[id(node)] = self._step(self.compiled(node), r, ins, linear)
+                vals[id(node)] = self._step(node, r, ins, linear)
         return vals[id(op.root)]
 
     def _source(self, t, pattern, r, zero_input) -> Dyadic:
@@ -404,8 +450,9 @@ class ExactGraph:
             m[r, np.arange(r.size)] = 1
         return Dyadic(m, 0)
 
-    def _step(self, rows: _Rows, r, ins, linear) -> Dyadic:
+    def _step(self, node, r, ins, linear) -> Dyadic:
         """One primitive on the needed entries ``r`` of its output."""
+        rows, table_limbs, _ = self._compile(node)
         X = _cat_aligned([v for _, v, _ in ins])
         total = sum(n for _, _, n in ins)
         pos = np.full(total + 1, X.m.shape[1], np.int64)
@@ -414,13 +461,11 @@ class ExactGraph:
             pos[at + need] = p + np.arange(need.size)
             at, p = at + n, p + need.size
         Xp = np.concatenate([X.m, np.zeros((self.k, 1), dtype=object)], axis=1)
-        G = Xp[:, pos[rows.idx[r]]]  # (k, L, K)
+        P = pos[rows.idx[r]]  # (L, K)
         if rows.rowsel is None:
-            out, e = (G[:, :, 0] if G.shape[2] == 1 else G.sum(axis=2)), X.e
+            out, e = _int_dot(Xp, P, None), X.e
         else:
-            C = rows.table.m[rows.rowsel[r]]
-            out, e = (G * C[None]).sum(axis=2), X.e + rows.table.e
-        out = np.array(out, dtype=object).reshape(self.k, r.size)
+            out, e = _int_dot(Xp, P, table_limbs[:, rows.rowsel[r]]), X.e + rows.table.e
         if rows.const is not None and not linear:
             c = Dyadic(rows.const.m[r], rows.const.e)
             ec = min(e, c.e)
