@@ -120,13 +120,13 @@ def _conv(node):
     ids = np.pad(np.arange(n_in).reshape(cin, *space), [(0, 0), *pads], constant_values=n_in)
     ext = [d * (k - 1) + 1 for d, k in zip(dilation, kern)]
     win = np.lib.stride_tricks.sliding_window_view(ids, ext, axis=tuple(range(1, nd + 1)))
-    win = win[(slice(None), *[slice(None, None, s) for s in stride], *[slice(None, None, d) for d in dilation])]
+    win = win[
+        (slice(None), *[slice(None, None, s) for s in stride], *[slice(None, None, d) for d in dilation])
+    ]
     out_space = win.shape[1 : nd + 1]
     P = int(np.prod(out_space, dtype=np.int64))
     opg = cout // groups
-    per_group = [
-        np.moveaxis(win[g * cpg : (g + 1) * cpg], 0, nd).reshape(P, -1) for g in range(groups)
-    ]
+    per_group = [np.moveaxis(win[g * cpg : (g + 1) * cpg], 0, nd).reshape(P, -1) for g in range(groups)]
     idx = np.stack([per_group[o // opg] for o in range(cout)]).reshape(cout * P, -1)
     rowsel = np.repeat(np.arange(cout), P)
     const = None
@@ -153,7 +153,10 @@ def _gather(node, pad=None):
         y = (node.fn(xs, 1) if pad is None else pad(xs[0])).reshape(-1).numpy()
     idx = np.where(y == 0, n_in + 1, y).astype(np.int64) - 1
     v = np.random.default_rng(0).normal(size=n_in)
-    xs = [torch.from_numpy(p.copy()).reshape(1, *i.shape) for p, i in zip(np.split(v, np.cumsum(sizes)[:-1]), node.inputs)]
+    xs = [
+        torch.from_numpy(p.copy()).reshape(1, *i.shape)
+        for p, i in zip(np.split(v, np.cumsum(sizes)[:-1]), node.inputs)
+    ]
     with torch.no_grad():
         got = (node.fn(xs, 1) if pad is None else pad(xs[0])).reshape(-1).numpy()
     if not np.array_equal(got, np.append(v, 0.0)[idx]):

@@ -159,20 +159,15 @@ class Rearrange(Node):
         if self._sum is None:
             n_out = prod(self.shape)
             rows, cols, vals = linear_entries(self, lambda xs: self.fn(list(xs), xs[0].shape[0]))
-            if vals.numel() == 0:
-                c = torch.ones(n_out, dtype=torch.float64)
-                S = torch.sparse_coo_tensor(torch.zeros((2, 0), dtype=torch.long), vals, (n_out, sizes_in(self)), check_invariants=True)
-                self._sum = (S.coalesce(), c)
-                return self._sum
             c = torch.zeros(n_out, dtype=torch.float64)
             c[rows] = vals
-            uniform = bool((c[rows] == vals).all())
-            if uniform:
+            if bool((c[rows] == vals).all()):  # one coefficient per output
                 c[c == 0] = 1.0
                 vals = torch.ones_like(vals)
             else:
                 c = torch.ones(n_out, dtype=torch.float64)
-            S = torch.sparse_coo_tensor(torch.stack([rows, cols]), vals, (n_out, sizes_in(self)), check_invariants=True)
+            at = torch.stack([rows, cols])
+            S = torch.sparse_coo_tensor(at, vals, (n_out, sizes_in(self)), check_invariants=True)
             self._sum = (S.coalesce(), c)
         return self._sum
 

@@ -92,7 +92,8 @@ rest.linear(others)`` with the dense ``M = A_input @ basis`` (``(n, 2)``),
 ``const = op(origin, zeros for the other sources)`` and ``rest`` the original
 operator (None when the input was its only source). The first convolution
 becomes a dense 2 -> n map; the operators after it are the same objects, so
-convolutions stay convolutions.
+convolutions stay convolutions. The float64 ``M`` and ``const`` (computed,
+hence rounded, once) are the restricted network's coefficients.
 """
 
 from __future__ import annotations

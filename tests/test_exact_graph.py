@@ -17,10 +17,6 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from regiongeom import _graph_ops as g  # noqa: E402
-from regiongeom._exact import ExactNet  # noqa: E402
-from regiongeom._exact_graph import ExactGraph, exact_for  # noqa: E402
-from regiongeom.graph import GraphNetwork, LiftedOperator, Operator, Stage  # noqa: E402
 from test_torch_graph import (  # noqa: E402
     Concat,
     Conv1dNet,
@@ -31,6 +27,11 @@ from test_torch_graph import (  # noqa: E402
     TinyResNet,
     _ready,
 )
+
+from regiongeom import _graph_ops as g  # noqa: E402
+from regiongeom._exact import ExactNet  # noqa: E402
+from regiongeom._exact_graph import ExactGraph, exact_for  # noqa: E402
+from regiongeom.graph import GraphNetwork, LiftedOperator, Operator, Stage  # noqa: E402
 
 
 class Pads(nn.Module):
@@ -61,7 +62,17 @@ MODELS = [
     (TinyResNet, (1, 6, 6)),
     (Pads, (1, 4, 3)),
 ]
-IDS = ["cnn-avgpool", "cnn-adaptive", "conv1d", "residual", "concat", "shapes", "functional", "resnet", "pads"]
+IDS = [
+    "cnn-avgpool",
+    "cnn-adaptive",
+    "conv1d",
+    "residual",
+    "concat",
+    "shapes",
+    "functional",
+    "resnet",
+    "pads",
+]
 
 
 def _net(make, shape, seed=0):
@@ -186,8 +197,8 @@ def test_maps_at_points_are_the_float_network(make, shape):
             for s, z in enumerate(pre):
                 A = ex.maps(pat, s).to_float()
                 np.testing.assert_allclose(A[:, :-1] @ x + A[:, -1], z[p], rtol=1e-12, atol=1e-12)
-            O = ex.output(pat).to_float()
-            np.testing.assert_allclose(O[:, :-1] @ x + O[:, -1], out[p], rtol=1e-12, atol=1e-12)
+            out_map = ex.output(pat).to_float()
+            np.testing.assert_allclose(out_map[:, :-1] @ x + out_map[:, -1], out[p], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("make, shape", MODELS, ids=IDS)
@@ -209,7 +220,9 @@ def test_line_is_the_row_of_maps(make, shape):
 
 
 def test_cone_of_a_row_is_only_its_receptive_field():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 8 * 8, 1))
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 8 * 8, 1)
+    )
     net = _net(lambda: model, (1, 12, 12))
     gnet = _slices(net)[0]
     ex = ExactGraph(gnet)
@@ -235,11 +248,11 @@ def test_averages_and_divisions_multiply_by_the_rounded_reciprocal():
     assert (s_relu * (1.0 / 9) != s_relu / 9).any()  # the two evaluations differ on these inputs
     ex = ExactGraph(net)
     third, ninth = Fraction(1.0 / 3), Fraction(1.0 / 9)
-    for pat, p in zip(net.patterns(x[:5]), x[:5]):
-        O = _frac(ex.output(pat))
-        assert (O[:, -1] == 0).all()
-        assert (O[0, :-1] == np.where(pat == 1, ninth, 0)).all()
-        assert (O[1, :-1] == ninth * third).all()
+    for pat in net.patterns(x[:5]):
+        out_map = _frac(ex.output(pat))
+        assert (out_map[:, -1] == 0).all()
+        assert (out_map[0, :-1] == np.where(pat == 1, ninth, 0)).all()
+        assert (out_map[1, :-1] == ninth * third).all()
 
 
 def test_exact_for_dispatches_on_the_network_type():
@@ -297,5 +310,5 @@ def test_mnist_shaped_cnn_on_a_plane():
     for s in range(3):
         A = ex.maps(pat, s).to_float()
         np.testing.assert_allclose(A[:, :2] @ uv[0] + A[:, 2], pre[s][0], rtol=1e-12, atol=1e-12)
-    O = ex.output(pat).to_float()
-    np.testing.assert_allclose(O[:, :2] @ uv[0] + O[:, 2], out[0], rtol=1e-12, atol=1e-12)
+    out_map = ex.output(pat).to_float()
+    np.testing.assert_allclose(out_map[:, :2] @ uv[0] + out_map[:, 2], out[0], rtol=1e-12, atol=1e-12)
