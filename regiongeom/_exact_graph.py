@@ -89,13 +89,16 @@ def _dense_last(x_shape, w, b):
     """``x @ w.T + b`` on the last axis (``w`` ``(o, i)`` float64)."""
     o, i = w.shape
     lead = int(np.prod(x_shape[:-1], dtype=np.int64))
-    idx = (np.arange(lead)[:, None, None] * i + np.arange(i)[None, None, :]).repeat(o, axis=1)
+    if lead == 1:  # every row reads the whole input: a read-only view, no copy
+        idx = np.broadcast_to(np.arange(i), (o, i))
+    else:
+        idx = (np.arange(lead)[:, None, None] * i + np.arange(i)[None, None, :]).repeat(o, axis=1)
     rowsel = np.tile(np.arange(o), lead)
     const = None
     if b is not None:
         d = dyadic(b)
         const = Dyadic(d.m[rowsel], d.e)
-    return _Rows(idx.reshape(lead * o, i), rowsel, dyadic(w), const)
+    return _Rows(idx.reshape(lead * o, i) if lead > 1 else idx, rowsel, dyadic(w), const)
 
 
 def _tuple(v, nd):
@@ -313,7 +316,8 @@ class ExactGraph:
     t``. Unit pieces use each neuron's own slope and intercept.
     """
 
-    _MAX_CACHE = 4096
+    # cached rows (Python ints) kept before the cache is emptied: a few hundred MB
+    _MAX_CACHED = 1 << 22
 
     def __init__(self, gnet):
         self.n_in = int(gnet.n_in)
@@ -323,7 +327,7 @@ class ExactGraph:
         self.out_op = gnet.output
         self.units = [(dyadic(s.slopes), dyadic(s.intercepts)) for s in self.stages]
         self.bps = [[dyadic(t) for t in np.asarray(s.breakpoints, np.float64)] for s in self.stages]
-        self._rows, self._lifted, self._cache = {}, {}, {}
+        self._rows, self._lifted, self._cache, self._cached = {}, {}, {}, 0
 
     # ------------------------------------------------------------ public --
     def maps(self, pattern, stage: int) -> Dyadic:
@@ -339,7 +343,7 @@ class ExactGraph:
         if hit is None:
             v = self._apply(self.out_op, pattern, np.arange(self.out_op.n_out))
             hit = Dyadic(v.m.T.copy(), v.e)
-            self._store(key, hit)
+            self._store(key, hit, hit.m.size)
         return Dyadic(hit.m.copy(), hit.e)
 
     def line(self, pattern, neuron: int, breakpoint: int) -> Dyadic:
@@ -354,10 +358,12 @@ class ExactGraph:
         return Dyadic(m, e)
 
     # ----------------------------------------------------------- stages --
-    def _store(self, key, value):
-        if len(self._cache) > self._MAX_CACHE:
+    def _store(self, key, value, size):
+        if self._cached + size > self._MAX_CACHED:
             self._cache.clear()
+            self._cached = 0
         self._cache[key] = value
+        self._cached += size
 
     def _pre(self, pattern, s, rows) -> Dyadic:
         """Rows ``rows`` of stage ``s``'s preactivation maps, ``(L, k)``."""
@@ -365,7 +371,7 @@ class ExactGraph:
         part = self._cache.get(key)
         if part is None:
             part = _Part(self.stages[s].n, self.k)
-            self._store(key, part)
+            self._store(key, part, part.m.size)
         missing = rows[~part.known[rows]]
         if missing.size:
             v = self._apply(self.stages[s].operator, pattern, np.unique(missing))
