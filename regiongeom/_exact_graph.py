@@ -187,7 +187,12 @@ def _probe(node):
     idx = np.full((n_out, K), n_in, np.int64)
     coef = np.zeros((n_out, K))
     idx[rows, slot], coef[rows, slot] = cols, vals
-    return _Rows(idx, np.arange(n_out), dyadic(coef), None)
+    import torch
+
+    with torch.no_grad():
+        b = node.run([torch.zeros(1, *i.shape, dtype=torch.float64) for i in node.inputs], "affine")
+    b = b.reshape(-1).numpy()
+    return _Rows(idx, np.arange(n_out), dyadic(coef), dyadic(b) if b.any() else None)
 
 
 def compile_node(node) -> _Rows:

@@ -245,6 +245,32 @@ def test_cone_of_a_row_is_only_its_receptive_field():
     assert (_frac(ex.maps(pat, 1)) == reference(gnet, pat)[0][1]).all()
 
 
+def _dense_rows(rows, n_in):
+    A = np.zeros((rows.idx.shape[0], n_in + 1))
+    coef = np.ones(rows.idx.shape) if rows.rowsel is None else rows.table.to_float()[rows.rowsel]
+    np.add.at(A, (np.arange(len(A))[:, None].repeat(rows.idx.shape[1], 1), rows.idx), coef)
+    b = np.zeros(len(A)) if rows.const is None else rows.const.to_float()
+    return A[:, :n_in], b
+
+
+@pytest.mark.parametrize("make, shape", MODELS, ids=IDS)
+def test_index_structure_equals_the_coefficients_torch_computes(make, shape):
+    """Each primitive's rows from its index structure (convolutions, padding,
+    reshapes, ...) against the same rows read off unit vectors."""
+    from regiongeom._exact_graph import _probe, compile_node
+
+    net = _net(make, shape)
+    for op in [s.operator for s in net.stages] + [net.output]:
+        for node in op.order:
+            if isinstance(node, g.Source):
+                continue
+            n_in = sum(int(np.prod(i.shape)) for i in node.inputs)
+            A, b = _dense_rows(compile_node(node), n_in)
+            A2, b2 = _dense_rows(_probe(node), n_in)
+            np.testing.assert_array_equal(A, A2)
+            np.testing.assert_array_equal(b, b2)
+
+
 def test_a_cache_emptied_mid_computation_gives_the_same_maps():
     gnet = _slices(_net(Residual, (1, 5, 5)))[0]
     pat = _random_pattern(gnet, np.random.default_rng(7))
