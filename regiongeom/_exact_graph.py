@@ -241,15 +241,17 @@ def compile_node(node) -> _Rows:
     return _probe(node)
 
 
-_LIMB = 24  # bits per int64 limb: a limb product has 48 bits, 2**14 of them fit in 62
-_CHUNK = 1 << 14
+# 16-bit limbs: a product of two has 32 bits and a sum of up to 2**21 of
+# them stays below 2**53, so float64 (BLAS) adds and multiplies them exactly
+_LIMB = 16
+_CHUNK = 1 << 21
 
 
 def _limbs(m, n) -> np.ndarray:
-    """``(n, *m.shape)`` int64 limbs of Python ints ``m`` (``|m| < 2**(24 n)``):
-    ``m == sum_i limbs[i] << 24 i``, the low limbs in ``[0, 2**24)``, the top
-    one signed."""
-    out = np.empty((n, *m.shape), np.int64)
+    """``(n, *m.shape)`` float64 limbs of Python ints ``m`` (``|m| < 2**(16 n)``):
+    ``m == sum_i limbs[i] << 16 i``, the low limbs in ``[0, 2**16)``, the top
+    one signed (all integers, exact in float64)."""
+    out = np.empty((n, *m.shape), np.float64)
     mask = (1 << _LIMB) - 1
     for i in range(n - 1):
         out[i] = (m >> (_LIMB * i)) & mask
@@ -262,24 +264,39 @@ def _n_limbs(m) -> int:
     return max(1, -(-bits // _LIMB))
 
 
-def _int_dot(Xp, P, CL) -> np.ndarray:
-    """Exact ``out[c, l] = sum_k Xp[c, P[l, k]] * C[l, k]`` of Python ints, ``C``
-    given by its limbs ``CL`` ``(n, L, K)`` (None: all ones), computed on int64
-    limbs: the products and sums run in numpy, only the recombination of each
-    output's limb sums uses Python ints."""
-    nx = _n_limbs(Xp)
-    XL = _limbs(Xp, nx)
-    out = np.zeros((Xp.shape[0], P.shape[0]), dtype=object)
-    for a in range(0, P.shape[1], _CHUNK):
+def _int_dot(Xp, P, CL, shared=False) -> np.ndarray:
+    """Exact ``out[c, l] = sum_k Xp[c, P[l, k]] * C[l, k]`` of Python ints.
+
+    ``C`` is given by its limbs ``CL`` ``(n, L, K)`` (None: all ones);
+    ``shared``: every row of ``P`` is the same (a dense map: one matrix
+    product). The limb products and their sums are integers below ``2**53``,
+    so numpy computes them exactly in float64; the sums of the limb pairs of
+    one weight ``2**(16 d)`` are added in int64 (below ``2**63``) and only
+    those are recombined with Python ints.
+    """
+    nx, k = _n_limbs(Xp), Xp.shape[0]
+    XL = _limbs(Xp, nx).reshape(nx * k, -1)
+    L, K = P.shape
+    nc = 1 if CL is None else CL.shape[0]
+    acc = np.zeros((nx + nc - 1, k, L), np.int64)
+    for a in range(0, K, _CHUNK):
         Pc = P[:, a : a + _CHUNK]
+        if CL is None:
+            S = XL[:, Pc].sum(axis=2).reshape(nx, k, 1, L)
+        elif shared:
+            C = CL[:, :, a : a + _CHUNK].reshape(nc * L, -1)
+            S = (XL[:, Pc[0]] @ C.T).reshape(nx, k, nc, L)
+        else:  # one small product per output: (nx k, K) @ (K, nc)
+            G = XL[:, Pc].transpose(1, 0, 2)
+            S = np.matmul(G, CL[:, :, a : a + _CHUNK].transpose(1, 2, 0)).transpose(1, 2, 0)
+            S = S.reshape(nx, k, nc, L)
+        S = S.astype(np.int64)
         for i in range(nx):
-            G = XL[i][:, Pc]  # (k, L, K)
-            if CL is None:
-                out += G.sum(axis=2).astype(object) << (_LIMB * i)
-                continue
-            for j in range(CL.shape[0]):
-                s = np.einsum("clk,lk->cl", G, CL[j][:, a : a + _CHUNK])
-                out += s.astype(object) << (_LIMB * (i + j))
+            for j in range(nc):
+                acc[i + j] += S[i, :, j]
+    out = acc[0].astype(object)
+    for d in range(1, nx + nc - 1):
+        out += acc[d].astype(object) << (_LIMB * d)
     return out
 
 
@@ -479,7 +496,8 @@ class ExactGraph:
         if rows.rowsel is None:
             out, e = _int_dot(Xp, P, None), X.e
         else:
-            out, e = _int_dot(Xp, P, table_limbs[:, rows.rowsel[r]]), X.e + rows.table.e
+            shared = rows.idx.strides[0] == 0
+            out, e = _int_dot(Xp, P, table_limbs[:, rows.rowsel[r]], shared), X.e + rows.table.e
         if rows.const is not None and not linear:
             c = Dyadic(rows.const.m[r], rows.const.e)
             ec = min(e, c.e)

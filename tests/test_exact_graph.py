@@ -271,6 +271,32 @@ def test_index_structure_equals_the_coefficients_torch_computes(make, shape):
             np.testing.assert_array_equal(b, b2)
 
 
+@pytest.mark.parametrize("bits", [3, 60, 200])
+def test_limb_products_are_exact(bits):
+    from regiongeom._exact_graph import _int_dot, _limbs, _n_limbs
+
+    rng = np.random.default_rng(bits)
+
+    def ints(shape):
+        v = [
+            int(rng.integers(-(2**62), 2**62)) << int(rng.integers(0, bits))
+            for _ in range(int(np.prod(shape)))
+        ]
+        v[0] = -(1 << (bits + 61))  # the most negative power of two: the top limb's edge
+        return np.array(v, dtype=object).reshape(shape)
+
+    Xp, C = ints((3, 41)), ints((6, 9))
+    P = rng.integers(0, 41, size=(6, 9))
+    CL = _limbs(C, _n_limbs(C))
+    want = np.array([[sum(Xp[c, P[j, q]] * C[j, q] for q in range(9)) for j in range(6)] for c in range(3)])
+    assert (_int_dot(Xp, P, CL) == want).all()
+    ones = np.array([[sum(Xp[c, P[j, q]] for q in range(9)) for j in range(6)] for c in range(3)])
+    assert (_int_dot(Xp, P, None) == ones).all()
+    Ps = np.broadcast_to(P[0], P.shape)  # every row reads the same entries
+    want = np.array([[sum(Xp[c, Ps[j, q]] * C[j, q] for q in range(9)) for j in range(6)] for c in range(3)])
+    assert (_int_dot(Xp, np.ascontiguousarray(Ps), CL, shared=True) == want).all()
+
+
 def test_a_cache_emptied_mid_computation_gives_the_same_maps():
     gnet = _slices(_net(Residual, (1, 5, 5)))[0]
     pat = _random_pattern(gnet, np.random.default_rng(7))
