@@ -24,6 +24,7 @@ one face are computed once whatever asks for them.
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -300,6 +301,38 @@ def _int_dot(Xp, P, CL, shared=False) -> np.ndarray:
     return out
 
 
+def _conv_limbs(node, Xfull, TL) -> np.ndarray:
+    """Every output of a convolution node, exactly: torch's float64
+    convolution on the limbs of ``Xfull`` ``(k, n_in)`` (Python ints) and of
+    the weights ``TL`` ``(nc, Cout, K)``. Every product of two 16-bit limbs
+    and every partial sum of at most ``2**21`` of them is an integer below
+    ``2**53``, so any summation order torch uses is exact (mkldnn, which
+    could use other algorithms, is switched off; a result that is not
+    integral gives None and the caller uses the sparse rows)."""
+    import torch
+
+    nx, k = _n_limbs(Xfull), Xfull.shape[0]
+    XL = torch.from_numpy(_limbs(Xfull, nx).reshape(nx * k, *node.inputs[0].shape))
+    nc, n_out = TL.shape[0], int(np.prod(node.shape, dtype=np.int64))
+    fn = node._FN[node.w.ndim - 2]
+    acc = np.zeros((nx + nc - 1, k, n_out), np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the flags' note on TF32, irrelevant here
+        with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
+            for j in range(nc):
+                W = torch.from_numpy(np.ascontiguousarray(TL[j]).reshape(node.w.shape))
+                S = fn(XL, W, None, *node.args).reshape(nx, k, n_out).numpy()
+                if not np.array_equal(S, np.round(S)):  # not a direct sum: use the sparse rows
+                    return None
+                S = S.astype(np.int64)
+                for i in range(nx):
+                    acc[i + j] += S[i]
+    out = acc[0].astype(object)
+    for d in range(1, nx + nc - 1):
+        out += acc[d].astype(object) << (_LIMB * d)
+    return out
+
+
 class _Part:
     """Rows of one stage's preactivation maps known so far on one pattern prefix."""
 
@@ -482,7 +515,9 @@ class ExactGraph:
         return Dyadic(m, 0)
 
     def _step(self, node, r, ins, linear) -> Dyadic:
-        """One primitive on the needed entries ``r`` of its output."""
+        """One primitive on the needed entries ``r`` (sorted) of its output."""
+        from ._graph_ops import Conv
+
         rows, table_limbs, _ = self._compile(node)
         X = _cat_aligned([v for _, v, _ in ins])
         total = sum(n for _, _, n in ins)
@@ -491,6 +526,14 @@ class ExactGraph:
         for need, _, n in ins:
             pos[at + need] = p + np.arange(need.size)
             at, p = at + n, p + need.size
+        K = rows.idx.shape[1]
+        if isinstance(node, Conv) and r.size == rows.idx.shape[0] and K <= _CHUNK:
+            # every output of a convolution: torch's convolution on limbs
+            full = np.zeros((self.k, total), dtype=object)
+            full[:, ins[0][0]] = X.m
+            out = _conv_limbs(node, full, table_limbs)
+            if out is not None:
+                return self._with_const(rows, r, out, X.e + rows.table.e, linear)
         Xp = np.concatenate([X.m, np.zeros((self.k, 1), dtype=object)], axis=1)
         P = pos[rows.idx[r]]  # (L, K)
         if rows.rowsel is None:
@@ -498,6 +541,11 @@ class ExactGraph:
         else:
             shared = rows.idx.strides[0] == 0
             out, e = _int_dot(Xp, P, table_limbs[:, rows.rowsel[r]], shared), X.e + rows.table.e
+        return self._with_const(rows, r, out, e, linear)
+
+    @staticmethod
+    def _with_const(rows, r, out, e, linear) -> Dyadic:
+        """Add the primitive's constant terms to the constant column."""
         if rows.const is not None and not linear:
             c = Dyadic(rows.const.m[r], rows.const.e)
             ec = min(e, c.e)
