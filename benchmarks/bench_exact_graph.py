@@ -11,9 +11,10 @@ face (a neuron of the first stage flipped, so no cached rows apply):
 - ``line`` of one neuron of the last stage (its cone is the whole second stage).
 
 Side by side in the same run: the same calls with the dot products done on
-Python-int object arrays (the baseline: ``np.dot``-style exact arithmetic
-without int64 limbs), and the float64 work of the same maps (the stage
-operators applied to the plane's three homogeneous columns).
+Python-int object arrays (the baseline: exact arithmetic without limbs, and
+convolutions through their sparse rows rather than torch), and the float64
+work of the same maps (the stage operators applied to the plane's three
+homogeneous columns).
 
 Run ``python benchmarks/bench_exact_graph.py`` (``--repeat``).
 """
@@ -38,14 +39,14 @@ def mnist_cnn():
     )  # fmt: skip
 
 
-def _object_dot(Xp, P, CL):
+def _object_dot(Xp, P, CL, shared=False):
     """The baseline: gather, multiply and sum on object arrays of Python ints."""
     G = Xp[:, P]
     if CL is None:
         return G.sum(axis=2)
     C = np.zeros(CL.shape[1:], dtype=object)
     for j in range(CL.shape[0]):
-        C = C + (CL[j].astype(object) << (xg._LIMB * j))
+        C = C + (CL[j].astype(np.int64).astype(object) << (xg._LIMB * j))
     return (G * C[None]).sum(axis=2)
 
 
@@ -87,10 +88,10 @@ def run(repeat):
     print(f"{'call':26s} {'limbs':>9s} {'objects':>9s} {'ratio':>6s}")
     for name, fn in calls.items():
         times = {}
-        for label, dot in (("limbs", xg._int_dot), ("objects", _object_dot)):
+        for label, dot, conv in (("limbs", _INT_DOT, _CONV), ("objects", _object_dot, lambda *a: None)):
             ex, it = xg.ExactGraph(gnet), faces()
             fn(ex, next(it))  # compile the primitives
-            xg._int_dot = dot
+            xg._int_dot, xg._conv_limbs = dot, conv
             try:
                 best = np.inf
                 for _ in range(repeat):
@@ -99,7 +100,7 @@ def run(repeat):
                     fn(ex, p)
                     best = min(best, time.perf_counter() - t)
             finally:
-                xg._int_dot = _INT_DOT
+                xg._int_dot, xg._conv_limbs = _INT_DOT, _CONV
             times[label] = best
         print(
             f"{name:26s} {times['limbs']:8.4f}s {times['objects']:8.4f}s {times['objects'] / times['limbs']:6.1f}"
@@ -112,7 +113,7 @@ def run(repeat):
     print(f"{'float64 maps (all stages)':26s} {best:8.4f}s")
 
 
-_INT_DOT = xg._int_dot
+_INT_DOT, _CONV = xg._int_dot, xg._conv_limbs
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

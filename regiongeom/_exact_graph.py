@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._engine.core import one_blas_thread
 from ._exact import Dyadic, ExactNet, _shift, dyadic
 
 __all__ = ["ExactGraph", "exact_for"]
@@ -368,7 +369,8 @@ class ExactGraph:
     is ``pattern`` (only the neurons the stage depends on are read),
     ``output(pattern)`` the ``(n_out, n_in + 1)`` map of the output and
     ``line(pattern, neuron, breakpoint)`` the ``(n_in + 1,)`` row of ``z_j -
-    t``. Unit pieces use each neuron's own slope and intercept.
+    t``. Unit pieces use each neuron's own slope and intercept. The products
+    run with BLAS on one thread (many small products).
     """
 
     # cached rows (Python ints) kept before the cache is emptied: a few hundred MB
@@ -388,7 +390,8 @@ class ExactGraph:
     def maps(self, pattern, stage: int) -> Dyadic:
         """Exact homogeneous affine maps of stage ``stage``'s preactivations."""
         pattern = np.asarray(pattern)
-        return self._pre(pattern, stage, np.arange(self.stages[stage].n))
+        with one_blas_thread():
+            return self._pre(pattern, stage, np.arange(self.stages[stage].n))
 
     def output(self, pattern) -> Dyadic:
         """Exact homogeneous affine map of the network's output on ``pattern``."""
@@ -396,7 +399,8 @@ class ExactGraph:
         key = ("out", pattern.tobytes())
         hit = self._cache.get(key)
         if hit is None:
-            v = self._apply(self.out_op, pattern, np.arange(self.out_op.n_out))
+            with one_blas_thread():
+                v = self._apply(self.out_op, pattern, np.arange(self.out_op.n_out))
             hit = Dyadic(v.m.T.copy(), v.e)
             self._store(key, hit, hit.m.size)
         return Dyadic(hit.m.copy(), hit.e)
@@ -405,7 +409,8 @@ class ExactGraph:
         """Neuron ``neuron``'s ``z_j(x) - t`` as a homogeneous row ``(n_in + 1,)``,
         computed on the neuron's cone only."""
         s = int(np.searchsorted(self.offsets, neuron, side="right") - 1)
-        a = self._pre(np.asarray(pattern), s, np.array([neuron - self.offsets[s]]))[0]
+        with one_blas_thread():
+            a = self._pre(np.asarray(pattern), s, np.array([neuron - self.offsets[s]]))[0]
         t = self.bps[s][breakpoint]
         e = min(a.e, t.e)
         m = a.aligned(e).copy()
@@ -477,6 +482,16 @@ class ExactGraph:
             hit = self._rows[id(node)] = (rows, limbs, node)
         return hit
 
+    def _cone(self, node, r) -> np.ndarray:
+        """Sorted input entries (side by side) that outputs ``r`` of a node read."""
+        rows = self._compile(node)[0]
+        if rows.idx.strides[0] == 0 or r.size == rows.idx.shape[0]:  # every row, or rows alike
+            key = ("cone", id(node))
+            if key not in self._rows:
+                self._rows[key] = np.unique(rows.idx[:1] if rows.idx.strides[0] == 0 else rows.idx)
+            return self._rows[key]
+        return np.unique(rows.idx[r])
+
     def _dag(self, op, pattern, rows, linear, zero_input) -> Dyadic:
         """Entries ``rows`` of an Operator's DAG, evaluated only on their cone."""
         from ._graph_ops import Source
@@ -486,7 +501,7 @@ class ExactGraph:
             r = need.get(id(node))
             if isinstance(node, Source) or r is None:
                 continue
-            cols = np.unique(self._compile(node)[0].idx[r])
+            cols = self._cone(node, r)
             at = 0
             for inp in node.inputs:
                 n = int(np.prod(inp.shape, dtype=np.int64))
@@ -536,7 +551,9 @@ class ExactGraph:
                 return self._with_const(rows, r, out, X.e + rows.table.e, linear)
         Xp = np.concatenate([X.m, np.zeros((self.k, 1), dtype=object)], axis=1)
         P = pos[rows.idx[r]]  # (L, K)
-        if rows.rowsel is None:
+        if rows.rowsel is None and K == 1:  # a copy (reshapes, indexing, padding)
+            out, e = Xp[:, P[:, 0]], X.e
+        elif rows.rowsel is None:
             out, e = _int_dot(Xp, P, None), X.e
         else:
             shared = rows.idx.strides[0] == 0
