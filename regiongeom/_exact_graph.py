@@ -320,14 +320,18 @@ def _conv_limbs(node, Xfull, TL) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the flags' note on TF32, irrelevant here
         with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
+            # the weight limbs side by side as more output channels of each group
+            cout, groups = node.w.shape[0], node.args[3]
+            W = TL.reshape(nc, groups, cout // groups, -1).transpose(1, 0, 2, 3)
+            W = torch.from_numpy(np.ascontiguousarray(W).reshape(nc * cout, *node.w.shape[1:]))
+            S = fn(XL, W, None, *node.args).numpy()
+            if not np.array_equal(S, np.round(S)):  # not a direct sum: use the sparse rows
+                return None
+            S = S.reshape(nx, k, groups, nc, cout // groups, -1).transpose(3, 0, 1, 2, 4, 5)
+            S = S.reshape(nc, nx, k, n_out).astype(np.int64)
             for j in range(nc):
-                W = torch.from_numpy(np.ascontiguousarray(TL[j]).reshape(node.w.shape))
-                S = fn(XL, W, None, *node.args).reshape(nx, k, n_out).numpy()
-                if not np.array_equal(S, np.round(S)):  # not a direct sum: use the sparse rows
-                    return None
-                S = S.astype(np.int64)
                 for i in range(nx):
-                    acc[i + j] += S[i]
+                    acc[i + j] += S[j, i]
     out = acc[0].astype(object)
     for d in range(1, nx + nc - 1):
         out += acc[d].astype(object) << (_LIMB * d)
