@@ -247,6 +247,7 @@ def compile_node(node) -> _Rows:
 # them stays below 2**53, so float64 (BLAS) adds and multiplies them exactly
 _LIMB = 16
 _CHUNK = 1 << 21
+_SMALL = 1 << 12  # fewer products than this: Python ints cost less than limbs
 
 
 def _limbs(m, n) -> np.ndarray:
@@ -557,6 +558,12 @@ class ExactGraph:
         P = pos[rows.idx[r]]  # (L, K)
         if rows.rowsel is None and K == 1:  # a copy (reshapes, indexing, padding)
             out, e = Xp[:, P[:, 0]], X.e
+        elif P.size * self.k < _SMALL:  # a few products (a cone's rows): Python ints directly
+            G = Xp[:, P]
+            if rows.rowsel is None:
+                out, e = G.sum(axis=2), X.e
+            else:
+                out, e = (G * rows.table.m[rows.rowsel[r]][None]).sum(axis=2), X.e + rows.table.e
         elif rows.rowsel is None:
             out, e = _int_dot(Xp, P, None), X.e
         else:

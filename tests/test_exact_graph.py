@@ -183,6 +183,20 @@ def _slices(net, seed=0):
 # -------------------------------------------------------------- tests ----
 @pytest.mark.parametrize("make, shape", MODELS, ids=IDS)
 def test_maps_equal_the_rational_reference(make, shape):
+    _against_reference(make, shape)
+
+
+@pytest.mark.parametrize("make, shape", [MODELS[i] for i in (3, 4, 6, 8)], ids=[IDS[i] for i in (3, 4, 6, 8)])
+def test_maps_on_limbs_only_equal_the_rational_reference(make, shape, monkeypatch):
+    """The same with every product on limbs (small ones use Python ints by default)."""
+    import regiongeom._exact_graph as xg
+
+    monkeypatch.setattr(xg, "_SMALL", 0)
+    monkeypatch.setattr(xg, "_conv_limbs", lambda *a: None)  # convolutions through their rows too
+    _against_reference(make, shape)
+
+
+def _against_reference(make, shape):
     net = _net(make, shape)
     rng = np.random.default_rng(1)
     for gnet in [*_slices(net), net] if net.n_in <= 6 else _slices(net):
