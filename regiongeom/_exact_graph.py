@@ -485,12 +485,14 @@ class ExactGraph:
             pos[at + need] = p + np.arange(need.size)
             at, p = at + n, p + need.size
         K = rows.idx.shape[1]
-        if isinstance(node, Conv) and r.size == rows.idx.shape[0] and K <= _CHUNK:
-            # every output of a convolution: torch's convolution on limbs
+        if isinstance(node, Conv) and 2 * r.size >= rows.idx.shape[0] and K <= _CHUNK:
+            # most outputs of a convolution: torch's convolution on limbs (the
+            # entries outside the cone of ``r`` are zeros: only outputs ``r`` are kept)
             full = np.zeros((self.k, total), dtype=object)
             full[:, ins[0][0]] = X.m
             out = _conv_limbs(node, full, table_limbs)
             if out is not None:
+                out = out if r.size == out.shape[1] else out[:, r]
                 return self._with_const(rows, r, out, X.e + rows.table.e, linear)
         Xp = np.concatenate([X.m, np.zeros((self.k, 1), dtype=object)], axis=1)
         P = pos[rows.idx[r]]  # (L, K)
