@@ -188,12 +188,11 @@ def _probe(node):
 
     n_out = int(np.prod(node.shape, dtype=np.int64))
     n_in = sum(int(np.prod(i.shape, dtype=np.int64)) for i in node.inputs)
-    if getattr(node, "kind", "") == "pool":
-        S, c = node.sum_form()
-        rows, cols = S.indices().numpy()
-        vals = S.values().numpy() * c.numpy()[rows]
-    else:
-        rows, cols, vals = (t.numpy() for t in linear_entries(node))
+    if getattr(node, "kind", "") == "pool":  # the coefficients its float evaluation uses
+        idx, w, c = (t if t is None else t.numpy() for t in node.sum_form())
+        coef = (np.ones(idx.shape) if w is None else w) * c[:, None]
+        return _Rows(idx, np.arange(n_out), dyadic(np.where(idx < n_in, coef, 0.0)), None)
+    rows, cols, vals = (t.numpy() for t in linear_entries(node))
     order = np.lexsort((cols, rows))
     rows, cols, vals = rows[order], cols[order], vals[order]
     counts = np.bincount(rows, minlength=n_out)

@@ -152,33 +152,43 @@ class Rearrange(Node):
         self._sum = None
 
     def sum_form(self):
-        """``(S, c)``: the linear map is ``c * (S @ x)`` with ``S`` a torch sparse
-        ``(n_out, n_in)`` matrix and ``c`` an ``(n_out,)`` float64 tensor; ``S``
-        holds ones when every output's coefficients are one number ``c_i``
-        (all averages), else the coefficients themselves (and ``c`` is one)."""
+        """``(idx, w, c)``: output ``i`` is ``c[i] * sum_k w[i, k] * x[idx[i, k]]``
+        over the inputs side by side (flattened; ``idx == n_in`` is an empty
+        slot). ``w`` is None when every output's coefficients are one number
+        ``c[i]`` (all averages): the window's sum times ``fl(1 / k)``; else
+        ``w`` holds the coefficients and ``c`` is one. Torch tensors."""
         if self._sum is None:
-            n_out = prod(self.shape)
+            n_out, n_in = prod(self.shape), sizes_in(self)
             rows, cols, vals = linear_entries(self, lambda xs: self.fn(list(xs), xs[0].shape[0]))
-            c = torch.zeros(n_out, dtype=torch.float64)
+            order = torch.argsort(rows * (n_in + 1) + cols)
+            rows, cols, vals = rows[order], cols[order], vals[order]
+            counts = torch.bincount(rows, minlength=n_out)
+            K = max(1, int(counts.max()) if counts.numel() else 1)
+            slot = torch.arange(rows.numel()) - torch.repeat_interleave(
+                torch.cumsum(counts, 0) - counts, counts
+            )
+            idx = torch.full((n_out, K), n_in, dtype=torch.long)
+            w = torch.zeros((n_out, K), dtype=torch.float64)
+            idx[rows, slot], w[rows, slot] = cols, vals
+            c = torch.ones(n_out, dtype=torch.float64)
             c[rows] = vals
             if bool((c[rows] == vals).all()):  # one coefficient per output
-                c[c == 0] = 1.0
-                vals = torch.ones_like(vals)
+                w = None
             else:
                 c = torch.ones(n_out, dtype=torch.float64)
-            at = torch.stack([rows, cols])
-            S = torch.sparse_coo_tensor(at, vals, (n_out, sizes_in(self)), check_invariants=True)
-            self._sum = (S.coalesce(), c)
+            self._sum = (idx, w, c)
         return self._sum
 
     def run(self, xs, mode):
         if self.kind != "pool" or self.shape is None:
             # before the builder has checked the node (shape None), torch's own function runs
             return self.fn(list(xs), xs[0].shape[0])
-        S, c = self.sum_form()
+        idx, w, c = self.sum_form()
         B = xs[0].shape[0]
-        x = torch.cat([v.reshape(B, -1) for v in xs], dim=1)
-        y = torch.sparse.mm(S, x.T).T * c
+        x = torch.cat([v.reshape(B, -1) for v in xs] + [xs[0].new_zeros(B, 1)], dim=1)
+        g = x[:, idx]  # (B, n_out, K): as many entries as the map has coefficients
+        y = (g if w is None else g * w).sum(dim=2)
+        y *= c
         return y.reshape(B, *self.shape)
 
 
