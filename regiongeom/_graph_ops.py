@@ -145,11 +145,13 @@ class Rearrange(Node):
     evaluation can use as they are (:meth:`sum_form`).
     """
 
-    def __init__(self, inputs, fn, kind, label):
+    def __init__(self, inputs, fn, kind, label, sums=None):
         super().__init__(inputs)
         self.fn, self.kind, self.label = fn, kind, label
         self.dense_friendly = kind != "pool"
         self._sum = None
+        # optional torch function giving the windows' sums (avg_pool2d/3d, mean)
+        self._sums, self._c = sums, None
 
     def sum_form(self):
         """``(idx, w, c)``: output ``i`` is ``c[i] * sum_k w[i, k] * x[idx[i, k]]``
@@ -176,15 +178,36 @@ class Rearrange(Node):
                 w = None
             else:
                 c = torch.ones(n_out, dtype=torch.float64)
+            if self._sums is not None:  # the float evaluation's sums and coefficients are these
+                r2, c2, v2 = linear_entries(self, lambda xs: self._sums(list(xs), xs[0].shape[0]))
+                o2 = torch.argsort(r2 * (n_in + 1) + c2)
+                same = torch.equal(r2[o2], rows) and torch.equal(c2[o2], cols) and bool((v2 == 1).all())
+                if not (same and w is None and torch.equal(c, self.coefficients())):
+                    raise RuntimeError(f"the window sums of {self.label} do not match torch's {self.label}")
             self._sum = (idx, w, c)
         return self._sum
+
+    def coefficients(self):
+        """(n_out,) ``fl(1 / k_i)`` of each window, for a node with torch window
+        sums: ``k_i`` is the window's sum of ones over its average of ones
+        (rounded to the integer it is up to one rounding)."""
+        if self._c is None:
+            ones = [torch.ones(1, *i.shape, dtype=torch.float64) for i in self.inputs]
+            with torch.no_grad():
+                n = self._sums(ones, 1).reshape(-1)
+                avg = self.fn(ones, 1).reshape(-1)
+            k = torch.where(n > 0, torch.round(n / torch.where(n > 0, avg, 1.0)), 1.0)
+            self._c = 1.0 / k
+        return self._c
 
     def run(self, xs, mode):
         if self.kind != "pool" or self.shape is None:
             # before the builder has checked the node (shape None), torch's own function runs
             return self.fn(list(xs), xs[0].shape[0])
-        idx, w, c = self.sum_form()
         B = xs[0].shape[0]
+        if self._sums is not None:  # torch's own window sums times fl(1 / k)
+            return (self._sums(list(xs), B).reshape(B, -1) * self.coefficients()).reshape(B, *self.shape)
+        idx, w, c = self.sum_form()
         x = torch.cat([v.reshape(B, -1) for v in xs] + [xs[0].new_zeros(B, 1)], dim=1)
         g = x[:, idx]  # (B, n_out, K): as many entries as the map has coefficients
         y = (g if w is None else g * w).sum(dim=2)
