@@ -120,7 +120,9 @@ class ExactNet:
             act = bps = None
             if a is not None:
                 # one Dyadic per piece, each with its own exponent
-                act = tuple([dyadic(v) for v in np.asarray(vals, np.float64)] for vals in (a.slopes, a.intercepts))
+                act = tuple(
+                    [dyadic(v) for v in np.asarray(vals, np.float64)] for vals in (a.slopes, a.intercepts)
+                )
                 bps = [dyadic(t) for t in np.asarray(a.breakpoints, np.float64)]
             self.layers.append((dyadic(w), dyadic(b), act, bps))
         self._cache = {}
@@ -403,3 +405,81 @@ class Fallback1D:
             cpos[i] = float(root)
             cex[i] = abs(cpos[i]) * 2.0**-52
         return bad.size
+
+# ------------------------------------------------------- graph networks ----
+# Helpers of regiongeom._exact_graph: exact sparse dot products of Python ints
+# on limbs small enough for float64, and Dyadic rows with their own exponents.
+
+# 16-bit limbs: a product of two has 32 bits and a sum of up to 2**21 of
+# them stays below 2**53, so float64 (BLAS) adds and multiplies them exactly
+_LIMB = 16
+_CHUNK = 1 << 21
+_SMALL = 1 << 12  # fewer products than this: Python ints cost less than limbs
+
+
+def _limbs(m, n) -> np.ndarray:
+    """``(n, *m.shape)`` float64 limbs of Python ints ``m`` (``|m| < 2**(16 n)``):
+    ``m == sum_i limbs[i] << 16 i``, the low limbs in ``[0, 2**16)``, the top
+    one signed (all integers, exact in float64)."""
+    out = np.empty((n, *m.shape), np.float64)
+    mask = (1 << _LIMB) - 1
+    for i in range(n - 1):
+        out[i] = (m >> (_LIMB * i)) & mask
+    out[n - 1] = m >> (_LIMB * (n - 1))
+    return out
+
+
+def _n_limbs(m) -> int:
+    bits = max((int(v).bit_length() for v in m.flat), default=0)
+    return max(1, -(-bits // _LIMB))
+
+
+def _int_dot(Xp, P, CL, shared=False) -> np.ndarray:
+    """Exact ``out[c, l] = sum_k Xp[c, P[l, k]] * C[l, k]`` of Python ints.
+
+    ``C`` is given by its limbs ``CL`` ``(n, L, K)`` (None: all ones);
+    ``shared``: every row of ``P`` is the same (a dense map: one matrix
+    product). The limb products and their sums are integers below ``2**53``,
+    so numpy computes them exactly in float64; the sums of the limb pairs of
+    one weight ``2**(16 d)`` are added in int64 (below ``2**63``) and only
+    those are recombined with Python ints.
+    """
+    nx, k = _n_limbs(Xp), Xp.shape[0]
+    XL = _limbs(Xp, nx).reshape(nx * k, -1)
+    L, K = P.shape
+    nc = 1 if CL is None else CL.shape[0]
+    acc = np.zeros((nx + nc - 1, k, L), np.int64)
+    for a in range(0, K, _CHUNK):
+        Pc = P[:, a : a + _CHUNK]
+        if CL is None:
+            S = XL[:, Pc].sum(axis=2).reshape(nx, k, 1, L)
+        elif shared:
+            C = CL[:, :, a : a + _CHUNK].reshape(nc * L, -1)
+            S = (XL[:, Pc[0]] @ C.T).reshape(nx, k, nc, L)
+        else:  # one small product per output: (nx k, K) @ (K, nc)
+            G = XL[:, Pc].transpose(1, 0, 2)
+            S = np.matmul(G, CL[:, :, a : a + _CHUNK].transpose(1, 2, 0)).transpose(1, 2, 0)
+            S = S.reshape(nx, k, nc, L)
+        S = S.astype(np.int64)
+        for i in range(nx):
+            for j in range(nc):
+                acc[i + j] += S[i, :, j]
+    out = acc[0].astype(object)
+    for d in range(1, nx + nc - 1):
+        out += acc[d].astype(object) << (_LIMB * d)
+    return out
+
+
+def _align_rows(m, ex):
+    """One Dyadic of rows with exponents ``ex``."""
+    if not len(ex):
+        return Dyadic(m, 0)
+    e = int(ex.min())
+    sh = ex - e
+    return Dyadic(_shift(m, sh[:, None]) if sh.any() else m, e)
+
+
+def _cat_aligned(vals):
+    """Dyadic (k, sum L) of Dyadic (k, L_i) side by side, one exponent."""
+    e = min(v.e for v in vals)
+    return Dyadic(np.concatenate([v.aligned(e) for v in vals], axis=1), e)

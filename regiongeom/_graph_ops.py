@@ -137,15 +137,82 @@ class Rearrange(Node):
     Reshapes, permutes, indexing, concatenation, sums, means and average
     pooling: ``fn(list_of_input_tensors, batch_size)`` computes it.
     ``kind`` says which (``"reshape"``, ``"pool"``, ``"cat"``, ...).
+
+    Averages (``kind == "pool"``) are not evaluated by ``fn``, which divides
+    each window's sum by its size ``k``: the node is the sum over each window
+    times the float64 coefficient ``fl(1 / k)`` (the value ``fn`` gives a
+    unit vector), so that its coefficients are float64 numbers the exact
+    evaluation can use as they are (:meth:`sum_form`).
     """
 
-    def __init__(self, inputs, fn, kind, label):
+    def __init__(self, inputs, fn, kind, label, sums=None):
         super().__init__(inputs)
         self.fn, self.kind, self.label = fn, kind, label
         self.dense_friendly = kind != "pool"
+        self._sum = None
+        # optional torch function giving the windows' sums (avg_pool2d/3d, mean)
+        self._sums, self._c = sums, None
+
+    def sum_form(self):
+        """``(idx, w, c)``: output ``i`` is ``c[i] * sum_k w[i, k] * x[idx[i, k]]``
+        over the inputs side by side (flattened; ``idx == n_in`` is an empty
+        slot). ``w`` is None when every output's coefficients are one number
+        ``c[i]`` (all averages): the window's sum times ``fl(1 / k)``; else
+        ``w`` holds the coefficients and ``c`` is one. Torch tensors."""
+        if self._sum is None:
+            n_out, n_in = prod(self.shape), sizes_in(self)
+            rows, cols, vals = linear_entries(self, lambda xs: self.fn(list(xs), xs[0].shape[0]))
+            order = torch.argsort(rows * (n_in + 1) + cols)
+            rows, cols, vals = rows[order], cols[order], vals[order]
+            counts = torch.bincount(rows, minlength=n_out)
+            K = max(1, int(counts.max()) if counts.numel() else 1)
+            slot = torch.arange(rows.numel()) - torch.repeat_interleave(
+                torch.cumsum(counts, 0) - counts, counts
+            )
+            idx = torch.full((n_out, K), n_in, dtype=torch.long)
+            w = torch.zeros((n_out, K), dtype=torch.float64)
+            idx[rows, slot], w[rows, slot] = cols, vals
+            c = torch.ones(n_out, dtype=torch.float64)
+            c[rows] = vals
+            if bool((c[rows] == vals).all()):  # one coefficient per output
+                w = None
+            else:
+                c = torch.ones(n_out, dtype=torch.float64)
+            if self._sums is not None:  # the float evaluation's sums and coefficients are these
+                r2, c2, v2 = linear_entries(self, lambda xs: self._sums(list(xs), xs[0].shape[0]))
+                o2 = torch.argsort(r2 * (n_in + 1) + c2)
+                same = torch.equal(r2[o2], rows) and torch.equal(c2[o2], cols) and bool((v2 == 1).all())
+                if not (same and w is None and torch.equal(c, self.coefficients())):
+                    raise RuntimeError(f"the window sums of {self.label} do not match torch's {self.label}")
+            self._sum = (idx, w, c)
+        return self._sum
+
+    def coefficients(self):
+        """(n_out,) ``fl(1 / k_i)`` of each window, for a node with torch window
+        sums: ``k_i`` is the window's sum of ones over its average of ones
+        (rounded to the integer it is up to one rounding)."""
+        if self._c is None:
+            ones = [torch.ones(1, *i.shape, dtype=torch.float64) for i in self.inputs]
+            with torch.no_grad():
+                n = self._sums(ones, 1).reshape(-1)
+                avg = self.fn(ones, 1).reshape(-1)
+            k = torch.where(n > 0, torch.round(n / torch.where(n > 0, avg, 1.0)), 1.0)
+            self._c = 1.0 / k
+        return self._c
 
     def run(self, xs, mode):
-        return self.fn(list(xs), xs[0].shape[0])
+        if self.kind != "pool" or self.shape is None:
+            # before the builder has checked the node (shape None), torch's own function runs
+            return self.fn(list(xs), xs[0].shape[0])
+        B = xs[0].shape[0]
+        if self._sums is not None:  # torch's own window sums times fl(1 / k)
+            return (self._sums(list(xs), B).reshape(B, -1) * self.coefficients()).reshape(B, *self.shape)
+        idx, w, c = self.sum_form()
+        x = torch.cat([v.reshape(B, -1) for v in xs] + [xs[0].new_zeros(B, 1)], dim=1)
+        g = x[:, idx]  # (B, n_out, K): as many entries as the map has coefficients
+        y = (g if w is None else g * w).sum(dim=2)
+        y *= c
+        return y.reshape(B, *self.shape)
 
 
 class Add(Node):
@@ -163,7 +230,8 @@ class Add(Node):
 
 
 class Scale(Node):
-    """``x * c`` (``divide=False``) or ``x / c`` (``divide=True``), ``c`` a constant tensor."""
+    """``x * c`` (``divide=False``) or ``x * fl(1 / c)`` (``divide=True``: a
+    division by the constant ``c``), ``c`` a constant tensor."""
 
     kind = "scale"
 
@@ -172,8 +240,13 @@ class Scale(Node):
         self.c, self.divide = c, divide
 
     def run(self, xs, mode):
-        c = _weight(self.c, mode)
-        return xs[0] / c if self.divide else xs[0] * c
+        return xs[0] * _weight(self.coefficient, mode)
+
+    @property
+    def coefficient(self):
+        """The float64 factor: ``c``, or ``fl(1 / c)`` when dividing (the
+        node multiplies by it, so its coefficients are float64 numbers)."""
+        return 1.0 / self.c if self.divide else self.c
 
 
 class Shift(Node):
@@ -229,6 +302,50 @@ def injective(node: Node) -> bool:
     if isinstance(node, Pad):
         return node.pad_mode == "constant"
     return isinstance(node, Rearrange) and node.label in _BIJECTIVE
+
+
+def prod(shape) -> int:
+    out = 1
+    for d in shape:
+        out *= int(d)
+    return out
+
+
+def sizes_in(node: Node) -> int:
+    """Number of entries of the node's inputs side by side."""
+    return sum(prod(i.shape) for i in node.inputs)
+
+
+def linear_entries(node: Node, run=None, block_entries: int = 1 << 22):
+    """``(rows, cols, vals)``: the nonzero coefficients of the node's linear part
+    (columns index its inputs side by side, flattened), found by applying it
+    to blocks of unit vectors: each is the float64 number the node's own
+    evaluation multiplies by. Costs ``n_in * n_out`` operations: for the
+    primitives without index structure (pooling, unusual calls). ``run(xs)``
+    evaluates the linear part (default: the node's own ``"linear"`` mode)."""
+    run = run or (lambda xs: node.run(xs, "linear"))
+    sizes = [prod(i.shape) for i in node.inputs]
+    n_in, n_out = sum(sizes), prod(node.shape)
+    step = max(1, block_entries // max(n_in, n_out, 1))
+    rows, cols, vals = [], [], []
+    for start in range(0, n_in, step):
+        stop = min(n_in, start + step)
+        E = torch.zeros((stop - start, n_in), dtype=torch.float64)
+        E[torch.arange(stop - start), torch.arange(start, stop)] = 1.0
+        xs, at = [], 0
+        for i, n in zip(node.inputs, sizes):
+            xs.append(E[:, at : at + n].reshape(stop - start, *i.shape))
+            at += n
+        with torch.no_grad():
+            y = run(xs).reshape(stop - start, n_out)
+        j, r = torch.nonzero(y, as_tuple=True)
+        rows.append(r)
+        cols.append(j + start)
+        vals.append(y[j, r])
+    if not rows:
+        z = torch.zeros(0, dtype=torch.long)
+        return z, z, torch.zeros(0, dtype=torch.float64)
+    return torch.cat(rows), torch.cat(cols), torch.cat(vals)
 
 
 def topological(root: Node) -> list:

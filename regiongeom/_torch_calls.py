@@ -12,6 +12,7 @@ import inspect
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from . import _graph_ops as g
 from .network import Activation
@@ -171,7 +172,19 @@ def _rearrange(conv, node, name, args, kwargs):
         )
         return getattr(a[0], target)(*a[1:], **k) if method else target(*a, **k)
 
-    return conv.finish(node, g.Rearrange(nodes, fn, _REARRANGE[name], name))
+    def sums(xs, B):
+        """The same windows summed: ``sum`` for ``mean``, ``divisor_override=1``
+        for avg_pool2d/3d (checked against ``fn`` by :meth:`Rearrange.sum_form`)."""
+        it = iter(xs)
+        a, k = _walk(
+            (args, kwargs), lambda v: next(it) if isinstance(v, g.Node) else (B if v is BATCH else v)
+        )
+        if name == "mean":
+            return a[0].sum(*a[1:], **k) if method else torch.sum(*a, **k)
+        return target(*a[:6], **{**k, "divisor_override": 1})
+
+    fast = name == "mean" or (name in ("avg_pool2d", "avg_pool3d") and len(args) <= 6)
+    return conv.finish(node, g.Rearrange(nodes, fn, _REARRANGE[name], name, sums if fast else None))
 
 
 def _arith(conv, node, name, args, kwargs):
@@ -390,7 +403,15 @@ def call_module(conv, node, mod, args, kwargs):
     )
     if isinstance(mod, pools + (nn.Flatten, nn.Unflatten)):
         kind = "pool" if isinstance(mod, pools) else "reshape"
-        return conv.finish(node, g.Rearrange([x], lambda xs, B: mod(xs[0]), kind, tname))
+        sums = None
+        if isinstance(mod, (nn.AvgPool2d, nn.AvgPool3d)):
+            pool = F.avg_pool2d if isinstance(mod, nn.AvgPool2d) else F.avg_pool3d
+            args = (mod.kernel_size, mod.stride, mod.padding, mod.ceil_mode, mod.count_include_pad)
+
+            def sums(xs, B):
+                return pool(xs[0], *args, divisor_override=1)
+
+        return conv.finish(node, g.Rearrange([x], lambda xs, B: mod(xs[0]), kind, tname, sums))
     if "Pad" in tname and hasattr(mod, "padding"):
         return _pad_module(conv, node, mod, x)
     conv.fail(node, f"is not supported; {SUPPORTED}")

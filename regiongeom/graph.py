@@ -72,6 +72,17 @@ Stages (the interface an engine is written against)
     The affine operator (same interface) from its ``sources`` to the network
     output ``(V, n_out)``; it has no units.
 
+Coefficients
+------------
+The network's coefficients are float64 numbers: the weights and biases as
+stored, BatchNorm folded into float64 scales and shifts, ``fl(1 / k)`` for an
+average over ``k`` values (evaluated as the window's sum times ``fl(1 / k)``,
+not as a division) and ``fl(1 / c)`` for a division by a constant ``c``
+(evaluated as a multiplication). The float evaluation rounds each operation
+of this network; :class:`regiongeom._exact_graph.ExactGraph` evaluates the
+same network without rounding. The output may therefore differ from torch's
+own (which divides) by rounding.
+
 Restriction
 -----------
 ``net.restrict(plane_or_line)`` returns a graph network whose input is the
@@ -81,7 +92,8 @@ rest.linear(others)`` with the dense ``M = A_input @ basis`` (``(n, 2)``),
 ``const = op(origin, zeros for the other sources)`` and ``rest`` the original
 operator (None when the input was its only source). The first convolution
 becomes a dense 2 -> n map; the operators after it are the same objects, so
-convolutions stay convolutions.
+convolutions stay convolutions. The float64 ``M`` and ``const`` (computed,
+hence rounded, once) are the restricted network's coefficients.
 """
 
 from __future__ import annotations
