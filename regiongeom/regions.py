@@ -64,10 +64,17 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
     >>> len(rg.activation_regions(rg.sawtooth(3), (0.0, 1.0)))
     8
     """
-    if not isinstance(net, Network):
-        raise TypeError(f"activation_regions expects an rg.Network, got {type(net).__name__}")
+    from .graph import GraphNetwork
+
+    if not isinstance(net, (Network, GraphNetwork)):
+        raise TypeError(f"activation_regions expects an rg.Network or rg.GraphNetwork, got {type(net).__name__}")
     dom = as_domain(domain, net.n_in)
     max_regions = integer_at_least(max_regions, 1, "max_regions")
+    if isinstance(net, GraphNetwork) and dom.dim == 1:
+        raise ValueError(
+            "lines through a graph network (convolutions, residual blocks) are not supported yet: "
+            "look at it on a plane, net.restrict(rg.Plane.through(x0, x1, x2))"
+        )
     if dom.dim == 1:
         return RegionMap(net, dom, enumerate_1d(net, dom, max_regions))
     return RegionMap(net, dom, enumerate_2d(net, dom, max_regions))

@@ -46,3 +46,83 @@ def test_reference_sees_every_unit_module():
     assert pats.shape[1] == 6
     x0, y0, x1, y1 = plane.bounds()
     assert areas.sum() == pytest.approx((x1 - x0) * (y1 - y0), rel=1e-12)
+
+
+class _Residual(nn.Module):
+    """A residual MLP: two blocks h + W2 relu(W1 h), per-channel PReLU in the second."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(5, 6)
+        self.r0 = nn.ReLU()
+        self.a1, self.b1, self.u1 = nn.Linear(6, 7), nn.Linear(7, 6), nn.ReLU()
+        self.a2, self.b2, self.u2 = nn.Linear(6, 7), nn.Linear(7, 6), nn.PReLU(7)
+        self.r2 = nn.ReLU()
+        self.out = nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.r0(self.inp(x))
+        h = h + self.b1(self.u1(self.a1(h)))
+        h = self.r2(h + self.b2(self.u2(self.a2(h))))
+        return self.out(h)
+
+
+class _SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+        self.u1 = nn.ReLU()
+        self.c2 = nn.Conv2d(3, 4, 3, stride=2)
+        self.u2 = nn.LeakyReLU(0.1)
+        self.pool = nn.AvgPool2d(2)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        h = self.u2(self.c2(self.u1(self.bn(self.c1(x)))))
+        return self.fc(self.pool(h).flatten(1))
+
+
+def _compare_graph(model, shape, seed):
+    rng = np.random.default_rng(seed)
+    n_in = int(np.prod(shape))
+    net = rg.from_torch(model.eval(), input_shape=shape)
+    assert isinstance(net, rg.GraphNetwork)
+    plane = rg.Plane.through(*rng.normal(size=(3, n_in)))
+    box = plane.bounds()
+    rm = rg.activation_regions(net.restrict(plane), box)
+    pats, areas = slice_regions(model, plane.lift, shape, box)
+    assert len(rm) == len(pats)
+    assert {tuple(p) for p in rm.patterns} == {tuple(p) for p in pats}
+    order_a = np.lexsort(rm.patterns.T[::-1])
+    order_b = np.lexsort(pats.T[::-1])
+    np.testing.assert_allclose(rm.measures[order_a], areas[order_b], rtol=1e-9, atol=1e-12)
+    uv = rng.uniform(box[:2], box[2:], size=(500, 2))
+    np.testing.assert_array_equal(rm.patterns[rm.locate(uv)], net.restrict(plane).patterns(uv))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_residual_mlp_plane_against_model_reference(seed):
+    torch.manual_seed(seed)
+    model = _Residual().double()
+    with torch.no_grad():
+        model.u2.weight.copy_(torch.linspace(-0.5, 0.8, 7))
+    _compare_graph(model, (5,), seed)
+
+
+def test_small_cnn_plane_against_model_reference():
+    torch.manual_seed(3)
+    model = _SmallCNN().double()
+    with torch.no_grad():
+        model.bn.running_mean.copy_(torch.tensor([0.1, -0.2, 0.05]))
+        model.bn.running_var.copy_(torch.tensor([0.5, 2.0, 1.5]))
+    _compare_graph(model, (1, 6, 6), 0)
+
+
+def test_graph_networks_on_lines_are_refused_with_a_clear_message():
+    torch.manual_seed(0)
+    net = rg.from_torch(_Residual().double(), input_shape=(5,))
+    rng = np.random.default_rng(0)
+    line = rg.Line.through(*rng.normal(size=(2, 5)))
+    with pytest.raises(ValueError, match="on a plane"):
+        rg.activation_regions(net.restrict(line), line.bounds())

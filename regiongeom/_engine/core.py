@@ -40,7 +40,7 @@ def limit_error(n, max_regions, net):
     regions so far (None: the next layer would)."""
     # per region: a vertex's values (8 bytes per neuron of the widest layer),
     # about 4 half-edges and a face (250 bytes), and the pattern
-    per = 8 * max(w.shape[0] for w in net.weights) + 250 + net.n_neurons
+    per = 8 * max(net.layer_sizes) + 250 + net.n_neurons
     so_far = f"{n:,} so far" if n is not None else "the next layer makes more"
     return RegionLimitError(
         f"the enumeration passed max_regions={max_regions:,} activation regions ({so_far}); "

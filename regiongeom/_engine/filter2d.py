@@ -158,7 +158,9 @@ class ExactSigns:
     @property
     def net(self):
         if self._exact_net is None:
-            self._exact_net = _exact.ExactNet(self._net)
+            from .._exact_graph import exact_for
+
+            self._exact_net = exact_for(self._net)
         return self._exact_net
 
     def new_epoch(self, start):

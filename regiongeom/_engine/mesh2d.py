@@ -219,6 +219,8 @@ def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
     """Exact 2D enumeration; see :func:`regiongeom.activation_regions`."""
     compile_notice("the 2D engine", *_ENTRY_KERNELS, seconds=6)
     with one_blas_thread():
+        if hasattr(net, "stages"):  # a GraphNetwork
+            return _enumerate_2d_graph(net, domain, max_regions)
         return _enumerate_2d(net, domain, max_regions)
 
 
@@ -261,6 +263,11 @@ def _enumerate_2d(net, domain, max_regions):
             K.apply_activation(g.mesh.values, int(g.mesh.size[K.NV]), bp, sl, ic, g.mesh.eps, *terms)
         h = g.mesh.values[: g.mesh.size[K.NV]]
     del h
+    return _finish(g, exact, blocks, net, domain)
+
+
+def _finish(g, exact, blocks, net, domain):
+    """The :class:`Subdivision` of the finished mesh ``g.mesh``."""
     stats = g.mesh.stats
     X.COUNTS["decisions"] += int(stats[K.N_DECISIONS])
     # keep only what the result needs, trimmed, freeing the rest first
@@ -275,6 +282,40 @@ def _enumerate_2d(net, domain, max_regions):
     patterns = assemble_patterns(blocks, nf, net.n_neurons)
     del blocks
     return _subdivision(mesh, nv, nh, nf, patterns, convex=domain.convex)
+
+
+def _enumerate_2d_graph(net, domain, max_regions):
+    """As :func:`_enumerate_2d` for a :class:`~regiongeom.graph.GraphNetwork`
+    with 2 inputs: one unit stage at a time, the older tensors that later
+    stages read carried at the vertices (:class:`.graph_plan.GraphPlan`)."""
+    from .graph_plan import GraphPlan
+
+    plan = GraphPlan(net)
+    g = _Growing(_new_mesh(domain.pieces))
+    nv = int(g.mesh.size[K.NV])
+    x = np.stack([g.mesh.vx[:nv], g.mesh.vy[:nv]], axis=1)
+    g.mesh.eps[:nv] = X.first_eps(x)
+    blocks = []  # (first neuron, face at the layer's start, pieces) of each stage
+    exact = X.ExactSigns(net, _domain_lines(g.mesh), blocks, net.n_neurons)
+    values, rn = plan.first_values(x, g.mesh.vx.shape[0])
+    g.set(values=values)
+    key0 = 0
+    for s, st in enumerate(plan.stages):
+        nv = int(g.mesh.size[K.NV])
+        g.mesh.stats[K.EMAX] = g.mesh.eps[:nv].max()
+        bps = np.ascontiguousarray(st.breakpoints, np.float64)
+        start = _cut_layer(g, bps, st.offset, max_regions, net, rn=rn, n_cut=st.n, exact=exact, key0=key0)
+        key0 += st.n * bps.shape[0]
+        nf = int(g.mesh.size[K.NF])
+        blocks.append((st.offset, start, g.mesh.pieces[:nf].copy()))
+        g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], 0), np.int8))
+        if s + 1 < len(plan.stages):
+            nv = int(g.mesh.size[K.NV])
+            lip, r = plan.activate(s, g.mesh.values, nv, g.mesh.eps)
+            values, rn = plan.next_values(s, g.mesh.values, nv, g.mesh.vx.shape[0], g.mesh.eps, lip, r)
+            g.set(values=None)
+            g.set(values=values)
+    return _finish(g, exact, blocks, net, domain)
 
 
 def _subdivision(m, nv, nh, nf, patterns, *, convex):
