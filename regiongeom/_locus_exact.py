@@ -101,7 +101,12 @@ def edge_jumps(rm) -> np.ndarray:
     if "jumps" not in cache:
         keys = ("weights", "regions", "exact", "jacobians", "jacobians_exact")
         cache["jump_stages"] = stages = dict.fromkeys(keys, 0)
-        cache["jumps"] = _edge_jumps(rm, stages)
+        if hasattr(rm.net, "stages"):  # a GraphNetwork: through its operators
+            from ._graph_maps import edge_jumps as graph_edge_jumps
+
+            cache["jumps"] = graph_edge_jumps(rm)
+        else:
+            cache["jumps"] = _edge_jumps(rm, stages)
     return cache["jumps"]
 
 

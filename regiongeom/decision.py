@@ -137,6 +137,14 @@ def _tie_lines(rm, jac, off, i, k):
 
     a = jac[:, i] - jac[:, k]
     c = off[:, i] - off[:, k]
+    if hasattr(rm.net, "stages"):  # a GraphNetwork: magnitudes through its operators
+        from ._graph_maps import jacobian_magnitudes
+
+        mag, gamma = jacobian_magnitudes(rm.net, rm.patterns)
+        with np.errstate(over="ignore", invalid="ignore"):
+            room = gamma * (mag[:, i] + mag[:, k]) * (1.0 + 1e-6) + 2.0**-1000
+            ok = np.any(np.abs(a) > room, axis=1)
+        return _exact_ties(rm, a, c, ok, np.flatnonzero(~ok), i, k)
     bounds = _Bounds(rm.net)
     up = bounds.jacobian_upper  # (n_out, n_in): magnitudes of any region's Jacobian
     with np.errstate(over="ignore", invalid="ignore"):
@@ -148,10 +156,16 @@ def _tie_lines(rm, jac, off, i, k):
             room = bounds.gamma * (mag[:, i] + mag[:, k]) + 2.0 * bounds.tiny
             ok[left] = np.any(np.abs(a[left]) > room, axis=1)
         left = left[~ok[left]]
+    return _exact_ties(rm, a, c, ok, left, i, k)
+
+
+def _exact_ties(rm, a, c, ok, left, i, k):
+    """Decide the tie lines of the regions ``left`` exactly."""
     if left.size:
         from . import _exact as X
+        from ._exact_graph import exact_for
 
-        ex = X.ExactNet(rm.net)
+        ex = exact_for(rm.net)
         a, c = a.copy(), c.copy()
         for r in left:
             m = ex.output(rm.patterns[r])

@@ -176,6 +176,10 @@ class RegionMap:
         Kept as (n_units, R * n_in) matrices so every layer is one BLAS product.
         """
         patterns = self.patterns if rows is None else self.patterns[rows]
+        if hasattr(self.net, "stages"):  # a GraphNetwork: through its operators
+            from ._graph_maps import affine_maps
+
+            return affine_maps(self.net, patterns)
         net, R, k = self.net, len(patterns), self.dim
         J = np.repeat(np.eye(k)[:, None, :], R, axis=1).reshape(k, R * k)
         c = np.zeros((k, R))

@@ -126,3 +126,67 @@ def test_graph_networks_on_lines_are_refused_with_a_clear_message():
     line = rg.Line.through(*rng.normal(size=(2, 5)))
     with pytest.raises(ValueError, match="on a plane"):
         rg.activation_regions(net.restrict(line), line.bounds())
+
+
+def _conv_and_dense_twins(seed, n_in=5):
+    """The same network as a Conv1d model (a GraphNetwork) and as a Linear one (a Network)."""
+    torch.manual_seed(seed)
+    dense = nn.Sequential(nn.Linear(n_in, 6), nn.ReLU(), nn.Linear(6, 5), nn.LeakyReLU(0.2), nn.Linear(5, 3)).double()
+    with torch.no_grad():
+        dense[2].weight[:, 1] = 0.0  # neuron 1 has no path to the output: its lines are not locus
+        dense[4].weight[:, 3] = 0.0
+    conv = nn.Conv1d(1, 6, n_in)
+    conv = conv.double()
+    with torch.no_grad():
+        conv.weight.copy_(dense[0].weight[:, None, :])
+        conv.bias.copy_(dense[0].bias)
+
+    class Twin(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.rest = conv, dense[1:]
+
+        def forward(self, x):
+            return self.rest(self.conv(x).flatten(1))
+
+    return Twin().double(), dense
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_graph_locus_linear_regions_and_decision_boundary_equal_the_dense_twin(seed):
+    twin, dense = _conv_and_dense_twins(seed)
+    g, d = rg.from_torch(twin, input_shape=(1, 5)), rg.from_torch(dense)
+    assert isinstance(g, rg.GraphNetwork) and isinstance(d, rg.Network)
+    rng = np.random.default_rng(seed)
+    plane = rg.Plane.through(*rng.normal(size=(3, 5)))
+    box = plane.bounds()
+    rg_, rd = rg.activation_regions(g.restrict(plane), box), rg.activation_regions(d.restrict(plane), box)
+    assert len(rg_) == len(rd)
+    np.testing.assert_allclose(np.sort(rg_.measures), np.sort(rd.measures), rtol=1e-12)
+    np.testing.assert_allclose(rg_.jacobians[rg_.locate(rd.interior_points())], rd.jacobians, rtol=1e-12, atol=1e-12)
+    lg, ld = rg.nonlinear_locus(rg_), rg.nonlinear_locus(rd)
+    assert lg.volume() == pytest.approx(ld.volume(), rel=1e-12)
+    assert len(rg.linear_regions(rg_)) == len(rg.linear_regions(rd))
+    assert len(rg.decision_boundary(rg_)) == len(rg.decision_boundary(rd))
+
+
+def test_graph_locus_decided_exactly_where_the_filter_cannot():
+    """Every edge decision equals the comparison of the two regions' exact maps."""
+    from regiongeom._exact_graph import exact_for
+    from regiongeom._graph_maps import edge_jumps
+
+    torch.manual_seed(1)
+    model = _Residual().double()
+    with torch.no_grad():
+        model.b1.weight[:, :3] = 0.0  # paths that close
+    net = rg.from_torch(model, input_shape=(5,))
+    rng = np.random.default_rng(1)
+    plane = rg.Plane.through(*rng.normal(size=(3, 5)))
+    rm = rg.activation_regions(net.restrict(plane), plane.bounds())
+    jumps = edge_jumps(rm)
+    ex = exact_for(rm.net)
+    for e in np.nonzero(rm.edge_regions[:, 1] >= 0)[0]:
+        ma, mb = ex.output(rm.patterns[rm.edge_regions[e, 0]]), ex.output(rm.patterns[rm.edge_regions[e, 1]])
+        emin = min(ma.e, mb.e)
+        assert jumps[e] == bool(np.any(ma.aligned(emin)[:, :2] != mb.aligned(emin)[:, :2]))
+    assert not jumps.all() and jumps[rm.edge_regions[:, 1] >= 0].any()

@@ -1,0 +1,187 @@
+"""Affine maps and locus decisions of a graph network's regions.
+
+For a :class:`~regiongeom.graph.GraphNetwork` the per-region maps are
+propagated through its operators, a block of regions at a time (convolutions
+stay convolutions): with the pieces of a region fixed, every stage is affine,
+so ``k + 1`` homogeneous columns (the input directions and the constant) go
+through ``op.linear`` / ``op`` and each neuron's slope and intercept.
+
+The locus: across an edge where only neuron ``j`` changes piece, the two
+Jacobians differ by ``beta_j (s_a - s_b) g_j^T``, with ``g_j`` neuron
+``j``'s gradient (nonzero: its hyperplane cuts the face) and ``beta_j`` the
+output's derivative with respect to ``j``'s output on the region's pattern.
+``beta_j`` is a unit impulse at ``j`` pushed through the later stages with
+the pattern's slopes, computed in float64 together with its magnitude (the
+same push through ``|A|`` and ``|slopes|``): every term of ``beta_j`` is a
+product along a path, so a magnitude of exactly 0 means ``beta_j == 0``
+exactly, and ``|beta_j| > gamma * magnitude`` means it is certainly
+nonzero (``gamma`` bounds the relative rounding of the whole chain). The
+rest, and edges where several neurons change piece at once, are decided by
+comparing the two regions' exact maps (:class:`regiongeom._exact_graph.ExactGraph`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_U = 2.0**-53
+_BLOCK = 1 << 21  # float64 entries held per propagated block
+
+
+def _slopes(st, pieces):
+    """(B, n) slopes and intercepts of stage ``st`` on the pieces (B, n)."""
+    idx = np.arange(st.n)[None, :]
+    return st.slopes[idx, pieces], st.intercepts[idx, pieces]
+
+
+def affine_maps(net, patterns):
+    """``(jacobians (R, n_out, k), offsets (R, n_out))`` of a graph network on
+    the regions with these patterns (float64, rounded)."""
+    R, k = len(patterns), net.n_in
+    sizes = [net.n_in] + [st.n for st in net.stages]
+    per = (k + 1) * max(sum(sizes), 1)
+    block = max(1, _BLOCK // per)
+    jac, off = np.empty((R, net.n_out, k)), np.empty((R, net.n_out))
+    for r0 in range(0, R, block):
+        P = patterns[r0 : r0 + block]
+        B = len(P)
+        # rows: region-major, k directions then the constant
+        x = np.zeros((B * (k + 1), k))
+        for i in range(k):
+            x[i :: k + 1, i] = 1.0
+        tensors = {0: x}
+        lin = np.tile(np.r_[np.ones(k, bool), False], B)
+        for s, st in enumerate(net.stages):
+            op = st.operator
+            src = [tensors[t] for t in op.sources]
+            z = op.linear(src)
+            z[~lin] = op(src)[~lin] if src else z[~lin]  # the constant row is affine
+            sl, ic = _slopes(st, P[:, st.offset : st.offset + st.n])
+            sl, ic = np.repeat(sl, k + 1, axis=0), np.repeat(ic, k + 1, axis=0)
+            h = z * sl
+            h[~lin] += ic[~lin]
+            tensors[s + 1] = h
+            keep = set(st.carry) | {s + 1}
+            tensors = {t: v for t, v in tensors.items() if t in keep}
+        src = [tensors[t] for t in net.output.sources]
+        y = net.output.linear(src)
+        y[~lin] = net.output(src)[~lin]
+        y = y.reshape(B, k + 1, net.n_out)
+        jac[r0 : r0 + B] = y[:, :k].transpose(0, 2, 1)
+        off[r0 : r0 + B] = y[:, k]
+    return jac, off
+
+
+def _n_terms(op):
+    from ._engine.graph_plan import _n_terms as n
+
+    return n(op)
+
+
+def _impulses(net, s, units, P):
+    """``(beta, magnitude)`` (B, n_out): unit impulses at stage ``s``'s
+    neurons ``units`` (B,) pushed through the later stages on patterns
+    ``P`` (B, n_neurons), in float and through ``|A|``; and ``gamma``."""
+    B = len(units)
+    st = net.stages[s]
+    imp = np.zeros((B, st.n))
+    imp[np.arange(B), units] = 1.0
+    val, mag = {s + 1: imp}, {s + 1: imp.copy()}
+    n_terms = 0
+    for t in range(s + 1, len(net.stages)):
+        st2 = net.stages[t]
+        op = st2.operator
+        src = [val[q] if q in val else np.zeros((B, _size(net, q))) for q in op.sources]
+        srcm = [mag[q] if q in mag else np.zeros((B, _size(net, q))) for q in op.sources]
+        sl, _ = _slopes(st2, P[:, st2.offset : st2.offset + st2.n])
+        val[t + 1] = op.linear(src) * sl
+        mag[t + 1] = op.absolute(srcm) * np.abs(sl)
+        n_terms += _n_terms(op) + 2
+    op = net.output
+    src = [val[q] if q in val else np.zeros((B, _size(net, q))) for q in op.sources]
+    srcm = [mag[q] if q in mag else np.zeros((B, _size(net, q))) for q in op.sources]
+    n_terms += _n_terms(op) + 2
+    gamma = 2.0 * n_terms * _U / (1.0 - 2.0 * n_terms * _U)
+    return op.linear(src), op.absolute(srcm), gamma
+
+
+def _size(net, t):
+    return net.n_in if t == 0 else net.stages[t - 1].n
+
+
+def edge_jumps(rm) -> np.ndarray:
+    """(E,) bool: whether the Jacobian jumps across each edge (graph networks)."""
+    from ._exact_graph import exact_for
+
+    net, P = rm.net, rm.patterns
+    out = np.zeros(len(rm.edge_regions), bool)
+    inner = np.nonzero(rm.edge_regions[:, 1] >= 0)[0]
+    if inner.size == 0:
+        return out
+    a, b = rm.edge_regions[inner, 0], rm.edge_regions[inner, 1]
+    diff = P[a] != P[b]
+    count = diff.sum(axis=1)
+    exact_rows = list(np.nonzero(count != 1)[0])
+    one = np.nonzero(count == 1)[0]
+    if one.size:
+        j = diff[one].argmax(axis=1)
+        offs = np.asarray(net.neuron_offsets)
+        stage = np.searchsorted(offs, j, side="right") - 1
+        for s in np.unique(stage):
+            sel = one[stage == s]
+            js = j[stage == s]
+            st = net.stages[s]
+            u = js - st.offset
+            pa, pb = P[a[sel], js], P[b[sel], js]
+            slopes_differ = st.slopes[u, pa] != st.slopes[u, pb]
+            # one push per (neuron, pattern of the later stages)
+            later = P[a[sel], offs[s + 1] :] if s + 1 < len(offs) else np.zeros((len(sel), 0), np.int8)
+            keys = np.concatenate([u[:, None].astype(np.int64), later.astype(np.int64)], axis=1)
+            uniq, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+            inv = inv.reshape(-1)
+            per = max(1, _BLOCK // max(1, sum(_size(net, t) for t in range(len(net.stages) + 1))))
+            decided = np.zeros(len(uniq), np.int8)  # 1 jump, -1 none, 0 exact
+            for c0 in range(0, len(uniq), per):
+                idx = first[c0 : c0 + per]
+                beta, mag, gamma = _impulses(net, s, u[idx], P[a[sel[idx]]])
+                nonzero = np.any(np.abs(beta) > gamma * mag * (1.0 + 1e-6), axis=1)
+                structural_zero = ~np.any(mag != 0.0, axis=1)
+                decided[c0 : c0 + per] = np.where(nonzero, 1, np.where(structural_zero, -1, 0))
+            d = decided[inv]
+            out[inner[sel]] = slopes_differ & (d == 1)
+            exact_rows += list(one[np.nonzero(slopes_differ & (d == 0))[0]])
+    if exact_rows:
+        ex = exact_for(net)
+        k = net.n_in
+        for e in exact_rows:
+            ma, mb = ex.output(P[a[e]]), ex.output(P[b[e]])
+            exp = min(ma.e, mb.e)
+            out[inner[e]] = bool(np.any(ma.aligned(exp)[:, :k] != mb.aligned(exp)[:, :k]))
+    return out
+
+
+def jacobian_magnitudes(net, patterns):
+    """``(magnitude (R, n_out, k), gamma)``: the Jacobians pushed through
+    ``|A|`` and ``|slopes|``, so that each float Jacobian entry is within
+    ``gamma * magnitude`` of the exact one (plus underflow)."""
+    R, k = len(patterns), net.n_in
+    sizes = [net.n_in] + [st.n for st in net.stages]
+    block = max(1, _BLOCK // (k * max(sum(sizes), 1)))
+    mag = np.empty((R, net.n_out, k))
+    n_terms = sum(_n_terms(st.operator) + 2 for st in net.stages) + _n_terms(net.output)
+    for r0 in range(0, R, block):
+        P = patterns[r0 : r0 + block]
+        B = len(P)
+        x = np.zeros((B * k, k))
+        for i in range(k):
+            x[i::k, i] = 1.0
+        tensors = {0: x}
+        for s, st in enumerate(net.stages):
+            op = st.operator
+            sl, _ = _slopes(st, P[:, st.offset : st.offset + st.n])
+            tensors[s + 1] = op.absolute([tensors[t] for t in op.sources]) * np.repeat(np.abs(sl), k, axis=0)
+            keep = set(st.carry) | {s + 1}
+            tensors = {t: v for t, v in tensors.items() if t in keep}
+        y = net.output.absolute([tensors[t] for t in net.output.sources])
+        mag[r0 : r0 + B] = y.reshape(B, k, net.n_out).transpose(0, 2, 1)
+    return mag, 2.0 * n_terms * _U / (1.0 - 2.0 * n_terms * _U)
