@@ -3,6 +3,7 @@ side by side with regioncam on the same plane.
 
     python benchmarks/bench_planes.py               # HR-784 (BENCH.md)
     python benchmarks/bench_planes.py --repeat 11
+    python benchmarks/bench_planes.py --cnn        # also CNN-MNIST (BENCH.md), regiongeom alone
 
 HR-784 is Hanin & Rolnick's Figure-1 architecture, ``mnist_mlp((64, 64, 64))``
 of BENCH.md (784 -> 3 x 64 ReLU -> 10), on the plane through three sklearn
@@ -83,11 +84,53 @@ def hr784():
 JOBS = {"HR-784": hr784}
 
 
+def mnist_cnn(seed=0):
+    """BENCH.md's CNN-MNIST: 1x28x28 -> conv 16 3x3 -> ReLU -> conv 32 3x3 stride 2 -> ReLU
+    -> flatten -> Linear 128 -> ReLU -> Linear 10 (torch's default initialisation)."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2), nn.ReLU(), nn.Flatten(),
+        nn.Linear(32 * 12 * 12, 128), nn.ReLU(), nn.Linear(128, 10),
+    ).double().eval()  # fmt: skip
+
+
+def cnn_job():
+    """CNN-MNIST on the plane through three digit images, over the box of side 1.0
+    (input-space units) centred on the first: regions, locus, peak memory. No
+    peer runs it (regioncam has no convolutions), so it runs alone, in a fresh
+    process, once (after a small warm-up run for the compilation)."""
+    import resource
+
+    import regiongeom as rg
+
+    net = rg.from_torch(mnist_cnn(), input_shape=(1, 28, 28))
+    plane = rg.Plane.through(*digit_images())
+    net2 = net.restrict(plane)
+    c = plane.points[0]
+    rg.activation_regions(net2, (c[0] - 0.01, c[1] - 0.01, c[0] + 0.01, c[1] + 0.01))  # warm-up
+    box = (c[0] - 0.5, c[1] - 0.5, c[0] + 0.5, c[1] + 0.5)
+    t0 = time.perf_counter()
+    rm = rg.activation_regions(net2, box)
+    t1 = time.perf_counter()
+    loc = rg.nonlinear_locus(rm)
+    t2 = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"CNN-MNIST {len(rm):>8,} regions in {t1 - t0:.1f} s; locus ({loc.volume():.3g} long) in "
+          f"{t2 - t1:.1f} s; peak resident memory {peak:,.0f} MB (box of side 1.0 around the first image)")  # fmt: skip
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", default=",".join(JOBS))
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--cnn", action="store_true", help="also run CNN-MNIST (about a minute, several GB)")
+    ap.add_argument("--cnn-only", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.cnn_only:
+        return cnn_job()
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'job':<8} {'regions':>8} {'regiongeom':>11} | {'regions':>8} {'regioncam':>10} | ratio")
     for name in a.jobs.split(","):
@@ -103,6 +146,10 @@ def main():
         print(f"{name:<8} {n_ours:>8,} {mo:>10.3f}s | {n_theirs:>8,} {mt:>9.3f}s | {mt / mo:>5.2f}  ({what})")
     print("ratio = regioncam time / regiongeom time (above 1: regiongeom faster)")
     sys.stdout.flush()
+    if a.cnn:
+        import subprocess
+
+        subprocess.run([sys.executable, __file__, "--cnn-only"], check=True)
 
 
 if __name__ == "__main__":
