@@ -22,7 +22,8 @@ __all__ = ["main"]
 MODEL_HELP = """\
 MODEL is a torch .pt/.pth file holding a whole pickled model (torch.save(model, path); only
 load files you trust) or a state_dict with --factory module:function (a function that builds
-the model), or an .npz holding either a network written by rg.Network.save(path) or plain
+the model), a torch.export program (.pt2: torch.export.save(torch.export.export(model,
+(x,)), path); it needs no class), or an .npz holding either a network written by rg.Network.save(path) or plain
 arrays W0, b0, W1, b1, ... (Wi of shape (n_i, n_{i-1}), bi of shape (n_i,)) with a ReLU after
 every layer but the last. A model with more than 2 inputs is looked at on a slice:
 --plane POINTS.npy (three inputs, e.g. images) or --line POINTS.npy (two).
@@ -50,9 +51,11 @@ def load_model(path, factory=None):
         return _load_npz(p)
     if p.suffix in (".pt", ".pth"):
         return _load_torch(p, factory)
+    if p.suffix == ".pt2":
+        return _load_exported(p)
     raise ValueError(
-        f"unknown model format {p.suffix!r}: pass a torch .pt/.pth (a whole pickled nn.Sequential) "
-        "or an .npz (see regiongeom map --help)"
+        f"unknown model format {p.suffix!r}: pass a torch .pt/.pth (a whole pickled model), a torch.export "
+        ".pt2 or an .npz (see regiongeom map --help)"
     )
 
 
@@ -91,6 +94,32 @@ def _load_npz(p):
         except (KeyError, zipfile.BadZipFile, EOFError) as exc:
             raise unreadable(exc) from exc
     return Network.from_arrays(ws, bs, ["relu"] * (n - 1) + [None])
+
+
+def _load_exported(p):
+    """A ``torch.export`` program (``.pt2``): it needs no class on the path."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise ValueError("reading a .pt2 program needs torch (pip install torch)") from exc
+    from .network import from_torch
+
+    import logging
+
+    log = logging.getLogger("torch.export")
+    level = log.level
+    log.setLevel(logging.CRITICAL)  # torch logs a traceback before raising; the one line below says it
+    try:
+        program = torch.export.load(str(p))
+    except Exception as exc:  # a corrupt or foreign file: zip, pickle and torch errors alike
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ValueError(f"{p}: torch.export.load failed ({type(exc).__name__}: {first}); is it a .pt2 program?") from exc
+    finally:
+        log.setLevel(level)
+    args = program.example_inputs[0] if program.example_inputs else ()
+    if len(args) != 1:
+        raise ValueError(f"{p}: the program takes {len(args)} inputs; regiongeom needs a model of one input")
+    return from_torch(program.module(), input_shape=tuple(args[0].shape[1:]))
 
 
 def _factory_model(spec, state, p):

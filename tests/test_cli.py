@@ -266,3 +266,16 @@ def test_lc_option_errors(tmp_path):
     ):
         r = run("demo", "--out", str(tmp_path), "--no-progress", *bad)
         assert r.returncode != 0 and "Traceback" not in r.stderr and msg in r.stderr, (bad, r.stderr)
+
+
+def test_exported_program_pt2(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 6), torch.nn.ReLU(), torch.nn.Linear(6, 1)).double()
+    program = torch.export.export(model, (torch.randn(3, 2, dtype=torch.float64),))
+    torch.export.save(program, str(tmp_path / "m.pt2"))
+    assert main(["regions", str(tmp_path / "m.pt2")]) == 0
+    rm = rg.activation_regions(rg.from_torch(model), (-1, -1, 1, 1))
+    assert f"activation regions: {len(rm):,}" in capsys.readouterr().out
+    (tmp_path / "bad.pt2").write_bytes(b"junk")
+    assert "torch.export.load failed" in one_line_error(capsys, "regions", str(tmp_path / "bad.pt2"))
