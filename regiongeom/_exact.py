@@ -227,16 +227,16 @@ def meet(l1, l2) -> np.ndarray:
 
 def sign_at(line, point) -> int:
     """Exact sign of the affine function ``line`` at a homogeneous point."""
-    l, p = _ints(line), _ints(point)
-    v = sum(int(x) * int(y) for x, y in zip(l, p, strict=True)) * (1 if p[-1] > 0 else -1)
+    row, p = _ints(line), _ints(point)
+    v = sum(int(x) * int(y) for x, y in zip(row, p, strict=True)) * (1 if p[-1] > 0 else -1)
     return (v > 0) - (v < 0)
 
 
 def sign_at_root(line, root_of) -> int:
     """1D: exact sign of ``line`` (``(a, c)``: ``a x + c``) at the root of
     ``root_of`` (``(a', c')`` with ``a' != 0``)."""
-    l, r = _ints(line), _ints(root_of)
-    return sign_at(l, np.array([-r[1], r[0]], dtype=object))
+    row, r = _ints(line), _ints(root_of)
+    return sign_at(row, np.array([-r[1], r[0]], dtype=object))
 
 
 # ---------------------------------------------------------------- locus ----
@@ -287,6 +287,7 @@ def difference(d1: Dyadic, d2: Dyadic) -> Dyadic:
     """``d1 - d2`` exactly (same shapes)."""
     e = min(d1.e, d2.e)
     return Dyadic(d1.aligned(e) - d2.aligned(e), e)
+
 
 # ----------------------------------------------------------------------- 1D ----
 def root_1d(line):
@@ -405,6 +406,7 @@ class Fallback1D:
             cpos[i] = float(root)
             cex[i] = abs(cpos[i]) * 2.0**-52
         return bad.size
+
 
 # ------------------------------------------------------- graph networks ----
 # Helpers of regiongeom._exact_graph: exact sparse dot products of Python ints

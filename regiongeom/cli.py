@@ -46,7 +46,9 @@ def load_model(path, factory=None):
     if not p.exists():
         raise ValueError(f"model file {str(p)!r} does not exist")
     if factory is not None and p.suffix not in (".pt", ".pth"):
-        raise ValueError(f"--factory builds a torch model for a state_dict file (.pt/.pth), not for {p.suffix!r}")
+        raise ValueError(
+            f"--factory builds a torch model for a state_dict file (.pt/.pth), not for {p.suffix!r}"
+        )
     if p.suffix == ".npz":
         return _load_npz(p)
     if p.suffix in (".pt", ".pth"):
@@ -102,9 +104,9 @@ def _load_exported(p):
         import torch
     except ImportError as exc:
         raise ValueError("reading a .pt2 program needs torch (pip install torch)") from exc
-    from .network import from_torch
-
     import logging
+
+    from .network import from_torch
 
     log = logging.getLogger("torch.export")
     level = log.level
@@ -113,7 +115,9 @@ def _load_exported(p):
         program = torch.export.load(str(p))
     except Exception as exc:  # a corrupt or foreign file: zip, pickle and torch errors alike
         first = str(exc).splitlines()[0] if str(exc) else ""
-        raise ValueError(f"{p}: torch.export.load failed ({type(exc).__name__}: {first}); is it a .pt2 program?") from exc
+        raise ValueError(
+            f"{p}: torch.export.load failed ({type(exc).__name__}: {first}); is it a .pt2 program?"
+        ) from exc
     finally:
         log.setLevel(level)
     args = program.example_inputs[0] if program.example_inputs else ()
@@ -134,7 +138,9 @@ def _factory_model(spec, state, p):
     try:
         fn = getattr(importlib.import_module(mod_name), fn_name)
     except ImportError as exc:
-        raise ValueError(f"--factory: cannot import module {mod_name!r} ({exc}); put it on PYTHONPATH") from exc
+        raise ValueError(
+            f"--factory: cannot import module {mod_name!r} ({exc}); put it on PYTHONPATH"
+        ) from exc
     except AttributeError as exc:
         raise ValueError(f"--factory: module {mod_name!r} has no {fn_name!r}") from exc
     model = fn()
@@ -445,9 +451,14 @@ def _model_options(p):
     p.add_argument("--plane", metavar="POINTS.npy",
                    help="three inputs (numpy.save of shape (3, n_in) or (3, *input_shape)): look at the "
                         "model on the plane through them")  # fmt: skip
-    p.add_argument("--line", metavar="POINTS.npy", help="two inputs: look at the model on the line through them")
-    p.add_argument("--factory", metavar="MODULE:FUNCTION",
-                   help="for a state_dict file: a function (importable, no arguments) that builds the model")
+    p.add_argument(
+        "--line", metavar="POINTS.npy", help="two inputs: look at the model on the line through them"
+    )
+    p.add_argument(
+        "--factory",
+        metavar="MODULE:FUNCTION",
+        help="for a state_dict file: a function (importable, no arguments) that builds the model",
+    )
 
 
 def build_parser():

@@ -67,7 +67,9 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
     from .graph import GraphNetwork
 
     if not isinstance(net, (Network, GraphNetwork)):
-        raise TypeError(f"activation_regions expects an rg.Network or rg.GraphNetwork, got {type(net).__name__}")
+        raise TypeError(
+            f"activation_regions expects an rg.Network or rg.GraphNetwork, got {type(net).__name__}"
+        )
     dom = as_domain(domain, net.n_in)
     max_regions = integer_at_least(max_regions, 1, "max_regions")
     if isinstance(net, GraphNetwork) and dom.dim == 1:

@@ -170,11 +170,15 @@ def test_slice_and_factory_errors(tmp_path, capsys, monkeypatch):
     sd, whole, pts = str(tmp_path / "sd.pt"), str(tmp_path / "whole.pt"), str(tmp_path / "pts.npy")
     assert "pass --plane POINTS.npy" in one_line_error(capsys, "regions", whole)
     assert "must hold 2 inputs of 6 entries" in one_line_error(capsys, "regions", whole, "--line", pts)
-    assert "either --plane or --line" in one_line_error(capsys, "regions", whole, "--line", pts, "--plane", pts)
+    assert "either --plane or --line" in one_line_error(
+        capsys, "regions", whole, "--line", pts, "--plane", pts
+    )
     assert "has no 'nope'" in one_line_error(capsys, "regions", sd, "--factory", "factory_models:nope")
     assert "cannot import module" in one_line_error(capsys, "regions", sd, "--factory", "no_such_mod:make")
     assert "must be module:function" in one_line_error(capsys, "regions", sd, "--factory", "factory_models")
-    assert "not a torch nn.Module" in one_line_error(capsys, "regions", sd, "--factory", "factory_models:not_a_model")
+    assert "not a torch nn.Module" in one_line_error(
+        capsys, "regions", sd, "--factory", "factory_models:not_a_model"
+    )
     torch.save({"0.weight": torch.zeros(4, 6)}, tmp_path / "bad.pt")
     err = one_line_error(capsys, "regions", str(tmp_path / "bad.pt"), "--factory", "factory_models:make")
     assert "does not fit the model of --factory" in err

@@ -131,7 +131,9 @@ def test_graph_networks_on_lines_are_refused_with_a_clear_message():
 def _conv_and_dense_twins(seed, n_in=5):
     """The same network as a Conv1d model (a GraphNetwork) and as a Linear one (a Network)."""
     torch.manual_seed(seed)
-    dense = nn.Sequential(nn.Linear(n_in, 6), nn.ReLU(), nn.Linear(6, 5), nn.LeakyReLU(0.2), nn.Linear(5, 3)).double()
+    dense = nn.Sequential(
+        nn.Linear(n_in, 6), nn.ReLU(), nn.Linear(6, 5), nn.LeakyReLU(0.2), nn.Linear(5, 3)
+    ).double()
     with torch.no_grad():
         dense[2].weight[:, 1] = 0.0  # neuron 1 has no path to the output: its lines are not locus
         dense[4].weight[:, 3] = 0.0
@@ -163,7 +165,9 @@ def test_graph_locus_linear_regions_and_decision_boundary_equal_the_dense_twin(s
     rg_, rd = rg.activation_regions(g.restrict(plane), box), rg.activation_regions(d.restrict(plane), box)
     assert len(rg_) == len(rd)
     np.testing.assert_allclose(np.sort(rg_.measures), np.sort(rd.measures), rtol=1e-12)
-    np.testing.assert_allclose(rg_.jacobians[rg_.locate(rd.interior_points())], rd.jacobians, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        rg_.jacobians[rg_.locate(rd.interior_points())], rd.jacobians, rtol=1e-12, atol=1e-12
+    )
     lg, ld = rg.nonlinear_locus(rg_), rg.nonlinear_locus(rd)
     assert lg.volume() == pytest.approx(ld.volume(), rel=1e-12)
     assert len(rg.linear_regions(rg_)) == len(rg.linear_regions(rd))

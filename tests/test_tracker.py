@@ -119,7 +119,9 @@ def test_log_measures_a_model_in_training_mode_as_in_eval_mode():
     torch = pytest.importorskip("torch")
     nn = torch.nn
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 1)).double()
+    model = nn.Sequential(
+        nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 1)
+    ).double()
     model.train()
     model(torch.randn(16, 2, dtype=torch.float64))  # running statistics move away from their start
     x = np.random.default_rng(0).normal(size=(20, 2))

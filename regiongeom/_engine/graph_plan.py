@@ -94,7 +94,7 @@ class GraphPlan:
         V = x.shape[0]
         op = self.stages[0].operator
         out[:V, : lay.n] = op(self._sources(op, {0: x}))
-        for t, c, size in lay.carried:
+        for _t, c, size in lay.carried:
             out[:V, c : c + size] = x  # only the input exists before stage 0
         rn = np.concatenate([self.rn[0]] + [np.ones(size) for _t, _c, size in lay.carried])
         self._col_rn[0] = rn
