@@ -18,6 +18,23 @@ import numpy as np
 GEOM_RTOL = 1e-12
 
 
+def require_network(net, what: str) -> None:
+    """A one-line TypeError unless ``net`` is an ``rg.Network`` (graph networks
+    get one that says what works on them today)."""
+    from .network import Network
+
+    if isinstance(net, Network):
+        return
+    if hasattr(net, "stages"):
+        raise TypeError(
+            f"{what} does not take graph networks (convolutions, residual blocks) yet; on a plane, "
+            "activation_regions, nonlinear_locus, linear_regions and decision_boundary do"
+        )
+    raise TypeError(
+        f"expected an rg.Network, got {type(net).__name__} (convert torch modules with rg.from_torch)"
+    )
+
+
 def _finite_array(x, what: str) -> np.ndarray:
     try:
         a = np.asarray(x, dtype=np.float64)

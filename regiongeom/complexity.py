@@ -227,10 +227,9 @@ def local_complexity(net, data, *, sigma, n_samples=64, method="theorem2", eps=N
 # ----------------------------------------------------------------------------
 def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs, batch_size, *,
            by_layer=False):  # fmt: skip
-    if not isinstance(net, Network):
-        raise TypeError(
-            f"expected an rg.Network, got {type(net).__name__} (convert torch modules with rg.from_torch)"
-        )
+    from ._validate import require_network
+
+    require_network(net, "lc_density")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
     sigma = positive(sigma, "sigma")

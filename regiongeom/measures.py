@@ -44,10 +44,9 @@ _CHUNK = 256  # points per chunk of Jacobians
 # input normalisation and the shared passes
 # ----------------------------------------------------------------------------
 def _check_common(net, data, sigma, n_samples, rng, n_jobs=1, what="data"):
-    if not isinstance(net, Network):
-        raise TypeError(
-            f"expected an rg.Network, got {type(net).__name__} (convert torch modules with rg.from_torch)"
-        )
+    from ._validate import require_network
+
+    require_network(net, "local_rank, total_variation and the tracker's measures")
     if sigma is not None:
         sigma = positive(sigma, "sigma")
         n_samples = integer_at_least(n_samples, 2, "n_samples")

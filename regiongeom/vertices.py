@@ -205,10 +205,9 @@ def locus_vertices(loc) -> np.ndarray:
 
 # ----------------------------------------------------------------------------
 def _check(net, points, sigma, n_samples, method, eps, rng):
-    if not isinstance(net, Network):
-        raise TypeError(
-            f"expected an rg.Network, got {type(net).__name__} (convert torch modules with rg.from_torch)"
-        )
+    from ._validate import require_network
+
+    require_network(net, "vertex_density")
     if net.n_in != 2:
         raise ValueError(
             f"vertex_density needs a network with 2 inputs; this one has {net.n_in} (restrict it to a plane)"

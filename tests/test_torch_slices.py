@@ -194,3 +194,15 @@ def test_graph_locus_decided_exactly_where_the_filter_cannot():
         emin = min(ma.e, mb.e)
         assert jumps[e] == bool(np.any(ma.aligned(emin)[:, :2] != mb.aligned(emin)[:, :2]))
     assert not jumps.all() and jumps[rm.edge_regions[:, 1] >= 0].any()
+
+
+def test_what_does_not_take_graph_networks_yet_says_so():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)).double()
+    plane = rg.Plane.through(*np.random.default_rng(0).normal(size=(3, 16)))
+    net = rg.from_torch(model, input_shape=(1, 4, 4)).restrict(plane)
+    pts = np.zeros((3, 2))
+    for call in (lambda: rg.lc_density(net, pts, sigma=0.1), lambda: rg.local_rank(net, pts),
+                 lambda: rg.vertex_density(net, pts, sigma=0.1)):  # fmt: skip
+        with pytest.raises(TypeError, match="does not take graph networks"):
+            call()
