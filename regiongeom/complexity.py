@@ -55,7 +55,6 @@ import numpy as np
 
 from ._theorem2 import theorem2_samples
 from ._validate import as_points, integer_at_least, positive
-from .network import Network
 
 __all__ = ["Estimate", "lc_density", "local_complexity"]
 

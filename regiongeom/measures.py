@@ -32,7 +32,6 @@ import numpy as np
 
 from ._validate import as_points, integer_at_least, positive
 from .complexity import Estimate
-from .network import Network
 
 __all__ = ["local_rank", "total_variation", "not_good_count"]
 
