@@ -17,8 +17,9 @@ Rounding-error bounds
 The engine keeps one factor ``eps[v]`` per vertex and one ``rn[c]`` per
 column: the float value in column ``c`` is within ``rn[c] * eps[v]`` of the
 exact value at the exact vertex. For the preactivation columns of a stage,
-``rn`` is ``row_l1 + |bias|`` of its operator (0 for a constant row, which is
-computed exactly at every vertex); a carried tensor keeps the factors it had.
+``rn`` is ``row_l1 + |bias|`` of its operator (0 only for a zero row with a
+zero constant, computed as exactly 0); an activated tensor gets
+``max(L, 1) rn`` and a carried tensor keeps the factors it had.
 Between stages, with ``L`` the largest slope of the units just activated:
 
 - an activated column's error is at most ``L rn[c] eps`` plus the unit's own
@@ -80,8 +81,10 @@ class GraphPlan:
         self.rn, self._terms = [], []
         for st in self.stages:
             op = st.operator
+            # a row of zeros still rounds its constant on the way through the
+            # operator's primitives, so only a zero row with a zero constant
+            # (computed as exactly 0) gets the factor 0
             rn = (np.asarray(op.row_l1, np.float64) + np.abs(op.bias)) * SLACK
-            rn[np.asarray(op.row_l1) == 0] = 0.0
             self.rn.append(rn)
         self._col_rn = [None] * len(self.stages)
 
@@ -143,7 +146,7 @@ class GraphPlan:
         tensors = self.tensors_after(s, values, V)
         # factors of the tensors available now
         col_rn = self._col_rn[s]
-        fac = {s + 1: lip * self.rn[s]}
+        fac = {s + 1: max(lip, 1.0) * self.rn[s]}
         for t, c, size in self.layouts[s].carried:
             fac[t] = col_rn[c : c + size]
         op = nxt.operator
