@@ -103,6 +103,19 @@ class GraphPlan:
         self._col_rn[0] = rn
         return out, rn
 
+    def first_eps(self, x):
+        """``(V,)`` error factors of stage 0's values at the exact points ``x``:
+        its operator rounds within ``gamma_N ((|A| 1) |x|_inf + |b|)``, at most
+        ``rn gamma_N c2 max(|x|_inf, 1)``."""
+        op = self.stages[0].operator
+        rn = self.rn[0]
+        live = rn > 0
+        c2 = 0.0
+        if live.any():
+            ones = op.absolute(np.ones((1, op.n_in)), with_bias=True)[0]
+            c2 = float((ones[live] / rn[live]).max()) * (1.0 + 4 * U * op.n_in)
+        return SLACK * _gamma(_n_terms(op)) * c2 * np.maximum(np.abs(x).max(axis=1), 1.0)
+
     def _sources(self, op, tensors):
         return [tensors[t] for t in op.sources]
 

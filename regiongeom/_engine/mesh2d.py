@@ -294,7 +294,7 @@ def _enumerate_2d_graph(net, domain, max_regions):
     g = _Growing(_new_mesh(domain.pieces))
     nv = int(g.mesh.size[K.NV])
     x = np.stack([g.mesh.vx[:nv], g.mesh.vy[:nv]], axis=1)
-    g.mesh.eps[:nv] = X.first_eps(x)
+    g.mesh.eps[:nv] = plan.first_eps(x)
     blocks = []  # (first neuron, face at the layer's start, pieces) of each stage
     exact = X.ExactSigns(net, _domain_lines(g.mesh), blocks, net.n_neurons)
     values, rn = plan.first_values(x, g.mesh.vx.shape[0])
