@@ -206,3 +206,32 @@ def test_what_does_not_take_graph_networks_yet_says_so():
                  lambda: rg.vertex_density(net, pts, sigma=0.1)):  # fmt: skip
         with pytest.raises(TypeError, match="does not take graph networks"):
             call()
+
+
+@pytest.mark.slow
+def test_graph_engine_is_exact_where_images_repeat_pixels():
+    """Images upsampled 2 x 2 make duplicate and concurrent conv neurons: the exact
+    fallback decides them, and the regions equal the exact rational reference of the
+    same network written densely (op.matrix() of each convolution holds its float
+    weights exactly)."""
+    from exact_reference import exact_regions
+
+    from regiongeom._engine import filter2d
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Conv2d(2, 2, 2), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(2 * 4 * 4, 2)).double().eval()  # fmt: skip
+    rng = np.random.default_rng(0)
+    images = np.kron(rng.integers(0, 3, size=(3, 3, 3)).astype(float), np.ones((2, 2))).reshape(3, 1, 6, 6)
+    plane = rg.Plane.through(*images)
+    box = plane.bounds()
+    net = rg.from_torch(model, input_shape=(1, 6, 6)).restrict(plane)
+    before = filter2d.COUNTS["exact"]
+    rm = rg.activation_regions(net, box)
+    assert filter2d.COUNTS["exact"] > before
+    layers = [(st.operator.matrix(), st.operator.bias, st.activation) for st in net.stages]
+    layers.append((net.output.matrix(), net.output.bias, None))
+    dense = rg.Network.from_arrays(*zip(*layers))
+    exact = exact_regions(dense, box)
+    assert {tuple(p) for p in rm.patterns} == {tuple(p) for p in np.asarray(exact.patterns)}
+    assert len(rm) == len(exact.patterns)
