@@ -220,8 +220,8 @@ def cut_layer(
     size = m.size
     nv, nh, nf = size[NV], size[NH], size[NF]
     no_uncertain = np.empty((0, 2), np.int64)
-    scratch = np.empty(m.values.shape[1])
-    scratch_bits = np.empty(1, np.int64)
+    scratch = np.empty(m.values.shape[1] + 1)
+    scratch_bits = scratch.view(np.int64)
     # per face at the layer's start (start[root]), the vertices where the line
     # being cut enters and leaves it (valid for the key in columns 1 and 3):
     # the anchors of its chords
@@ -419,16 +419,20 @@ def _split_edge(h, j, t, neuron, k, root_id, epoch, key, ends, start_of, rn, rin
     m = nv
     vx[m] = vx[u] + a * (vx[w] - vx[u])
     vy[m] = vy[u] + a * (vy[w] - vy[u])
+    # the interpolated row, and each column's error term (>= 0) into a
+    # scratch row (whose bits are ``scratch_bits``), then their maximum
     n_cols = values.shape[1]
+    row_u = values[u]
+    row_w = values[w]
+    row_m = values[m]
+    u6 = 6.0 * U
     for r in range(n_cols):
-        values[m, r] = values[u, r] + a * (values[w, r] - values[u, r])
-    # each column's error term (>= 0) into a scratch row, then their maximum
-    cbuf = scratch[:n_cols]
-    for r in range(n_cols):
-        zu = values[u, r]
-        zw = values[w, r]
-        cbuf[r] = rinv[r] * (ea * abs(zw - zu) + 6.0 * U * (abs(zu) + abs(zw)))
-    acc = _max_abs(cbuf.view(np.int64), scratch_bits)
+        zu = row_u[r]
+        zw = row_w[r]
+        dz = zw - zu
+        row_m[r] = zu + a * dz
+        scratch[r] = rinv[r] * (ea * abs(dz) + u6 * (abs(zu) + abs(zw)))
+    acc = _max_abs_n(scratch_bits, n_cols)
     values[m, j] = t
     sign[m] = 0
     e = SLACK * (em * (1.0 + 2.0 * ea) + acc)
@@ -558,6 +562,17 @@ def _max_abs(bits, scratch):
         m = max(m, bits[r] & 0x7FFFFFFFFFFFFFFF)
     scratch[0] = m
     return scratch.view(np.float64)[0]
+
+
+@njit(cache=True, inline="always")
+def _max_abs_n(bits, n):
+    """The largest ``|x|`` of the first ``n`` floats whose bits are ``bits``
+    (as :func:`_max_abs`, its float read back through ``bits[n]``)."""
+    m = 0
+    for r in range(n):
+        m = max(m, bits[r] & 0x7FFFFFFFFFFFFFFF)
+    bits[n] = m
+    return bits[n:].view(np.float64)[0]
 
 
 @njit(cache=True)
