@@ -267,25 +267,15 @@ def cut_layer(
         if n_unc > 0:
             return NEED_EXACT, j, k, _uncertain(indptr[q], indptr[q + 1], n_unc, root_faces, head, count,
                                                 next_in_root, sign, orig, nxt, face_edge)  # fmt: skip
-        status = OK
-        for i in range(n_todo):  # the edges first, so that each root's ends on the line are known
-            f = todo[i]
-            if f >= 0:
-                nv, nh, st = _split_face(f, j, k, first + j, t, epoch, key, ends, start, rn, rinv, scratch, scratch_bits, vx, vy, values,
-                                         sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc,
-                                         face_edge, root, nv, nh)  # fmt: skip
-                if st != OK:
-                    status = st
-        for i in range(n_todo):
-            f = todo[i]
-            if f < 0:
-                pieces[~f, j] += 1  # on or above the breakpoint: the piece to the right
-                continue
-            nh, nf, st = _add_chord(f, j, k, first + j, key, ends, start, sign, orig, nxt, twin, face, edge_neuron,
-                                    edge_bp, anc, face_edge, pieces, root, next_in_root, head, count, nh,
-                                    nf)  # fmt: skip
-            if st != OK:
-                status = st
+        # the edges first, so that each root's ends on the line are known
+        nv, nh, status = _split_faces(todo, n_todo, j, k, first + j, t, epoch, key, ends, start, rn, rinv, scratch,
+                                      scratch_bits, vx, vy, values, sign, eps, prov, stats, orig, nxt, twin, face,
+                                      edge_neuron, edge_bp, anc, face_edge, root, nv, nh)  # fmt: skip
+        nh, nf, st = _add_chords(todo, n_todo, j, k, first + j, key, ends, start, sign, orig, nxt, twin, face,
+                                 edge_neuron, edge_bp, anc, face_edge, pieces, root, next_in_root, head, count, nh,
+                                 nf)  # fmt: skip
+        if st != OK:
+            status = st
         size[NV], size[NH], size[NF] = nv, nh, nf
         if status != OK:
             return status, j, k, no_uncertain
@@ -324,71 +314,89 @@ def _uncertain(i0, i1, n_unc, root_faces, head, count, next_in_root, sign, orig,
 
 
 @njit(cache=True)
-def _split_face(f, j, k, neuron, t, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy, values, sign, eps, prov, stats,
-                orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge, root, nv, nh):  # fmt: skip
-    """Split the edges of face ``f`` whose ends have strictly opposite signs
-    in ``sign`` where ``values[:, j] == t`` (``neuron``, breakpoint ``k``).
-    Returns ``(nv, nh, status)``, status OK or ANOMALY. (The arrays are those
-    of :class:`Mesh`, see :func:`cut_layer`.)"""
-    start = face_edge[f]
-    h = start
-    n_split = 0
-    while True:
-        hn = nxt[h]
-        if sign[orig[h]] * sign[orig[hn]] < 0:
-            n_split += 1
-            if n_split > 2:  # only inconsistent signs cross a convex face 3 times
-                return nv, nh, ANOMALY
-            nv, nh = _split_edge(h, j, t, neuron, k, root[f], epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy, values,
-                                 sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, root, nv,
-                                 nh)  # fmt: skip
-            hn = nxt[h]  # the half-edge from the new vertex
-        if hn == start:
-            break
-        h = hn
-    return nv, nh, OK
+def _split_faces(todo, n_todo, j, k, neuron, t, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy,
+                 values, sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge, root, nv,
+                 nh):  # fmt: skip
+    """Split the edges of every face ``f = todo[i] >= 0`` (``i < n_todo``)
+    whose ends have strictly opposite signs in ``sign`` where ``values[:, j]
+    == t`` (``neuron``, breakpoint ``k``). Returns ``(nv, nh, status)``,
+    status OK or ANOMALY. (The arrays are those of :class:`Mesh`, see
+    :func:`cut_layer`.)"""
+    status = OK
+    for i in range(n_todo):
+        f = todo[i]
+        if f < 0:
+            continue
+        start = face_edge[f]
+        h = start
+        n_split = 0
+        while True:
+            hn = nxt[h]
+            if sign[orig[h]] * sign[orig[hn]] < 0:
+                n_split += 1
+                if n_split > 2:  # only inconsistent signs cross a convex face 3 times
+                    status = ANOMALY
+                    break
+                nv, nh = _split_edge(h, j, t, neuron, k, root[f], epoch, key, ends, start_of, rn, rinv, scratch,
+                                     scratch_bits, vx, vy, values, sign, eps, prov, stats, orig, nxt, twin, face,
+                                     edge_neuron, edge_bp, anc, root, nv, nh)  # fmt: skip
+                hn = nxt[h]  # the half-edge from the new vertex
+            if hn == start:
+                break
+            h = hn
+    return nv, nh, status
 
 
 @njit(cache=True)
-def _add_chord(f, j, k, neuron, key, ends, start_of, sign, orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge,
-               pieces, root, next_in_root, root_head, root_count, nh, nf):  # fmt: skip
-    """Cut face ``f``, whose edges crossing the hyperplane are split, along
-    the chord between its two zero-sign vertices: the part on the upper side
-    becomes a new face on the list of the same root. The chord's anchors are
-    where the line enters and leaves the face at the layer's start, when
-    those are known (so that chords of chords do not compound errors). Returns
-    ``(nh, nf, status)``, status OK or ANOMALY."""
-    hp, hp_prev, hq, hq_prev = _chord_ends(face_edge[f], sign, orig, nxt)
-    if hp == -1:
-        return nh, nf, ANOMALY
-    # the new edge e1 (in f) / e2 (in the new face f2) from the vertex of hp to that of hq
-    r = root[f]
-    s = start_of[r]
-    a0 = ends[s, 0] if ends[s, 1] == key else orig[hp]
-    a1 = ends[s, 2] if ends[s, 3] == key else orig[hq]
-    e1, e2, f2 = nh, nh + 1, nf
-    orig[e1], orig[e2] = orig[hp], orig[hq]
-    twin[e1], twin[e2] = e2, e1
-    edge_neuron[e1], edge_neuron[e2] = neuron, neuron
-    edge_bp[e1], edge_bp[e2] = k, k
-    anc[e1, 0], anc[e1, 1], anc[e2, 0], anc[e2, 1] = a0, a1, a1, a0
-    nxt[hq_prev], nxt[e2], nxt[hp_prev], nxt[e1] = e2, hp, e1, hq
-    face[e1] = f
-    face_edge[f], face_edge[f2] = e1, e2
-    h = hp
-    while True:
-        face[h] = f2
-        if h == e2:
-            break
-        h = nxt[h]
-    for c in range(pieces.shape[1]):
-        pieces[f2, c] = pieces[f, c]
-    pieces[f2, j] += 1
-    root[f2] = r
-    next_in_root[f2] = root_head[r]
-    root_head[r] = f2
-    root_count[r] += 1
-    return nh + 2, nf + 1, OK
+def _add_chords(todo, n_todo, j, k, neuron, key, ends, start_of, sign, orig, nxt, twin, face, edge_neuron, edge_bp, anc,
+                face_edge, pieces, root, next_in_root, root_head, root_count, nh, nf):  # fmt: skip
+    """Cut every face ``f = todo[i] >= 0`` (``i < n_todo``), whose edges
+    crossing the hyperplane are split, along the chord between its two
+    zero-sign vertices: the part on the upper side becomes a new face on the
+    list of the same root; a face ``~f = todo[i] >= 0`` gets the upper piece.
+    The chord's anchors are where the line enters and leaves the face at the
+    layer's start, when those are known (so that chords of chords do not
+    compound errors). Returns ``(nh, nf, status)``, status OK or ANOMALY."""
+    status = OK
+    for i in range(n_todo):
+        f = todo[i]
+        if f < 0:
+            pieces[~f, j] += 1  # on or above the breakpoint: the piece to the right
+            continue
+        hp, hp_prev, hq, hq_prev = _chord_ends(face_edge[f], sign, orig, nxt)
+        if hp == -1:
+            status = ANOMALY
+            continue
+        # the new edge e1 (in f) / e2 (in the new face f2) from the vertex of hp to that of hq
+        r = root[f]
+        s = start_of[r]
+        a0 = ends[s, 0] if ends[s, 1] == key else orig[hp]
+        a1 = ends[s, 2] if ends[s, 3] == key else orig[hq]
+        e1, e2, f2 = nh, nh + 1, nf
+        orig[e1], orig[e2] = orig[hp], orig[hq]
+        twin[e1], twin[e2] = e2, e1
+        edge_neuron[e1], edge_neuron[e2] = neuron, neuron
+        edge_bp[e1], edge_bp[e2] = k, k
+        anc[e1, 0], anc[e1, 1], anc[e2, 0], anc[e2, 1] = a0, a1, a1, a0
+        nxt[hq_prev], nxt[e2], nxt[hp_prev], nxt[e1] = e2, hp, e1, hq
+        face[e1] = f
+        face_edge[f], face_edge[f2] = e1, e2
+        h = hp
+        while True:
+            face[h] = f2
+            if h == e2:
+                break
+            h = nxt[h]
+        for c in range(pieces.shape[1]):
+            pieces[f2, c] = pieces[f, c]
+        pieces[f2, j] += 1
+        root[f2] = r
+        next_in_root[f2] = root_head[r]
+        root_head[r] = f2
+        root_count[r] += 1
+        nh += 2
+        nf += 1
+    return nh, nf, status
 
 
 @njit(cache=True)
