@@ -106,6 +106,7 @@ def test_split_edge_puts_the_vertex_on_the_line():
     h = next(h for h in range(6) if mesh.twin[h] >= 0)
     g = mesh.twin[h]
     mesh.sign[:4] = np.sign(mesh.values[:4, 0] - 1.2)
+    mesh.root[mesh.face[h]] = 3  # the root recorded in the new vertex's provenance
     one = np.ones(1)
     ends = np.full((4, 4), -1)
     scratch = np.empty(2)  # a row of the values' width, and one more
