@@ -199,9 +199,12 @@ def cut_layer(
     identifies the roots in the provenance of the vertices made; ``start``
     maps the roots to the faces at the layer's start.
     """
-    # The per-face functions below take the arrays themselves, not the named
-    # tuples: in numba every read of an array out of a tuple updates its
-    # reference count atomically, which slows the cuts down noticeably.
+    # The functions below take the arrays themselves, not the named tuples:
+    # in numba every read of an array out of a tuple updates its reference
+    # count atomically, which slows the cuts down noticeably. For the same
+    # reason each pass over a cut's faces (split, chords) is one call, with a
+    # loop inside: a call passing some thirty arrays per face or per edge
+    # costs more than the work it does.
     m = Mesh(*mesh_fields)
     roots = Roots(*roots_fields)
     vx, vy, values, sign, eps, prov, xsign = m.vx, m.vy, m.values, m.sign, m.eps, m.prov, m.xsign
