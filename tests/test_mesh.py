@@ -106,10 +106,12 @@ def test_split_edge_puts_the_vertex_on_the_line():
     h = next(h for h in range(6) if mesh.twin[h] >= 0)
     g = mesh.twin[h]
     mesh.sign[:4] = np.sign(mesh.values[:4, 0] - 1.2)
+    mesh.root[mesh.face[h]] = 3  # the root recorded in the new vertex's provenance
     one = np.ones(1)
     ends = np.full((4, 4), -1)
-    scratch, scratch_bits = np.empty(1), np.empty(1, np.int64)
-    nv, nh = K._split_edge(h, 0, 1.2, 7, 0, 3, 5, 9, ends, np.arange(4), one, one, scratch, scratch_bits, mesh.vx,
+    scratch = np.empty(2)  # a row of the values' width, and one more
+    scratch_bits = scratch.view(np.int64)
+    nv, nh = K._split_edges(np.array([h]), 1, 0, 1.2, 7, 0, 5, 9, ends, np.arange(4), one, one, scratch, scratch_bits, mesh.vx,
                            mesh.vy, mesh.values, mesh.sign, mesh.eps, mesh.prov, mesh.stats, mesh.orig, mesh.nxt,
                            mesh.twin, mesh.face, mesh.edge_neuron, mesh.edge_bp, mesh.anc, mesh.root, 4,
                            6)  # fmt: skip

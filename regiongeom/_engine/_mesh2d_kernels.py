@@ -199,9 +199,12 @@ def cut_layer(
     identifies the roots in the provenance of the vertices made; ``start``
     maps the roots to the faces at the layer's start.
     """
-    # The per-face functions below take the arrays themselves, not the named
-    # tuples: in numba every read of an array out of a tuple updates its
-    # reference count atomically, which slows the cuts down noticeably.
+    # The functions below take the arrays themselves, not the named tuples:
+    # in numba every read of an array out of a tuple updates its reference
+    # count atomically, which slows the cuts down noticeably. For the same
+    # reason each pass over a cut's faces (split, chords) is one call, with a
+    # loop inside: a call passing some thirty arrays per face or per edge
+    # costs more than the work it does.
     m = Mesh(*mesh_fields)
     roots = Roots(*roots_fields)
     vx, vy, values, sign, eps, prov, xsign = m.vx, m.vy, m.values, m.sign, m.eps, m.prov, m.xsign
@@ -220,8 +223,8 @@ def cut_layer(
     size = m.size
     nv, nh, nf = size[NV], size[NH], size[NF]
     no_uncertain = np.empty((0, 2), np.int64)
-    scratch = np.empty(m.values.shape[1])
-    scratch_bits = np.empty(1, np.int64)
+    scratch = np.empty(m.values.shape[1] + 1)
+    scratch_bits = scratch.view(np.int64)
     # per face at the layer's start (start[root]), the vertices where the line
     # being cut enters and leaves it (valid for the key in columns 1 and 3):
     # the anchors of its chords
@@ -267,25 +270,16 @@ def cut_layer(
         if n_unc > 0:
             return NEED_EXACT, j, k, _uncertain(indptr[q], indptr[q + 1], n_unc, root_faces, head, count,
                                                 next_in_root, sign, orig, nxt, face_edge)  # fmt: skip
-        status = OK
-        for i in range(n_todo):  # the edges first, so that each root's ends on the line are known
-            f = todo[i]
-            if f >= 0:
-                nv, nh, st = _split_face(f, j, k, first + j, t, epoch, key, ends, start, rn, rinv, scratch, scratch_bits, vx, vy, values,
-                                         sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc,
-                                         face_edge, root, nv, nh)  # fmt: skip
-                if st != OK:
-                    status = st
-        for i in range(n_todo):
-            f = todo[i]
-            if f < 0:
-                pieces[~f, j] += 1  # on or above the breakpoint: the piece to the right
-                continue
-            nh, nf, st = _add_chord(f, j, k, first + j, key, ends, start, sign, orig, nxt, twin, face, edge_neuron,
-                                    edge_bp, anc, face_edge, pieces, root, next_in_root, head, count, nh,
-                                    nf)  # fmt: skip
-            if st != OK:
-                status = st
+        # the edges first, so that each root's ends on the line are known
+        crossing = np.empty(2 * n_todo, np.int64)
+        nv, nh, status = _split_faces(todo, n_todo, crossing, j, k, first + j, t, epoch, key, ends, start, rn, rinv, scratch,
+                                      scratch_bits, vx, vy, values, sign, eps, prov, stats, orig, nxt, twin, face,
+                                      edge_neuron, edge_bp, anc, face_edge, root, nv, nh)  # fmt: skip
+        nh, nf, st = _add_chords(todo, n_todo, j, k, first + j, key, ends, start, sign, orig, nxt, twin, face,
+                                 edge_neuron, edge_bp, anc, face_edge, pieces, root, next_in_root, head, count, nh,
+                                 nf)  # fmt: skip
+        if st != OK:
+            status = st
         size[NV], size[NH], size[NF] = nv, nh, nf
         if status != OK:
             return status, j, k, no_uncertain
@@ -324,161 +318,196 @@ def _uncertain(i0, i1, n_unc, root_faces, head, count, next_in_root, sign, orig,
 
 
 @njit(cache=True)
-def _split_face(f, j, k, neuron, t, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy, values, sign, eps, prov, stats,
-                orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge, root, nv, nh):  # fmt: skip
-    """Split the edges of face ``f`` whose ends have strictly opposite signs
-    in ``sign`` where ``values[:, j] == t`` (``neuron``, breakpoint ``k``).
-    Returns ``(nv, nh, status)``, status OK or ANOMALY. (The arrays are those
-    of :class:`Mesh`, see :func:`cut_layer`.)"""
-    start = face_edge[f]
-    h = start
-    n_split = 0
-    while True:
-        hn = nxt[h]
-        if sign[orig[h]] * sign[orig[hn]] < 0:
-            n_split += 1
-            if n_split > 2:  # only inconsistent signs cross a convex face 3 times
-                return nv, nh, ANOMALY
-            nv, nh = _split_edge(h, j, t, neuron, k, root[f], epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy, values,
-                                 sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, root, nv,
-                                 nh)  # fmt: skip
-            hn = nxt[h]  # the half-edge from the new vertex
-        if hn == start:
-            break
-        h = hn
-    return nv, nh, OK
+def _split_faces(todo, n_todo, crossing, j, k, neuron, t, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits,
+                 vx, vy, values, sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge,
+                 root, nv, nh):  # fmt: skip
+    """Split the edges of every face ``f = todo[i] >= 0`` (``i < n_todo``)
+    whose ends have strictly opposite signs in ``sign`` where ``values[:, j]
+    == t`` (``neuron``, breakpoint ``k``), in the order of the faces and of
+    their half-edges (from ``face_edge[f]``), each edge once (``crossing``:
+    scratch with room for two half-edges per face). Returns ``(nv, nh,
+    status)``, status OK or ANOMALY. (The arrays are those of :class:`Mesh`,
+    see :func:`cut_layer`.)"""
+    status = OK
+    n = 0
+    for i in range(n_todo):
+        f = todo[i]
+        if f < 0:
+            continue
+        start = face_edge[f]
+        h = start
+        n_split = 0
+        while True:
+            hn = nxt[h]
+            if sign[orig[h]] * sign[orig[hn]] < 0:
+                n_split += 1
+                if n_split > 2:  # only inconsistent signs cross a convex face 3 times
+                    status = ANOMALY
+                    break
+                crossing[n] = h
+                n += 1
+            if hn == start:
+                break
+            h = hn
+    # (the twin of an edge split first is no longer crossed: its new vertex has sign 0)
+    nv, nh = _split_edges(crossing, n, j, t, neuron, k, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits,
+                          vx, vy, values, sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc,
+                          root, nv, nh)  # fmt: skip
+    return nv, nh, status
 
 
 @njit(cache=True)
-def _add_chord(f, j, k, neuron, key, ends, start_of, sign, orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge,
-               pieces, root, next_in_root, root_head, root_count, nh, nf):  # fmt: skip
-    """Cut face ``f``, whose edges crossing the hyperplane are split, along
-    the chord between its two zero-sign vertices: the part on the upper side
-    becomes a new face on the list of the same root. The chord's anchors are
-    where the line enters and leaves the face at the layer's start, when
-    those are known (so that chords of chords do not compound errors). Returns
-    ``(nh, nf, status)``, status OK or ANOMALY."""
-    hp, hp_prev, hq, hq_prev = _chord_ends(face_edge[f], sign, orig, nxt)
-    if hp == -1:
-        return nh, nf, ANOMALY
-    # the new edge e1 (in f) / e2 (in the new face f2) from the vertex of hp to that of hq
-    r = root[f]
-    s = start_of[r]
-    a0 = ends[s, 0] if ends[s, 1] == key else orig[hp]
-    a1 = ends[s, 2] if ends[s, 3] == key else orig[hq]
-    e1, e2, f2 = nh, nh + 1, nf
-    orig[e1], orig[e2] = orig[hp], orig[hq]
-    twin[e1], twin[e2] = e2, e1
-    edge_neuron[e1], edge_neuron[e2] = neuron, neuron
-    edge_bp[e1], edge_bp[e2] = k, k
-    anc[e1, 0], anc[e1, 1], anc[e2, 0], anc[e2, 1] = a0, a1, a1, a0
-    nxt[hq_prev], nxt[e2], nxt[hp_prev], nxt[e1] = e2, hp, e1, hq
-    face[e1] = f
-    face_edge[f], face_edge[f2] = e1, e2
-    h = hp
-    while True:
-        face[h] = f2
-        if h == e2:
-            break
-        h = nxt[h]
-    for c in range(pieces.shape[1]):
-        pieces[f2, c] = pieces[f, c]
-    pieces[f2, j] += 1
-    root[f2] = r
-    next_in_root[f2] = root_head[r]
-    root_head[r] = f2
-    root_count[r] += 1
-    return nh + 2, nf + 1, OK
+def _add_chords(todo, n_todo, j, k, neuron, key, ends, start_of, sign, orig, nxt, twin, face, edge_neuron, edge_bp, anc,
+                face_edge, pieces, root, next_in_root, root_head, root_count, nh, nf):  # fmt: skip
+    """Cut every face ``f = todo[i] >= 0`` (``i < n_todo``), whose edges
+    crossing the hyperplane are split, along the chord between its two
+    zero-sign vertices: the part on the upper side becomes a new face on the
+    list of the same root; a face ``~f = todo[i] >= 0`` gets the upper piece.
+    The chord's anchors are where the line enters and leaves the face at the
+    layer's start, when those are known (so that chords of chords do not
+    compound errors). Returns ``(nh, nf, status)``, status OK or ANOMALY."""
+    status = OK
+    for i in range(n_todo):
+        f = todo[i]
+        if f < 0:
+            pieces[~f, j] += 1  # on or above the breakpoint: the piece to the right
+            continue
+        hp, hp_prev, hq, hq_prev = _chord_ends(face_edge[f], sign, orig, nxt)
+        if hp == -1:
+            status = ANOMALY
+            continue
+        # the new edge e1 (in f) / e2 (in the new face f2) from the vertex of hp to that of hq
+        r = root[f]
+        s = start_of[r]
+        a0 = ends[s, 0] if ends[s, 1] == key else orig[hp]
+        a1 = ends[s, 2] if ends[s, 3] == key else orig[hq]
+        e1, e2, f2 = nh, nh + 1, nf
+        orig[e1], orig[e2] = orig[hp], orig[hq]
+        twin[e1], twin[e2] = e2, e1
+        edge_neuron[e1], edge_neuron[e2] = neuron, neuron
+        edge_bp[e1], edge_bp[e2] = k, k
+        anc[e1, 0], anc[e1, 1], anc[e2, 0], anc[e2, 1] = a0, a1, a1, a0
+        nxt[hq_prev], nxt[e2], nxt[hp_prev], nxt[e1] = e2, hp, e1, hq
+        face[e1] = f
+        face_edge[f], face_edge[f2] = e1, e2
+        h = hp
+        while True:
+            face[h] = f2
+            if h == e2:
+                break
+            h = nxt[h]
+        for c in range(pieces.shape[1]):
+            pieces[f2, c] = pieces[f, c]
+        pieces[f2, j] += 1
+        root[f2] = r
+        next_in_root[f2] = root_head[r]
+        root_head[r] = f2
+        root_count[r] += 1
+        nh += 2
+        nf += 1
+    return nh, nf, status
 
 
 @njit(cache=True)
-def _split_edge(h, j, t, neuron, k, root_id, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy, values, sign, eps, prov,
-                stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, root, nv, nh):  # fmt: skip
-    """Put vertex ``nv`` where ``values[:, j] == t`` on the edge of half-edge
-    ``h``, whose ends have strictly opposite signs in ``sign`` (splitting its
-    twin too), with its error bound and provenance; returns the new ``(nv,
-    nh)``. The vertex is interpolated between the edge's anchors (the layer's
-    values are affine on the segment between them, and the anchors are on the
-    sides of the edge's ends, beyond them)."""
-    sgn_u = sign[orig[h]]
-    sgn_w = sign[orig[nxt[h]]]
-    u = anc[h, 0]
-    w = anc[h, 1]
-    # the distances to the hyperplane on the exact sides (0 if rounding put one across)
-    x = sgn_u * (values[u, j] - t)
-    y = sgn_w * (values[w, j] - t)
-    x = max(x, 0.0)
-    y = max(y, 0.0)
-    em = max(eps[u], eps[w])
-    if x + y > 0.0:
-        a = x / (x + y)
-        ea = min(1.0, rn[j] * em / (x + y) + 3.0 * U)
-    else:
-        a = 0.5
-        ea = 1.0
-    m = nv
-    vx[m] = vx[u] + a * (vx[w] - vx[u])
-    vy[m] = vy[u] + a * (vy[w] - vy[u])
-    n_cols = values.shape[1]
-    for r in range(n_cols):
-        values[m, r] = values[u, r] + a * (values[w, r] - values[u, r])
-    # each column's error term (>= 0) into a scratch row, then their maximum
-    cbuf = scratch[:n_cols]
-    for r in range(n_cols):
-        zu = values[u, r]
-        zw = values[w, r]
-        cbuf[r] = rinv[r] * (ea * abs(zw - zu) + 6.0 * U * (abs(zu) + abs(zw)))
-    acc = _max_abs(cbuf.view(np.int64), scratch_bits)
-    values[m, j] = t
-    sign[m] = 0
-    e = SLACK * (em * (1.0 + 2.0 * ea) + acc)
-    eps[m] = e
-    stats[EMAX] = max(stats[EMAX], e)
-    prov[m, 0] = neuron
-    prov[m, 1] = k
-    prov[m, 2] = edge_neuron[h]
-    prov[m, 3] = edge_bp[h]
-    prov[m, 4] = root_id
-    prov[m, 5] = epoch
-    # on the boundary of the face at the layer's start (and of its neighbour's):
-    # where the line enters it (the boundary, counter-clockwise, goes from
-    # below to above) or leaves it
-    g = twin[h]
-    s1 = start_of[root_id]
-    s2 = -1 if g == -1 else start_of[root[face[g]]]
-    if s2 != s1:
-        c = 0 if sgn_u < 0 else 2
-        ends[s1, c], ends[s1, c + 1] = m, key
-        if s2 >= 0:
-            c = 0 if sgn_w < 0 else 2
-            ends[s2, c], ends[s2, c + 1] = m, key
-    # h becomes h -> h2 and its twin g becomes g -> g2, h2 and g2 from the new vertex
-    h2 = nh
-    nh += 1
-    orig[h2] = m
-    nxt[h2] = nxt[h]
-    face[h2] = face[h]
-    edge_neuron[h2] = edge_neuron[h]
-    edge_bp[h2] = edge_bp[h]
-    anc[h2, 0], anc[h2, 1] = anc[h, 0], anc[h, 1]
-    nxt[h] = h2
-    if g == -1:
-        twin[h2] = -1
-    else:
-        g2 = nh
+def _split_edges(hs, n, j, t, neuron, k, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy, values,
+                 sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, root, nv, nh):  # fmt: skip
+    """For each half-edge ``h = hs[i]`` (``i < n``) whose ends still have
+    strictly opposite signs in ``sign``, in order: put a new vertex where
+    ``values[:, j] == t`` on its edge (splitting its twin too), with its
+    error bound and provenance; returns the new ``(nv, nh)``. The vertex is
+    interpolated between the edge's anchors (the layer's values are affine
+    on the segment between them, and the anchors are on the sides of the
+    edge's ends, beyond them). ``scratch`` has room for a row of ``values``
+    and one more float; ``scratch_bits`` is its view as int64."""
+    for i in range(n):
+        h = hs[i]
+        if sign[orig[h]] * sign[orig[nxt[h]]] >= 0:
+            continue
+        root_id = root[face[h]]
+        sgn_u = sign[orig[h]]
+        sgn_w = sign[orig[nxt[h]]]
+        u = anc[h, 0]
+        w = anc[h, 1]
+        # the distances to the hyperplane on the exact sides (0 if rounding put one across)
+        x = sgn_u * (values[u, j] - t)
+        y = sgn_w * (values[w, j] - t)
+        x = max(x, 0.0)
+        y = max(y, 0.0)
+        em = max(eps[u], eps[w])
+        if x + y > 0.0:
+            a = x / (x + y)
+            ea = min(1.0, rn[j] * em / (x + y) + 3.0 * U)
+        else:
+            a = 0.5
+            ea = 1.0
+        m = nv
+        nv += 1
+        vx[m] = vx[u] + a * (vx[w] - vx[u])
+        vy[m] = vy[u] + a * (vy[w] - vy[u])
+        # the interpolated row, and each column's error term (>= 0) into a
+        # scratch row (whose bits are ``scratch_bits``), then their maximum
+        n_cols = values.shape[1]
+        row_u = values[u]
+        row_w = values[w]
+        row_m = values[m]
+        u6 = 6.0 * U
+        for r in range(n_cols):
+            zu = row_u[r]
+            zw = row_w[r]
+            dz = zw - zu
+            row_m[r] = zu + a * dz
+            scratch[r] = rinv[r] * (ea * abs(dz) + u6 * (abs(zu) + abs(zw)))
+        acc = _max_abs_n(scratch_bits, n_cols)
+        values[m, j] = t
+        sign[m] = 0
+        e = SLACK * (em * (1.0 + 2.0 * ea) + acc)
+        eps[m] = e
+        stats[EMAX] = max(stats[EMAX], e)
+        prov[m, 0] = neuron
+        prov[m, 1] = k
+        prov[m, 2] = edge_neuron[h]
+        prov[m, 3] = edge_bp[h]
+        prov[m, 4] = root_id
+        prov[m, 5] = epoch
+        # on the boundary of the face at the layer's start (and of its neighbour's):
+        # where the line enters it (the boundary, counter-clockwise, goes from
+        # below to above) or leaves it
+        g = twin[h]
+        s1 = start_of[root_id]
+        s2 = -1 if g == -1 else start_of[root[face[g]]]
+        if s2 != s1:
+            c = 0 if sgn_u < 0 else 2
+            ends[s1, c], ends[s1, c + 1] = m, key
+            if s2 >= 0:
+                c = 0 if sgn_w < 0 else 2
+                ends[s2, c], ends[s2, c + 1] = m, key
+        # h becomes h -> h2 and its twin g becomes g -> g2, h2 and g2 from the new vertex
+        h2 = nh
         nh += 1
-        orig[g2] = m
-        nxt[g2] = nxt[g]
-        face[g2] = face[g]
-        edge_neuron[g2] = edge_neuron[g]
-        edge_bp[g2] = edge_bp[g]
-        anc[g2, 0], anc[g2, 1] = anc[g, 0], anc[g, 1]
-        nxt[g] = g2
-        twin[h] = g2
-        twin[g2] = h
-        twin[h2] = g
-        twin[g] = h2
-    return nv + 1, nh
+        orig[h2] = m
+        nxt[h2] = nxt[h]
+        face[h2] = face[h]
+        edge_neuron[h2] = edge_neuron[h]
+        edge_bp[h2] = edge_bp[h]
+        anc[h2, 0], anc[h2, 1] = anc[h, 0], anc[h, 1]
+        nxt[h] = h2
+        if g == -1:
+            twin[h2] = -1
+        else:
+            g2 = nh
+            nh += 1
+            orig[g2] = m
+            nxt[g2] = nxt[g]
+            face[g2] = face[g]
+            edge_neuron[g2] = edge_neuron[g]
+            edge_bp[g2] = edge_bp[g]
+            anc[g2, 0], anc[g2, 1] = anc[g, 0], anc[g, 1]
+            nxt[g] = g2
+            twin[h] = g2
+            twin[g2] = h
+            twin[h2] = g
+            twin[g] = h2
+    return nv, nh
 
 
 @njit(cache=True, inline="always")
@@ -558,6 +587,17 @@ def _max_abs(bits, scratch):
         m = max(m, bits[r] & 0x7FFFFFFFFFFFFFFF)
     scratch[0] = m
     return scratch.view(np.float64)[0]
+
+
+@njit(cache=True, inline="always")
+def _max_abs_n(bits, n):
+    """The largest ``|x|`` of the first ``n`` floats whose bits are ``bits``
+    (as :func:`_max_abs`, its float read back through ``bits[n]``)."""
+    m = 0
+    for r in range(n):
+        m = max(m, bits[r] & 0x7FFFFFFFFFFFFFFF)
+    bits[n] = m
+    return bits[n:].view(np.float64)[0]
 
 
 @njit(cache=True)
