@@ -44,14 +44,13 @@ def _act_error(z, e, bps, slopes, icpts, lip, ract):
 
 @njit(cache=True, nogil=True)
 def product_1d(
-    Z, Zerr, Zmax, rows, off, q0, q1, bps, slopes, icpts, wt, wabs, b, babs, consts, out, errout, emax, B
+    Z, Zerr, Zmax, rows, off, q0, q1, bps, slopes, icpts, wt, b, babs, consts, out, errout, emax, B
 ):
     """The next layer's preactivations ``act(Z[r]) @ wt + b`` into row
     ``off + r`` of ``out``, for the rows ``r`` in ``rows[q0:q1]`` (points in
     their order along the line), and the bounds of their errors into
     ``errout`` (their largest in each row into ``emax``) from those of ``Z``
-    (``Zerr``, their largest in each row ``Zmax``); ``wabs = |wt|``, ``babs
-    = |b|``, ``consts = (lip, ract, G, T)`` (see ``line1d.Bounds``).
+    (``Zerr``, their largest in each row ``Zmax``); ``babs = |b|``, ``consts = (lip, ract, G, T)`` (see ``line1d.Bounds``).
 
     Takes the rows in blocks of ``B`` (``rows[q0 + i B: q0 + (i + 1) B]``):
     along a line, most neurons keep one piece over a block, and the ones
@@ -62,7 +61,10 @@ def product_1d(
     block: ``eh[r, i] <= rho_r phi_i`` with ``rho_r`` the largest of row
     ``r`` (or ``lip Zmax[r]``) and ``phi_i`` the largest of ``eh[r, i] /
     rho_r`` over the block (so that a row with large errors does not spoil
-    its block), and ``|h|`` the largest over the block."""
+    its block), and ``|h|`` the largest over the block. Both products skip
+    the neurons whose ``phi`` and ``|h|`` are 0 over the block (ReLU: dead
+    and certain), and read ``|W|`` from the rows of ``wt`` that the block's
+    matrix product copies anyway."""
     n = Z.shape[1]
     m = wt.shape[1]
     nbp = bps.shape[0]
@@ -87,15 +89,14 @@ def product_1d(
             same[j] = True
             mx[0, j] = 0.0
             mx[1, j] = 0.0
+        fused = nbp == 1 and ract == 0.0  # the count is made in the bounds' pass below
         if nbp == 1:  # count the points on the upper piece, in a loop that vectorises
             t = bps[0]
             above[:] = 0
-            for i in range(nb):
+            for i in range(0 if fused else nb):
                 r = rows[s + i]
                 for j in range(n):
                     above[j] += np.int32(Z[r, j] >= t)
-            for j in range(n):
-                same[j] = above[j] == 0 or above[j] == nb
         else:
             for i in range(1, nb):
                 r = rows[s + i]
@@ -114,6 +115,7 @@ def product_1d(
                     v = Z[r, j]
                     ev = Zerr[r, j]
                     up = v >= t
+                    above[j] += np.int32(up)
                     ah = abs(s1 * v if up else s0 * v)
                     x = lip * ev if abs(v - t) * CERT <= ev else (l1 if up else l0) * ev
                     x *= f
@@ -149,11 +151,14 @@ def product_1d(
                 for j in range(n):
                     x = ehrow[j] * f
                     mx0[j] = x if x > mx0[j] else mx0[j]
-        for j in range(n):
-            mx0[j] *= SELF  # the rounding of eh / rho
-        np.dot(mx, wabs, bnd)
+        if nbp == 1:
+            for j in range(n):
+                same[j] = above[j] == 0 or above[j] == nb
+        b0, b1 = bnd[0], bnd[1]
         for o in range(m):
             const[o] = b[o]
+            b0[o] = 0.0
+            b1[o] = 0.0
         na = 0
         for j in range(n):
             if same[j] and slopes[first[j]] == 0.0:
@@ -163,7 +168,17 @@ def product_1d(
                         const[o] += c * wt[j, o]
             else:
                 cols[na] = j
+                k = na * m
+                for o in range(m):
+                    wq_buf[k + o] = wt[j, o]
                 na += 1
+            f0 = mx0[j] * SELF  # (SELF: the rounding of eh / rho)
+            f1 = mx1[j]
+            if f0 != 0.0 or f1 != 0.0:
+                for o in range(m):
+                    w = abs(wt[j, o])
+                    b0[o] += f0 * w
+                    b1[o] += f1 * w
         ap = ap_buf[: nb * na].reshape((nb, na))
         for i in range(nb):
             r = rows[s + i]
@@ -175,13 +190,8 @@ def product_1d(
             else:
                 for k in range(na):
                     ap[i, k] = _act(Z[r, cols[k]], bps, slopes, icpts)
-        wq = wq_buf[: na * m].reshape((na, m))
-        for k in range(na):
-            c = cols[k]
-            for o in range(m):
-                wq[k, o] = wt[c, o]
         if na > 0:
-            np.dot(ap, wq, pr[:nb])
+            np.dot(ap, wq_buf[: na * m].reshape((na, m)), pr[:nb])
         else:
             for i in range(nb):
                 for o in range(m):

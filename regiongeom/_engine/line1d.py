@@ -96,7 +96,7 @@ class _Product:
 
     def __init__(self, Z, Zerr, Zmax, rows, off, act, wt, b, lb, consts, out, errout, emax):
         self.args = (Z, Zerr, Zmax, rows, off)
-        self.rest = (*act, wt, lb.wabs, b, lb.babs, consts, out, errout, emax)
+        self.rest = (*act, wt, b, lb.babs, consts, out, errout, emax)
         self.n = rows.size
         self.next = 0
         self.lock = threading.Lock()
