@@ -212,7 +212,7 @@ def product_1d(
 @njit(cache=True)
 def fill_new_rows_1d(
     out, errout, emax, rowof, cnew, anew, danew, cptr, cj, cv, cb, isdirect, dptr, dj, z, zmax,
-    wt, wabs, nabs, znew, errnew, emnew, bps, slopes, icpts, consts,
+    wt, nabs, znew, errnew, emnew, bps, slopes, icpts, consts,
 ):  # fmt: skip
     """Complete ``out`` (Vn, m), the next layer's preactivations at the points
     after a cut, once :func:`product_1d` has written the rows it computes,
@@ -242,24 +242,6 @@ def fill_new_rows_1d(
         c = cnew[e]
         r0, r1, a = rowof[c], rowof[c + 1], anew[e]
         y = V + e
-        if not isdirect[e]:
-            eh = 0.0
-            if ract == 0.0:  # |act(v) - act(v*)| <= lip e
-                eh = lip * emnew[e]
-            else:
-                for j in range(n):
-                    eh = max(eh, _act_error(znew[e, j], errnew[e, j], bps, slopes, icpts, lip, ract))
-            for o in range(m):
-                u0, u1 = out[r0, o], out[r1, o]
-                out[y, o] = (1.0 - a) * u0 + a * u1
-                errout[y, o] = (
-                    nabs[o] * eh + max(errout[r0, o], errout[r1, o]) + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
-                )
-            for p in range(cptr[e], cptr[e + 1]):
-                j, corr, cbj = cj[p], cv[p], cb[p] + 2.0**-51 * abs(cv[p])
-                for o in range(m):
-                    out[y, o] += corr * wt[j, o]
-                    errout[y, o] += cbj * wabs[j, o] + 2.0**-52 * abs(out[y, o])
         if c != last:  # the variation's bound along old interval c, once per interval
             last = c
             em = max(zmax[r0], zmax[r1])
@@ -271,9 +253,39 @@ def fill_new_rows_1d(
                 j = dj[p]
                 k = 2.0 * lip * abs(z[r1, j] - z[r0, j]) * SELF
                 for o in range(m):
-                    var[o] += k * wabs[j, o]
+                    var[o] += k * abs(wt[j, o])
         da = danew[e]
         em = 0.0
+        if not isdirect[e]:
+            eh = 0.0
+            if ract == 0.0:  # |act(v) - act(v*)| <= lip e
+                eh = lip * emnew[e]
+            else:
+                for j in range(n):
+                    eh = max(eh, _act_error(znew[e, j], errnew[e, j], bps, slopes, icpts, lip, ract))
+            if cptr[e] == cptr[e + 1]:  # no correction: the row and its final bound in one pass
+                for o in range(m):
+                    u0, u1 = out[r0, o], out[r1, o]
+                    out[y, o] = (1.0 - a) * u0 + a * u1
+                    x = nabs[o] * eh + max(errout[r0, o], errout[r1, o]) + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
+                    x = SELF * (x + da * var[o])
+                    errout[y, o] = x
+                    em = max(em, x)
+                emax[y] = em
+                continue
+            for o in range(m):
+                u0, u1 = out[r0, o], out[r1, o]
+                out[y, o] = (1.0 - a) * u0 + a * u1
+                errout[y, o] = (
+                    nabs[o] * eh + max(errout[r0, o], errout[r1, o]) + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
+                )
+            for p in range(cptr[e], cptr[e + 1]):
+                j, corr, cbj = cj[p], cv[p], cb[p] + 2.0**-51 * abs(cv[p])
+                for o in range(m):
+                    w = wt[j, o]
+                    v = out[y, o] + corr * w
+                    out[y, o] = v
+                    errout[y, o] += cbj * abs(w) + 2.0**-52 * abs(v)
         for o in range(m):
             x = SELF * (errout[y, o] + da * var[o])
             errout[y, o] = x
