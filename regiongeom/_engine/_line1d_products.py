@@ -43,6 +43,44 @@ def _act_error(z, e, bps, slopes, icpts, lip, ract):
 
 
 @njit(cache=True, nogil=True)
+def _exact_act_row(Z, Zerr, r, t, s0, s1, lip, f, above, mx0, mx1):
+    """One row of the bounds' pass of an activation with one breakpoint that
+    computes exactly (see :func:`product_1d`): counts the values on the upper
+    piece into ``above``, and raises ``mx0`` to the activations' errors
+    times ``f`` and ``mx1`` to their sizes. Branch-free, so that it vectorises."""
+    l0, l1 = abs(s0), abs(s1)
+    for j in range(Z.shape[1]):
+        v = Z[r, j]
+        ev = Zerr[r, j]
+        up = v >= t
+        above[j] += np.int32(up)
+        ah = abs(s1 * v if up else s0 * v)
+        x = lip * ev if abs(v - t) * CERT <= ev else (l1 if up else l0) * ev
+        x *= f
+        mx0[j] = x if x > mx0[j] else mx0[j]
+        mx1[j] = ah if ah > mx1[j] else mx1[j]
+
+
+@njit(cache=True, nogil=True)
+def _add_abs_row(wt, j, f0, f1, b0, b1):
+    """``b0 += f0 |wt[j]|`` and ``b1 += f1 |wt[j]|`` (a loop of its own, so that it vectorises)."""
+    for o in range(wt.shape[1]):
+        w = abs(wt[j, o])
+        b0[o] += f0 * w
+        b1[o] += f1 * w
+
+
+@njit(cache=True, nogil=True)
+def _write_rows(out, errout, emax, y, pr, i, const, rr, b0, b1, m0, m1):
+    """Row ``y`` of ``out`` (``pr[i] + const``) and of its bounds ``rr b0 + b1`` (largest: ``emax[y]``)."""
+    emax[y] = SELF * (rr * m0 + m1)
+    for o in range(out.shape[1]):
+        out[y, o] = pr[i, o] + const[o]
+    for o in range(out.shape[1]):
+        errout[y, o] = rr * b0[o] + b1[o]
+
+
+@njit(cache=True, nogil=True)
 def product_1d(
     Z, Zerr, Zmax, rows, off, q0, q1, bps, slopes, icpts, wt, b, babs, consts, out, errout, emax, B
 ):
@@ -107,20 +145,9 @@ def product_1d(
             r = rows[s + i]
             rr = 0.0
             if nbp == 1 and ract == 0.0:  # one pass, branch-free, so that it vectorises
-                t, s0, s1 = bps[0], slopes[0], slopes[1]
-                l0, l1 = abs(s0), abs(s1)
                 rr = lip * Zmax[r]
                 f = 1.0 / rr if rr > 0.0 else 0.0
-                for j in range(n):
-                    v = Z[r, j]
-                    ev = Zerr[r, j]
-                    up = v >= t
-                    above[j] += np.int32(up)
-                    ah = abs(s1 * v if up else s0 * v)
-                    x = lip * ev if abs(v - t) * CERT <= ev else (l1 if up else l0) * ev
-                    x *= f
-                    mx0[j] = x if x > mx0[j] else mx0[j]
-                    mx1[j] = ah if ah > mx1[j] else mx1[j]
+                _exact_act_row(Z, Zerr, r, bps[0], slopes[0], slopes[1], lip, f, above, mx0, mx1)
                 rho[i] = rr
                 continue
             if nbp == 1:
@@ -175,10 +202,7 @@ def product_1d(
             f0 = mx0[j] * SELF  # (SELF: the rounding of eh / rho)
             f1 = mx1[j]
             if f0 != 0.0 or f1 != 0.0:
-                for o in range(m):
-                    w = abs(wt[j, o])
-                    b0[o] += f0 * w
-                    b1[o] += f1 * w
+                _add_abs_row(wt, j, f0, f1, b0, b1)
         ap = ap_buf[: nb * na].reshape((nb, na))
         for i in range(nb):
             r = rows[s + i]
@@ -202,11 +226,7 @@ def product_1d(
             m0, m1 = max(m0, bnd[0, o]), max(m1, bnd[1, o])
         for i in range(nb):
             y = off + rows[s + i]
-            rr = SELF * SELF * rho[i]
-            emax[y] = SELF * (rr * m0 + m1)
-            for o in range(m):
-                out[y, o] = pr[i, o] + const[o]
-                errout[y, o] = rr * bnd[0, o] + bnd[1, o]
+            _write_rows(out, errout, emax, y, pr, i, const, SELF * SELF * rho[i], b0, b1, m0, m1)
 
 
 @njit(cache=True)
