@@ -28,7 +28,7 @@ def _product(Z, Zerr, rows, off, arrays, wt, b, out, errout, B, G=1e-14):
     exact = np.all(arrays[2] == 0.0) and np.all((arrays[1] == 0.0) | (arrays[1] == 1.0))
     consts = np.array([lip, 0.0 if exact else 2.0**-51, G, 0.0])
     emax = np.full(out.shape[0], np.nan)
-    args = (wt, np.abs(wt), b, np.abs(b), consts, out, errout, emax, B)
+    args = (wt, b, np.abs(b), consts, out, errout, emax, B)
     K.product_1d(Z, Zerr, Zerr.max(axis=1), rows, off, 0, rows.size, *arrays, *args)
     written = off + rows
     rowmax = errout[written].max(axis=1)

@@ -43,12 +43,16 @@ def signs_1d(z, err, rowof, bps, n_cut, S):
         for k in range(bps.shape[0]):
             t = bps[k]
             o = k * n_cut
-            for j in range(n_cut):
-                d = z[r, j] - t
-                s = np.int8(d > 0.0) - np.int8(d < 0.0)
-                sure = abs(d) * CERT > err[r, j]
-                S[c, o + j] = s if sure else UNSURE
-                nu += not sure
+            u = 0
+            for j in range(n_cut):  # branch-free, so that it vectorises
+                d = (z[r, j] - t) * CERT
+                e = err[r, j]
+                pos = np.int8(d > e)  # (e >= 0: sure and positive)
+                neg = np.int8(-d > e)
+                unsure = np.int8(1) - pos - neg
+                S[c, o + j] = pos - neg + UNSURE * unsure
+                u += unsure
+            nu += u
     return nu
 
 
@@ -280,13 +284,15 @@ def split_1d(
                 neun[q], bpn[q] = first + cr[i], ck[i]
                 parent[q] = c
                 cnew[e], anew[e] = c, a
+                em = 0.0
                 for r in range(n):
                     u0, u1 = z[r0, r], z[r1, r]
                     znew[e, r] = u0 + a * (u1 - u0)
                     e0, e1 = err[r0, r], err[r1, r]
                     bound = SELF * (max(e0, e1) + G3 * (2.0 * abs(u0) + abs(u1)))
                     errnew[e, r] = bound
-                    emnew[e] = max(emnew[e], bound)
+                    em = max(em, bound)
+                emnew[e] = em
                 q += 1
             elif first + cr[i] < neun[q - 1]:
                 neun[q - 1], bpn[q - 1] = first + cr[i], ck[i]

@@ -43,15 +43,52 @@ def _act_error(z, e, bps, slopes, icpts, lip, ract):
 
 
 @njit(cache=True, nogil=True)
+def _exact_act_row(Z, Zerr, r, t, s0, s1, lip, f, above, mx0, mx1):
+    """One row of the bounds' pass of an activation with one breakpoint that
+    computes exactly (see :func:`product_1d`): counts the values on the upper
+    piece into ``above``, and raises ``mx0`` to the activations' errors
+    times ``f`` and ``mx1`` to their sizes. Branch-free, so that it vectorises."""
+    l0, l1 = abs(s0), abs(s1)
+    for j in range(Z.shape[1]):
+        v = Z[r, j]
+        ev = Zerr[r, j]
+        up = v >= t
+        above[j] += np.int32(up)
+        ah = abs(s1 * v if up else s0 * v)
+        x = lip * ev if abs(v - t) * CERT <= ev else (l1 if up else l0) * ev
+        x *= f
+        mx0[j] = x if x > mx0[j] else mx0[j]
+        mx1[j] = ah if ah > mx1[j] else mx1[j]
+
+
+@njit(cache=True, nogil=True)
+def _add_abs_row(wt, j, f0, f1, b0, b1):
+    """``b0 += f0 |wt[j]|`` and ``b1 += f1 |wt[j]|`` (a loop of its own, so that it vectorises)."""
+    for o in range(wt.shape[1]):
+        w = abs(wt[j, o])
+        b0[o] += f0 * w
+        b1[o] += f1 * w
+
+
+@njit(cache=True, nogil=True)
+def _write_rows(out, errout, emax, y, pr, i, const, rr, b0, b1, m0, m1):
+    """Row ``y`` of ``out`` (``pr[i] + const``) and of its bounds ``rr b0 + b1`` (largest: ``emax[y]``)."""
+    emax[y] = SELF * (rr * m0 + m1)
+    for o in range(out.shape[1]):
+        out[y, o] = pr[i, o] + const[o]
+    for o in range(out.shape[1]):
+        errout[y, o] = rr * b0[o] + b1[o]
+
+
+@njit(cache=True, nogil=True)
 def product_1d(
-    Z, Zerr, Zmax, rows, off, q0, q1, bps, slopes, icpts, wt, wabs, b, babs, consts, out, errout, emax, B
+    Z, Zerr, Zmax, rows, off, q0, q1, bps, slopes, icpts, wt, b, babs, consts, out, errout, emax, B
 ):
     """The next layer's preactivations ``act(Z[r]) @ wt + b`` into row
     ``off + r`` of ``out``, for the rows ``r`` in ``rows[q0:q1]`` (points in
     their order along the line), and the bounds of their errors into
     ``errout`` (their largest in each row into ``emax``) from those of ``Z``
-    (``Zerr``, their largest in each row ``Zmax``); ``wabs = |wt|``, ``babs
-    = |b|``, ``consts = (lip, ract, G, T)`` (see ``line1d.Bounds``).
+    (``Zerr``, their largest in each row ``Zmax``); ``babs = |b|``, ``consts = (lip, ract, G, T)`` (see ``line1d.Bounds``).
 
     Takes the rows in blocks of ``B`` (``rows[q0 + i B: q0 + (i + 1) B]``):
     along a line, most neurons keep one piece over a block, and the ones
@@ -62,7 +99,10 @@ def product_1d(
     block: ``eh[r, i] <= rho_r phi_i`` with ``rho_r`` the largest of row
     ``r`` (or ``lip Zmax[r]``) and ``phi_i`` the largest of ``eh[r, i] /
     rho_r`` over the block (so that a row with large errors does not spoil
-    its block), and ``|h|`` the largest over the block."""
+    its block), and ``|h|`` the largest over the block. Both products skip
+    the neurons whose ``phi`` and ``|h|`` are 0 over the block (ReLU: dead
+    and certain), and read ``|W|`` from the rows of ``wt`` that the block's
+    matrix product copies anyway."""
     n = Z.shape[1]
     m = wt.shape[1]
     nbp = bps.shape[0]
@@ -87,15 +127,14 @@ def product_1d(
             same[j] = True
             mx[0, j] = 0.0
             mx[1, j] = 0.0
+        fused = nbp == 1 and ract == 0.0  # the count is made in the bounds' pass below
         if nbp == 1:  # count the points on the upper piece, in a loop that vectorises
             t = bps[0]
             above[:] = 0
-            for i in range(nb):
+            for i in range(0 if fused else nb):
                 r = rows[s + i]
                 for j in range(n):
                     above[j] += np.int32(Z[r, j] >= t)
-            for j in range(n):
-                same[j] = above[j] == 0 or above[j] == nb
         else:
             for i in range(1, nb):
                 r = rows[s + i]
@@ -106,19 +145,9 @@ def product_1d(
             r = rows[s + i]
             rr = 0.0
             if nbp == 1 and ract == 0.0:  # one pass, branch-free, so that it vectorises
-                t, s0, s1 = bps[0], slopes[0], slopes[1]
-                l0, l1 = abs(s0), abs(s1)
                 rr = lip * Zmax[r]
                 f = 1.0 / rr if rr > 0.0 else 0.0
-                for j in range(n):
-                    v = Z[r, j]
-                    ev = Zerr[r, j]
-                    up = v >= t
-                    ah = abs(s1 * v if up else s0 * v)
-                    x = lip * ev if abs(v - t) * CERT <= ev else (l1 if up else l0) * ev
-                    x *= f
-                    mx0[j] = x if x > mx0[j] else mx0[j]
-                    mx1[j] = ah if ah > mx1[j] else mx1[j]
+                _exact_act_row(Z, Zerr, r, bps[0], slopes[0], slopes[1], lip, f, above, mx0, mx1)
                 rho[i] = rr
                 continue
             if nbp == 1:
@@ -149,11 +178,14 @@ def product_1d(
                 for j in range(n):
                     x = ehrow[j] * f
                     mx0[j] = x if x > mx0[j] else mx0[j]
-        for j in range(n):
-            mx0[j] *= SELF  # the rounding of eh / rho
-        np.dot(mx, wabs, bnd)
+        if nbp == 1:
+            for j in range(n):
+                same[j] = above[j] == 0 or above[j] == nb
+        b0, b1 = bnd[0], bnd[1]
         for o in range(m):
             const[o] = b[o]
+            b0[o] = 0.0
+            b1[o] = 0.0
         na = 0
         for j in range(n):
             if same[j] and slopes[first[j]] == 0.0:
@@ -163,7 +195,14 @@ def product_1d(
                         const[o] += c * wt[j, o]
             else:
                 cols[na] = j
+                k = na * m
+                for o in range(m):
+                    wq_buf[k + o] = wt[j, o]
                 na += 1
+            f0 = mx0[j] * SELF  # (SELF: the rounding of eh / rho)
+            f1 = mx1[j]
+            if f0 != 0.0 or f1 != 0.0:
+                _add_abs_row(wt, j, f0, f1, b0, b1)
         ap = ap_buf[: nb * na].reshape((nb, na))
         for i in range(nb):
             r = rows[s + i]
@@ -175,13 +214,8 @@ def product_1d(
             else:
                 for k in range(na):
                     ap[i, k] = _act(Z[r, cols[k]], bps, slopes, icpts)
-        wq = wq_buf[: na * m].reshape((na, m))
-        for k in range(na):
-            c = cols[k]
-            for o in range(m):
-                wq[k, o] = wt[c, o]
         if na > 0:
-            np.dot(ap, wq, pr[:nb])
+            np.dot(ap, wq_buf[: na * m].reshape((na, m)), pr[:nb])
         else:
             for i in range(nb):
                 for o in range(m):
@@ -192,17 +226,13 @@ def product_1d(
             m0, m1 = max(m0, bnd[0, o]), max(m1, bnd[1, o])
         for i in range(nb):
             y = off + rows[s + i]
-            rr = SELF * SELF * rho[i]
-            emax[y] = SELF * (rr * m0 + m1)
-            for o in range(m):
-                out[y, o] = pr[i, o] + const[o]
-                errout[y, o] = rr * bnd[0, o] + bnd[1, o]
+            _write_rows(out, errout, emax, y, pr, i, const, SELF * SELF * rho[i], b0, b1, m0, m1)
 
 
 @njit(cache=True)
 def fill_new_rows_1d(
     out, errout, emax, rowof, cnew, anew, danew, cptr, cj, cv, cb, isdirect, dptr, dj, z, zmax,
-    wt, wabs, nabs, znew, errnew, emnew, bps, slopes, icpts, consts,
+    wt, nabs, znew, errnew, emnew, bps, slopes, icpts, consts,
 ):  # fmt: skip
     """Complete ``out`` (Vn, m), the next layer's preactivations at the points
     after a cut, once :func:`product_1d` has written the rows it computes,
@@ -232,24 +262,6 @@ def fill_new_rows_1d(
         c = cnew[e]
         r0, r1, a = rowof[c], rowof[c + 1], anew[e]
         y = V + e
-        if not isdirect[e]:
-            eh = 0.0
-            if ract == 0.0:  # |act(v) - act(v*)| <= lip e
-                eh = lip * emnew[e]
-            else:
-                for j in range(n):
-                    eh = max(eh, _act_error(znew[e, j], errnew[e, j], bps, slopes, icpts, lip, ract))
-            for o in range(m):
-                u0, u1 = out[r0, o], out[r1, o]
-                out[y, o] = (1.0 - a) * u0 + a * u1
-                errout[y, o] = (
-                    nabs[o] * eh + max(errout[r0, o], errout[r1, o]) + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
-                )
-            for p in range(cptr[e], cptr[e + 1]):
-                j, corr, cbj = cj[p], cv[p], cb[p] + 2.0**-51 * abs(cv[p])
-                for o in range(m):
-                    out[y, o] += corr * wt[j, o]
-                    errout[y, o] += cbj * wabs[j, o] + 2.0**-52 * abs(out[y, o])
         if c != last:  # the variation's bound along old interval c, once per interval
             last = c
             em = max(zmax[r0], zmax[r1])
@@ -261,9 +273,39 @@ def fill_new_rows_1d(
                 j = dj[p]
                 k = 2.0 * lip * abs(z[r1, j] - z[r0, j]) * SELF
                 for o in range(m):
-                    var[o] += k * wabs[j, o]
+                    var[o] += k * abs(wt[j, o])
         da = danew[e]
         em = 0.0
+        if not isdirect[e]:
+            eh = 0.0
+            if ract == 0.0:  # |act(v) - act(v*)| <= lip e
+                eh = lip * emnew[e]
+            else:
+                for j in range(n):
+                    eh = max(eh, _act_error(znew[e, j], errnew[e, j], bps, slopes, icpts, lip, ract))
+            if cptr[e] == cptr[e + 1]:  # no correction: the row and its final bound in one pass
+                for o in range(m):
+                    u0, u1 = out[r0, o], out[r1, o]
+                    out[y, o] = (1.0 - a) * u0 + a * u1
+                    x = nabs[o] * eh + max(errout[r0, o], errout[r1, o]) + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
+                    x = SELF * (x + da * var[o])
+                    errout[y, o] = x
+                    em = max(em, x)
+                emax[y] = em
+                continue
+            for o in range(m):
+                u0, u1 = out[r0, o], out[r1, o]
+                out[y, o] = (1.0 - a) * u0 + a * u1
+                errout[y, o] = (
+                    nabs[o] * eh + max(errout[r0, o], errout[r1, o]) + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
+                )
+            for p in range(cptr[e], cptr[e + 1]):
+                j, corr, cbj = cj[p], cv[p], cb[p] + 2.0**-51 * abs(cv[p])
+                for o in range(m):
+                    w = wt[j, o]
+                    v = out[y, o] + corr * w
+                    out[y, o] = v
+                    errout[y, o] += cbj * abs(w) + 2.0**-52 * abs(v)
         for o in range(m):
             x = SELF * (errout[y, o] + da * var[o])
             errout[y, o] = x

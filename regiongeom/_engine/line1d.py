@@ -96,7 +96,7 @@ class _Product:
 
     def __init__(self, Z, Zerr, Zmax, rows, off, act, wt, b, lb, consts, out, errout, emax):
         self.args = (Z, Zerr, Zmax, rows, off)
-        self.rest = (*act, wt, lb.wabs, b, lb.babs, consts, out, errout, emax)
+        self.rest = (*act, wt, b, lb.babs, consts, out, errout, emax)
         self.n = rows.size
         self.next = 0
         self.lock = threading.Lock()
@@ -306,7 +306,7 @@ def _cut_and_next(net, i, nxt, cut, em):
     isdirect[res.direct] = True
     P.fill_new_rows_1d(
         out, eout, emout, rowof, res.interval, res.place, res.place_error, res.fix_ptr, res.fix_neuron, res.fix_value,
-        res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt, nlb.wabs, nlb.nabs, res.values,
+        res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt, nlb.nabs, res.values,
         res.err, res.err_max, *act, consts,
     )  # fmt: skip
     return res, out, eout, emout
