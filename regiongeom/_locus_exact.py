@@ -160,9 +160,11 @@ def _single_neuron_jumps(net, P, a, b, neuron, bounds, stages) -> np.ndarray:
             continue
         if bounds.use32:
             up = bounds.upper[ly][:, j].T  # (S, n_out)
-            beta = _forward_from(net, P, a[sel], ly, j, bounds=bounds)
             with np.errstate(over="ignore", invalid="ignore"):
+                beta = _forward_from(net, P, a[sel], ly, j, bounds=bounds)
+                # a product that overflows float32 decides nothing (inf - x stays inf)
                 sure = np.any(np.abs(beta) > bounds.gamma32 * up + bounds.tiny32, axis=1)
+                sure &= np.all(np.isfinite(beta), axis=1)
         else:
             sure = np.zeros(sel.size, bool)
         zero = ~np.any(bounds.reach[ly][:, j], axis=0)
