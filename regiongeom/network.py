@@ -325,8 +325,10 @@ class Network:
         return dataclasses.replace(self, weights=(w, *self.weights[1:]), biases=(b, *self.biases[1:]))
 
     def with_biases(self, biases: Sequence) -> Network:
-        """The same network with other biases (shapes must match)."""
-        return Network.from_arrays(self.weights, biases, self.activations)
+        """The same network with other biases (shapes must match); the neuron names stay."""
+        return dataclasses.replace(
+            Network.from_arrays(self.weights, biases, self.activations), names=self.names
+        )
 
     # -- persistence ------------------------------------------------------
     def save(self, path) -> None:
@@ -340,6 +342,8 @@ class Network:
                 arrays[f"act_slopes_{i}"] = a.slopes
                 arrays[f"act_value_{i}"] = np.float64(a.value_at_first)
                 arrays[f"act_name_{i}"] = np.str_(a.name)
+        if self.names is not None:
+            arrays["neuron_names"] = np.array(self.names, dtype=np.str_)
         np.savez(path, n_layers=len(self.weights), **arrays)
 
     @classmethod
@@ -363,7 +367,9 @@ class Network:
                     )
                 else:
                     acts.append(None)
-        return cls.from_arrays(ws, bs, acts)
+            names = tuple(str(n) for n in f["neuron_names"]) if "neuron_names" in f else None
+        net = cls.from_arrays(ws, bs, acts)
+        return net if names is None else dataclasses.replace(net, names=names)
 
     def __repr__(self):
         parts = [str(self.n_in)]

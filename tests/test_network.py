@@ -294,3 +294,29 @@ def test_with_biases_changes_only_biases():
         np.testing.assert_array_equal(a, b)
     for a, b in zip(new, other.biases, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_neuron_names_survive_save_load_and_new_biases(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+
+    class MLP(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.hidden = torch.nn.Linear(2, 3)
+            self.out = torch.nn.Linear(3, 1)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.hidden(x)))
+
+    net = rg.from_torch(MLP().double())
+    assert net.neuron_names == ("hidden[0]", "hidden[1]", "hidden[2]")
+    net.save(tmp_path / "m.npz")
+    back = rg.Network.load(tmp_path / "m.npz")
+    assert back.neuron_names == net.neuron_names
+    assert net.with_biases([np.zeros(3), np.zeros(1)]).neuron_names == net.neuron_names
+    plain = rg.Network.from_arrays(
+        [np.ones((2, 2)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)], ["relu", None]
+    )
+    plain.save(tmp_path / "p.npz")
+    assert rg.Network.load(tmp_path / "p.npz").neuron_names == plain.neuron_names

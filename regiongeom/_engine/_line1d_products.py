@@ -287,7 +287,11 @@ def fill_new_rows_1d(
                 for o in range(m):
                     u0, u1 = out[r0, o], out[r1, o]
                     out[y, o] = (1.0 - a) * u0 + a * u1
-                    x = nabs[o] * eh + max(errout[r0, o], errout[r1, o]) + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
+                    x = (
+                        nabs[o] * eh
+                        + max(errout[r0, o], errout[r1, o])
+                        + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
+                    )
                     x = SELF * (x + da * var[o])
                     errout[y, o] = x
                     em = max(em, x)
