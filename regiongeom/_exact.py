@@ -335,7 +335,9 @@ class Fallback1D:
     @property
     def exact(self):
         if self._exact is None:
-            self._exact = ExactNet(self.net)
+            from ._exact_graph import exact_for  # a Network or a GraphNetwork
+
+            self._exact = exact_for(self.net)
         return self._exact
 
     def flush(self):

@@ -73,10 +73,9 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
     dom = as_domain(domain, net.n_in)
     max_regions = integer_at_least(max_regions, 1, "max_regions")
     if isinstance(net, GraphNetwork) and dom.dim == 1:
-        raise ValueError(
-            "lines through a graph network (convolutions, residual blocks) are not supported yet: "
-            "look at it on a plane, net.restrict(rg.Plane.through(x0, x1, x2))"
-        )
+        from ._engine.line1d_graph import enumerate_1d_graph
+
+        return RegionMap(net, dom, enumerate_1d_graph(net, dom, max_regions))
     if dom.dim == 1:
         return RegionMap(net, dom, enumerate_1d(net, dom, max_regions))
     return RegionMap(net, dom, enumerate_2d(net, dom, max_regions))

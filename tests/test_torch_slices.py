@@ -119,15 +119,6 @@ def test_small_cnn_plane_against_model_reference():
     _compare_graph(model, (1, 6, 6), 0)
 
 
-def test_graph_networks_on_lines_are_refused_with_a_clear_message():
-    torch.manual_seed(0)
-    net = rg.from_torch(_Residual().double(), input_shape=(5,))
-    rng = np.random.default_rng(0)
-    line = rg.Line.through(*rng.normal(size=(2, 5)))
-    with pytest.raises(ValueError, match="on a plane"):
-        rg.activation_regions(net.restrict(line), line.bounds())
-
-
 def _conv_and_dense_twins(seed, n_in=5):
     """The same network as a Conv1d model (a GraphNetwork) and as a Linear one (a Network)."""
     torch.manual_seed(seed)

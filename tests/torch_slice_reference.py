@@ -1,5 +1,5 @@
-"""A slow reference for the activation regions of a torch model on a plane,
-independent of any conversion of the model.
+"""A slow reference for the activation regions of a torch model on a plane
+(or a line: :func:`line_intervals`), independent of any conversion of the model.
 
 It runs the model itself (float64, ``torch.no_grad``) and reads the inputs of
 its activation modules with forward hooks, in the order the model calls them:
@@ -127,3 +127,31 @@ def slice_regions(model, lift, input_shape, box):
     for z, bps in zip(probe(cent), probe.bps, strict=True):
         pats.append(sum((z >= t).astype(np.int8) for t in bps))
     return np.concatenate(pats, axis=1), np.array([_area(P) for P in cells])
+
+
+def line_intervals(model, lift, input_shape, interval):
+    """Regions of ``model`` on the line ``t -> lift(t)`` over ``interval``: the
+    same clipping on intervals (every unit's crossings of an interval where
+    its stage is affine, by linear interpolation of the forward values at the
+    ends). Returns ``(patterns, lengths)``, as :func:`slice_regions`."""
+    lo, hi = (float(v) for v in interval)
+    min_len = AREA_RTOL * (hi - lo)
+
+    p = _Probe(model, lambda t: lift(np.asarray(t, np.float64).reshape(-1)), input_shape)
+    cells = [(lo, hi)]
+    n_stages = len(p(np.array([lo])))
+    for s in range(n_stages):
+        new_cells = []
+        for a, b in cells:
+            fa, fb = (v[s][0] for v in (p(np.array([a])), p(np.array([b]))))
+            cuts = [a, b]
+            for t in p.bps[s]:
+                da, db = fa - t, fb - t
+                hit = (da * db) < 0
+                cuts += list(a + (b - a) * da[hit] / (da[hit] - db[hit]))
+            cuts = np.unique(np.clip(cuts, a, b))
+            new_cells += [(u, v) for u, v in zip(cuts[:-1], cuts[1:], strict=True) if v - u > min_len]
+        cells = new_cells
+    mid = np.array([(a + b) / 2 for a, b in cells])
+    pats = [sum((z >= t).astype(np.int8) for t in bps) for z, bps in zip(p(mid), p.bps, strict=True)]
+    return np.concatenate(pats, axis=1), np.array([b - a for a, b in cells])
