@@ -58,25 +58,23 @@ def _enumerate(net, domain, max_regions):
         bps = np.ascontiguousarray(st.breakpoints, np.float64)
         # the cut interpolates but never activates: the pieces' slopes are not read
         act = (bps, np.ones(bps.size + 1), np.zeros(bps.size + 1))
-        err = eps[:, None] * rn[None, :] * SLACK
+        err = (eps * SLACK)[:, None] * rn[None, :]
         res = _cut_layer(pts, values, err, act, st.offset, max_regions, fb, n_cut=st.n)
+        del err
         if res is None:
             raise limit_error(None, max_regions, net)
         blocks.append((st.offset, res.parent, res.pieces))
         pts = res.points
         if s + 1 == len(plan.stages):
             break
-        # every point's values, in the order of the points
-        rows = pts.row
-        V = values.shape[0]
-        eps_new = _new_factors(res.err, rn)
-        z = np.concatenate([values, res.values])[rows]
-        eps = np.concatenate([eps, eps_new])[rows]
-        nv = rows.size
+        # the new points' rows follow the old ones; the points keep their rows
+        z = np.concatenate([values, res.values]) if res.values.shape[0] else values
+        eps = np.concatenate([eps, _new_factors(res.err, rn)])
+        del values, res
+        nv = z.shape[0]
         lip, r = plan.activate(s, z, nv, eps)
         values, rn = plan.next_values(s, z, nv, nv, eps, lip, r)
-        pts = pts._replace(row=np.arange(nv))
-        del V
+        del z
     fb.flush()
     x = pts.x
     pat = assemble_patterns(blocks, x.size - 1, net.n_neurons)
@@ -89,10 +87,17 @@ def _enumerate(net, domain, max_regions):
 
 def _new_factors(err, rn):
     """The factor ``eps`` of each new point: the smallest with ``err <= rn eps``
-    in every column of nonzero factor (rounded up)."""
+    in every column of nonzero factor, rounded up (``SLACK`` covers the
+    rounding of ``1 / rn`` and of the product)."""
     if err.shape[0] == 0:
         return np.zeros(0)
-    live = rn > 0
-    if not live.any():
-        return np.zeros(err.shape[0])
-    return (err[:, live] / rn[live]).max(axis=1) * SLACK
+    rinv = np.zeros_like(rn)
+    np.divide(1.0, rn, out=rinv, where=rn > 0)
+    out = np.empty(err.shape[0])
+    step = max(1, (1 << 16) // max(err.shape[1], 1))  # rows per block: a small temporary
+    buf = np.empty((step, err.shape[1]))
+    for i in range(0, err.shape[0], step):
+        blk = buf[: min(step, err.shape[0] - i)]
+        np.multiply(err[i : i + step], rinv, out=blk)
+        blk.max(axis=1, out=out[i : i + step])
+    return out * SLACK
