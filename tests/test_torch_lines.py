@@ -167,7 +167,9 @@ def test_graph_line_matches_exact_reference_and_dense_engine(seed):
     rd = rg.activation_regions(dense, (lo, hi))
     np.testing.assert_array_equal(rm.patterns, rd.patterns)
     np.testing.assert_allclose(rm.vertices, rd.vertices, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(rg.nonlinear_locus(rm).points, rg.nonlinear_locus(rd).points, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        rg.nonlinear_locus(rm).points, rg.nonlinear_locus(rd).points, rtol=1e-12, atol=1e-12
+    )
     assert len(rg.linear_regions(rm)) == len(rg.linear_regions(rd))
 
 
@@ -176,7 +178,9 @@ def test_graph_locus_on_lines_equals_the_dense_twin(seed):
     """A Conv1d model and the same network written with Linear layers: the same
     locus points (a neuron with no path to the output makes none) and linear regions."""
     torch.manual_seed(seed)
-    dense = nn.Sequential(nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 5), nn.LeakyReLU(0.2), nn.Linear(5, 3)).double()
+    dense = nn.Sequential(
+        nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 5), nn.LeakyReLU(0.2), nn.Linear(5, 3)
+    ).double()
     with torch.no_grad():
         dense[2].weight[:, 1] = 0.0
         dense[4].weight[:, 3] = 0.0

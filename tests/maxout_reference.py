@@ -1,0 +1,194 @@
+"""An exact rational reference for networks with max units (maxout, max pooling).
+
+Independent of regiongeom's engine and of its network classes: a network is a
+list of layers given as plain arrays,
+
+- ``("affine", W, b)``: ``z = W h + b`` with no units (the output layer);
+- ``("units", W, b, bps, slopes, intercepts)``: elementwise units, as
+  :class:`regiongeom.Activation` (piece ``k`` of a neuron: ``bps[k-1] <= z <= bps[k]``);
+- ``("max", W, b, windows)``: ``z = W h + b`` (m entries) and one max unit per
+  row of ``windows`` (``(n_units, k)`` indices into ``z``; windows may
+  overlap, as in a max pool whose stride is smaller than its kernel, and may
+  repeat an index); unit ``u`` outputs ``max_p z[windows[u, p]]``.
+
+Every float is converted exactly with ``fractions.Fraction``. A max unit's
+*piece* is the position ``p`` of its winning input in the window; ties go to
+the lowest position. On a cell where the window's inputs are exact affine maps
+``a_p . x + c_p``, the argmax cell of position ``p`` is the cell clipped by the
+half-planes ``a_p - a_q >= 0`` for every other ``q``; a ``q < p`` with the
+very same map takes every point from ``p`` (the tie rule), and the cells of
+zero area are dropped (the tie sets of different maps). The cells are split
+unit by unit, layer by layer, as :mod:`exact_reference` splits them by
+neurons, and its edges, locus and linear regions are reused.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+from exact_reference import (
+    ExactMap,
+    ExactRegion,
+    _affine,
+    _area2,
+    _clip,
+    _components,
+    _drop_collinear,
+    _edges_1d,
+    _edges_2d,
+    _piece,
+    _split_1d,
+    _split_2d,
+    exact_domain,
+)
+
+F = Fraction
+
+__all__ = ["exact_max_regions", "exact_max_forward", "maxout_windows"]
+
+
+def maxout_windows(n_units: int, k: int) -> np.ndarray:
+    """Windows of a maxout layer whose ``n_units * k`` preactivations are
+    grouped as ``z.view(n_units, k)`` (torch's ``x.view(..., k).amax(-1)``)."""
+    return np.arange(n_units * k).reshape(n_units, k)
+
+
+class _L:
+    def __init__(self, spec):
+        kind = spec[0]
+        self.kind = kind
+        W = np.asarray(spec[1], np.float64)
+        self.W = tuple(tuple(F(float(v)) for v in row) for row in W.reshape(W.shape[0], -1))
+        self.b = tuple(F(float(v)) for v in np.asarray(spec[2], np.float64).reshape(-1))
+        if kind == "units":
+            self.act = tuple(
+                tuple(F(float(v)) for v in np.asarray(a, np.float64).reshape(-1)) for a in spec[3:6]
+            )
+        elif kind == "max":
+            self.windows = np.asarray(spec[3], np.int64)
+        elif kind != "affine":
+            raise ValueError(f"unknown layer kind {kind!r}")
+
+
+def _layers(spec):
+    return [_L(s) for s in spec]
+
+
+def _max_split(cell, maps, dim):
+    """[(position, cell)] of positive measure: ``cell`` split into the argmax
+    cells of the exact affine ``maps`` [(a, c)] (ties to the lowest position)."""
+    out = []
+    for p, (ap, cp) in enumerate(maps):
+        Q, alive = cell, True
+        for q, (aq, cq) in enumerate(maps):
+            if q == p:
+                continue
+            da = tuple(u - v for u, v in zip(ap, aq, strict=True))
+            dc = cp - cq
+            if all(v == 0 for v in da):  # a constant difference
+                if dc < 0 or (dc == 0 and q < p):
+                    alive = False
+                    break
+                continue
+            if dim == 2:
+                Q = _clip(Q, da, dc, F(0), 1)
+                if len(Q) < 3:
+                    alive = False
+                    break
+            else:
+                lo, hi = Q
+                r = -dc / da[0]  # da . x + dc >= 0
+                lo, hi = (max(lo, r), hi) if da[0] > 0 else (lo, min(hi, r))
+                if hi <= lo:
+                    alive = False
+                    break
+                Q = (lo, hi)
+        if not alive:
+            continue
+        if dim == 2 and _area2(Q) > 0:
+            out.append((p, _drop_collinear(Q)))
+        elif dim == 1:
+            out.append((p, Q))
+    return out
+
+
+def _cells(spec, domain):
+    dim, start = exact_domain(domain)
+    layers = _layers(spec)
+    eye = [tuple(F(int(i == k)) for k in range(dim)) for i in range(dim)]
+    cells = [((), start, eye, [F(0)] * dim)]
+    split = _split_2d if dim == 2 else _split_1d
+    for layer in layers:
+        new = []
+        for pat, cell, J, c in cells:
+            zJ, zc = _affine(layer, J, c)
+            if layer.kind == "affine":
+                new.append((pat, cell, zJ, zc))
+                continue
+            parts = [((), cell)]
+            if layer.kind == "units":
+                bps = layer.act[0]
+                for j in range(len(zc)):
+                    a = zJ[j] if dim == 2 else zJ[j][0]
+                    parts = [(lp + (k,), g) for lp, cj in parts for k, g in split(cj, a, zc[j], bps)]
+            else:
+                for w in layer.windows:
+                    maps = [(zJ[i], zc[i]) for i in w]
+                    parts = [(lp + (p,), g) for lp, cj in parts for p, g in _max_split(cj, maps, dim)]
+            for lp, g in parts:
+                new.append((pat + lp, g, *_output(layer, zJ, zc, lp)))
+        cells = new
+    return dim, start, cells
+
+
+def _output(layer, zJ, zc, pieces):
+    if layer.kind == "units":
+        _, sl, ic = layer.act
+        J = [tuple(sl[k] * v for v in row) for row, k in zip(zJ, pieces, strict=True)]
+        c = [sl[k] * z + ic[k] for z, k in zip(zc, pieces, strict=True)]
+        return J, c
+    idx = [int(w[p]) for w, p in zip(layer.windows, pieces, strict=True)]
+    return [zJ[i] for i in idx], [zc[i] for i in idx]
+
+
+def exact_max_regions(spec, domain) -> ExactMap:
+    """The exact activation regions of the network ``spec`` (see the module
+    docstring) over ``domain`` (an interval, a box or a convex polygon)."""
+    dim, start, cells = _cells(spec, domain)
+    regions = []
+    for pat, cell, J, c in cells:
+        meas = cell[1] - cell[0] if dim == 1 else _area2(cell) / 2
+        regions.append(ExactRegion(pat, cell, meas, tuple(tuple(r) for r in J), tuple(c)))
+    dom_meas = start[1] - start[0] if dim == 1 else _area2(start) / 2
+    assert sum(r.measure for r in regions) == dom_meas, "the exact cells do not tile the domain"
+    assert len({r.pattern for r in regions}) == len(regions), "two exact cells share a pattern"
+    edges = _edges_1d(regions) if dim == 1 else _edges_2d(regions)
+    labels = _components(len(regions), [(e.a, e.b) for e in edges if not e.locus])
+    return ExactMap(dim, regions, edges, len(set(labels)), labels, dom_meas)
+
+
+def exact_max_forward(spec, x):
+    """Exact output and pattern of the network ``spec`` at a point ``x`` (floats
+    or Fractions)."""
+    h = [v if isinstance(v, Fraction) else F(float(v)) for v in np.asarray(x, dtype=object).reshape(-1)]
+    pattern = []
+    for layer in _layers(spec):
+        z = [
+            sum((w * v for w, v in zip(row, h, strict=True)), F(0)) + bj for row, bj in zip(layer.W, layer.b)
+        ]
+        if layer.kind == "affine":
+            h = z
+        elif layer.kind == "units":
+            bps, sl, ic = layer.act
+            ks = [_piece(bps, v) for v in z]
+            pattern += ks
+            h = [sl[k] * v + ic[k] for v, k in zip(z, ks, strict=True)]
+        else:
+            ps = []
+            for w in layer.windows:
+                vals = [z[i] for i in w]
+                ps.append(max(range(len(vals)), key=lambda p, vals=vals: (vals[p], -p)))
+            pattern += ps
+            h = [z[int(w[p])] for w, p in zip(layer.windows, ps, strict=True)]
+    return h, tuple(pattern)
