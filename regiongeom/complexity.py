@@ -343,7 +343,7 @@ def _job(net, x, noise, opts, reduce):
 # ----------------------------------------------------------------------------
 def _definition_samples(net, x, noise, eps):
     """(S, P): vol(locus of the noisy net ∩ B_eps(x)) / Z_eps for each noise row."""
-    from .locus import nonlinear_locus
+    from .locus import locus_in_balls
     from .regions import activation_regions
 
     lo, hi = x.min(axis=0) - eps, x.max(axis=0) + eps
@@ -352,8 +352,7 @@ def _definition_samples(net, x, noise, eps):
     out = np.empty((noise.shape[0], x.shape[0]))
     for s, row in enumerate(noise):
         noisy = net.with_biases(_noisy_biases(net, row))
-        loc = nonlinear_locus(activation_regions(noisy, domain))
-        out[s] = loc.volume_in_balls(x, eps) / z_eps
+        out[s] = locus_in_balls(activation_regions(noisy, domain), x, eps) / z_eps
     return out
 
 
