@@ -30,6 +30,7 @@ from functools import cached_property
 import numpy as np
 
 from . import _locus_kernels as K
+from ._engine.core import one_blas_thread
 from ._jit import compile_notice
 from ._locus_exact import collinear, edge_jumps
 from ._validate import as_points, positive
@@ -47,8 +48,11 @@ def _check_rm(rm, fname):
 
 def _jumps(rm: RegionMap) -> np.ndarray:
     """(E,) True where the Jacobian jumps across an interior edge, decided
-    exactly (:mod:`regiongeom._locus_exact`)."""
-    return edge_jumps(rm)
+    exactly (:mod:`regiongeom._locus_exact`). Its matrix products are many
+    and small (rows of ``n_units`` columns): on one BLAS thread, whose helper
+    threads would only spin between them (3x the CPU time on network M)."""
+    with one_blas_thread():
+        return edge_jumps(rm)
 
 
 def nonlinear_locus(rm: RegionMap) -> Locus:
