@@ -10,7 +10,7 @@ from numba import njit
 GROW = 2.0**-30  # relative margin of the search grid's cells, far above their rounding
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _chord_in_disk(x0, y0, x1, y1, cx, cy, r2):
     """Length of the part of segment (x0,y0)-(x1,y1) inside the closed disk."""
     dx = x1 - x0
@@ -42,7 +42,7 @@ def _chord_in_disk(x0, y0, x1, y1, cx, cy, r2):
     return (hi - lo) * np.sqrt(a)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def segments_in_disks(seg, centers, eps, x0, y0, h, nx, ny):
     """(P,) total length of the segments ``seg`` (S, 2, 2) inside each disk.
 
@@ -96,7 +96,7 @@ def segments_in_disks(seg, centers, eps, x0, y0, h, nx, ny):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def edge_differences(patterns, words, a, b):
     """How many neurons differ between the patterns of regions ``a[e]`` and
     ``b[e]`` (0, 1, or 2 meaning "two or more") and, when exactly one does,
@@ -129,7 +129,7 @@ def edge_differences(patterns, words, a, b):
     return count, neuron
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def scale_by_pieces(v, patterns, regions, first, slopes):
     """In place: ``v[s, i] *= slopes[patterns[regions[s], first + i]]`` (row
     ``s`` of ``v`` times the slopes of region ``regions[s]``'s pieces of one
@@ -140,7 +140,7 @@ def scale_by_pieces(v, patterns, regions, first, slopes):
             v[s, i] *= slopes[patterns[r, first + i]]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def first_difference(patterns, words, a, b):
     """(E,) the first neuron where the patterns of regions ``a[e]`` and
     ``b[e]`` differ (the number of neurons when they are equal); ``words`` as

@@ -283,7 +283,9 @@ def _estimate(net, x, rng, opts, *, reduce):
     if opts["method"] == "theorem2":
         per = max(1, opts["batch_size"] // P)  # noise samples per task
     else:
-        per = 1
+        from ._threads import n_threads
+
+        per = n_threads()  # noise samples per task: one per thread (_definition_samples)
     tasks = [(s, min(S, s + per)) for s in range(0, S, per)]
     out = np.empty(((S,) if reduce else (S, P)) + ((net.n_layers,) if opts["by_layer"] else ()))
     bar = _progress_bar(opts["progress"], S, opts["method"])
@@ -342,7 +344,12 @@ def _job(net, x, noise, opts, reduce):
 # definition (eq. 3) at finite eps
 # ----------------------------------------------------------------------------
 def _definition_samples(net, x, noise, eps):
-    """(S, P): vol(locus of the noisy net ∩ B_eps(x)) / Z_eps for each noise row."""
+    """(S, P): vol(locus of the noisy net ∩ B_eps(x)) / Z_eps for each noise row.
+
+    The rows are shared out to ``REGIONGEOM_NUM_THREADS`` threads (the ball
+    measures and the locus decision's products release the GIL); each row's
+    result is the same on any thread."""
+    from ._threads import run_tickets
     from .locus import locus_in_balls
     from .regions import activation_regions
 
@@ -350,9 +357,12 @@ def _definition_samples(net, x, noise, eps):
     domain = (lo[0], hi[0]) if net.n_in == 1 else (lo[0], lo[1], hi[0], hi[1])
     z_eps = 2.0 * eps if net.n_in == 1 else math.pi * eps * eps
     out = np.empty((noise.shape[0], x.shape[0]))
-    for s, row in enumerate(noise):
-        noisy = net.with_biases(_noisy_biases(net, row))
+
+    def work(s):
+        noisy = net.with_biases(_noisy_biases(net, noise[s]))
         out[s] = locus_in_balls(activation_regions(noisy, domain), x, eps) / z_eps
+
+    run_tickets(noise.shape[0], work, name="regiongeom-definition")
     return out
 
 
