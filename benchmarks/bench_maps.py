@@ -62,7 +62,9 @@ def run(tree, args, out, threads=1):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("baseline", type=Path, help="a source tree of the earlier version (e.g. from git archive)")
+    ap.add_argument(
+        "baseline", type=Path, help="a source tree of the earlier version (e.g. from git archive)"
+    )
     ap.add_argument("--n", type=int, default=128, help="grid side (default 128)")
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--eps", type=float, default=0.05)
@@ -88,7 +90,9 @@ def main(argv=None):
     for name, ts in times.items():
         cpu, wall = statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts)
         print(f"median {name:<9s} {cpu:7.2f} s cpu {wall:7.2f} s wall")
-    ratio = statistics.median(t[0] for t in times["this"]) / statistics.median(t[0] for t in times["baseline"])
+    ratio = statistics.median(t[0] for t in times["this"]) / statistics.median(
+        t[0] for t in times["baseline"]
+    )
     print(f"cpu ratio this / baseline: {ratio:.2f}")
     same = "identical" if np.array_equal(a, b) else f"max |difference| {np.abs(a - b).max():.3g}"
     print(f"results: {same} (mean f {a.mean():.4f})")

@@ -17,7 +17,6 @@ from regiongeom import _locus_kernels as K
 from regiongeom.complexity import _noisy_biases
 from regiongeom.locus import locus_in_balls
 
-
 L_SHAPE = shapely.Polygon([(-1, -1), (1, -1), (1, 0), (0, 0), (0, 1), (-1, 1)])
 
 
@@ -37,7 +36,9 @@ def kernel(seg, centers, eps, h):
     x0, y0 = seg[:, :, 0].min() - eps, seg[:, :, 1].min() - eps
     w, hgt = seg[:, :, 0].max() + eps - x0, seg[:, :, 1].max() + eps - y0
     nx, ny = int(w // h) + 1, int(hgt // h) + 1
-    return K.segments_in_disks(np.ascontiguousarray(seg), np.ascontiguousarray(centers), eps, x0, y0, h, nx, ny)
+    return K.segments_in_disks(
+        np.ascontiguousarray(seg), np.ascontiguousarray(centers), eps, x0, y0, h, nx, ny
+    )
 
 
 def awkward_segments(rng, n):
@@ -76,7 +77,9 @@ def test_volume_in_balls_equals_all_pairs_on_a_grid(seed):
     loc = rg.nonlinear_locus(rg.activation_regions(net, (-1, -1, 1, 1)))
     centers = rg.grid_points((-1.1, -1.1, 1.1, 1.1), 15)
     for eps in (0.03, 0.2):
-        np.testing.assert_array_equal(loc.volume_in_balls(centers, eps), all_pairs(loc.segments, centers, eps))
+        np.testing.assert_array_equal(
+            loc.volume_in_balls(centers, eps), all_pairs(loc.segments, centers, eps)
+        )
 
 
 @pytest.mark.parametrize(
@@ -103,7 +106,9 @@ def test_definition_route_equals_a_plain_loop(n_in):
     domain = (-1.0, 1.0) if n_in == 1 else (-1, -1, 1, 1)
     x = rg.grid_points(domain, 30 if n_in == 1 else 8)
     sigma, eps, S = 0.1, 0.15, 3
-    est = rg.lc_density(net, x, sigma=sigma, n_samples=S, method="definition", eps=eps, rng=11, progress=False)
+    est = rg.lc_density(
+        net, x, sigma=sigma, n_samples=S, method="definition", eps=eps, rng=11, progress=False
+    )
     noise = np.random.default_rng(11).normal(0.0, sigma, size=(S, net.n_neurons))
     box = (x.min(axis=0) - eps, x.max(axis=0) + eps)
     dom = (box[0][0], box[1][0]) if n_in == 1 else (box[0][0], box[0][1], box[1][0], box[1][1])
