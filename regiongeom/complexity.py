@@ -138,7 +138,7 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
         noise is drawn up front, so the result does not depend on ``n_jobs``.
         Processes are started with "spawn": a script calling this with
         ``n_jobs > 1`` needs the ``if __name__ == "__main__":`` guard.
-        (theorem2 already uses every core through threads of its own:
+        (both methods already use every core through threads of their own:
         ``REGIONGEOM_NUM_THREADS`` in the environment sets how many.)
     batch_size : int, default 65536
         theorem2: (point, sample) pairs per task (whole noise samples when
