@@ -252,8 +252,10 @@ def _in_balls(pieces, c, eps) -> np.ndarray:
     w = seg[:, :, 0].max() + eps - x0
     hgt = seg[:, :, 1].max() + eps - y0
     # cell size: half the radius (a segment visits the centers of the few
-    # cells its bounding box grown by eps touches), at most ~4 (S + P) cells
-    h = max(0.5 * eps, np.sqrt(w * hgt / (4.0 * (len(seg) + len(c)))))
+    # cells its bounding box grown by eps touches), with at most ~12 (S + P)
+    # cells even when the locus is long and thin
+    n = 4.0 * (len(seg) + len(c))
+    h = max(0.5 * eps, np.sqrt(w * hgt / n), max(w, hgt) / n)
     nx, ny = int(w // h) + 1, int(hgt // h) + 1
     compile_notice("the ball-measure kernels", K.segments_in_disks, seconds=2)
     return K.segments_in_disks(seg, np.ascontiguousarray(c), eps, x0, y0, h, nx, ny)

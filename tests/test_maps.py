@@ -132,3 +132,16 @@ def test_definition_route_does_not_depend_on_threads(monkeypatch):
         runs.append(rg.lc_density(net, x, **kw).mean)
     np.testing.assert_array_equal(runs[0], runs[1])
     np.testing.assert_array_equal(runs[0], runs[2])
+
+
+def test_thin_locus_with_a_tiny_radius_keeps_the_grid_small():
+    """Segments along one line and eps = 1e-12: the cells are bounded by the
+    number of segments and centers, not by the radius."""
+    xs = np.linspace(-1.0, 1.0, 201)
+    seg = np.stack([np.stack([xs[:-1], np.zeros(200)], 1), np.stack([xs[1:], np.zeros(200)], 1)], axis=1)
+    centers = np.stack([np.linspace(-1.0, 1.0, 57), np.zeros(57)], axis=1)
+    from regiongeom.locus import _in_balls
+
+    got = _in_balls(seg, centers, 1e-12)
+    np.testing.assert_array_equal(got, all_pairs(seg, centers, 1e-12))
+    assert got.max() > 0
