@@ -10,7 +10,7 @@ from numba import njit
 GROW = 2.0**-30  # relative margin of the search grid's cells, far above their rounding
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _chord_in_disk(x0, y0, x1, y1, cx, cy, r2):
     """Length of the part of segment (x0,y0)-(x1,y1) inside the closed disk."""
     dx = x1 - x0
@@ -42,68 +42,61 @@ def _chord_in_disk(x0, y0, x1, y1, cx, cy, r2):
     return (hi - lo) * np.sqrt(a)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def segments_in_disks(seg, centers, eps, x0, y0, h, nx, ny):
     """(P,) total length of the segments ``seg`` (S, 2, 2) inside each disk.
 
-    Segments are registered in every cell of an ``nx`` x ``ny`` grid (origin
-    ``x0, y0``, cell size ``h``) that their bounding box grown by ``eps``
-    touches; each center then looks only at its own cell.
+    The centers are sorted into the cells of an ``nx`` x ``ny`` grid (origin
+    ``x0, y0``, cell size ``h``) that covers every segment's bounding box
+    grown by ``eps``; each segment then visits the centers of the cells its
+    grown bounding box touches. A center outside the grid misses every
+    segment. Every center's sum runs over the segments in their order, so
+    the result does not depend on the grid.
     """
     S = seg.shape[0]
     P = centers.shape[0]
     ncell = nx * ny
+    # the centers by cell (counting sort)
+    cell = np.full(P, -1, np.int64)
     counts = np.zeros(ncell + 1, np.int64)
-    lo_i = np.empty(S, np.int64)
-    hi_i = np.empty(S, np.int64)
-    lo_j = np.empty(S, np.int64)
-    hi_j = np.empty(S, np.int64)
+    for p in range(P):
+        fi = np.floor((centers[p, 0] - x0) / h)
+        fj = np.floor((centers[p, 1] - y0) / h)
+        if fi >= 0 and fj >= 0 and fi < nx and fj < ny:  # (false for a NaN)
+            c = int(fj) * nx + int(fi)
+            cell[p] = c
+            counts[c + 1] += 1
+    indptr = np.cumsum(counts)
+    fill = indptr[:-1].copy()
+    order = np.empty(indptr[ncell], np.int64)
+    for p in range(P):
+        c = cell[p]
+        if c >= 0:
+            order[fill[c]] = p
+            fill[c] += 1
+    out = np.zeros(P, np.float64)
+    r2 = eps * eps
     for s in range(S):
-        xa = min(seg[s, 0, 0], seg[s, 1, 0]) - eps
-        xb = max(seg[s, 0, 0], seg[s, 1, 0]) + eps
-        ya = min(seg[s, 0, 1], seg[s, 1, 1]) - eps
-        yb = max(seg[s, 0, 1], seg[s, 1, 1]) + eps
+        ax, ay, bx, by = seg[s, 0, 0], seg[s, 0, 1], seg[s, 1, 0], seg[s, 1, 1]
+        xa, xb = min(ax, bx) - eps, max(ax, bx) + eps
+        ya, yb = min(ay, by) - eps, max(ay, by) + eps
         # the cell coordinates are rounded: grow them by far more than that
         # rounding (the grid only narrows the search, so a margin costs time,
-        # never a segment)
+        # never a center)
         gx = GROW * (1.0 + (abs(xa) + abs(xb) + abs(x0) + eps) / h)
         gy = GROW * (1.0 + (abs(ya) + abs(yb) + abs(y0) + eps) / h)
         i0 = max(0, min(nx - 1, int(np.floor((xa - x0) / h - gx))))
         i1 = max(0, min(nx - 1, int(np.floor((xb - x0) / h + gx))))
         j0 = max(0, min(ny - 1, int(np.floor((ya - y0) / h - gy))))
         j1 = max(0, min(ny - 1, int(np.floor((yb - y0) / h + gy))))
-        lo_i[s], hi_i[s], lo_j[s], hi_j[s] = i0, i1, j0, j1
-        for i in range(i0, i1 + 1):
-            for j in range(j0, j1 + 1):
-                counts[i * ny + j + 1] += 1
-    indptr = np.cumsum(counts)
-    fill = indptr[:-1].copy()
-    items = np.empty(indptr[ncell], np.int64)
-    for s in range(S):
-        for i in range(lo_i[s], hi_i[s] + 1):
-            for j in range(lo_j[s], hi_j[s] + 1):
-                c = i * ny + j
-                items[fill[c]] = s
-                fill[c] += 1
-    out = np.zeros(P, np.float64)
-    r2 = eps * eps
-    for p in range(P):
-        cx = centers[p, 0]
-        cy = centers[p, 1]
-        i = int(np.floor((cx - x0) / h))
-        j = int(np.floor((cy - y0) / h))
-        if i < 0 or j < 0 or i >= nx or j >= ny:
-            continue  # the disk misses every segment (cells cover bbox + eps)
-        c = i * ny + j
-        acc = 0.0
-        for k in range(indptr[c], indptr[c + 1]):
-            s = items[k]
-            acc += _chord_in_disk(seg[s, 0, 0], seg[s, 0, 1], seg[s, 1, 0], seg[s, 1, 1], cx, cy, r2)
-        out[p] = acc
+        for j in range(j0, j1 + 1):
+            for k in range(indptr[j * nx + i0], indptr[j * nx + i1 + 1]):
+                p = order[k]
+                out[p] += _chord_in_disk(ax, ay, bx, by, centers[p, 0], centers[p, 1], r2)
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def edge_differences(patterns, words, a, b):
     """How many neurons differ between the patterns of regions ``a[e]`` and
     ``b[e]`` (0, 1, or 2 meaning "two or more") and, when exactly one does,
@@ -136,7 +129,7 @@ def edge_differences(patterns, words, a, b):
     return count, neuron
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def scale_by_pieces(v, patterns, regions, first, slopes):
     """In place: ``v[s, i] *= slopes[patterns[regions[s], first + i]]`` (row
     ``s`` of ``v`` times the slopes of region ``regions[s]``'s pieces of one
@@ -147,7 +140,7 @@ def scale_by_pieces(v, patterns, regions, first, slopes):
             v[s, i] *= slopes[patterns[r, first + i]]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def first_difference(patterns, words, a, b):
     """(E,) the first neuron where the patterns of regions ``a[e]`` and
     ``b[e]`` differ (the number of neurons when they are equal); ``words`` as

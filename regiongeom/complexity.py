@@ -138,7 +138,7 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
         noise is drawn up front, so the result does not depend on ``n_jobs``.
         Processes are started with "spawn": a script calling this with
         ``n_jobs > 1`` needs the ``if __name__ == "__main__":`` guard.
-        (theorem2 already uses every core through threads of its own:
+        (both methods already use every core through threads of their own:
         ``REGIONGEOM_NUM_THREADS`` in the environment sets how many.)
     batch_size : int, default 65536
         theorem2: (point, sample) pairs per task (whole noise samples when
@@ -283,7 +283,9 @@ def _estimate(net, x, rng, opts, *, reduce):
     if opts["method"] == "theorem2":
         per = max(1, opts["batch_size"] // P)  # noise samples per task
     else:
-        per = 1
+        from ._threads import n_threads
+
+        per = n_threads()  # noise samples per task: one per thread (_definition_samples)
     tasks = [(s, min(S, s + per)) for s in range(0, S, per)]
     out = np.empty(((S,) if reduce else (S, P)) + ((net.n_layers,) if opts["by_layer"] else ()))
     bar = _progress_bar(opts["progress"], S, opts["method"])
@@ -342,18 +344,25 @@ def _job(net, x, noise, opts, reduce):
 # definition (eq. 3) at finite eps
 # ----------------------------------------------------------------------------
 def _definition_samples(net, x, noise, eps):
-    """(S, P): vol(locus of the noisy net ∩ B_eps(x)) / Z_eps for each noise row."""
-    from .locus import nonlinear_locus
+    """(S, P): vol(locus of the noisy net ∩ B_eps(x)) / Z_eps for each noise row.
+
+    The rows are shared out to ``REGIONGEOM_NUM_THREADS`` threads (the ball
+    measures and the locus decision's products release the GIL); each row's
+    result is the same on any thread."""
+    from ._threads import run_tickets
+    from .locus import locus_in_balls
     from .regions import activation_regions
 
     lo, hi = x.min(axis=0) - eps, x.max(axis=0) + eps
     domain = (lo[0], hi[0]) if net.n_in == 1 else (lo[0], lo[1], hi[0], hi[1])
     z_eps = 2.0 * eps if net.n_in == 1 else math.pi * eps * eps
     out = np.empty((noise.shape[0], x.shape[0]))
-    for s, row in enumerate(noise):
-        noisy = net.with_biases(_noisy_biases(net, row))
-        loc = nonlinear_locus(activation_regions(noisy, domain))
-        out[s] = loc.volume_in_balls(x, eps) / z_eps
+
+    def work(s):
+        noisy = net.with_biases(_noisy_biases(net, noise[s]))
+        out[s] = locus_in_balls(activation_regions(noisy, domain), x, eps) / z_eps
+
+    run_tickets(noise.shape[0], work, name="regiongeom-definition")
     return out
 
 

@@ -30,6 +30,7 @@ from functools import cached_property
 import numpy as np
 
 from . import _locus_kernels as K
+from ._engine.core import one_blas_thread
 from ._jit import compile_notice
 from ._locus_exact import collinear, edge_jumps
 from ._validate import as_points, positive
@@ -47,8 +48,11 @@ def _check_rm(rm, fname):
 
 def _jumps(rm: RegionMap) -> np.ndarray:
     """(E,) True where the Jacobian jumps across an interior edge, decided
-    exactly (:mod:`regiongeom._locus_exact`)."""
-    return edge_jumps(rm)
+    exactly (:mod:`regiongeom._locus_exact`). Its matrix products are many
+    and small (rows of ``n_units`` columns): on one BLAS thread, whose helper
+    threads would only spin between them (3x the CPU time on network M)."""
+    with one_blas_thread():
+        return edge_jumps(rm)
 
 
 def nonlinear_locus(rm: RegionMap) -> Locus:
@@ -171,22 +175,7 @@ class Locus:
         """
         eps = positive(eps, "eps")
         c = as_points(centers, self.dim, "centers")
-        if self.dim == 1:
-            return _count_in_intervals(self.points, c[:, 0], eps).astype(np.float64)
-        if len(self) == 0:
-            return np.zeros(len(c))
-        seg = np.ascontiguousarray(self.segments)
-        x0 = seg[:, :, 0].min() - eps
-        y0 = seg[:, :, 1].min() - eps
-        w = seg[:, :, 0].max() + eps - x0
-        hgt = seg[:, :, 1].max() + eps - y0
-        # cell size: about the typical segment length and not much below eps,
-        # with at most ~4 (S + P) cells
-        typical = float(np.median(self.lengths)) if len(self) else eps
-        h = max(eps, typical, np.sqrt(w * hgt / (4.0 * (len(seg) + len(c)))))
-        nx, ny = int(w // h) + 1, int(hgt // h) + 1
-        compile_notice("the ball-measure kernels", K.segments_in_disks, seconds=2)
-        return K.segments_in_disks(seg, np.ascontiguousarray(c), eps, x0, y0, h, nx, ny)
+        return _in_balls(self.points if self.dim == 1 else self.segments, c, eps)
 
     # -- structure --------------------------------------------------------
     @cached_property
@@ -237,6 +226,39 @@ class Locus:
         if self.dim == 1:
             return distance_1d(self.points, c[:, 0])
         return distance_2d(self.segments, c)
+
+
+def locus_in_balls(rm: RegionMap, centers, eps) -> np.ndarray:
+    """(P,) ``nonlinear_locus(rm).volume_in_balls(centers, eps)``, the same
+    numbers, without building the :class:`Locus` (for the definition route of
+    :func:`~regiongeom.complexity.lc_density`, one region map per noise
+    sample). ``centers`` (P, n_in) float64 and ``eps > 0`` are trusted."""
+    keep = (rm.edge_regions[:, 1] >= 0) & _jumps(rm)
+    edges = rm.edges[keep]
+    pieces = rm.vertices[edges[:, 0]] if rm.dim == 1 else rm.vertices[edges]
+    return _in_balls(pieces, centers, eps)
+
+
+def _in_balls(pieces, c, eps) -> np.ndarray:
+    """(P,) locus volume in the closed balls ``B_eps(c)``: ``pieces`` are the
+    sorted locus points (S,) in 1D or the segments (S, 2, 2) in 2D."""
+    if pieces.ndim == 1:
+        return _count_in_intervals(pieces, c[:, 0], eps).astype(np.float64)
+    if len(pieces) == 0:
+        return np.zeros(len(c))
+    seg = np.ascontiguousarray(pieces)
+    x0 = seg[:, :, 0].min() - eps
+    y0 = seg[:, :, 1].min() - eps
+    w = seg[:, :, 0].max() + eps - x0
+    hgt = seg[:, :, 1].max() + eps - y0
+    # cell size: half the radius (a segment visits the centers of the few
+    # cells its bounding box grown by eps touches), with at most ~12 (S + P)
+    # cells even when the locus is long and thin
+    n = 4.0 * (len(seg) + len(c))
+    h = max(0.5 * eps, np.sqrt(w * hgt / n), max(w, hgt) / n)
+    nx, ny = int(w // h) + 1, int(hgt // h) + 1
+    compile_notice("the ball-measure kernels", K.segments_in_disks, seconds=2)
+    return K.segments_in_disks(seg, np.ascontiguousarray(c), eps, x0, y0, h, nx, ny)
 
 
 def _count_in_intervals(pts, c, eps) -> np.ndarray:

@@ -1,0 +1,102 @@
+"""The definition route of ``lc_density`` on network M, side by side with an
+earlier version of regiongeom.
+
+    git archive 0c737d8 | (mkdir -p /tmp/base && tar -x -C /tmp/base)
+    python benchmarks/bench_maps.py /tmp/base                      # 128 x 128, 64 samples
+    python benchmarks/bench_maps.py /tmp/base --rounds 5 --threads 2
+
+``lc_density(net, grid_points(domain, n), sigma=0.05, n_samples=64,
+method="definition", eps=0.05, rng=0)`` (issue 17, target 2). Each round
+runs this tree and the baseline in fresh processes, alternately (started
+outside both trees, ``PYTHONPATH`` set to each, ``REGIONGEOM_NUM_THREADS=1``),
+after a warm-up call in the same process (with ``--threads 2``, this tree
+also on two threads: compare the wall times); it prints the CPU time
+(``time.process_time``) and the wall time of each, their medians over the
+rounds, and whether the two results are identical (bit for bit) or how far
+apart they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+CHILD = r"""
+import sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from nets import standard
+import regiongeom as rg
+assert rg.__file__.startswith(sys.argv[2]), (rg.__file__, sys.argv[2])
+n, samples, eps, out = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), sys.argv[6]
+net, dom, _ = standard("M")
+x = rg.grid_points(dom, n)
+kw = dict(sigma=0.05, method="definition", eps=eps, rng=0, progress=False)
+rg.lc_density(net, x[:16], n_samples=2, **kw)  # compile or load the kernels
+t, c = time.perf_counter(), time.process_time()
+est = rg.lc_density(net, x, n_samples=samples, **kw)
+print(time.process_time() - c, time.perf_counter() - t)
+np.save(out, est.mean)
+"""
+
+
+def run(tree, args, out, threads=1):
+    env = {**os.environ, "PYTHONPATH": str(tree), "REGIONGEOM_NUM_THREADS": str(threads)}
+    argv = [str(HERE), str(tree), str(args.n), str(args.samples), str(args.eps), out]
+    with tempfile.TemporaryDirectory() as cwd:
+        res = subprocess.run([sys.executable, "-c", CHILD, *argv], cwd=cwd, env=env, capture_output=True,
+                             text=True, check=True)  # fmt: skip
+    cpu, wall = (float(v) for v in res.stdout.split())
+    return cpu, wall
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "baseline", type=Path, help="a source tree of the earlier version (e.g. from git archive)"
+    )
+    ap.add_argument("--n", type=int, default=128, help="grid side (default 128)")
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--eps", type=float, default=0.05)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="also run this tree on this many threads (REGIONGEOM_NUM_THREADS; wall time)")  # fmt: skip
+    args = ap.parse_args(argv)
+    trees = {"this": (ROOT, 1), "baseline": (args.baseline.resolve(), 1)}
+    if args.threads > 1:
+        trees[f"this x{args.threads}"] = (ROOT, args.threads)
+    times = {k: [] for k in trees}
+    print(f"M, {args.n}x{args.n} grid, {args.samples} samples, eps {args.eps}, one thread")
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for name, (tree, threads) in trees.items():
+                cpu, wall = run(tree, args, f"{tmp}/{name}.npy", threads)
+                times[name].append((cpu, wall))
+                print(f"  round {r + 1} {name:<9s} {cpu:7.2f} s cpu {wall:7.2f} s wall", flush=True)
+        a, b = np.load(f"{tmp}/this.npy"), np.load(f"{tmp}/baseline.npy")
+        for name in trees:
+            if name.startswith("this x") and not np.array_equal(a, np.load(f"{tmp}/{name}.npy")):
+                print(f"{name}: NOT the same as on one thread")
+    for name, ts in times.items():
+        cpu, wall = statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts)
+        print(f"median {name:<9s} {cpu:7.2f} s cpu {wall:7.2f} s wall")
+    ratio = statistics.median(t[0] for t in times["this"]) / statistics.median(
+        t[0] for t in times["baseline"]
+    )
+    print(f"cpu ratio this / baseline: {ratio:.2f}")
+    same = "identical" if np.array_equal(a, b) else f"max |difference| {np.abs(a - b).max():.3g}"
+    print(f"results: {same} (mean f {a.mean():.4f})")
+
+
+if __name__ == "__main__":
+    main()
