@@ -355,3 +355,33 @@ def test_max_regions_stops_a_digits_cnn_before_the_first_cut():
     n = int(re.search(r"about ([\d,]+) regions", msg).group(1).replace(",", ""))
     assert 1_300_000 < n < 1_700_000
     assert "max_regions=100,000" in msg and "smaller domain" in msg and "\n" not in msg
+
+
+def test_graph_locus_where_several_neurons_change_at_once_equals_the_exact_maps():
+    """Images upsampled 2 x 2 make duplicate conv neurons, so several neurons
+    change piece across one edge; the float comparison of the two regions'
+    Jacobians decides those edges when it can, the exact maps the rest: every
+    decision equals the exact comparison."""
+    from regiongeom._exact_graph import exact_for
+    from regiongeom._graph_maps import edge_jumps
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Conv2d(2, 2, 2), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(2 * 6 * 6, 2)).double().eval()  # fmt: skip
+    with torch.no_grad():
+        model[5].weight[:, ::3] = 0.0  # some paths end: jumps that are exactly 0
+    rng = np.random.default_rng(2)
+    images = 10.0 * np.kron(rng.integers(0, 2, size=(3, 4, 4)), np.ones((2, 2))).reshape(3, 1, 8, 8)
+    plane = rg.Plane.through(*images)
+    rm = rg.activation_regions(rg.from_torch(model, input_shape=(1, 8, 8)).restrict(plane), plane.bounds())
+    jumps = edge_jumps(rm)
+    inner = np.nonzero(rm.edge_regions[:, 1] >= 0)[0]
+    a, b = rm.edge_regions[inner, 0], rm.edge_regions[inner, 1]
+    several = (rm.patterns[a] != rm.patterns[b]).sum(axis=1) > 1
+    assert several.sum() >= 5
+    ex = exact_for(rm.net)
+    for e in inner[several]:
+        ma, mb = ex.output(rm.patterns[rm.edge_regions[e, 0]]), ex.output(rm.patterns[rm.edge_regions[e, 1]])
+        emin = min(ma.e, mb.e)
+        assert jumps[e] == bool(np.any(ma.aligned(emin)[:, :2] != mb.aligned(emin)[:, :2]))
+    assert jumps[inner].any() and not jumps[inner].all()
