@@ -4,6 +4,7 @@ side by side with regioncam on the same plane.
     python benchmarks/bench_planes.py               # HR-784 (BENCH.md)
     python benchmarks/bench_planes.py --repeat 11
     python benchmarks/bench_planes.py --cnn        # also CNN-MNIST (BENCH.md), regiongeom alone
+    python benchmarks/bench_planes.py --jobs= --cnn --cifar   # only the CNNs (CNN-CIFAR: issue 14)
 
 HR-784 is Hanin & Rolnick's Figure-1 architecture, ``mnist_mlp((64, 64, 64))``
 of BENCH.md (784 -> 3 x 64 ReLU -> 10), on the plane through three sklearn
@@ -97,43 +98,123 @@ def mnist_cnn(seed=0):
     ).double().eval()  # fmt: skip
 
 
-def cnn_job():
-    """CNN-MNIST on the plane through three digit images, over the box of side 1.0
-    (input-space units) centred on the first: regions, locus, peak memory. No
-    peer runs it (regioncam has no convolutions), so it runs alone, in a fresh
-    process, once (after a small warm-up run for the compilation)."""
+def cifar_cnn(seed=0):
+    """CIFAR-shaped CNN of issue 14: 3x32x32 -> conv 16 -> ReLU -> conv 32 stride 2 -> ReLU
+    -> conv 64 stride 2 -> ReLU -> global average pool -> Linear 10 (3x3 kernels, padding 1),
+    BatchNorm after each conv in eval mode with non-trivial running statistics and affine
+    parameters (torch's default initialisation otherwise)."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(seed)
+    layers, c = [], 3
+    for out, stride in ((16, 1), (32, 2), (64, 2)):
+        bn = nn.BatchNorm2d(out)
+        with torch.no_grad():
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.1, 0.1)
+        layers += [nn.Conv2d(c, out, 3, stride=stride, padding=1), bn, nn.ReLU()]
+        c = out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+    return nn.Sequential(*layers).double().eval()
+
+
+def cifar_images(n=3, seed=0):
+    """``n`` generated 3x32x32 images in [0, 1] (no download): per channel a few
+    smooth Gaussian blobs on a gradient, different for each image."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:32, 0:32] / 31.0
+    out = np.empty((n, 3, 32, 32))
+    for i in range(n):
+        for ch in range(3):
+            img = rng.uniform(0.2, 0.5) + rng.uniform(-0.2, 0.2) * xx + rng.uniform(-0.2, 0.2) * yy
+            for _ in range(4):
+                cx, cy, w = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.25)
+                img = img + rng.uniform(-0.4, 0.4) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * w * w))
+            out[i, ch] = img
+    return np.clip(out, 0.0, 1.0).reshape(n, 3 * 32 * 32)
+
+
+CNNS = {
+    "CNN-MNIST": (mnist_cnn, (1, 28, 28), digit_images),
+    "CNN-CIFAR": (cifar_cnn, (3, 32, 32), cifar_images),
+}
+
+
+def _timed(obj, name, acc, key):
+    """Wrap ``obj.name`` so that its time adds to ``acc[key]`` (outermost calls only)."""
+    fn = getattr(obj, name)
+
+    def wrapper(*a, **k):
+        if acc.get("_in_" + key):
+            return fn(*a, **k)
+        acc["_in_" + key] = True
+        t0 = time.process_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            acc[key] += time.process_time() - t0
+            acc["_in_" + key] = False
+
+    setattr(obj, name, wrapper)
+
+
+def cnn_job(name):
+    """A CNN on the plane through three inputs, over the box of side 1.0 (input-space
+    units) centred on the first: regions, locus, peak memory and the split of the
+    enumeration's CPU time between the operators (forming each stage's values at the
+    vertices), the cuts and the exact decisions inside them. No peer runs it
+    (regioncam has no convolutions), so it runs alone, in a fresh process, once (after
+    a small warm-up run for the compilation)."""
     import resource
 
     import regiongeom as rg
+    from regiongeom._engine import filter2d, graph_plan, mesh2d
 
-    net = rg.from_torch(mnist_cnn(), input_shape=(1, 28, 28))
-    plane = rg.Plane.through(*digit_images())
+    make, shape, images = CNNS[name]
+    net = rg.from_torch(make(), input_shape=shape)
+    plane = rg.Plane.through(*images())
     net2 = net.restrict(plane)
     c = plane.points[0]
     rg.activation_regions(net2, (c[0] - 0.01, c[1] - 0.01, c[0] + 0.01, c[1] + 0.01))  # warm-up
+    acc = {"form": 0.0, "cut": 0.0, "exact": 0.0}
+    _timed(graph_plan.GraphPlan, "form", acc, "form")
+    _timed(mesh2d, "_cut_layer", acc, "cut")
+    _timed(filter2d.ExactSigns, "decide", acc, "exact")
     box = (c[0] - 0.5, c[1] - 0.5, c[0] + 0.5, c[1] + 0.5)
-    t0 = time.perf_counter()
+    t0, p0 = time.perf_counter(), time.process_time()
     rm = rg.activation_regions(net2, box)
-    t1 = time.perf_counter()
+    t1, p1 = time.perf_counter(), time.process_time()
+    peak_regions = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     loc = rg.nonlinear_locus(rm)
-    t2 = time.perf_counter()
+    t2, p2 = time.perf_counter(), time.process_time()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"CNN-MNIST {len(rm):>8,} regions in {t1 - t0:.1f} s; locus ({loc.volume():.3g} long) in "
-          f"{t2 - t1:.1f} s; peak resident memory {peak:,.0f} MB (box of side 1.0 around the first image)")  # fmt: skip
+    rest = (p1 - p0) - acc["form"] - acc["cut"]
+    print(f"{name} {len(rm):>8,} regions in {t1 - t0:.1f} s wall, {p1 - p0:.1f} s CPU (operators "
+          f"{acc['form']:.1f} s, cuts {acc['cut'] - acc['exact']:.1f} s, exact decisions {acc['exact']:.1f} s, "
+          f"rest {rest:.1f} s); locus ({loc.volume():.3g} long) in {t2 - t1:.1f} s wall, {p2 - p1:.1f} s CPU; "
+          f"peak resident memory {peak_regions:,.0f} MB for the regions, {peak:,.0f} MB with the locus "
+          "(box of side 1.0 around the first input)")  # fmt: skip
+    sys.stdout.flush()
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", default=",".join(JOBS))
     ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--cnn", action="store_true", help="also run CNN-MNIST (about a minute, several GB)")
-    ap.add_argument("--cnn-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--cnn", action="store_true", help="also run CNN-MNIST (under a minute, about 1 GB)")
+    ap.add_argument("--cifar", action="store_true", help="also run CNN-CIFAR")
+    ap.add_argument("--cnn-only", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.cnn_only:
-        return cnn_job()
+        return cnn_job(a.cnn_only)
     print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'job':<8} {'regions':>8} {'regiongeom':>11} | {'regions':>8} {'regioncam':>10} | ratio")
-    for name in a.jobs.split(","):
+    for name in filter(None, a.jobs.split(",")):
         ours, theirs, what = JOBS[name]()
         n_ours, n_theirs = ours(), theirs()  # warm-up (and numba compilation)
         t = {"ours": [], "theirs": []}
@@ -146,10 +227,11 @@ def main():
         print(f"{name:<8} {n_ours:>8,} {mo:>10.3f}s | {n_theirs:>8,} {mt:>9.3f}s | {mt / mo:>5.2f}  ({what})")
     print("ratio = regioncam time / regiongeom time (above 1: regiongeom faster)")
     sys.stdout.flush()
-    if a.cnn:
-        import subprocess
+    import subprocess
 
-        subprocess.run([sys.executable, __file__, "--cnn-only"], check=True)
+    for flag, name in ((a.cnn, "CNN-MNIST"), (a.cifar, "CNN-CIFAR")):
+        if flag:  # a fresh process each, for its peak memory
+            subprocess.run([sys.executable, __file__, "--cnn-only", name], check=True)
 
 
 if __name__ == "__main__":

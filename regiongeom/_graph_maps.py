@@ -119,12 +119,11 @@ def edge_jumps(rm) -> np.ndarray:
     if inner.size == 0:
         return out
     a, b = rm.edge_regions[inner, 0], rm.edge_regions[inner, 1]
-    diff = P[a] != P[b]
-    count = diff.sum(axis=1)
+    count, first_diff = _differences(P, a, b)
     exact_rows = list(np.nonzero(count != 1)[0])
     one = np.nonzero(count == 1)[0]
     if one.size:
-        j = diff[one].argmax(axis=1)
+        j = first_diff[one]
         offs = np.asarray(net.neuron_offsets)
         stage = np.searchsorted(offs, j, side="right") - 1
         for s in np.unique(stage):
@@ -136,9 +135,7 @@ def edge_jumps(rm) -> np.ndarray:
             slopes_differ = st.slopes[u, pa] != st.slopes[u, pb]
             # one push per (neuron, pattern of the later stages)
             later = P[a[sel], offs[s + 1] :] if s + 1 < len(offs) else np.zeros((len(sel), 0), np.int8)
-            keys = np.concatenate([u[:, None].astype(np.int64), later.astype(np.int64)], axis=1)
-            uniq, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-            inv = inv.reshape(-1)
+            uniq, first, inv = _unique_rows(u, later)
             per = max(1, _BLOCK // max(1, sum(_size(net, t) for t in range(len(net.stages) + 1))))
             decided = np.zeros(len(uniq), np.int8)  # 1 jump, -1 none, 0 exact
             for c0 in range(0, len(uniq), per):
@@ -150,14 +147,59 @@ def edge_jumps(rm) -> np.ndarray:
             d = decided[inv]
             out[inner[sel]] = slopes_differ & (d == 1)
             exact_rows += list(one[np.nonzero(slopes_differ & (d == 0))[0]])
-    if exact_rows:
+    rows = np.asarray(exact_rows, np.int64)
+    if rows.size:  # several neurons at once, or a push too close to 0: the two maps first
+        jump = _jacobians_differ(net, P, a[rows], b[rows])
+        out[inner[rows[jump]]] = True
+        rows = rows[~jump]
+    if rows.size:
         ex = exact_for(net)
         k = net.n_in
-        for e in exact_rows:
-            ma, mb = ex.output(P[a[e]]), ex.output(P[b[e]])
+        maps = {}  # region -> its exact map (a region borders several such edges)
+        for e in rows.tolist():
+            for r in (a[e], b[e]):
+                if r not in maps:
+                    maps[r] = ex.output(P[r])
+            ma, mb = maps[a[e]], maps[b[e]]
             exp = min(ma.e, mb.e)
             out[inner[e]] = bool(np.any(ma.aligned(exp)[:, :k] != mb.aligned(exp)[:, :k]))
     return out
+
+
+def _differences(P, a, b):
+    """``(count, first)`` (E,): how many neurons differ between the patterns
+    of regions ``a`` and ``b``, and the first that does (a block of edges at
+    a time: the full ``(E, n_neurons)`` comparison can be gigabytes)."""
+    count, first = np.empty(len(a), np.int64), np.empty(len(a), np.int64)
+    step = max(1, (1 << 24) // max(P.shape[1], 1))
+    for e0 in range(0, len(a), step):
+        diff = P[a[e0 : e0 + step]] != P[b[e0 : e0 + step]]
+        count[e0 : e0 + step] = diff.sum(axis=1)
+        first[e0 : e0 + step] = diff.argmax(axis=1)
+    return count, first
+
+
+def _unique_rows(u, later):
+    """``np.unique`` of the rows ``(u, later)`` (``u`` (B,) int, ``later`` (B, L)
+    int8) with ``return_index`` and ``return_inverse``, comparing each row as
+    one byte string (far faster than ``axis=0`` on wide rows)."""
+    keys = np.concatenate([u.astype("<i8")[:, None].view(np.int8), later.astype(np.int8)], axis=1)
+    keys = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.shape[1]))).reshape(-1)
+    uniq, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+    return uniq, first, inv.reshape(-1)
+
+
+def _jacobians_differ(net, P, ra, rb):
+    """(E,) bool: the Jacobians of the regions ``ra`` and ``rb`` certainly
+    differ: some float entries differ by more than their rounding bounds
+    (:func:`jacobian_magnitudes`). False decides nothing."""
+    regs, inv = np.unique(np.concatenate([ra, rb]), return_inverse=True)
+    jac, _ = affine_maps(net, P[regs])
+    mag, gamma = jacobian_magnitudes(net, P[regs])
+    ia, ib = inv[: len(ra)], inv[len(ra) :]
+    with np.errstate(over="ignore", invalid="ignore"):
+        room = gamma * (mag[ia] + mag[ib]) * (1.0 + 1e-6) + 2.0**-1000
+        return np.any(np.abs(jac[ia] - jac[ib]) > room, axis=(1, 2))
 
 
 def jacobian_magnitudes(net, patterns):

@@ -226,3 +226,153 @@ def test_graph_engine_is_exact_where_images_repeat_pixels():
     exact = exact_regions(dense, box)
     assert {tuple(p) for p in rm.patterns} == {tuple(p) for p in np.asarray(exact.patterns)}
     assert len(rm) == len(exact.patterns)
+
+
+class _Skips(nn.Module):
+    """Stages that read the input again (a lifted operator with the rest of its
+    sources), a tensor read by two later stages (carried, and partial sums for
+    two readers) and units whose constant pieces are not 0 (LeakyReLU,
+    Hardtanh, PReLU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.u1 = nn.Linear(6, 9), nn.ReLU()
+        self.b, self.c, self.u2 = nn.Linear(9, 8), nn.Linear(6, 8), nn.LeakyReLU(0.1)
+        self.d, self.e, self.u3 = nn.Linear(8, 7), nn.Linear(9, 7), nn.Hardtanh(-0.5, 0.5)
+        self.f, self.g, self.u4 = nn.Linear(8, 5), nn.Linear(7, 5), nn.PReLU(5)
+        self.out = nn.Linear(5, 2)
+
+    def forward(self, x):
+        h1 = self.u1(self.a(x))
+        h2 = self.u2(self.b(h1) + self.c(x))
+        h3 = self.u3(self.d(h2) + self.e(h1))
+        return self.out(self.u4(self.f(h2) + self.g(h3)))
+
+
+def _skips_slice(seed, shrink):
+    torch.manual_seed(seed)
+    model = _Skips().double().eval()
+    with torch.no_grad():
+        model.u4.weight.copy_(torch.tensor([0.3, -0.2, 1.0, 0.0, 2.0]))
+    rng = np.random.default_rng(seed)
+    plane = rg.Plane.through(*rng.normal(size=(3, 6)))
+    x0, y0, x1, y1 = plane.bounds()
+    (cx, cy), w, h = plane.points[0], shrink * (x1 - x0), shrink * (y1 - y0)
+    return model, plane, (cx - w, cy - h, cx + w, cy + h)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_constant_neurons_of_every_kind_against_model_reference(seed):
+    """A small box around one point: in every stage some neurons change piece and
+    some are constant (recomputed from the coordinates, summed into their
+    readers, or 0); the regions equal the model reference's."""
+    model, plane, box = _skips_slice(seed, 0.35)
+    net = rg.from_torch(model, input_shape=(6,)).restrict(plane)
+    rm = rg.activation_regions(net, box)
+    pats, areas = slice_regions(model, plane.lift, (6,), box)
+    assert len(rm) == len(pats)
+    assert {tuple(p) for p in rm.patterns} == {tuple(p) for p in pats}
+    order_a, order_b = np.lexsort(rm.patterns.T[::-1]), np.lexsort(pats.T[::-1])
+    np.testing.assert_allclose(rm.measures[order_a], areas[order_b], rtol=1e-9, atol=1e-12)
+    varies = (rm.patterns != rm.patterns[:1]).any(axis=0)
+    offs = net.neuron_offsets
+    n_const = [int((~varies[offs[s] : offs[s + 1]]).sum()) for s in range(len(net.stages))]
+    assert sum(n_const) >= 5 and varies.sum() >= 5
+
+
+def test_graph_engine_blocks_and_recomputation_give_the_same_regions(monkeypatch):
+    """Forming a stage a few vertices at a time, recomputing it instead of
+    keeping it, gives the same regions (patterns exactly, areas to rounding)."""
+    from regiongeom._engine import graph_plan
+
+    model, plane, box = _skips_slice(1, 0.3)
+    net = rg.from_torch(model, input_shape=(6,)).restrict(plane)
+    a = rg.activation_regions(net, box)
+    monkeypatch.setattr(graph_plan, "_BLOCK_ENTRIES", 40)
+    monkeypatch.setattr(graph_plan, "_KEEP_BYTES", 0)
+    b = rg.activation_regions(net, box)
+    assert len(a) == len(b) and np.array_equal(a.patterns, b.patterns)
+    np.testing.assert_allclose(a.measures, b.measures, rtol=1e-9, atol=1e-15)
+
+
+def test_first_stage_estimate_is_the_arrangement_count():
+    """With one unit stage, the estimate of the max_regions guard (1 + lines +
+    crossings inside) is the number of regions, for lines in general position."""
+    from regiongeom._engine.graph_plan import GraphPlan, first_stage_regions
+    from regiongeom._validate import as_domain
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 2), nn.ReLU(), nn.Flatten(), nn.Linear(27, 2)).double()
+    rng = np.random.default_rng(0)
+    plane = rg.Plane.through(*rng.normal(size=(3, 16)))
+    net = rg.from_torch(model, input_shape=(1, 4, 4)).restrict(plane)
+    for box in (plane.bounds(), (-1.0, -0.5, 0.5, 1.0)):
+        dom = as_domain(box, 2)
+        plan = GraphPlan(net)
+        corners = np.asarray(dom.pieces[0], np.float64)
+        plan.form(0, corners.copy(), len(corners), len(corners), np.zeros(len(corners)))
+        est, lines = first_stage_regions(plan, dom.pieces)
+        assert 0 < lines <= 27
+        assert est == len(rg.activation_regions(net, box))
+
+
+def _digits_cnn_plane():
+    """CNN-MNIST of benchmarks/bench_planes.py on the plane through three digit images."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    imgs = np.kron(datasets.load_digits().images[:3] / 16.0, np.ones((3, 3)))
+    imgs = np.pad(imgs, ((0, 0), (2, 2), (2, 2))).reshape(3, 784)
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2), nn.ReLU(), nn.Flatten(),
+        nn.Linear(32 * 12 * 12, 128), nn.ReLU(), nn.Linear(128, 10),
+    ).double().eval()  # fmt: skip
+    plane = rg.Plane.through(*imgs)
+    return rg.from_torch(model, input_shape=(1, 28, 28)).restrict(plane), plane
+
+
+def test_max_regions_stops_a_digits_cnn_before_the_first_cut():
+    """On the box around all three images the first conv alone makes about 1.5
+    million regions: the guard says so at once, and nothing has been cut."""
+    import re
+
+    from regiongeom._engine import filter2d
+
+    net, plane = _digits_cnn_plane()
+    before = filter2d.COUNTS["decisions"]
+    with pytest.raises(rg.RegionLimitError, match="first layer alone cuts this domain into about") as err:
+        rg.activation_regions(net, plane.bounds(), max_regions=100_000)
+    assert filter2d.COUNTS["decisions"] == before
+    msg = str(err.value)
+    n = int(re.search(r"about ([\d,]+) regions", msg).group(1).replace(",", ""))
+    assert 1_300_000 < n < 1_700_000
+    assert "max_regions=100,000" in msg and "smaller domain" in msg and "\n" not in msg
+
+
+def test_graph_locus_where_several_neurons_change_at_once_equals_the_exact_maps():
+    """Images upsampled 2 x 2 make duplicate conv neurons, so several neurons
+    change piece across one edge; the float comparison of the two regions'
+    Jacobians decides those edges when it can, the exact maps the rest: every
+    decision equals the exact comparison."""
+    from regiongeom._exact_graph import exact_for
+    from regiongeom._graph_maps import edge_jumps
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Conv2d(2, 2, 2), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(2 * 6 * 6, 2)).double().eval()  # fmt: skip
+    with torch.no_grad():
+        model[5].weight[:, ::3] = 0.0  # some paths end: jumps that are exactly 0
+    rng = np.random.default_rng(2)
+    images = 10.0 * np.kron(rng.integers(0, 2, size=(3, 4, 4)), np.ones((2, 2))).reshape(3, 1, 8, 8)
+    plane = rg.Plane.through(*images)
+    rm = rg.activation_regions(rg.from_torch(model, input_shape=(1, 8, 8)).restrict(plane), plane.bounds())
+    jumps = edge_jumps(rm)
+    inner = np.nonzero(rm.edge_regions[:, 1] >= 0)[0]
+    a, b = rm.edge_regions[inner, 0], rm.edge_regions[inner, 1]
+    several = (rm.patterns[a] != rm.patterns[b]).sum(axis=1) > 1
+    assert several.sum() >= 5
+    ex = exact_for(rm.net)
+    for e in inner[several]:
+        ma, mb = ex.output(rm.patterns[rm.edge_regions[e, 0]]), ex.output(rm.patterns[rm.edge_regions[e, 1]])
+        emin = min(ma.e, mb.e)
+        assert jumps[e] == bool(np.any(ma.aligned(emin)[:, :2] != mb.aligned(emin)[:, :2]))
+    assert jumps[inner].any() and not jumps[inner].all()

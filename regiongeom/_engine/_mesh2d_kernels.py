@@ -178,7 +178,7 @@ def _face_signs(f, j, t, thr_all, rn_j, key, values, eps, xsign, sign, orig, nxt
 
 @njit(cache=True)
 def cut_layer(
-    mesh_fields, roots_fields, bps, rn, rinv, first, n_cut, j, k, max_regions, reroot_at, key0, epoch, start
+    mesh_fields, roots_fields, bps, rn, rinv, ids, n_cut, j, k, max_regions, reroot_at, key0, epoch, start
 ):
     """Cut the mesh by every (neuron, breakpoint) ``j < n_cut`` of a layer
     from ``(j, k)`` on, visiting for each only the faces of its roots; the
@@ -197,7 +197,8 @@ def cut_layer(
     again from ``(j, k)``). ``rn`` and ``rinv`` are the layer's error factors
     of each column and their inverses (0 where ``rn`` is 0); ``epoch``
     identifies the roots in the provenance of the vertices made; ``start``
-    maps the roots to the faces at the layer's start.
+    maps the roots to the faces at the layer's start; ``ids[j]`` is the
+    neuron of column ``j`` (the id stored on the edges and vertices it makes).
     """
     # The functions below take the arrays themselves, not the named tuples:
     # in numba every read of an array out of a tuple updates its reference
@@ -272,10 +273,10 @@ def cut_layer(
                                                 next_in_root, sign, orig, nxt, face_edge)  # fmt: skip
         # the edges first, so that each root's ends on the line are known
         crossing = np.empty(2 * n_todo, np.int64)
-        nv, nh, status = _split_faces(todo, n_todo, crossing, j, k, first + j, t, epoch, key, ends, start, rn, rinv, scratch,
+        nv, nh, status = _split_faces(todo, n_todo, crossing, j, k, ids[j], t, epoch, key, ends, start, rn, rinv, scratch,
                                       scratch_bits, vx, vy, values, sign, eps, prov, stats, orig, nxt, twin, face,
                                       edge_neuron, edge_bp, anc, face_edge, root, nv, nh)  # fmt: skip
-        nh, nf, st = _add_chords(todo, n_todo, j, k, first + j, key, ends, start, sign, orig, nxt, twin, face,
+        nh, nf, st = _add_chords(todo, n_todo, j, k, ids[j], key, ends, start, sign, orig, nxt, twin, face,
                                  edge_neuron, edge_bp, anc, face_edge, pieces, root, next_in_root, head, count, nh,
                                  nf)  # fmt: skip
         if st != OK:

@@ -1,198 +1,416 @@
 """Graph networks in the engine: what lives at the vertices, stage by stage.
 
 A :class:`~regiongeom.graph.GraphNetwork` is cut one unit stage at a time,
-as a :class:`~regiongeom.network.Network` is cut one layer at a time. While
-stage ``s`` is cut, every vertex holds one row of ``values``: first the
-stage's ``n`` preactivations (the columns that are cut), then the *carried*
-tensors, the older tensors that a later stage (or the output) still reads
-(residual streams, the input of a skip connection). Every column is an
-affine function on every face, so new vertices interpolate all of them, and
-only the first ``n`` are cut. After the cut the first ``n`` columns are
-activated in place (per-neuron slopes: a per-channel PReLU), and the next
-stage's row is its operator applied to its sources, which are all among
-them, followed by the tensors it must carry on.
+as a :class:`~regiongeom.network.Network` is cut one layer at a time. Only
+the neurons that may change piece inside the domain are cut, and only they
+get a column at the vertices; the others are *constant*: on one piece on the
+whole domain (decided rigorously when the stage is formed), so their unit is
+one affine map there and they are handled without a column:
+
+- a constant neuron of a stage that reads only the slice's coordinates (the
+  first stage of a restricted network) is an affine function of them: its
+  value is recomputed from the carried coordinates ``(u, v)`` when a later
+  stage reads it;
+- the constant neurons of any other stage are summed, when the stage is
+  formed, into a *partial* preactivation of every later stage that reads
+  them (``op.linear`` of their activated values): one column per neuron of
+  that reader, affine on every face, carried until the reader is formed;
+- a constant neuron whose unit is constant on its piece (ReLU off) is 0
+  there and is simply left out.
+
+So while stage ``s`` is cut, a vertex holds: the stage's crossing
+preactivations (the columns that are cut), the coordinates ``(u, v)``, the
+activated crossing columns of older tensors that a later stage still reads
+(residual streams), and the partial preactivations of later stages. Every
+column is affine on every face, so new vertices interpolate all of them.
+Memory grows with the vertices times the columns that change somewhere in
+the domain (plus the widths of the partial sums); a stage's full width is
+only ever held for a block of vertices (:data:`_BLOCK_ENTRIES`) while it is
+formed, or, to save recomputing an operator, for all vertices when it fits
+:data:`_KEEP_BYTES`.
 
 Rounding-error bounds
 ---------------------
 The engine keeps one factor ``eps[v]`` per vertex and one ``rn[c]`` per
 column: the float value in column ``c`` is within ``rn[c] * eps[v]`` of the
-exact value at the exact vertex. For the preactivation columns of a stage,
-``rn`` is ``row_l1 + |bias|`` of its operator (0 only for a zero row with a
-zero constant, computed as exactly 0); an activated tensor gets
-``max(L, 1) rn`` and a carried tensor keeps the factors it had.
-Between stages, with ``L`` the largest slope of the units just activated:
+exact value at the exact vertex (``eps`` never decreases, so carried
+columns keep their factors). Preactivations of a stage have ``rn = (row_l1 +
+|b|)`` of its operator (0 only for a zero row with a zero constant, computed
+as exactly 0), the coordinates ``1``, an activated tensor ``max(L, 1) rn``
+(``L`` its largest slope; the units' own rounding ``gamma_2 (|s z| + |c|)``,
+0 for ReLU-like units, is first added to ``eps`` relative to ``rn``).
+A stage's operator ``A`` applied to sources with error factors ``f`` (0 on
+entries that are exactly 0) at a base ``E`` rounds within ``gamma_N (|A|
+|h| + |b|)``, ``N`` the number of terms of the longest chain of sums in the
+operator (:func:`_n_terms`; a composition of primitives is bounded primitive
+by primitive), and ``|A| |h| <= max|h| (|A| 1)``; the partial sums ``P_p``
+added to it (factors ``rp``) and their additions (``gamma_np`` times the
+magnitudes) are bounded the same way, so::
 
-- an activated column's error is at most ``L rn[c] eps`` plus the unit's own
-  rounding ``gamma_2 (|s z| + |c|)`` (nothing for ReLU-like units, whose
-  pieces are ``0``, ``z`` or ``-z``);
-- the operator adds, to the errors of its sources passed through ``|A|``,
-  its own rounding: at most ``gamma_N`` times ``|A| |h| + |b|``, with ``N``
-  the number of terms of the longest sum in the operator (a composition of
-  primitives is bounded primitive by primitive: ``|P_k| ... |P_1|``), and
-  ``|A| |h| <= max|h| * (|A| 1)``.
+    eps' = max(c1 E + gamma_N c2 max(max|h|, 1) + cp eps + gamma_np m, E)
 
-So with ``f`` the sources' factors (``L rn``, or the carried factors), the
-next factor is ``eps' = max(c1, L) eps + r + gamma_N c2 max(max|h|, 1)``
-where ``c1 = max_j (|A| f)_j / rn'_j``, ``c2 = max_j ((|A| 1)_j + |b_j|) /
-rn'_j`` and ``r`` bounds the units' rounding relative to the smallest
-factor of a column it touches. Each bound is rounded up by ``1 + 2**-40``.
+with ``c1 = max_j (|A| f)_j / rn'_j``, ``c2 = max_j ((|A| 1)_j + |b_j|) /
+rn'_j``, ``cp = max_j (sum_p rp_j) / rn'_j``, ``m = max_j (|A h + b|_j +
+sum_p |P_p|_j) / rn'_j``. A constant neuron recomputed from ``(u, v)``
+(``z = u M_0 + v M_1 + c``) has error at most ``rn (eps + gamma_3 max(|u|,
+|v|, 1))``, which sets the base ``E`` of the stage reading it. A partial
+sum ``A_c h`` of constant neurons (factors ``g``) has error at most
+``(|A_c| g) eps + gamma_Nc (|A_c| 1) max|h|``, hence its factor ``rp =
+|A_c| (g + 1)`` once ``eps >= gamma_Nc max|h|``. Each bound is rounded up
+by ``1 + 2**-40`` (and by ``1 + 4 u n`` where ``n`` terms were summed).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-U = 2.0**-53
-SLACK = 1.0 + 2.0**-40
+from .filter2d import SLACK, U, gamma
+
+# entries of a stage's full-width values held at once while it is formed
+_BLOCK_ENTRIES = 1 << 22
+# a stage's full-width values are kept for all vertices (not recomputed) up to this size
+_KEEP_BYTES = 256 << 20
 
 
-def _gamma(n):
-    return n * U / (1.0 - n * U)
+@dataclass
+class TensorInfo:
+    """How the activated output of one stage is held at the vertices."""
+
+    cross: np.ndarray  # indices of its crossing neurons (they have columns)
+    const_piece: np.ndarray  # (n,) int8 piece of each constant neuron, -1 if crossing
+    live: np.ndarray  # indices of constant neurons whose unit is not 0 on their piece
+    mode: str  # "uv": constants recomputed from (u, v); "partial": pushed into readers
+    lip: float  # max(L, 1), L the largest slope of the stage's units
+    rn: np.ndarray  # (n,) preactivation factors of the stage
 
 
-class Layout(NamedTuple):
+@dataclass
+class Layout:
     """The columns of ``values`` while stage ``s`` is cut."""
 
-    n: int  # preactivation columns (cut)
-    carried: tuple  # (tensor, first column, size) of each carried tensor
-    cols: int  # all columns
+    nc: int  # crossing preactivations of the stage (cut), columns 0..nc-1
+    uv: int  # first column of the coordinates (None: no longer needed)
+    carried: dict = field(default_factory=dict)  # tensor -> first column of its crossing entries
+    partial: dict = field(default_factory=dict)  # (tensor, reader stage) -> first column
+    rp: dict = field(default_factory=dict)  # (tensor, reader stage) -> factors of its columns
+    cols: int = 0
+    rn: np.ndarray = None
 
 
 class GraphPlan:
-    """The per-stage constants of a graph network for the engine."""
+    """Forms each stage's columns at the vertices of the current mesh."""
 
     def __init__(self, gnet):
         self.net = gnet
         self.stages = gnet.stages
-        sizes = {0: int(gnet.n_in)}
+        self.n_in = int(gnet.n_in)
+        self.readers = {t: [] for t in range(len(self.stages) + 1)}
         for s, st in enumerate(self.stages):
-            sizes[s + 1] = st.n
-        self.sizes = sizes
-        self.layouts = []
-        for st in self.stages:
-            col, carried = st.n, []
-            for t in st.carry:
-                carried.append((t, col, sizes[t]))
-                col += sizes[t]
-            self.layouts.append(Layout(st.n, tuple(carried), col))
-        # per stage: the preactivations' factors and the operator's constants
-        self.rn, self._terms = [], []
+            for t in st.operator.sources:
+                self.readers[t].append(s)
+        self.rn = []
         for st in self.stages:
             op = st.operator
             # a row of zeros still rounds its constant on the way through the
             # operator's primitives, so only a zero row with a zero constant
             # (computed as exactly 0) gets the factor 0
-            rn = (np.asarray(op.row_l1, np.float64) + np.abs(op.bias)) * SLACK
-            self.rn.append(rn)
-        self._col_rn = [None] * len(self.stages)
+            self.rn.append((np.asarray(op.row_l1, np.float64) + np.abs(op.bias)) * SLACK)
+        self.info = {}  # tensor -> TensorInfo
+        self.layouts = []
+        # the factor of the coordinates' columns (set when stage 0 is formed)
+        self.rn_uv = 1.0
 
-    # -- columns -----------------------------------------------------------
-    def first_values(self, x, cap):
-        """``(cap, cols)`` values of stage 0 at the points ``x (V, n_in)``
-        (rows beyond ``V`` uninitialised), and the columns' factors."""
-        lay = self.layouts[0]
-        out = np.empty((cap, lay.cols))
-        V = x.shape[0]
-        op = self.stages[0].operator
-        out[:V, : lay.n] = op(self._sources(op, {0: x}))
-        for _t, c, size in lay.carried:
-            out[:V, c : c + size] = x  # only the input exists before stage 0
-        rn = np.concatenate([self.rn[0]] + [np.ones(size) for _t, _c, size in lay.carried])
-        self._col_rn[0] = rn
-        return out, rn
+    # -- the sources of a stage, a block of vertices at a time ---------------
+    def _uv(self, values, lay, a, b):
+        return values[a:b, lay.uv : lay.uv + self.n_in]
 
-    def first_eps(self, x):
-        """``(V,)`` error factors of stage 0's values at the exact points ``x``:
-        its operator rounds within ``gamma_N ((|A| 1) |x|_inf + |b|)``, at most
-        ``rn gamma_N c2 max(|x|_inf, 1)``."""
-        op = self.stages[0].operator
-        rn = self.rn[0]
-        live = rn > 0
-        c2 = 0.0
-        if live.any():
-            ones = op.absolute(np.ones((1, op.n_in)), with_bias=True)[0]
-            c2 = float((ones[live] / rn[live]).max()) * (1.0 + 4 * U * op.n_in)
-        return SLACK * _gamma(_n_terms(op)) * c2 * np.maximum(np.abs(x).max(axis=1), 1.0)
+    def _tensor(self, t, s, values, lay, a, b, E):
+        """The activated tensor ``t`` at vertices ``a:b`` while forming stage
+        ``s`` (``values`` in the layout ``lay`` of stage ``s - 1``), its
+        entries' error factors, and the base they hold against (>= E)."""
+        if t == 0:
+            return self._uv(values, lay, a, b), np.full(self.n_in, self.rn_uv), E
+        info, st = self.info[t], self.stages[t - 1]
+        h = np.zeros((b - a, st.n))
+        col = 0 if t == s else lay.carried[t]
+        h[:, info.cross] = values[a:b, col : col + info.cross.size]
+        f = np.zeros(st.n)
+        f[info.cross] = info.lip * info.rn[info.cross]
+        if info.mode == "uv" and info.live.size:
+            op = st.operator
+            uv = self._uv(values, lay, a, b)
+            z = uv @ op.M[info.live].T + op.const[info.live]
+            hl, r = _units_on_pieces(st, info, z)
+            h[:, info.live] = hl
+            f[info.live] = info.lip * info.rn[info.live]
+            base = E * _uv_scale(self.rn_uv, op, info)
+            E = np.maximum(E, SLACK * (base + gamma(3) * np.maximum(np.abs(uv).max(axis=1), 1.0) + r))
+        return h, f, E
 
-    def _sources(self, op, tensors):
-        return [tensors[t] for t in op.sources]
-
-    def tensors_after(self, s, values, V):
-        """The tensors available once stage ``s`` is activated: its output and
-        what it carries, as views of ``values[:V]``."""
-        lay = self.layouts[s]
-        out = {s + 1: values[:V, : lay.n]}
-        for t, c, size in lay.carried:
-            out[t] = values[:V, c : c + size]
-        return out
-
-    def column_factors(self, s):
-        return self._col_rn[s]
-
-    def activate(self, s, values, V, eps):
-        """Apply stage ``s``'s units to the first ``n`` columns of
-        ``values[:V]`` in place; return the factors of the activated
-        tensor's columns and the per-vertex bound ``r`` of the units' own
-        rounding relative to them (added to eps by :meth:`next_values`)."""
-        st, lay = self.stages[s], self.layouts[s]
-        z = values[:V, : lay.n]
-        sl, ic = np.abs(st.slopes), np.abs(st.intercepts)
-        lip = float(sl.max()) if sl.size else 1.0
-        exact = bool(np.all(((sl == 0) | (sl == 1)) & ((ic == 0) | (sl == 0))))
-        rn = self.rn[s]
-        r = np.zeros(V)
-        if not exact:
-            live = rn > 0
-            if live.any():
-                # gamma_2 (|s| |z| + |c|) <= gamma_2 (lip |z| + max|c|), per column over rn
-                zz = np.abs(z[:, live]) * lip + float(ic.max())
-                r = _gamma(2) * SLACK * (zz / rn[live]).max(axis=1)
-        values[:V, : lay.n] = st.apply(z)
-        return lip, r
-
-    def next_values(self, s, values, V, cap, eps, lip, r):
-        """The values of stage ``s + 1`` (a new ``(cap, cols)`` array) from the
-        activated ``values`` of stage ``s``; updates ``eps[:V]`` in place."""
-        nxt, lay = self.stages[s + 1], self.layouts[s + 1]
-        tensors = self.tensors_after(s, values, V)
-        # factors of the tensors available now
-        col_rn = self._col_rn[s]
-        fac = {s + 1: max(lip, 1.0) * self.rn[s]}
-        for t, c, size in self.layouts[s].carried:
-            fac[t] = col_rn[c : c + size]
-        op = nxt.operator
-        out = np.empty((cap, lay.cols))
-        out[:V, : lay.n] = op(self._sources(op, tensors))
-        for t, c, size in lay.carried:
-            out[:V, c : c + size] = tensors[t]
-        rn_next = self.rn[s + 1]
-        new_col_rn = np.concatenate([rn_next] + [fac[t] for t, _c, _size in lay.carried])
-        self._col_rn[s + 1] = new_col_rn
-        c1, c2, n_terms = self._op_terms(s + 1, [fac[t] for t in op.sources])
-        hmax = np.ones(V)
+    def _block(self, s, values, lay, eps, a, b, consts):
+        """Stage ``s``'s preactivations at vertices ``a:b`` and their factors ``eps'``."""
+        op = self.stages[s].operator
+        E = eps[a:b].copy()
+        hs, hmax = [], np.ones(b - a)
         for t in op.sources:
-            if tensors[t].shape[1]:
-                np.maximum(hmax, np.abs(tensors[t]).max(axis=1), out=hmax)
-        carried_floor = max(1.0, lip)
-        new = (max(c1, carried_floor) * eps[:V] + r + _gamma(n_terms) * c2 * hmax) * SLACK
-        eps[:V] = new
-        return out, new_col_rn
+            h, _f, E = self._tensor(t, s, values, lay, a, b, E)
+            hs.append(h)
+            if h.shape[1]:
+                np.maximum(hmax, np.abs(h).max(axis=1), out=hmax)
+        z = op(hs)
+        del hs
+        c1, c2, cp, n_terms, parts = consts
+        new = c1 * E + gamma(n_terms) * c2 * hmax + cp * eps[a:b]
+        if parts:
+            mag = np.abs(z)
+            for col, _size in parts:
+                p = values[a:b, col : col + z.shape[1]]
+                z += p
+                mag += np.abs(p)
+            live = self.rn[s] > 0
+            if live.any():
+                new += gamma(len(parts)) * (mag[:, live] / self.rn[s][live]).max(axis=1)
+        return z, np.maximum(new * SLACK, E)
 
-    def _op_terms(self, s, source_factors):
-        """``(c1, c2, N)`` of stage ``s``'s operator (see the module docstring)."""
+    def _constants(self, s, lay):
+        """``(c1, c2, cp, N, parts)`` of forming stage ``s`` (see the module docstring)."""
         op = self.stages[s].operator
         rn = self.rn[s]
         live = rn > 0
-        f = np.concatenate(source_factors)[None, :]
-        prop = op.absolute(f)[0]
-        ones = op.absolute(np.ones_like(f), with_bias=True)[0]
+        fs = []
+        for t in op.sources:
+            if t == 0:
+                fs.append(np.full((1, self.n_in), self.rn_uv))
+                continue
+            info = self.info[t]
+            f = np.zeros(self.stages[t - 1].n)
+            f[info.cross] = info.lip * info.rn[info.cross]
+            if info.mode == "uv":
+                f[info.live] = info.lip * info.rn[info.live]
+            fs.append(f[None, :])
+        parts = [(c, lay.rp[(t, r)]) for (t, r), c in lay.partial.items() if r == s] if lay else []
         if not live.any():
-            return 0.0, 0.0, 1
-        c1 = float((prop[live] / rn[live]).max()) * (1.0 + 4 * U * op.n_in)
-        c2 = float((ones[live] / rn[live]).max()) * (1.0 + 4 * U * op.n_in)
-        return c1, c2, _n_terms(op)
+            return 0.0, 0.0, 0.0, 1, [(c, None) for c, _ in parts]
+        grow = 1.0 + 4 * U * max(op.n_in, 1)
+        prop = op.absolute(fs)[0]
+        ones = op.absolute([np.ones_like(f) for f in fs], with_bias=True)[0]
+        c1 = float((prop[live] / rn[live]).max()) * grow
+        c2 = float((ones[live] / rn[live]).max()) * grow
+        cp = 0.0
+        if parts:
+            rp = np.sum([p for _c, p in parts], axis=0) * (1.0 + 2 * len(parts) * U)
+            cp = float((rp[live] / rn[live]).max()) * grow
+        return c1, c2, cp, _n_terms(op), [(c, None) for c, _ in parts]
+
+    # -- forming a stage ------------------------------------------------------
+    def form(self, s, values, V, cap, eps):
+        """The columns of stage ``s`` (a new ``(cap, cols)`` array) at the ``V``
+        vertices whose values are ``values`` (the layout of stage ``s - 1``,
+        its crossing columns not yet activated; for ``s == 0`` the ``(V,
+        n_in)`` coordinates, exact) and ``eps[:V]`` (updated in place).
+        Returns ``(values, rn, ids)``: ``ids`` the neurons of the cut columns."""
+        prev = self.layouts[s - 1] if s else Layout(nc=0, uv=0, cols=self.n_in)
+        if s:
+            self._activate(s - 1, values, V, eps)
+        st, rn = self.stages[s], self.rn[s]
+        consts = self._constants(s, prev)
+        step = max(1, _BLOCK_ENTRIES // max(_widest(st.operator), st.n, 1))
+        blocks = [(a, min(V, a + step)) for a in range(0, V, step)]
+        keep = V * st.n * 8 <= _KEEP_BYTES
+        kept, new_eps = [], np.empty(V)
+        lo = np.full(st.n, 127, np.int16)
+        hi = np.full(st.n, -1, np.int16)
+        unsure = np.zeros(st.n, bool)
+        for a, b in blocks:
+            z, e = self._block(s, values, prev, eps, a, b, consts)
+            new_eps[a:b] = e
+            _classify(z, e, rn, st.breakpoints, lo, hi, unsure)
+            kept.append(z if keep else None)
+            del z
+        const = ~unsure & (lo == hi)
+        piece = np.where(const, lo, -1).astype(np.int8)
+        cross = np.nonzero(~const)[0]
+        idx = np.arange(st.n)
+        sl = st.slopes[idx, np.maximum(piece, 0)]
+        ic = st.intercepts[idx, np.maximum(piece, 0)]
+        live = np.nonzero(const & ((sl != 0) | (ic != 0)))[0]
+        lip = max(float(np.abs(st.slopes).max()) if st.slopes.size else 1.0, 1.0)
+        op = st.operator
+        pure = getattr(op, "rest", 0) is None and tuple(op.sources) == (0,)
+        info = TensorInfo(cross, piece, live, "uv" if pure else "partial", lip, rn)
+        self.info[s + 1] = info
+        lay = self._layout(s, info, prev)
+        out = np.empty((cap, lay.cols))
+        for i, (a, b) in enumerate(blocks):
+            z = kept[i] if keep else self._block(s, values, prev, eps, a, b, consts)[0]
+            kept[i] = None
+            out[a:b, : cross.size] = z[:, cross]
+            if info.mode == "partial" and live.size:
+                new_eps[a:b] = self._push(s, z, info, lay, out, a, b, new_eps[a:b])
+            del z
+        self._carry(s, prev, lay, values, out, V)
+        eps[:V] = new_eps
+        self.layouts.append(lay)
+        return out, lay.rn, (st.offset + cross).astype(np.int64)
+
+    def _activate(self, s, values, V, eps):
+        """Apply stage ``s``'s units to its crossing columns in place; add
+        their rounding to ``eps``."""
+        info, st = self.info[s + 1], self.stages[s]
+        nc = info.cross.size
+        if not nc:
+            return
+        sub = replace(st, slopes=st.slopes[info.cross], intercepts=st.intercepts[info.cross], shape=(nc,))
+        z = values[:V, :nc]
+        sl, ic = np.abs(sub.slopes), np.abs(sub.intercepts)
+        exact = bool(np.all(((sl == 0) | (sl == 1)) & ((ic == 0) | (sl == 0))))
+        rn = info.rn[info.cross]
+        if not exact and (rn > 0).any():
+            live = rn > 0
+            # gamma_2 (|s| |z| + |c|) <= gamma_2 (L |z| + max|c|), per column over rn
+            r = gamma(2) * (float(sl.max()) * np.abs(z[:, live]) + float(ic.max())) / rn[live]
+            eps[:V] = SLACK * (eps[:V] + r.max(axis=1))
+        values[:V, :nc] = sub.apply(z)
+
+    def _layout(self, s, info, prev):
+        """The columns while stage ``s`` is cut, with their factors."""
+        lay = Layout(nc=info.cross.size, uv=None)
+        if s == 0 and info.mode == "uv" and info.live.size:
+            self.rn_uv = _uv_factor(self.stages[0].operator, info)
+        rn = [self.rn[s][info.cross]]
+        col = lay.nc
+        # the coordinates, while a later stage reads them or recomputes from them
+        uv_modes = [0] + [t for t in range(1, s + 2) if self.info[t].mode == "uv"]
+        if any(r > s for t in uv_modes for r in self.readers[t]):
+            lay.uv = col
+            rn.append(np.full(self.n_in, self.rn_uv))
+            col += self.n_in
+        for t in range(1, s + 2):
+            if t == s + 1 or not any(r > s for r in self.readers[t]):
+                continue
+            ti = self.info[t]
+            lay.carried[t] = col
+            rn.append(ti.lip * ti.rn[ti.cross])
+            col += ti.cross.size
+        for t, r in prev.partial:
+            if r > s:
+                lay.partial[(t, r)] = col
+                lay.rp[(t, r)] = prev.rp[(t, r)]
+                rn.append(prev.rp[(t, r)])
+                col += self.stages[r].n
+        if info.mode == "partial" and info.live.size:
+            g = np.zeros(self.stages[s].n)
+            g[info.live] = info.lip * info.rn[info.live] + 1.0
+            for r in self.readers[s + 1]:
+                op = self.stages[r].operator
+                fs = [np.zeros((1, n)) for n in op.source_sizes]
+                fs[op.sources.index(s + 1)] = g[None, :]
+                rp = op.absolute(fs)[0] * ((1.0 + 4 * U * max(op.n_in, 1)) * SLACK)
+                lay.partial[(s + 1, r)] = col
+                lay.rp[(s + 1, r)] = rp
+                rn.append(rp)
+                col += op.n_out
+        lay.cols = col
+        lay.rn = np.concatenate(rn)
+        return lay
+
+    def _push(self, s, z, info, lay, out, a, b, e):
+        """Write the partial sums of stage ``s``'s live constant neurons into
+        their readers' columns; returns the vertices' factors, raised to
+        cover them."""
+        st = self.stages[s]
+        h = np.zeros_like(z)
+        hl, r = _units_on_pieces(st, info, z[:, info.live])
+        h[:, info.live] = hl
+        e = SLACK * (e + r)
+        hmax = np.maximum(np.abs(hl).max(axis=1), 1.0) if hl.shape[1] else np.ones(len(z))
+        for rd in self.readers[s + 1]:
+            op = self.stages[rd].operator
+            hs = [np.zeros((len(z), n)) for n in op.source_sizes]
+            hs[op.sources.index(s + 1)] = h
+            col = lay.partial[(s + 1, rd)]
+            out[a:b, col : col + op.n_out] = op.linear(hs)
+            e = np.maximum(e, SLACK * gamma(_n_terms(op)) * hmax)
+        return e
+
+    def _carry(self, s, prev, lay, values, out, V):
+        """Copy the columns that stay (coordinates, carried tensors, partial sums)."""
+        if lay.uv is not None:
+            out[:V, lay.uv : lay.uv + self.n_in] = values[:V, prev.uv : prev.uv + self.n_in]
+        for t, col in lay.carried.items():
+            size = self.info[t].cross.size
+            src = 0 if t == s else prev.carried[t]
+            out[:V, col : col + size] = values[:V, src : src + size]
+        for key, col in lay.partial.items():
+            if key in prev.partial:
+                n = self.stages[key[1]].n
+                out[:V, col : col + n] = values[:V, prev.partial[key] : prev.partial[key] + n]
+
+
+def _uv_factor(op, info):
+    """The largest factor ``rn_uv`` of the coordinates' columns for which the
+    live constant neurons recomputed from them keep their own factors:
+    ``rn_uv |M_j|_1 <= rn_j``. (A small ``rn_uv`` would make the
+    coordinates dominate every new vertex's ``eps``: their slope along an
+    edge is 1, a preactivation's is ``|M_j d| / rn_j``.)"""
+    l1 = np.abs(op.M[info.live]).sum(axis=1)
+    ok = l1 > 0
+    if not ok.any():
+        return 1.0
+    return float((info.rn[info.live][ok] / l1[ok]).min()) / SLACK
+
+
+def _uv_scale(rn_uv, op, info):
+    """``max(1, rn_uv max_j |M_j|_1 / rn_j)`` over the live constant neurons
+    of a stage recomputed from the coordinates: their error is at most
+    ``rn_j`` times that times ``eps`` (plus their own rounding)."""
+    l1 = np.abs(op.M[info.live]).sum(axis=1) * SLACK
+    rn = info.rn[info.live]
+    if (l1[rn == 0] > 0).any():
+        return np.inf
+    ok = rn > 0
+    return max(1.0, float((rn_uv * l1[ok] / rn[ok]).max(initial=0.0)) * SLACK)
+
+
+def _units_on_pieces(st, info, z):
+    """The units of the live constant neurons on their pieces at ``z`` (B,
+    n_live), and the bound ``r`` (B,) of their rounding relative to ``rn``."""
+    live = info.live
+    k = info.const_piece[live].astype(np.int64)
+    sl, ic = st.slopes[live, k], st.intercepts[live, k]
+    h = z * sl
+    h += ic
+    exact = bool(np.all(((sl == 0) | (sl == 1) | (sl == -1)) & (ic == 0)))
+    rn = info.rn[live]
+    if exact or not (rn > 0).any() or not z.shape[1]:
+        return h, np.zeros(len(z))
+    ok = rn > 0
+    r = gamma(2) * SLACK * (np.abs(z[:, ok]) * np.abs(sl[ok]) + np.abs(ic[ok])) / rn[ok]
+    return h, r.max(axis=1)
+
+
+def _classify(z, e, rn, bps, lo, hi, unsure):
+    """Update each neuron's lowest and highest certain piece over the
+    vertices of a block, and whether some vertex's piece is uncertain."""
+    piece = np.zeros(z.shape, np.int16)
+    thr = e[:, None] * rn[None, :]
+    for t in bps:
+        d = z - t
+        piece += d > thr
+        unsure |= ~((d > thr) | (d < -thr)).all(axis=0)
+    np.minimum(lo, piece.min(axis=0, initial=127), out=lo)
+    np.maximum(hi, piece.max(axis=0, initial=-1), out=hi)
+
+
+def _widest(op):
+    """The largest tensor inside an operator (entries per vertex)."""
+    sizes = [op.n_in, op.n_out]
+    for node in getattr(op, "order", ()):
+        sizes.append(int(np.prod(node.shape, dtype=np.int64)))
+    rest = getattr(op, "rest", None)
+    return max(sizes + ([_widest(rest)] if rest is not None else []))
 
 
 def _n_terms(op):
@@ -208,3 +426,49 @@ def _n_terms(op):
         for src in node.inputs:
             total += int(np.prod(src.shape, dtype=np.int64))
     return max(total, int(op.n_in) + 2)
+
+
+def first_stage_regions(plan, pieces):
+    """``(regions, lines)``: the number of faces that stage 0's lines alone
+    cut the domain's convex ``pieces`` into (each line crossing a piece adds
+    1 plus the earlier lines it meets inside it: ``1 + L + I`` per piece for
+    lines in general position, fewer where several meet at one point or are
+    parallel), and the number of (neuron, breakpoint) lines crossing it.
+    Float geometry: an estimate for the ``max_regions`` guard, not a count.
+    Call after stage 0 is formed (its crossing neurons are known)."""
+    info, st = plan.info[1], plan.stages[0]
+    op = st.operator
+    M, c = op.M[info.cross], op.const[info.cross]
+    A = np.repeat(M, len(st.breakpoints), axis=0)
+    B = (st.breakpoints[None, :] - c[:, None]).ravel()
+    regions, lines = 0, 0
+    for poly in pieces:
+        P = np.asarray(poly, np.float64)
+        side = P @ A.T - B  # (corners, lines)
+        hit = (side > 0).any(axis=0) & (side < 0).any(axis=0)
+        a, b = A[hit], B[hit]
+        n = len(a)
+        lines += n
+        regions += 1 + n + _inner_crossings(a, b, P)
+    return regions, lines
+
+
+def _inner_crossings(a, b, P):
+    """The number of pairs of the lines ``a x = b`` meeting strictly inside the
+    convex CCW polygon ``P`` (float)."""
+    n = len(a)
+    E = np.roll(P, -1, axis=0) - P
+    step = max(1, (1 << 21) // max(n, 1))
+    count = 0
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        ai, bi = a[i0:i1, None, :], b[i0:i1, None]
+        det = ai[..., 0] * a[None, :, 1] - ai[..., 1] * a[None, :, 0]
+        ok = (np.arange(n)[None, :] > np.arange(i0, i1)[:, None]) & (det != 0)
+        with np.errstate(divide="ignore", invalid="ignore"):  # parallel lines: det == 0
+            x = (bi * a[None, :, 1] - b[None, :] * ai[..., 1]) / det
+            y = (ai[..., 0] * b[None, :] - a[None, :, 0] * bi) / det
+            for (px, py), (ex, ey) in zip(P, E):
+                ok &= ex * (y - py) - ey * (x - px) > 0
+        count += int(ok.sum())
+    return count

@@ -15,6 +15,8 @@ be 0.0). The kernel only skips the faces a neuron certainly cannot reach.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .._jit import compile_notice
@@ -25,6 +27,7 @@ from .core import (
     ARTIFICIAL,
     BOUNDARY,
     DEFAULT_MAX_REGIONS,
+    RegionLimitError,
     Subdivision,
     affine,
     assemble_patterns,
@@ -154,8 +157,9 @@ class _Growing:
         self.grow(factor=1.0)
 
 
-def check_status(status, j, first, n_faces, max_regions, net):
-    """Act on a status of :func:`~._mesh2d_kernels.cut_layer`: raise on
+def check_status(status, j, neuron, n_faces, max_regions, net):
+    """Act on a status of :func:`~._mesh2d_kernels.cut_layer` (``neuron``:
+    the neuron being cut, for the message): raise on
     ``LIMIT`` and ``ANOMALY``; return True if the arrays must grow
     (``NEED_SPACE``), False if the layer is done or its roots must be remade."""
     if status == K.NEED_SPACE:
@@ -164,22 +168,24 @@ def check_status(status, j, first, n_faces, max_regions, net):
         raise limit_error(n_faces, max_regions, net)
     if status == K.ANOMALY:
         raise RuntimeError(
-            f"inconsistent exact signs while cutting by neuron {first + j} (an internal error, please report)"
+            f"inconsistent exact signs while cutting by neuron {neuron} (an internal error, please report)"
         )
     return False
 
 
-def _cut_layer(g, bps, first, max_regions, net, *, rn=None, n_cut=None, exact=None, key0=0):
+def _cut_layer(g, bps, first, max_regions, net, *, rn=None, n_cut=None, exact=None, key0=0, ids=None):
     """Cut the mesh ``g.mesh`` by the neurons ``j < n_cut`` (default: all) of
     the layer whose values are in its ``values`` (the other columns are
     carried: interpolated at new vertices, never cut). ``rn``: the columns'
     error factors (default 1: the values are taken as exact when ``eps`` is
     0); ``exact``: the :class:`.filter2d.ExactSigns` deciding the signs the
     filter leaves open (None: there must be none); ``key0``: the first key of
-    this layer's exact signs. Returns the face at the layer's start holding
+    this layer's exact signs; ``ids``: the neuron of each cut column
+    (default ``first + j``). Returns the face at the layer's start holding
     each face."""
     n_cols = g.mesh.values.shape[1]
     n_cut = n_cols if n_cut is None else n_cut
+    ids = np.arange(first, first + n_cut, dtype=np.int64) if ids is None else ids
     rn = np.ones(n_cols) if rn is None else rn
     rinv = np.zeros_like(rn)
     np.divide(1.0, rn, out=rinv, where=rn > 0)
@@ -198,16 +204,18 @@ def _cut_layer(g, bps, first, max_regions, net, *, rn=None, n_cut=None, exact=No
         while True:
             n_faces = int(g.mesh.size[K.NF])
             status, j, k, uncertain = K.cut_layer(
-                tuple(g.mesh), tuple(roots), bps, rn, rinv, first, n_cut, j, k, max_regions, 2 * n_faces,
+                tuple(g.mesh), tuple(roots), bps, rn, rinv, ids, n_cut, j, k, max_regions, 2 * n_faces,
                 key0, epoch, start,
             )  # fmt: skip
             if status == K.NEED_EXACT:
                 if exact is None:
                     raise RuntimeError("a sign needs exact arithmetic but no network was given")
                 key = key0 + j * bps.shape[0] + k
-                exact.decide(g.mesh, uncertain, start, first + j, k, bps[k], j, key)
+                exact.decide(g.mesh, uncertain, start, int(ids[j]), k, bps[k], j, key)
                 continue
-            if not check_status(status, j, first, int(g.mesh.size[K.NF]), max_regions, net):
+            if not check_status(
+                status, j, int(ids[min(j, n_cut - 1)]), int(g.mesh.size[K.NF]), max_regions, net
+            ):
                 break
             g.grow(factor=1.5)
         R.layer_patterns(tuple(g.mesh), tuple(roots), j0, j, n_cut)
@@ -266,7 +274,7 @@ def _enumerate_2d(net, domain, max_regions):
     return _finish(g, exact, blocks, net, domain)
 
 
-def _finish(g, exact, blocks, net, domain):
+def _finish(g, exact, blocks, net, domain, assemble=assemble_patterns):
     """The :class:`Subdivision` of the finished mesh ``g.mesh``."""
     stats = g.mesh.stats
     X.COUNTS["decisions"] += int(stats[K.N_DECISIONS])
@@ -279,43 +287,98 @@ def _finish(g, exact, blocks, net, domain):
         g.set(**{name: getattr(g.mesh, name)[:n].copy()})
     mesh = g.mesh
     del g, exact
-    patterns = assemble_patterns(blocks, nf, net.n_neurons)
+    patterns = assemble(blocks, nf, net.n_neurons)
     del blocks
     return _subdivision(mesh, nv, nh, nf, patterns, convex=domain.convex)
 
 
 def _enumerate_2d_graph(net, domain, max_regions):
     """As :func:`_enumerate_2d` for a :class:`~regiongeom.graph.GraphNetwork`
-    with 2 inputs: one unit stage at a time, the older tensors that later
-    stages read carried at the vertices (:class:`.graph_plan.GraphPlan`)."""
+    with 2 inputs: one unit stage at a time, cutting only the neurons that may
+    change piece in the domain (:class:`.graph_plan.GraphPlan` forms each
+    stage's columns and says what is carried)."""
     from .graph_plan import GraphPlan
 
     plan = GraphPlan(net)
     g = _Growing(_new_mesh(domain.pieces))
-    nv = int(g.mesh.size[K.NV])
-    x = np.stack([g.mesh.vx[:nv], g.mesh.vy[:nv]], axis=1)
-    g.mesh.eps[:nv] = plan.first_eps(x)
     blocks = []  # (first neuron, face at the layer's start, pieces) of each stage
     exact = X.ExactSigns(net, _domain_lines(g.mesh), blocks, net.n_neurons)
-    values, rn = plan.first_values(x, g.mesh.vx.shape[0])
-    g.set(values=values)
+    nv = int(g.mesh.size[K.NV])
+    values = np.stack([g.mesh.vx[:nv], g.mesh.vy[:nv]], axis=1)  # exact: eps is 0
     key0 = 0
     for s, st in enumerate(plan.stages):
         nv = int(g.mesh.size[K.NV])
+        values, rn, ids = plan.form(s, values, nv, g.mesh.vx.shape[0], g.mesh.eps)
+        if s == 0:
+            _first_stage_guard(plan, domain, max_regions)
+        g.set(values=None)
+        g.set(values=values)
+        del values
         g.mesh.stats[K.EMAX] = g.mesh.eps[:nv].max()
         bps = np.ascontiguousarray(st.breakpoints, np.float64)
-        start = _cut_layer(g, bps, st.offset, max_regions, net, rn=rn, n_cut=st.n, exact=exact, key0=key0)
-        key0 += st.n * bps.shape[0]
+        start = _cut_layer(
+            g, bps, st.offset, max_regions, net, rn=rn, n_cut=ids.size, exact=exact, key0=key0, ids=ids
+        )
+        key0 += ids.size * bps.shape[0]
         nf = int(g.mesh.size[K.NF])
-        blocks.append((st.offset, start, g.mesh.pieces[:nf].copy()))
+        info = plan.info[s + 1]
+        blocks.append((st.offset, start, _Pieces(g.mesh.pieces[:nf].copy(), info.cross, info.const_piece)))
         g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], 0), np.int8))
-        if s + 1 < len(plan.stages):
-            nv = int(g.mesh.size[K.NV])
-            lip, r = plan.activate(s, g.mesh.values, nv, g.mesh.eps)
-            values, rn = plan.next_values(s, g.mesh.values, nv, g.mesh.vx.shape[0], g.mesh.eps, lip, r)
-            g.set(values=None)
-            g.set(values=values)
-    return _finish(g, exact, blocks, net, domain)
+        values = g.mesh.values
+    del values
+    return _finish(g, exact, blocks, net, domain, assemble=_assemble_pieces)
+
+
+def _first_stage_guard(plan, domain, max_regions):
+    """Stop before the heavy work when stage 0's lines alone make more than
+    ``max_regions`` faces (an estimate from their arrangement), or more than
+    the machine's memory holds (a vertex per face with a column per line)."""
+    from .graph_plan import first_stage_regions
+
+    n, lines = first_stage_regions(plan, domain.pieces)
+    need = n * (8 * (lines + 2 + plan.n_in) + 300)
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = None
+    over = f"more than max_regions={max_regions:,}" if n > max_regions else None
+    if over is None and ram is not None and need > ram:
+        over = f"needing about {need / 2**30:,.0f} GiB, more than this machine's {ram / 2**30:,.0f} GiB"
+    if over is not None:
+        limit = min(max_regions, ram // (need // n)) if ram else max_regions
+        raise RegionLimitError(
+            f"the first layer alone cuts this domain into about {n:,} regions ({lines:,} lines of its "
+            f"{plan.stages[0].n:,} neurons cross it), {over}: use a smaller domain, e.g. a box about "
+            f"{(limit / n) ** 0.5:.2g} times as wide around one point"
+        )
+
+
+class _Pieces:
+    """A stage's pieces on its faces, ``(faces, n)`` as far as indexing a
+    face's row goes: the crossing neurons' from ``cut (faces, n_cut)``, the
+    constant neurons' from ``const`` (-1 for the crossing ones)."""
+
+    def __init__(self, cut, cross, const):
+        self.cut, self.cross, self.const = cut, cross, const
+        self.shape = (cut.shape[0], const.size)
+
+    def __getitem__(self, face):
+        row = self.const.copy()
+        row[self.cross] = self.cut[face]
+        return row
+
+
+def _assemble_pieces(blocks, n, n_neurons):
+    """As :func:`.core.assemble_patterns`, for blocks of :class:`_Pieces`."""
+    pat = np.empty((n, n_neurons), np.int8)
+    idx = np.arange(n)
+    for first, parent, pieces in reversed(blocks):
+        part = pat[:, first : first + pieces.shape[1]]
+        part[:] = pieces.const
+        if pieces.cross.size:
+            part[:, pieces.cross] = pieces.cut[idx]
+        idx = parent[idx]
+    return pat
 
 
 def _subdivision(m, nv, nh, nf, patterns, *, convex):
