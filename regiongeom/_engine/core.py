@@ -159,6 +159,35 @@ def assemble_patterns(blocks, n, n_neurons):
     return pat
 
 
+class StagePieces:
+    """A graph stage's pieces on its faces (2D) or intervals (1D), ``(faces,
+    n)`` as far as indexing a face's row goes: the crossing neurons' from
+    ``cut (faces, n_cut)``, the constant neurons' from ``const`` (-1 for the
+    crossing ones)."""
+
+    def __init__(self, cut, cross, const):
+        self.cut, self.cross, self.const = cut, cross, const
+        self.shape = (cut.shape[0], const.size)
+
+    def __getitem__(self, face):
+        row = self.const.copy()
+        row[self.cross] = self.cut[face]
+        return row
+
+
+def assemble_stage_pieces(blocks, n, n_neurons):
+    """As :func:`assemble_patterns`, for blocks of :class:`StagePieces`."""
+    pat = np.empty((n, n_neurons), np.int8)
+    idx = np.arange(n)
+    for first, parent, pieces in reversed(blocks):
+        part = pat[:, first : first + pieces.shape[1]]
+        part[:] = pieces.const
+        if pieces.cross.size:
+            part[:, pieces.cross] = pieces.cut[idx]
+        idx = parent[idx]
+    return pat
+
+
 @njit(cache=True)
 def _take_rows(src, idx, out):
     """``out[i] = src[idx[i]]`` for every row ``i`` of ``out`` (which may be

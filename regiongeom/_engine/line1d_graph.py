@@ -3,23 +3,30 @@
 A 1-input :class:`~regiongeom.graph.GraphNetwork` (``net.restrict(line)``)
 is cut one unit stage at a time, as the 1D engine cuts a
 :class:`~regiongeom.network.Network` one layer at a time
-(:mod:`.line1d`), with the stage's values at the points laid out by
-:class:`.graph_plan.GraphPlan`: first the stage's preactivations (cut), then
-the older tensors that later stages still read (carried: interpolated at
-the new points, never cut).
+(:mod:`.line1d`). :class:`.graph_plan.GraphPlan` forms each stage's columns
+at the points, as it does at a plane's vertices: only the neurons that may
+change piece on the interval get a column and are cut; the others are on one
+piece on the whole interval; carried columns (the coordinate, residual
+streams, partial sums of later stages) are interpolated at the new points,
+never cut.
 
 **Exactness.** The signs, the orders of crossings and the bad positions are
 decided exactly as in :mod:`.line1d`: each value carries a rigorous bound of
 its distance to the exact value at the point's exact position, and what the
 filter leaves goes to the exact fallback (:class:`regiongeom._exact.Fallback1D`
 with the graph's exact maps, :class:`regiongeom._exact_graph.ExactGraph`).
-The graph plan keeps its bounds as one factor per point times one per column
+The plan keeps its bounds as one factor per point times one per column
 (``|value - exact| <= rn[c] eps[v]``); the cut wants one bound per value, so
 the product is formed for the cut, and each new point's factor is the
-largest ratio of its interpolated values' bounds to their columns' factors
-(a column with factor 0 holds exact zeros, which interpolate to exact
-zeros). The next stage's values are then computed at every point from the
-activated values, with the plan's bounds (:meth:`.GraphPlan.next_values`).
+largest ratio of its interpolated values' bounds to their columns' factors,
+rounded up (a column with factor 0 holds exact zeros, which interpolate to
+exact zeros).
+
+The cut numbers a stage's columns ``0..n_cut-1``; they are the neurons
+``ids`` of the stage. While a stage is cut, its columns are named
+``n_neurons + j`` (no neuron has such an index) and the exact fallback maps
+them back (:class:`_StageNames`); the new points' neurons are renamed after
+the cut.
 """
 
 from __future__ import annotations
@@ -28,8 +35,16 @@ import numpy as np
 
 from .._exact import Fallback1D
 from . import _line1d_kernels as K
-from .core import BOUNDARY, Subdivision, assemble_patterns, limit_error, one_blas_thread
-from .graph_plan import SLACK, GraphPlan
+from .core import (
+    BOUNDARY,
+    StagePieces,
+    Subdivision,
+    assemble_stage_pieces,
+    limit_error,
+    one_blas_thread,
+)
+from .filter2d import SLACK
+from .graph_plan import GraphPlan
 from .line1d import Points, _cut_layer
 
 __all__ = ["enumerate_1d_graph"]
@@ -42,6 +57,33 @@ def enumerate_1d_graph(net, domain, max_regions) -> Subdivision:
         return _enumerate(net, domain, max_regions)
 
 
+class _StageNames:
+    """The graph's exact maps, with the current stage's columns named
+    ``base + j`` for its neuron ``ids[j]``."""
+
+    def __init__(self, exact, base):
+        self.exact, self.base, self.ids = exact, base, None
+
+    def line(self, pattern, neuron, breakpoint):
+        if neuron >= self.base:
+            neuron = int(self.ids[neuron - self.base])
+        return self.exact.line(pattern, neuron, breakpoint)
+
+
+class _GraphFallback(Fallback1D):
+    def __init__(self, net, blocks, names):
+        super().__init__(net, blocks, unsure=K.UNSURE, boundary=BOUNDARY)
+        self.names = names
+
+    @property
+    def exact(self):
+        if self.names.exact is None:
+            from .._exact_graph import exact_for
+
+            self.names.exact = exact_for(self.net)
+        return self.names
+
+
 def _enumerate(net, domain, max_regions):
     plan = GraphPlan(net)
     lo, hi = domain.interval
@@ -49,40 +91,49 @@ def _enumerate(net, domain, max_regions):
         np.array([lo, hi], np.float64), np.zeros(2), np.full(2, BOUNDARY, np.int64), np.zeros(2, np.int64),
         np.arange(2),
     )  # fmt: skip
-    x = pts.x[:, None]
-    eps = plan.first_eps(x)
-    values, rn = plan.first_values(x, 2)
+    base = int(net.n_neurons)
+    names = _StageNames(None, base)
     blocks = []  # (first neuron, parent interval, pieces) of each stage
-    fb = Fallback1D(net, blocks, unsure=K.UNSURE, boundary=BOUNDARY)
+    fb = _GraphFallback(net, blocks, names)
+    values = pts.x[:, None].copy()  # the coordinate, exact: eps is 0
+    eps = np.zeros(2)
     for s, st in enumerate(plan.stages):
+        nv = values.shape[0]
+        values, rn, ids = plan.form(s, values, nv, nv, eps)
+        names.ids = ids
         bps = np.ascontiguousarray(st.breakpoints, np.float64)
         # the cut interpolates but never activates: the pieces' slopes are not read
         act = (bps, np.ones(bps.size + 1), np.zeros(bps.size + 1))
         err = (eps * SLACK)[:, None] * rn[None, :]
-        res = _cut_layer(pts, values, err, act, st.offset, max_regions, fb, n_cut=st.n)
+        res = _cut_layer(pts, values, err, act, base, max_regions, fb, n_cut=ids.size)
         del err
         if res is None:
             raise limit_error(None, max_regions, net)
-        blocks.append((st.offset, res.parent, res.pieces))
-        pts = res.points
+        info = plan.info[s + 1]
+        blocks.append((st.offset, res.parent, StagePieces(res.pieces, info.cross, info.const_piece)))
+        pts = _renamed(res.points, base, ids)
         if s + 1 == len(plan.stages):
             break
         # the new points' rows follow the old ones; the points keep their rows
-        z = np.concatenate([values, res.values]) if res.values.shape[0] else values
+        values = np.concatenate([values, res.values]) if res.values.shape[0] else values
         eps = np.concatenate([eps, _new_factors(res.err, rn)])
-        del values, res
-        nv = z.shape[0]
-        lip, r = plan.activate(s, z, nv, eps)
-        values, rn = plan.next_values(s, z, nv, nv, eps, lip, r)
-        del z
+        del res
     fb.flush()
     x = pts.x
-    pat = assemble_patterns(blocks, x.size - 1, net.n_neurons)
+    pat = assemble_stage_pieces(blocks, x.size - 1, net.n_neurons)
     inner = np.arange(1, x.size - 1)
     return Subdivision(
         vertices=x, edges=np.stack([inner, inner], axis=1), edge_regions=np.stack([inner - 1, inner], axis=1),
         edge_neurons=pts.neuron[1:-1], edge_breakpoints=pts.bp[1:-1], patterns=pat, measures=np.diff(x),
     )  # fmt: skip
+
+
+def _renamed(pts, base, ids):
+    """``pts`` with the stage's column names ``base + j`` replaced by its neurons ``ids[j]``."""
+    neu = pts.neuron.copy()
+    mine = neu >= base
+    neu[mine] = ids[neu[mine] - base]
+    return pts._replace(neuron=neu)
 
 
 def _new_factors(err, rn):

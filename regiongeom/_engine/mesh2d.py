@@ -28,9 +28,11 @@ from .core import (
     BOUNDARY,
     DEFAULT_MAX_REGIONS,
     RegionLimitError,
+    StagePieces,
     Subdivision,
     affine,
     assemble_patterns,
+    assemble_stage_pieces,
     layers,
     limit_error,
     one_blas_thread,
@@ -322,11 +324,13 @@ def _enumerate_2d_graph(net, domain, max_regions):
         key0 += ids.size * bps.shape[0]
         nf = int(g.mesh.size[K.NF])
         info = plan.info[s + 1]
-        blocks.append((st.offset, start, _Pieces(g.mesh.pieces[:nf].copy(), info.cross, info.const_piece)))
+        blocks.append(
+            (st.offset, start, StagePieces(g.mesh.pieces[:nf].copy(), info.cross, info.const_piece))
+        )
         g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], 0), np.int8))
         values = g.mesh.values
     del values
-    return _finish(g, exact, blocks, net, domain, assemble=_assemble_pieces)
+    return _finish(g, exact, blocks, net, domain, assemble=assemble_stage_pieces)
 
 
 def _first_stage_guard(plan, domain, max_regions):
@@ -351,34 +355,6 @@ def _first_stage_guard(plan, domain, max_regions):
             f"{plan.stages[0].n:,} neurons cross it), {over}: use a smaller domain, e.g. a box about "
             f"{(limit / n) ** 0.5:.2g} times as wide around one point"
         )
-
-
-class _Pieces:
-    """A stage's pieces on its faces, ``(faces, n)`` as far as indexing a
-    face's row goes: the crossing neurons' from ``cut (faces, n_cut)``, the
-    constant neurons' from ``const`` (-1 for the crossing ones)."""
-
-    def __init__(self, cut, cross, const):
-        self.cut, self.cross, self.const = cut, cross, const
-        self.shape = (cut.shape[0], const.size)
-
-    def __getitem__(self, face):
-        row = self.const.copy()
-        row[self.cross] = self.cut[face]
-        return row
-
-
-def _assemble_pieces(blocks, n, n_neurons):
-    """As :func:`.core.assemble_patterns`, for blocks of :class:`_Pieces`."""
-    pat = np.empty((n, n_neurons), np.int8)
-    idx = np.arange(n)
-    for first, parent, pieces in reversed(blocks):
-        part = pat[:, first : first + pieces.shape[1]]
-        part[:] = pieces.const
-        if pieces.cross.size:
-            part[:, pieces.cross] = pieces.cut[idx]
-        idx = parent[idx]
-    return pat
 
 
 def _subdivision(m, nv, nh, nf, patterns, *, convex):
