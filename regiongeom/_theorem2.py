@@ -19,6 +19,9 @@ from ._threads import run_tickets
 from .network import Network
 
 COMPILE_SECONDS = 8  # the kernels' one-time compile, for the notice
+# gradients by BLAS products (Jacobian rows) from this many input directions on
+# (fewer: the scalar loops, which also move values along a shared region)
+BLAS_MIN_INPUTS = 16
 
 
 class Packed:
@@ -43,6 +46,8 @@ class Packed:
         self.toff = _offsets(rows * nbp)
         self.n_terms = int(self.toff[-1])  # one per (neuron, breakpoint), layer by layer
         bound, bound_off, bound_max, bound_max_off = layer_bounds(net)
+        first, first_norm = first_factor(net.weights[0])
+        self.blas = first.shape[1] >= BLAS_MIN_INPUTS
         self.kernel_net = K.Net(
             w_t=np.concatenate([w.T.ravel() for w in net.weights]),
             w_off=_offsets([w.size for w in net.weights]),
@@ -67,11 +72,16 @@ class Packed:
             # an open neuron connects to every open neuron of the next layer
             dense=bool(all(np.all(w != 0) for w in net.weights[1:])),
             bound_abs=bound_underflow(net),
+            blas=self.blas,
+            first=first if self.blas else np.zeros((1, 1)),
+            first_norm=first_norm,
         )
 
     def scratch(self, d):
         """A fresh :class:`~regiongeom._theorem2_kernels.Scratch` for ``d`` inputs."""
         L, W, nt = self.L, self.kernel_net.width, self.n_terms
+        D = self.kernel_net.first.shape[1] if self.blas else d
+        U = int((self.rows * self.nbp).max())  # the most terms of one layer
 
         def lw(dtype=np.float64):
             return np.zeros((L, W), dtype)
@@ -80,17 +90,41 @@ class Packed:
             return np.zeros(L, dtype)
 
         return K.Scratch(
-            z=lw(), grad=np.zeros((L, d, W)), grad_norm=lw(), v=lw(), h=lw(), slope=lw(),
+            z=lw(), grad=np.zeros((L, W, D) if self.blas else (L, d, W)), grad_norm=lw(), v=lw(), h=lw(), slope=lw(),
             piece=lw(np.int64), margin=lw(), widest=per_layer(), widest_j=per_layer(np.int64),
             second=per_layer(), second_j=per_layer(np.int64), smallest=per_layer(),
             any_open=per_layer(np.bool_), reaches=np.ones((L, W), np.bool_), weight=np.zeros(nt),
             undecided=np.zeros(nt, np.int64), layer_f=per_layer(), dh=np.zeros(W), dv=np.zeros(W),
             opened=np.ones((L, W), np.bool_), reach=np.zeros(W, np.bool_), reach_next=np.zeros(W, np.bool_),
+            wg=np.zeros(W * W if self.blas else 1), jg=np.zeros(W * D if self.blas else 1),
+            dvb=np.zeros(W * U if self.blas else 1), dhb=np.zeros(W * U if self.blas else 1),
+            decided=np.zeros(nt, np.int64),
         )  # fmt: skip
 
 
 def _offsets(sizes):
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def first_factor(w0):
+    """``(F, norms)``: ``F F^T = W_0 W_0^T`` with as few columns as possible
+    (``W_0`` itself when it has no more columns than rows, else the
+    triangular factor of a QR decomposition of ``W_0^T``), and the row norms
+    of ``W_0``, summed in column order as :func:`_gradients` sums them.
+
+    Every later Jacobian is ``J_l = A_l W_0`` (``A_l`` the product of the
+    later weights and slopes), so its row norms are those of ``A_l F``: ``W_0 =
+    F Q^T`` with ``Q`` orthonormal columns. A 784-input layer of 200 neurons
+    costs 200, not 784, columns per product.
+    """
+    m, d = w0.shape
+    norm2 = np.zeros(m)
+    for c in range(d):
+        norm2 += w0[:, c] * w0[:, c]
+    if d <= m:
+        return np.ascontiguousarray(w0, np.float64), np.sqrt(norm2)
+    r = np.linalg.qr(w0.T, mode="r")  # (m, m): w0.T = Q r
+    return np.ascontiguousarray(r.T), np.sqrt(norm2)
 
 
 def layer_bounds(net):
@@ -196,7 +230,13 @@ def _run_chunks(pk, opt, x, noise, f, f_layer, status):
         n0, n1 = c * K.CHUNK, min(N, (c + 1) * K.CHUNK)
         undecided[c] = K.theorem2_chunk(pk.kernel_net, opt, x, noise, n0, n1, scr, f, f_layer, status)
 
-    run_tickets(n_chunks, work, name="regiongeom-t2")
+    if pk.blas:  # many small products: one BLAS thread each, our threads share the cores
+        from ._engine.core import one_blas_thread
+
+        with one_blas_thread():
+            run_tickets(n_chunks, work, name="regiongeom-t2")
+    else:
+        run_tickets(n_chunks, work, name="regiongeom-t2")
     return int(undecided.sum())
 
 

@@ -75,6 +75,9 @@ class Net(NamedTuple):
     bound_max_off: np.ndarray  # (L, L) int64
     dense: bool  # every weight after the first layer nonzero
     bound_abs: float  # what underflow can take from any bound (0 unless weights are tiny)
+    blas: bool  # gradients as (rows, D) Jacobians by BLAS products (:func:`_gradients_blas`)
+    first: np.ndarray  # (rows[0], D): with ``blas``, a factor F of W_0 W_0^T = F F^T
+    first_norm: np.ndarray  # (rows[0],): with ``blas``, the row norms of W_0
 
 
 class Options(NamedTuple):
@@ -96,12 +99,15 @@ class Scratch(NamedTuple):
     values ``W_l h_{l-1}``, ``grad`` their input gradients (``(L, d, W)``),
     ``grad_norm``, ``v`` the noisy preactivations, ``h`` the outputs,
     ``slope``/``piece`` the linear piece, ``margin`` the distance to its ends;
-    the widest open neuron (``widest_j``, margin ``widest``; -inf when none
+    (or with ``Net.blas``, ``(L, W, D)``: row ``j`` the gradient of ``z_l[j]``
+    in the coordinates of ``Net.first``); the widest open neuron (``widest_j``, margin ``widest``; -inf when none
     is open), the second widest, the smallest margin and whether any neuron
     is open. ``reaches[l, j]``: the neuron reaches the output in the sampled
     pass. ``weight``/``undecided``: the pair's term weights and the terms the
     screen left; ``layer_f``: its sum per layer. ``dh``, ``dv``, ``opened``,
-    ``reach``, ``reach_next``: the recomputation's.
+    ``reach``, ``reach_next``: the recomputation's. ``wg``, ``jg``: the
+    open columns of ``W_l`` and rows of ``S grad z_{l-1}`` gathered for BLAS;
+    ``dvb``, ``dhb``, ``decided``: :func:`_fallback_dense`'s.
     """
 
     z: np.ndarray  # (L, W)
@@ -127,6 +133,11 @@ class Scratch(NamedTuple):
     opened: np.ndarray  # (L, W) bool
     reach: np.ndarray  # (W,) bool
     reach_next: np.ndarray  # (W,) bool
+    wg: np.ndarray  # (W * W,) with Net.blas, else (1,)
+    jg: np.ndarray  # (W * D,) with Net.blas, else (1,)
+    dvb: np.ndarray  # (W * U,) with Net.blas (U: the most terms of a layer), else (1,)
+    dhb: np.ndarray  # (W * U,) with Net.blas, else (1,)
+    decided: np.ndarray  # (n_terms,) int64: _fallback_dense's indicators
 
 
 @njit(cache=True, nogil=True)
@@ -151,14 +162,17 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status):  # prag
         p = n - s * P
         have_prev = n > n0
         same = have_prev  # every neuron of the layers so far on the previous pair's piece
-        move = p > 0 and n % REFRESH != 0  # the previous pair is point p - 1 of the same sample
+        move = p > 0 and n % REFRESH != 0 and not net.blas  # the previous pair: point p - 1, same sample
         for ly in range(net.last_act + 1):
             if ly > 0 and same and move:
                 _move_values(net, scr, ly, X, p, p - 1)
             else:
                 _values(net, scr, ly, X, p)
             if not (same or (ly == 0 and have_prev)):  # the first layer's gradients are its weights
-                _gradients(net, scr, ly)
+                if net.blas:
+                    _gradients_blas(net, scr, ly)
+                else:
+                    _gradients(net, scr, ly)
             if net.has_act[ly]:
                 if net.bp_off[ly + 1] - net.bp_off[ly] == 1:
                     diff = _activate_step(net, scr, ly, noise, s)
@@ -172,9 +186,12 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status):  # prag
             _sampled_reach(net, scr)
         acc, n_undecided = _screen_terms(net, opt, scr, n, status, _weigh_terms(net, opt, scr))
         n_fallback += n_undecided
+        batched = net.blas and net.dense
+        if batched:
+            _fallback_dense(net, scr, n_undecided)
         for t in range(n_undecided):
             q = scr.undecided[t]
-            r = _fallback(net, scr, q)
+            r = scr.decided[t] if batched else _fallback(net, scr, q)
             if opt.want_all:
                 status[n, q] = r
             if r == GOOD:
@@ -238,6 +255,37 @@ def _gradients(net, scr, ly):  # pragma: no cover
         g2 = 0.0
         for dd in range(d):
             g2 += grad[ly, dd, j] * grad[ly, dd, j]
+        scr.grad_norm[ly, j] = math.sqrt(g2)
+
+
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _gradients_blas(net, scr, ly):  # pragma: no cover
+    """As :func:`_gradients`, for many inputs: the rows ``J_l = W_l S_{l-1}
+    J_{l-1}`` (``J_0 = Net.first``, which has the row norms of ``W_0``) as
+    one BLAS product over the open neurons of layer ``l - 1`` only."""
+    m, g, wg, jg = net.rows[ly], scr.grad, scr.wg, scr.jg
+    D = g.shape[2]
+    if ly == 0:
+        for j in range(m):
+            for e in range(D):
+                g[0, j, e] = net.first[j, e]
+            scr.grad_norm[0, j] = net.first_norm[j]
+        return
+    a, base = 0, net.w_off[ly]
+    for c in range(net.rows[ly - 1]):
+        s = scr.slope[ly - 1, c] if net.has_act[ly - 1] else 1.0
+        if s != 0.0:
+            o = base + c * m
+            for j in range(m):
+                wg[a * m + j] = net.w_t[o + j]
+            for e in range(D):
+                jg[a * D + e] = s * g[ly - 1, c, e]
+            a += 1
+    np.dot(wg[: a * m].reshape((a, m)).T, jg[: a * D].reshape((a, D)), g[ly, :m])
+    for j in range(m):
+        g2 = 0.0
+        for e in range(D):
+            g2 += g[ly, j, e] * g[ly, j, e]
         scr.grad_norm[ly, j] = math.sqrt(g2)
 
 
@@ -494,6 +542,78 @@ def _fallback(net, scr, q):  # pragma: no cover
         for r in range(nr, dh.shape[0]):
             dh[r] = 0.0
     return GOOD if _path_to_output(net, scr, ly, j0) else NOT_GOOD
+
+
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _fallback_dense(net, scr, nu):  # pragma: no cover
+    """:func:`_fallback` for the ``nu`` terms in ``scr.undecided`` (sorted)
+    into ``scr.decided``, with dense weights: the terms of one layer move
+    together, column ``u`` of ``dv``/``dh`` (``(rows, U)``) holding term
+    ``u``'s change, each later product one BLAS call over the changed units.
+    Dense: good iff every later activated layer keeps an open unit."""
+    t0 = 0
+    while t0 < nu:
+        ly = _layer_of(net, scr.undecided[t0])
+        t1 = t0
+        while t1 < nu and scr.undecided[t1] < net.term_off[ly + 1]:
+            t1 += 1
+        U, K, rows = t1 - t0, net.bp_off[ly + 1] - net.bp_off[ly], net.rows
+        dv, dh = scr.dvb, scr.dhb
+        for u in range(U):
+            scr.decided[t0 + u] = GOOD
+        for m in range(ly + 1, net.last_act + 1):
+            nr = rows[m]
+            if m == ly + 1:  # one changed unit per term
+                for u in range(U):
+                    jk = scr.undecided[t0 + u] - net.term_off[ly]
+                    j0, k = jk // K, jk % K
+                    delta = net.act_at_bp[net.bp_off[ly] + k] - scr.h[ly, j0]
+                    for r in range(nr):
+                        dv[r * U + u] = net.w_t[net.w_off[m] + j0 * nr + r] * delta
+            else:  # dv = W_m dh over the changed units c (rows of dh packed in place)
+                a = 0
+                for c in range(rows[m - 1]):
+                    nz = False
+                    for u in range(U):
+                        nz |= dh[c * U + u] != 0.0
+                    if nz:
+                        for u in range(U):
+                            dh[a * U + u] = dh[c * U + u]
+                        o = net.w_off[m] + c * nr
+                        for r in range(nr):
+                            scr.wg[a * nr + r] = net.w_t[o + r]
+                        a += 1
+                w = scr.wg[: a * nr].reshape((a, nr))
+                np.dot(w.T, dh[: a * U].reshape((a, U)), dv[: nr * U].reshape((nr, U)))
+            if not net.has_act[m]:
+                for i in range(nr * U):
+                    dh[i] = dv[i]
+                continue
+            for u in range(U):
+                if not _pieces_moved(net, scr, m, U, u):
+                    scr.decided[t0 + u] = NOT_GOOD
+        t0 = t1
+
+
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _pieces_moved(net, scr, m, U, u):  # pragma: no cover
+    """Column ``u`` of :func:`_fallback_dense`: layer ``m``'s pieces at
+    ``v_m + dv``, its ``dh`` as :func:`_fallback` computes it; returns
+    whether any unit of the layer is open."""
+    t, s0, K = net.bp_off[m], net.sl_off[m], net.bp_off[m + 1] - net.bp_off[m]
+    dv, dh, kept = scr.dvb, scr.dhb, False
+    for r in range(net.rows[m]):
+        x = dv[r * U + u]
+        v = scr.v[m, r] + x
+        k = 0
+        while k < K and v >= net.bps[t + k]:
+            k += 1
+        kept |= net.slopes[s0 + k] != 0.0
+        if k == scr.piece[m, r]:  # same piece: the change itself, not a difference of values
+            dh[r * U + u] = net.slopes[s0 + k] * x
+        else:
+            dh[r * U + u] = net.slopes[s0 + k] * v + net.icpts[s0 + k] - scr.h[m, r]
+    return kept
 
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
