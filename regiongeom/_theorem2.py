@@ -73,14 +73,14 @@ class Packed:
             dense=bool(all(np.all(w != 0) for w in net.weights[1:])),
             bound_abs=bound_underflow(net),
             blas=self.blas,
-            first=first if self.blas else np.zeros((1, 1)),
+            first_t=np.ascontiguousarray(first.T) if self.blas else np.zeros((1, 1)),
             first_norm=first_norm,
         )
 
     def scratch(self, d):
         """A fresh :class:`~regiongeom._theorem2_kernels.Scratch` for ``d`` inputs."""
         L, W, nt = self.L, self.kernel_net.width, self.n_terms
-        D = self.kernel_net.first.shape[1] if self.blas else d
+        D = self.kernel_net.first_t.shape[0] if self.blas else d
         U = int((self.rows * self.nbp).max())  # the most terms of one layer
 
         def lw(dtype=np.float64):
@@ -90,7 +90,7 @@ class Packed:
             return np.zeros(L, dtype)
 
         return K.Scratch(
-            z=lw(), grad=np.zeros((L, W, D) if self.blas else (L, d, W)), grad_norm=lw(), v=lw(), h=lw(), slope=lw(),
+            z=lw(), grad=np.zeros((L, D, W)), grad_norm=lw(), v=lw(), h=lw(), slope=lw(),
             piece=lw(np.int64), margin=lw(), widest=per_layer(), widest_j=per_layer(np.int64),
             second=per_layer(), second_j=per_layer(np.int64), smallest=per_layer(),
             any_open=per_layer(np.bool_), reaches=np.ones((L, W), np.bool_), weight=np.zeros(nt),
@@ -98,7 +98,7 @@ class Packed:
             opened=np.ones((L, W), np.bool_), reach=np.zeros(W, np.bool_), reach_next=np.zeros(W, np.bool_),
             wg=np.zeros(W * W if self.blas else 1), jg=np.zeros(W * D if self.blas else 1),
             dvb=np.zeros(W * U if self.blas else 1), dhb=np.zeros(W * U if self.blas else 1),
-            decided=np.zeros(nt, np.int64),
+            decided=np.zeros(nt, np.int64), cols=np.zeros(W, np.int64),
         )  # fmt: skip
 
 

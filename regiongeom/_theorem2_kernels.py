@@ -75,8 +75,8 @@ class Net(NamedTuple):
     bound_max_off: np.ndarray  # (L, L) int64
     dense: bool  # every weight after the first layer nonzero
     bound_abs: float  # what underflow can take from any bound (0 unless weights are tiny)
-    blas: bool  # gradients as (rows, D) Jacobians by BLAS products (:func:`_gradients_blas`)
-    first: np.ndarray  # (rows[0], D): with ``blas``, a factor F of W_0 W_0^T = F F^T
+    blas: bool  # gradients by BLAS products (:func:`_gradients_blas`)
+    first_t: np.ndarray  # (D, rows[0]): with ``blas``, F^T for a factor F F^T = W_0 W_0^T
     first_norm: np.ndarray  # (rows[0],): with ``blas``, the row norms of W_0
 
 
@@ -96,18 +96,20 @@ class Scratch(NamedTuple):
     """One thread's working arrays. ``W``: the widest layer; ``d``: inputs.
 
     Per pair and layer ``l`` (rows ``[l, :rows[l]]``): ``z`` the pre-bias
-    values ``W_l h_{l-1}``, ``grad`` their input gradients (``(L, d, W)``),
-    ``grad_norm``, ``v`` the noisy preactivations, ``h`` the outputs,
-    ``slope``/``piece`` the linear piece, ``margin`` the distance to its ends;
-    (or with ``Net.blas``, ``(L, W, D)``: row ``j`` the gradient of ``z_l[j]``
-    in the coordinates of ``Net.first``); the widest open neuron (``widest_j``, margin ``widest``; -inf when none
-    is open), the second widest, the smallest margin and whether any neuron
-    is open. ``reaches[l, j]``: the neuron reaches the output in the sampled
-    pass. ``weight``/``undecided``: the pair's term weights and the terms the
+    values ``W_l h_{l-1}``, ``grad`` their input gradients (``(L, d, W)``;
+    with ``Net.blas``, ``(L, D, W)``, in the coordinates of ``Net.first_t``,
+    each layer's ``(D, rows[l])`` packed), ``grad_norm``, ``v`` the noisy
+    preactivations, ``h`` the outputs, ``slope``/``piece`` the linear piece,
+    ``margin`` the distance to its ends; the widest open neuron
+    (``widest_j``, margin ``widest``; -inf when none is open), the second
+    widest, the smallest margin and whether any neuron is open.
+    ``reaches[l, j]``: the neuron reaches the output in the sampled pass.
+    ``weight``/``undecided``: the pair's term weights and the terms the
     screen left; ``layer_f``: its sum per layer. ``dh``, ``dv``, ``opened``,
-    ``reach``, ``reach_next``: the recomputation's. ``wg``, ``jg``: the
-    open columns of ``W_l`` and rows of ``S grad z_{l-1}`` gathered for BLAS;
-    ``dvb``, ``dhb``, ``decided``: :func:`_fallback_dense`'s.
+    ``reach``, ``reach_next``: the recomputation's. ``wg``, ``jg``, ``cols``:
+    the rows of ``W_l^T`` and columns of ``grad z_{l-1} S`` of the open
+    neurons gathered for BLAS; ``dvb``, ``dhb``, ``decided``:
+    :func:`_fallback_dense`'s.
     """
 
     z: np.ndarray  # (L, W)
@@ -135,6 +137,7 @@ class Scratch(NamedTuple):
     reach_next: np.ndarray  # (W,) bool
     wg: np.ndarray  # (W * W,) with Net.blas, else (1,)
     jg: np.ndarray  # (W * D,) with Net.blas, else (1,)
+    cols: np.ndarray  # (W,) int64: the open neurons gathered
     dvb: np.ndarray  # (W * U,) with Net.blas (U: the most terms of a layer), else (1,)
     dhb: np.ndarray  # (W * U,) with Net.blas, else (1,)
     decided: np.ndarray  # (n_terms,) int64: _fallback_dense's indicators
@@ -260,33 +263,40 @@ def _gradients(net, scr, ly):  # pragma: no cover
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _gradients_blas(net, scr, ly):  # pragma: no cover
-    """As :func:`_gradients`, for many inputs: the rows ``J_l = W_l S_{l-1}
-    J_{l-1}`` (``J_0 = Net.first``, which has the row norms of ``W_0``) as
-    one BLAS product over the open neurons of layer ``l - 1`` only."""
-    m, g, wg, jg = net.rows[ly], scr.grad, scr.wg, scr.jg
-    D = g.shape[2]
+    """As :func:`_gradients`, for many inputs: ``J_l^T = J_{l-1}^T S_{l-1}
+    W_l^T`` (``J_0^T = Net.first_t``: the row norms of ``J_0`` are those of
+    ``W_0``) as one BLAS product over the open neurons of layer ``l - 1``.
+    ``J_l^T`` is ``(D, rows[l])``, packed at the start of ``scr.grad[l]``."""
+    m, D, wg, jg, cols = net.rows[ly], scr.grad.shape[1], scr.wg, scr.jg, scr.cols
+    g = scr.grad[ly].reshape(D * scr.grad.shape[2])
     if ly == 0:
+        for e in range(D):
+            for j in range(m):
+                g[e * m + j] = net.first_t[e, j]
         for j in range(m):
-            for e in range(D):
-                g[0, j, e] = net.first[j, e]
             scr.grad_norm[0, j] = net.first_norm[j]
         return
-    a, base = 0, net.w_off[ly]
-    for c in range(net.rows[ly - 1]):
-        s = scr.slope[ly - 1, c] if net.has_act[ly - 1] else 1.0
-        if s != 0.0:
-            o = base + c * m
+    n_in, a = net.rows[ly - 1], 0
+    gp = scr.grad[ly - 1].reshape(D * scr.grad.shape[2])
+    for c in range(n_in):
+        if not net.has_act[ly - 1] or scr.slope[ly - 1, c] != 0.0:
+            cols[a] = c
+            o = net.w_off[ly] + c * m
             for j in range(m):
                 wg[a * m + j] = net.w_t[o + j]
-            for e in range(D):
-                jg[a * D + e] = s * g[ly - 1, c, e]
             a += 1
-    np.dot(wg[: a * m].reshape((a, m)).T, jg[: a * D].reshape((a, D)), g[ly, :m])
+    for e in range(D):
+        for i in range(a):
+            c = cols[i]
+            jg[e * a + i] = gp[e * n_in + c] * (scr.slope[ly - 1, c] if net.has_act[ly - 1] else 1.0)
+    np.dot(jg[: D * a].reshape((D, a)), wg[: a * m].reshape((a, m)), g[: D * m].reshape((D, m)))
     for j in range(m):
-        g2 = 0.0
-        for e in range(D):
-            g2 += g[ly, j, e] * g[ly, j, e]
-        scr.grad_norm[ly, j] = math.sqrt(g2)
+        scr.grad_norm[ly, j] = 0.0
+    for e in range(D):  # contiguous in j: vectorises
+        for j in range(m):
+            scr.grad_norm[ly, j] += g[e * m + j] * g[e * m + j]
+    for j in range(m):
+        scr.grad_norm[ly, j] = math.sqrt(scr.grad_norm[ly, j])
 
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
