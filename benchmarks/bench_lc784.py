@@ -2,13 +2,14 @@
 paper's MNIST architecture (784 -> 4 x 200 -> 10, ``mnist_mlp()``), points
 ``default_rng(1).random((1000, 784))``, 16 noise samples, sigma 0.5, seed 0,
 against a straightforward batched torch float64 implementation of the same
-formula (:func:`theorem2_torch_baseline`, below) and optionally an earlier
-source tree of regiongeom::
+formula (:func:`theorem2_torch_baseline`, below), optionally regiongeom's own
+torch path on the CPU (``lc_density(..., device="cpu")``, made for GPUs) and
+an earlier source tree of regiongeom::
 
     python benchmarks/bench_lc784.py                          # 100 points, 3 rounds
     python benchmarks/bench_lc784.py --points 1000 --rounds 1
     git archive 0c737d8 | (mkdir -p /tmp/base && tar -x -C /tmp/base)
-    python benchmarks/bench_lc784.py --today /tmp/base --points 50
+    python benchmarks/bench_lc784.py --today /tmp/base --points 50 --device-cpu
 
 Each side runs in a fresh process, the sides alternating round by round, on
 ``--threads`` threads (default 1: ``REGIONGEOM_NUM_THREADS``, torch's and
@@ -120,7 +121,9 @@ assert rg.__file__.startswith(tree), (rg.__file__, tree)
 net = rg.from_torch(mnist_mlp().eval(), input_shape=(784,))
 X = np.random.default_rng(1).random((1000, 784))[:n]
 S, sigma = 16, 0.5
-if side == "torch":
+if side == "device-cpu":
+    run = lambda x: rg.lc_density(net, x, sigma=sigma, n_samples=S, rng=0, progress=False, device="cpu").mean
+elif side == "torch":
     noise = np.random.default_rng(0).normal(0.0, sigma, size=(S, net.n_neurons))  # as lc_density draws it
     run = lambda x: theorem2_torch_baseline(net, x, noise, sigma).mean(axis=0)
 else:
@@ -154,8 +157,10 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--today", type=Path, help="an earlier source tree of regiongeom, timed as a third side")
     ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--device-cpu", action="store_true", help="also time lc_density(device='cpu') (torch)")
     args = ap.parse_args(argv)
     sides = [("regiongeom", ROOT)] + ([] if args.skip_torch else [("torch", ROOT)])
+    sides += [("device-cpu", ROOT)] if args.device_cpu else []
     sides += [("today", args.today.resolve())] if args.today else []
     times = {s: [] for s, _ in sides}
     scale = 1000 / args.points

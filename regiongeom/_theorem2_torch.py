@@ -28,8 +28,9 @@ import numpy as np
 
 from ._theorem2 import first_factor
 
-# bytes of the largest intermediate per batch (a (pairs, terms, units) array)
-BATCH_BYTES = 128 * 2**20
+# bytes of one (pairs, terms, units) float64 array per batch; about a dozen such
+# arrays are alive at the peak
+BATCH_BYTES = 64 * 2**20
 
 
 def torch_device(device):
@@ -102,7 +103,10 @@ class _Tensors:
 
     def piece(self, ly, v, torch):
         """(piece index, slope, output) of layer ``ly``'s activation at ``v``."""
-        k = (v[..., None] >= self.bps[ly]).sum(dim=-1)
+        if self.nbp[ly] == 1:  # one breakpoint (ReLU): no (..., K) comparison
+            k = (v >= self.bps[ly][0]).long()
+        else:
+            k = (v[..., None] >= self.bps[ly]).sum(dim=-1)
         s = self.slopes[ly][k]
         return k, s, s * v + self.icpts[ly][k]
 
@@ -159,7 +163,8 @@ def _good(T, ly, v, k, h, torch):
     delta = (T.at_bp[ly][None, None, :] - h[ly][:, :, None]).reshape(B, m * K)  # term (j, k) at j * K + k
     j_of = torch.arange(m * K, device=delta.device) // K
     dh, opened = None, []
-    for mm in range(ly + 1, T.L):
+    # dense: good iff every later activated layer keeps an open unit (the layers after them pass)
+    for mm in range(ly + 1, T.last_act + 1 if T.dense else T.L):
         if dh is None:  # one changed unit per term: (B, terms, rows of layer ly + 1)
             dv = T.W[ly + 1].T[j_of][None, :, :] * delta[:, :, None]
         else:
