@@ -81,7 +81,7 @@ class Packed:
         """A fresh :class:`~regiongeom._theorem2_kernels.Scratch` for ``d`` inputs."""
         L, W, nt = self.L, self.kernel_net.width, self.n_terms
         D = self.kernel_net.first_t.shape[0] if self.blas else d
-        U = int((self.rows * self.nbp).max())  # the most terms of one layer
+        U = min(K.GROUP, int((self.rows * self.nbp).max()))  # terms recomputed together
 
         def lw(dtype=np.float64):
             return np.zeros((L, W), dtype)

@@ -38,6 +38,7 @@ SLACK = 1e-9
 REFRESH = 16  # pre-bias values recomputed from scratch at least every REFRESH pairs
 CHUNK = 4096  # pairs per call of theorem2_chunk (a multiple of REFRESH)
 HALF_ULP = 2.0**-53  # terms below HALF_ULP * f / n_terms may be left unresolved
+GROUP = 256  # undecided terms recomputed together by _fallback_dense, at most
 
 
 class Net(NamedTuple):
@@ -138,7 +139,7 @@ class Scratch(NamedTuple):
     wg: np.ndarray  # (W * W,) with Net.blas, else (1,)
     jg: np.ndarray  # (W * D,) with Net.blas, else (1,)
     cols: np.ndarray  # (W,) int64: the open neurons gathered
-    dvb: np.ndarray  # (W * U,) with Net.blas (U: the most terms of a layer), else (1,)
+    dvb: np.ndarray  # (W * U,) with Net.blas (U: GROUP or the most terms of a layer), else (1,)
     dhb: np.ndarray  # (W * U,) with Net.blas, else (1,)
     decided: np.ndarray  # (n_terms,) int64: _fallback_dense's indicators
 
@@ -558,14 +559,15 @@ def _fallback(net, scr, q):  # pragma: no cover
 def _fallback_dense(net, scr, nu):  # pragma: no cover
     """:func:`_fallback` for the ``nu`` terms in ``scr.undecided`` (sorted)
     into ``scr.decided``, with dense weights: the terms of one layer move
-    together, column ``u`` of ``dv``/``dh`` (``(rows, U)``) holding term
-    ``u``'s change, each later product one BLAS call over the changed units.
-    Dense: good iff every later activated layer keeps an open unit."""
+    together (``GROUP`` at a time), column ``u`` of ``dv``/``dh`` (``(rows,
+    U)``) holding term ``u``'s change, each later product one BLAS call over
+    the changed units. Dense: good iff every later activated layer keeps an
+    open unit."""
     t0 = 0
     while t0 < nu:
         ly = _layer_of(net, scr.undecided[t0])
         t1 = t0
-        while t1 < nu and scr.undecided[t1] < net.term_off[ly + 1]:
+        while t1 < nu and t1 - t0 < GROUP and scr.undecided[t1] < net.term_off[ly + 1]:
             t1 += 1
         U, K, rows = t1 - t0, net.bp_off[ly + 1] - net.bp_off[ly], net.rows
         dv, dh = scr.dvb, scr.dhb

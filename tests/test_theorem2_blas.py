@@ -73,6 +73,23 @@ def test_many_inputs_match_scalar_path(seed, acts):
     np.testing.assert_allclose(f, ref, rtol=1e-6, atol=1e-9)
 
 
+def test_wide_layer_recomputed_in_groups():
+    """A 300-neuron layer, every term recomputed (screen off): more terms
+    than one group of _fallback_dense; indicators as on the scalar path."""
+    net = rand_net([300, 6, 5], ["relu"] * 3, n_in=20, seed=4)
+    rng = np.random.default_rng(4)
+    x, noise = rng.uniform(-1, 1, size=(6, 20)), rng.normal(0, 0.5, size=(2, net.n_neurons))
+    opts = dict(sigma=0.5, good=True, rho=True)
+    pk = Packed(net)
+    assert pk.blas and pk.kernel_net.dense and pk.n_terms > 256
+    f, (g, n) = theorem2_block(pk, x, noise, opts, screen=False, return_good=True)
+    f0, (g0, _) = theorem2_block(packed(net, blas=False), x, noise, opts, screen=False, return_good=True)
+    assert n == 12 * pk.n_terms
+    np.testing.assert_array_equal(g, g0)
+    np.testing.assert_allclose(f, f0, rtol=1e-12, atol=1e-300)
+    assert 0 < g.sum() < g.size  # both answers occur
+
+
 @pytest.mark.parametrize("shape", [(5, 40), (12, 12), (12, 3)])
 def test_first_factor(shape):
     """F F^T = W W^T with min(m, d) columns; the norms are W's row norms."""
