@@ -72,16 +72,13 @@ class Packed:
             # an open neuron connects to every open neuron of the next layer
             dense=bool(all(np.all(w != 0) for w in net.weights[1:])),
             bound_abs=bound_underflow(net),
-            blas=self.blas,
-            first_t=np.ascontiguousarray(first.T) if self.blas else np.zeros((1, 1)),
-            first_norm=first_norm,
         )
+        self.first_t, self.first_norm = np.ascontiguousarray(first.T), first_norm
 
     def scratch(self, d):
         """A fresh :class:`~regiongeom._theorem2_kernels.Scratch` for ``d`` inputs."""
         L, W, nt = self.L, self.kernel_net.width, self.n_terms
-        D = self.kernel_net.first_t.shape[0] if self.blas else d
-        U = min(K.GROUP, int((self.rows * self.nbp).max()))  # terms recomputed together
+        D = self.first_t.shape[0] if self.blas else d
 
         def lw(dtype=np.float64):
             return np.zeros((L, W), dtype)
@@ -96,10 +93,18 @@ class Packed:
             any_open=per_layer(np.bool_), reaches=np.ones((L, W), np.bool_), weight=np.zeros(nt),
             undecided=np.zeros(nt, np.int64), layer_f=per_layer(), dh=np.zeros(W), dv=np.zeros(W),
             opened=np.ones((L, W), np.bool_), reach=np.zeros(W, np.bool_), reach_next=np.zeros(W, np.bool_),
-            wg=np.zeros(W * W if self.blas else 1), jg=np.zeros(W * D if self.blas else 1),
-            dvb=np.zeros(W * U if self.blas else 1), dhb=np.zeros(W * U if self.blas else 1),
-            decided=np.zeros(nt, np.int64), cols=np.zeros(W, np.int64),
         )  # fmt: skip
+
+    def blas_scratch(self):
+        """A fresh :class:`~regiongeom._theorem2_kernels.Blas` (the BLAS
+        path's factor and one thread's buffers), or ``None`` off that path."""
+        if not self.blas:
+            return None
+        W, D = self.kernel_net.width, self.first_t.shape[0]
+        U = min(K.GROUP, int((self.rows * self.nbp).max()))  # terms recomputed together
+        return K.Blas(first_t=self.first_t, first_norm=self.first_norm, wg=np.zeros(W * W), jg=np.zeros(D * W),
+                      cols=np.zeros(W, np.int64), dvb=np.zeros(U * W), dhb=np.zeros(U * W),
+                      decided=np.zeros(self.n_terms, np.int64))  # fmt: skip
 
 
 def _offsets(sizes):
@@ -224,11 +229,12 @@ def _run_chunks(pk, opt, x, noise, f, f_layer, status):
     local = threading.local()
 
     def work(c):
-        scr = getattr(local, "scratch", None)
-        if scr is None:
-            scr = local.scratch = pk.scratch(x.shape[1])
+        if not hasattr(local, "scratch"):
+            local.scratch, local.blas = pk.scratch(x.shape[1]), pk.blas_scratch()
         n0, n1 = c * K.CHUNK, min(N, (c + 1) * K.CHUNK)
-        undecided[c] = K.theorem2_chunk(pk.kernel_net, opt, x, noise, n0, n1, scr, f, f_layer, status)
+        undecided[c] = K.theorem2_chunk(
+            pk.kernel_net, opt, x, noise, n0, n1, local.scratch, f, f_layer, status, local.blas
+        )
 
     if pk.blas:  # many small products: one BLAS thread each, our threads share the cores
         from ._engine.core import one_blas_thread

@@ -76,9 +76,6 @@ class Net(NamedTuple):
     bound_max_off: np.ndarray  # (L, L) int64
     dense: bool  # every weight after the first layer nonzero
     bound_abs: float  # what underflow can take from any bound (0 unless weights are tiny)
-    blas: bool  # gradients by BLAS products (:func:`_gradients_blas`)
-    first_t: np.ndarray  # (D, rows[0]): with ``blas``, F^T for a factor F F^T = W_0 W_0^T
-    first_norm: np.ndarray  # (rows[0],): with ``blas``, the row norms of W_0
 
 
 class Options(NamedTuple):
@@ -98,7 +95,7 @@ class Scratch(NamedTuple):
 
     Per pair and layer ``l`` (rows ``[l, :rows[l]]``): ``z`` the pre-bias
     values ``W_l h_{l-1}``, ``grad`` their input gradients (``(L, d, W)``;
-    with ``Net.blas``, ``(L, D, W)``, in the coordinates of ``Net.first_t``,
+    on the BLAS path ``(L, D, W)``, in the coordinates of ``Blas.first_t``,
     each layer's ``(D, rows[l])`` packed), ``grad_norm``, ``v`` the noisy
     preactivations, ``h`` the outputs, ``slope``/``piece`` the linear piece,
     ``margin`` the distance to its ends; the widest open neuron
@@ -107,10 +104,7 @@ class Scratch(NamedTuple):
     ``reaches[l, j]``: the neuron reaches the output in the sampled pass.
     ``weight``/``undecided``: the pair's term weights and the terms the
     screen left; ``layer_f``: its sum per layer. ``dh``, ``dv``, ``opened``,
-    ``reach``, ``reach_next``: the recomputation's. ``wg``, ``jg``, ``cols``:
-    the rows of ``W_l^T`` and columns of ``grad z_{l-1} S`` of the open
-    neurons gathered for BLAS; ``dvb``, ``dhb``, ``decided``:
-    :func:`_fallback_dense`'s.
+    ``reach``, ``reach_next``: the recomputation's.
     """
 
     z: np.ndarray  # (L, W)
@@ -136,16 +130,26 @@ class Scratch(NamedTuple):
     opened: np.ndarray  # (L, W) bool
     reach: np.ndarray  # (W,) bool
     reach_next: np.ndarray  # (W,) bool
-    wg: np.ndarray  # (W * W,) with Net.blas, else (1,)
-    jg: np.ndarray  # (W * D,) with Net.blas, else (1,)
-    cols: np.ndarray  # (W,) int64: the open neurons gathered
-    dvb: np.ndarray  # (W * U,) with Net.blas (U: GROUP or the most terms of a layer), else (1,)
-    dhb: np.ndarray  # (W * U,) with Net.blas, else (1,)
+
+
+class Blas(NamedTuple):
+    """The BLAS path, for many inputs (``None`` elsewhere: its branches are
+    then pruned at compile time, and compiled only when first used): the
+    first layer's factor and one thread's buffers. ``D``: the factor's
+    columns; ``U``: the terms recomputed together."""
+
+    first_t: np.ndarray  # (D, rows[0]): F^T for a factor F F^T = W_0 W_0^T
+    first_norm: np.ndarray  # (rows[0],): the row norms of W_0
+    wg: np.ndarray  # (W * W,): rows of W_l^T of the open (or changed) units, gathered
+    jg: np.ndarray  # (D * W,): columns of grad z_{l-1} S of the open units, gathered
+    cols: np.ndarray  # (W,) int64: those units
+    dvb: np.ndarray  # (U * W,): _fallback_dense's dv, one row per term
+    dhb: np.ndarray  # (U * W,): and its dh
     decided: np.ndarray  # (n_terms,) int64: _fallback_dense's indicators
 
 
 @njit(cache=True, nogil=True)
-def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status):  # pragma: no cover
+def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status, bl):  # pragma: no cover
     """Eq. (6) for the pairs ``n = s * P + p`` (sample ``s``, point ``p``),
     ``n0 <= n < n1``, into ``f[n]``; with ``opt.by_layer`` each layer's
     share into ``f_layer[n, l]``; with ``opt.want_all`` every term's
@@ -157,7 +161,8 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status):  # prag
     bit, and within one noise sample the values move along the shared affine
     map, ``z += grad z . (x_n - x_{n-1})`` (exact up to rounding; recomputed
     from scratch every ``REFRESH`` pairs). The result depends on ``n0`` but
-    not on what ``scr`` held before.
+    not on what ``scr`` held before. ``bl``: a :class:`Blas` (gradients and
+    recomputations by BLAS products; no moving values), or ``None``.
     """
     P = X.shape[0]
     n_fallback = 0
@@ -166,15 +171,15 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status):  # prag
         p = n - s * P
         have_prev = n > n0
         same = have_prev  # every neuron of the layers so far on the previous pair's piece
-        move = p > 0 and n % REFRESH != 0 and not net.blas  # the previous pair: point p - 1, same sample
+        move = p > 0 and n % REFRESH != 0 and bl is None  # the previous pair: point p - 1, same sample
         for ly in range(net.last_act + 1):
             if ly > 0 and same and move:
                 _move_values(net, scr, ly, X, p, p - 1)
             else:
                 _values(net, scr, ly, X, p)
             if not (same or (ly == 0 and have_prev)):  # the first layer's gradients are its weights
-                if net.blas:
-                    _gradients_blas(net, scr, ly)
+                if bl is not None:
+                    _gradients_blas(net, scr, bl, ly)
                 else:
                     _gradients(net, scr, ly)
             if net.has_act[ly]:
@@ -190,12 +195,15 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status):  # prag
             _sampled_reach(net, scr)
         acc, n_undecided = _screen_terms(net, opt, scr, n, status, _weigh_terms(net, opt, scr))
         n_fallback += n_undecided
-        batched = net.blas and net.dense
-        if batched:
-            _fallback_dense(net, scr, n_undecided)
+        if bl is not None:
+            if net.dense:
+                _fallback_dense(net, scr, bl, n_undecided)
         for t in range(n_undecided):
             q = scr.undecided[t]
-            r = scr.decided[t] if batched else _fallback(net, scr, q)
+            if bl is not None:
+                r = bl.decided[t] if net.dense else _fallback(net, scr, q)
+            else:
+                r = _fallback(net, scr, q)
             if opt.want_all:
                 status[n, q] = r
             if r == GOOD:
@@ -263,19 +271,19 @@ def _gradients(net, scr, ly):  # pragma: no cover
 
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def _gradients_blas(net, scr, ly):  # pragma: no cover
+def _gradients_blas(net, scr, bl, ly):  # pragma: no cover
     """As :func:`_gradients`, for many inputs: ``J_l^T = J_{l-1}^T S_{l-1}
-    W_l^T`` (``J_0^T = Net.first_t``: the row norms of ``J_0`` are those of
+    W_l^T`` (``J_0^T = Blas.first_t``: the row norms of ``J_0`` are those of
     ``W_0``) as one BLAS product over the open neurons of layer ``l - 1``.
     ``J_l^T`` is ``(D, rows[l])``, packed at the start of ``scr.grad[l]``."""
-    m, D, wg, jg, cols = net.rows[ly], scr.grad.shape[1], scr.wg, scr.jg, scr.cols
+    m, D, wg, jg, cols = net.rows[ly], scr.grad.shape[1], bl.wg, bl.jg, bl.cols
     g = scr.grad[ly].reshape(D * scr.grad.shape[2])
     if ly == 0:
         for e in range(D):
             for j in range(m):
-                g[e * m + j] = net.first_t[e, j]
+                g[e * m + j] = bl.first_t[e, j]
         for j in range(m):
-            scr.grad_norm[0, j] = net.first_norm[j]
+            scr.grad_norm[0, j] = bl.first_norm[j]
         return
     n_in, a = net.rows[ly - 1], 0
     gp = scr.grad[ly - 1].reshape(D * scr.grad.shape[2])
@@ -290,7 +298,7 @@ def _gradients_blas(net, scr, ly):  # pragma: no cover
         for i in range(a):
             c = cols[i]
             jg[e * a + i] = gp[e * n_in + c] * (scr.slope[ly - 1, c] if net.has_act[ly - 1] else 1.0)
-    np.dot(jg[: D * a].reshape((D, a)), wg[: a * m].reshape((a, m)), g[: D * m].reshape((D, m)))
+    _gemm(jg[: D * a].reshape((D, a)), wg[: a * m].reshape((a, m)), g[: D * m].reshape((D, m)))
     for j in range(m):
         scr.grad_norm[ly, j] = 0.0
     for e in range(D):  # contiguous in j: vectorises
@@ -556,12 +564,12 @@ def _fallback(net, scr, q):  # pragma: no cover
 
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def _fallback_dense(net, scr, nu):  # pragma: no cover
+def _fallback_dense(net, scr, bl, nu):  # pragma: no cover
     """:func:`_fallback` for the ``nu`` terms in ``scr.undecided`` (sorted)
-    into ``scr.decided``, with dense weights: the terms of one layer move
-    together (``GROUP`` at a time), column ``u`` of ``dv``/``dh`` (``(rows,
-    U)``) holding term ``u``'s change, each later product one BLAS call over
-    the changed units. Dense: good iff every later activated layer keeps an
+    into ``bl.decided``, with dense weights: the terms of one layer move
+    together (``GROUP`` at a time), row ``u`` of ``dv``/``dh`` (``(U,
+    rows)``) holding term ``u``'s change, each later product one BLAS call
+    over the changed units. Dense: good iff every later activated layer keeps an
     open unit."""
     t0 = 0
     while t0 < nu:
@@ -570,9 +578,9 @@ def _fallback_dense(net, scr, nu):  # pragma: no cover
         while t1 < nu and t1 - t0 < GROUP and scr.undecided[t1] < net.term_off[ly + 1]:
             t1 += 1
         U, K, rows = t1 - t0, net.bp_off[ly + 1] - net.bp_off[ly], net.rows
-        dv, dh = scr.dvb, scr.dhb
+        dv, dh = bl.dvb, bl.dhb
         for u in range(U):
-            scr.decided[t0 + u] = GOOD
+            bl.decided[t0 + u] = GOOD
         for m in range(ly + 1, net.last_act + 1):
             nr = rows[m]
             if m == ly + 1:  # one changed unit per term
@@ -581,51 +589,62 @@ def _fallback_dense(net, scr, nu):  # pragma: no cover
                     j0, k = jk // K, jk % K
                     delta = net.act_at_bp[net.bp_off[ly] + k] - scr.h[ly, j0]
                     for r in range(nr):
-                        dv[r * U + u] = net.w_t[net.w_off[m] + j0 * nr + r] * delta
-            else:  # dv = W_m dh over the changed units c (rows of dh packed in place)
-                a = 0
-                for c in range(rows[m - 1]):
+                        dv[u * nr + r] = net.w_t[net.w_off[m] + j0 * nr + r] * delta
+            else:  # dv = dh W_m^T over the changed units (columns of dh packed in place)
+                nc, a = rows[m - 1], 0
+                for c in range(nc):
                     nz = False
                     for u in range(U):
-                        nz |= dh[c * U + u] != 0.0
+                        nz |= dh[u * nc + c] != 0.0
                     if nz:
-                        for u in range(U):
-                            dh[a * U + u] = dh[c * U + u]
-                        o = net.w_off[m] + c * nr
+                        bl.cols[a] = c
                         for r in range(nr):
-                            scr.wg[a * nr + r] = net.w_t[o + r]
+                            bl.wg[a * nr + r] = net.w_t[net.w_off[m] + c * nr + r]
                         a += 1
-                w = scr.wg[: a * nr].reshape((a, nr))
-                np.dot(w.T, dh[: a * U].reshape((a, U)), dv[: nr * U].reshape((nr, U)))
+                for u in range(U):  # writes never pass the reads: u * a + i <= u * nc + cols[i]
+                    for i in range(a):
+                        dh[u * a + i] = dh[u * nc + bl.cols[i]]
+                _gemm(
+                    dh[: U * a].reshape((U, a)),
+                    bl.wg[: a * nr].reshape((a, nr)),
+                    dv[: U * nr].reshape((U, nr)),
+                )
             if not net.has_act[m]:
-                for i in range(nr * U):
+                for i in range(U * nr):
                     dh[i] = dv[i]
                 continue
             for u in range(U):
-                if not _pieces_moved(net, scr, m, U, u):
-                    scr.decided[t0 + u] = NOT_GOOD
+                if not _pieces_moved(net, scr, bl, m, u):
+                    bl.decided[t0 + u] = NOT_GOOD
         t0 = t1
 
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def _pieces_moved(net, scr, m, U, u):  # pragma: no cover
-    """Column ``u`` of :func:`_fallback_dense`: layer ``m``'s pieces at
-    ``v_m + dv``, its ``dh`` as :func:`_fallback` computes it; returns
-    whether any unit of the layer is open."""
-    t, s0, K = net.bp_off[m], net.sl_off[m], net.bp_off[m + 1] - net.bp_off[m]
-    dv, dh, kept = scr.dvb, scr.dhb, False
-    for r in range(net.rows[m]):
-        x = dv[r * U + u]
+def _pieces_moved(net, scr, bl, m, u):  # pragma: no cover
+    """Term ``u`` of :func:`_fallback_dense`: layer ``m``'s pieces at ``v_m +
+    dv``, its ``dh`` as :func:`_fallback` computes it; returns whether any
+    unit of the layer is open."""
+    t, s0, K, nr = net.bp_off[m], net.sl_off[m], net.bp_off[m + 1] - net.bp_off[m], net.rows[m]
+    dv, dh, kept = bl.dvb, bl.dhb, False
+    for r in range(nr):
+        x = dv[u * nr + r]
         v = scr.v[m, r] + x
         k = 0
         while k < K and v >= net.bps[t + k]:
             k += 1
         kept |= net.slopes[s0 + k] != 0.0
         if k == scr.piece[m, r]:  # same piece: the change itself, not a difference of values
-            dh[r * U + u] = net.slopes[s0 + k] * x
+            dh[u * nr + r] = net.slopes[s0 + k] * x
         else:
-            dh[r * U + u] = net.slopes[s0 + k] * v + net.icpts[s0 + k] - scr.h[m, r]
+            dh[u * nr + r] = net.slopes[s0 + k] * v + net.icpts[s0 + k] - scr.h[m, r]
     return kept
+
+
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _gemm(a, b, out):  # pragma: no cover
+    """``out = a b`` by BLAS (every caller passes 2D C-contiguous float64
+    arrays: one implementation to compile)."""
+    np.dot(a, b, out)
 
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)

@@ -60,7 +60,7 @@ def test_many_inputs_match_scalar_path(seed, acts):
     x = rng.uniform(-1, 1, size=(25, 40))
     noise = rng.normal(0, 0.5, size=(3, net.n_neurons))
     pk, pk0 = packed(net, blas=True), packed(net, blas=False)
-    assert pk.kernel_net.first_t.shape == (12, 12)
+    assert pk.first_t.shape == (12, 12)
     for screen in (True, False):
         for by_layer in (False, True):
             opts = dict(sigma=0.5, good=True, rho=True, by_layer=by_layer)
