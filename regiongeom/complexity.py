@@ -163,7 +163,11 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
     every neuron and their exact input gradients (products of the weight
     matrices restricted to the active pieces), no autograd. Gradients are
     reused between consecutive points on the same activation region, so a
-    grid in row order is faster than scattered points. The standard error is
+    grid in row order is faster than scattered points. With many inputs
+    (``min(n_in, first layer's width) >= 16``), the gradients are the rows of
+    the Jacobians, computed by BLAS products over the open neurons only, in
+    the ``min(n_in, width)`` coordinates of a QR factor of the first layer's
+    weights (which keeps the row norms). The standard error is
     the spread over noise samples; with ``good=True, rho=True`` and no noise
     upstream of any neuron (one hidden layer), every sample gives the same
     exact value.
