@@ -99,7 +99,7 @@ def theorem2_torch_baseline(net, x, noise, sigma, *, batch=64):
             reach = torch.ones(len(idx), m * K, W[-1].shape[0], dtype=torch.float64)
             for i, mm in reversed(list(enumerate(range(ly + 1, L)))):
                 reach = opened[i] * (reach @ nz[mm + 1] > 0) if mm + 1 < L else opened[i]
-            good = (reach @ nz[ly + 1] > 0)[:, torch.arange(m * K), j] if ly + 1 < L else 1.0
+            good = (reach * nz[ly + 1].T[j]).sum(-1) > 0 if ly + 1 < L else 1.0  # via W_{l+1}[:, j] != 0
             out[idx] += (w.reshape(len(idx), m * K) * good).sum(-1)
     return out.reshape(S, P).numpy()
 
