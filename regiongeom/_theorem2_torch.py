@@ -35,7 +35,8 @@ BATCH_BYTES = 64 * 2**20
 
 def torch_device(device):
     """``torch.device(device)`` after checking that torch is installed and the
-    device usable; a one-line ValueError otherwise."""
+    device holds float64 tensors (Apple's MPS has no float64); a one-line
+    ValueError otherwise."""
     try:
         import torch
     except ImportError:
@@ -47,7 +48,8 @@ def torch_device(device):
         torch.zeros(1, dtype=torch.float64, device=dev)
     except (RuntimeError, TypeError, ValueError, AssertionError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"device {device!r} is not usable by torch ({msg})") from None
+        msg = msg if len(msg) <= 120 else msg[:117] + "..."
+        raise ValueError(f"device {device!r} is not usable by torch in float64 ({msg})") from None
     return dev
 
 

@@ -147,7 +147,8 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
         ``n_jobs``. Memory is a few arrays of ``batch_size`` floats.
     device : str or torch.device, optional
         theorem2: run the estimator with torch (float64) on this device, for
-        example ``"cuda"``, ``"mps"`` or ``"cpu"``; needs the ``torch`` extra.
+        example ``"cuda"``, ``"cuda:1"`` or ``"cpu"``; needs the ``torch``
+        extra. A device without float64 (Apple's ``"mps"``) is refused.
         The same numbers as without it, to rounding (every good indicator
         recomputed on the device); ``n_jobs`` stays 1.
 

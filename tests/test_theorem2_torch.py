@@ -77,7 +77,7 @@ def test_benchmark_baseline_matches(name):
 @pytest.mark.parametrize(
     "kw, match",
     [
-        (dict(device="nodevice"), "device 'nodevice' is not usable by torch"),
+        (dict(device="nodevice"), "device 'nodevice' is not usable by torch in float64"),
         (dict(device=3.5), "device 3.5 is not usable by torch"),
         (dict(device="cpu", method="definition", eps=0.1), "method='theorem2' only"),
         (dict(device="cpu", n_jobs=2), "use n_jobs=1"),
