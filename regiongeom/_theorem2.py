@@ -19,6 +19,9 @@ from ._threads import run_tickets
 from .network import Network
 
 COMPILE_SECONDS = 8  # the kernels' one-time compile, for the notice
+# gradients by BLAS products (Jacobian rows) from this many input directions on
+# (fewer: the scalar loops, which also move values along a shared region)
+BLAS_MIN_INPUTS = 16
 
 
 class Packed:
@@ -43,6 +46,8 @@ class Packed:
         self.toff = _offsets(rows * nbp)
         self.n_terms = int(self.toff[-1])  # one per (neuron, breakpoint), layer by layer
         bound, bound_off, bound_max, bound_max_off = layer_bounds(net)
+        first, first_norm = first_factor(net.weights[0])
+        self.blas = first.shape[1] >= BLAS_MIN_INPUTS
         self.kernel_net = K.Net(
             w_t=np.concatenate([w.T.ravel() for w in net.weights]),
             w_off=_offsets([w.size for w in net.weights]),
@@ -68,10 +73,12 @@ class Packed:
             dense=bool(all(np.all(w != 0) for w in net.weights[1:])),
             bound_abs=bound_underflow(net),
         )
+        self.first_t, self.first_norm = np.ascontiguousarray(first.T), first_norm
 
     def scratch(self, d):
         """A fresh :class:`~regiongeom._theorem2_kernels.Scratch` for ``d`` inputs."""
         L, W, nt = self.L, self.kernel_net.width, self.n_terms
+        D = self.first_t.shape[0] if self.blas else d
 
         def lw(dtype=np.float64):
             return np.zeros((L, W), dtype)
@@ -80,7 +87,7 @@ class Packed:
             return np.zeros(L, dtype)
 
         return K.Scratch(
-            z=lw(), grad=np.zeros((L, d, W)), grad_norm=lw(), v=lw(), h=lw(), slope=lw(),
+            z=lw(), grad=np.zeros((L, D, W)), grad_norm=lw(), v=lw(), h=lw(), slope=lw(),
             piece=lw(np.int64), margin=lw(), widest=per_layer(), widest_j=per_layer(np.int64),
             second=per_layer(), second_j=per_layer(np.int64), smallest=per_layer(),
             any_open=per_layer(np.bool_), reaches=np.ones((L, W), np.bool_), weight=np.zeros(nt),
@@ -88,9 +95,41 @@ class Packed:
             opened=np.ones((L, W), np.bool_), reach=np.zeros(W, np.bool_), reach_next=np.zeros(W, np.bool_),
         )  # fmt: skip
 
+    def blas_scratch(self):
+        """A fresh :class:`~regiongeom._theorem2_kernels.Blas` (the BLAS
+        path's factor and one thread's buffers), or ``None`` off that path."""
+        if not self.blas:
+            return None
+        W, D = self.kernel_net.width, self.first_t.shape[0]
+        U = min(K.GROUP, int((self.rows * self.nbp).max()))  # terms recomputed together
+        return K.Blas(first_t=self.first_t, first_norm=self.first_norm, wg=np.zeros(W * W), jg=np.zeros(D * W),
+                      cols=np.zeros(W, np.int64), dvb=np.zeros(U * W), dhb=np.zeros(U * W),
+                      decided=np.zeros(self.n_terms, np.int64))  # fmt: skip
+
 
 def _offsets(sizes):
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def first_factor(w0):
+    """``(F, norms)``: ``F F^T = W_0 W_0^T`` with as few columns as possible
+    (``W_0`` itself when it has no more columns than rows, else the
+    triangular factor of a QR decomposition of ``W_0^T``), and the row norms
+    of ``W_0``, summed in column order as :func:`_gradients` sums them.
+
+    Every later Jacobian is ``J_l = A_l W_0`` (``A_l`` the product of the
+    later weights and slopes), so its row norms are those of ``A_l F``: ``W_0 =
+    F Q^T`` with ``Q`` orthonormal columns. A 784-input layer of 200 neurons
+    costs 200, not 784, columns per product.
+    """
+    m, d = w0.shape
+    norm2 = np.zeros(m)
+    for c in range(d):
+        norm2 += w0[:, c] * w0[:, c]
+    if d <= m:
+        return np.ascontiguousarray(w0, np.float64), np.sqrt(norm2)
+    r = np.linalg.qr(w0.T, mode="r")  # (m, m): w0.T = Q r
+    return np.ascontiguousarray(r.T), np.sqrt(norm2)
 
 
 def layer_bounds(net):
@@ -190,13 +229,20 @@ def _run_chunks(pk, opt, x, noise, f, f_layer, status):
     local = threading.local()
 
     def work(c):
-        scr = getattr(local, "scratch", None)
-        if scr is None:
-            scr = local.scratch = pk.scratch(x.shape[1])
+        if not hasattr(local, "scratch"):
+            local.scratch, local.blas = pk.scratch(x.shape[1]), pk.blas_scratch()
         n0, n1 = c * K.CHUNK, min(N, (c + 1) * K.CHUNK)
-        undecided[c] = K.theorem2_chunk(pk.kernel_net, opt, x, noise, n0, n1, scr, f, f_layer, status)
+        undecided[c] = K.theorem2_chunk(
+            pk.kernel_net, opt, x, noise, n0, n1, local.scratch, f, f_layer, status, local.blas
+        )
 
-    run_tickets(n_chunks, work, name="regiongeom-t2")
+    if pk.blas:  # many small products: one BLAS thread each, our threads share the cores
+        from ._engine.core import one_blas_thread
+
+        with one_blas_thread():
+            run_tickets(n_chunks, work, name="regiongeom-t2")
+    else:
+        run_tickets(n_chunks, work, name="regiongeom-t2")
     return int(undecided.sum())
 
 

@@ -38,6 +38,7 @@ SLACK = 1e-9
 REFRESH = 16  # pre-bias values recomputed from scratch at least every REFRESH pairs
 CHUNK = 4096  # pairs per call of theorem2_chunk (a multiple of REFRESH)
 HALF_ULP = 2.0**-53  # terms below HALF_ULP * f / n_terms may be left unresolved
+GROUP = 256  # undecided terms recomputed together by _fallback_dense, at most
 
 
 class Net(NamedTuple):
@@ -93,13 +94,15 @@ class Scratch(NamedTuple):
     """One thread's working arrays. ``W``: the widest layer; ``d``: inputs.
 
     Per pair and layer ``l`` (rows ``[l, :rows[l]]``): ``z`` the pre-bias
-    values ``W_l h_{l-1}``, ``grad`` their input gradients (``(L, d, W)``),
-    ``grad_norm``, ``v`` the noisy preactivations, ``h`` the outputs,
-    ``slope``/``piece`` the linear piece, ``margin`` the distance to its ends;
-    the widest open neuron (``widest_j``, margin ``widest``; -inf when none
-    is open), the second widest, the smallest margin and whether any neuron
-    is open. ``reaches[l, j]``: the neuron reaches the output in the sampled
-    pass. ``weight``/``undecided``: the pair's term weights and the terms the
+    values ``W_l h_{l-1}``, ``grad`` their input gradients (``(L, d, W)``;
+    on the BLAS path ``(L, D, W)``, in the coordinates of ``Blas.first_t``,
+    each layer's ``(D, rows[l])`` packed), ``grad_norm``, ``v`` the noisy
+    preactivations, ``h`` the outputs, ``slope``/``piece`` the linear piece,
+    ``margin`` the distance to its ends; the widest open neuron
+    (``widest_j``, margin ``widest``; -inf when none is open), the second
+    widest, the smallest margin and whether any neuron is open.
+    ``reaches[l, j]``: the neuron reaches the output in the sampled pass.
+    ``weight``/``undecided``: the pair's term weights and the terms the
     screen left; ``layer_f``: its sum per layer. ``dh``, ``dv``, ``opened``,
     ``reach``, ``reach_next``: the recomputation's.
     """
@@ -129,8 +132,24 @@ class Scratch(NamedTuple):
     reach_next: np.ndarray  # (W,) bool
 
 
+class Blas(NamedTuple):
+    """The BLAS path, for many inputs (``None`` elsewhere: its branches are
+    then pruned at compile time, and compiled only when first used): the
+    first layer's factor and one thread's buffers. ``D``: the factor's
+    columns; ``U``: the terms recomputed together."""
+
+    first_t: np.ndarray  # (D, rows[0]): F^T for a factor F F^T = W_0 W_0^T
+    first_norm: np.ndarray  # (rows[0],): the row norms of W_0
+    wg: np.ndarray  # (W * W,): rows of W_l^T of the open (or changed) units, gathered
+    jg: np.ndarray  # (D * W,): columns of grad z_{l-1} S of the open units, gathered
+    cols: np.ndarray  # (W,) int64: those units
+    dvb: np.ndarray  # (U * W,): _fallback_dense's dv, one row per term
+    dhb: np.ndarray  # (U * W,): and its dh
+    decided: np.ndarray  # (n_terms,) int64: _fallback_dense's indicators
+
+
 @njit(cache=True, nogil=True)
-def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status):  # pragma: no cover
+def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status, bl):  # pragma: no cover
     """Eq. (6) for the pairs ``n = s * P + p`` (sample ``s``, point ``p``),
     ``n0 <= n < n1``, into ``f[n]``; with ``opt.by_layer`` each layer's
     share into ``f_layer[n, l]``; with ``opt.want_all`` every term's
@@ -142,7 +161,8 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status):  # prag
     bit, and within one noise sample the values move along the shared affine
     map, ``z += grad z . (x_n - x_{n-1})`` (exact up to rounding; recomputed
     from scratch every ``REFRESH`` pairs). The result depends on ``n0`` but
-    not on what ``scr`` held before.
+    not on what ``scr`` held before. ``bl``: a :class:`Blas` (gradients and
+    recomputations by BLAS products; no moving values), or ``None``.
     """
     P = X.shape[0]
     n_fallback = 0
@@ -151,14 +171,17 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status):  # prag
         p = n - s * P
         have_prev = n > n0
         same = have_prev  # every neuron of the layers so far on the previous pair's piece
-        move = p > 0 and n % REFRESH != 0  # the previous pair is point p - 1 of the same sample
+        move = p > 0 and n % REFRESH != 0 and bl is None  # the previous pair: point p - 1, same sample
         for ly in range(net.last_act + 1):
             if ly > 0 and same and move:
                 _move_values(net, scr, ly, X, p, p - 1)
             else:
                 _values(net, scr, ly, X, p)
             if not (same or (ly == 0 and have_prev)):  # the first layer's gradients are its weights
-                _gradients(net, scr, ly)
+                if bl is not None:
+                    _gradients_blas(net, scr, bl, ly)
+                else:
+                    _gradients(net, scr, ly)
             if net.has_act[ly]:
                 if net.bp_off[ly + 1] - net.bp_off[ly] == 1:
                     diff = _activate_step(net, scr, ly, noise, s)
@@ -172,9 +195,15 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status):  # prag
             _sampled_reach(net, scr)
         acc, n_undecided = _screen_terms(net, opt, scr, n, status, _weigh_terms(net, opt, scr))
         n_fallback += n_undecided
+        if bl is not None:
+            if net.dense:
+                _fallback_dense(net, scr, bl, n_undecided)
         for t in range(n_undecided):
             q = scr.undecided[t]
-            r = _fallback(net, scr, q)
+            if bl is not None:
+                r = bl.decided[t] if net.dense else _fallback(net, scr, q)
+            else:
+                r = _fallback(net, scr, q)
             if opt.want_all:
                 status[n, q] = r
             if r == GOOD:
@@ -239,6 +268,44 @@ def _gradients(net, scr, ly):  # pragma: no cover
         for dd in range(d):
             g2 += grad[ly, dd, j] * grad[ly, dd, j]
         scr.grad_norm[ly, j] = math.sqrt(g2)
+
+
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _gradients_blas(net, scr, bl, ly):  # pragma: no cover
+    """As :func:`_gradients`, for many inputs: ``J_l^T = J_{l-1}^T S_{l-1}
+    W_l^T`` (``J_0^T = Blas.first_t``: the row norms of ``J_0`` are those of
+    ``W_0``) as one BLAS product over the open neurons of layer ``l - 1``.
+    ``J_l^T`` is ``(D, rows[l])``, packed at the start of ``scr.grad[l]``."""
+    m, D, wg, jg, cols = net.rows[ly], scr.grad.shape[1], bl.wg, bl.jg, bl.cols
+    g = scr.grad[ly].reshape(D * scr.grad.shape[2])
+    if ly == 0:
+        for e in range(D):
+            for j in range(m):
+                g[e * m + j] = bl.first_t[e, j]
+        for j in range(m):
+            scr.grad_norm[0, j] = bl.first_norm[j]
+        return
+    n_in, a = net.rows[ly - 1], 0
+    gp = scr.grad[ly - 1].reshape(D * scr.grad.shape[2])
+    for c in range(n_in):
+        if not net.has_act[ly - 1] or scr.slope[ly - 1, c] != 0.0:
+            cols[a] = c
+            o = net.w_off[ly] + c * m
+            for j in range(m):
+                wg[a * m + j] = net.w_t[o + j]
+            a += 1
+    for e in range(D):
+        for i in range(a):
+            c = cols[i]
+            jg[e * a + i] = gp[e * n_in + c] * (scr.slope[ly - 1, c] if net.has_act[ly - 1] else 1.0)
+    _gemm(jg[: D * a].reshape((D, a)), wg[: a * m].reshape((a, m)), g[: D * m].reshape((D, m)))
+    for j in range(m):
+        scr.grad_norm[ly, j] = 0.0
+    for e in range(D):  # contiguous in j: vectorises
+        for j in range(m):
+            scr.grad_norm[ly, j] += g[e * m + j] * g[e * m + j]
+    for j in range(m):
+        scr.grad_norm[ly, j] = math.sqrt(scr.grad_norm[ly, j])
 
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -494,6 +561,90 @@ def _fallback(net, scr, q):  # pragma: no cover
         for r in range(nr, dh.shape[0]):
             dh[r] = 0.0
     return GOOD if _path_to_output(net, scr, ly, j0) else NOT_GOOD
+
+
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _fallback_dense(net, scr, bl, nu):  # pragma: no cover
+    """:func:`_fallback` for the ``nu`` terms in ``scr.undecided`` (sorted)
+    into ``bl.decided``, with dense weights: the terms of one layer move
+    together (``GROUP`` at a time), row ``u`` of ``dv``/``dh`` (``(U,
+    rows)``) holding term ``u``'s change, each later product one BLAS call
+    over the changed units. Dense: good iff every later activated layer keeps an
+    open unit."""
+    t0 = 0
+    while t0 < nu:
+        ly = _layer_of(net, scr.undecided[t0])
+        t1 = t0
+        while t1 < nu and t1 - t0 < GROUP and scr.undecided[t1] < net.term_off[ly + 1]:
+            t1 += 1
+        U, K, rows = t1 - t0, net.bp_off[ly + 1] - net.bp_off[ly], net.rows
+        dv, dh = bl.dvb, bl.dhb
+        for u in range(U):
+            bl.decided[t0 + u] = GOOD
+        for m in range(ly + 1, net.last_act + 1):
+            nr = rows[m]
+            if m == ly + 1:  # one changed unit per term
+                for u in range(U):
+                    jk = scr.undecided[t0 + u] - net.term_off[ly]
+                    j0, k = jk // K, jk % K
+                    delta = net.act_at_bp[net.bp_off[ly] + k] - scr.h[ly, j0]
+                    for r in range(nr):
+                        dv[u * nr + r] = net.w_t[net.w_off[m] + j0 * nr + r] * delta
+            else:  # dv = dh W_m^T over the changed units (columns of dh packed in place)
+                nc, a = rows[m - 1], 0
+                for c in range(nc):
+                    nz = False
+                    for u in range(U):
+                        nz |= dh[u * nc + c] != 0.0
+                    if nz:
+                        bl.cols[a] = c
+                        for r in range(nr):
+                            bl.wg[a * nr + r] = net.w_t[net.w_off[m] + c * nr + r]
+                        a += 1
+                for u in range(U):  # writes never pass the reads: u * a + i <= u * nc + cols[i]
+                    for i in range(a):
+                        dh[u * a + i] = dh[u * nc + bl.cols[i]]
+                _gemm(
+                    dh[: U * a].reshape((U, a)),
+                    bl.wg[: a * nr].reshape((a, nr)),
+                    dv[: U * nr].reshape((U, nr)),
+                )
+            if not net.has_act[m]:
+                for i in range(U * nr):
+                    dh[i] = dv[i]
+                continue
+            for u in range(U):
+                if not _pieces_moved(net, scr, bl, m, u):
+                    bl.decided[t0 + u] = NOT_GOOD
+        t0 = t1
+
+
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _pieces_moved(net, scr, bl, m, u):  # pragma: no cover
+    """Term ``u`` of :func:`_fallback_dense`: layer ``m``'s pieces at ``v_m +
+    dv``, its ``dh`` as :func:`_fallback` computes it; returns whether any
+    unit of the layer is open."""
+    t, s0, K, nr = net.bp_off[m], net.sl_off[m], net.bp_off[m + 1] - net.bp_off[m], net.rows[m]
+    dv, dh, kept = bl.dvb, bl.dhb, False
+    for r in range(nr):
+        x = dv[u * nr + r]
+        v = scr.v[m, r] + x
+        k = 0
+        while k < K and v >= net.bps[t + k]:
+            k += 1
+        kept |= net.slopes[s0 + k] != 0.0
+        if k == scr.piece[m, r]:  # same piece: the change itself, not a difference of values
+            dh[u * nr + r] = net.slopes[s0 + k] * x
+        else:
+            dh[u * nr + r] = net.slopes[s0 + k] * v + net.icpts[s0 + k] - scr.h[m, r]
+    return kept
+
+
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _gemm(a, b, out):  # pragma: no cover
+    """``out = a b`` by BLAS (every caller passes 2D C-contiguous float64
+    arrays: one implementation to compile)."""
+    np.dot(a, b, out)
 
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)

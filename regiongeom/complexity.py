@@ -102,7 +102,8 @@ class Estimate:
 # public functions
 # ----------------------------------------------------------------------------
 def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None, good=True, rho=True,
-               by_layer=False, rng=None, progress=None, n_jobs=1, batch_size=65536) -> Estimate:  # fmt: skip
+               by_layer=False, rng=None, progress=None, n_jobs=1, batch_size=65536,
+               device=None) -> Estimate:  # fmt: skip
     """The local complexity density ``f(x)`` at each point.
 
     Parameters
@@ -144,6 +145,12 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
         theorem2: (point, sample) pairs per task (whole noise samples when
         there are more points); a task is one progress step and one unit of
         ``n_jobs``. Memory is a few arrays of ``batch_size`` floats.
+    device : str or torch.device, optional
+        theorem2: run the estimator with torch (float64) on this device, for
+        example ``"cuda"``, ``"cuda:1"`` or ``"cpu"``; needs the ``torch``
+        extra. A device without float64 (Apple's ``"mps"``) is refused.
+        The same numbers as without it, to rounding (every good indicator
+        recomputed on the device); ``n_jobs`` stays 1.
 
     Returns
     -------
@@ -157,7 +164,11 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
     every neuron and their exact input gradients (products of the weight
     matrices restricted to the active pieces), no autograd. Gradients are
     reused between consecutive points on the same activation region, so a
-    grid in row order is faster than scattered points. The standard error is
+    grid in row order is faster than scattered points. With many inputs
+    (``min(n_in, first layer's width) >= 16``), the gradients are the rows of
+    the Jacobians, computed by BLAS products over the open neurons only, in
+    the ``min(n_in, width)`` coordinates of a QR factor of the first layer's
+    weights (which keeps the row norms). The standard error is
     the spread over noise samples; with ``good=True, rho=True`` and no noise
     upstream of any neuron (one hidden layer), every sample gives the same
     exact value.
@@ -174,7 +185,7 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
     (True, True)
     """
     x, opts = _check(net, points, "points", sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs,
-                     batch_size, by_layer=by_layer)  # fmt: skip
+                     batch_size, by_layer=by_layer, device=device)  # fmt: skip
     F = _estimate(net, x, rng, opts, reduce=False)
     return _summarise(F, opts)
 
@@ -225,7 +236,7 @@ def local_complexity(net, data, *, sigma, n_samples=64, method="theorem2", eps=N
 # validation, sampling, dispatch
 # ----------------------------------------------------------------------------
 def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs, batch_size, *,
-           by_layer=False):  # fmt: skip
+           by_layer=False, device=None):  # fmt: skip
     from ._validate import require_network
 
     require_network(net, "lc_density")
@@ -256,11 +267,20 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
     batch_size = integer_at_least(batch_size, 1, "batch_size")
     if rng is not None and (isinstance(rng, bool) or not isinstance(rng, (Integral, np.random.Generator))):
         raise TypeError(f"rng must be an int seed, a numpy Generator or None, got {type(rng).__name__}")
+    if device is not None:
+        if method != "theorem2":
+            raise ValueError("device= applies to method='theorem2' only; drop it for the definition")
+        if n_jobs != 1:
+            raise ValueError("device= runs in this process (torch batches the pairs): use n_jobs=1")
+        from ._theorem2_torch import torch_device
+
+        device = torch_device(device)  # torch installed, device known and usable
     x = as_points(points, net.n_in, what)
     if x.shape[0] == 0:
         raise ValueError(f"{what} is empty")
     opts = dict(method=method, sigma=sigma, n_samples=n_samples, eps=eps, good=bool(good), rho=bool(rho),
-                by_layer=bool(by_layer), progress=progress, n_jobs=n_jobs, batch_size=batch_size)  # fmt: skip
+                by_layer=bool(by_layer), progress=progress, n_jobs=n_jobs, batch_size=batch_size,
+                device=device)  # fmt: skip
     return x, opts
 
 
@@ -333,7 +353,11 @@ def _init_worker(threads):
 
 
 def _job(net, x, noise, opts, reduce):
-    if opts["method"] == "theorem2":
+    if opts.get("device") is not None:
+        from ._theorem2_torch import theorem2_torch
+
+        F = theorem2_torch(net, x, noise, opts, opts["device"])
+    elif opts["method"] == "theorem2":
         F = theorem2_samples(net, x, noise, opts)
     else:
         F = _definition_samples(net, x, noise, opts["eps"])
