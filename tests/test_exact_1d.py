@@ -238,13 +238,26 @@ def _coincident_net():
     return rg.Network.from_arrays([w1, w2, [[1.0, 1.0, 1.0]]], [b1, b2, [0.0]], ["relu", "relu", None])
 
 
+def _affine_middle_net():
+    """An affine hidden layer between two activations (its neurons cut nothing)."""
+    rng = np.random.default_rng(7)
+    ws = [
+        rng.normal(size=(6, 1)) * 1e4,
+        rng.normal(size=(4, 6)),
+        rng.normal(size=(5, 4)) * 1e-5,
+        rng.normal(size=(1, 5)),
+    ]
+    bs = [rng.normal(size=6) * 1e4, rng.normal(size=4), rng.normal(size=5) * 1e-5, np.zeros(1)]
+    return rg.Network.from_arrays(ws, bs, ["relu", None, "hardtanh", None])
+
+
 @pytest.mark.parametrize(
     "net, dom, coincident",
     [
         (scaled_net(s, a), (-2.0, 2.0), False)
         for s, a in [(1, "hardtanh"), (4, "hardtanh"), (0, "relu"), (2, "leaky_relu")]
     ]
-    + [(_coincident_net(), (-1.0, 1.0), True)],
+    + [(_coincident_net(), (-1.0, 1.0), True), (_affine_middle_net(), (-2.0, 2.0), False)],
 )
 def test_second_filter_signs_are_exact(net, dom, coincident):
     """At every point of the subdivision (an end, or the exact root of its
