@@ -45,7 +45,7 @@ def signs_1d(z, err, rowof, bps, n_cut, S, urow):
         for k in range(bps.shape[0]):
             t = bps[k]
             o = k * n_cut
-            u = 0
+            u = np.int64(0)  # (not a Python 0: without numba, u += int8 would stay int8 and wrap)
             for j in range(n_cut):  # branch-free, so that it vectorises
                 d = (z[r, j] - t) * CERT
                 e = err[r, j]

@@ -67,8 +67,12 @@ class FloatMaps:
         else:
             A, E = self.maps(pattern, layer - 1)
             slopes, icpts, exact = self.acts[layer - 1]
-            first = self.offsets[layer - 1]
-            out = layer_map(wt, b, A, E, pattern[first : first + A.shape[0]], slopes, icpts, exact, G, T)
+            if self.net.activations[layer - 1] is None:  # affine: no entries in the patterns
+                pieces = np.zeros(A.shape[0], np.int8)
+            else:
+                first = self.offsets[layer - 1]
+                pieces = pattern[first : first + A.shape[0]]
+            out = layer_map(wt, b, A, E, pieces, slopes, icpts, exact, G, T)
         if len(self._cache) > 4096:
             self._cache.clear()
         self._cache[key] = out
