@@ -225,3 +225,92 @@ def test_cut_carries_extra_columns():
     np.testing.assert_array_equal(res.values, [[0.0, 5.0, 6.0]])
     full = E._cut_layer(pts, z, err, act, 0, 100, E.Fallback1D(net, [], E.K.UNSURE, BOUNDARY))
     assert full.points.x.size == 4  # cut by column 1 too (at 1/2)
+
+
+# -- the second filter (regiongeom/_engine/_line1d_refine.py) ------------------
+def _coincident_net():
+    """Forced coincidences: a duplicate, a scaled duplicate and a dead neuron,
+    and second-layer neurons exactly 0 at first-layer crossings."""
+    w1 = np.array([[1.0], [2.0], [1.0], [3.0], [0.0]])
+    b1 = np.array([-0.5, -1.0, 0.25, -1.5, -1.0])
+    w2 = np.array([[2.0, 0.0, 0.0, 0.0, 1.0], [1.0, -1.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.0, -1.0, 0.0]])
+    b2 = np.array([-1.0, 0.0, 0.5])
+    return rg.Network.from_arrays([w1, w2, [[1.0, 1.0, 1.0]]], [b1, b2, [0.0]], ["relu", "relu", None])
+
+
+def _affine_middle_net():
+    """An affine hidden layer between two activations (its neurons cut nothing)."""
+    rng = np.random.default_rng(7)
+    ws = [
+        rng.normal(size=(6, 1)) * 1e4,
+        rng.normal(size=(4, 6)),
+        rng.normal(size=(5, 4)) * 1e-5,
+        rng.normal(size=(1, 5)),
+    ]
+    bs = [rng.normal(size=6) * 1e4, rng.normal(size=4), rng.normal(size=5) * 1e-5, np.zeros(1)]
+    return rg.Network.from_arrays(ws, bs, ["relu", None, "hardtanh", None])
+
+
+@pytest.mark.parametrize(
+    "net, dom, coincident",
+    [
+        (scaled_net(s, a), (-2.0, 2.0), False)
+        for s, a in [(1, "hardtanh"), (4, "hardtanh"), (0, "relu"), (2, "leaky_relu")]
+    ]
+    + [(_coincident_net(), (-1.0, 1.0), True), (_affine_middle_net(), (-2.0, 2.0), False)],
+)
+def test_second_filter_signs_are_exact(net, dom, coincident):
+    """At every point of the subdivision (an end, or the exact root of its
+    neuron), the second filter's sign of every later neuron, when it gives
+    one, is the exact sign (``regiongeom._exact``); it never decides an
+    exact zero."""
+    from regiongeom import _exact as X
+    from regiongeom._engine import _line1d_refine as R
+
+    rm = rg.activation_regions(net, dom)
+    maps, ex = R.FloatMaps(net), X.ExactNet(net)
+    offs = np.asarray(net.neuron_offsets)
+    decided = zeros = 0
+    for v in range(rm.vertices.size):
+        q = min(v, len(rm) - 1)  # an interval next to point v
+        pat = rm.patterns[q]
+        if 0 < v < rm.vertices.size - 1:
+            pn, pb = int(rm.edge_neurons[v - 1]), int(rm.edge_breakpoints[v - 1])
+            pt, root = maps.breakpoint(pn, pb), ex.line(pat, pn, pb)
+            start = int(offs[np.searchsorted(offs, pn, side="right")])  # the layers after the point's
+        else:
+            pn = pt = root = None
+            start = 0
+        for j in range(start, net.n_neurons):
+            layer = int(np.searchsorted(offs, j, side="right") - 1)
+            act = net.activations[layer]
+            if act is None:
+                continue
+            for k, t in enumerate(np.asarray(act.breakpoints, np.float64)):
+                line = ex.line(pat, j, k)
+                want = X.sign_at_float_1d(line, rm.vertices[v]) if pn is None else X.sign_at_root(line, root)
+                got = R.sign_by_maps(maps, pat, j, t, pn, pt, rm.vertices[v] if pn is None else None)
+                zeros += want == 0
+                if got is not None:
+                    assert got == want, (v, j, k)
+                    decided += 1
+    assert decided > 0
+    if coincident:  # exact zeros, left to the exact fallback
+        assert zeros > 0
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_second_filter_gives_the_same_results_as_the_exact_fallback(seed, monkeypatch):
+    """With the second filter switched off, its signs go to the exact
+    fallback: the same points and patterns, bit for bit."""
+    from regiongeom._engine import _line1d_refine as R
+
+    net = scaled_net(seed, "hardtanh")
+    on, st_on = exact_counts(net, (-2.0, 2.0))
+    monkeypatch.setattr(R, "sign_by_maps", lambda *a: None)
+    off, st_off = exact_counts(net, (-2.0, 2.0))
+    assert st_on["refined_signs"] > 0 and st_off["refined_signs"] == 0
+    assert st_off["exact_signs"] == st_on["exact_signs"] + st_on["refined_signs"]
+    np.testing.assert_array_equal(on.vertices, off.vertices)
+    np.testing.assert_array_equal(on.patterns, off.patterns)
+    np.testing.assert_array_equal(on.edge_neurons, off.edge_neurons)

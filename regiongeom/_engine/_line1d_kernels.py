@@ -32,18 +32,20 @@ UNSURE = np.int8(2)  # a sign left to the exact fallback
 
 
 @njit(cache=True, nogil=True)
-def signs_1d(z, err, rowof, bps, n_cut, S):
+def signs_1d(z, err, rowof, bps, n_cut, S, urow):
     """The signs of ``z[rowof[c], j] - t_k`` into ``S[c, k n_cut + j]`` for the
     first ``n_cut`` columns: +1 or -1 where ``|z - t|`` exceeds the row's error
-    bound, ``UNSURE`` elsewhere (left to the exact fallback). Returns the
-    number of ``UNSURE`` signs."""
+    bound, ``UNSURE`` elsewhere (left to the second filter and the exact
+    fallback), and the number of ``UNSURE`` in each row ``c`` into
+    ``urow[c]``. Returns the number of ``UNSURE`` signs."""
     nu = 0
     for c in range(rowof.shape[0]):
+        nu0 = nu
         r = rowof[c]
         for k in range(bps.shape[0]):
             t = bps[k]
             o = k * n_cut
-            u = 0
+            u = np.int64(0)  # (not a Python 0: without numba, u += int8 would stay int8 and wrap)
             for j in range(n_cut):  # branch-free, so that it vectorises
                 d = (z[r, j] - t) * CERT
                 e = err[r, j]
@@ -53,7 +55,25 @@ def signs_1d(z, err, rowof, bps, n_cut, S):
                 S[c, o + j] = pos - neg + UNSURE * unsure
                 u += unsure
             nu += u
+        urow[c] = nu - nu0
     return nu
+
+
+@njit(cache=True, nogil=True)
+def unsure_1d(S, urow, nu):
+    """The ``nu`` entries ``(c, i)`` of ``S`` that :func:`signs_1d` left
+    ``UNSURE`` (``urow[c]`` of them in row ``c``), in row-major order."""
+    cs = np.empty(nu, np.int64)
+    js = np.empty(nu, np.int64)
+    m = 0
+    for c in range(S.shape[0]):
+        if urow[c] == 0:
+            continue
+        for i in range(S.shape[1]):
+            if S[c, i] == UNSURE:
+                cs[m], js[m] = c, i
+                m += 1
+    return cs, js
 
 
 @njit(cache=True)

@@ -24,9 +24,11 @@ to; only positions (and so lengths) are rounded. Every sign and every order
 of two crossings is decided by a filter with an exact fallback: each value
 carries a rigorous bound of its distance to the exact value at the point's
 exact position (:class:`Bounds` derives them); a sign is certain when the
-value clears its bound, and is decided in exact rational arithmetic
-otherwise (:class:`regiongeom._exact.Fallback1D`), as is the order of two
-crossings whose position bounds overlap. A value found exactly on a
+value clears its bound; otherwise a second filter recomputes it from
+float64 affine maps of the interval's pattern with their own, much tighter,
+bounds (:mod:`._line1d_refine`), and only what that leaves is decided in
+exact rational arithmetic (:class:`regiongeom._exact.Fallback1D`), as is the
+order of two crossings whose position bounds overlap. A value found exactly on a
 breakpoint is set to it. An interval exists iff its exact length is
 positive; its float end points may still coincide (two crossings closer
 than the rounding of their positions): it is then reported, with length
@@ -49,6 +51,7 @@ from .._exact import Fallback1D
 from .._jit import compile_notice
 from . import _line1d_kernels as K
 from . import _line1d_products as P
+from . import _line1d_refine as R
 from .core import (
     BOUNDARY,
     DEFAULT_MAX_REGIONS,
@@ -94,16 +97,19 @@ class _Product:
     their bounds), handed out in chunks of whole blocks to whichever thread
     asks next."""
 
-    def __init__(self, Z, Zerr, Zmax, rows, off, act, wt, b, lb, consts, out, errout, emax):
+    def __init__(self, Z, Zerr, Zmax, rows, off, act, wt, b, lb, consts, out, errout, emax, shared):
         self.args = (Z, Zerr, Zmax, rows, off)
         self.rest = (*act, wt, b, lb.babs, consts, out, errout, emax)
         self.n = rows.size
         self.next = 0
         self.lock = threading.Lock()
+        # alone, one call takes every block (the same blocks: they start at
+        # multiples of _BLOCK either way), saving a numba call per block
+        self.step = _CHUNK * _BLOCK if shared else max(self.n, 1)
 
     def work(self):
         """Run chunks until none is left."""
-        step = _CHUNK * _BLOCK
+        step = self.step
         while True:
             with self.lock:
                 q0 = self.next
@@ -121,6 +127,7 @@ def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
 
 
 _ENTRY_KERNELS = (K.signs_1d, K.crossings_1d, K.split_1d, K.corrections_1d, P.product_1d, P.fill_new_rows_1d)
+# (the second filter's K.unsure_1d and R.layer_map compile on first use: rarely needed)
 
 
 class Points(NamedTuple):
@@ -207,15 +214,50 @@ def _enumerate_1d(net, domain, max_regions):
 
 def _decide_signs(pts, z, err, act, first, fb, n_cut):
     """The exact signs ``S`` (V, K n_cut) of every neuron at every point:
-    the filter first, then the exact fallback for the signs it leaves.
-    Values found exactly on a breakpoint are set to it."""
+    the filter first, then the second filter (:func:`_refine_signs`) and the
+    exact fallback for the signs it leaves. Values found exactly on a
+    breakpoint are set to it."""
     bps = act[0]
     S = np.empty((pts.x.size, bps.size * n_cut), np.int8)
-    nu = K.signs_1d(z, err, pts.row, bps, n_cut, S)
-    STATS.add(signs=S.size, exact_signs=nu)
+    urow = np.empty(pts.x.size, np.int64)
+    nu = K.signs_1d(z, err, pts.row, bps, n_cut, S, urow)
+    STATS.add(signs=S.size)
+    if nu:
+        nu = _refine_signs(S, urow, nu, pts, bps, first, n_cut, fb)
+        STATS.add(exact_signs=nu)
     if nu:
         fb.signs(S, pts, z, err, bps, first, n_cut)
     return S
+
+
+_maps = weakref.WeakKeyDictionary()  # the FloatMaps of each enumeration's fallback
+
+
+def _refine_signs(S, urow, nu, pts, bps, first, n_cut, fb):
+    """The second filter (:mod:`._line1d_refine`) on the signs ``S == UNSURE``:
+    decides those it can (counted as ``refined_signs``) and returns how
+    many are left to the exact fallback."""
+    maps = _maps.get(fb)
+    if maps is None:
+        maps = _maps[fb] = R.FloatMaps(fb.net)
+    V = pts.x.size
+    left = done = 0
+    for c, i in zip(*K.unsure_1d(S, urow, nu), strict=True):
+        k, j = divmod(int(i), n_cut)
+        pat = fb.pattern(c if c < V - 1 else c - 1)
+        if pts.neuron[c] == BOUNDARY:
+            s = R.sign_by_maps(maps, pat, first + j, bps[k], None, None, pts.x[c])
+        else:
+            nk = int(pts.neuron[c])
+            pt = maps.breakpoint(nk, int(pts.bp[c]))
+            s = R.sign_by_maps(maps, pat, first + j, bps[k], nk, pt, None)
+        if s is None:
+            left += 1
+        else:
+            S[c, i] = s
+            done += 1
+    STATS.add(refined_signs=done)
+    return left
 
 
 def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None):
@@ -275,8 +317,8 @@ def _cut_and_next(net, i, nxt, cut, em):
     out = buffer(i % 2, (cap, m))
     eout = buffer(2 + i % 2, (cap, m))
     emout = np.empty(cap)
-    old = _Product(z, err, em, rowof, 0, act, wt, b, nlb, consts, out, eout, emout)
     helper = _helper() if V * n * m >= _PAR_MIN else None
+    old = _Product(z, err, em, rowof, 0, act, wt, b, nlb, consts, out, eout, emout, helper is not None)
     fut = helper.submit(old.work) if helper is not None else None
     try:
         res = _cut_layer(*cut, S=S)
@@ -295,10 +337,11 @@ def _cut_and_next(net, i, nxt, cut, em):
         emout = np.concatenate([emout[:V], np.empty(n_points - V)])
     out, eout, emout = out[:n_points], eout[:n_points], emout[:n_points]
     if res.direct.size:
+        shared = helper is not None and res.direct.size > _CHUNK * _BLOCK
         new = _Product(
-            res.values, res.err, res.err_max, res.direct, V, act, wt, b, nlb, consts, out, eout, emout
+            res.values, res.err, res.err_max, res.direct, V, act, wt, b, nlb, consts, out, eout, emout, shared
         )
-        fut = helper.submit(new.work) if helper is not None and res.direct.size > _CHUNK * _BLOCK else None
+        fut = helper.submit(new.work) if shared else None
         new.work()
         if fut is not None:
             fut.result()
@@ -438,15 +481,18 @@ def affine_rows(net, i, z, err, layer):
 
 class _Stats:
     """Counts of the 1D engine's decisions (``signs``: a neuron's side of a
-    breakpoint at a point; ``orders``: two crossings of one interval) and of
-    those made by the exact fallback (``exact_signs``, ``exact_orders``), and
+    breakpoint at a point; ``orders``: two crossings of one interval), of the
+    signs made by the second filter (``refined_signs``) and of those made by
+    the exact fallback (``exact_signs``, ``exact_orders``), and
     of the crossings whose position was computed exactly because their
     values cancel (``exact_positions``), over every enumeration since the
     last :meth:`reset`."""
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.counts = dict.fromkeys(("signs", "exact_signs", "orders", "exact_orders", "exact_positions"), 0)
+        self.counts = dict.fromkeys(
+            ("signs", "refined_signs", "exact_signs", "orders", "exact_orders", "exact_positions"), 0
+        )
 
     def add(self, **kw):
         with self.lock:
