@@ -236,7 +236,10 @@ _maps = weakref.WeakKeyDictionary()  # the FloatMaps of each enumeration's fallb
 def _refine_signs(S, urow, nu, pts, bps, first, n_cut, fb):
     """The second filter (:mod:`._line1d_refine`) on the signs ``S == UNSURE``:
     decides those it can (counted as ``refined_signs``) and returns how
-    many are left to the exact fallback."""
+    many are left to the exact fallback (all of them for a graph network,
+    whose float maps it does not form)."""
+    if hasattr(fb.net, "stages"):
+        return nu
     maps = _maps.get(fb)
     if maps is None:
         maps = _maps[fb] = R.FloatMaps(fb.net)
