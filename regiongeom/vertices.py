@@ -275,6 +275,12 @@ def pack(net: Network) -> _Net:
         toff=toff,
         tsize=max(pos, 1),
         maxflips=build // flip,
+        simple=bool(
+            L >= 2
+            and acts[-1] is None
+            and all(a is not None and a.breakpoints.size == 1 for a in acts[:-1])
+            and all(np.all(w != 0) for w in net.weights[1:])
+        ),
     )
 
 
