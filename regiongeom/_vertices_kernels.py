@@ -23,7 +23,12 @@ The fast path (:func:`_pair_density_fast`) computes the same sum:
   ``i``'s own layer, the Gaussian factors of the sampled pass;
 - goodness is screened for dense weights in two rigorous steps (a bound per
   layer, then per widest neuron), and decided by the reference's pass with
-  both pinned when neither is certain.
+  both pinned when neither is certain;
+- for simple networks (dense, one breakpoint per activation, the last layer
+  linear: ReLU, LeakyReLU, abs MLPs) one call, :func:`_pair_lite`, does all
+  the pins of a (sample, point) pair with only what the terms need (numba
+  passes these tuples of arrays by value, so a call per pin and row cost
+  more than the work); the few pins it cannot decide go to the general path.
 
 The network is a :class:`_Net` of flat arrays (``W^T`` of every layer
 row-major, so that column ``c`` of ``W_l`` is contiguous at
@@ -697,7 +702,13 @@ def _pair_lite(net, noise, st, P, inv, ecut):  # noqa: C901 (one function: calls
                         P.Zh[m, r] += fe * P.TT[o + r]
                         P.Dh[m, r] += fd * P.TT[o + r]
                 b0, n0, s0 = net.boff[m], net.noff[m], net.sloff[m]
-                t0, sa, sb, ia, ib = net.bp[net.bpoff[m]], net.sl[s0], net.sl[s0 + 1], net.ic[s0], net.ic[s0 + 1]
+                t0, sa, sb, ia, ib = (
+                    net.bp[net.bpoff[m]],
+                    net.sl[s0],
+                    net.sl[s0 + 1],
+                    net.ic[s0],
+                    net.ic[s0 + 1],
+                )
                 q = P.KS[m]
                 vq = P.Zh[m, q] + net.b[b0 + q] + noise[n0 + q]
                 if (sb if vq >= t0 else sa) == 0.0:
@@ -716,7 +727,12 @@ def _pair_lite(net, noise, st, P, inv, ecut):  # noqa: C901 (one function: calls
                         if up != P.PC[m, r]:
                             sn = sb if up else sa
                             P.fl[nf], P.fk[nf] = m, r
-                            P.fe[nf] = sn * v + (ib if up else ia) - st.H[m, r] - st.SL[m, r] * (P.Zh[m, r] - st.Z[m, r])
+                            P.fe[nf] = (
+                                sn * v
+                                + (ib if up else ia)
+                                - st.H[m, r]
+                                - st.SL[m, r] * (P.Zh[m, r] - st.Z[m, r])
+                            )
                             P.fd[nf] = (sn - st.SL[m, r]) * P.Dh[m, r]
                             nf += 1
             if not ok:
@@ -743,7 +759,13 @@ def _pair_lite(net, noise, st, P, inv, ecut):  # noqa: C901 (one function: calls
             lim = ecut - ei
             for lj in range(li + 1, L - 1):
                 b0, n0, s0 = net.boff[lj], net.noff[lj], net.sloff[lj]
-                t, sa, sb, ia, ib = net.bp[net.bpoff[lj]], net.sl[s0], net.sl[s0 + 1], net.ic[s0], net.ic[s0 + 1]
+                t, sa, sb, ia, ib = (
+                    net.bp[net.bpoff[lj]],
+                    net.sl[s0],
+                    net.sl[s0 + 1],
+                    net.ic[s0],
+                    net.ic[s0 + 1],
+                )
                 hc = sa * t + ia
                 for v in range(net.rows[lj]):
                     zb = P.Zh[lj, v] + net.b[b0 + v]
