@@ -475,3 +475,23 @@ def test_one_call_path_and_its_fallbacks_equal_full_recomputation(act_id, widths
     full = _theorem6_samples(net, pts, noise, sigma, fast=False)
     assert full.max() > 0
     np.testing.assert_allclose(fast, full, rtol=1e-12, atol=1e-14 * full.max())
+
+
+def test_vertex_density_on_a_plane_of_a_three_input_network():
+    """Through ``restrict``: on the plane z = 0.5 of a 3-input network the
+    density is that of the 2-input network with the first layer's z column
+    folded into its biases, for both methods (same seed, same noise)."""
+    net3 = random_net([5, 4], n_in=3, activation="relu", seed=3)
+    plane = rg.Plane.through([0.0, 0.0, 0.5], [1.0, 0.0, 0.5], [0.0, 1.0, 0.5])
+    W0 = net3.weights[0]
+    net2 = rg.Network.from_arrays(
+        [W0[:, :2], *net3.weights[1:]],
+        [net3.biases[0] + 0.5 * W0[:, 2], *net3.biases[1:]],
+        net3.activations,
+    )
+    pts = np.array([[0.1, -0.2], [0.3, 0.4], [-0.5, 0.2]])
+    for kw in ({"method": "theorem6"}, {"method": "definition", "eps": 0.3}):
+        a = rg.vertex_density(net3.restrict(plane), pts, sigma=0.4, n_samples=8, rng=4, **kw)
+        b = rg.vertex_density(net2, pts, sigma=0.4, n_samples=8, rng=4, **kw)
+        assert b.mean.max() > 0
+        np.testing.assert_allclose(a.mean, b.mean, rtol=1e-12, atol=1e-12 * b.mean.max())
