@@ -23,7 +23,12 @@ The fast path (:func:`_pair_density_fast`) computes the same sum:
   ``i``'s own layer, the Gaussian factors of the sampled pass;
 - goodness is screened for dense weights in two rigorous steps (a bound per
   layer, then per widest neuron), and decided by the reference's pass with
-  both pinned when neither is certain.
+  both pinned when neither is certain;
+- for simple networks (dense, one breakpoint per activation, the last layer
+  linear: ReLU, LeakyReLU, abs MLPs) one call, :func:`_pair_lite`, does all
+  the pins of a (sample, point) pair with only what the terms need (numba
+  passes these tuples of arrays by value, so a call per pin and row cost
+  more than the work); the few pins it cannot decide go to the general path.
 
 The network is a :class:`_Net` of flat arrays (``W^T`` of every layer
 row-major, so that column ``c`` of ``W_l`` is contiguous at
@@ -64,6 +69,7 @@ class _Net(NamedTuple):
     toff: np.ndarray  # (L, L) start of the transposed transfer matrix T[m, l] (l < m) in _Pins.TT
     tsize: int  # their total size
     maxflips: int  # above this many slope changes a fresh build of them is cheaper
+    simple: bool  # dense, one breakpoint per activation, every layer activated but the linear last one
 
 
 class _State(NamedTuple):
@@ -299,6 +305,29 @@ class _Pins(NamedTuple):
     fd: np.ndarray  # slope change times det[grad z_i; grad zhat_k]
     marg: np.ndarray  # (L,) largest Mg of each layer (-1: none open)
     cap: np.ndarray  # (L, maxw) the screen (see _screen)
+    KS: np.ndarray  # (L,) int64 the widest open neuron of each layer in the sampled pass
+    FB: np.ndarray  # (L, maxw) bool: pins left by _pair_lite to the general path
+
+
+_EXPTAB = np.exp(-np.arange(520) / 8.0)
+
+
+@njit(cache=True, inline="always", fastmath=_FM)
+def _expneg_tab(e):
+    """exp(-e) for 0 <= e <= 64: exp(-n / 8) from a table times the Taylor
+    polynomial of exp(r), |r| <= 1 / 16 (relative error about 2e-16)."""
+    n = int(e * 8.0 + 0.5)
+    r = n * 0.125 - e
+    p = 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    return _EXPTAB[n] * p
 
 
 @njit(cache=True, inline="always", fastmath=_FM)
@@ -627,16 +656,148 @@ def _row_exact(net, x, noise, s0, s1, s2, reach, new, dh, dn, full, P, li, u, a,
     return acc
 
 
+@njit(cache=True, fastmath=_FM)
+def _pair_lite(net, noise, st, P, inv, ecut):  # noqa: C901 (one function: calls with these tuples cost more than the work)
+    """The Theorem-6 sum over the pins of simple networks (dense, one
+    breakpoint, the last layer linear), without the factor 1 / (2 pi sigma^2).
+
+    Per pin ``i``, only what its terms need: the pinned pre-bias values
+    ``Zh`` and determinants ``Dh`` of the later hidden layers (flips pushed
+    on where a later hidden layer sees them), the pinned outputs of the
+    partners computed in the rows, and as the screen's margin of each later
+    hidden layer that of its sampled widest open neuron (``P.KS``). A pin
+    whose screen leaves a pair undecided, or which closes that neuron, is
+    marked in ``P.FB`` and left to the general path. Returns -1 (nothing
+    done) when a hidden layer has no open neuron in the sampled pass."""
+    L = net.rows.shape[0]
+    for m in range(1, L - 1):
+        t0, best, q = net.bp[net.bpoff[m]], -1.0, -1
+        for r in range(net.rows[m]):
+            if st.SL[m, r] != 0.0 and abs(st.V[m, r] - t0) > best:
+                best, q = abs(st.V[m, r] - t0), r
+        if q < 0:
+            return -1.0
+        P.KS[m] = q
+    acc = 0.0
+    for li in range(L - 1):
+        hci = net.sl[net.sloff[li]] * net.bp[net.bpoff[li]] + net.ic[net.sloff[li]]
+        for u in range(net.rows[li]):
+            P.FB[li, u] = False
+            ei = P.EJ[li, 0, u]
+            if ei > ecut:
+                continue
+            # the pin pushed through the later hidden layers
+            delta = hci - st.H[li, u]
+            gx, gy = st.J[li, 0, u], st.J[li, 1, u]
+            nf, ok = 0, True
+            for m in range(li + 1, L - 1):
+                rm = net.rows[m]
+                o = net.toff[li, m] + u * rm
+                for r in range(rm):
+                    P.Zh[m, r] = st.Z[m, r] + delta * P.TT[o + r]
+                    P.Dh[m, r] = gx * st.J[m, 1, r] - gy * st.J[m, 0, r]
+                for f in range(nf):
+                    o, fe, fd = net.toff[P.fl[f], m] + P.fk[f] * rm, P.fe[f], P.fd[f]
+                    for r in range(rm):
+                        P.Zh[m, r] += fe * P.TT[o + r]
+                        P.Dh[m, r] += fd * P.TT[o + r]
+                b0, n0, s0 = net.boff[m], net.noff[m], net.sloff[m]
+                t0, sa, sb, ia, ib = (
+                    net.bp[net.bpoff[m]],
+                    net.sl[s0],
+                    net.sl[s0 + 1],
+                    net.ic[s0],
+                    net.ic[s0 + 1],
+                )
+                q = P.KS[m]
+                vq = P.Zh[m, q] + net.b[b0 + q] + noise[n0 + q]
+                if (sb if vq >= t0 else sa) == 0.0:
+                    ok = False
+                    break
+                P.marg[m] = abs(vq - t0)
+                if m == L - 2:
+                    continue
+                nflip = 0
+                for r in range(rm):
+                    nflip += (P.Zh[m, r] + net.b[b0 + r] + noise[n0 + r] >= t0) != P.PC[m, r]
+                if nflip:
+                    for r in range(rm):
+                        v = P.Zh[m, r] + net.b[b0 + r] + noise[n0 + r]
+                        up = v >= t0
+                        if up != P.PC[m, r]:
+                            sn = sb if up else sa
+                            P.fl[nf], P.fk[nf] = m, r
+                            P.fe[nf] = (
+                                sn * v
+                                + (ib if up else ia)
+                                - st.H[m, r]
+                                - st.SL[m, r] * (P.Zh[m, r] - st.Z[m, r])
+                            )
+                            P.fd[nf] = (sn - st.SL[m, r]) * P.Dh[m, r]
+                            nf += 1
+            if not ok:
+                P.FB[li, u] = True
+                continue
+            # the screen: j's pin moves no unit of a later layer m by marg[m] or more
+            for lj in range(li, L - 1):
+                for v in range(net.rows[lj]):
+                    P.cap[lj, v] = np.inf
+                for m in range(lj + 1, L - 1):
+                    base, mg = net.cmoff[lj, m], P.marg[m]
+                    for v in range(net.rows[lj]):
+                        P.cap[lj, v] = min(P.cap[lj, v], mg * net.cminv[base + v])
+            # partners in i's own layer (not moved by the pin): the sampled values
+            part, nund = 0.0, 0
+            for v in range(u + 1, net.rows[li]):
+                e = ei + P.EJ[li, 0, v]
+                det = gx * st.J[li, 1, v] - gy * st.J[li, 0, v]
+                live = (e <= ecut) & (det != 0.0)
+                good = live & (abs(hci - st.H[li, v]) < P.cap[li, v])
+                part += abs(det) * P.E[li, 0, v] if good else 0.0
+                nund += live & ~good
+            # partners in later layers
+            lim = ecut - ei
+            for lj in range(li + 1, L - 1):
+                b0, n0, s0 = net.boff[lj], net.noff[lj], net.sloff[lj]
+                t, sa, sb, ia, ib = (
+                    net.bp[net.bpoff[lj]],
+                    net.sl[s0],
+                    net.sl[s0 + 1],
+                    net.ic[s0],
+                    net.ic[s0 + 1],
+                )
+                hc = sa * t + ia
+                for v in range(net.rows[lj]):
+                    zb = P.Zh[lj, v] + net.b[b0 + v]
+                    d = t - zb
+                    e = d * d * inv
+                    w = zb + noise[n0 + v]
+                    up = w >= t
+                    hh = (sb if up else sa) * w + (ib if up else ia)
+                    det = P.Dh[lj, v]
+                    live = (e <= lim) & (det != 0.0)
+                    good = live & (abs(hc - hh) < P.cap[lj, v])
+                    part += abs(det) * _expneg_tab(min(e, ecut)) if good else 0.0
+                    nund += live & ~good
+            if nund:
+                P.FB[li, u] = True
+            else:
+                acc += part * P.E[li, 0, u]
+    return acc
+
+
 @njit(cache=True)
 def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, dn, P):
-    """As :func:`_pair_density`: pins pushed through by :func:`_pin_pass`,
-    goodness screened by :func:`_screen` and otherwise recomputed."""
+    """As :func:`_pair_density`: pins pushed through by :func:`_pair_lite`
+    or :func:`_pin_pass`, goodness screened and otherwise recomputed."""
     L = net.rows.shape[0]
     inv = 0.5 / (sigma * sigma)
     full = np.zeros(1, np.bool_)
     _forward_fast(net, x, noise, s0, P, inv, ecut)
     _transfer(net, s0, P)
-    acc = 0.0
+    acc = _pair_lite(net, noise, s0, P, inv, ecut) if net.simple else -1.0
+    lite = acc >= 0.0
+    acc = max(acc, 0.0)
     for li in range(L):
         if not net.has_act[li]:
             continue
@@ -646,6 +807,8 @@ def _pair_density_fast(net, x, noise, sigma, ecut, s0, s1, s2, reach, new, dh, d
                 d = net.bp[net.bpoff[li] + a] - s0.Z[li, u] - net.b[net.boff[li] + u]
                 ei = d * d * inv
                 if ei > ecut:
+                    continue
+                if lite and not P.FB[li, u]:
                     continue
                 _pin_pass(net, noise, s0, P, li, u, a)
                 _screen(net, li, P)
@@ -699,7 +862,8 @@ def _theorem6_chunk(net, X, noise, sigma, ecut, fast, out, n0, n1, P_):
               np.zeros((L, maxk, maxw)), np.zeros((L, maxk, maxw)),
               np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw)), np.zeros((L, maxw), np.int64),
               np.zeros((L, maxw)), np.zeros(nt, np.int64), np.zeros(nt, np.int64), np.zeros(nt), np.zeros(nt),
-              np.zeros(L), np.zeros((L, maxw)))  # fmt: skip
+              np.zeros(L), np.zeros((L, maxw)), np.zeros(L, np.int64),
+              np.zeros((L, maxw), np.bool_))  # fmt: skip
     for n in range(n0, n1):
         s = n // P_
         x = X[n - s * P_]

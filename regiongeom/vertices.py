@@ -68,7 +68,10 @@ that changes piece); then the terms of each layer summed in one vectorised
 loop. For dense weights (every weight after the first layer nonzero)
 both-good is screened with rigorous bounds on how far ``j``'s pin moves
 each later layer's widest open neuron, and otherwise decided by a forward
-pass with both pinned and a path search. This agrees with the full forward
+pass with both pinned and a path search. (Dense ReLU-like networks
+take one kernel call per pair that does only this, screening with each
+layer's widest open neuron; what it cannot decide goes the general way.)
+This agrees with the full forward
 passes of ``_theorem6_samples(..., fast=False)`` to rounding (the sum is
 regrouped and ``exp`` is evaluated as a polynomial, to a few 1e-14
 relative).
@@ -275,6 +278,12 @@ def pack(net: Network) -> _Net:
         toff=toff,
         tsize=max(pos, 1),
         maxflips=build // flip,
+        simple=bool(
+            L >= 2
+            and acts[-1] is None
+            and all(a is not None and a.breakpoints.size == 1 for a in acts[:-1])
+            and all(np.all(w != 0) for w in net.weights[1:])
+        ),
     )
 
 

@@ -441,3 +441,57 @@ def test_goodness_reads_both_pinned_layers_between():
     for fast in (True, False):
         got = _theorem6_samples(net, pts, noise, 0.2, fast=fast)[0, 0]
         assert got == pytest.approx(want, rel=1e-9)
+
+
+def test_simple_networks_take_the_one_call_path():
+    """Dense networks with one breakpoint per activation and a linear last
+    layer are summed by ``_pair_lite``; others (two breakpoints, zero
+    weights, an activated last layer) by the general path."""
+    from regiongeom.vertices import pack
+
+    assert pack(random_net([5, 4], activation="relu", seed=0)).simple
+    assert pack(random_net([5, 4], activation=ACTIVATIONS["leaky_relu"], seed=0)).simple
+    assert pack(random_net([5, 4], activation="abs", seed=0)).simple
+    assert not pack(random_net([5, 4], activation=ACTIVATIONS["hardtanh"], seed=0)).simple
+    assert not pack(random_net([5, 4], activation="relu", seed=0, zero_frac=0.3)).simple
+    assert not pack(random_net([5, 4], activation="relu", seed=0, last_activation="relu")).simple
+
+
+@pytest.mark.parametrize("act_id", ["relu", "leaky_relu", "abs"])
+@pytest.mark.parametrize(
+    "widths, sigma",
+    [([24, 24, 24], 0.03), ([6, 2, 6], 0.3), ([3, 3, 3, 3], 0.5)],
+    ids=["wide-narrow-noise", "bottleneck", "narrow-deep"],
+)
+def test_one_call_path_and_its_fallbacks_equal_full_recomputation(act_id, widths, sigma):
+    """The one-call path of simple networks against the full forward passes:
+    wide layers with small noise (pins whose screen leaves pairs undecided,
+    handed to the general path) and narrow layers (a whole layer closed, or
+    the widest open neuron closed by a pin: the general path)."""
+    net = random_net(widths, activation=ACTIVATIONS[act_id], seed=11)
+    pts = rg.grid_points((-1.0, -1.0, 1.0, 1.0), 9)
+    noise = np.random.default_rng(5).normal(0, sigma, (3, net.n_neurons))
+    fast = _theorem6_samples(net, pts, noise, sigma)
+    full = _theorem6_samples(net, pts, noise, sigma, fast=False)
+    assert full.max() > 0
+    np.testing.assert_allclose(fast, full, rtol=1e-12, atol=1e-14 * full.max())
+
+
+def test_vertex_density_on_a_plane_of_a_three_input_network():
+    """Through ``restrict``: on the plane z = 0.5 of a 3-input network the
+    density is that of the 2-input network with the first layer's z column
+    folded into its biases, for both methods (same seed, same noise)."""
+    net3 = random_net([5, 4], n_in=3, activation="relu", seed=3)
+    plane = rg.Plane.through([0.0, 0.0, 0.5], [1.0, 0.0, 0.5], [0.0, 1.0, 0.5])
+    W0 = net3.weights[0]
+    net2 = rg.Network.from_arrays(
+        [W0[:, :2], *net3.weights[1:]],
+        [net3.biases[0] + 0.5 * W0[:, 2], *net3.biases[1:]],
+        net3.activations,
+    )
+    pts = np.array([[0.1, -0.2], [0.3, 0.4], [-0.5, 0.2]])
+    for kw in ({"method": "theorem6"}, {"method": "definition", "eps": 0.3}):
+        a = rg.vertex_density(net3.restrict(plane), pts, sigma=0.4, n_samples=8, rng=4, **kw)
+        b = rg.vertex_density(net2, pts, sigma=0.4, n_samples=8, rng=4, **kw)
+        assert b.mean.max() > 0
+        np.testing.assert_allclose(a.mean, b.mean, rtol=1e-12, atol=1e-12 * b.mean.max())
