@@ -228,7 +228,13 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
            by_layer=False):  # fmt: skip
     from ._validate import require_network
 
-    require_network(net, "lc_density")
+    graph = hasattr(net, "stages")  # a GraphNetwork: its own Theorem-2 path
+    if graph:
+        from ._theorem2_graph import check_graph
+
+        check_graph(net)
+    else:
+        require_network(net, "lc_density")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
     sigma = positive(sigma, "sigma")
@@ -242,6 +248,11 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
         if eps is None:
             raise ValueError("method='definition' needs a ball radius eps > 0")
         eps = positive(eps, "eps")
+        if graph and net.n_in != 2:
+            raise ValueError(
+                "method='definition' on a graph network needs 2 inputs: restrict it to a plane first "
+                "(net.restrict(rg.Plane.through(x0, x1, x2)))"
+            )
         if net.n_in not in (1, 2):
             raise ValueError(
                 f"method='definition' needs a network with 1 or 2 inputs; this one has {net.n_in}"
@@ -253,6 +264,9 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
     if isinstance(n_jobs, Integral) and not isinstance(n_jobs, bool) and n_jobs == -1:
         n_jobs = os.cpu_count() or 1
     n_jobs = integer_at_least(n_jobs, 1, "n_jobs (or -1)")
+    if graph and n_jobs > 1:
+        raise ValueError("n_jobs > 1 does not take graph networks (their operators stay in this process); "
+                         "use n_jobs=1")
     batch_size = integer_at_least(batch_size, 1, "batch_size")
     if rng is not None and (isinstance(rng, bool) or not isinstance(rng, (Integral, np.random.Generator))):
         raise TypeError(f"rng must be an int seed, a numpy Generator or None, got {type(rng).__name__}")
@@ -331,7 +345,11 @@ def _init_worker(threads):
 
 
 def _job(net, x, noise, opts, reduce):
-    if opts["method"] == "theorem2":
+    if opts["method"] == "theorem2" and hasattr(net, "stages"):
+        from ._theorem2_graph import theorem2_graph_samples
+
+        F = theorem2_graph_samples(net, x, noise, opts)
+    elif opts["method"] == "theorem2":
         F = theorem2_samples(net, x, noise, opts)
     else:
         F = _definition_samples(net, x, noise, opts["eps"])
@@ -351,7 +369,7 @@ def _definition_samples(net, x, noise, eps):
     z_eps = 2.0 * eps if net.n_in == 1 else math.pi * eps * eps
     out = np.empty((noise.shape[0], x.shape[0]))
     for s, row in enumerate(noise):
-        noisy = net.with_biases(_noisy_biases(net, row))
+        noisy = net.with_bias_noise(row) if hasattr(net, "stages") else net.with_biases(_noisy_biases(net, row))
         loc = nonlinear_locus(activation_regions(noisy, domain))
         out[s] = loc.volume_in_balls(x, eps) / z_eps
     return out
