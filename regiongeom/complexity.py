@@ -107,7 +107,7 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
 
     Parameters
     ----------
-    net : Network
+    net : Network or GraphNetwork
     points : (P, n_in) array_like of float64
         A flat ``(P,)`` array is accepted for a 1-input network.
     sigma : float, keyword-only
@@ -192,7 +192,7 @@ def local_complexity(net, data, *, sigma, n_samples=64, method="theorem2", eps=N
 
     Parameters
     ----------
-    net : Network
+    net : Network or GraphNetwork
     data : (P, n_in) array_like of float64
     sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs, batch_size
         As in :func:`lc_density`.

@@ -177,7 +177,7 @@ def local_rank(net, data, eps=None, *, sigma=None, n_samples=16, rng=None, n_job
 
     Parameters
     ----------
-    net : Network
+    net : Network or GraphNetwork
     data : (P, n_in) array_like of float64
         The points standing for the data distribution; any input dimension.
     eps : float, optional
@@ -267,7 +267,7 @@ def total_variation(net, data, sigma=None, n_samples=64, rng=None, *, n_jobs=1) 
 
     Parameters
     ----------
-    net : Network
+    net : Network or GraphNetwork
     data : (P, n_in) array_like of float64
     sigma : float, optional
         Standard deviation of the bias noise; ``None``: the network as is.
@@ -349,7 +349,7 @@ def not_good_count(net, data, *, sigma=None, n_samples=16, rng=None, n_jobs=1) -
 
     Parameters
     ----------
-    net : Network
+    net : Network or GraphNetwork
     data : (P, n_in) array_like of float64
     sigma : float, optional, keyword-only
         Bias noise; ``None``: the network as is.
