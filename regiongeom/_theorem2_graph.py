@@ -89,7 +89,6 @@ class _Plan:
     the output's reach and (lazily) the screen's bounds."""
 
     def __init__(self, net):
-        self.net = net
         self.stages = net.stages
         self.L = len(net.stages)
         self.sizes = {0: net.n_in} | {s + 1: st.n for s, st in enumerate(net.stages)}
@@ -97,7 +96,8 @@ class _Plan:
         self.act_bp = [st.slopes[:, :-1] * st.breakpoints + st.intercepts[:, :-1] for st in net.stages]
         self.smax = [float(np.abs(st.slopes).max()) for st in net.stages]
         self.n_terms = int(sum(st.n * st.breakpoints.size for st in net.stages))
-        out = _support_t(net.output, np.ones((1, net.n_out)))
+        self.nz = {}  # 0/1 coefficients of the primitives, for _support_t
+        out = _support_t(net.output, np.ones((1, net.n_out)), self.nz)
         self.out_reach = {t: r > 0 for t, r in out.items()}
         self._bmax = None
         self.bound_abs = _bound_underflow(net, self.smax)
@@ -160,16 +160,20 @@ def _moved(plan, c, delta):
 # ----------------------------------------------------------------------------
 # the 0/1 pattern of the primitives, transposed (reachability)
 # ----------------------------------------------------------------------------
-def _support_run(node, xs):
+def _support_run(node, xs, cache):
     """The node's linear part with every coefficient replaced by 1 where it
-    is nonzero (torch, differentiable)."""
+    is nonzero (torch, differentiable). ``cache`` keeps the 0/1 coefficients
+    by node (the caller keeps the nodes alive)."""
     import torch
     import torch.nn.functional as F
 
     from . import _graph_ops as g
 
     def nz(w):
-        return (w != 0).to(torch.float64) if torch.is_tensor(w) else float(w != 0)
+        key = (id(node), id(w))
+        if key not in cache:
+            cache[key] = (w != 0).to(torch.float64) if torch.is_tensor(w) else float(w != 0)
+        return cache[key]
 
     x = xs[0]
     if isinstance(node, g.Linear):
@@ -194,11 +198,12 @@ def _support_run(node, xs):
     raise TypeError(f"no support pattern for the graph primitive {type(node).__name__}")
 
 
-def _support_t(op, r) -> dict:
+def _support_t(op, r, cache=None) -> dict:
     """``{t: (B, size_t)}``: the transposed 0/1 pattern of ``op`` applied to
     ``r`` (``(B, n_out)``, nonnegative), for every source tensor ``t >= 1``
     (the input is no neuron). Positive exactly where a path of nonzero
-    coefficients leads from the source entry to an entry with ``r > 0``."""
+    coefficients leads from the source entry to an entry with ``r > 0``
+    (a vector-Jacobian product of the pattern evaluated on zeros)."""
     import torch
 
     from ._graph_ops import Source
@@ -206,6 +211,7 @@ def _support_t(op, r) -> dict:
     base = op.rest if hasattr(op, "M") else op
     if base is None or not any(t > 0 for t in base.sources):
         return {}
+    cache = {} if cache is None else cache
     B = r.shape[0]
     leaves = {}
     for t, shape in zip(base.sources, base.source_shapes):
@@ -216,13 +222,11 @@ def _support_t(op, r) -> dict:
             if isinstance(node, Source):
                 values[id(node)] = leaves[node.tensor]
             else:
-                values[id(node)] = _support_run(node, [values[id(x)] for x in node.inputs])
+                values[id(node)] = _support_run(node, [values[id(x)] for x in node.inputs], cache)
         y = values[id(base.order[-1])].reshape(B, -1)
         want = [t for t in base.sources if t > 0]
-        grads = torch.autograd.grad(
-            y, [leaves[t] for t in want], torch.from_numpy(np.ascontiguousarray(r, np.float64)),
-            allow_unused=True,
-        )  # fmt: skip
+        cot = torch.from_numpy(np.ascontiguousarray(r, np.float64))
+        grads = torch.autograd.grad(y, [leaves[t] for t in want], cot, allow_unused=True)
     out = {}
     for t, gr in zip(want, grads):
         out[t] = np.zeros((B, leaves[t][0].numel())) if gr is None else gr.reshape(B, -1).numpy()
@@ -246,7 +250,7 @@ def _reach(plan, open_masks, B, first=0):
         passing = reach[s] & open_masks[s]
         if not passing.any():
             continue
-        for t, c in _support_t(plan.stages[s].operator, passing.astype(np.float64)).items():
+        for t, c in _support_t(plan.stages[s].operator, passing.astype(np.float64), plan.nz).items():
             if t in acc:
                 acc[t] += c > 0
     return reach

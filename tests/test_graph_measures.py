@@ -164,7 +164,9 @@ def test_gradient_norms_match_autograd():
     zero = np.zeros((1, net.n_neurons))
     got = T.theorem2_graph_samples(net, x, zero, dict(sigma=1.0, good=False, rho=False))[0]
     md = model.double()
-    want = [np.linalg.norm(preact_jacobian(md, torch.from_numpy(p).reshape(1, 1, 6, 6)), axis=1).sum() for p in x]
+    want = [
+        np.linalg.norm(preact_jacobian(md, torch.from_numpy(p).reshape(1, 1, 6, 6)), axis=1).sum() for p in x
+    ]
     np.testing.assert_allclose(got, want, rtol=1e-12)
     # on a plane: the gradient is the projection onto the plane's two directions
     plane = plane_of(net, 2)
@@ -314,8 +316,9 @@ def test_local_rank_and_tv_equal_dense_twin():
     x = np.random.default_rng(0).normal(size=(30, 5))
     np.testing.assert_array_equal(rg.local_rank(twin, x), rg.local_rank(net, x))
     np.testing.assert_array_equal(rg.local_rank(twin, x, 0.5), rg.local_rank(net, x, 0.5))
-    a, b = rg.total_variation(net, x, sigma=0.2, n_samples=4, rng=1), rg.total_variation(
-        twin, x, sigma=0.2, n_samples=4, rng=1
+    a, b = (
+        rg.total_variation(net, x, sigma=0.2, n_samples=4, rng=1),
+        rg.total_variation(twin, x, sigma=0.2, n_samples=4, rng=1),
     )
     np.testing.assert_allclose(b.mean, a.mean, rtol=1e-12)
     np.testing.assert_allclose(b.stderr, a.stderr, rtol=1e-9)
@@ -333,9 +336,13 @@ def test_local_rank_and_tv_against_autograd():
     for p in range(4):
         xt = torch.from_numpy(x[p]).reshape(1, 1, 6, 6)
         for s in range(3):
-            Js = torch.autograd.functional.jacobian(lambda z, s=s: md.preacts(z)[s].reshape(-1), xt, vectorize=True)
+            Js = torch.autograd.functional.jacobian(
+                lambda z, s=s: md.preacts(z)[s].reshape(-1), xt, vectorize=True
+            )
             ranks[s] += np.linalg.matrix_rank(Js.reshape(-1, 36).numpy())
-        Jn = torch.autograd.functional.jacobian(lambda z: md(z).reshape(-1), xt, vectorize=True).reshape(-1, 36)
+        Jn = torch.autograd.functional.jacobian(lambda z: md(z).reshape(-1), xt, vectorize=True).reshape(
+            -1, 36
+        )
         tv += float(torch.linalg.norm(Jn)) / 4
     np.testing.assert_array_equal(rg.local_rank(net, x), ranks / 4)
     np.testing.assert_allclose(rg.total_variation(net, x).mean, tv, rtol=1e-12)
