@@ -370,7 +370,8 @@ def _definition_samples(net, x, noise, eps):
     z_eps = 2.0 * eps if net.n_in == 1 else math.pi * eps * eps
     out = np.empty((noise.shape[0], x.shape[0]))
     for s, row in enumerate(noise):
-        noisy = net.with_bias_noise(row) if hasattr(net, "stages") else net.with_biases(_noisy_biases(net, row))
+        graph = hasattr(net, "stages")  # a GraphNetwork shifts its operators
+        noisy = net.with_bias_noise(row) if graph else net.with_biases(_noisy_biases(net, row))
         loc = nonlinear_locus(activation_regions(noisy, domain))
         out[s] = loc.volume_in_balls(x, eps) / z_eps
     return out
