@@ -448,3 +448,13 @@ def test_tracker_with_a_custom_module_cnn():
     assert row["not_good"] == rg.not_good_count(net, x).mean
     rm = rg.activation_regions(net.restrict(plane), plane.bounds())
     assert row["n_regions"] == len(rm)
+
+
+@pytest.mark.slow
+def test_measures_n_jobs_on_a_graph_network():
+    """joblib's workers (cloudpickle) take graph networks: the same numbers."""
+    net = rg.from_torch(small_cnn(), input_shape=(1, 7, 7))
+    x = np.random.default_rng(0).normal(size=(5, 49))
+    kw = dict(sigma=0.1, n_samples=3, rng=1)
+    assert rg.total_variation(net, x, **kw).mean == rg.total_variation(net, x, **kw, n_jobs=2).mean
+    np.testing.assert_array_equal(rg.local_rank(net, x, **kw), rg.local_rank(net, x, **kw, n_jobs=2))
