@@ -163,36 +163,37 @@ def _moved(plan, c, delta):
 def _support_run(node, xs, cache):
     """The node's linear part with every coefficient replaced by 1 where it
     is nonzero (torch, differentiable). ``cache`` keeps the 0/1 coefficients
-    by node (the caller keeps the nodes alive)."""
+    by node and attribute (the caller keeps the nodes alive)."""
     import torch
     import torch.nn.functional as F
 
     from . import _graph_ops as g
 
-    def nz(w):
-        key = (id(node), id(w))
+    def nz(name):
+        key = (id(node), name)
         if key not in cache:
+            w = getattr(node, name)
             cache[key] = (w != 0).to(torch.float64) if torch.is_tensor(w) else float(w != 0)
         return cache[key]
 
     x = xs[0]
     if isinstance(node, g.Linear):
-        return F.linear(x, nz(node.w))
+        return F.linear(x, nz("w"))
     if isinstance(node, g.Conv):
-        return node._FN[node.w.ndim - 2](x, nz(node.w), None, *node.args)
+        return node._FN[node.w.ndim - 2](x, nz("w"), None, *node.args)
     if isinstance(node, g.Pad):
         kw = {"value": 0.0} if node.pad_mode == "constant" else {}
         return F.pad(x, node.pad, mode=node.pad_mode, **kw)
     if isinstance(node, g.ChannelAffine):
-        return x * nz(node.scale)
+        return x * nz("scale")
     if isinstance(node, g.Scale):
-        return x * nz(node.coefficient)
+        return x * nz("coefficient")
     if isinstance(node, (g.Shift, g.Neg)):
         return x
     if isinstance(node, g.Add):
-        return xs[0] + xs[1] * nz(node.alpha)
+        return xs[0] + xs[1] * nz("alpha")
     if isinstance(node, g.MatmulConst):
-        return torch.matmul(x, nz(node.w))
+        return torch.matmul(x, nz("w"))
     if isinstance(node, g.Rearrange):  # nonnegative coefficients already
         return node.run(xs, "abs")
     raise TypeError(f"no support pattern for the graph primitive {type(node).__name__}")
@@ -202,8 +203,10 @@ def _support_t(op, r, cache=None) -> dict:
     """``{t: (B, size_t)}``: the transposed 0/1 pattern of ``op`` applied to
     ``r`` (``(B, n_out)``, nonnegative), for every source tensor ``t >= 1``
     (the input is no neuron). Positive exactly where a path of nonzero
-    coefficients leads from the source entry to an entry with ``r > 0``
-    (a vector-Jacobian product of the pattern evaluated on zeros)."""
+    coefficients leads from the source entry to an entry with ``r > 0``.
+
+    The primitives are walked backwards, each transposed on its own
+    (:func:`_support_vjp`)."""
     import torch
 
     from ._graph_ops import Source
@@ -213,24 +216,61 @@ def _support_t(op, r, cache=None) -> dict:
         return {}
     cache = {} if cache is None else cache
     B = r.shape[0]
-    leaves = {}
-    for t, shape in zip(base.sources, base.source_shapes):
-        leaves[t] = torch.zeros((B, *shape), dtype=torch.float64, requires_grad=t > 0)
-    values = {}
-    with torch.enable_grad():
-        for node in base.order:
-            if isinstance(node, Source):
-                values[id(node)] = leaves[node.tensor]
-            else:
-                values[id(node)] = _support_run(node, [values[id(x)] for x in node.inputs], cache)
-        y = values[id(base.order[-1])].reshape(B, -1)
-        want = [t for t in base.sources if t > 0]
-        cot = torch.from_numpy(np.ascontiguousarray(r, np.float64))
-        grads = torch.autograd.grad(y, [leaves[t] for t in want], cot, allow_unused=True)
-    out = {}
-    for t, gr in zip(want, grads):
-        out[t] = np.zeros((B, leaves[t][0].numel())) if gr is None else gr.reshape(B, -1).numpy()
+    root = base.order[-1]
+    grads = {id(root): torch.from_numpy(np.ascontiguousarray(r, np.float64)).reshape(B, *root.shape)}
+    out = {t: np.zeros((B, n)) for t, n in zip(base.sources, base.source_sizes) if t > 0}
+    for node in reversed(base.order):
+        g = grads.pop(id(node), None)
+        if g is None:
+            continue
+        if isinstance(node, Source):
+            if node.tensor > 0:
+                out[node.tensor] += g.reshape(B, -1).numpy()
+            continue
+        for x, gi in zip(node.inputs, _support_vjp(node, g, cache)):
+            if gi is not None and not (isinstance(x, Source) and x.tensor == 0):
+                grads[id(x)] = gi if id(x) not in grads else grads[id(x)] + gi
     return out
+
+
+def _support_vjp(node, g, cache):
+    """The transposed 0/1 pattern of one primitive applied to ``g`` ``(B,
+    *node.shape)``: one array per input. Dense maps and convolutions are
+    transposed directly; the other primitives by autograd on zeros."""
+    import torch
+
+    from . import _graph_ops as gops
+
+    B = g.shape[0]
+    same = [tuple(x.shape) == tuple(node.shape) for x in node.inputs]
+
+    def nz(name):
+        key = (id(node), name)
+        if key not in cache:
+            w = getattr(node, name)
+            cache[key] = (w != 0).to(torch.float64) if torch.is_tensor(w) else float(w != 0)
+        return cache[key]
+
+    if isinstance(node, gops.Linear):
+        return [g @ nz("w")]
+    if isinstance(node, gops.Conv) and not isinstance(node.args[1], str):
+        fn = {1: torch.nn.grad.conv1d_input, 2: torch.nn.grad.conv2d_input}.get(node.w.ndim - 2)
+        if fn is not None:
+            stride, padding, dilation, groups = node.args
+            return [fn((B, *node.inputs[0].shape), nz("w"), g, stride, padding, dilation, groups)]
+    if all(same):
+        if isinstance(node, (gops.Shift, gops.Neg)):
+            return [g]
+        if isinstance(node, gops.Add):
+            return [g, g * nz("alpha")]
+        if isinstance(node, gops.ChannelAffine):
+            return [g * nz("scale")]
+        if isinstance(node, gops.Scale):
+            return [g * nz("coefficient")]
+    xs = [torch.zeros((B, *x.shape), dtype=torch.float64, requires_grad=True) for x in node.inputs]
+    with torch.enable_grad():
+        y = _support_run(node, xs, cache)
+        return list(torch.autograd.grad(y, xs, g, allow_unused=True))
 
 
 def _reach(plan, open_masks, B, first=0):

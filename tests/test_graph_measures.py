@@ -458,3 +458,44 @@ def test_measures_n_jobs_on_a_graph_network():
     kw = dict(sigma=0.1, n_samples=3, rng=1)
     assert rg.total_variation(net, x, **kw).mean == rg.total_variation(net, x, **kw, n_jobs=2).mean
     np.testing.assert_array_equal(rg.local_rank(net, x, **kw), rg.local_rank(net, x, **kw, n_jobs=2))
+
+
+class Zoo(nn.Module):
+    """Strided, dilated, grouped and 'same' convolutions, BatchNorm, constant
+    factors and a division, a residual sum, cat, reflect padding, pooling, permute."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(2, 4, 3, stride=2, padding=1)
+        self.b = nn.Conv2d(4, 4, 3, padding="same", groups=2, dilation=2)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(32, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        h2 = torch.relu(self.bn(self.b(h)) * 0.5 + h / 3)
+        z = nn.functional.pad(torch.cat([h2, h], 1), (1, 1, 1, 1), mode="reflect")
+        return self.fc(nn.functional.avg_pool2d(z, 2).permute(0, 2, 3, 1).flatten(1))
+
+
+def test_support_pattern_is_the_transposed_matrix_pattern():
+    """The reachability pattern of every operator equals the nonzero pattern of its
+    dense matrix (random weights with exact zeros: no sums cancel)."""
+    torch.manual_seed(0)
+    model = Zoo().eval()
+    with torch.no_grad():
+        model.b.weight[torch.rand(model.b.weight.shape) < 0.3] = 0.0
+        model.fc.weight[torch.rand(model.fc.weight.shape) < 0.3] = 0.0
+    net = rg.from_torch(model, input_shape=(2, 6, 6))
+    for op in [st.operator for st in net.stages] + [net.output]:
+        A = op.matrix()
+        got = T._support_t(op, np.eye(op.n_out))
+        c0 = 0
+        for t, n in zip(op.sources, op.source_sizes):
+            if t > 0:
+                np.testing.assert_array_equal(got[t] > 0, A[:, c0 : c0 + n] != 0)
+            c0 += n
+    x = np.random.default_rng(0).normal(size=(3, 72))
+    noise = np.random.default_rng(1).normal(0.0, 0.3, size=(2, net.n_neurons))
+    for a, b in zip(T.good_table(net, x, noise), T.good_table(net, x, noise, screen=False)):
+        np.testing.assert_array_equal(a, b)
