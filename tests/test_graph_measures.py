@@ -20,6 +20,7 @@ nn = torch.nn
 
 from regiongeom import _graph_ops as g  # noqa: E402
 from regiongeom import _theorem2_graph as T  # noqa: E402
+from regiongeom._graph_support import support_t  # noqa: E402
 from regiongeom._theorem2 import theorem2_samples  # noqa: E402
 from regiongeom.graph import GraphNetwork, Operator, Stage  # noqa: E402
 
@@ -489,7 +490,7 @@ def test_support_pattern_is_the_transposed_matrix_pattern():
     net = rg.from_torch(model, input_shape=(2, 6, 6))
     for op in [st.operator for st in net.stages] + [net.output]:
         A = op.matrix()
-        got = T._support_t(op, np.eye(op.n_out))
+        got = support_t(op, np.eye(op.n_out))
         c0 = 0
         for t, n in zip(op.sources, op.source_sizes):
             if t > 0:
