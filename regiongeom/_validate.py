@@ -27,7 +27,8 @@ def require_network(net, what: str) -> None:
         return
     if hasattr(net, "stages"):
         raise TypeError(
-            f"{what} does not take graph networks (convolutions, residual blocks) yet; on a plane, "
+            f"{what} does not take graph networks (convolutions, residual blocks) yet; lc_density, "
+            "local_complexity, local_rank, total_variation, not_good_count and, on a plane, "
             "activation_regions, nonlinear_locus, linear_regions and decision_boundary do"
         )
     raise TypeError(

@@ -108,7 +108,7 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
 
     Parameters
     ----------
-    net : Network
+    net : Network or GraphNetwork
     points : (P, n_in) array_like of float64
         A flat ``(P,)`` array is accepted for a 1-input network.
     sigma : float, keyword-only
@@ -203,7 +203,7 @@ def local_complexity(net, data, *, sigma, n_samples=64, method="theorem2", eps=N
 
     Parameters
     ----------
-    net : Network
+    net : Network or GraphNetwork
     data : (P, n_in) array_like of float64
     sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs, batch_size
         As in :func:`lc_density`.
@@ -239,7 +239,13 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
            by_layer=False, device=None):  # fmt: skip
     from ._validate import require_network
 
-    require_network(net, "lc_density")
+    graph = hasattr(net, "stages")  # a GraphNetwork: its own Theorem-2 path
+    if graph:
+        from ._theorem2_graph import check_graph
+
+        check_graph(net)
+    else:
+        require_network(net, "lc_density")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
     sigma = positive(sigma, "sigma")
@@ -253,6 +259,11 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
         if eps is None:
             raise ValueError("method='definition' needs a ball radius eps > 0")
         eps = positive(eps, "eps")
+        if graph and net.n_in != 2:
+            raise ValueError(
+                "method='definition' on a graph network needs 2 inputs: restrict it to a plane first "
+                "(net.restrict(rg.Plane.through(x0, x1, x2)))"
+            )
         if net.n_in not in (1, 2):
             raise ValueError(
                 f"method='definition' needs a network with 1 or 2 inputs; this one has {net.n_in}"
@@ -264,6 +275,10 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
     if isinstance(n_jobs, Integral) and not isinstance(n_jobs, bool) and n_jobs == -1:
         n_jobs = os.cpu_count() or 1
     n_jobs = integer_at_least(n_jobs, 1, "n_jobs (or -1)")
+    if graph and n_jobs > 1:
+        raise ValueError(
+            "n_jobs > 1 does not take graph networks (their operators stay in this process); use n_jobs=1"
+        )
     batch_size = integer_at_least(batch_size, 1, "batch_size")
     if rng is not None and (isinstance(rng, bool) or not isinstance(rng, (Integral, np.random.Generator))):
         raise TypeError(f"rng must be an int seed, a numpy Generator or None, got {type(rng).__name__}")
@@ -272,6 +287,10 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
             raise ValueError("device= applies to method='theorem2' only; drop it for the definition")
         if n_jobs != 1:
             raise ValueError("device= runs in this process (torch batches the pairs): use n_jobs=1")
+        if graph:
+            raise ValueError(
+                "device= takes rg.Network only; a graph network (convolutions, residual blocks) runs on the CPU: drop device="
+            )
         from ._theorem2_torch import torch_device
 
         device = torch_device(device)  # torch installed, device known and usable
@@ -353,7 +372,11 @@ def _init_worker(threads):
 
 
 def _job(net, x, noise, opts, reduce):
-    if opts.get("device") is not None:
+    if opts["method"] == "theorem2" and hasattr(net, "stages"):
+        from ._theorem2_graph import theorem2_graph_samples
+
+        F = theorem2_graph_samples(net, x, noise, opts)
+    elif opts.get("device") is not None:
         from ._theorem2_torch import theorem2_torch
 
         F = theorem2_torch(net, x, noise, opts, opts["device"])
@@ -381,9 +404,11 @@ def _definition_samples(net, x, noise, eps):
     domain = (lo[0], hi[0]) if net.n_in == 1 else (lo[0], lo[1], hi[0], hi[1])
     z_eps = 2.0 * eps if net.n_in == 1 else math.pi * eps * eps
     out = np.empty((noise.shape[0], x.shape[0]))
+    graph = hasattr(net, "stages")  # a GraphNetwork shifts its operators
 
     def work(s):
-        noisy = net.with_biases(_noisy_biases(net, noise[s]))
+        row = noise[s]
+        noisy = net.with_bias_noise(row) if graph else net.with_biases(_noisy_biases(net, row))
         out[s] = locus_in_balls(activation_regions(noisy, domain), x, eps) / z_eps
 
     run_tickets(noise.shape[0], work, name="regiongeom-definition")

@@ -42,8 +42,9 @@ def figure1(net, domain, *, sigma=None, n_samples=32, shape=128, method="theorem
 
     Parameters
     ----------
-    net : Network
-        1 or 2 inputs.
+    net : Network or GraphNetwork
+        1 or 2 inputs (a graph network restricted to a plane,
+        ``net.restrict(rg.Plane.through(x0, x1, x2))``, for a CNN).
     domain : (lo, hi), (xmin, ymin, xmax, ymax) or shapely.Polygon
     sigma : float
         Standard deviation of the bias noise (the paper uses 0.05). Needed

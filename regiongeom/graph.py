@@ -426,6 +426,12 @@ class GraphNetwork:
         return int(sum(self.layer_sizes))
 
     @property
+    def n_layers(self) -> int:
+        """Number of unit stages: a graph network's layers for ``by_layer``
+        shares and per-layer locus volumes (the output has no units)."""
+        return len(self.stages)
+
+    @property
     def neuron_offsets(self) -> np.ndarray:
         """(n_stages + 1,) first neuron index of each stage."""
         return np.concatenate([[0], np.cumsum(self.layer_sizes)]).astype(np.int64)
@@ -499,6 +505,35 @@ class GraphNetwork:
 
         stages = tuple(replace(s, operator=lift(s.operator)) for s in self.stages)
         return GraphNetwork((slice.dim,), stages, lift(self.output), self._names)
+
+    def with_bias_noise(self, noise) -> GraphNetwork:
+        """The same network with ``noise`` ``(n_neurons,)`` added to every
+        neuron's preactivation (its bias): the noisy network of the local
+        complexity. Each operator gets a :class:`~regiongeom._graph_ops.Shift`
+        after it (a lifted operator: its constant plus the noise, rounded
+        once); the linear parts, and their cached l1 norms, are shared."""
+        import copy
+
+        import torch
+
+        from ._graph_ops import Shift
+
+        noise = np.asarray(noise, dtype=np.float64).reshape(-1)
+        if noise.shape != (self.n_neurons,):
+            raise ValueError(f"noise must have one entry per neuron ({self.n_neurons}), got {noise.shape}")
+        stages = []
+        for st in self.stages:
+            op, c = st.operator, noise[st.offset : st.offset + st.n]
+            if isinstance(op, LiftedOperator):
+                new = copy.copy(op)
+                new.const = op.const + c
+            else:
+                node = Shift(op.root, torch.from_numpy(c.reshape(op.shape).copy()))
+                node.shape = tuple(op.root.shape)
+                new = Operator(node)
+            new._cache = {"row_l1": op.row_l1}
+            stages.append(replace(st, operator=new))
+        return GraphNetwork(self.input_shape, tuple(stages), self.output, self._names)
 
     def __repr__(self):
         parts = [" x ".join(map(str, self.input_shape))]

@@ -45,7 +45,12 @@ _CHUNK = 256  # points per chunk of Jacobians
 def _check_common(net, data, sigma, n_samples, rng, n_jobs=1, what="data"):
     from ._validate import require_network
 
-    require_network(net, "local_rank, total_variation and the tracker's measures")
+    if hasattr(net, "stages"):  # a GraphNetwork: the same measures through its operators
+        from ._theorem2_graph import check_graph
+
+        check_graph(net, "local_rank, total_variation and not_good_count")
+    else:
+        require_network(net, "local_rank, total_variation and the tracker's measures")
     if sigma is not None:
         sigma = positive(sigma, "sigma")
         n_samples = integer_at_least(n_samples, 2, "n_samples")
@@ -80,6 +85,16 @@ def _noise(net, sigma, n_samples, rng):
     if sigma is None:
         return np.zeros((1, net.n_neurons))
     return np.random.default_rng(rng).normal(0.0, sigma, size=(n_samples, net.n_neurons))
+
+
+def _sample_fn(net, what):
+    """The per-noise-row function of a measure: the dense one, or the graph
+    network's (:mod:`regiongeom._measures_graph`)."""
+    if hasattr(net, "stages"):
+        from . import _measures_graph as g
+
+        return {"rank": g.rank_sample, "tv": g.tv_sample, "not_good": g.not_good_sample}[what]
+    return {"rank": _rank_sample, "tv": _tv_sample, "not_good": _not_good_sample}[what]
 
 
 def _hidden(net):
@@ -162,7 +177,7 @@ def local_rank(net, data, eps=None, *, sigma=None, n_samples=16, rng=None, n_job
 
     Parameters
     ----------
-    net : Network
+    net : Network or GraphNetwork
     data : (P, n_in) array_like of float64
         The points standing for the data distribution; any input dimension.
     eps : float, optional
@@ -220,7 +235,7 @@ def local_rank(net, data, eps=None, *, sigma=None, n_samples=16, rng=None, n_job
     if eps is not None:
         eps = positive(eps, "eps")
     noise = _noise(net, sigma, n_samples, rng)
-    total = sum(_map_samples(_rank_sample, net, x, noise, n_jobs, eps=eps))
+    total = sum(_map_samples(_sample_fn(net, "rank"), net, x, noise, n_jobs, eps=eps))
     return total / (x.shape[0] * noise.shape[0])
 
 
@@ -252,7 +267,7 @@ def total_variation(net, data, sigma=None, n_samples=64, rng=None, *, n_jobs=1) 
 
     Parameters
     ----------
-    net : Network
+    net : Network or GraphNetwork
     data : (P, n_in) array_like of float64
     sigma : float, optional
         Standard deviation of the bias noise; ``None``: the network as is.
@@ -281,7 +296,7 @@ def total_variation(net, data, sigma=None, n_samples=64, rng=None, *, n_jobs=1) 
     """
     x, sigma, n_samples, n_jobs = _check_common(net, data, sigma, n_samples, rng, n_jobs)
     noise = _noise(net, sigma, n_samples, rng)
-    per = np.array(_map_samples(_tv_sample, net, x, noise, n_jobs)) / x.shape[0]
+    per = np.array(_map_samples(_sample_fn(net, "tv"), net, x, noise, n_jobs)) / x.shape[0]
     return _estimate(per, sigma, "jacobian")
 
 
@@ -334,7 +349,7 @@ def not_good_count(net, data, *, sigma=None, n_samples=16, rng=None, n_jobs=1) -
 
     Parameters
     ----------
-    net : Network
+    net : Network or GraphNetwork
     data : (P, n_in) array_like of float64
     sigma : float, optional, keyword-only
         Bias noise; ``None``: the network as is.
@@ -369,7 +384,7 @@ def not_good_count(net, data, *, sigma=None, n_samples=16, rng=None, n_jobs=1) -
     P = x.shape[0]
     if net.n_neurons == 0:
         return _estimate(np.zeros(noise.shape[0]), sigma, "count")
-    per = np.array(_map_samples(_not_good_sample, net, x, noise, n_jobs, sigma=sigma), dtype=float)
+    per = np.array(_map_samples(_sample_fn(net, "not_good"), net, x, noise, n_jobs, sigma=sigma), dtype=float)
     return _estimate(per / P, sigma, "count")
 
 

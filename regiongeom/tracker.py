@@ -82,9 +82,11 @@ class Tracker:
 
     Parameters
     ----------
-    data : (P, n_in) array_like of float64
+    data : (P, n_in) or (P, *input_shape) array_like of float64
         The points the measures average over (e.g. a few hundred test
-        points), flattened to the network's input size.
+        points), flattened to the network's input size. Given in the
+        model's own shape (e.g. ``(P, 1, 28, 28)`` images), that shape is
+        the ``input_shape`` the model is converted with.
     every : int, default 50
         :meth:`log` measures when ``step % every == 0``.
     sigma : float, default 0.05
@@ -111,6 +113,10 @@ class Tracker:
         curve is not noisier than the model).
     torch_threads : int or None, default 1
         torch's intra-op threads while the tracker runs (``None``: leave).
+    input_shape : tuple of int, optional
+        One input's shape, passed to :func:`regiongeom.from_torch` (needed
+        for a model starting with a convolution); default: ``data``'s own
+        shape when it has more than two axes.
     rank_eps : float, optional
         With ``"local_rank"``, also log the approximate local rank
         ``LR^eps_l`` (singular values above ``rank_eps``) as
@@ -122,8 +128,12 @@ class Tracker:
     """
 
     def __init__(self, data, every=50, *, sigma=0.05, measures=DEFAULT_MEASURES, n_samples=8, domain=None,
-                 plane=None, rng=0, torch_threads=1, rank_eps=None):  # fmt: skip
-        self.data = np.asarray(data, dtype=np.float64).reshape(len(data), -1)
+                 plane=None, rng=0, torch_threads=1, rank_eps=None, input_shape=None):  # fmt: skip
+        data = np.asarray(data, dtype=np.float64)
+        if input_shape is None and data.ndim > 2:
+            input_shape = data.shape[1:]
+        self.input_shape = None if input_shape is None else tuple(int(d) for d in np.atleast_1d(input_shape))
+        self.data = data.reshape(len(data), -1)
         if self.data.shape[0] == 0:
             raise ValueError("data is empty")
         self.every = integer_at_least(every, 1, "every")
@@ -189,7 +199,7 @@ class Tracker:
             try:
                 if was_training:
                     model.eval()
-                net = from_torch(model)
+                net = from_torch(model, input_shape=self.input_shape)
             finally:
                 if was_training:
                     model.train()
