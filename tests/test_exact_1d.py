@@ -314,3 +314,20 @@ def test_second_filter_gives_the_same_results_as_the_exact_fallback(seed, monkey
     np.testing.assert_array_equal(on.vertices, off.vertices)
     np.testing.assert_array_equal(on.patterns, off.patterns)
     np.testing.assert_array_equal(on.edge_neurons, off.edge_neurons)
+
+
+def test_region_below_float_resolution_keeps_its_exact_map():
+    """A fuzz case (Hardtanh, weights up to 1e13): the exact reference has a
+    region of positive length whose float end points coincide; the engine
+    reports it with length 0.0 and the exact map of its pattern."""
+    W0 = [[-0.0005649246058351461], [1.9999999918721205], [-9098.587234515124]]
+    b0 = [0.0007061557572939326, 0.0, 15012.668936949953]
+    W1 = [[10321068.851987977, -5160534.425993988, 10321068.851987977],
+          [10321068851987.977, -5160534425993.988, 10321068851987.977],
+          [10321068.851987977, -5160534.425993988, 10321068.851987977]]  # fmt: skip
+    b1 = [1720178.141997996, 5160534425993.988, 1720178.141997996]
+    acts = [rg.Activation.hardtanh(-1, 1), rg.Activation.hardtanh(-0.5, 0.75)]
+    net = rg.Network.from_arrays([W0, W1], [b0, b1], acts)
+    rm = rg.activation_regions(net, (0.5, 2.25))
+    assert np.any(rm.measures == 0.0)
+    assert compare(net, (0.5, 2.25), n_points=200) == []
