@@ -226,8 +226,10 @@ def local_complexity(net, data, *, sigma, n_samples=64, method="theorem2", eps=N
 # ----------------------------------------------------------------------------
 def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs, batch_size, *,
            by_layer=False):  # fmt: skip
+    from . import _validate
     from ._validate import require_network
 
+    _validate.require_no_max_units(net, "lc_density", method)
     require_network(net, "lc_density")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {list(METHODS)}")
