@@ -325,7 +325,10 @@ class ExactGraph:
         self.stages = gnet.stages
         self.out_op = gnet.output
         self.units = [None if s.is_max else (dyadic(s.slopes), dyadic(s.intercepts)) for s in self.stages]
-        self.bps = [[] if s.is_max else [dyadic(t) for t in np.asarray(s.breakpoints, np.float64)] for s in self.stages]
+        self.bps = [
+            [] if s.is_max else [dyadic(t) for t in np.asarray(s.breakpoints, np.float64)]
+            for s in self.stages
+        ]
         self._rows, self._lifted, self._cache, self._cached = {}, {}, {}, 0
 
     # ------------------------------------------------------------ public --

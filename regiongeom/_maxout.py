@@ -32,7 +32,9 @@ def maxout_network(weights, biases, k):
     try:
         import torch
     except ImportError:
-        raise ImportError("Network.maxout builds a graph network, which needs torch: pip install torch") from None
+        raise ImportError(
+            "Network.maxout builds a graph network, which needs torch: pip install torch"
+        ) from None
     from . import _graph_ops as g
     from .graph import GraphNetwork, Operator, Stage
 

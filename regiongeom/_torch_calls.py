@@ -77,8 +77,9 @@ _SIGS = {
         "add": lambda input, other, alpha=1: None,
         "mul": lambda input, other: None,
         "div": lambda input, other, rounding_mode=None: None,
-        "max_pool": lambda input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-        return_indices=False: None,
+        "max_pool": lambda input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False: (
+            None
+        ),
         "adaptive_max_pool": lambda input, output_size, return_indices=False: None,
         "max": lambda input, dim=None, keepdim=False: None,
         "amax": lambda input, dim=(), keepdim=False: None,
@@ -276,14 +277,19 @@ def _max_unit(conv, node, name, x, a):
         full = len(x.shape) + 1
         dims = sorted({int(d) % full for d in (dim if isinstance(dim, (tuple, list)) else (dim,))})
         if dims[0] == 0:
-            conv.fail(node, "takes the max over the batch axis, which mixes the samples; keep the batch axis first")
+            conv.fail(
+                node, "takes the max over the batch axis, which mixes the samples; keep the batch axis first"
+            )
         keep = bool(a["keepdim"])
         windows, out = tm.reduce_windows(tuple(x.shape), [d - 1 for d in dims], keep)
 
         def fn(t):
             return torch.amax(t, dim=dims, keepdim=keep)
+
     if not tm.check_windows(windows, tuple(x.shape), out, fn, conv.gen):
-        conv.fail(node, "gives values that its max-unit windows do not reproduce (please report this)", RuntimeError)
+        conv.fail(
+            node, "gives values that its max-unit windows do not reproduce (please report this)", RuntimeError
+        )
     y = conv.max_stage(node, x, windows, out)
     return tm.MaxResult(y) if name == "max" else y
 
@@ -347,13 +353,19 @@ def call_function(conv, node, args, kwargs):
             )
         return a["input"]
     if name in tm.POOLS or name in tm.REDUCE:
-        sig = {"max": "max", "amax": "amax"}.get(name, "adaptive_max_pool" if "adaptive" in name else "max_pool")
+        sig = {"max": "max", "amax": "amax"}.get(
+            name, "adaptive_max_pool" if "adaptive" in name else "max_pool"
+        )
         try:
             a = _bind(sig, args, kwargs)
         except TypeError:
             conv.fail(node, _MAX_REASON)
         return _max_unit(conv, node, name, a["input"], a)
     if name in MAX_OPS:
+        if name.endswith("_with_indices"):
+            conv.fail(
+                node, "returns the indices of the maxima (return_indices=True); use return_indices=False"
+            )
         conv.fail(node, _MAX_REASON)
     if name in NOT_PL:
         conv.fail(node, _NOT_PL_REASON)

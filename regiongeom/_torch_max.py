@@ -42,12 +42,12 @@ def _pool_axis(L, k, s, p, d, ceil):
     return np.where((pos >= 0) & (pos < L), pos, -1)
 
 
-def _adaptive_axis(L, O):
-    """(O, kmax) input indices of torch's adaptive pooling windows (-1 pads short ones)."""
-    starts = [(i * L) // O for i in range(O)]
-    ends = [-((-(i + 1) * L) // O) for i in range(O)]
+def _adaptive_axis(L, n_out):
+    """(n_out, kmax) input indices of torch's adaptive pooling windows (-1 pads short ones)."""
+    starts = [(i * L) // n_out for i in range(n_out)]
+    ends = [-((-(i + 1) * L) // n_out) for i in range(n_out)]
     k = max(e - s for s, e in zip(starts, ends))
-    out = np.full((O, k), -1, np.int64)
+    out = np.full((n_out, k), -1, np.int64)
     for i, (s, e) in enumerate(zip(starts, ends)):
         out[i, : e - s] = np.arange(s, e)
     return out
@@ -95,8 +95,10 @@ def reduce_windows(shape, dims, keepdim):
     m = math.prod(shape)
     ids = np.moveaxis(np.arange(m).reshape(shape), dims, range(len(shape) - len(dims), len(shape)))
     K = math.prod(shape[d] for d in dims)
-    out = tuple(1 if i in dims else n for i, n in enumerate(shape)) if keepdim else tuple(
-        n for i, n in enumerate(shape) if i not in dims
+    out = (
+        tuple(1 if i in dims else n for i, n in enumerate(shape))
+        if keepdim
+        else tuple(n for i, n in enumerate(shape) if i not in dims)
     )
     return ids.reshape(-1, K), out
 
@@ -120,8 +122,10 @@ def module_args(mod):
     """(name, arguments) of a MaxPool1d/2d or AdaptiveMaxPool1d/2d module."""
     if isinstance(mod, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
         nd = 1 if isinstance(mod, nn.AdaptiveMaxPool1d) else 2
-        return f"adaptive_max_pool{nd}d", {"output_size": mod.output_size, "return_indices": mod.return_indices}
+        return f"adaptive_max_pool{nd}d", {
+            "output_size": mod.output_size,
+            "return_indices": mod.return_indices,
+        }
     nd = 1 if isinstance(mod, nn.MaxPool1d) else 2
     keys = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
     return f"max_pool{nd}d", {k: getattr(mod, k) for k in keys}
-

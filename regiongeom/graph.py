@@ -419,9 +419,13 @@ def _check_windows(windows, n_pre: int, n: int) -> np.ndarray:
     """Validated read-only ``(n, k)`` int64 windows of a max stage."""
     w = np.asarray(windows)
     if w.ndim != 2 or w.shape[0] != n or w.shape[1] < 1 or not np.issubdtype(w.dtype, np.integer):
-        raise ValueError(f"max-unit windows must be an (n_units={n}, k) integer array, got {w.dtype} {w.shape}")
+        raise ValueError(
+            f"max-unit windows must be an (n_units={n}, k) integer array, got {w.dtype} {w.shape}"
+        )
     if w.size and (w.min() < -1 or w.max() >= n_pre):
-        raise ValueError(f"max-unit windows must index the {n_pre} preactivations (or be -1 for absent entries)")
+        raise ValueError(
+            f"max-unit windows must index the {n_pre} preactivations (or be -1 for absent entries)"
+        )
     if (w < 0).all(axis=1).any():
         raise ValueError(f"max unit {int(np.flatnonzero((w < 0).all(axis=1))[0])} has an empty window")
     w = np.array(w, dtype=np.int64)
@@ -536,7 +540,9 @@ class GraphNetwork:
         _, pre = self.forward(x)
         cols = [s.piece(z) for s, z in zip(self.stages, pre)]
         dtype = np.result_type(np.int8, *[c.dtype for c in cols])
-        return np.concatenate(cols, axis=1).astype(dtype, copy=False) if cols else np.zeros((len(x), 0), np.int8)
+        return (
+            np.concatenate(cols, axis=1).astype(dtype, copy=False) if cols else np.zeros((len(x), 0), np.int8)
+        )
 
     @property
     def has_max_units(self) -> bool:
