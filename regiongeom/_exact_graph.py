@@ -313,6 +313,13 @@ class ExactGraph:
     ``line(pattern, neuron, breakpoint)`` the ``(n_in + 1,)`` row of ``z_j -
     t``. Unit pieces use each neuron's own slope and intercept. The products
     run with BLAS on one thread (many small products).
+
+    Max stages: ``maps(pattern, s)`` has the stage's ``n_pre``
+    preactivations (its operator's outputs); a max unit's output is the map
+    of the entry its piece selects (``windows[u, piece]``; a pattern that
+    selects an absent entry raises ValueError); ``tie(pattern, neuron, p,
+    q)`` is the row of ``z[w[p]] - z[w[q]]`` and ``line(pattern, neuron,
+    q)`` the same with ``p`` the unit's piece in ``pattern``.
     """
 
     # cached rows (Python ints) kept before the cache is emptied: a few hundred MB

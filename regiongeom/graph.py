@@ -2,7 +2,8 @@
 
 A :class:`GraphNetwork` is what :func:`regiongeom.from_torch` returns for a
 model that is not a plain chain of dense layers (convolutions, residual
-connections, concatenation of branches, per-channel PReLU). It is evaluated
+connections, concatenation of branches, per-channel PReLU, max pooling and
+maxout: stages of max units, see "Max stages" below). It is evaluated
 exactly in float64 and never expands a convolution into a dense matrix.
 
 Tensors
@@ -373,11 +374,27 @@ class Stage:
 
     def _gathered(self, z: np.ndarray) -> np.ndarray:
         """(V, n, k) window entries of ``z`` (V, n_pre), ``-inf`` where absent."""
-        w = self.windows
-        g = z[:, np.where(w < 0, 0, w)]
-        if (w < 0).any():
-            g[:, w < 0] = -np.inf
-        return g
+        return np.stack([self._column(z, p) for p in range(self.windows.shape[1])], axis=2)
+
+    def _column(self, z: np.ndarray, p: int) -> np.ndarray:
+        """(V, n) entry ``p`` of every window, ``-inf`` where absent."""
+        w = self.windows[:, p]
+        col = z[:, np.maximum(w, 0)]
+        if w.min() < 0:
+            col[:, w < 0] = -np.inf
+        return col
+
+    def _max(self, z: np.ndarray, want_piece: bool):
+        """(V, n) maxima and, if asked, the first winning positions; memory
+        of a few (V, n) arrays whatever the window size."""
+        best = self._column(z, 0)
+        arg = np.zeros(best.shape, np.int16) if want_piece else None
+        for p in range(1, self.windows.shape[1]):
+            col = self._column(z, p)
+            if want_piece:
+                arg[col > best] = p  # strictly larger: ties stay at the lowest position
+            np.maximum(best, col, out=best)
+        return best, arg
 
     def piece(self, z: np.ndarray) -> np.ndarray:
         """(V, n) index of each neuron's linear piece at preactivations ``z``
@@ -386,7 +403,7 @@ class Stage:
         or int16 for max windows of more than 127 entries."""
         if self.is_max:
             dtype = np.int8 if self.windows.shape[1] <= 127 else np.int16
-            return np.argmax(self._gathered(z), axis=2).astype(dtype)  # first maximum
+            return self._max(z, True)[1].astype(dtype, copy=False)
         k = np.zeros(z.shape, np.int8)
         for b in self.breakpoints:
             k += z >= b
@@ -399,7 +416,7 @@ class Stage:
         ``k``, computed with the same two operations as :class:`Activation`.
         """
         if self.is_max:
-            return self._gathered(z).max(axis=2)
+            return self._max(z, False)[0]
         shared = self.activation is not None
         if shared and self.activation == _RELU:
             return np.maximum(z, 0.0)

@@ -426,7 +426,13 @@ def from_torch(model, input_shape=None):
         addition of constants. Units: ``ReLU``, ``LeakyReLU``, ``PReLU`` (one
         slope or one per channel), ``Hardtanh``, ``ReLU6``, ``abs`` and
         ``clamp``, as modules or functional calls (``F.relu``,
-        ``torch.relu``, ``x.relu()``, ``x.clamp(min=0)``, ...). A
+        ``torch.relu``, ``x.relu()``, ``x.clamp(min=0)``, ...). Max units
+        (a stage of max units, see :mod:`regiongeom.graph`): ``MaxPool1d``/
+        ``2d`` (kernel, stride, padding, dilation, ceil_mode) and
+        ``AdaptiveMaxPool1d``/``2d``, as modules or ``F.max_pool1d/2d``,
+        ``F.adaptive_max_pool1d/2d``; ``torch.max(x, dim)`` values and
+        ``amax`` over per-sample dimensions, so maxout written as
+        ``x.view(..., k).amax(-1)``. A
         ``torch.fx.GraphModule`` is used as it is, so the module of a
         ``torch.export`` program (``torch.export.load(path).module()``)
         converts without the model's class.
@@ -450,7 +456,9 @@ def from_torch(model, input_shape=None):
     TypeError
         For anything that is not affine or a piecewise-linear unit (named,
         with its module path and the source line that calls it), for max
-        units (not supported yet), for a model in training mode with
+        units other than those above and for their indices
+        (``return_indices=True``, ``torch.max(x, dim).indices``), for a
+        max over the batch axis, for a model in training mode with
         BatchNorm or Dropout (call ``model.eval()``), and for a forward that
         torch.fx cannot trace.
     """

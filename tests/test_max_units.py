@@ -163,6 +163,24 @@ def test_max_pool2d(args, functional, integer):
     _check(m, shape, _inputs(shape, integer=integer), member, stage=1, ties=integer)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_max_pool2d_random_shapes_and_options(seed):
+    rng = np.random.default_rng(seed)
+    k = tuple(int(v) for v in rng.integers(2, 5, size=2))
+    s = tuple(int(rng.integers(1, kk + 1)) for kk in k)  # mostly stride < kernel: overlapping windows
+    p = tuple(int(rng.integers(0, kk // 2 + 1)) for kk in k)
+    d = tuple(int(v) for v in rng.integers(1, 3, size=2))
+    ceil = bool(rng.integers(2))
+    C, H, W = int(rng.integers(1, 4)), int(rng.integers(7, 11)), int(rng.integers(7, 11))
+    shape = (C, H, W)
+    m = _build(
+        nn.Sequential(nn.Conv2d(C, 2, 2), nn.ReLU()), nn.MaxPool2d(k, s, p, d, ceil_mode=ceil), shape, seed
+    )
+    integer = seed % 2 == 1
+    x = _inputs(shape, n=5, seed=seed, integer=integer)
+    _check(m, shape, x, _pool_member(k, s, p, d), stage=1)
+
+
 @pytest.mark.parametrize("integer", [False, True], ids=["random", "ties"])
 @pytest.mark.parametrize(
     "args", [(2, 2, 0, 1, False), (3, 1, 1, 1, False), (3, 2, 1, 2, True), (4, 3, 2, 1, True)]
