@@ -641,3 +641,28 @@ def test_brute_force_helpers_can_fail():
     z = torch.tensor([[[1.0, 3.0, 3.0, 0.0]]], dtype=torch.float64)
     member = _reduce_member((1,), False, 2)
     assert _brute_winners(z, (1,), member).tolist() == [[1]]
+
+
+def test_torch_export_program_with_max_units():
+    """A torch.export program (aten.max_pool2d, aten.amax) converts like the module."""
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.pool, self.fc = nn.Conv2d(1, 2, 2), nn.MaxPool2d(2, 1), nn.Linear(18, 6)
+
+        def forward(self, x):
+            z = self.fc(self.pool(torch.relu(self.conv(x))).flatten(1))
+            return z.unflatten(1, (3, 2)).amax(-1)  # (a batch-size view would be specialised by export)
+
+    torch.manual_seed(0)
+    m = M().double().eval()
+    x = _inputs((1, 5, 5), n=6, integer=True)
+    prog = torch.export.export(m, (x,))
+    net = rg.from_torch(prog.module(), input_shape=(1, 5, 5))
+    ref = rg.from_torch(m, input_shape=(1, 5, 5))
+    flat = x.reshape(6, -1).numpy()
+    with torch.no_grad():
+        np.testing.assert_array_equal(net(flat), m(x).numpy())
+    np.testing.assert_array_equal(net.patterns(flat), ref.patterns(flat))
+    assert [s.is_max for s in net.stages] == [False, True, True]
