@@ -666,3 +666,24 @@ def test_torch_export_program_with_max_units():
         np.testing.assert_array_equal(net(flat), m(x).numpy())
     np.testing.assert_array_equal(net.patterns(flat), ref.patterns(flat))
     assert [s.is_max for s in net.stages] == [False, True, True]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_maxout_with_a_zero_piece_is_the_relu_network(seed):
+    """max(z, 0) written as maxout with k = 2: the ReLU network's outputs, and
+    its patterns with the pieces swapped (position 0, z, wins where z >= 0)."""
+    rng = np.random.default_rng(seed)
+    ws = [rng.normal(size=(4, 2)), rng.normal(size=(3, 4)), rng.normal(size=(1, 3))]
+    bs = [rng.normal(size=4), rng.normal(size=3), rng.normal(size=1)]
+    relu = rg.Network.from_arrays(ws, bs, ["relu", "relu", None])
+    w2, b2 = [], []
+    for w, b in zip(ws[:-1], bs[:-1]):
+        W, B = np.zeros((2 * w.shape[0], w.shape[1])), np.zeros(2 * w.shape[0])
+        W[0::2], B[0::2] = w, b
+        w2.append(W)
+        b2.append(B)
+    mx = rg.Network.maxout(w2 + ws[-1:], b2 + bs[-1:], k=2)
+    x = np.concatenate([rng.normal(size=(50, 2)), np.zeros((1, 2))])
+    # torch's F.linear and numpy's matmul may sum in different orders: equal up to rounding
+    np.testing.assert_allclose(mx(x), relu(x), rtol=1e-14, atol=1e-14)
+    np.testing.assert_array_equal(mx.patterns(x), 1 - relu.patterns(x))
