@@ -269,7 +269,7 @@ def _max_unit(conv, node, name, x, a):
             return getattr(F, name)(t, **kw)
     else:
         dim = a["dim"]
-        if isinstance(dim, g.Node):
+        if isinstance(dim, (g.Node, torch.Tensor)):
             conv.fail(node, "is an elementwise maximum of two tensors (torch.maximum); " + _MAX_REASON)
         if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
             conv.fail(node, "takes the max over every axis, including the batch axis, which mixes the samples; "

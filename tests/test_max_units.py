@@ -543,6 +543,7 @@ def test_cli_refuses_max_units(tmp_path, capsys):
         (lambda h: torch.max(h, 1).indices.double(), "indices of torch.max"),
         (lambda h: torch.maximum(h, -h), "max unit regiongeom does not convert"),
         (lambda h: torch.max(h, -h), "elementwise maximum of two tensors"),
+        (lambda h: torch.max(h, torch.zeros(1, dtype=h.dtype)), "elementwise maximum of two tensors"),
         (lambda h: F.max_pool3d(h.unsqueeze(1), 2).flatten(1), "max unit regiongeom does not convert"),
     ],
 )
