@@ -313,6 +313,13 @@ class ExactGraph:
     ``line(pattern, neuron, breakpoint)`` the ``(n_in + 1,)`` row of ``z_j -
     t``. Unit pieces use each neuron's own slope and intercept. The products
     run with BLAS on one thread (many small products).
+
+    Max stages: ``maps(pattern, s)`` has the stage's ``n_pre``
+    preactivations (its operator's outputs); a max unit's output is the map
+    of the entry its piece selects (``windows[u, piece]``; a pattern that
+    selects an absent entry raises ValueError); ``tie(pattern, neuron, p,
+    q)`` is the row of ``z[w[p]] - z[w[q]]`` and ``line(pattern, neuron,
+    q)`` the same with ``p`` the unit's piece in ``pattern``.
     """
 
     # cached rows (Python ints) kept before the cache is emptied: a few hundred MB
@@ -324,8 +331,11 @@ class ExactGraph:
         self.offsets = np.asarray(gnet.neuron_offsets)
         self.stages = gnet.stages
         self.out_op = gnet.output
-        self.units = [(dyadic(s.slopes), dyadic(s.intercepts)) for s in self.stages]
-        self.bps = [[dyadic(t) for t in np.asarray(s.breakpoints, np.float64)] for s in self.stages]
+        self.units = [None if s.is_max else (dyadic(s.slopes), dyadic(s.intercepts)) for s in self.stages]
+        self.bps = [
+            [] if s.is_max else [dyadic(t) for t in np.asarray(s.breakpoints, np.float64)]
+            for s in self.stages
+        ]
         self._rows, self._lifted, self._cache, self._cached = {}, {}, {}, 0
 
     # ------------------------------------------------------------ public --
@@ -333,7 +343,7 @@ class ExactGraph:
         """Exact homogeneous affine maps of stage ``stage``'s preactivations."""
         pattern = np.asarray(pattern)
         with one_blas_thread():
-            return self._pre(pattern, stage, np.arange(self.stages[stage].n))
+            return self._pre(pattern, stage, np.arange(self.stages[stage].n_pre))
 
     def output(self, pattern) -> Dyadic:
         """Exact homogeneous affine map of the network's output on ``pattern``."""
@@ -351,6 +361,9 @@ class ExactGraph:
         """Neuron ``neuron``'s ``z_j(x) - t`` as a homogeneous row ``(n_in + 1,)``,
         computed on the neuron's cone only."""
         s = int(np.searchsorted(self.offsets, neuron, side="right") - 1)
+        if self.stages[s].is_max:
+            pattern = np.asarray(pattern)
+            return self.tie(pattern, neuron, int(pattern[neuron]), breakpoint)
         with one_blas_thread():
             a = self._pre(np.asarray(pattern), s, np.array([neuron - self.offsets[s]]))[0]
         t = self.bps[s][breakpoint]
@@ -358,6 +371,22 @@ class ExactGraph:
         m = a.aligned(e).copy()
         m[self.n_in] = m[self.n_in] - t.aligned(e)
         return Dyadic(m, e)
+
+    def tie(self, pattern, neuron: int, p: int, q: int) -> Dyadic:
+        """Max unit ``neuron``'s ``z[w[p]] - z[w[q]]`` (``w`` its window) as a
+        homogeneous row ``(n_in + 1,)``: ``>= 0`` where position ``p`` beats
+        or ties ``q``. ``line(pattern, neuron, q)`` on a max unit is this with
+        ``p`` the unit's piece in ``pattern`` (so ``>= 0`` on its own side)."""
+        s = int(np.searchsorted(self.offsets, neuron, side="right") - 1)
+        st = self.stages[s]
+        if not st.is_max:
+            raise ValueError(f"neuron {neuron} is not a max unit")
+        w = st.windows[neuron - self.offsets[s]]
+        if not (0 <= p < w.size and 0 <= q < w.size) or w[p] < 0 or w[q] < 0:
+            raise ValueError(f"positions {p}, {q} are not entries of max unit {neuron}'s window {w.tolist()}")
+        with one_blas_thread():
+            z = self._pre(np.asarray(pattern), s, np.array([w[p], w[q]]))
+        return Dyadic(z.m[0] - z.m[1], z.e)
 
     # ----------------------------------------------------------- stages --
     def _store(self, key, value, size):
@@ -372,7 +401,7 @@ class ExactGraph:
         key = (s, pattern[: self.offsets[s]].tobytes())
         part = self._cache.get(key)
         if part is None:
-            part = _Part(self.stages[s].n, self.k)
+            part = _Part(self.stages[s].n_pre, self.k)
             self._store(key, part, part.m.size)
         missing = rows[~part.known[rows]]
         if missing.size:
@@ -385,8 +414,17 @@ class ExactGraph:
 
     def _post(self, pattern, s, rows) -> Dyadic:
         """Rows of tensor ``s + 1`` (stage ``s``'s outputs) as ``(k, L)``."""
-        z = self._pre(pattern, s, rows)
         pieces = pattern[self.offsets[s] + rows].astype(np.int64)
+        if self.stages[s].is_max:  # the winning entry's map
+            w = self.stages[s].windows
+            if pieces.size and (pieces.min() < 0 or pieces.max() >= w.shape[1]):
+                raise ValueError(f"pattern holds a position outside the windows of max stage {s}")
+            sel = w[rows, pieces]
+            if (sel < 0).any():
+                raise ValueError(f"pattern selects an absent (padding) entry of max stage {s}")
+            z = self._pre(pattern, s, sel)
+            return Dyadic(np.ascontiguousarray(z.m.T), z.e)
+        z = self._pre(pattern, s, rows)
         sl, ic = self.units[s]
         a, c = sl.m[rows, pieces], ic.m[rows, pieces]
         e = min(z.e + sl.e, ic.e)

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import _graph_ops as g
+from . import _torch_max as tm
 from .network import Activation
 from .torch_graph import _DROPOUT, _PASS, _REARRANGE, BATCH, SUPPORTED, _const, _leaves, _walk
 
@@ -46,8 +47,9 @@ _NOT_PL_REASON = (
     "LeakyReLU, PReLU, Hardtanh, ReLU6, abs, clamp): replace it (e.g. GELU or SiLU by ReLU) to analyse the model"
 )
 _MAX_REASON = (
-    "is a max unit; max units (MaxPool, max/amax over a dimension, maxout) are not supported yet: "
-    "use AvgPool or a strided convolution until they are"
+    "is a max unit regiongeom does not convert; supported max units: MaxPool1d/2d, AdaptiveMaxPool1d/2d "
+    "(modules or F.max_pool1d/2d, F.adaptive_max_pool1d/2d, without return_indices), torch.max(x, dim) "
+    "values and amax over per-sample dimensions (maxout: x.view(..., k).amax(-1))"
 )
 _UNITS = {"relu", "relu_", "leaky_relu", "leaky_relu_", "hardtanh", "hardtanh_", "relu6", "clamp",
           "clamp_", "clip", "clip_", "clamp_min", "clamp_max", "abs", "abs_", "absolute", "prelu"}  # fmt: skip
@@ -75,6 +77,12 @@ _SIGS = {
         "add": lambda input, other, alpha=1: None,
         "mul": lambda input, other: None,
         "div": lambda input, other, rounding_mode=None: None,
+        "max_pool": lambda input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False: (
+            None
+        ),
+        "adaptive_max_pool": lambda input, output_size, return_indices=False: None,
+        "max": lambda input, dim=None, keepdim=False: None,
+        "amax": lambda input, dim=(), keepdim=False: None,
     }.items()
 }
 
@@ -243,10 +251,67 @@ _ARITH = {"add", "iadd", "add_", "sub", "isub", "sub_", "rsub", "mul", "imul", "
           "div", "div_", "neg", "matmul", "linear", "conv1d", "conv2d", "conv3d", "pad"}  # fmt: skip
 
 
+def _max_unit(conv, node, name, x, a):
+    """A max pool, max or amax of an input-dependent ``x`` (arguments ``a``): a stage of max units."""
+    if not isinstance(x, g.Node):
+        conv.fail(node, f"takes the max of something other than one input-dependent tensor; {SUPPORTED}")
+    if a.get("return_indices"):
+        conv.fail(node, "returns the indices of the maxima (return_indices=True), which are not piecewise "
+                  "linear; use return_indices=False")  # fmt: skip
+    if name in tm.POOLS:
+        try:
+            windows, out = tm.pool_windows(name, tuple(x.shape), a)
+        except ValueError as exc:
+            conv.fail(node, str(exc), ValueError)
+        kw = {k: v for k, v in a.items() if k not in ("input", "return_indices")}
+
+        def fn(t):
+            return getattr(F, name)(t, **kw)
+    else:
+        dim = a["dim"]
+        if isinstance(dim, (g.Node, torch.Tensor)):
+            conv.fail(node, "is an elementwise maximum of two tensors (torch.maximum); " + _MAX_REASON)
+        if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
+            conv.fail(node, "takes the max over every axis, including the batch axis, which mixes the samples; "
+                      "give the per-sample dimensions, e.g. x.amax(dim=(1, 2))")  # fmt: skip
+        full = len(x.shape) + 1
+        dims = sorted({int(d) % full for d in (dim if isinstance(dim, (tuple, list)) else (dim,))})
+        if dims[0] == 0:
+            conv.fail(
+                node, "takes the max over the batch axis, which mixes the samples; keep the batch axis first"
+            )
+        keep = bool(a["keepdim"])
+        windows, out = tm.reduce_windows(tuple(x.shape), [d - 1 for d in dims], keep)
+
+        def fn(t):
+            return torch.amax(t, dim=dims, keepdim=keep)
+
+    if not tm.check_windows(windows, tuple(x.shape), out, fn, conv.gen):
+        conv.fail(
+            node, "gives values that its max-unit windows do not reproduce (please report this)", RuntimeError
+        )
+    y = conv.max_stage(node, x, windows, out)
+    return tm.MaxResult(y) if name == "max" else y
+
+
+def _max_result(conv, node, name, args):
+    """``.values`` / ``[0]`` of torch.max(x, dim); the indices are refused."""
+    res, key = (args[0], args[1]) if len(args) == 2 else (None, None)
+    if isinstance(res, tm.MaxResult) and name in ("getitem", "getattr"):
+        if key in (0, "values"):
+            return res.values
+        if key in (1, "indices"):
+            conv.fail(node, "reads the indices of torch.max (the argmax), which are not piecewise linear; "
+                      "use the values only")  # fmt: skip
+    conv.fail(node, "uses the (values, indices) pair of torch.max as a tensor; take .values or [0]")
+
+
 def call_function(conv, node, args, kwargs):
     """A call_function or call_method node."""
     t = node.target
     name = t if isinstance(t, str) else getattr(t, "_opname", None) or getattr(t, "__name__", str(t))
+    if any(isinstance(v, tm.MaxResult) for v in _leaves((args, kwargs))):
+        return _max_result(conv, node, name, args)
     nodes = [v for v in _leaves((args, kwargs)) if isinstance(v, g.Node)]
     if not nodes:
         if name not in ("getitem", "getattr") and any(v is BATCH for v in _leaves((args, kwargs))):
@@ -287,7 +352,20 @@ def call_function(conv, node, args, kwargs):
                 "and pass training=self.training",
             )
         return a["input"]
+    if name in tm.POOLS or name in tm.REDUCE:
+        sig = {"max": "max", "amax": "amax"}.get(
+            name, "adaptive_max_pool" if "adaptive" in name else "max_pool"
+        )
+        try:
+            a = _bind(sig, args, kwargs)
+        except TypeError:
+            conv.fail(node, _MAX_REASON)
+        return _max_unit(conv, node, name, a["input"], a)
     if name in MAX_OPS:
+        if name.endswith("_with_indices"):
+            conv.fail(
+                node, "returns the indices of the maxima (return_indices=True); use return_indices=False"
+            )
         conv.fail(node, _MAX_REASON)
     if name in NOT_PL:
         conv.fail(node, _NOT_PL_REASON)
@@ -364,6 +442,10 @@ def _pad_module(conv, node, mod, x):
 def call_module(conv, node, mod, args, kwargs):
     """A call_module node (a leaf module of torch.nn)."""
     tname = type(mod).__name__
+    maxpools = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
+    if isinstance(mod, maxpools) and len(args) == 1 and not kwargs:
+        name, a = tm.module_args(mod)
+        return _max_unit(conv, node, name, args[0], a)
     if tname in MAX_OPS:
         conv.fail(node, _MAX_REASON)
     if tname in NOT_PL:

@@ -18,10 +18,30 @@ import numpy as np
 GEOM_RTOL = 1e-12
 
 
+def require_no_max_units(net, what: str, method: str | None = None) -> None:
+    """A one-line TypeError when ``net`` has stages of max units (MaxPool,
+    max/amax, maxout), which ``what`` does not handle yet."""
+    stages = [s for s in getattr(net, "stages", ()) if getattr(s, "windows", None) is not None]
+    if not stages:
+        return
+    names = ", ".join(repr(s.name) for s in stages[:3]) + (", ..." if len(stages) > 3 else "")
+    why = ""
+    if method == "theorem2":
+        why = (" (and Theorem 2 as stated needs neurons with biases and breakpoints, which max units do not"
+               " have; method='definition' is the route that will cover them)")  # fmt: skip
+    raise TypeError(
+        f"{what}: the network has max units (MaxPool, max/amax or maxout, in stages {names}); net(x), "
+        f"net.patterns and net.restrict work on them, but regions and measures of networks with max units "
+        f"are not supported yet{why}"
+    )
+
+
 def require_network(net, what: str) -> None:
     """A one-line TypeError unless ``net`` is an ``rg.Network`` (graph networks
     get one that says what works on them today)."""
     from .network import Network
+
+    require_no_max_units(net, what)
 
     if isinstance(net, Network):
         return

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ._model_files import load_model
+from ._validate import require_no_max_units
 from .regions import DEFAULT_MAX_REGIONS
 
 __all__ = ["main"]
@@ -56,6 +57,7 @@ def load_slice(args, net):
     domain around the points, or ``net`` itself on ``--domain``."""
     from .slices import Line, Plane
 
+    require_no_max_units(net, f"regiongeom {args.command}")
     plane, line = getattr(args, "plane", None), getattr(args, "line", None)
     if plane is not None and line is not None:
         raise ValueError("pass either --plane or --line, not both")

@@ -237,8 +237,10 @@ def local_complexity(net, data, *, sigma, n_samples=64, method="theorem2", eps=N
 # ----------------------------------------------------------------------------
 def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs, batch_size, *,
            by_layer=False, device=None):  # fmt: skip
+    from . import _validate
     from ._validate import require_network
 
+    _validate.require_no_max_units(net, "lc_density", method)
     graph = hasattr(net, "stages")  # a GraphNetwork: its own Theorem-2 path
     if graph:
         from ._theorem2_graph import check_graph

@@ -109,7 +109,9 @@ def figure1(net, domain, *, sigma=None, n_samples=32, shape=128, method="theorem
     import matplotlib.pyplot as plt
 
     from ._marks import draw_points, marked_points
+    from ._validate import require_no_max_units
 
+    require_no_max_units(net, "figure1", None if estimate is not None else method)
     dom = _domain(domain, net.n_in)
     if dom.dim == 1 and (points is not None or decision_boundary):
         raise ValueError("points and decision_boundary need a 2-input network (a plane), not a line")

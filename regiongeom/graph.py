@@ -2,7 +2,8 @@
 
 A :class:`GraphNetwork` is what :func:`regiongeom.from_torch` returns for a
 model that is not a plain chain of dense layers (convolutions, residual
-connections, concatenation of branches, per-channel PReLU). It is evaluated
+connections, concatenation of branches, per-channel PReLU, max pooling and
+maxout: stages of max units, see "Max stages" below). It is evaluated
 exactly in float64 and never expands a convolution into a dense matrix.
 
 Tensors
@@ -58,6 +59,20 @@ Stages (the interface an engine is written against)
     None. A per-channel PReLU slope equal to 1 makes that neuron affine
     (its two slopes are equal); its piece index still changes at 0.
     ``stage.piece(z)`` and ``stage.apply(z)`` evaluate these on ``(V, n)``.
+
+Max stages
+    A stage with ``stage.windows`` (not None) is a stage of *max units*
+    (MaxPool, ``max``/``amax`` over dimensions, maxout). Its operator gives a
+    preactivation vector ``z`` of ``op.n_out == stage.n_pre`` entries (for a
+    max pool the gathered or identity view of the pooled tensor, for maxout a
+    Linear), and ``windows`` ``(stage.n, k)`` int64 holds indices into ``z``,
+    ``-1`` for an absent entry (a max pool's padding, which never wins);
+    windows may overlap and repeat an index. Unit ``u`` outputs ``max_p
+    z[windows[u, p]]`` and its *piece* (``stage.piece``, ``net.patterns``) is
+    the winning position ``p``, ties to the lowest position. ``breakpoints``,
+    ``slopes``, ``intercepts`` and ``activation`` are None. ``stage.is_max``
+    says which kind a stage is; for an elementwise stage ``windows`` is None
+    and ``n_pre == n``.
 
 ``stage.offset``, ``stage.n``
     The stage's neurons are ``offset .. offset + n - 1`` in ``net.patterns``
@@ -332,14 +347,63 @@ class Stage:
     name: str
     activation: object = None
     carry: tuple = ()
+    windows: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.windows is not None:
+            object.__setattr__(self, "windows", _check_windows(self.windows, self.operator.n_out, self.n))
 
     @property
     def n(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
+    @property
+    def is_max(self) -> bool:
+        """True for a stage of max units (see "Max stages" in the module docstring)."""
+        return self.windows is not None
+
+    @property
+    def n_pre(self) -> int:
+        """Number of preactivations (``operator.n_out``; ``n`` unless max units)."""
+        return int(self.operator.n_out)
+
+    @property
+    def n_pieces(self) -> int:
+        """Largest number of pieces of a unit: the window size of max units."""
+        return self.windows.shape[1] if self.is_max else len(self.breakpoints) + 1
+
+    def _gathered(self, z: np.ndarray) -> np.ndarray:
+        """(V, n, k) window entries of ``z`` (V, n_pre), ``-inf`` where absent."""
+        return np.stack([self._column(z, p) for p in range(self.windows.shape[1])], axis=2)
+
+    def _column(self, z: np.ndarray, p: int) -> np.ndarray:
+        """(V, n) entry ``p`` of every window, ``-inf`` where absent."""
+        w = self.windows[:, p]
+        col = z[:, np.maximum(w, 0)]
+        if w.min() < 0:
+            col[:, w < 0] = -np.inf
+        return col
+
+    def _max(self, z: np.ndarray, want_piece: bool):
+        """(V, n) maxima and, if asked, the first winning positions; memory
+        of a few (V, n) arrays whatever the window size."""
+        best = self._column(z, 0)
+        arg = np.zeros(best.shape, np.int16) if want_piece else None
+        for p in range(1, self.windows.shape[1]):
+            col = self._column(z, p)
+            if want_piece:
+                arg[col > best] = p  # strictly larger: ties stay at the lowest position
+            np.maximum(best, col, out=best)
+        return best, arg
+
     def piece(self, z: np.ndarray) -> np.ndarray:
-        """(V, n) int8 index of each neuron's linear piece at preactivations ``z``
-        (the number of breakpoints ``<= z``, as ``Activation.piece``)."""
+        """(V, n) index of each neuron's linear piece at preactivations ``z``
+        (the number of breakpoints ``<= z``, as ``Activation.piece``; for max
+        units the winning position in the window, ties to the lowest). int8,
+        or int16 for max windows of more than 127 entries."""
+        if self.is_max:
+            dtype = np.int8 if self.windows.shape[1] <= 127 else np.int16
+            return self._max(z, True)[1].astype(dtype, copy=False)
         k = np.zeros(z.shape, np.int8)
         for b in self.breakpoints:
             k += z >= b
@@ -351,6 +415,8 @@ class Stage:
         Each value is ``slopes[j, k] * z + intercepts[j, k]`` on its piece
         ``k``, computed with the same two operations as :class:`Activation`.
         """
+        if self.is_max:
+            return self._max(z, False)[0]
         shared = self.activation is not None
         if shared and self.activation == _RELU:
             return np.maximum(z, 0.0)
@@ -364,6 +430,24 @@ class Stage:
             tmp += ic[k + 1]
             np.copyto(out, tmp, where=z >= b)
         return out
+
+
+def _check_windows(windows, n_pre: int, n: int) -> np.ndarray:
+    """Validated read-only ``(n, k)`` int64 windows of a max stage."""
+    w = np.asarray(windows)
+    if w.ndim != 2 or w.shape[0] != n or w.shape[1] < 1 or not np.issubdtype(w.dtype, np.integer):
+        raise ValueError(
+            f"max-unit windows must be an (n_units={n}, k) integer array, got {w.dtype} {w.shape}"
+        )
+    if w.size and (w.min() < -1 or w.max() >= n_pre):
+        raise ValueError(
+            f"max-unit windows must index the {n_pre} preactivations (or be -1 for absent entries)"
+        )
+    if (w < 0).all(axis=1).any():
+        raise ValueError(f"max unit {int(np.flatnonzero((w < 0).all(axis=1))[0])} has an empty window")
+    w = np.array(w, dtype=np.int64)
+    w.setflags(write=False)
+    return w
 
 
 def _with_carry(stages, output):
@@ -478,7 +562,15 @@ class GraphNetwork:
         x = self._points(x)
         _, pre = self.forward(x)
         cols = [s.piece(z) for s, z in zip(self.stages, pre)]
-        return np.concatenate(cols, axis=1) if cols else np.zeros((len(x), 0), np.int8)
+        dtype = np.result_type(np.int8, *[c.dtype for c in cols])
+        return (
+            np.concatenate(cols, axis=1).astype(dtype, copy=False) if cols else np.zeros((len(x), 0), np.int8)
+        )
+
+    @property
+    def has_max_units(self) -> bool:
+        """True when a stage is made of max units (MaxPool, max/amax, maxout)."""
+        return any(s.is_max for s in self.stages)
 
     def restrict(self, slice) -> GraphNetwork:
         """The exact network on a :class:`~regiongeom.Plane` or :class:`~regiongeom.Line`.

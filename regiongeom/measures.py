@@ -43,8 +43,10 @@ _CHUNK = 256  # points per chunk of Jacobians
 # input normalisation and the shared passes
 # ----------------------------------------------------------------------------
 def _check_common(net, data, sigma, n_samples, rng, n_jobs=1, what="data"):
+    from . import _validate
     from ._validate import require_network
 
+    _validate.require_no_max_units(net, "local_rank, total_variation and the tracker's measures")
     if hasattr(net, "stages"):  # a GraphNetwork: the same measures through its operators
         from ._theorem2_graph import check_graph
 

@@ -212,6 +212,38 @@ class Network:
         ws, bs, acts = check_layers(weights, biases, [as_activation(a) for a in activations])
         return cls(tuple(ws), tuple(bs), tuple(acts))
 
+    @staticmethod
+    def maxout(weights: Sequence, biases: Sequence, k):
+        """A maxout network from arrays (Goodfellow et al. 2013): a
+        :class:`~regiongeom.GraphNetwork` with one stage of max units per
+        maxout layer (evaluated with torch, which must be installed).
+
+        Parameters
+        ----------
+        weights, biases : sequences of ``(n_i * k_i, n_{i-1})`` and ``(n_i * k_i,)`` arrays
+            One pair per maxout layer, then one for the affine output layer.
+            Unit ``u`` of layer ``i`` outputs the largest of rows ``u * k_i ..
+            u * k_i + k_i - 1`` of ``W_i h + b_i`` (torch's
+            ``z.view(..., n_i, k_i).amax(-1)``); its piece in ``patterns`` is
+            the winning row's position ``0 .. k_i - 1``, ties to the lowest.
+        k : int or sequence of int
+            Pieces per unit, one number or one per maxout layer.
+
+        Returns
+        -------
+        GraphNetwork
+            Neurons named ``"layer0[3]"`` as for other networks.
+
+        Examples
+        --------
+        >>> net = Network.maxout([[[1.0], [-1.0]], [[1.0]]], [[0.0, 0.0], [0.0]], k=2)  # |x|
+        >>> net(np.array([-3.0, 2.0])).ravel().tolist(), net.patterns(np.array([-3.0, 2.0])).ravel().tolist()
+        ([3.0, 2.0], [1, 0])
+        """
+        from ._maxout import maxout_network
+
+        return maxout_network(weights, biases, k)
+
     # -- shape ------------------------------------------------------------
     @property
     def n_in(self) -> int:
@@ -394,7 +426,13 @@ def from_torch(model, input_shape=None):
         addition of constants. Units: ``ReLU``, ``LeakyReLU``, ``PReLU`` (one
         slope or one per channel), ``Hardtanh``, ``ReLU6``, ``abs`` and
         ``clamp``, as modules or functional calls (``F.relu``,
-        ``torch.relu``, ``x.relu()``, ``x.clamp(min=0)``, ...). A
+        ``torch.relu``, ``x.relu()``, ``x.clamp(min=0)``, ...). Max units
+        (a stage of max units, see :mod:`regiongeom.graph`): ``MaxPool1d``/
+        ``2d`` (kernel, stride, padding, dilation, ceil_mode) and
+        ``AdaptiveMaxPool1d``/``2d``, as modules or ``F.max_pool1d/2d``,
+        ``F.adaptive_max_pool1d/2d``; ``torch.max(x, dim)`` values and
+        ``amax`` over per-sample dimensions, so maxout written as
+        ``x.view(..., k).amax(-1)``. A
         ``torch.fx.GraphModule`` is used as it is, so the module of a
         ``torch.export`` program (``torch.export.load(path).module()``)
         converts without the model's class.
@@ -418,7 +456,9 @@ def from_torch(model, input_shape=None):
     TypeError
         For anything that is not affine or a piecewise-linear unit (named,
         with its module path and the source line that calls it), for max
-        units (not supported yet), for a model in training mode with
+        units other than those above and for their indices
+        (``return_indices=True``, ``torch.max(x, dim).indices``), for a
+        max over the batch axis, for a model in training mode with
         BatchNorm or Dropout (call ``model.eval()``), and for a forward that
         torch.fx cannot trace.
     """

@@ -24,7 +24,7 @@ import numpy as np
 from ._engine.core import DEFAULT_MAX_REGIONS, RegionLimitError, Subdivision
 from ._engine.line1d import enumerate_1d
 from ._engine.mesh2d import enumerate_2d
-from ._validate import as_domain, as_points, integer_at_least
+from ._validate import as_domain, as_points, integer_at_least, require_no_max_units
 from .network import Network
 
 __all__ = ["activation_regions", "RegionMap", "RegionLimitError", "DEFAULT_MAX_REGIONS"]
@@ -70,6 +70,7 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
         raise TypeError(
             f"activation_regions expects an rg.Network or rg.GraphNetwork, got {type(net).__name__}"
         )
+    require_no_max_units(net, "activation_regions")
     dom = as_domain(domain, net.n_in)
     max_regions = integer_at_least(max_regions, 1, "max_regions")
     if isinstance(net, GraphNetwork) and dom.dim == 1:

@@ -33,8 +33,8 @@ BATCH = type("BatchSize", (), {"__repr__": lambda self: "<batch size>"})()
 
 SUPPORTED = (
     "supported: Linear, Conv1d/2d, BatchNorm (eval), AvgPool, AdaptiveAvgPool, Flatten/view/reshape/"
-    "permute, Dropout/Identity (eval), +, -, cat, * and / by constants, and the units ReLU, LeakyReLU, "
-    "PReLU, Hardtanh, ReLU6, abs, clamp"
+    "permute, Dropout/Identity (eval), +, -, cat, * and / by constants, the units ReLU, LeakyReLU, "
+    "PReLU, Hardtanh, ReLU6, abs, clamp, and the max units MaxPool1d/2d, AdaptiveMaxPool1d/2d, max(x, dim), amax"
 )
 # linear maps with nonnegative coefficients and no constant: evaluated by calling torch itself
 _REARRANGE = {
@@ -181,7 +181,21 @@ class _Converter:
             ic = np.zeros((n, 2))
             for a in (bp, sl, ic):
                 a.setflags(write=False)
-        producer = self.made_by.get(id(x))
+        name = self._name(fx_node, self.made_by.get(id(x)))
+        self.stages.append(Stage(op, bp, sl, ic, self.offset, shape, name, activation=act))
+        self.offset += n
+        return g.Source(len(self.stages), shape)
+
+    def max_stage(self, fx_node, x, windows, shape):
+        """Close a stage of max units: unit ``u`` is the max of ``x`` (flattened) over ``windows[u]``."""
+        shape = tuple(int(d) for d in shape)
+        stage = Stage(Operator(x), None, None, None, self.offset, shape, self._name(fx_node), windows=windows)
+        self.stages.append(stage)
+        self.offset += stage.n
+        return g.Source(len(self.stages), shape)
+
+    def _name(self, fx_node, producer=None):
+        """The stage's name: the torch.nn layer computing its preactivations (or the unit)."""
         if producer is not None and producer is not fx_node and _layer(producer):
             name = _layer(producer)
         elif _layer(fx_node):
@@ -192,9 +206,7 @@ class _Converter:
         if name in self.names_used:
             name = f"{name}.{fx_node.name}"
         self.names_used.add(name)
-        self.stages.append(Stage(op, bp, sl, ic, self.offset, shape, name, activation=act))
-        self.offset += n
-        return g.Source(len(self.stages), shape)
+        return name
 
     # -- the walk ---------------------------------------------------------
     def run(self):
