@@ -208,9 +208,17 @@ def locus_vertices(loc) -> np.ndarray:
 
 # ----------------------------------------------------------------------------
 def _check(net, points, sigma, n_samples, method, eps, rng):
-    from ._validate import require_network
+    from ._validate import require_network, require_no_max_units
 
-    require_network(net, "vertex_density")
+    if hasattr(net, "stages"):  # a GraphNetwork: the definition only
+        require_no_max_units(net, "vertex_density")
+        if method == "theorem6":
+            raise TypeError(
+                "vertex_density(method='theorem6') takes an rg.Network only; on a graph network (convolutions, "
+                "residual blocks) use method='definition' with an eps on a 2-input restriction"
+            )
+    else:
+        require_network(net, "vertex_density")
     if net.n_in != 2:
         raise ValueError(
             f"vertex_density needs a network with 2 inputs; this one has {net.n_in} (restrict it to a plane)"
@@ -315,8 +323,9 @@ def _definition_samples(net, x, noise, eps):
     lo, hi = x.min(axis=0) - eps, x.max(axis=0) + eps
     domain = (lo[0], lo[1], hi[0], hi[1])
     out = np.zeros((noise.shape[0], x.shape[0]))
+    graph = hasattr(net, "stages")  # a GraphNetwork shifts its operators
     for s, row in enumerate(noise):
-        noisy = net.with_biases(_noisy_biases(net, row))
+        noisy = net.with_bias_noise(row) if graph else net.with_biases(_noisy_biases(net, row))
         verts = locus_vertices(nonlinear_locus(activation_regions(noisy, domain)))
         if len(verts):
             out[s] = cKDTree(verts).query_ball_point(x, eps, return_length=True)

@@ -354,7 +354,7 @@ def test_graph_refusals_are_one_line():
     net = rg.from_torch(res_cnn(0), input_shape=(1, 6, 6))
     x = np.zeros((2, 36))
     cases = [
-        (lambda: rg.vertex_density(net, x, sigma=0.1), TypeError, "graph networks"),
+        (lambda: rg.vertex_density(net, x, sigma=0.1), TypeError, "method='definition'"),
         (lambda: rg.lc_density(net, x, sigma=0.1, n_jobs=2), ValueError, "n_jobs"),
         (lambda: rg.lc_density(net, x, sigma=0.1, method="definition", eps=0.1), ValueError, "restrict"),
         (lambda: rg.lc_density(net, x, sigma=0.1, device="cpu"), ValueError, "drop device"),
@@ -501,3 +501,42 @@ def test_support_pattern_is_the_transposed_matrix_pattern():
     noise = np.random.default_rng(1).normal(0.0, 0.3, size=(2, net.n_neurons))
     for a, b in zip(T.good_table(net, x, noise), T.good_table(net, x, noise, screen=False)):
         np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------- vertex density (definition) ----
+def test_vertex_density_definition_equals_dense_twin():
+    """The definition route of Hanin & Rolnick's vertex density on a graph
+    network equals the dense network's, same draws: the same vertices in the
+    same disks."""
+    gen = np.random.default_rng(4)
+    net = rg.Network.from_arrays(
+        [gen.normal(size=(8, 2)), gen.normal(size=(6, 8)), gen.normal(size=(1, 6))],
+        [gen.normal(size=8) * 0.3, gen.normal(size=6) * 0.3, [0.0]], ["relu", "leaky_relu", None],
+    )  # fmt: skip
+    twin = graph_twin(net)
+    x = rg.grid_points((-1.0, -1.0, 1.0, 1.0), 7)
+    a = rg.vertex_density(net, x, sigma=0.3, n_samples=4, method="definition", eps=0.4, rng=2)
+    b = rg.vertex_density(twin, x, sigma=0.3, n_samples=4, method="definition", eps=0.4, rng=2)
+    assert a.mean.max() > 0
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.stderr, b.stderr)
+
+
+def test_vertex_density_definition_on_a_cnn_plane():
+    """On a CNN's plane: every sample's count equals the vertices of the noisy
+    network's own locus counted by hand."""
+    from scipy.spatial import cKDTree
+
+    net = rg.from_torch(res_cnn(0), input_shape=(1, 6, 6))
+    plane = rg.Plane.through(*np.random.default_rng(1).normal(size=(3, 36)))
+    n2 = net.restrict(plane)
+    x = plane.points
+    est = rg.vertex_density(n2, x, sigma=0.2, n_samples=3, method="definition", eps=0.5, rng=5)
+    noise = np.random.default_rng(5).normal(0.0, 0.2, size=(3, n2.n_neurons))
+    lo, hi = x.min(axis=0) - 0.5, x.max(axis=0) + 0.5
+    counts = []
+    for row in noise:
+        rm = rg.activation_regions(n2.with_bias_noise(row), (lo[0], lo[1], hi[0], hi[1]))
+        v = rg.locus_vertices(rg.nonlinear_locus(rm))
+        counts.append(cKDTree(v).query_ball_point(x, 0.5, return_length=True) if len(v) else np.zeros(3))
+    np.testing.assert_allclose(est.mean, np.mean(counts, axis=0) / (np.pi * 0.25), rtol=1e-15)

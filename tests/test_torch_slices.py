@@ -194,7 +194,7 @@ def test_what_does_not_take_graph_networks_yet_says_so():
     net = rg.from_torch(model, input_shape=(1, 4, 4)).restrict(plane)
     pts = np.zeros((3, 2))
     # lc_density and local_rank take graph networks now (tests/test_graph_measures.py)
-    with pytest.raises(TypeError, match="does not take graph networks"):
+    with pytest.raises(TypeError, match="method='definition'"):
         rg.vertex_density(net, pts, sigma=0.1)
 
 

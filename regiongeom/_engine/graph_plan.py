@@ -438,7 +438,10 @@ def first_stage_regions(plan, pieces):
     Call after stage 0 is formed (its crossing neurons are known)."""
     info, st = plan.info[1], plan.stages[0]
     op = st.operator
-    M, c = op.M[info.cross], op.const[info.cross]
+    if hasattr(op, "M"):  # a restriction's lifted operator: uv @ M.T + const
+        M, c = op.M[info.cross], op.const[info.cross]
+    else:  # a 2-input network's own operator
+        M, c = op.matrix()[info.cross], np.asarray(op.bias, np.float64)[info.cross]
     A = np.repeat(M, len(st.breakpoints), axis=0)
     B = (st.breakpoints[None, :] - c[:, None]).ravel()
     regions, lines = 0, 0
