@@ -1,7 +1,7 @@
 """Regions of high-dimensional networks on a plane through three inputs,
 side by side with regioncam on the same plane.
 
-    python benchmarks/bench_planes.py               # HR-784 (BENCH.md)
+    python benchmarks/bench_planes.py               # HR-784 (BENCH.md) and RES-784 (issue 14)
     python benchmarks/bench_planes.py --repeat 11
     python benchmarks/bench_planes.py --cnn        # also CNN-MNIST (BENCH.md), regiongeom alone
     python benchmarks/bench_planes.py --jobs= --cnn --cifar   # only the CNNs (CNN-CIFAR: issue 14)
@@ -15,7 +15,12 @@ gets exactly that plane and box (its origin and axes read from regioncam,
 in float64), so both tools cut the same square. regioncam computes in
 float32 and gets the module converted with ``.float()``; regiongeom's time
 includes ``net.restrict(plane)``. Both are timed in one process, alternating
-run by run after a warm-up run of each; medians of wall-clock times.
+run by run after a warm-up run of each (which must find the same number of
+regions); medians of wall-clock and CPU times.
+
+RES-784 is a residual MLP on the same plane (:func:`residual_mlp`, issue
+14): regiongeom gets the module through ``from_torch`` (a GraphNetwork),
+regioncam the same float32 weights as ``regioncam.nn`` layers.
 """
 
 from __future__ import annotations
@@ -53,14 +58,67 @@ def digit_images(idx=(0, 1, 2)):
     return np.pad(big, ((0, 0), (2, 2), (2, 2))).reshape(len(idx), 784)
 
 
-def hr784():
-    """(regiongeom job, regioncam job) on the same plane and box."""
+def residual_mlp(seed=0):
+    """RES-784: 784 -> Linear 64 -> ReLU -> [h + Linear(ReLU(Linear h))] -> ReLU ->
+    the same block -> ReLU -> Linear 10 (width 64 everywhere; torch's default
+    initialisation), a custom ``torch.nn.Module``."""
+    import torch
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self, d=64, h=64):
+            super().__init__()
+            self.a, self.b = nn.Linear(d, h), nn.Linear(h, d)
+
+        def forward(self, x):
+            return x + self.b(torch.relu(self.a(x)))
+
+    class ResMLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp, self.b1, self.b2, self.out = nn.Linear(784, 64), Block(), Block(), nn.Linear(64, 10)
+
+        def forward(self, x):
+            h = torch.relu(self.inp(x))
+            h = torch.relu(self.b1(h))
+            h = torch.relu(self.b2(h))
+            return self.out(h)
+
+    torch.manual_seed(seed)
+    return ResMLP().double().eval()
+
+
+def _regioncam_residual(model):
+    """regioncam's layers for :func:`residual_mlp` (float32 weights)."""
+    import numpy as np
+    from regioncam import nn as rnn
+
+    def lin(m):
+        w = np.ascontiguousarray(m.weight.detach().float().numpy().T)
+        return rnn.Linear(w, m.bias.detach().float().numpy())
+
+    def block(b):
+        return rnn.Residual(rnn.Sequential(lin(b.a), rnn.ReLU(), lin(b.b)))
+
+    return [
+        lin(model.inp),
+        rnn.ReLU(),
+        block(model.b1),
+        rnn.ReLU(),
+        block(model.b2),
+        rnn.ReLU(),
+        lin(model.out),
+    ]
+
+
+def _plane_job(model, rc_layers):
+    """(regiongeom job, regioncam job, note) on regioncam's plane and box through
+    three digits; ``rc_layers``: what regioncam adds (a module or a list of layers)."""
     import numpy as np
     import regioncam
 
     import regiongeom as rg
 
-    model = mnist_mlp((64, 64, 64))
     net = rg.from_torch(model)
     pts = digit_images()
     probe = regioncam.Regioncam.through_points(pts.astype(np.float32))
@@ -69,20 +127,33 @@ def hr784():
     corners = np.asarray(probe.vertex_inputs, np.float64)
     box = (corners[:, 0].min(), corners[:, 1].min(), corners[:, 0].max(), corners[:, 1].max())
     plane = rg.Plane(origin, basis, (pts - origin) @ basis, (784,))
-    model32 = model.float()
 
     def ours():
         return len(rg.activation_regions(net.restrict(plane), box))
 
     def theirs():
         rc = regioncam.Regioncam.through_points(pts.astype(np.float32))
-        rc.add(model32)
+        for layer in rc_layers:
+            rc.add(layer)
         return rc.num_faces
 
     return ours, theirs, f"box side {box[2] - box[0]:.2f} (input-space units)"
 
 
-JOBS = {"HR-784": hr784}
+def hr784():
+    """(regiongeom job, regioncam job) on the same plane and box."""
+    model = mnist_mlp((64, 64, 64))
+    return _plane_job(model, [model.float()])
+
+
+def res784():
+    """The residual MLP (:func:`residual_mlp`), regioncam building it from
+    ``regioncam.nn.Linear/ReLU/Residual/Sequential``."""
+    model = residual_mlp()
+    return _plane_job(model, _regioncam_residual(model))
+
+
+JOBS = {"HR-784": hr784, "RES-784": res784}
 
 
 def mnist_cnn(seed=0):
@@ -217,15 +288,21 @@ def main():
     for name in filter(None, a.jobs.split(",")):
         ours, theirs, what = JOBS[name]()
         n_ours, n_theirs = ours(), theirs()  # warm-up (and numba compilation)
+        if n_ours != n_theirs:
+            raise SystemExit(f"{name}: regiongeom finds {n_ours} regions, regioncam {n_theirs}")
         t = {"ours": [], "theirs": []}
+        cpu = {"ours": [], "theirs": []}
         for _ in range(a.repeat):
             for key, job in (("ours", ours), ("theirs", theirs)):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 job()
                 t[key].append(time.perf_counter() - t0)
+                cpu[key].append(time.process_time() - c0)
         mo, mt = statistics.median(t["ours"]), statistics.median(t["theirs"])
-        print(f"{name:<8} {n_ours:>8,} {mo:>10.3f}s | {n_theirs:>8,} {mt:>9.3f}s | {mt / mo:>5.2f}  ({what})")
-    print("ratio = regioncam time / regiongeom time (above 1: regiongeom faster)")
+        co, ct = statistics.median(cpu["ours"]), statistics.median(cpu["theirs"])
+        print(f"{name:<8} {n_ours:>8,} {mo:>10.3f}s | {n_theirs:>8,} {mt:>9.3f}s | {mt / mo:>5.2f}  ({what}; "
+              f"CPU {co:.3f}s vs {ct:.3f}s, ratio {ct / co:.2f})")  # fmt: skip
+    print("ratio = regioncam time / regiongeom time (above 1: regiongeom faster); medians, wall (CPU)")
     sys.stdout.flush()
     import subprocess
 

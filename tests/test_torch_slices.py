@@ -375,3 +375,66 @@ def test_graph_locus_where_several_neurons_change_at_once_equals_the_exact_maps(
         emin = min(ma.e, mb.e)
         assert jumps[e] == bool(np.any(ma.aligned(emin)[:, :2] != mb.aligned(emin)[:, :2]))
     assert jumps[inner].any() and not jumps[inner].all()
+
+
+class _WideResidual(nn.Module):
+    """RES-784 of benchmarks/bench_planes.py, narrower: a wide input, then two
+    residual blocks h + B relu(A h) between ReLUs (the first stage's output
+    and the coordinates are carried through each block's inner stage)."""
+
+    def __init__(self, n_in=120, w=16):
+        super().__init__()
+        self.inp, self.out = nn.Linear(n_in, w), nn.Linear(w, 3)
+        self.a1, self.b1 = nn.Linear(w, w), nn.Linear(w, w)
+        self.a2, self.b2 = nn.Linear(w, w), nn.Linear(w, w)
+        self.units = nn.ModuleList(nn.ReLU() for _ in range(5))
+
+    def forward(self, x):
+        u = self.units
+        h = u[0](self.inp(x))
+        h = u[2](h + self.b1(u[1](self.a1(h))))
+        h = u[4](h + self.b2(u[3](self.a2(h))))
+        return self.out(h)
+
+
+def test_balanced_spreads_raise_factors_and_keep_the_regions(monkeypatch):
+    """The graph plan raises the factors of widely varying columns ("Balanced
+    spreads" in graph_plan): the regions equal the model reference's and those
+    found with the operators' factors alone, with fewer exact decisions."""
+    from regiongeom._engine import filter2d, graph_plan
+
+    torch.manual_seed(0)
+    model = _WideResidual().double().eval()
+    rng = np.random.default_rng(0)
+    plane = rg.Plane.through(*rng.uniform(0, 1, size=(3, 120)))
+    x0, y0, x1, y1 = plane.bounds()
+    cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, 1.5 * (x1 - x0), 1.5 * (y1 - y0)
+    box = (cx - w, cy - h, cx + w, cy + h)
+    net = rg.from_torch(model).restrict(plane)
+    raised = []
+    spread_out = graph_plan.GraphPlan._spread_out
+
+    def spy(self, s, *args):
+        before = (self.rn[s].copy(), self.rn_uv, self.info[s].scale if s else 1.0)
+        rn = spread_out(self, s, *args)
+        raised.append(
+            (rn > before[0]).any() or self.rn_uv > before[1] or (s and self.info[s].scale > before[2])
+        )
+        return rn
+
+    monkeypatch.setattr(graph_plan.GraphPlan, "_spread_out", spy)
+    n0 = filter2d.COUNTS["exact"]
+    a = rg.activation_regions(net, box)
+    n_balanced = filter2d.COUNTS["exact"] - n0
+    assert any(raised)
+    monkeypatch.setattr(graph_plan.GraphPlan, "_spread_out", lambda self, s, *args: args[-1])
+    n0 = filter2d.COUNTS["exact"]
+    b = rg.activation_regions(net, box)
+    n_plain = filter2d.COUNTS["exact"] - n0
+    assert len(a) == len(b) and np.array_equal(a.patterns, b.patterns)
+    np.testing.assert_allclose(a.measures, b.measures, rtol=1e-9, atol=1e-15)
+    assert n_balanced <= n_plain and len(a) > 500
+    pats, areas = slice_regions(model, plane.lift, (120,), box)
+    assert {tuple(p) for p in a.patterns} == {tuple(p) for p in pats} and len(a) == len(pats)
+    order_a, order_b = np.lexsort(a.patterns.T[::-1]), np.lexsort(pats.T[::-1])
+    np.testing.assert_allclose(a.measures[order_a], areas[order_b], rtol=1e-9, atol=1e-12)

@@ -58,6 +58,52 @@ sum ``A_c h`` of constant neurons (factors ``g``) has error at most
 ``(|A_c| g) eps + gamma_Nc (|A_c| 1) max|h|``, hence its factor ``rp =
 |A_c| (g + 1)`` once ``eps >= gamma_Nc max|h|``. Each bound is rounded up
 by ``1 + 2**-40`` (and by ``1 + 4 u n`` where ``n`` terms were summed).
+
+Balanced spreads
+----------------
+A column's factor only has to bound its error: ``|value - exact| <= rn[c]
+eps[v]`` stays true when ``rn[c]`` is raised (at this vertex and, as
+``eps`` never decreases, at every later one; ``eps`` already computed from
+the smaller factors stays valid). So the factors can be chosen for the
+growth of ``eps`` rather than taken from the operator alone. That growth
+comes from the interpolation at new vertices (:mod:`.filter2d`): cutting
+column ``j`` on an edge gives ``ea ~ rn[j] e / |z_w - z_u|_j`` and ``eps[m]
+~ e (1 + 2 ea) + max_r ea |z_w - z_u|_r / rn[r]``, so each interpolation
+multiplies ``eps`` by about ``1 +`` the largest ratio, over the columns
+``r``, of ``|dz_r| / rn[r]`` (a column's change along the edge over its
+factor) to ``|dz_j| / rn[j]``. With ``rn = |A| 1 + |b|`` alone these
+ratios are far from 1 in a residual network: a stream made in the first
+stage (factors ``|M_j|_1 + |c_j|`` in the slice's coordinates, which vary by
+up to ``|M_j|_1`` per unit) and the coordinates (factor :func:`_uv_factor`)
+are carried through a stage whose preactivations sum 64 terms that mostly
+cancel (they vary by ~1/20 of their factor across the domain). Measured on the
+residual MLP of ``benchmarks/bench_planes.py`` (job RES-784), the median
+vertex's ``eps`` grew ~350 times over one stage's cut and reached 1e-3 to
+1e-1 on the last stage, while the true errors there (measured exactly at
+the undecided vertices) were below 1e-15: 6,346 of 181,215 signs (3.5%)
+went to the exact fallback (with the carried columns alone rescaled, the
+470 left were all at least 2e-7 from their breakpoints: no coincidences).
+
+So when a stage's values are kept (:data:`_KEEP_BYTES`), after its pieces
+are classified (with the operator's factors), with ``S_c = spread_c /
+rn[c]`` (``spread_c`` the range of column ``c`` over the vertices, a proxy
+for its change along any edge) and ``T`` the median of ``S`` over the
+stage's crossing columns:
+
+- each crossing column's factor is raised to ``max(rn[c], spread_c / T)``
+  (its ``S`` at most ``T``);
+- tensor ``s`` (the previous stage's activated output), if carried past
+  the stage, has its factors multiplied by ``scale = max(1, S / (K max
+  S_cross))`` (``K`` = :data:`_SPREAD`), and so do its later uses (the carried
+  factors, the readers' ``f``); likewise ``rn_uv`` for the coordinates
+  while they are carried.
+
+Only raises, so every bound stays proven; the choice trades the thresholds
+of a few widely varying columns (and the readers' ``c1``) against the
+growth at interpolation. On RES-784 it leaves 23 exact decisions of 64,182
+(the nearest still 2e-7 from its breakpoint against true errors below
+1e-15: what remains is the compounding of worst-case bounds, not
+coincidences); regions, patterns and areas are the same.
 """
 
 from __future__ import annotations
@@ -70,6 +116,10 @@ from .filter2d import SLACK, U, gamma
 
 # entries of a stage's full-width values held at once while it is formed
 _BLOCK_ENTRIES = 1 << 22
+# a carried column's spread over its factor may exceed the largest of the crossing
+# columns' by this factor before its factor is raised ("Balanced spreads"; 1 gave the
+# fewest exact decisions on RES-784 of bench_planes.py among 0.25, 0.5, 1, 2, 4, 8)
+_SPREAD = 1.0
 # a stage's full-width values are kept for all vertices (not recomputed) up to this size
 _KEEP_BYTES = 256 << 20
 
@@ -84,6 +134,7 @@ class TensorInfo:
     mode: str  # "uv": constants recomputed from (u, v); "partial": pushed into readers
     lip: float  # max(L, 1), L the largest slope of the stage's units
     rn: np.ndarray  # (n,) preactivation factors of the stage
+    scale: float = 1.0  # >= 1: the crossing entries' factors are ``scale * lip * rn``
 
 
 @dataclass
@@ -137,7 +188,7 @@ class GraphPlan:
         col = 0 if t == s else lay.carried[t]
         h[:, info.cross] = values[a:b, col : col + info.cross.size]
         f = np.zeros(st.n)
-        f[info.cross] = info.lip * info.rn[info.cross]
+        f[info.cross] = info.scale * info.lip * info.rn[info.cross]
         if info.mode == "uv" and info.live.size:
             op = st.operator
             uv = self._uv(values, lay, a, b)
@@ -186,7 +237,7 @@ class GraphPlan:
                 continue
             info = self.info[t]
             f = np.zeros(self.stages[t - 1].n)
-            f[info.cross] = info.lip * info.rn[info.cross]
+            f[info.cross] = info.scale * info.lip * info.rn[info.cross]
             if info.mode == "uv":
                 f[info.live] = info.lip * info.rn[info.live]
             fs.append(f[None, :])
@@ -241,6 +292,8 @@ class GraphPlan:
         pure = getattr(op, "rest", 0) is None and tuple(op.sources) == (0,)
         info = TensorInfo(cross, piece, live, "uv" if pure else "partial", lip, rn)
         self.info[s + 1] = info
+        if keep and cross.size:
+            rn = self._spread_out(s, values, V, prev, kept, cross, rn)
         lay = self._layout(s, info, prev)
         out = np.empty((cap, lay.cols))
         for i, (a, b) in enumerate(blocks):
@@ -254,6 +307,46 @@ class GraphPlan:
         eps[:V] = new_eps
         self.layouts.append(lay)
         return out, lay.rn, (st.offset + cross).astype(np.int64)
+
+    def _spread_out(self, s, values, V, prev, kept, cross, rn):
+        """Raise factors so that no column's spread over the vertices,
+        relative to its factor, exceeds the median of the stage's crossing
+        columns (:data:`_SPREAD` times it for the carried ones); see
+        "Balanced spreads" in the module docstring. Returns the stage's
+        factors (a new array if raised). ``kept``: the stage's values."""
+        ok = rn[cross] > 0
+        if not ok.any():
+            return rn
+        zmin = np.min([z[:, cross].min(axis=0) for z in kept], axis=0)
+        zmax = np.max([z[:, cross].max(axis=0) for z in kept], axis=0)
+        spread = zmax - zmin
+        target = float(np.median(spread[ok] / rn[cross][ok]))
+        if not target > 0:  # 0 or nan
+            return rn
+        rn = rn.copy()
+        rn[cross[ok]] = np.maximum(rn[cross[ok]], spread[ok] / target)
+        self.rn[s] = self.info[s + 1].rn = rn
+        theirs = _SPREAD * float((spread[ok] / rn[cross][ok]).max())
+        info = self.info.get(s)  # tensor s, carried past stage s?
+        if s and info.cross.size and any(r > s for r in self.readers[s]):
+            f = info.scale * info.lip * info.rn[info.cross]
+            h = values[:V, : info.cross.size]
+            ok = f > 0
+            if ok.any():
+                mine = float(((h.max(axis=0) - h.min(axis=0))[ok] / f[ok]).max())
+                if mine > theirs:
+                    info.scale *= mine / theirs
+        if s and prev.uv is not None and self._uv_needed(s):
+            uv = self._uv(values, prev, 0, V)
+            mine = float((uv.max(axis=0) - uv.min(axis=0)).max()) / self.rn_uv
+            if mine > theirs:
+                self.rn_uv *= mine / theirs
+        return rn
+
+    def _uv_needed(self, s):
+        """Whether a stage after ``s`` reads the coordinates or recomputes from them."""
+        uv_modes = [0] + [t for t in range(1, s + 2) if self.info[t].mode == "uv"]
+        return any(r > s for t in uv_modes for r in self.readers[t])
 
     def _activate(self, s, values, V, eps):
         """Apply stage ``s``'s units to its crossing columns in place; add
@@ -282,8 +375,7 @@ class GraphPlan:
         rn = [self.rn[s][info.cross]]
         col = lay.nc
         # the coordinates, while a later stage reads them or recomputes from them
-        uv_modes = [0] + [t for t in range(1, s + 2) if self.info[t].mode == "uv"]
-        if any(r > s for t in uv_modes for r in self.readers[t]):
+        if self._uv_needed(s):
             lay.uv = col
             rn.append(np.full(self.n_in, self.rn_uv))
             col += self.n_in
@@ -292,7 +384,7 @@ class GraphPlan:
                 continue
             ti = self.info[t]
             lay.carried[t] = col
-            rn.append(ti.lip * ti.rn[ti.cross])
+            rn.append(ti.scale * ti.lip * ti.rn[ti.cross])
             col += ti.cross.size
         for t, r in prev.partial:
             if r > s:
