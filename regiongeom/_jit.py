@@ -70,3 +70,37 @@ def _needs_compile(kernel):
     except Exception:  # no cache or an unreadable index: numba compiles
         return True
     return not index
+
+
+# a tiny call of the Theorem-2 estimator: the same kernel signatures as any
+# dense 2D or 1D network's (arrays of float64, one thread ticket each)
+_THEOREM2_WARMUP = (
+    "import regiongeom as rg\n"
+    "net = rg.Network.from_arrays([[[1.0, 0.5], [0.5, -1.0]], [[1.0, 1.0]]], [[0.1, -0.2], [0.0]], ['relu', None])\n"
+    "rg.lc_density(net, [[0.0, 0.0]], sigma=0.5, n_samples=2, rng=0, progress=False)\n"
+)
+
+
+def theorem2_in_background():
+    """On a machine with two or more cores, when the Theorem-2 kernels are not
+    in numba's cache yet, compile them in a child process (same cache) while
+    this one compiles the engine: the first ``regiongeom demo`` then pays for
+    the longer of the two compiles instead of their sum. Returns the child
+    (to ``wait()`` on before the estimator is called), or None."""
+    import os
+    import subprocess
+
+    from . import _theorem2_kernels as K
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    if cores < 2 or not _needs_compile(K.theorem2_chunk):
+        return None
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-c", _THEOREM2_WARMUP], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    except OSError:  # cannot start a process: compile in this one, as usual
+        return None

@@ -178,7 +178,14 @@ def _summary(net, domain, args, stem, marks=None):
 
     sigma, n_samples, shape = _check_lc_options(args)
     max_regions = _check_max_regions(args)
+    warm = None
+    if args.method == "theorem2" and not hasattr(net, "stages"):  # a dense network's estimator
+        from ._jit import theorem2_in_background
+
+        warm = theorem2_in_background()  # first use: compiles while the engine does
     rm, loc = _regions_summary(net, domain, max_regions)
+    if warm is not None:
+        warm.wait()
     progress = False if args.no_progress else None
     eps = args.eps if args.method == "definition" else None
     density, lc = _grid_estimate(net, grid_points(domain, shape), sigma=sigma, n_samples=n_samples,

@@ -98,3 +98,27 @@ def test_lc_density_announces_the_theorem2_compile(tmp_path):
     assert first.stderr.count("regiongeom: compiling the Theorem-2 kernels (once; about") == 1
     second = _run(code, tmp_path / "cache", tmp_path)
     assert NOTICE not in second.stderr
+
+
+@pytest.mark.slow
+def test_theorem2_kernels_compile_in_a_child_on_first_use(tmp_path):
+    """On an empty cache the child process compiles the Theorem-2 kernels into
+    the same cache, with the signatures the estimator then uses: after it, a
+    dense network's lc_density runs without compiling (no notice)."""
+    code = textwrap.dedent(
+        """
+        from regiongeom import _theorem2_kernels as K
+        from regiongeom._jit import _needs_compile, theorem2_in_background
+        assert _needs_compile(K.theorem2_chunk)
+        child = theorem2_in_background()
+        assert child is not None and child.wait() == 0
+        assert not _needs_compile(K.theorem2_chunk)
+        assert theorem2_in_background() is None  # nothing left to compile
+        import regiongeom as rg
+        net = rg.Network.from_arrays([[[1.0, -1.0], [0.5, 2.0]], [[1.0, -1.0]]], [[0.0, 0.3], [0.0]],
+                                     ["leaky_relu", None])
+        rg.lc_density(net, [[0.1, 0.2], [0.3, -0.4]], sigma=0.5, n_samples=3, rng=1, progress=False)
+        """
+    )
+    r = _run(code, tmp_path / "cache", tmp_path)
+    assert NOTICE not in r.stderr
