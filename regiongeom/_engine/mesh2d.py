@@ -227,7 +227,7 @@ def _cut_layer(g, bps, first, max_regions, net, *, rn=None, n_cut=None, exact=No
 
 def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
     """Exact 2D enumeration; see :func:`regiongeom.activation_regions`."""
-    compile_notice("the 2D engine", *_ENTRY_KERNELS, seconds=11)
+    compile_notice("the 2D engine", *_ENTRY_KERNELS, seconds=9)
     with one_blas_thread():
         if hasattr(net, "stages"):  # a GraphNetwork
             return _enumerate_2d_graph(net, domain, max_regions)
