@@ -304,7 +304,12 @@ def exact_regions(net, domain) -> ExactMap:
     ExactMap
     """
     layers = exact_layers(net)
-    dim, start, cells = _cells(net, domain, layers)
+    return exact_map(*_cells(net, domain, layers))
+
+
+def exact_map(dim, start, cells) -> ExactMap:
+    """The :class:`ExactMap` of the final cells ``[(pattern, cell, J, c)]`` of
+    a ``dim``-D domain ``start``: measures, edges, locus, linear regions."""
     regions = []
     for pat, cell, J, c in cells:
         meas = cell[1] - cell[0] if dim == 1 else _area2(cell) / 2

@@ -29,18 +29,15 @@ from fractions import Fraction
 import numpy as np
 from exact_reference import (
     ExactMap,
-    ExactRegion,
     _affine,
     _area2,
     _clip,
-    _components,
     _drop_collinear,
-    _edges_1d,
-    _edges_2d,
     _piece,
     _split_1d,
     _split_2d,
     exact_domain,
+    exact_map,
 )
 
 F = Fraction
@@ -155,17 +152,7 @@ def _output(layer, zJ, zc, pieces):
 def exact_max_regions(spec, domain) -> ExactMap:
     """The exact activation regions of the network ``spec`` (see the module
     docstring) over ``domain`` (an interval, a box or a convex polygon)."""
-    dim, start, cells = _cells(spec, domain)
-    regions = []
-    for pat, cell, J, c in cells:
-        meas = cell[1] - cell[0] if dim == 1 else _area2(cell) / 2
-        regions.append(ExactRegion(pat, cell, meas, tuple(tuple(r) for r in J), tuple(c)))
-    dom_meas = start[1] - start[0] if dim == 1 else _area2(start) / 2
-    assert sum(r.measure for r in regions) == dom_meas, "the exact cells do not tile the domain"
-    assert len({r.pattern for r in regions}) == len(regions), "two exact cells share a pattern"
-    edges = _edges_1d(regions) if dim == 1 else _edges_2d(regions)
-    labels = _components(len(regions), [(e.a, e.b) for e in edges if not e.locus])
-    return ExactMap(dim, regions, edges, len(set(labels)), labels, dom_meas)
+    return exact_map(*_cells(spec, domain))
 
 
 def exact_max_forward(spec, x):

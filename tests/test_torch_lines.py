@@ -13,42 +13,17 @@ import regiongeom as rg
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
+from test_torch_slices import _Residual as _ResidualReLU  # noqa: E402
+from test_torch_slices import _SmallCNN  # noqa: E402
 from torch_slice_reference import line_intervals  # noqa: E402
 
 
-class _Residual(nn.Module):
-    """Two residual blocks h + W2 act(W1 h), per-channel PReLU in the second."""
+class _Residual(_ResidualReLU):
+    """The residual MLP of test_torch_slices.py with a Hardtanh in its first block."""
 
     def __init__(self):
         super().__init__()
-        self.inp = nn.Linear(5, 6)
-        self.r0 = nn.ReLU()
-        self.a1, self.b1, self.u1 = nn.Linear(6, 7), nn.Linear(7, 6), nn.Hardtanh(-0.3, 0.4)
-        self.a2, self.b2, self.u2 = nn.Linear(6, 7), nn.Linear(7, 6), nn.PReLU(7)
-        self.r2 = nn.ReLU()
-        self.out = nn.Linear(6, 3)
-
-    def forward(self, x):
-        h = self.r0(self.inp(x))
-        h = h + self.b1(self.u1(self.a1(h)))
-        h = self.r2(h + self.b2(self.u2(self.a2(h))))
-        return self.out(h)
-
-
-class _SmallCNN(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c1 = nn.Conv2d(1, 3, 3, padding=1)
-        self.bn = nn.BatchNorm2d(3)
-        self.u1 = nn.ReLU()
-        self.c2 = nn.Conv2d(3, 4, 3, stride=2)
-        self.u2 = nn.LeakyReLU(0.1)
-        self.pool = nn.AvgPool2d(2)
-        self.fc = nn.Linear(4, 2)
-
-    def forward(self, x):
-        h = self.u2(self.c2(self.u1(self.bn(self.c1(x)))))
-        return self.fc(self.pool(h).flatten(1))
+        self.u1 = nn.Hardtanh(-0.3, 0.4)
 
 
 def _compare(model, shape, seed, scale=1.0):

@@ -203,12 +203,17 @@ def _enumerate_1d(net, domain, max_regions):
         pts = res.points
         blocks.append((first, res.parent, res.pieces))
     fb.flush()
+    return subdivision_1d(pts, assemble_patterns(blocks, pts.x.size - 1, net.n_neurons))
+
+
+def subdivision_1d(pts, patterns) -> Subdivision:
+    """The :class:`Subdivision` of the final :class:`Points` (every interior
+    point an edge between the intervals next to it)."""
     x = pts.x
-    pat = assemble_patterns(blocks, x.size - 1, net.n_neurons)
     inner = np.arange(1, x.size - 1)
     return Subdivision(
         vertices=x, edges=np.stack([inner, inner], axis=1), edge_regions=np.stack([inner - 1, inner], axis=1),
-        edge_neurons=pts.neuron[1:-1], edge_breakpoints=pts.bp[1:-1], patterns=pat, measures=np.diff(x),
+        edge_neurons=pts.neuron[1:-1], edge_breakpoints=pts.bp[1:-1], patterns=patterns, measures=np.diff(x),
     )  # fmt: skip
 
 

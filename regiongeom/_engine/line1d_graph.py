@@ -45,7 +45,7 @@ from .core import (
 )
 from .filter2d import SLACK
 from .graph_plan import GraphPlan
-from .line1d import Points, _cut_layer
+from .line1d import Points, _cut_layer, subdivision_1d
 
 __all__ = ["enumerate_1d_graph"]
 
@@ -119,13 +119,7 @@ def _enumerate(net, domain, max_regions):
         eps = np.concatenate([eps, _new_factors(res.err, rn)])
         del res
     fb.flush()
-    x = pts.x
-    pat = assemble_stage_pieces(blocks, x.size - 1, net.n_neurons)
-    inner = np.arange(1, x.size - 1)
-    return Subdivision(
-        vertices=x, edges=np.stack([inner, inner], axis=1), edge_regions=np.stack([inner - 1, inner], axis=1),
-        edge_neurons=pts.neuron[1:-1], edge_breakpoints=pts.bp[1:-1], patterns=pat, measures=np.diff(x),
-    )  # fmt: skip
+    return subdivision_1d(pts, assemble_stage_pieces(blocks, pts.x.size - 1, net.n_neurons))
 
 
 def _renamed(pts, base, ids):
