@@ -13,8 +13,8 @@ import regiongeom as rg
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
+from test_torch_slices import _conv_and_dense_twins, _SmallCNN  # noqa: E402
 from test_torch_slices import _Residual as _ResidualReLU  # noqa: E402
-from test_torch_slices import _SmallCNN  # noqa: E402
 from torch_slice_reference import line_intervals  # noqa: E402
 
 
@@ -152,27 +152,8 @@ def test_graph_line_matches_exact_reference_and_dense_engine(seed):
 def test_graph_locus_on_lines_equals_the_dense_twin(seed):
     """A Conv1d model and the same network written with Linear layers: the same
     locus points (a neuron with no path to the output makes none) and linear regions."""
-    torch.manual_seed(seed)
-    dense = nn.Sequential(
-        nn.Linear(5, 6), nn.ReLU(), nn.Linear(6, 5), nn.LeakyReLU(0.2), nn.Linear(5, 3)
-    ).double()
-    with torch.no_grad():
-        dense[2].weight[:, 1] = 0.0
-        dense[4].weight[:, 3] = 0.0
-    conv = nn.Conv1d(1, 6, 5).double()
-    with torch.no_grad():
-        conv.weight.copy_(dense[0].weight[:, None, :])
-        conv.bias.copy_(dense[0].bias)
-
-    class Twin(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv, self.rest = conv, dense[1:]
-
-        def forward(self, x):
-            return self.rest(self.conv(x).flatten(1))
-
-    g, d = rg.from_torch(Twin().double().eval(), input_shape=(1, 5)), rg.from_torch(dense)
+    twin, dense = _conv_and_dense_twins(seed)
+    g, d = rg.from_torch(twin.eval(), input_shape=(1, 5)), rg.from_torch(dense)
     assert isinstance(g, rg.GraphNetwork) and isinstance(d, rg.Network)
     rng = np.random.default_rng(seed)
     line = rg.Line.through(*(3.0 * rng.normal(size=(2, 5))))
