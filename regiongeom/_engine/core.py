@@ -16,7 +16,10 @@ through that chain of parents.
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import mmap
+import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -146,7 +149,87 @@ def buffer(i, shape):
     return buf[:n].reshape(shape)
 
 
+_RELEASE_BYTES = 64 << 20  # arrays at least this large give pages back while they are copied
+
+
+def grown(old, cap, n, fill=None):
+    """A new array of ``cap`` rows holding ``old[:n]`` (rows ``n:`` are
+    ``fill``, or uninitialised). When the caller's name is the only other
+    reference to ``old`` (no view, no container holds it) and ``old`` is
+    large and owns its memory, the copy goes in chunks and each chunk's
+    pages of ``old`` are given back to the system at once (``madvise``, Linux),
+    so growing the engine's largest array (a vertex per row, a column per
+    neuron) never holds both copies: on XL this was the peak memory.
+    ``old`` must not be read afterwards (its released pages read as zeros)."""
+    new = np.empty((cap,) + old.shape[1:], old.dtype)
+    if fill is not None:
+        new[n:] = fill
+    alone = sys.getrefcount(old) <= 3  # the caller's name, this argument, getrefcount's own
+    release = _madvise() if alone and old.nbytes >= _RELEASE_BYTES and old.flags.owndata else None
+    if release is None or not old.flags.c_contiguous:
+        new[:n] = old[:n]
+        return new
+    row = old.strides[0]
+    step = max(1, (16 << 20) // row)
+    base, page = old.ctypes.data, mmap.PAGESIZE
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        new[a:b] = old[a:b]
+        lo = -(-(base + a * row) // page) * page
+        hi = (base + b * row) // page * page
+        if hi > lo:
+            release(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), 4)  # MADV_DONTNEED
+    return new
+
+
+def _madvise():
+    """libc's ``madvise`` on Linux, else None."""
+    global _MADVISE
+    if _MADVISE is None:
+        _MADVISE = False
+        if sys.platform.startswith("linux"):
+            try:
+                fn = ctypes.CDLL(None, use_errno=True).madvise
+                fn.argtypes, fn.restype = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int), ctypes.c_int
+                _MADVISE = fn
+            except (OSError, AttributeError):
+                pass
+    return _MADVISE or None
+
+
+_MADVISE = None
+
+
 # -- patterns ----------------------------------------------------------------
+class BitPieces:
+    """A layer's pieces on its faces when every unit has two pieces (ReLU,
+    LeakyReLU, abs: piece 0 or 1), kept as bits, 8 times smaller than int8:
+    what a finished layer keeps until the patterns are assembled (on XL the
+    layers' pieces were 80 MB of its peak memory). Indexing a face's row
+    gives its int8 pieces, as for an array."""
+
+    _ROWS = 1 << 16  # rows unpacked at a time by :meth:`take`
+
+    def __init__(self, pieces):
+        self.shape = pieces.shape
+        self.bits = np.packbits(pieces, axis=1)
+
+    def __getitem__(self, face):
+        return np.unpackbits(self.bits[face], count=self.shape[1]).view(np.int8)
+
+    def take(self, idx, out):
+        """``out[i] = self[idx[i]]`` for every row ``i`` of ``out``."""
+        for a in range(0, idx.size, self._ROWS):
+            rows = self.bits[idx[a : a + self._ROWS]]
+            out[a : a + rows.shape[0]] = np.unpackbits(rows, axis=1, count=self.shape[1]).view(np.int8)
+
+
+def finished_pieces(pieces, n_pieces):
+    """What a finished layer keeps of its faces' ``pieces`` (a view into the
+    engine's buffer): bits when its units have ``n_pieces == 2``, else a copy."""
+    return BitPieces(pieces) if n_pieces == 2 else pieces.copy()
+
+
 def assemble_patterns(blocks, n, n_neurons):
     """``(n, n_neurons)`` int8 patterns of the final faces from each layer's
     ``(first neuron, parent, pieces)`` (``blocks``, in layer order): the
@@ -154,7 +237,11 @@ def assemble_patterns(blocks, n, n_neurons):
     pat = np.empty((n, n_neurons), np.int8)  # every neuron is in one block
     idx = np.arange(n)
     for first, parent, pieces in reversed(blocks):
-        _take_rows(pieces, idx, pat[:, first : first + pieces.shape[1]])
+        out = pat[:, first : first + pieces.shape[1]]
+        if isinstance(pieces, BitPieces):
+            pieces.take(idx, out)
+        else:
+            _take_rows(pieces, idx, out)
         idx = parent[idx]
     return pat
 

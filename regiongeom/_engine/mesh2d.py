@@ -33,6 +33,8 @@ from .core import (
     affine,
     assemble_patterns,
     assemble_stage_pieces,
+    finished_pieces,
+    grown,
     layers,
     limit_error,
     one_blas_thread,
@@ -138,10 +140,8 @@ class _Growing:
                 cap = max(need, int(factor * cap))
                 for name in names:  # one at a time, each old array freed once copied
                     old = getattr(self.mesh, name)
-                    new = np.empty((cap,) + old.shape[1:], old.dtype)
-                    new[:n] = old[:n]
-                    if name == "xsign":
-                        new[n:] = -1  # no exact sign decided yet
+                    self.set(**{name: None})  # so that `grown` may give old's pages back as it copies
+                    new = grown(old, cap, n, fill=-1 if name == "xsign" else None)  # -1: no exact sign yet
                     del old
                     self.set(**{name: new})
 
@@ -265,7 +265,7 @@ def _enumerate_2d(net, domain, max_regions):
             )
             key0 += w.shape[0] * act.breakpoints.shape[0]
             nf = int(g.mesh.size[K.NF])
-            blocks.append((first, start, g.mesh.pieces[:nf].copy()))
+            blocks.append((first, start, finished_pieces(g.mesh.pieces[:nf], act.breakpoints.shape[0] + 1)))
             g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], 0), np.int8))
         if i + 1 < len(todo):
             terms = X.next_layer_terms(act, factors[i], todo[i + 1][0], factors[i + 1])
