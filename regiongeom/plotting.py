@@ -138,7 +138,7 @@ def _auto_linewidth(n_segments):
 # ----------------------------------------------------------------------------
 def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=False, cmap=None, rng=0,
                  linewidth=None, locus_color="k", boundary_color="0.5", alpha=1.0, output=0, points=None,
-                 point_labels=None, decision_boundary=False) -> RegionArtists:  # fmt: skip
+                 point_labels=None, decision_boundary=False, tie_color=None) -> RegionArtists:  # fmt: skip
     """Draw a region map: regions in random colours, the nonlinear locus in black.
 
     2D: every activation region filled (one PolyCollection, fast for tens of
@@ -180,6 +180,10 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
     decision_boundary : bool
         2D, a network with at least 2 outputs: draw where the top two logits
         tie (:func:`regiongeom.decision_boundary`), exact, as a thick red line.
+    tie_color : colour, optional
+        A network with max units (max pooling, maxout): draw the locus where a
+        max unit's winner changes (its tie lines) in this colour, the rest of
+        the locus in ``locus_color``. Default: all of it in ``locus_color``.
 
     Returns
     -------
@@ -212,12 +216,28 @@ def plot_regions(rm, ax=None, *, color_by="activation", locus=True, boundaries=F
     colors = region_colors(int(labels.max()) + 1, rng=rng, cmap=cmap, light=rm.dim == 2)[labels]
     colors[:, 3] = alpha
     loc = nonlinear_locus(rm) if (locus or boundaries) else None
+    if locus and tie_color is not None:
+        from matplotlib.colors import to_rgba
+
+        ties = max_unit_neurons(rm.net)[loc.neurons]
+        locus_color = np.array([to_rgba(locus_color), to_rgba(tie_color)])[ties.astype(np.int64)]
     if rm.dim == 1:
         return _plot_regions_1d(rm, loc, ax, colors, locus, boundaries, locus_color, boundary_color, output)
     art = _plot_regions_2d(rm, loc, ax, colors, locus, boundaries, linewidth, locus_color, boundary_color)
     dec = draw_decision(rm, ax) if decision_boundary else None
     marks = draw_points(ax, *pts, _CURVE_COLORS) if pts is not None else None
     return art._replace(points=marks, decision=dec)
+
+
+def max_unit_neurons(net) -> np.ndarray:
+    """``(net.n_neurons,)`` bool: the neurons that are max units (their
+    locus is where the unit's winner changes); all False for a network
+    without max units."""
+    mask = np.zeros(net.n_neurons, bool)
+    for st in getattr(net, "stages", ()):
+        if st.is_max:
+            mask[st.offset : st.offset + st.n] = True
+    return mask
 
 
 def _plot_regions_2d(rm, loc, ax, colors, locus, boundaries, linewidth, locus_color, boundary_color):
@@ -286,8 +306,11 @@ def _plot_regions_1d(rm, loc, ax, colors, locus, boundaries, locus_color, bounda
                              mew=1.3, zorder=3, label=lab)  # fmt: skip
     if locus:
         p = loc.points
-        (loc_art,) = ax.plot(p, net(p)[:, output] if p.size else p, "o", ms=4.5, color=locus_color, zorder=4,
-                             label="nonlinear locus")  # fmt: skip
+        y = net(p)[:, output] if p.size else p
+        if np.ndim(locus_color) == 2:  # a colour per point (tie_color)
+            loc_art = ax.scatter(p, y, s=4.5**2, c=locus_color, zorder=4, label="nonlinear locus")
+        else:
+            (loc_art,) = ax.plot(p, y, "o", ms=4.5, color=locus_color, zorder=4, label="nonlinear locus")
     lo, hi = rm.domain.interval
     ax.set_xlim(lo, hi)
     ymin, ymax = float(y.min()), float(y.max())
