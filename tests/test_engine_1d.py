@@ -229,3 +229,41 @@ def test_concurrent_enumerations_agree_and_restore_the_limits():
         np.testing.assert_array_equal(a.vertices, b.vertices)
         np.testing.assert_array_equal(a.patterns, b.patterns)
     assert _blas_threads() == before
+
+
+@pytest.mark.parametrize("n_bps", [1, 2])
+def test_signs_with_row_bounds_equal_signs_with_each_bound(n_bps):
+    """``signs_1d`` decides a row with its largest bound first and reads the
+    values' own bounds only for the rows that leaves open: the signs are
+    those of the values' own bounds everywhere, checked against numpy, on
+    rows far from every breakpoint, rows with a value within the row's
+    largest bound (but not its own), values exactly on a breakpoint with
+    bound 0 and values left open by their own bound."""
+    from regiongeom._engine import _line1d_kernels as LK
+
+    rng = np.random.default_rng(3)
+    V, n = 40, 19
+    bps = np.array([0.0, 1.0][:n_bps])
+    z = rng.normal(size=(V + 5, n)) * 3
+    err = np.abs(rng.normal(size=z.shape)) * 1e-6
+    err[::7, 3] = 0.5  # one large bound: the row's largest bound covers the other values
+    z[1::7, 5] = 1e-7  # within the row's largest bound, not within its own
+    err[1::7, 5] = 1e-9
+    err[1::7, 0] = 1e-6 * 50
+    z[2::7, 2] = 0.0  # exactly on a breakpoint, bound 0
+    err[2::7, 2] = 0.0
+    z[3::7, 4] = 1e-7  # left open by its own bound
+    err[3::7, 4] = 1e-6
+    rowof = rng.permutation(V + 5)[:V]
+    want = np.empty((V, n_bps * n), np.int8)
+    for k, t in enumerate(bps):
+        d = (z[rowof] - t) * LK.CERT
+        e = err[rowof]
+        want[:, k * n : (k + 1) * n] = np.where(d > e, 1, np.where(-d > e, -1, LK.UNSURE))
+    for em in (err.max(axis=1), 2.0 * err.max(axis=1), np.empty(0)):
+        S = np.full((V, n_bps * n), 7, np.int8)
+        urow = np.full(V, -1, np.int64)
+        nu = LK.signs_1d(z, err, em, rowof, bps, n, S, urow)
+        np.testing.assert_array_equal(S, want)
+        np.testing.assert_array_equal(urow, (want == LK.UNSURE).sum(axis=1))
+        assert nu == int((want == LK.UNSURE).sum()) > 0

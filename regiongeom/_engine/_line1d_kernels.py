@@ -32,13 +32,19 @@ UNSURE = np.int8(2)  # a sign left to the exact fallback
 
 
 @njit(cache=True, nogil=True)
-def signs_1d(z, err, rowof, bps, n_cut, S, urow):
+def signs_1d(z, err, em, rowof, bps, n_cut, S, urow):
     """The signs of ``z[rowof[c], j] - t_k`` into ``S[c, k n_cut + j]`` for the
-    first ``n_cut`` columns: +1 or -1 where ``|z - t|`` exceeds the row's error
+    first ``n_cut`` columns: +1 or -1 where ``|z - t|`` exceeds the value's error
     bound, ``UNSURE`` elsewhere (left to the second filter and the exact
     fallback), and the number of ``UNSURE`` in each row ``c`` into
-    ``urow[c]``. Returns the number of ``UNSURE`` signs."""
+    ``urow[c]``. Returns the number of ``UNSURE`` signs.
+
+    ``em`` (unless empty): a bound of all the ``err`` of each row of ``z``.
+    A row is first decided with it alone, without reading ``err``; only a
+    row with a value within ``em`` of a breakpoint is decided again value
+    by value, so the signs are those of ``err`` throughout."""
     nu = 0
+    rowmax = em.shape[0] > 0
     for c in range(rowof.shape[0]):
         nu0 = nu
         r = rowof[c]
@@ -46,10 +52,22 @@ def signs_1d(z, err, rowof, bps, n_cut, S, urow):
             t = bps[k]
             o = k * n_cut
             u = np.int64(0)  # (not a Python 0: without numba, u += int8 would stay int8 and wrap)
-            for j in range(n_cut):  # branch-free, so that it vectorises
+            if rowmax:
+                e = em[r]
+                for j in range(n_cut):  # branch-free, so that it vectorises
+                    d = (z[r, j] - t) * CERT
+                    pos = np.int8(d > e)  # (e >= 0: sure and positive)
+                    neg = np.int8(-d > e)
+                    unsure = np.int8(1) - pos - neg
+                    S[c, o + j] = pos - neg + UNSURE * unsure
+                    u += unsure
+                if u == 0:
+                    continue
+                u = np.int64(0)
+            for j in range(n_cut):  # the same with each value's own bound
                 d = (z[r, j] - t) * CERT
                 e = err[r, j]
-                pos = np.int8(d > e)  # (e >= 0: sure and positive)
+                pos = np.int8(d > e)
                 neg = np.int8(-d > e)
                 unsure = np.int8(1) - pos - neg
                 S[c, o + j] = pos - neg + UNSURE * unsure

@@ -71,6 +71,18 @@ def _add_abs_row(wt, j, f0, f1, b0, b1):
 
 
 @njit(cache=True, nogil=True)
+def _copy_add_abs_row(wt, j, wq, k, f0, f1, b0, b1):
+    """``wq[k:k + m] = wt[j]`` and, in the same pass over the row,
+    ``b0 += f0 |wt[j]|`` and ``b1 += f1 |wt[j]|``."""
+    for o in range(wt.shape[1]):
+        w = wt[j, o]
+        wq[k + o] = w
+        aw = abs(w)
+        b0[o] += f0 * aw
+        b1[o] += f1 * aw
+
+
+@njit(cache=True, nogil=True)
 def _write_rows(out, errout, emax, y, pr, i, const, rr, b0, b1, m0, m1):
     """Row ``y`` of ``out`` (``pr[i] + const``) and of its bounds ``rr b0 + b1`` (largest: ``emax[y]``)."""
     emax[y] = SELF * (rr * m0 + m1)
@@ -188,21 +200,19 @@ def product_1d(
             b1[o] = 0.0
         na = 0
         for j in range(n):
+            f0 = mx0[j] * SELF  # (SELF: the rounding of eh / rho)
+            f1 = mx1[j]
             if same[j] and slopes[first[j]] == 0.0:
                 c = icpts[first[j]]
                 if c != 0.0:
                     for o in range(m):
                         const[o] += c * wt[j, o]
-            else:
+                if f0 != 0.0 or f1 != 0.0:
+                    _add_abs_row(wt, j, f0, f1, b0, b1)
+            else:  # a column of the product: its row of W copied and bounded in one pass
                 cols[na] = j
-                k = na * m
-                for o in range(m):
-                    wq_buf[k + o] = wt[j, o]
+                _copy_add_abs_row(wt, j, wq_buf, na * m, f0, f1, b0, b1)
                 na += 1
-            f0 = mx0[j] * SELF  # (SELF: the rounding of eh / rho)
-            f1 = mx1[j]
-            if f0 != 0.0 or f1 != 0.0:
-                _add_abs_row(wt, j, f0, f1, b0, b1)
         ap = ap_buf[: nb * na].reshape((nb, na))
         for i in range(nb):
             r = rows[s + i]

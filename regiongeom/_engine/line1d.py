@@ -195,7 +195,7 @@ def _enumerate_1d(net, domain, max_regions):
             continue
         cut = (pts, z, err, act, first, max_regions, fb)
         if nxt is None:
-            res = _cut_layer(*cut)
+            res = _cut_layer(*cut, S=_decide_signs(pts, z, err, act, first, fb, z.shape[1], em))
         else:
             res, z, err, em = _cut_and_next(net, i, nxt, cut, em)
         if res is None:
@@ -217,15 +217,16 @@ def subdivision_1d(pts, patterns) -> Subdivision:
     )  # fmt: skip
 
 
-def _decide_signs(pts, z, err, act, first, fb, n_cut):
+def _decide_signs(pts, z, err, act, first, fb, n_cut, em=None):
     """The exact signs ``S`` (V, K n_cut) of every neuron at every point:
     the filter first, then the second filter (:func:`_refine_signs`) and the
     exact fallback for the signs it leaves. Values found exactly on a
-    breakpoint are set to it."""
+    breakpoint are set to it. ``em``: the largest bound of each row of
+    ``z``, if known (the filter reads ``err`` only where it is needed)."""
     bps = act[0]
     S = np.empty((pts.x.size, bps.size * n_cut), np.int8)
     urow = np.empty(pts.x.size, np.int64)
-    nu = K.signs_1d(z, err, pts.row, bps, n_cut, S, urow)
+    nu = K.signs_1d(z, err, _NO_ROWMAX if em is None else em, pts.row, bps, n_cut, S, urow)
     STATS.add(signs=S.size)
     if nu:
         nu = _refine_signs(S, urow, nu, pts, bps, first, n_cut, fb)
@@ -235,6 +236,7 @@ def _decide_signs(pts, z, err, act, first, fb, n_cut):
     return S
 
 
+_NO_ROWMAX = np.empty(0)
 _maps = weakref.WeakKeyDictionary()  # the FloatMaps of each enumeration's fallback
 
 
@@ -316,9 +318,9 @@ def _cut_and_next(net, i, nxt, cut, em):
     m = w.shape[0]
     wt = _transposed(net, i + 1)
     nlb = Bounds.of(net, i + 1)
-    consts = act_constants(act, nlb)
+    consts = _act_constants_of(net, i, act, nlb)
     # the signs first: an exact fallback may set values onto their breakpoints
-    S = _decide_signs(pts, z, err, act, first, fb, n)
+    S = _decide_signs(pts, z, err, act, first, fb, n, em)
     # room for the old points and, most likely, the crossings: the rows of
     # the old points are written before the number of crossings is known
     cap = 2 * V + n * act[0].size
@@ -468,6 +470,16 @@ def act_constants(act, nlb):
     lip = float(np.abs(slopes).max())
     exact = np.all(icpts == 0.0) and np.all((slopes == 0.0) | (slopes == 1.0))
     return np.array([lip, 0.0 if exact else _gamma(2), nlb.G, nlb.T])
+
+
+def _act_constants_of(net, i, act, nlb):
+    """:func:`act_constants` of layer ``i``'s activation to layer ``i + 1``, made once per network."""
+    with _transposes_lock:
+        per_net = _bounds.setdefault(net, {})
+        consts = per_net.get(("act", i))
+        if consts is None:
+            consts = per_net[("act", i)] = act_constants(act, nlb)
+    return consts
 
 
 def first_rows(net, x, layer):
