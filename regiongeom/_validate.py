@@ -18,9 +18,10 @@ import numpy as np
 GEOM_RTOL = 1e-12
 
 
-def require_no_max_units(net, what: str, method: str | None = None) -> None:
+def require_no_max_units(net, what: str, method: str | None = None, fix: str = "") -> None:
     """A one-line TypeError when ``net`` has stages of max units (MaxPool,
-    max/amax, maxout), which ``what`` does not handle yet."""
+    max/amax, maxout), which ``what`` does not handle yet (``fix``: what to
+    do instead, appended)."""
     stages = [s for s in getattr(net, "stages", ()) if getattr(s, "windows", None) is not None]
     if not stages:
         return
@@ -32,7 +33,7 @@ def require_no_max_units(net, what: str, method: str | None = None) -> None:
     raise TypeError(
         f"{what}: the network has max units (MaxPool, max/amax or maxout, in stages {names}); net(x), "
         f"net.patterns and net.restrict work on them, but regions and measures of networks with max units "
-        f"are not supported yet{why}"
+        f"are not supported yet{why}{fix}"
     )
 
 

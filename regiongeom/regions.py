@@ -70,7 +70,11 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
         raise TypeError(
             f"activation_regions expects an rg.Network or rg.GraphNetwork, got {type(net).__name__}"
         )
-    require_no_max_units(net, "activation_regions")
+    if net.n_in != 1:  # max units: the 1D engine only, for now
+        require_no_max_units(
+            net, "activation_regions on 2 inputs",
+            fix="; on a line they are: restrict the network with net.restrict(rg.Line.through(x0, x1))",
+        )  # fmt: skip
     dom = as_domain(domain, net.n_in)
     max_regions = integer_at_least(max_regions, 1, "max_regions")
     if isinstance(net, GraphNetwork) and dom.dim == 1:
