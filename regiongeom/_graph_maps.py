@@ -10,6 +10,9 @@ The locus: across an edge where only neuron ``j`` changes piece, the two
 Jacobians differ by ``beta_j (s_a - s_b) g_j^T``, with ``g_j`` neuron
 ``j``'s gradient (nonzero: its hyperplane cuts the face) and ``beta_j`` the
 output's derivative with respect to ``j``'s output on the region's pattern.
+A max unit ``j`` whose winner changes from entry ``p`` to ``q`` gives
+``beta_j (g_p - g_q)^T`` in the same way, with ``g_p - g_q`` nonzero (the
+tie ``z_p - z_q`` changes sign across the edge): a jump iff ``beta_j != 0``.
 ``beta_j`` is a unit impulse at ``j`` pushed through the later stages with
 the pattern's slopes, computed in float64 together with its magnitude (the
 same push through ``|A|`` and ``|slopes|``): every term of ``beta_j`` is a
@@ -149,12 +152,14 @@ def edge_jumps(rm) -> np.ndarray:
             sel = one[stage == s]
             js = j[stage == s]
             st = net.stages[s]
-            if st.is_max:  # a max unit changes winner: the two maps are compared
-                exact_rows += list(sel)
-                continue
             u = js - st.offset
             pa, pb = P[a[sel], js], P[b[sel], js]
-            slopes_differ = st.slopes[u, pa] != st.slopes[u, pb]
+            if st.is_max:
+                # a max unit changes winner from entry p to q: J_a - J_b = beta_u (g_p - g_q)^T,
+                # and g_p != g_q (z_p - z_q changes sign across the edge): a jump iff beta_u != 0
+                slopes_differ = np.ones(sel.size, bool)
+            else:
+                slopes_differ = st.slopes[u, pa] != st.slopes[u, pb]
             # one push per (neuron, pattern of the later stages)
             later = P[a[sel], offs[s + 1] :] if s + 1 < len(offs) else np.zeros((len(sel), 0), np.int8)
             uniq, first, inv = _unique_rows(u, later)

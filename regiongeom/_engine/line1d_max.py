@@ -153,9 +153,14 @@ class _Engine:
         zc = op([v[1] for v in srcs])
         g = gamma(_n_terms(op))
         grow = (1.0 + 2.0 * g + 4.0 * U * max(op.n_in, 1)) * SLACK
-        EJ = (op.absolute([v[2] for v in srcs]) + g * op.absolute([np.abs(v[0]) for v in srcs])) * grow + _TINY
+        EJ = (op.absolute([v[2] for v in srcs]) + g * op.absolute([np.abs(v[0]) for v in srcs])) * grow
         Ec = (op.absolute([v[3] for v in srcs]) + g * op.absolute([np.abs(v[1]) for v in srcs], with_bias=True))
-        Ec = Ec * grow + _TINY
+        Ec *= grow
+        # room for underflow, except on the entries no nonzero term reaches (exact zeros)
+        reachJ = op.absolute([((v[0] != 0) | (v[2] > 0)).astype(np.float64) for v in srcs])
+        reachc = op.absolute([((v[1] != 0) | (v[3] > 0)).astype(np.float64) for v in srcs], with_bias=True)
+        EJ += np.where(reachJ > 0, _TINY, 0.0)
+        Ec += np.where(reachc > 0, _TINY, 0.0)
         return zJ, zc, EJ, Ec
 
     def _ends(self, zJ, zc, EJ, Ec):
@@ -166,7 +171,8 @@ class _Engine:
             ex = self.ex[side : self.ex.size - 1 + side][:, None]
             jx = zJ * x
             v = zc + jx
-            b = SLACK * (Ec + EJ * np.abs(x) + (np.abs(zJ) + EJ) * ex + _G2 * (np.abs(zc) + np.abs(jx))) + _TINY
+            b = SLACK * (Ec + EJ * np.abs(x) + (np.abs(zJ) + EJ) * ex + _G2 * (np.abs(zc) + np.abs(jx)))
+            b += np.where((b > 0) | (v != 0), _TINY, 0.0)  # an exact zero map: exactly 0
             out.append((v, b))
         return out
 
@@ -191,9 +197,11 @@ class _Engine:
         hJ, hc = zJ * sl, zc * sl + ic
         asl = np.abs(sl)
         exact = (sl == 0.0) | (((sl == 1.0) | (sl == -1.0)) & (ic == 0.0))
-        rJ = np.where(exact, 0.0, U * np.abs(hJ))
-        rc = np.where(exact, 0.0, _G2 * (np.abs(zc * sl) + np.abs(ic)))
-        self.T[s + 1] = (hJ, hc, SLACK * (asl * EJ + rJ) + _TINY, SLACK * (asl * Ec + rc) + _TINY)
+        rJ = np.where(exact, 0.0, U * np.abs(hJ) + _TINY)
+        rc = np.where(exact, 0.0, _G2 * (np.abs(zc * sl) + np.abs(ic)) + _TINY)
+        # slope 0: the unit is its constant, exactly
+        self.T[s + 1] = (hJ, hc, np.where(sl == 0.0, 0.0, SLACK * (asl * EJ + rJ)),
+                         np.where(sl == 0.0, 0.0, SLACK * (asl * Ec + rc)))  # fmt: skip
 
     # ------------------------------------------------- exact point queries --
     def _xq(self, i) -> Fraction:
@@ -229,7 +237,8 @@ class _Engine:
         S = np.zeros(d.shape, np.int8)
         S[d > SLACK * b] = 1
         S[d < -SLACK * b] = -1
-        for r, j in zip(*np.nonzero((S == 0)), strict=True):
+        open_ = (S == 0) & ~((d == 0) & (b == 0))  # a value exact (bound 0) on its breakpoint is decided
+        for r, j in zip(*np.nonzero(open_), strict=True):
             row = _row(self.exact, "line", (self.P[r], st.offset + int(j), k))
             S[r, j] = _sign_at(row, self._xq(int(r) + side))
         return S
@@ -279,7 +288,9 @@ class _Engine:
                 bw = np.take_along_axis(B, w[:, :, None], axis=2)
                 same = idx[None, :, :] == np.take_along_axis(np.broadcast_to(idx, G.shape), w[:, :, None], axis=2)
                 room = SLACK * (bw + B + U * (np.abs(gw) + np.abs(np.where(absent, 0.0, G))))
-                ok = (gw - G > room) | same | absent[None]
+                # equal and exact (bound 0) at both ends: equal maps, the lower position (w) wins
+                tie = (gw == G) & (bw == 0) & (B == 0)
+                ok = (gw - G > room) | same | absent[None] | tie
                 sure &= ok.all(axis=2)
             init[r0:r1] = win
             for rr, u in zip(*np.nonzero(~sure), strict=True):
@@ -419,6 +430,8 @@ class _Sweep:
         """Exact sign of ``z_a - z_b`` at the interval's left (0) or right (1) end."""
         v, bd = (self.vl, self.bl) if side == 0 else (self.vr, self.br)
         d = v[a] - v[b]
+        if d == 0 and bd[a] == 0 and bd[b] == 0:  # both exact
+            return 0
         room = SLACK * (bd[a] + bd[b] + U * (abs(v[a]) + abs(v[b])))
         if d > room:
             return 1
@@ -429,6 +442,8 @@ class _Sweep:
     def slope(self, a, b):
         """Exact sign of the slope of ``z_a - z_b``."""
         d = self.J[a] - self.J[b]
+        if d == 0 and self.EJ[a] == 0 and self.EJ[b] == 0:  # both exact
+            return 0
         room = SLACK * (self.EJ[a] + self.EJ[b] + U * (abs(self.J[a]) + abs(self.J[b])))
         if d > room:
             return 1
