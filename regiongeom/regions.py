@@ -70,11 +70,7 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
         raise TypeError(
             f"activation_regions expects an rg.Network or rg.GraphNetwork, got {type(net).__name__}"
         )
-    if net.n_in != 1:  # max units: the 1D engine only, for now
-        require_no_max_units(
-            net, "activation_regions on 2 inputs",
-            fix="; on a line they are: restrict the network with net.restrict(rg.Line.through(x0, x1))",
-        )  # fmt: skip
+    require_engine(net)
     dom = as_domain(domain, net.n_in)
     max_regions = integer_at_least(max_regions, 1, "max_regions")
     if isinstance(net, GraphNetwork) and dom.dim == 1:
@@ -84,6 +80,16 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
     if dom.dim == 1:
         return RegionMap(net, dom, enumerate_1d(net, dom, max_regions))
     return RegionMap(net, dom, enumerate_2d(net, dom, max_regions))
+
+
+def require_engine(net, what: str = "activation_regions") -> None:
+    """A one-line TypeError when no engine takes ``net``'s units on its
+    inputs: max units are enumerated on 1 input (a line) only, for now."""
+    if net.n_in != 1:
+        require_no_max_units(
+            net, f"{what} on 2 inputs",
+            fix="; on a line they are: restrict the network with net.restrict(rg.Line.through(x0, x1))",
+        )  # fmt: skip
 
 
 class RegionMap:
