@@ -28,8 +28,8 @@ def require_no_max_units(net, what: str, method: str | None = None, fix: str = "
     names = ", ".join(repr(s.name) for s in stages[:3]) + (", ..." if len(stages) > 3 else "")
     if method == "theorem2":
         raise TypeError(
-            f"{what}: the network has max units (MaxPool, max/amax or maxout, in stages {names}), and Theorem 2 "
-            "sums over neurons with a bias of their own and breakpoints, which a max unit does not have (its "
+            f"{what}: the network has max units (MaxPool, max/amax or maxout, in stages {names}), and "
+            "Theorem 2 sums over neurons with a bias of their own and breakpoints, which a max unit does not have (its "
             "pieces meet where two of its entries tie); use method='definition' (eq. 3 at a finite eps, on 1 "
             "input), which takes them"
         )

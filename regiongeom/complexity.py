@@ -277,7 +277,8 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
         if graph and net.n_in not in (1, 2):
             raise ValueError(
                 "method='definition' on a graph network needs 1 or 2 inputs: restrict it to a line or a "
-                "plane first (net.restrict(rg.Line.through(x0, x1)) or net.restrict(rg.Plane.through(x0, x1, x2)))"
+                "plane first (net.restrict(rg.Line.through(x0, x1)) or "
+                "net.restrict(rg.Plane.through(x0, x1, x2)))"
             )
         from .regions import require_engine
 

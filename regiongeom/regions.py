@@ -35,8 +35,11 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
 
     Parameters
     ----------
-    net : Network
-        A network with 1 or 2 inputs.
+    net : Network or GraphNetwork
+        A network with 1 or 2 inputs. Graph networks with max units
+        (maxout, MaxPool, ``max``/``amax``) on 1 input (a line:
+        ``net.restrict(rg.Line.through(x0, x1))``) for now; their patterns
+        hold each max unit's winning position (ties to the lowest).
     domain : (lo, hi), (xmin, ymin, xmax, ymax) or shapely.Polygon
         An interval (1 input), a box, or any polygon, possibly non-convex and
         with holes (2 inputs).

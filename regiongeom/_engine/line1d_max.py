@@ -43,12 +43,14 @@ rounded. No tolerance is involved.
 from __future__ import annotations
 
 from fractions import Fraction
+from types import SimpleNamespace
 
 import numpy as np
 
 from .core import BOUNDARY, Subdivision, limit_error, one_blas_thread
 from .filter2d import SLACK, U, gamma
 from .graph_plan import _n_terms
+from .line1d import subdivision_1d
 
 __all__ = ["enumerate_1d_max"]
 
@@ -137,12 +139,7 @@ class _Engine:
                 init, events = self._unit_stage(s, st, zJ, zc, EJ, Ec, vals)
             parent, pieces = self._split(st, init, events)
             self._advance(s, st, parent, pieces, (zJ, zc, EJ, Ec))
-        x = self.x
-        inner = np.arange(1, x.size - 1)
-        return Subdivision(
-            vertices=x, edges=np.stack([inner, inner], axis=1), edge_regions=np.stack([inner - 1, inner], axis=1),
-            edge_neurons=self.neuron[1:-1], edge_breakpoints=self.bp[1:-1], patterns=self.P, measures=np.diff(x),
-        )  # fmt: skip
+        return subdivision_1d(SimpleNamespace(x=self.x, neuron=self.neuron, bp=self.bp), self.P)
 
     # ----------------------------------------------------------- the maps --
     def _preactivations(self, st):
@@ -154,8 +151,8 @@ class _Engine:
         g = gamma(_n_terms(op))
         grow = (1.0 + 2.0 * g + 4.0 * U * max(op.n_in, 1)) * SLACK
         EJ = (op.absolute([v[2] for v in srcs]) + g * op.absolute([np.abs(v[0]) for v in srcs])) * grow
-        Ec = (op.absolute([v[3] for v in srcs]) + g * op.absolute([np.abs(v[1]) for v in srcs], with_bias=True))
-        Ec *= grow
+        mag = op.absolute([np.abs(v[1]) for v in srcs], with_bias=True)
+        Ec = (op.absolute([v[3] for v in srcs]) + g * mag) * grow
         # room for underflow, except on the entries no nonzero term reaches (exact zeros)
         reachJ = op.absolute([((v[0] != 0) | (v[2] > 0)).astype(np.float64) for v in srcs])
         reachc = op.absolute([((v[1] != 0) | (v[3] > 0)).astype(np.float64) for v in srcs], with_bias=True)
@@ -286,7 +283,8 @@ class _Engine:
                 win = w
                 gw = np.take_along_axis(G, w[:, :, None], axis=2)
                 bw = np.take_along_axis(B, w[:, :, None], axis=2)
-                same = idx[None, :, :] == np.take_along_axis(np.broadcast_to(idx, G.shape), w[:, :, None], axis=2)
+                wi = np.take_along_axis(np.broadcast_to(idx, G.shape), w[:, :, None], axis=2)
+                same = idx[None, :, :] == wi  # the winner's own entry, repeated
                 room = SLACK * (bw + B + U * (np.abs(gw) + np.abs(np.where(absent, 0.0, G))))
                 # equal and exact (bound 0) at both ends: equal maps, the lower position (w) wins
                 tie = (gw == G) & (bw == 0) & (B == 0)
