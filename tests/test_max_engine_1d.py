@@ -296,3 +296,34 @@ def test_scaled_weights_and_biases(scale):
     np.testing.assert_array_equal(a.patterns, b.patterns)
     np.testing.assert_allclose(a.vertices, b.vertices, rtol=1e-12)
     check_line(net2, spec2, (-3.0, 3.0), min_regions=4)
+
+
+class _AmaxAdaptive(nn.Module):
+    """Conv1d -> ReLU -> amax over the channels (keepdim) -> AdaptiveMaxPool1d(3)
+    (windows of unequal sizes, padded with absent entries) -> Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv1d(1, 3, 3)
+        self.p = nn.AdaptiveMaxPool1d(3)
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(self.p(torch.relu(self.c(x)).amax(dim=1, keepdim=True)).flatten(1))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_amax_and_adaptive_pool_on_a_line(seed):
+    torch.manual_seed(seed)
+    model = _AmaxAdaptive().double().eval()
+    net = rg.from_torch(model, input_shape=(1, 9))
+    assert sum(st.is_max for st in net.stages) == 2
+    rng = np.random.default_rng(seed)
+    line = rg.Line.through(*(2.0 * rng.normal(size=(2, 9))))
+    lo, hi = line.bounds()
+    net1 = net.restrict(line)
+    rm, _ = check_line(net1, chain_spec(net1), (lo, hi), rng=seed, min_regions=4)
+    mid = (rm.vertices[:-1] + rm.vertices[1:]) / 2
+    with torch.no_grad():
+        direct = model(torch.from_numpy(line.lift(mid)).reshape(-1, 1, 9)).numpy()
+    np.testing.assert_allclose(rm.jacobians[:, :, 0] * mid[:, None] + rm.offsets, direct, rtol=1e-9, atol=1e-9)
