@@ -210,3 +210,29 @@ def test_definition_route_in_2d_check_logic_on_relu():
             want[s, i] = sum(_disc_length(*e.ends, c, eps) for e in ex.locus_edges) / (np.pi * eps * eps)
     assert want.sum() > 0
     np.testing.assert_allclose(est.mean, want.mean(axis=0), rtol=1e-9)
+
+
+class _TorchMaxout(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 6)
+        self.out = nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.out(self.lin(x).view(-1, 3, 2).amax(-1))
+
+
+def test_tracker_on_max_units():
+    """The tracker's local complexity (Theorem 2) refuses max units with the
+    reason; its region counts on a line take them."""
+    torch.manual_seed(0)
+    model = _TorchMaxout().double()
+    data = np.random.default_rng(0).normal(size=(5, 2))
+    with pytest.raises(TypeError, match="Theorem 2 sums over neurons with a bias.*method='definition'"):
+        rg.Tracker(data, every=1).log(model, 0)
+    line = rg.Line.through(np.zeros(2), np.ones(2))
+    tr = rg.Tracker(data, every=1, measures=("regions",), plane=line)
+    tr.log(model, 0)
+    net = rg.from_torch(model, input_shape=(2,)).restrict(line)
+    rm = rg.activation_regions(net, line.bounds())
+    assert tr.history[-1]["n_regions"] == len(rm)
