@@ -85,14 +85,13 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
     return RegionMap(net, dom, enumerate_2d(net, dom, max_regions))
 
 
-def require_engine(net, what: str = "activation_regions") -> None:
+def require_engine(net, what: str = "activation_regions", fix: str | None = None) -> None:
     """A one-line TypeError when no engine takes ``net``'s units on its
     inputs: max units are enumerated on 1 input (a line) only, for now."""
     if net.n_in != 1:
-        require_no_max_units(
-            net, f"{what} on 2 inputs",
-            fix="; on a line they are: restrict the network with net.restrict(rg.Line.through(x0, x1))",
-        )  # fmt: skip
+        if fix is None:
+            fix = "restrict the network with net.restrict(rg.Line.through(x0, x1))"
+        require_no_max_units(net, f"{what} on 2 inputs", fix=f"; on a line they are: {fix}")
 
 
 class RegionMap:

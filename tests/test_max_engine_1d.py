@@ -327,3 +327,21 @@ def test_amax_and_adaptive_pool_on_a_line(seed):
     with torch.no_grad():
         direct = model(torch.from_numpy(line.lift(mid)).reshape(-1, 1, 9)).numpy()
     np.testing.assert_allclose(rm.jacobians[:, :, 0] * mid[:, None] + rm.offsets, direct, rtol=1e-9, atol=1e-9)
+
+
+def test_cli_regions_on_a_line(tmp_path, capsys):
+    """``regiongeom regions MODEL --line POINTS.npy`` on a CNN with MaxPool."""
+    from regiongeom.cli import main
+
+    torch.manual_seed(1)
+    model = _Pool1d().double().eval()
+    path = tmp_path / "m.pt2"  # an exported program carries its input shape
+    torch.export.save(torch.export.export(model, (torch.zeros(1, 1, 10, dtype=torch.float64),)), str(path))
+    pts = np.random.default_rng(1).normal(size=(2, 1, 10))
+    np.save(tmp_path / "p.npy", pts)
+    assert main(["regions", str(path), "--line", str(tmp_path / "p.npy")]) == 0
+    out = capsys.readouterr().out
+    line = rg.Line.through(*pts.reshape(2, -1))
+    rm = rg.activation_regions(rg.from_torch(model, input_shape=(1, 10)).restrict(line), line.bounds())
+    assert f"activation regions: {len(rm):,}" in out
+    assert f"linear regions: {len(rg.linear_regions(rm)):,}" in out

@@ -531,7 +531,7 @@ def test_cli_refuses_max_units(tmp_path, capsys):
     np.save(tmp_path / "p.npy", pts)
     code = main(["regions", str(path), "--plane", str(tmp_path / "p.npy")])
     err = capsys.readouterr().err
-    assert code != 0 and "regiongeom regions: max units" in err
+    assert code != 0 and "regiongeom regions on 2 inputs: max units" in err and "pass --line POINTS.npy" in err
     assert len(err.strip().splitlines()) == 1
 
 
