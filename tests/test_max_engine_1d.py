@@ -345,3 +345,17 @@ def test_cli_regions_on_a_line(tmp_path, capsys):
     rm = rg.activation_regions(rg.from_torch(model, input_shape=(1, 10)).restrict(line), line.bounds())
     assert f"activation regions: {len(rm):,}" in out
     assert f"linear regions: {len(rg.linear_regions(rm)):,}" in out
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_pool_on_the_input_then_hardtanh(seed):
+    """A MaxPool2d right on the input (its entries are the line's coordinates'
+    affine maps), then a convolution with a Hardtanh (two breakpoints)."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.MaxPool2d(2, stride=1, padding=1), nn.Conv2d(1, 2, 2), nn.Hardtanh(-0.3, 0.4),
+                          nn.Flatten(), nn.Linear(2 * 4 * 4, 2)).double().eval()  # fmt: skip
+    net = rg.from_torch(model, input_shape=(1, 4, 4))
+    rng = np.random.default_rng(seed)
+    line = rg.Line.through(*rng.normal(size=(2, 16)))
+    net1 = net.restrict(line)
+    check_line(net1, chain_spec(net1), line.bounds(), rng=seed, min_regions=4)
