@@ -10,6 +10,9 @@ The locus: across an edge where only neuron ``j`` changes piece, the two
 Jacobians differ by ``beta_j (s_a - s_b) g_j^T``, with ``g_j`` neuron
 ``j``'s gradient (nonzero: its hyperplane cuts the face) and ``beta_j`` the
 output's derivative with respect to ``j``'s output on the region's pattern.
+A max unit ``j`` whose winner changes from entry ``p`` to ``q`` gives
+``beta_j (g_p - g_q)^T`` in the same way, with ``g_p - g_q`` nonzero (the
+tie ``z_p - z_q`` changes sign across the edge): a jump iff ``beta_j != 0``.
 ``beta_j`` is a unit impulse at ``j`` pushed through the later stages with
 the pattern's slopes, computed in float64 together with its magnitude (the
 same push through ``|A|`` and ``|slopes|``): every term of ``beta_j`` is a
@@ -34,6 +37,15 @@ def _slopes(st, pieces):
     return st.slopes[idx, pieces], st.intercepts[idx, pieces]
 
 
+def _selected(st, z, pieces, per=1):
+    """Max stage ``st``: the winners' entries of ``z`` ``(B * per, n_pre)``
+    on the pieces ``(B, n)`` (each row of pieces serves ``per`` rows of ``z``)."""
+    sel = st.windows[np.arange(st.n)[None, :], pieces.astype(np.int64)]
+    if (sel < 0).any():
+        raise ValueError(f"a pattern selects an absent (padding) entry of max stage {st.name!r}")
+    return np.take_along_axis(z, np.repeat(sel, per, axis=0), axis=1)
+
+
 def affine_maps(net, patterns):
     """``(jacobians (R, n_out, k), offsets (R, n_out))`` of a graph network on
     the regions with these patterns (float64, rounded)."""
@@ -56,6 +68,11 @@ def affine_maps(net, patterns):
             src = [tensors[t] for t in op.sources]
             z = op.linear(src)
             z[~lin] = op(src)[~lin] if src else z[~lin]  # the constant row is affine
+            if st.is_max:
+                tensors[s + 1] = _selected(st, z, P[:, st.offset : st.offset + st.n], k + 1)
+                keep = set(st.carry) | {s + 1}
+                tensors = {t: v for t, v in tensors.items() if t in keep}
+                continue
             sl, ic = _slopes(st, P[:, st.offset : st.offset + st.n])
             sl, ic = np.repeat(sl, k + 1, axis=0), np.repeat(ic, k + 1, axis=0)
             h = z * sl
@@ -93,9 +110,14 @@ def _impulses(net, s, units, P):
         op = st2.operator
         src = [val[q] if q in val else np.zeros((B, _size(net, q))) for q in op.sources]
         srcm = [mag[q] if q in mag else np.zeros((B, _size(net, q))) for q in op.sources]
-        sl, _ = _slopes(st2, P[:, st2.offset : st2.offset + st2.n])
-        val[t + 1] = op.linear(src) * sl
-        mag[t + 1] = op.absolute(srcm) * np.abs(sl)
+        pieces = P[:, st2.offset : st2.offset + st2.n]
+        if st2.is_max:
+            val[t + 1] = _selected(st2, op.linear(src), pieces)
+            mag[t + 1] = _selected(st2, op.absolute(srcm), pieces)
+        else:
+            sl, _ = _slopes(st2, pieces)
+            val[t + 1] = op.linear(src) * sl
+            mag[t + 1] = op.absolute(srcm) * np.abs(sl)
         n_terms += _n_terms(op) + 2
     op = net.output
     src = [val[q] if q in val else np.zeros((B, _size(net, q))) for q in op.sources]
@@ -132,7 +154,12 @@ def edge_jumps(rm) -> np.ndarray:
             st = net.stages[s]
             u = js - st.offset
             pa, pb = P[a[sel], js], P[b[sel], js]
-            slopes_differ = st.slopes[u, pa] != st.slopes[u, pb]
+            if st.is_max:
+                # a max unit changes winner from entry p to q: J_a - J_b = beta_u (g_p - g_q)^T,
+                # and g_p != g_q (z_p - z_q changes sign across the edge): a jump iff beta_u != 0
+                slopes_differ = np.ones(sel.size, bool)
+            else:
+                slopes_differ = st.slopes[u, pa] != st.slopes[u, pb]
             # one push per (neuron, pattern of the later stages)
             later = P[a[sel], offs[s + 1] :] if s + 1 < len(offs) else np.zeros((len(sel), 0), np.int8)
             uniq, first, inv = _unique_rows(u, later)
@@ -220,8 +247,12 @@ def jacobian_magnitudes(net, patterns):
         tensors = {0: x}
         for s, st in enumerate(net.stages):
             op = st.operator
-            sl, _ = _slopes(st, P[:, st.offset : st.offset + st.n])
-            tensors[s + 1] = op.absolute([tensors[t] for t in op.sources]) * np.repeat(np.abs(sl), k, axis=0)
+            a = op.absolute([tensors[t] for t in op.sources])
+            if st.is_max:
+                tensors[s + 1] = _selected(st, a, P[:, st.offset : st.offset + st.n], k)
+            else:
+                sl, _ = _slopes(st, P[:, st.offset : st.offset + st.n])
+                tensors[s + 1] = a * np.repeat(np.abs(sl), k, axis=0)
             keep = set(st.carry) | {s + 1}
             tensors = {t: v for t, v in tensors.items() if t in keep}
         y = net.output.absolute([tensors[t] for t in net.output.sources])

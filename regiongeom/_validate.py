@@ -18,21 +18,25 @@ import numpy as np
 GEOM_RTOL = 1e-12
 
 
-def require_no_max_units(net, what: str, method: str | None = None) -> None:
+def require_no_max_units(net, what: str, method: str | None = None, fix: str = "") -> None:
     """A one-line TypeError when ``net`` has stages of max units (MaxPool,
-    max/amax, maxout), which ``what`` does not handle yet."""
+    max/amax, maxout), which ``what`` does not handle yet (``fix``: what to
+    do instead, appended)."""
     stages = [s for s in getattr(net, "stages", ()) if getattr(s, "windows", None) is not None]
     if not stages:
         return
     names = ", ".join(repr(s.name) for s in stages[:3]) + (", ..." if len(stages) > 3 else "")
-    why = ""
     if method == "theorem2":
-        why = (" (and Theorem 2 as stated needs neurons with biases and breakpoints, which max units do not"
-               " have; method='definition' is the route that will cover them)")  # fmt: skip
+        raise TypeError(
+            f"{what}: the network has max units (MaxPool, max/amax or maxout, in stages {names}), and "
+            "Theorem 2 sums over neurons with a bias of their own and breakpoints, which a max unit does not have (its "
+            "pieces meet where two of its entries tie); use method='definition' (eq. 3 at a finite eps, on 1 "
+            "input), which takes them"
+        )
     raise TypeError(
-        f"{what}: the network has max units (MaxPool, max/amax or maxout, in stages {names}); net(x), "
-        f"net.patterns and net.restrict work on them, but regions and measures of networks with max units "
-        f"are not supported yet{why}"
+        f"{what}: max units (MaxPool, max/amax or maxout, in stages {names}) are not supported here yet; "
+        f"net(x), net.patterns, net.restrict and, on 1 input, activation_regions, nonlinear_locus, "
+        f"linear_regions and lc_density(method='definition') take them{fix}"
     )
 
 

@@ -57,7 +57,8 @@ def load_slice(args, net):
     domain around the points, or ``net`` itself on ``--domain``."""
     from .slices import Line, Plane
 
-    require_no_max_units(net, f"regiongeom {args.command}")
+    if getattr(args, "method", None) == "theorem2":  # the map's local complexity: before any work
+        require_no_max_units(net, f"regiongeom {args.command}", "theorem2")
     plane, line = getattr(args, "plane", None), getattr(args, "line", None)
     if plane is not None and line is not None:
         raise ValueError("pass either --plane or --line, not both")
@@ -68,6 +69,7 @@ def load_slice(args, net):
                 f"the model has {net.n_in} inputs: pass --plane POINTS.npy (three data points) or "
                 "--line POINTS.npy (two) to look at it on a slice through them"
             )
+        _require_engine(args, net)
         return net, parse_domain(args.domain, net.n_in), None
     try:
         pts = np.load(path, allow_pickle=False)
@@ -80,9 +82,16 @@ def load_slice(args, net):
         )
     s = cls.through(*pts)
     domain = s.bounds() if args.domain is None else parse_domain(args.domain, s.dim)
-    if s.dim == 2:
-        return net.restrict(s), domain, s.points
-    return net.restrict(s), domain, None
+    sliced = net.restrict(s)
+    _require_engine(args, sliced)
+    return sliced, domain, (s.points if s.dim == 2 else None)
+
+
+def _require_engine(args, net):
+    """Max units are enumerated on a line only, for now: refuse a plane before any work."""
+    from .regions import require_engine
+
+    require_engine(net, f"regiongeom {args.command}", fix="pass --line POINTS.npy (two inputs)")
 
 
 def _check_lc_options(args):

@@ -17,6 +17,15 @@ network's nonlinear locus per unit volume near ``x`` (eq. 3), and
     Eq. (3) at a finite ``eps``: for each noise sample, the exact locus of the
     noisy network and its volume in ``B_eps(x)``, divided by ``Z_eps``.
 
+Max units (maxout, MaxPool, ``max``/``amax``): the definition route takes
+them (on 1 input for now; 2 inputs as soon as the 2D engine does), with the
+noise on every preactivation that has a bias of its own
+(:attr:`regiongeom.graph.GraphNetwork.noise_sizes`: a maxout unit's entries
+get independent noise, a MaxPool after a ReLU gets none). Theorem 2 refuses
+them: it sums over neurons with a bias and breakpoints, and a max unit has
+neither (its pieces meet where two entries tie), so no exact extension is
+claimed here.
+
 The good indicator is the theorem's, evaluated *on* the locus: neuron ``i``
 sits at its breakpoint (its output is ``act(t_k)``) and the later layers are
 recomputed with that; ``i`` is good when a path through nonzero weights and
@@ -117,6 +126,9 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
         Number of noise samples (>= 2, for the standard error).
     method : {"theorem2", "definition"}
         Theorem 2's formula (eq. 6), or the definition (eq. 3) at radius ``eps``.
+        Networks with max units (maxout, MaxPool, max/amax) take the
+        definition only (on 1 input for now): Theorem 2 needs neurons with a
+        bias and breakpoints and refuses them.
     eps : float, optional
         Ball radius; required by ``method="definition"``, refused otherwise.
     good : bool, default True
@@ -206,7 +218,7 @@ def local_complexity(net, data, *, sigma, n_samples=64, method="theorem2", eps=N
     net : Network or GraphNetwork
     data : (P, n_in) array_like of float64
     sigma, n_samples, method, eps, good, rho, rng, progress, n_jobs, batch_size
-        As in :func:`lc_density`.
+        As in :func:`lc_density` (networks with max units: ``method="definition"`` only).
 
     Returns
     -------
@@ -240,7 +252,8 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
     from . import _validate
     from ._validate import require_network
 
-    _validate.require_no_max_units(net, "lc_density", method)
+    if method != "definition":  # the definition route takes max units (see _definition_samples)
+        _validate.require_no_max_units(net, "lc_density", method)
     graph = hasattr(net, "stages")  # a GraphNetwork: its own Theorem-2 path
     if graph:
         from ._theorem2_graph import check_graph
@@ -261,11 +274,15 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
         if eps is None:
             raise ValueError("method='definition' needs a ball radius eps > 0")
         eps = positive(eps, "eps")
-        if graph and net.n_in != 2:
+        if graph and net.n_in not in (1, 2):
             raise ValueError(
-                "method='definition' on a graph network needs 2 inputs: restrict it to a plane first "
-                "(net.restrict(rg.Plane.through(x0, x1, x2)))"
+                "method='definition' on a graph network needs 1 or 2 inputs: restrict it to a line or a "
+                "plane first (net.restrict(rg.Line.through(x0, x1)) or "
+                "net.restrict(rg.Plane.through(x0, x1, x2)))"
             )
+        from .regions import require_engine
+
+        require_engine(net, "lc_density(method='definition')")
         if net.n_in not in (1, 2):
             raise ValueError(
                 f"method='definition' needs a network with 1 or 2 inputs; this one has {net.n_in}"
@@ -320,7 +337,8 @@ def _estimate(net, x, rng, opts, *, reduce):
     gen = np.random.default_rng(rng)
     S, P = opts["n_samples"], x.shape[0]
     # all the noise is drawn here, so the result does not depend on n_jobs or chunking
-    noise = gen.normal(0.0, opts["sigma"], size=(S, net.n_neurons))
+    # (a graph network with max units: one entry per preactivation with a bias, GraphNetwork.n_noise)
+    noise = gen.normal(0.0, opts["sigma"], size=(S, getattr(net, "n_noise", net.n_neurons)))
     if opts["method"] == "theorem2":
         per = max(1, opts["batch_size"] // P)  # noise samples per task
     else:

@@ -294,6 +294,7 @@ class LiftedOperator(_OperatorBase):
 
     def __init__(self, op, origin, basis):
         k = basis.shape[1]
+        self.fresh = _fresh(op)  # (the bias noise of max units reads it)
         pos = op.sources.index(0)
         self.sources = op.sources
         self.source_sizes = op.source_sizes[:pos] + (k,) + op.source_sizes[pos + 1 :]
@@ -430,6 +431,15 @@ class Stage:
             tmp += ic[k + 1]
             np.copyto(out, tmp, where=z >= b)
         return out
+
+
+def _fresh(op) -> bool:
+    """Whether an operator makes fresh preactivations: it holds a dense map
+    or a convolution (whose bias its outputs carry), not only copies, sums
+    and scalings of an earlier tensor (a max pool's gathered view)."""
+    if isinstance(op, LiftedOperator):
+        return op.fresh
+    return any(n.kind in ("linear", "conv", "matmul") for n in getattr(op, "order", ()))
 
 
 def _check_windows(windows, n_pre: int, n: int) -> np.ndarray:
@@ -598,12 +608,30 @@ class GraphNetwork:
         stages = tuple(replace(s, operator=lift(s.operator)) for s in self.stages)
         return GraphNetwork((slice.dim,), stages, lift(self.output), self._names)
 
+    @property
+    def noise_sizes(self) -> tuple:
+        """Entries of the bias noise of each stage (see :meth:`with_bias_noise`):
+        ``n`` for elementwise units; for max units ``n_pre`` when the stage's
+        operator makes fresh preactivations (it has a dense map or a
+        convolution, with its bias: maxout, a max pool right after a
+        convolution), else 0 (a MaxPool after a ReLU has no bias of its own)."""
+        return tuple((s.n_pre if _fresh(s.operator) else 0) if s.is_max else s.n for s in self.stages)
+
+    @property
+    def n_noise(self) -> int:
+        """Length of a bias-noise row: ``n_neurons`` without max units."""
+        return int(sum(self.noise_sizes))
+
     def with_bias_noise(self, noise) -> GraphNetwork:
-        """The same network with ``noise`` ``(n_neurons,)`` added to every
-        neuron's preactivation (its bias): the noisy network of the local
-        complexity. Each operator gets a :class:`~regiongeom._graph_ops.Shift`
-        after it (a lifted operator: its constant plus the noise, rounded
-        once); the linear parts, and their cached l1 norms, are shared."""
+        """The same network with ``noise`` ``(n_noise,)`` added to the
+        preactivations (their biases): the noisy network of the local
+        complexity. Without max units ``n_noise == n_neurons`` and entry ``j``
+        goes to neuron ``j``; a stage of max units takes ``noise_sizes[s]``
+        entries, one per preactivation its windows read (none when its
+        operator has no bias of its own), in stage order. Each operator gets
+        a :class:`~regiongeom._graph_ops.Shift` after it (a lifted operator:
+        its constant plus the noise, rounded once); the linear parts, and
+        their cached l1 norms, are shared."""
         import copy
 
         import torch
@@ -611,11 +639,18 @@ class GraphNetwork:
         from ._graph_ops import Shift
 
         noise = np.asarray(noise, dtype=np.float64).reshape(-1)
-        if noise.shape != (self.n_neurons,):
-            raise ValueError(f"noise must have one entry per neuron ({self.n_neurons}), got {noise.shape}")
+        sizes = self.noise_sizes
+        if noise.shape != (sum(sizes),):
+            what = "one entry per neuron" if not self.has_max_units else "net.n_noise entries"
+            raise ValueError(f"noise must have {what} ({sum(sizes)}), got {noise.shape}")
         stages = []
-        for st in self.stages:
-            op, c = st.operator, noise[st.offset : st.offset + st.n]
+        at = 0
+        for st, size in zip(self.stages, sizes):
+            op, c = st.operator, noise[at : at + size]
+            at += size
+            if size == 0:
+                stages.append(st)
+                continue
             if isinstance(op, LiftedOperator):
                 new = copy.copy(op)
                 new.const = op.const + c

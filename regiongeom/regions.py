@@ -35,8 +35,11 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
 
     Parameters
     ----------
-    net : Network
-        A network with 1 or 2 inputs.
+    net : Network or GraphNetwork
+        A network with 1 or 2 inputs. Graph networks with max units
+        (maxout, MaxPool, ``max``/``amax``) on 1 input (a line:
+        ``net.restrict(rg.Line.through(x0, x1))``) for now; their patterns
+        hold each max unit's winning position (ties to the lowest).
     domain : (lo, hi), (xmin, ymin, xmax, ymax) or shapely.Polygon
         An interval (1 input), a box, or any polygon, possibly non-convex and
         with holes (2 inputs).
@@ -70,7 +73,7 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
         raise TypeError(
             f"activation_regions expects an rg.Network or rg.GraphNetwork, got {type(net).__name__}"
         )
-    require_no_max_units(net, "activation_regions")
+    require_engine(net)
     dom = as_domain(domain, net.n_in)
     max_regions = integer_at_least(max_regions, 1, "max_regions")
     if isinstance(net, GraphNetwork) and dom.dim == 1:
@@ -80,6 +83,15 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
     if dom.dim == 1:
         return RegionMap(net, dom, enumerate_1d(net, dom, max_regions))
     return RegionMap(net, dom, enumerate_2d(net, dom, max_regions))
+
+
+def require_engine(net, what: str = "activation_regions", fix: str | None = None) -> None:
+    """A one-line TypeError when no engine takes ``net``'s units on its
+    inputs: max units are enumerated on 1 input (a line) only, for now."""
+    if net.n_in != 1:
+        if fix is None:
+            fix = "restrict the network with net.restrict(rg.Line.through(x0, x1))"
+        require_no_max_units(net, f"{what} on 2 inputs", fix=f"; on a line they are: {fix}")
 
 
 class RegionMap:

@@ -488,23 +488,26 @@ def _maxnet():
     return rg.Network.maxout([np.eye(2).repeat(2, axis=0), np.ones((1, 2))], [np.zeros(4), np.zeros(1)], k=2)
 
 
-MAX_MSG = "the network has max units .* not supported yet"
+MAX_MSG = "max units .* are not supported here yet"
+T2_MSG = "the network has max units .*Theorem 2 sums over neurons with a bias of their own and breakpoints.*method='definition'"
 
 
 def test_downstream_refuses_max_units():
     net = _maxnet()
     pts = np.zeros((3, 2))
-    with pytest.raises(TypeError, match="activation_regions: " + MAX_MSG):
+    with pytest.raises(TypeError, match="activation_regions on 2 inputs: " + MAX_MSG + ".*rg.Line.through"):
         rg.activation_regions(net, (-1, -1, 1, 1))
-    with pytest.raises(TypeError, match="activation_regions: " + MAX_MSG):
-        rg.activation_regions(net.restrict(rg.Line.through([0.0, 0.0], [1.0, 1.0])), (-1, 1))
-    with pytest.raises(
-        TypeError, match="lc_density: " + MAX_MSG + ".*Theorem 2 as stated needs neurons with biases"
-    ):
+    # on a line the 1D engine takes them (tests/test_max_engine_1d.py)
+    line = net.restrict(rg.Line.through([0.0, 0.0], [1.0, 1.0]))
+    rm = rg.activation_regions(line, (-1, 1))  # max(x, x), max(y, y): equal entries, the first wins
+    assert rm.patterns.tolist() == [[0, 0]]
+    with pytest.raises(TypeError, match="lc_density: " + T2_MSG):
         rg.lc_density(net, pts, sigma=0.1)
-    with pytest.raises(TypeError, match="lc_density: " + MAX_MSG + "$"):
+    with pytest.raises(TypeError, match="lc_density: " + T2_MSG):
+        rg.lc_density(line, [0.0], sigma=0.1)
+    with pytest.raises(TypeError, match=r"lc_density\(method='definition'\) on 2 inputs: " + MAX_MSG):
         rg.lc_density(net, pts, sigma=0.1, method="definition", eps=0.1)
-    with pytest.raises(TypeError, match="lc_density: " + MAX_MSG):
+    with pytest.raises(TypeError, match="lc_density: " + T2_MSG):
         rg.local_complexity(net, pts, sigma=0.1)
     with pytest.raises(TypeError, match="local_rank.*" + MAX_MSG):
         rg.local_rank(net, pts)
@@ -512,7 +515,7 @@ def test_downstream_refuses_max_units():
         rg.total_variation(net, pts)
     with pytest.raises(TypeError, match=MAX_MSG):
         rg.vertex_density(net, pts, sigma=0.1)
-    with pytest.raises(TypeError, match="figure1: " + MAX_MSG):
+    with pytest.raises(TypeError, match="figure1: " + T2_MSG):
         rg.figure1(net, (-1, -1, 1, 1), sigma=0.1)
 
 
@@ -528,7 +531,7 @@ def test_cli_refuses_max_units(tmp_path, capsys):
     np.save(tmp_path / "p.npy", pts)
     code = main(["regions", str(path), "--plane", str(tmp_path / "p.npy")])
     err = capsys.readouterr().err
-    assert code != 0 and "regiongeom regions: the network has max units" in err
+    assert code != 0 and "regiongeom regions on 2 inputs: max units" in err and "pass --line POINTS.npy" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -52,7 +52,12 @@ __all__ = ["enumerate_1d_graph"]
 
 def enumerate_1d_graph(net, domain, max_regions) -> Subdivision:
     """Exact 1D enumeration of a 1-input graph network; see
-    :func:`regiongeom.activation_regions`."""
+    :func:`regiongeom.activation_regions`. A network with max units goes to
+    :mod:`.line1d_max`."""
+    if net.has_max_units:
+        from .line1d_max import enumerate_1d_max
+
+        return enumerate_1d_max(net, domain, max_regions)
     with one_blas_thread():
         return _enumerate(net, domain, max_regions)
 
