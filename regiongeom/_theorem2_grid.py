@@ -522,7 +522,8 @@ def theorem2_grid(net, pk, x, noise, opt, by_layer):
 
     run_tickets(S * nb, work, name="regiongeom-t2grid")
     redo = np.flatnonzero(flag)
-    if redo.size:  # the per-point kernels, one pair at a time from scratch
-        status = np.zeros((0, pk.n_terms), np.int8)
-        K.theorem2_pairs(kn, opt, x, noise, redo.astype(np.int64), pk.scratch(x.shape[1]), f, f_layer, status, None)
+    # the per-point kernels, one pair at a time from scratch (called also
+    # with no pairs: the first call compiles it, in the warm-up of _jit)
+    status = np.zeros((0, pk.n_terms), np.int8)
+    K.theorem2_pairs(kn, opt, x, noise, redo.astype(np.int64), pk.scratch(x.shape[1]), f, f_layer, status, None)
     return (f_layer if by_layer else f), int(redo.size)
