@@ -325,7 +325,9 @@ def _move(net, g, ly, X, p):  # pragma: no cover
 def _rank(net, g, first, ly, n_first):  # pragma: no cover
     """Layer ``l``'s values and gradients corrected for the ``n_first``
     neurons of layer ``first = l - 1`` that changed piece (``g.changed``):
-    ``z_l += W_l[:, c] dh_c``, ``grad z_l += W_l[:, c] ds_c grad z_{l-1}[c]``."""
+    ``z_l += W_l[:, c] dh_c``, ``grad z_l += W_l[:, c] ds_c grad z_{l-1}[c]``.
+    Layer ``l - 1`` has an activation (the rank-k correction follows a
+    change of piece)."""
     m, base = net.rows[ly], net.w_off[ly]
     for i in range(n_first):
         c = g.changed[i]
@@ -338,6 +340,18 @@ def _rank(net, g, first, ly, n_first):  # pragma: no cover
                 a = dsc * g.grad[first, dd, c]
                 for j in range(m):
                     g.grad[ly, dd, j] += net.w_t[o + j] * a
+    # every path closed (no open neuron of layer `first` with a nonzero
+    # gradient): the gradients are exactly 0, as computed from scratch, not
+    # the rounding left by the corrections
+    live = False
+    for c in range(net.rows[first]):
+        if g.slope[first, c] != 0.0:
+            for dd in range(g.grad.shape[1]):
+                live = live or g.grad[first, dd, c] != 0.0
+    if not live:
+        for dd in range(g.grad.shape[1]):
+            for j in range(m):
+                g.grad[ly, dd, j] = 0.0
 
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
