@@ -437,24 +437,6 @@ def _sum_terms(g, m, use_good):  # pragma: no cover
     return part, w_open
 
 
-@njit(cache=True, inline="always", fastmath=_FM)
-def _expneg_tab(e):  # pragma: no cover
-    """exp(-e) for 0 <= e <= ECUT: exp(-n / 8) from a table times the Taylor
-    polynomial of exp(r), |r| <= 1 / 16 (relative error about 2e-16)."""
-    n = int(e * 8.0 + 0.5)
-    r = n * 0.125 - e
-    q = 1.0 / 40320.0
-    q = q * r + 1.0 / 5040.0
-    q = q * r + 1.0 / 720.0
-    q = q * r + 1.0 / 120.0
-    q = q * r + 1.0 / 24.0
-    q = q * r + 1.0 / 6.0
-    q = q * r + 0.5
-    q = q * r + 1.0
-    q = q * r + 1.0
-    return _EXPTAB[n] * q
-
-
 # ----------------------------------------------------------------------------
 # the driver
 # ----------------------------------------------------------------------------
