@@ -1,9 +1,19 @@
-"""The definition route of ``lc_density`` on network M, side by side with an
-earlier version of regiongeom.
+"""Heat maps of ``lc_density`` on network M: the definition route side by
+side with an earlier version of regiongeom (DEF-M), and the Theorem-2 grid
+walk side by side with the per-point kernels (MAP-M).
 
     git archive 0c737d8 | (mkdir -p /tmp/base && tar -x -C /tmp/base)
     python benchmarks/bench_maps.py /tmp/base                      # 128 x 128, 64 samples
     python benchmarks/bench_maps.py /tmp/base --rounds 5 --threads 2
+    python benchmarks/bench_maps.py --map-m                        # 256 x 256, 64 samples
+    python benchmarks/bench_maps.py --map-m --rounds 3 --n 128
+
+MAP-M: ``lc_density(net, grid_points(domain, 256), sigma=0.05,
+n_samples=64, rng=0)`` (Theorem 2, exact good indicator; issue 17, target
+1) in this process, the grid walk and the per-point kernels alternately
+(``route`` forced; same noise), after a warm-up of both; it prints each
+one's CPU time (``time.process_time``) and wall time, their medians, the
+ratio, and the largest relative difference of the two maps.
 
 ``lc_density(net, grid_points(domain, n), sigma=0.05, n_samples=64,
 method="definition", eps=0.05, rng=0)`` (issue 17, target 2). Each round
@@ -60,18 +70,62 @@ def run(tree, args, out, threads=1):
     return cpu, wall
 
 
+def map_m(args):
+    """MAP-M: the grid walk and the per-point kernels, side by side."""
+    import time
+
+    sys.path.insert(0, str(HERE))
+    from nets import standard
+
+    import regiongeom as rg
+    from regiongeom import complexity as C
+
+    net, dom, _ = standard("M")
+    x = rg.grid_points(dom, args.n)
+
+    def run(route, n_samples):
+        xx, opts = C._check(net, x, "points", 0.05, n_samples, "theorem2", None, True, True, 0, False, 1, 65536)
+        opts["route"] = route
+        t, c = time.perf_counter(), time.process_time()
+        F = C._estimate(net, xx, 0, opts, reduce=False)
+        return F.mean(axis=0), time.process_time() - c, time.perf_counter() - t
+
+    for route in ("grid", "points"):  # compile or load the kernels
+        run(route, 2)
+    print(f"MAP-M: M, {args.n}x{args.n} grid, {args.samples} samples, sigma 0.05, theorem2 (exact good indicator)")
+    times, maps = {"grid": [], "points": []}, {}
+    for r in range(args.rounds):
+        for route in times:
+            maps[route], cpu, wall = run(route, args.samples)
+            times[route].append((cpu, wall))
+            print(f"  round {r + 1} {route:<6s} {cpu:7.2f} s cpu {wall:7.2f} s wall", flush=True)
+    med = {k: (statistics.median(t[0] for t in v), statistics.median(t[1] for t in v)) for k, v in times.items()}
+    for k, (cpu, wall) in med.items():
+        print(f"median {k:<6s} {cpu:7.2f} s cpu {wall:7.2f} s wall")
+    print(f"per-point / grid: {med['points'][0] / med['grid'][0]:.2f}x cpu, {med['points'][1] / med['grid'][1]:.2f}x wall")
+    a, b = maps["grid"], maps["points"]
+    rel = np.abs(a - b) / np.maximum(np.abs(b), np.finfo(float).tiny)
+    print(f"max relative difference {rel.max():.2g} (mean f {b.mean():.4f})")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "baseline", type=Path, help="a source tree of the earlier version (e.g. from git archive)"
-    )
-    ap.add_argument("--n", type=int, default=128, help="grid side (default 128)")
+    ap.add_argument("baseline", type=Path, nargs="?",
+                    help="a source tree of the earlier version (e.g. from git archive); not with --map-m")  # fmt: skip
+    ap.add_argument("--map-m", action="store_true", help="MAP-M: the Theorem-2 grid walk against the per-point kernels")
+    ap.add_argument("--n", type=int, default=None, help="grid side (default 128; MAP-M 256)")
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--eps", type=float, default=0.05)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1,
                     help="also run this tree on this many threads (REGIONGEOM_NUM_THREADS; wall time)")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.map_m:
+        args.n = args.n or 256
+        return map_m(args)
+    if args.baseline is None:
+        ap.error("the definition route needs a baseline tree (or --map-m)")
+    args.n = args.n or 128
     trees = {"this": (ROOT, 1), "baseline": (args.baseline.resolve(), 1)}
     if args.threads > 1:
         trees[f"this x{args.threads}"] = (ROOT, args.threads)

@@ -6,6 +6,7 @@ them in a fraction of a second. Without a word, the first use looks like a
 hang. A wrapper calls :func:`compile_notice` with the entry points of its
 kernel file right before it calls them::
 
+    from . import _theorem2_grid as G
     from . import _theorem2_kernels as K
     from ._jit import compile_notice
 
@@ -78,6 +79,8 @@ _THEOREM2_WARMUP = (
     "import regiongeom as rg\n"
     "net = rg.Network.from_arrays([[[1.0, 0.5], [0.5, -1.0]], [[1.0, 1.0]]], [[0.1, -0.2], [0.0]], ['relu', None])\n"
     "rg.lc_density(net, [[0.0, 0.0]], sigma=0.5, n_samples=2, rng=0, progress=False)\n"
+    # and the grid walk (a grid of points: the heat maps' route)
+    "rg.lc_density(net, rg.grid_points((-1, -1, 1, 1), 2), sigma=0.5, n_samples=2, rng=0, progress=False)\n"
 )
 
 
@@ -90,13 +93,14 @@ def theorem2_in_background():
     import os
     import subprocess
 
+    from . import _theorem2_grid as G
     from . import _theorem2_kernels as K
 
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    if cores < 2 or not _needs_compile(K.theorem2_chunk):
+    if cores < 2 or not (_needs_compile(K.theorem2_chunk) or _needs_compile(G.grid_chunk)):
         return None
     try:
         return subprocess.Popen(

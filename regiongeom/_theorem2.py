@@ -179,8 +179,50 @@ def theorem2_samples(net, x, noise, opts, *, screen=True):
     shape = (S, P, net.n_layers) if opts.get("by_layer") else (S, P)
     if net.n_neurons == 0:
         return np.zeros(shape)
-    f, _ = theorem2_block(Packed(net), x, noise, opts, screen=screen)
+    pk = Packed(net)
+    if grid_route(pk, x, opts, screen):
+        from ._theorem2_grid import theorem2_grid
+
+        x, noise = np.ascontiguousarray(x, np.float64), np.ascontiguousarray(noise, np.float64)
+        compile_notice("the Theorem-2 kernels", K.theorem2_chunk, seconds=COMPILE_SECONDS)
+        f, _ = theorem2_grid(net, pk, x, noise, kernel_options(opts), bool(opts.get("by_layer")))
+        return f.reshape(shape)
+    f, _ = theorem2_block(pk, x, noise, opts, screen=screen)
     return f.reshape(shape)
+
+
+def grid_route(pk, x, opts, screen=True):
+    """Whether the pairs go to the grid walk (:mod:`regiongeom._theorem2_grid`):
+    points on a regular grid in row order, a dense network off the BLAS path
+    (``opts["route"]``: ``"points"`` or ``"grid"`` forces a route, for tests
+    and benchmarks; ``"grid"`` still needs a dense network off the BLAS path).
+    With ``good=True, rho=False`` every term weighs alike and the walk's
+    column bound leaves most pairs to the per-point kernels: not routed."""
+    route = opts.get("route", "auto")
+    if route == "points" or not screen or pk.blas or not pk.kernel_net.dense:
+        return False
+    if route == "grid":
+        return True
+    if opts["good"] and not opts["rho"]:  # every term weighs alike: the walk's screen defers too many
+        return False
+    from ._theorem2_grid import is_grid
+
+    return is_grid(x)
+
+
+def kernel_options(opts, *, screen=True, want_all=False):
+    """The kernels' :class:`~regiongeom._theorem2_kernels.Options` from the
+    estimator's ``opts``."""
+    sigma = float(opts["sigma"])
+    return K.Options(
+        phi0=1.0 / (math.sqrt(2.0 * math.pi) * sigma),
+        inv2var=0.5 / (sigma * sigma),
+        use_rho=bool(opts["rho"]),
+        use_good=bool(opts["good"]),
+        screen=bool(screen),
+        want_all=bool(want_all),
+        by_layer=bool(opts.get("by_layer", False)),
+    )
 
 
 def theorem2_block(pk, x, noise, opts, *, screen=True, return_good=False):
@@ -197,16 +239,7 @@ def theorem2_block(pk, x, noise, opts, *, screen=True, return_good=False):
     f = np.empty(N)
     f_layer = np.zeros((N if by_layer else 0, pk.L))
     status = np.zeros((N if return_good else 0, pk.n_terms), np.int8)
-    sigma = float(opts["sigma"])
-    opt = K.Options(
-        phi0=1.0 / (math.sqrt(2.0 * math.pi) * sigma),
-        inv2var=0.5 / (sigma * sigma),
-        use_rho=bool(opts["rho"]),
-        use_good=bool(opts["good"]),
-        screen=bool(screen),
-        want_all=bool(return_good),
-        by_layer=by_layer,
-    )
+    opt = kernel_options(opts, screen=screen, want_all=return_good)
     x, noise = np.ascontiguousarray(x, np.float64), np.ascontiguousarray(noise, np.float64)
     compile_notice("the Theorem-2 kernels", K.theorem2_chunk, seconds=COMPILE_SECONDS)
     n_undecided = _run_chunks(pk, opt, x, noise, f, f_layer, status)

@@ -217,6 +217,19 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status, bl):  # 
     return n_fallback
 
 
+@njit(cache=True, nogil=True)
+def theorem2_pairs(net, opt, X, noise, pairs, scr, f, f_layer, status, bl):  # pragma: no cover
+    """:func:`theorem2_chunk` for each pair ``n`` in ``pairs``, each from
+    scratch (the grid walk of :mod:`regiongeom._theorem2_grid` hands over
+    the pairs its screen leaves open). Returns how many terms went to the
+    recomputation."""
+    n_fallback = 0
+    for i in range(pairs.shape[0]):
+        n = pairs[i]
+        n_fallback += theorem2_chunk(net, opt, X, noise, n, n + 1, scr, f, f_layer, status, bl)
+    return n_fallback
+
+
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _values(net, scr, ly, X, p):  # pragma: no cover
     """``z_l = W_l h_{l-1}`` (``h_{-1} = x_p``), skipping zero inputs."""

@@ -176,7 +176,14 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
     every neuron and their exact input gradients (products of the weight
     matrices restricted to the active pieces), no autograd. Gradients are
     reused between consecutive points on the same activation region, so a
-    grid in row order is faster than scattered points. With many inputs
+    grid in row order is faster than scattered points. Points on a regular
+    grid in row order (as :func:`~regiongeom.grids.grid_points` makes them)
+    of a dense network (every weight after the first layer nonzero) walk
+    the grid: each later layer's values move along the previous pixel's
+    affine map, neurons changing piece correct the next layer by a rank-k
+    update, and a pixel whose moved value comes within a rigorous bound of
+    a breakpoint, or with a good indicator the walk's screen leaves open, is
+    computed as a scattered point (the same numbers to rounding). With many inputs
     (``min(n_in, first layer's width) >= 16``), the gradients are the rows of
     the Jacobians, computed by BLAS products over the open neurons only, in
     the ``min(n_in, width)`` coordinates of a QR factor of the first layer's

@@ -113,11 +113,14 @@ def test_theorem2_kernels_compile_in_a_child_on_first_use(tmp_path):
         child = theorem2_in_background()
         assert child is not None and child.wait() == 0
         assert not _needs_compile(K.theorem2_chunk)
+        from regiongeom import _theorem2_grid as G
+        assert not _needs_compile(G.grid_chunk) and not _needs_compile(K.theorem2_pairs)
         assert theorem2_in_background() is None  # nothing left to compile
         import regiongeom as rg
         net = rg.Network.from_arrays([[[1.0, -1.0], [0.5, 2.0]], [[1.0, -1.0]]], [[0.0, 0.3], [0.0]],
                                      ["leaky_relu", None])
         rg.lc_density(net, [[0.1, 0.2], [0.3, -0.4]], sigma=0.5, n_samples=3, rng=1, progress=False)
+        rg.lc_density(net, rg.grid_points((0, 0, 1, 1), 3), sigma=0.5, n_samples=3, rng=1, progress=False)
         """
     )
     r = _run(code, tmp_path / "cache", tmp_path)

@@ -1,0 +1,182 @@
+"""The grid walk of Theorem 2 (regiongeom._theorem2_grid) against the
+per-point kernels (to 1e-12 relative at every pair) and, on small
+networks, against the brute force of test_complexity (finite differences
+and the good indicator recomputed layer by layer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from common import random_net
+from test_complexity import BRUTE_NETS, brute_f
+
+import regiongeom as rg
+from regiongeom import _theorem2 as T
+from regiongeom import _theorem2_grid as G
+
+
+def per_pair(net, x, noise, route, **opts):
+    opts = dict(dict(sigma=0.3, good=True, rho=True, by_layer=False), **opts, route=route)
+    return T.theorem2_samples(net, x, noise, opts)
+
+
+NETS = {
+    "relu": lambda: random_net([12, 10, 8], activation="relu", seed=11, scale=1.5),
+    "leaky": lambda: random_net([10, 10], activation=rg.leaky_relu, seed=12, scale=1.5),
+    "hardtanh": lambda: random_net([10, 8, 6], activation=rg.hardtanh, seed=13, scale=1.5),
+    "abs": lambda: random_net([10, 8], activation="abs", seed=14, scale=1.5),
+    "mixed-last-relu": lambda: random_net(
+        [8, 8], activation=["relu", rg.Activation.hardtanh(-0.5, 0.5)], seed=15, last_activation="relu"
+    ),
+    "linear-middle": lambda: random_net([8, 6, 8], activation=["relu", None, "relu"], seed=16, scale=1.5),
+    "bottleneck": lambda: random_net([8, 1, 8], activation="relu", seed=17),
+}
+
+
+@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("good, rho, by_layer", [(True, True, False), (True, True, True), (False, True, False),
+                                                 (True, False, False), (False, False, True)])  # fmt: skip
+def test_walk_equals_per_point(name, good, rho, by_layer):
+    net = NETS[name]()
+    x = rg.grid_points((-1.5, -1.2, 1.5, 1.2), (37, 41))
+    assert G.is_grid(x)
+    noise = np.random.default_rng(1).normal(0, 0.3, size=(3, net.n_neurons))
+    kw = dict(good=good, rho=rho, by_layer=by_layer)
+    assert_same(per_pair(net, x, noise, "grid", **kw), per_pair(net, x, noise, "points", **kw))
+
+
+def assert_same(walk, ref):
+    """Equal to 1e-12 relative; a layer's share (trailing axis) to 1e-12 of
+    the pair's total: both paths may leave out terms that together stay
+    below half an ulp of the total, so a layer made only of such terms can
+    differ by that much."""
+    if walk.ndim == 3:
+        np.testing.assert_allclose(walk.sum(-1), ref.sum(-1), rtol=1e-12, atol=0)
+        tol = 1e-12 * ref.sum(-1, keepdims=True)
+        assert np.all(np.abs(walk - ref) <= tol + 1e-12 * np.abs(ref))
+    else:
+        np.testing.assert_allclose(walk, ref, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", [n for n in BRUTE_NETS if n not in ("zero-weights", "zero-slope-pieces",
+                                                                     "linear-middle-sparse")])  # fmt: skip
+@pytest.mark.parametrize("good, by_layer", [(True, False), (True, True), (False, False)])
+def test_walk_equals_per_point_on_the_brute_force_nets(name, good, by_layer):
+    """The dense networks of test_complexity (width-1 layers, linear first and
+    middle layers, closed paths: gradients exactly 0), the route forced; 3
+    inputs: points sorted along one axis."""
+    net = BRUTE_NETS[name]()
+    if net.n_in == 1:
+        x = rg.grid_points((-2, 2), 300)
+    elif net.n_in == 2:
+        x = rg.grid_points((-2, -2, 2, 2), 25)
+    else:
+        x = np.random.default_rng(0).uniform(-1, 1, (300, 3))
+        x = x[np.argsort(x[:, 0])]
+    noise = np.random.default_rng(1).normal(0, 0.3, size=(3, net.n_neurons))
+    kw = dict(good=good, by_layer=by_layer)
+    assert_same(per_pair(net, x, noise, "grid", **kw), per_pair(net, x, noise, "points", **kw))
+
+
+def test_walk_equals_per_point_1d_and_rows_of_one():
+    net = random_net([9, 9, 9], activation=rg.hardtanh, n_in=1, seed=18, scale=2.0)
+    noise = np.random.default_rng(2).normal(0, 0.2, size=(3, net.n_neurons))
+    x = rg.grid_points((-2.0, 2.0), 500)
+    np.testing.assert_allclose(per_pair(net, x, noise, "grid", sigma=0.2),
+                               per_pair(net, x, noise, "points", sigma=0.2), rtol=1e-12, atol=0)  # fmt: skip
+    net2 = random_net([7, 7], activation="relu", seed=19, scale=1.5)
+    x2 = rg.grid_points((-1, -1, 1, 1), (30, 1))  # a column: rows of one point
+    noise2 = np.random.default_rng(3).normal(0, 0.3, size=(2, net2.n_neurons))
+    assert G.is_grid(x2)
+    np.testing.assert_allclose(per_pair(net2, x2, noise2, "grid"), per_pair(net2, x2, noise2, "points"),
+                               rtol=1e-12, atol=0)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["relu", "hardtanh", "mixed-last-relu", "bottleneck"])
+def test_walk_matches_brute_force(name):
+    net = NETS[name]()
+    x = rg.grid_points((-1.2, -1.2, 1.2, 1.2), 9)
+    noise = np.random.default_rng(4).normal(0, 0.3, size=(2, net.n_neurons))
+    f = per_pair(net, x, noise, "grid")
+    ref = [[brute_f(net, noise[s], x[p], 0.3) for p in range(len(x))] for s in range(2)]
+    np.testing.assert_allclose(f, ref, rtol=1e-7, atol=1e-9)  # finite-difference gradients
+
+
+def test_every_branch_of_the_walk_is_taken(monkeypatch):
+    """With a huge tau every moved pixel is recomputed from scratch, with
+    RANK = 0 every change recomputes the next layers, and the screen hands
+    some pairs to the per-point kernels: the result stays the same."""
+    net = NETS["relu"]()
+    x = rg.grid_points((-1.5, -1.5, 1.5, 1.5), 30)
+    noise = np.random.default_rng(5).normal(0, 0.3, size=(2, net.n_neurons))
+    ref = per_pair(net, x, noise, "points")
+    pk = T.Packed(net)
+    opt = T.kernel_options(dict(sigma=0.3, good=True, rho=True))
+    _, n_redone = G.theorem2_grid(net, pk, x, noise, opt, False)
+    assert 0 < n_redone < x.shape[0] * 2
+    import numba
+
+    if numba.config.DISABLE_JIT:  # the module constants are read at run time only without the JIT
+        monkeypatch.setattr(G, "RANK", 0)
+        np.testing.assert_allclose(per_pair(net, x, noise, "grid"), ref, rtol=1e-12, atol=0)
+        monkeypatch.setattr(G, "TAU", 1.0)
+    else:
+        monkeypatch.setattr(G, "margins", lambda *a: np.full(net.n_layers, 10.0))
+    np.testing.assert_allclose(per_pair(net, x, noise, "grid"), ref, rtol=1e-12, atol=0)
+
+
+def test_same_seed_same_numbers_and_threads(monkeypatch):
+    net = NETS["relu"]()
+    x = rg.grid_points((-1, -1, 1, 1), 64)  # one block of 4096 points
+    kw = dict(sigma=0.3, n_samples=3, rng=7, progress=False)
+    a = rg.lc_density(net, x, **kw).mean
+    monkeypatch.setenv("REGIONGEOM_NUM_THREADS", "1")
+    b = rg.lc_density(net, x, **kw).mean
+    monkeypatch.setattr(G, "BLOCK", 1000)  # blocks cut rows: still the same to rounding
+    c = rg.lc_density(net, x, **kw).mean
+    assert np.array_equal(a, b)
+    np.testing.assert_allclose(c, a, rtol=1e-12, atol=0)
+
+
+def test_lc_density_routes_grids_only(monkeypatch):
+    calls = []
+    real = G.theorem2_grid
+    monkeypatch.setattr(G, "theorem2_grid", lambda *a: calls.append(1) or real(*a))
+    net = NETS["relu"]()
+    x = rg.grid_points((-1, -1, 1, 1), 20)
+    kw = dict(sigma=0.3, n_samples=2, rng=0, progress=False)
+    grid = rg.lc_density(net, x, **kw).mean
+    assert len(calls) == 1
+    perm = np.random.default_rng(0).permutation(len(x))
+    scattered = rg.lc_density(net, x[perm], **kw).mean
+    assert len(calls) == 1  # scattered points: the per-point kernels
+    np.testing.assert_allclose(scattered, grid[perm], rtol=1e-12, atol=0)
+    rg.lc_density(net, x, rho=False, **kw)  # every term weighs alike: per point
+    rg.lc_density(random_net([6, 6], activation="relu", seed=1, zero_frac=0.4), x, **kw)  # not dense
+    assert len(calls) == 1
+
+
+def test_is_grid():
+    assert G.is_grid(rg.grid_points((0, 0, 1, 2), (3, 4)))
+    assert G.is_grid(rg.grid_points((0, 1), 5))
+    x = rg.grid_points((0, 0, 1, 1), 4)
+    assert not G.is_grid(x[::-1])
+    assert not G.is_grid(x[np.r_[0:5, 6, 5, 7:16]])
+    assert not G.is_grid(x[:-1])
+    assert not G.is_grid(np.zeros((1, 2)))
+    assert not G.is_grid(np.zeros((4, 3)))
+
+
+def test_tau_bounds_the_values():
+    """tau is far above the rounding but far below the values' own size: a
+    bound of |z| over the box, times 2^-28."""
+    net = NETS["hardtanh"]()
+    x = rg.grid_points((-1, -1, 1, 1), 20)
+    noise = np.random.default_rng(0).normal(0, 0.3, size=net.n_neurons)
+    tau = G.margins(net, x, noise)
+    offs, h = net.neuron_offsets, x.T
+    for ly, (w, b, a) in enumerate(zip(net.weights, net.biases, net.activations, strict=True)):
+        v = w @ h + (b + noise[offs[ly] : offs[ly + 1]] if a is not None else b)[:, None]
+        assert np.abs(v).max() <= tau[ly] * 2.0**28
+        assert tau[ly] > 1e-12
+        h = a(v) if a is not None else v
