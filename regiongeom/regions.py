@@ -70,7 +70,8 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
         raise TypeError(
             f"activation_regions expects an rg.Network or rg.GraphNetwork, got {type(net).__name__}"
         )
-    require_no_max_units(net, "activation_regions")
+    if net.n_in != 2:  # max units are in the 2D engine; the 1D engine refuses them for now
+        require_no_max_units(net, "activation_regions")
     dom = as_domain(domain, net.n_in)
     max_regions = integer_at_least(max_regions, 1, "max_regions")
     if isinstance(net, GraphNetwork) and dom.dim == 1:
