@@ -34,6 +34,21 @@ def _slopes(st, pieces):
     return st.slopes[idx, pieces], st.intercepts[idx, pieces]
 
 
+def _winners(st, pieces, reps=1):
+    """(B * reps, n) the preactivation entry each max unit of stage ``st``
+    outputs on the pieces (B, n) (its winner's), each row repeated ``reps`` times."""
+    idx = st.windows[np.arange(st.n)[None, :], pieces.astype(np.int64)]
+    return np.repeat(idx, reps, axis=0) if reps > 1 else idx
+
+
+def _units(st, z, pieces, reps=1):
+    """Stage ``st``'s units on fixed pieces, applied to rows ``z``: a max
+    unit passes its winner's entry on (slope 1); ``None`` for other stages."""
+    if not st.is_max:
+        return None
+    return np.take_along_axis(z, _winners(st, pieces, reps), axis=1)
+
+
 def affine_maps(net, patterns):
     """``(jacobians (R, n_out, k), offsets (R, n_out))`` of a graph network on
     the regions with these patterns (float64, rounded)."""
@@ -56,6 +71,11 @@ def affine_maps(net, patterns):
             src = [tensors[t] for t in op.sources]
             z = op.linear(src)
             z[~lin] = op(src)[~lin] if src else z[~lin]  # the constant row is affine
+            if st.is_max:
+                tensors[s + 1] = _units(st, z, P[:, st.offset : st.offset + st.n], k + 1)
+                keep = set(st.carry) | {s + 1}
+                tensors = {t: v for t, v in tensors.items() if t in keep}
+                continue
             sl, ic = _slopes(st, P[:, st.offset : st.offset + st.n])
             sl, ic = np.repeat(sl, k + 1, axis=0), np.repeat(ic, k + 1, axis=0)
             h = z * sl
@@ -93,9 +113,14 @@ def _impulses(net, s, units, P):
         op = st2.operator
         src = [val[q] if q in val else np.zeros((B, _size(net, q))) for q in op.sources]
         srcm = [mag[q] if q in mag else np.zeros((B, _size(net, q))) for q in op.sources]
-        sl, _ = _slopes(st2, P[:, st2.offset : st2.offset + st2.n])
-        val[t + 1] = op.linear(src) * sl
-        mag[t + 1] = op.absolute(srcm) * np.abs(sl)
+        if st2.is_max:
+            pieces = P[:, st2.offset : st2.offset + st2.n]
+            val[t + 1] = _units(st2, op.linear(src), pieces)
+            mag[t + 1] = _units(st2, op.absolute(srcm), pieces)
+        else:
+            sl, _ = _slopes(st2, P[:, st2.offset : st2.offset + st2.n])
+            val[t + 1] = op.linear(src) * sl
+            mag[t + 1] = op.absolute(srcm) * np.abs(sl)
         n_terms += _n_terms(op) + 2
     op = net.output
     src = [val[q] if q in val else np.zeros((B, _size(net, q))) for q in op.sources]
@@ -132,7 +157,10 @@ def edge_jumps(rm) -> np.ndarray:
             st = net.stages[s]
             u = js - st.offset
             pa, pb = P[a[sel], js], P[b[sel], js]
-            slopes_differ = st.slopes[u, pa] != st.slopes[u, pb]
+            if st.is_max:  # J_a - J_b = beta_u (g_pa - g_pb)^T, and g_pa != g_pb on a tie edge
+                slopes_differ = pa != pb
+            else:
+                slopes_differ = st.slopes[u, pa] != st.slopes[u, pb]
             # one push per (neuron, pattern of the later stages)
             later = P[a[sel], offs[s + 1] :] if s + 1 < len(offs) else np.zeros((len(sel), 0), np.int8)
             uniq, first, inv = _unique_rows(u, later)
@@ -220,8 +248,13 @@ def jacobian_magnitudes(net, patterns):
         tensors = {0: x}
         for s, st in enumerate(net.stages):
             op = st.operator
-            sl, _ = _slopes(st, P[:, st.offset : st.offset + st.n])
-            tensors[s + 1] = op.absolute([tensors[t] for t in op.sources]) * np.repeat(np.abs(sl), k, axis=0)
+            pieces = P[:, st.offset : st.offset + st.n]
+            a = op.absolute([tensors[t] for t in op.sources])
+            if st.is_max:
+                tensors[s + 1] = _units(st, a, pieces, k)
+            else:
+                sl, _ = _slopes(st, pieces)
+                tensors[s + 1] = a * np.repeat(np.abs(sl), k, axis=0)
             keep = set(st.carry) | {s + 1}
             tensors = {t: v for t, v in tensors.items() if t in keep}
         y = net.output.absolute([tensors[t] for t in net.output.sources])

@@ -149,7 +149,47 @@ def activate_max(info, values, V):
     values[:V, : mcols.shape[0]] = out
 
 
-def cut_max_stage(g, info, rn, ids, exact, key0, max_regions, net):
+def _copied_relu_entries(plan, s, info, prev_block):
+    """``(zsrc, zneu, prev_cut)``: for each cut column of max stage ``s``, the
+    column in the previous stage's pieces (``prev_cut``, per face at this
+    stage's start) of the ReLU-like neuron it is an exact copy of, and that
+    neuron's id (-1 and -1 where it is not such a copy). A copy: the stage's
+    operator only reshapes or permutes the previous stage's output (each entry
+    is one of its entries, unscaled); ReLU-like: one breakpoint at 0 and a zero
+    piece below it, so the entry is exactly 0 on faces where the neuron is on
+    that piece and at vertices on its hyperplane."""
+    from .._graph_ops import Rearrange, Source, injective
+
+    nc = info.ents.size
+    none = (np.full(nc, -1, np.int64), np.full(nc, -1, np.int64), np.zeros((1, 1), np.int8))
+    op, st = plan.stages[s].operator, plan.stages[s]
+    if s == 0 or prev_block is None or tuple(op.sources) != (s,) or not hasattr(op, "order"):
+        return none
+    prev = plan.stages[s - 1]
+    if prev.is_max or len(prev.breakpoints) != 1 or prev.breakpoints[0] != 0.0:
+        return none
+    if not (np.all(prev.slopes[:, 0] == 0.0) and np.all(prev.intercepts[:, 0] == 0.0)):
+        return none
+    for node in op.order:
+        if not isinstance(node, Source) and not (isinstance(node, Rearrange) and injective(node)):
+            return none
+    n_src = prev.n
+    idx = op.linear(np.arange(n_src, dtype=np.float64)[None, :])[0]
+    if not (np.all(idx == np.round(idx)) and np.all((idx >= 0) & (idx < n_src))):
+        return none
+    src = idx.astype(np.int64)[info.ents]  # the previous stage's neuron of each column
+    pinfo = plan.info[s]
+    where = np.full(n_src, -1, np.int64)
+    where[pinfo.cross] = np.arange(pinfo.cross.size)
+    zsrc = where[src]
+    zneu = np.where(zsrc >= 0, prev.offset + src, -1).astype(np.int64)
+    cut = np.ascontiguousarray(prev_block.cut)
+    if cut.shape[1] == 0:
+        return none
+    return zsrc, zneu, cut
+
+
+def cut_max_stage(g, plan, s, info, rn, ids, exact, key0, max_regions, net, prev_block=None):
     """Cut the mesh ``g.mesh`` (a :class:`.mesh2d._Growing`) by the crossing
     max units of a stage (``info``: its :class:`.graph_plan.TensorInfo`; the
     window entries in the first columns of ``values``, factors ``rn``), then
@@ -166,18 +206,20 @@ def cut_max_stage(g, info, rn, ids, exact, key0, max_regions, net):
         raise ValueError(f"max units over more than 127 entries (here {k}) are not supported by the 2D engine")
     rinv = np.zeros_like(rn)
     np.divide(1.0, rn, out=rinv, where=rn > 0)
+    zsrc, zneu, prev_cut = _copied_relu_entries(plan, s, info, prev_block)
     g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], n), np.int8))
     start = np.arange(g.mesh.size[K.NF])
     i = p = 0
     while i < n:
-        roots = M.max_roots(tuple(g.mesh), mcols, rn, i)
-        g.reserve(int(roots[1].size), whole_layer=i == 0)
+        roots = M.max_roots(tuple(g.mesh), mcols, rn, i, zsrc, zneu, prev_cut, start)
+        g.reserve(int(roots[1].size), whole_layer=False)
         epoch = exact.new_epoch(start)
         while True:
             n_faces = int(g.mesh.size[K.NF])
             status, i, p, uncertain = M.cut_max(
-                tuple(g.mesh), roots, mcols, rn, rinv, ids, i, p, max_regions, 2 * n_faces, key0, epoch
-            )
+                tuple(g.mesh), roots, mcols, rn, rinv, ids, i, p, max_regions, 2 * n_faces, key0, epoch, start,
+                zsrc, zneu, prev_cut,
+            )  # fmt: skip
             if status == K.NEED_EXACT:
                 exact.decide_tie(g.mesh, uncertain, start, int(ids[i]), i, p, k, key0 + i * k + p)
                 continue

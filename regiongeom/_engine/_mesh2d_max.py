@@ -37,6 +37,7 @@ from numba import njit
 
 from ._mesh2d_kernels import (
     ANOMALY,
+    CORNER,
     NEED_EXACT,
     NEED_SPACE,
     NF,
@@ -52,15 +53,28 @@ from ._mesh2d_kernels import (
 )
 
 
+@njit(cache=True, inline="always")
+def _entry(v, sf, c, values, rn, zsrc, zneu, prev_cut, prov):
+    """Column ``c``'s value at vertex ``v`` (of a face inside stage-start face
+    ``sf``) and its error factor: ``(0, 0)`` where the entry is known to be
+    exactly 0 (a copy of a ReLU-like neuron of the previous stage that is off
+    on ``sf``, or whose hyperplane ``v`` was made on; see :mod:`._graph_max`)."""
+    z = zsrc[c]
+    if z >= 0 and (prev_cut[sf, z] == 0 or (prov[v, 0] != CORNER and (prov[v, 0] == zneu[c]
+                                                                      or prov[v, 2] == zneu[c]))):  # fmt: skip
+        return 0.0, 0.0
+    return values[v, c], rn[c]
+
+
 @njit(cache=True)
-def max_roots(mesh_fields, mcols, rn, i0):
+def max_roots(mesh_fields, mcols, rn, i0, zsrc, zneu, prev_cut, start):
     """Make every face a root for the units ``i >= i0``; set each face's
     leader of those units (the position certainly winning at every vertex of
     the face, else the first present one) and list, per unit, the roots where
     no position certainly wins everywhere: ``(indptr, faces, head, count)``."""
     mesh = Mesh(*mesh_fields)
     values, eps, face_edge, nxt, orig = mesh.values, mesh.eps, mesh.face_edge, mesh.nxt, mesh.orig
-    root, next_in_root, pieces = mesh.root, mesh.next_in_root, mesh.pieces
+    root, next_in_root, pieces, prov = mesh.root, mesh.next_in_root, mesh.pieces, mesh.prov
     nf = mesh.size[NF]
     n, k = mcols.shape
     counts = np.zeros(n + 1, np.int64)
@@ -71,6 +85,7 @@ def max_roots(mesh_fields, mcols, rn, i0):
         root[f] = f
         next_in_root[f] = -1
         head[f] = f
+        sf = start[f]
         for i in range(i0, n):
             first = 0
             while mcols[i, first] < 0:
@@ -81,20 +96,22 @@ def max_roots(mesh_fields, mcols, rn, i0):
                 v = orig[h]
                 e = eps[v]
                 best = first
-                bv = values[v, mcols[i, first]]
+                bv, bf = _entry(v, sf, mcols[i, first], values, rn, zsrc, zneu, prev_cut, prov)
                 for p in range(first + 1, k):
                     c = mcols[i, p]
-                    if c >= 0 and values[v, c] > bv:
-                        best = p
-                        bv = values[v, c]
-                cb = mcols[i, best]
+                    if c >= 0:
+                        x, fx = _entry(v, sf, c, values, rn, zsrc, zneu, prev_cut, prov)
+                        if x > bv:
+                            best = p
+                            bv, bf = x, fx
                 sure = True
                 for q in range(k):
                     c = mcols[i, q]
                     if c < 0 or q == best:
                         continue
-                    d = bv - values[v, c]
-                    thr = (rn[cb] + rn[c]) * e
+                    x, fx = _entry(v, sf, c, values, rn, zsrc, zneu, prev_cut, prov)
+                    d = bv - x
+                    thr = (bf + fx) * e
                     if not (d > thr or (thr == 0.0 and d == 0.0 and q > best)):
                         sure = False
                         break
@@ -127,12 +144,12 @@ def max_roots(mesh_fields, mcols, rn, i0):
 
 
 @njit(cache=True, inline="always")
-def _face_signs(f, i, cp, rp, key, mcols, rn, values, eps, xsign, sign, orig, nxt, face_edge, pieces):
+def _face_signs(f, sf, i, cp, key, mcols, rn, values, eps, xsign, sign, orig, nxt, face_edge, pieces, zsrc, zneu,
+                prev_cut, prov):  # fmt: skip
     """The sign of ``z_p - z_l`` (columns ``cp`` and that of face ``f``'s
     leader ``l``) at every vertex of ``f`` into ``sign``, as
     :func:`._mesh2d_kernels._face_signs`. Returns ``(above, below, uncertain, n)``."""
     cl = mcols[i, pieces[f, i]]
-    fac = rp + rn[cl]
     n_above = 0
     n_below = 0
     n_unc = 0
@@ -141,8 +158,10 @@ def _face_signs(f, i, cp, rp, key, mcols, rn, values, eps, xsign, sign, orig, nx
     h = start
     while True:
         v = orig[h]
-        d = values[v, cp] - values[v, cl]
-        thr = fac * eps[v]
+        zp, fp = _entry(v, sf, cp, values, rn, zsrc, zneu, prev_cut, prov)
+        zl, fl = _entry(v, sf, cl, values, rn, zsrc, zneu, prev_cut, prov)
+        d = zp - zl
+        thr = (fp + fl) * eps[v]
         if d > thr:
             s = 1
         elif d < -thr:
@@ -170,7 +189,8 @@ def _face_signs(f, i, cp, rp, key, mcols, rn, values, eps, xsign, sign, orig, nx
 
 
 @njit(cache=True)
-def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, reroot_at, key0, epoch):
+def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, reroot_at, key0, epoch, start, zsrc,
+            zneu, prev_cut):  # fmt: skip
     """Cut the mesh by the units ``i .. n - 1`` (from position ``p`` of unit
     ``i`` on), visiting only the faces of each unit's roots. Returns
     ``(status, i, p, uncertain)`` with the statuses of
@@ -210,7 +230,6 @@ def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, 
         if size[3] > vx.shape[0] or size[4] > orig.shape[0] or size[5] > face_edge.shape[0]:
             return NEED_SPACE, i, p, no_uncertain
         cp = mcols[i, p]
-        rp = rn[cp]
         key = key0 + i * k + p
         todo = np.empty(n_faces, np.int64)
         n_todo = 0
@@ -219,8 +238,8 @@ def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, 
         for r in range(indptr[i], indptr[i + 1]):
             f = head[root_faces[r]]
             for _ in range(count[root_faces[r]]):
-                a, b, u, c = _face_signs(f, i, cp, rp, key, mcols, rn, values, eps, xsign, sign, orig, nxt,
-                                         face_edge, pieces)  # fmt: skip
+                a, b, u, c = _face_signs(f, start[root[f]], i, cp, key, mcols, rn, values, eps, xsign, sign, orig,
+                                         nxt, face_edge, pieces, zsrc, zneu, prev_cut, prov)  # fmt: skip
                 n_dec += c
                 n_unc += u
                 if a > 0:  # cut (some below too), or all above: leader p
@@ -278,10 +297,16 @@ def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, 
             if su * sw >= 0:
                 continue  # (its twin was split first)
             f = face[h]
+            sf = start[root[f]]
             cl = mcols[i, pieces[f, i]]
-            fac = rp + rn[cl]
-            x = max(su * (values[u, cp] - values[u, cl]), 0.0)
-            y = max(sw * (values[w, cp] - values[w, cl]), 0.0)
+            zp, fp = _entry(u, sf, cp, values, rn, zsrc, zneu, prev_cut, prov)
+            zl, fl = _entry(u, sf, cl, values, rn, zsrc, zneu, prev_cut, prov)
+            x = max(su * (zp - zl), 0.0)
+            fac = fp + fl
+            zp, fp = _entry(w, sf, cp, values, rn, zsrc, zneu, prev_cut, prov)
+            zl, fl = _entry(w, sf, cl, values, rn, zsrc, zneu, prev_cut, prov)
+            y = max(sw * (zp - zl), 0.0)
+            fac = max(fac, fp + fl)
             em = max(eps[u], eps[w])
             if x + y > 0.0:
                 a = x / (x + y)

@@ -321,7 +321,8 @@ def _enumerate_2d_graph(net, domain, max_regions):
         if st.is_max:
             from ._graph_max import cut_max_stage
 
-            start = cut_max_stage(g, info, rn, ids, exact, key0, max_regions, net)
+            prev = blocks[-1][2] if blocks else None
+            start = cut_max_stage(g, plan, s, info, rn, ids, exact, key0, max_regions, net, prev)
             key0 += ids.size * st.windows.shape[1]
         else:
             bps = np.ascontiguousarray(st.breakpoints, np.float64)
