@@ -31,8 +31,8 @@ def require_no_max_units(net, what: str, method: str | None = None) -> None:
                " have; method='definition' is the route that will cover them)")  # fmt: skip
     raise TypeError(
         f"{what}: the network has max units (MaxPool, max/amax or maxout, in stages {names}); net(x), "
-        f"net.patterns and net.restrict work on them, but regions and measures of networks with max units "
-        f"are not supported yet{why}"
+        f"net.patterns, net.restrict and the regions of 2-input networks work on them, but 1D regions and "
+        f"measures of networks with max units are not supported yet{why}"
     )
 
 

@@ -494,8 +494,7 @@ MAX_MSG = "the network has max units .* not supported yet"
 def test_downstream_refuses_max_units():
     net = _maxnet()
     pts = np.zeros((3, 2))
-    with pytest.raises(TypeError, match="activation_regions: " + MAX_MSG):
-        rg.activation_regions(net, (-1, -1, 1, 1))
+    assert len(rg.activation_regions(net, (-1, -1, 1, 1))) >= 1  # 2D: the engine cuts max units
     with pytest.raises(TypeError, match="activation_regions: " + MAX_MSG):
         rg.activation_regions(net.restrict(rg.Line.through([0.0, 0.0], [1.0, 1.0])), (-1, 1))
     with pytest.raises(

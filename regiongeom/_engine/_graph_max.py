@@ -37,6 +37,46 @@ def effective_windows(st):
     return w
 
 
+def _same_functions(plan, s, win):
+    """Mark as repeats (-1 in ``win``, in place) the window entries that are
+    exact copies of neurons of the previous stage, when that stage reads only
+    the slice's coordinates (``uv @ M.T + const``) and the neuron is the same
+    function as an earlier position's: equal rows of ``M`` and equal constants
+    (the restricted network's own coefficients) give the same unit of the same
+    input, so the entries tie everywhere and the earlier position wins. (E.g.
+    the zero padding around an image: conv outputs whose patch is 0 on the
+    whole plane are all the channel's bias.)"""
+    op = plan.stages[s].operator
+    if s == 0 or tuple(op.sources) != (s,) or not _is_copy(op):
+        return
+    prev = plan.stages[s - 1]
+    pop = prev.operator
+    if prev.is_max or getattr(pop, "rest", 0) is not None or tuple(pop.sources) != (0,) or prev.activation is None:
+        return
+    idx = op.linear(np.arange(prev.n, dtype=np.float64)[None, :])[0]
+    if not (np.all(idx == np.round(idx)) and np.all((idx >= 0) & (idx < prev.n))):
+        return
+    src = idx.astype(np.int64)
+    key = np.concatenate([pop.M, pop.const[:, None]], axis=1)
+    _, ident = np.unique(key, axis=0, return_inverse=True)  # one id per distinct function
+    ident = ident.reshape(-1)
+    fn = np.where(win >= 0, ident[src[np.maximum(win, 0)]], -1)
+    for p in range(1, win.shape[1]):
+        dup = ((fn[:, :p] == fn[:, p : p + 1]) & (fn[:, p : p + 1] >= 0)).any(axis=1)
+        win[dup, p] = -1
+        fn[dup, p] = -1
+
+
+def _is_copy(op):
+    """Whether the operator only reshapes or permutes its one source (each
+    output entry is one input entry, unscaled)."""
+    from .._graph_ops import Rearrange, Source, injective
+
+    if not hasattr(op, "order") or len(op.sources) != 1:
+        return False
+    return all(isinstance(n, Source) or (isinstance(n, Rearrange) and injective(n)) for n in op.order)
+
+
 def _exact_zero_entries(plan, s):
     """(n_pre,) bool: entries of stage ``s`` computed as exactly 0 (see the
     module docstring)."""
@@ -94,6 +134,7 @@ def form_max(plan, s, values, V, cap, eps, prev):
         rn[_exact_zero_entries(plan, s)] = 0.0
     plan.rn[s] = rn
     win = effective_windows(st)
+    _same_functions(plan, s, win)
     consts = plan._constants(s, prev)
     step = max(1, (1 << 22) // max(_widest(st.operator), st.n * win.shape[1], 1))
     blocks = [(a, min(V, a + step)) for a in range(0, V, step)]
@@ -158,8 +199,6 @@ def _copied_relu_entries(plan, s, info, prev_block):
     is one of its entries, unscaled); ReLU-like: one breakpoint at 0 and a zero
     piece below it, so the entry is exactly 0 on faces where the neuron is on
     that piece and at vertices on its hyperplane."""
-    from .._graph_ops import Rearrange, Source, injective
-
     nc = info.ents.size
     none = (np.full(nc, -1, np.int64), np.full(nc, -1, np.int64), np.zeros((1, 1), np.int8))
     op, st = plan.stages[s].operator, plan.stages[s]
@@ -170,9 +209,8 @@ def _copied_relu_entries(plan, s, info, prev_block):
         return none
     if not (np.all(prev.slopes[:, 0] == 0.0) and np.all(prev.intercepts[:, 0] == 0.0)):
         return none
-    for node in op.order:
-        if not isinstance(node, Source) and not (isinstance(node, Rearrange) and injective(node)):
-            return none
+    if not _is_copy(op):
+        return none
     n_src = prev.n
     idx = op.linear(np.arange(n_src, dtype=np.float64)[None, :])[0]
     if not (np.all(idx == np.round(idx)) and np.all((idx >= 0) & (idx < n_src))):
