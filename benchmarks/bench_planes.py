@@ -5,6 +5,7 @@ side by side with regioncam on the same plane.
     python benchmarks/bench_planes.py --repeat 11
     python benchmarks/bench_planes.py --cnn        # also CNN-MNIST (BENCH.md), regiongeom alone
     python benchmarks/bench_planes.py --jobs= --cnn --cifar   # only the CNNs (CNN-CIFAR: issue 14)
+    python benchmarks/bench_planes.py --jobs= --maxpool       # max units (issue 15): CNN-MAXPOOL, MAXOUT
 
 HR-784 is Hanin & Rolnick's Figure-1 architecture, ``mnist_mlp((64, 64, 64))``
 of BENCH.md (784 -> 3 x 64 ReLU -> 10), on the plane through three sklearn
@@ -210,7 +211,21 @@ def cifar_images(n=3, seed=0):
     return np.clip(out, 0.0, 1.0).reshape(n, 3 * 32 * 32)
 
 
+def maxpool_cnn(seed=0):
+    """The MNIST-shaped CNN of issue 15: 1x28x28 -> conv 16 3x3 -> ReLU -> MaxPool 2 -> conv 32
+    3x3 -> ReLU -> MaxPool 2 -> flatten -> Linear 10 (torch's default initialisation)."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 5 * 5, 10),
+    ).double().eval()  # fmt: skip
+
+
 CNNS = {
+    "CNN-MAXPOOL": (maxpool_cnn, (1, 28, 28), digit_images),
     "CNN-MNIST": (mnist_cnn, (1, 28, 28), digit_images),
     "CNN-CIFAR": (cifar_cnn, (3, 32, 32), cifar_images),
 }
@@ -246,6 +261,9 @@ def cnn_job(name):
     import regiongeom as rg
     from regiongeom._engine import filter2d, graph_plan, mesh2d
 
+    if name == "MAXOUT":
+        return maxout_job()
+
     make, shape, images = CNNS[name]
     net = rg.from_torch(make(), input_shape=shape)
     plane = rg.Plane.through(*images())
@@ -256,6 +274,11 @@ def cnn_job(name):
     _timed(graph_plan.GraphPlan, "form", acc, "form")
     _timed(mesh2d, "_cut_layer", acc, "cut")
     _timed(filter2d.ExactSigns, "decide", acc, "exact")
+    if hasattr(filter2d.ExactSigns, "decide_tie"):  # max units (issue 15)
+        from regiongeom._engine import _graph_max
+
+        _timed(_graph_max, "cut_max_stage", acc, "cut")
+        _timed(filter2d.ExactSigns, "decide_tie", acc, "exact")
     box = (c[0] - 0.5, c[1] - 0.5, c[0] + 0.5, c[1] + 0.5)
     t0, p0 = time.perf_counter(), time.process_time()
     rm = rg.activation_regions(net2, box)
@@ -273,12 +296,51 @@ def cnn_job(name):
     sys.stdout.flush()
 
 
+def maxout_job(repeat=5):
+    """Issue 15's maxout MLP (2 -> 3 x 64 units of rank 3, weights and biases as torch's
+    default Linear initialisation of the 192-row layers) on the box (-2, -2, 2, 2), side by
+    side with the ReLU engine on M (``bench_net([64, 64, 64])``, same box): time per region,
+    alternating run by run after a warm-up of each; medians."""
+    import numpy as np
+
+    import regiongeom as rg
+    from nets import bench_net
+
+    rng = np.random.default_rng(0)
+    ws, bs, prev = [], [], 2
+    for _ in range(3):
+        lim = 1 / np.sqrt(prev)
+        ws.append(rng.uniform(-lim, lim, size=(64 * 3, prev)))
+        bs.append(rng.uniform(-lim, lim, size=64 * 3))
+        prev = 64
+    ws.append(rng.uniform(-0.125, 0.125, size=(1, 64)))
+    bs.append(rng.uniform(-0.125, 0.125, size=1))
+    maxout = rg.Network.maxout(ws, bs, 3)
+    relu = rg.from_torch(bench_net([64, 64, 64]))
+    box = (-2.0, -2.0, 2.0, 2.0)
+    jobs = {"MAXOUT": maxout, "M (ReLU)": relu}
+    n = {k: len(rg.activation_regions(net, box)) for k, net in jobs.items()}  # warm-up
+    t = {k: [] for k in jobs}
+    for _ in range(repeat):
+        for k, net in jobs.items():
+            t0 = time.perf_counter()
+            rg.activation_regions(net, box)
+            t[k].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in t.items()}
+    for k in jobs:
+        print(f"{k:<10} {n[k]:>8,} regions in {med[k]:.3f} s, {1e6 * med[k] / n[k]:.2f} us per region")
+    per = {k: med[k] / n[k] for k in jobs}
+    print(f"time per region, maxout / ReLU M: {per['MAXOUT'] / per['M (ReLU)']:.2f} (medians of {repeat})")
+    sys.stdout.flush()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--jobs", default=",".join(JOBS))
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--cnn", action="store_true", help="also run CNN-MNIST (under a minute, about 1 GB)")
     ap.add_argument("--cifar", action="store_true", help="also run CNN-CIFAR")
+    ap.add_argument("--maxpool", action="store_true", help="also run CNN-MAXPOOL and MAXOUT (issue 15)")
     ap.add_argument("--cnn-only", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.cnn_only:
@@ -306,7 +368,8 @@ def main():
     sys.stdout.flush()
     import subprocess
 
-    for flag, name in ((a.cnn, "CNN-MNIST"), (a.cifar, "CNN-CIFAR")):
+    runs = ((a.cnn, "CNN-MNIST"), (a.cifar, "CNN-CIFAR"), (a.maxpool, "CNN-MAXPOOL"), (a.maxpool, "MAXOUT"))
+    for flag, name in runs:
         if flag:  # a fresh process each, for its peak memory
             subprocess.run([sys.executable, __file__, "--cnn-only", name], check=True)
 

@@ -154,10 +154,8 @@ def edge_jumps(rm) -> np.ndarray:
             st = net.stages[s]
             u = js - st.offset
             pa, pb = P[a[sel], js], P[b[sel], js]
-            if st.is_max:
-                # a max unit changes winner from entry p to q: J_a - J_b = beta_u (g_p - g_q)^T,
-                # and g_p != g_q (z_p - z_q changes sign across the edge): a jump iff beta_u != 0
-                slopes_differ = np.ones(sel.size, bool)
+            if st.is_max:  # J_a - J_b = beta_u (g_pa - g_pb)^T, and g_pa != g_pb on a tie edge
+                slopes_differ = pa != pb
             else:
                 slopes_differ = st.slopes[u, pa] != st.slopes[u, pb]
             # one push per (neuron, pattern of the later stages)

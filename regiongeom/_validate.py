@@ -30,13 +30,13 @@ def require_no_max_units(net, what: str, method: str | None = None, fix: str = "
         raise TypeError(
             f"{what}: the network has max units (MaxPool, max/amax or maxout, in stages {names}), and "
             "Theorem 2 sums over neurons with a bias of their own and breakpoints, which a max unit does not have (its "
-            "pieces meet where two of its entries tie); use method='definition' (eq. 3 at a finite eps, on 1 "
-            "input), which takes them"
+            "pieces meet where two of its entries tie); use method='definition' (eq. 3 at a finite eps), "
+            "which takes them"
         )
     raise TypeError(
         f"{what}: max units (MaxPool, max/amax or maxout, in stages {names}) are not supported here yet; "
-        f"net(x), net.patterns, net.restrict and, on 1 input, activation_regions, nonlinear_locus, "
-        f"linear_regions and lc_density(method='definition') take them{fix}"
+        f"net(x), net.patterns, net.restrict, activation_regions, nonlinear_locus, linear_regions and "
+        f"lc_density(method='definition') take them{fix}"
     )
 
 

@@ -69,7 +69,6 @@ def load_slice(args, net):
                 f"the model has {net.n_in} inputs: pass --plane POINTS.npy (three data points) or "
                 "--line POINTS.npy (two) to look at it on a slice through them"
             )
-        _require_engine(args, net)
         return net, parse_domain(args.domain, net.n_in), None
     try:
         pts = np.load(path, allow_pickle=False)
@@ -83,15 +82,7 @@ def load_slice(args, net):
     s = cls.through(*pts)
     domain = s.bounds() if args.domain is None else parse_domain(args.domain, s.dim)
     sliced = net.restrict(s)
-    _require_engine(args, sliced)
     return sliced, domain, (s.points if s.dim == 2 else None)
-
-
-def _require_engine(args, net):
-    """Max units are enumerated on a line only, for now: refuse a plane before any work."""
-    from .regions import require_engine
-
-    require_engine(net, f"regiongeom {args.command}", fix="pass --line POINTS.npy (two inputs)")
 
 
 def _check_lc_options(args):

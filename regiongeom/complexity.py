@@ -287,9 +287,6 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
                 "plane first (net.restrict(rg.Line.through(x0, x1)) or "
                 "net.restrict(rg.Plane.through(x0, x1, x2)))"
             )
-        from .regions import require_engine
-
-        require_engine(net, "lc_density(method='definition')")
         if net.n_in not in (1, 2):
             raise ValueError(
                 f"method='definition' needs a network with 1 or 2 inputs; this one has {net.n_in}"

@@ -24,7 +24,7 @@ import numpy as np
 from ._engine.core import DEFAULT_MAX_REGIONS, RegionLimitError, Subdivision
 from ._engine.line1d import enumerate_1d
 from ._engine.mesh2d import enumerate_2d
-from ._validate import as_domain, as_points, integer_at_least, require_no_max_units
+from ._validate import as_domain, as_points, integer_at_least
 from .network import Network
 
 __all__ = ["activation_regions", "RegionMap", "RegionLimitError", "DEFAULT_MAX_REGIONS"]
@@ -73,7 +73,6 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
         raise TypeError(
             f"activation_regions expects an rg.Network or rg.GraphNetwork, got {type(net).__name__}"
         )
-    require_engine(net)
     dom = as_domain(domain, net.n_in)
     max_regions = integer_at_least(max_regions, 1, "max_regions")
     if isinstance(net, GraphNetwork) and dom.dim == 1:
@@ -83,15 +82,6 @@ def activation_regions(net: Network, domain, *, max_regions: int = DEFAULT_MAX_R
     if dom.dim == 1:
         return RegionMap(net, dom, enumerate_1d(net, dom, max_regions))
     return RegionMap(net, dom, enumerate_2d(net, dom, max_regions))
-
-
-def require_engine(net, what: str = "activation_regions", fix: str | None = None) -> None:
-    """A one-line TypeError when no engine takes ``net``'s units on its
-    inputs: max units are enumerated on 1 input (a line) only, for now."""
-    if net.n_in != 1:
-        if fix is None:
-            fix = "restrict the network with net.restrict(rg.Line.through(x0, x1))"
-        require_no_max_units(net, f"{what} on 2 inputs", fix=f"; on a line they are: {fix}")
 
 
 class RegionMap:

@@ -9,7 +9,8 @@ list of layers given as plain arrays,
 - ``("max", W, b, windows)``: ``z = W h + b`` (m entries) and one max unit per
   row of ``windows`` (``(n_units, k)`` indices into ``z``; windows may
   overlap, as in a max pool whose stride is smaller than its kernel, and may
-  repeat an index); unit ``u`` outputs ``max_p z[windows[u, p]]``.
+  repeat an index; ``-1`` is an absent entry, a max pool's padding, which never
+  wins); unit ``u`` outputs ``max_p z[windows[u, p]]``.
 
 Every float is converted exactly with ``fractions.Fraction``. A max unit's
 *piece* is the position ``p`` of its winning input in the window; ties go to
@@ -76,11 +77,15 @@ def _max_split(cell, maps, dim):
     """[(position, cell)] of positive measure: ``cell`` split into the argmax
     cells of the exact affine ``maps`` [(a, c)] (ties to the lowest position)."""
     out = []
-    for p, (ap, cp) in enumerate(maps):
+    for p, mp in enumerate(maps):
+        if mp is None:  # an absent entry (a max pool's padding) never wins
+            continue
+        ap, cp = mp
         Q, alive = cell, True
-        for q, (aq, cq) in enumerate(maps):
-            if q == p:
+        for q, mq in enumerate(maps):
+            if q == p or mq is None:
                 continue
+            aq, cq = mq
             da = tuple(u - v for u, v in zip(ap, aq, strict=True))
             dc = cp - cq
             if all(v == 0 for v in da):  # a constant difference
@@ -131,7 +136,7 @@ def _cells(spec, domain):
                     parts = [(lp + (k,), g) for lp, cj in parts for k, g in split(cj, a, zc[j], bps)]
             else:
                 for w in layer.windows:
-                    maps = [(zJ[i], zc[i]) for i in w]
+                    maps = [(zJ[i], zc[i]) if i >= 0 else None for i in w]
                     parts = [(lp + (p,), g) for lp, cj in parts for p, g in _max_split(cj, maps, dim)]
             for lp, g in parts:
                 new.append((pat + lp, g, *_output(layer, zJ, zc, lp)))
@@ -175,7 +180,7 @@ def exact_max_forward(spec, x):
             ps = []
             for w in layer.windows:
                 vals = [z[i] for i in w]
-                ps.append(max(range(len(vals)), key=lambda p, vals=vals: (vals[p], -p)))
+                ps.append(max((p for p in range(len(vals)) if w[p] >= 0), key=lambda p, vals=vals: (vals[p], -p)))
             pattern += ps
             h = [z[int(w[p])] for w, p in zip(layer.windows, ps, strict=True)]
     return h, tuple(pattern)

@@ -257,10 +257,10 @@ def test_max_regions_limit():
         rg.activation_regions(net, (-5.0, 5.0), max_regions=3)
 
 
-def test_two_inputs_refused_with_a_clear_message():
+def test_three_inputs_refused_with_a_clear_message():
     rng = np.random.default_rng(0)
-    net = rg.Network.maxout([rng.normal(size=(6, 2)), rng.normal(size=(1, 3))], [np.zeros(6), np.zeros(1)], 2)
-    with pytest.raises(TypeError, match=r"activation_regions on 2 inputs: max units .* are not supported here yet.*net\.restrict\(rg\.Line"):
+    net = rg.Network.maxout([rng.normal(size=(6, 3)), rng.normal(size=(1, 3))], [np.zeros(6), np.zeros(1)], 2)
+    with pytest.raises(ValueError, match=r"1 or 2 inputs; this one has 3: restrict it .*rg\.Plane\.through"):
         rg.activation_regions(net, (-1.0, -1.0, 1.0, 1.0))
 
 

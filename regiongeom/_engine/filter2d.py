@@ -183,6 +183,19 @@ class ExactSigns:
                 mesh.values[v, j] = t
         COUNTS["exact"] += len(vs)
 
+    def decide_tie(self, mesh, uncertain, start, neuron, i, p, k, key):
+        """As :meth:`decide` for max unit ``neuron`` (column ``i`` of
+        ``mesh.pieces``, window size ``k``): the sign of ``z_p - z_l``, ``l``
+        the leader of the face each vertex was met on (see
+        :mod:`._mesh2d_max`)."""
+        vs, idx = np.unique(uncertain[:, 0], return_index=True)
+        for v, f in zip(vs.tolist(), uncertain[idx, 1].tolist(), strict=True):
+            pattern = self._prefix(len(self.blocks), int(start[mesh.root[f]]))
+            line = self.net.tie(pattern, neuron, p, int(mesh.pieces[f, i]))
+            s = _exact.sign_at(line, self._point(mesh, v))
+            mesh.xsign[v] = key * 4 + s + 1
+        COUNTS["exact"] += len(vs)
+
     def _prefix(self, n_blocks, face):
         """The pattern (on the first ``n_blocks`` finished layers) of ``face``
         at the start of the layer after them."""
@@ -198,8 +211,19 @@ class ExactSigns:
 
     def _line(self, pattern, neuron, bp):
         if neuron >= 0:
+            k = self._window_size(neuron)
+            if k:  # a max unit's tie edge: bp = p * k + l, on z_p = z_l (see _mesh2d_max)
+                return self.net.tie(pattern, neuron, bp // k, bp % k)
             return self.net.line(pattern, neuron, bp)
         return _exact.line_through(*self.dom[bp])
+
+    def _window_size(self, neuron):
+        """The window size of max unit ``neuron``, 0 for any other neuron."""
+        stages = getattr(self._net, "stages", None)
+        if not stages or not any(st.is_max for st in stages):
+            return 0
+        s = int(np.searchsorted(self._net.neuron_offsets, neuron, side="right") - 1)
+        return stages[s].windows.shape[1] if stages[s].is_max else 0
 
     def _point(self, mesh, v):
         """The exact vertex ``v`` in homogeneous integer coordinates."""

@@ -133,8 +133,10 @@ class TensorInfo:
     live: np.ndarray  # indices of constant neurons whose unit is not 0 on their piece
     mode: str  # "uv": constants recomputed from (u, v); "partial": pushed into readers
     lip: float  # max(L, 1), L the largest slope of the stage's units
-    rn: np.ndarray  # (n,) preactivation factors of the stage
+    rn: np.ndarray  # (n,) preactivation factors of the stage (max units: of their outputs)
     scale: float = 1.0  # >= 1: the crossing entries' factors are ``scale * lip * rn``
+    ents: np.ndarray = None  # max units: the preactivation entries that get a column (cut)
+    mcols: np.ndarray = None  # max units: (n_cross, k) column of each window entry, -1 none
 
 
 @dataclass
@@ -265,7 +267,12 @@ class GraphPlan:
         prev = self.layouts[s - 1] if s else Layout(nc=0, uv=0, cols=self.n_in)
         if s:
             self._activate(s - 1, values, V, eps)
-        st, rn = self.stages[s], self.rn[s]
+        st = self.stages[s]
+        if st.is_max:
+            from ._graph_max import form_max
+
+            return form_max(self, s, values, V, cap, eps, prev)
+        rn = self.rn[s]
         consts = self._constants(s, prev)
         step = max(1, _BLOCK_ENTRIES // max(_widest(st.operator), st.n, 1))
         blocks = [(a, min(V, a + step)) for a in range(0, V, step)]
@@ -355,6 +362,11 @@ class GraphPlan:
         nc = info.cross.size
         if not nc:
             return
+        if st.is_max:
+            from ._graph_max import activate_max
+
+            activate_max(info, values, V)
+            return
         sub = replace(st, slopes=st.slopes[info.cross], intercepts=st.intercepts[info.cross], shape=(nc,))
         z = values[:V, :nc]
         sl, ic = np.abs(sub.slopes), np.abs(sub.intercepts)
@@ -373,6 +385,10 @@ class GraphPlan:
         if s == 0 and info.mode == "uv" and info.live.size:
             self.rn_uv = _uv_factor(self.stages[0].operator, info)
         rn = [self.rn[s][info.cross]]
+        if info.ents is not None:  # max units: the window entries are cut, the outputs replace them
+            lay.nc = max(info.ents.size, info.cross.size)
+            rn = [np.zeros(lay.nc)]
+            rn[0][: info.ents.size] = self.rn[s][info.ents]
         col = lay.nc
         # the coordinates, while a later stage reads them or recomputes from them
         if self._uv_needed(s):
@@ -391,7 +407,7 @@ class GraphPlan:
                 lay.partial[(t, r)] = col
                 lay.rp[(t, r)] = prev.rp[(t, r)]
                 rn.append(prev.rp[(t, r)])
-                col += self.stages[r].n
+                col += self.stages[r].n_pre
         if info.mode == "partial" and info.live.size:
             g = np.zeros(self.stages[s].n)
             g[info.live] = info.lip * info.rn[info.live] + 1.0
@@ -413,8 +429,8 @@ class GraphPlan:
         their readers' columns; returns the vertices' factors, raised to
         cover them."""
         st = self.stages[s]
-        h = np.zeros_like(z)
-        hl, r = _units_on_pieces(st, info, z[:, info.live])
+        h = np.zeros((len(z), st.n))
+        hl, r = _units_on_pieces(st, info, z[:, info.live] if not st.is_max else z)
         h[:, info.live] = hl
         e = SLACK * (e + r)
         hmax = np.maximum(np.abs(hl).max(axis=1), 1.0) if hl.shape[1] else np.ones(len(z))
@@ -437,7 +453,7 @@ class GraphPlan:
             out[:V, col : col + size] = values[:V, src : src + size]
         for key, col in lay.partial.items():
             if key in prev.partial:
-                n = self.stages[key[1]].n
+                n = self.stages[key[1]].n_pre
                 out[:V, col : col + n] = values[:V, prev.partial[key] : prev.partial[key] + n]
 
 
@@ -471,6 +487,8 @@ def _units_on_pieces(st, info, z):
     n_live), and the bound ``r`` (B,) of their rounding relative to ``rn``."""
     live = info.live
     k = info.const_piece[live].astype(np.int64)
+    if st.is_max:  # ``z``: all the stage's preactivations; a unit outputs its winner, exactly
+        return z[:, st.windows[live, k]], np.zeros(len(z))
     sl, ic = st.slopes[live, k], st.intercepts[live, k]
     h = z * sl
     h += ic

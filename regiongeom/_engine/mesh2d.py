@@ -311,19 +311,26 @@ def _enumerate_2d_graph(net, domain, max_regions):
     for s, st in enumerate(plan.stages):
         nv = int(g.mesh.size[K.NV])
         values, rn, ids = plan.form(s, values, nv, g.mesh.vx.shape[0], g.mesh.eps)
-        if s == 0:
+        if s == 0 and not st.is_max:
             _first_stage_guard(plan, domain, max_regions)
         g.set(values=None)
         g.set(values=values)
         del values
         g.mesh.stats[K.EMAX] = g.mesh.eps[:nv].max()
-        bps = np.ascontiguousarray(st.breakpoints, np.float64)
-        start = _cut_layer(
-            g, bps, st.offset, max_regions, net, rn=rn, n_cut=ids.size, exact=exact, key0=key0, ids=ids
-        )
-        key0 += ids.size * bps.shape[0]
-        nf = int(g.mesh.size[K.NF])
         info = plan.info[s + 1]
+        if st.is_max:
+            from ._graph_max import cut_max_stage
+
+            prev = blocks[-1][2] if blocks else None
+            start = cut_max_stage(g, plan, s, info, rn, ids, exact, key0, max_regions, net, prev)
+            key0 += ids.size * st.windows.shape[1]
+        else:
+            bps = np.ascontiguousarray(st.breakpoints, np.float64)
+            start = _cut_layer(
+                g, bps, st.offset, max_regions, net, rn=rn, n_cut=ids.size, exact=exact, key0=key0, ids=ids
+            )
+            key0 += ids.size * bps.shape[0]
+        nf = int(g.mesh.size[K.NF])
         blocks.append(
             (st.offset, start, StagePieces(g.mesh.pieces[:nf].copy(), info.cross, info.const_piece))
         )

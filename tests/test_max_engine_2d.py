@@ -1,0 +1,271 @@
+"""Max units in the 2D engine against the exact rational reference
+(tests/maxout_reference.py): maxout MLPs (k = 2, 3, 4), ReLU and max stages
+mixed, CNNs with MaxPool2d on a plane (overlapping windows, padding,
+ceil_mode), exact ties (duplicate entries, repeated indices, integer
+weights); regions, patterns, areas, locus length (per unit), linear regions,
+``net(x) == J x + c`` (exactly), ``rm.locate`` against the forward pass; a
+maxout network computing max(z, 0) has the ReLU network's regions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from fractions import Fraction as F
+from pathlib import Path
+
+import numpy as np
+import pytest
+from exact_compare import _compare_locus, _compare_regions, _sample
+from maxout_reference import exact_max_forward, exact_max_regions, maxout_windows
+
+import regiongeom as rg
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+HERE = Path(__file__).parent
+
+
+# ------------------------------------------------------------------ helpers ----
+def spec_of(net):
+    """The reference's layers for a chain :class:`GraphNetwork` (every stage
+    reads the previous tensor only), from its operators' dense matrices (exact
+    for dense maps, lifted maps and gathers)."""
+    spec = []
+    for s, st in enumerate(net.stages):
+        op = st.operator
+        assert tuple(op.sources) == (s,), "spec_of takes chains only"
+        W, b = op.matrix(), np.asarray(op.bias, np.float64)
+        if st.is_max:
+            spec.append(("max", W, b, np.asarray(st.windows)))
+        else:
+            a = st.activation
+            assert a is not None
+            spec.append(("units", W, b, a.breakpoints, a.slopes, a.intercepts))
+    op = net.output
+    assert tuple(op.sources) == (len(net.stages),)
+    spec.append(("affine", op.matrix(), np.asarray(op.bias, np.float64)))
+    return spec
+
+
+def max_graph(layers, out_w, out_b):
+    """A GraphNetwork of max stages from arrays: ``layers`` [(W, b, windows)]."""
+    from regiongeom import _graph_ops as g
+    from regiongeom.graph import GraphNetwork, Operator, Stage
+
+    stages, offset = [], 0
+    x = g.Source(0, (np.asarray(layers[0][0]).shape[1],))
+    for i, (w, b, win) in enumerate(layers):
+        node = g.Linear(x, torch.from_numpy(np.array(w, np.float64)), torch.from_numpy(np.array(b, np.float64)))
+        node.shape = (len(w),)
+        n = len(win)
+        stages.append(Stage(Operator(node), None, None, None, offset, (n,), f"max{i}", windows=np.asarray(win)))
+        offset += n
+        x = g.Source(len(stages), (n,))
+    node = g.Linear(x, torch.from_numpy(np.array(out_w, np.float64)), torch.from_numpy(np.array(out_b, np.float64)))
+    node.shape = (len(out_w),)
+    return GraphNetwork((np.asarray(layers[0][0]).shape[1],), tuple(stages), Operator(node))
+
+
+def _affine_errors(rm, spec, ex):
+    """``J x + c`` against the exact output at every region's interior point
+    (or, for a region of float area 0, the exact region of its pattern)."""
+    by_pattern = {tuple(r.pattern): r for r in ex.regions}
+    out = []
+    for r, x in enumerate(rm.interior_points()):
+        pat = tuple(int(v) for v in rm.patterns[r])
+        if rm.measures[r] == 0.0:
+            ref = by_pattern[pat]
+            x = np.array([float(v) for v in ref.interior_point()])
+        y, got = exact_max_forward(spec, x)
+        if got != pat and rm.measures[r] != 0.0:
+            out.append(f"affine: region {r}'s interior point has pattern {got}, region {pat}")
+            continue
+        eng = rm.jacobians[r] @ x + rm.offsets[r]
+        err = max(abs(F(float(e)) - v) for e, v in zip(eng, y))
+        scale = max(1.0, max(abs(float(v)) for v in y))
+        if err > F(1e-9) * F(scale):
+            out.append(f"affine: region {r} off by {float(err):.3g}")
+    return out[:3]
+
+
+def compare_max(net, spec, domain, n_points=300, seed=0):
+    """Every disagreement of the engine with the exact reference (empty: none)."""
+    ex = exact_max_regions(spec, domain)
+    rm = rg.activation_regions(net, domain)
+    out = _compare_regions(rm, ex)
+    loc = rg.nonlinear_locus(rm)
+    out += _compare_locus(loc, ex)
+    n_lin = len(rg.linear_regions(rm))
+    if n_lin != ex.n_linear:
+        out.append(f"linear: {n_lin} linear regions, exact {ex.n_linear}")
+    out += _affine_errors(rm, spec, ex)
+    pts = _sample(domain, n_points, np.random.default_rng(seed))
+    idx = rm.locate(pts)
+    fwd = net.patterns(pts)
+    bad = np.nonzero(np.any(rm.patterns[idx] != fwd, axis=1))[0]
+    wrong = [i for i in bad if tuple(rm.patterns[idx[i]].tolist()) != exact_max_forward(spec, pts[i])[1]]
+    if wrong:
+        out.append(f"locate: {len(wrong)} of {n_points} points located in the wrong region")
+    return out, rm, ex
+
+
+BOX = (-2.0, -2.0, 2.0, 2.0)
+
+
+# ------------------------------------------------------------------ maxout ----
+@pytest.mark.parametrize("k", [2, 3, 4])
+@pytest.mark.parametrize("seed", range(3))
+def test_random_maxout(k, seed):
+    rng = np.random.default_rng(seed)
+    widths = [4, 3] if seed != 2 else [3, 3, 2]
+    ws, bs, prev = [], [], 2
+    for n in widths:
+        ws.append(rng.normal(size=(n * k, prev)))
+        bs.append(rng.normal(size=n * k) * 0.5)
+        prev = n
+    ws.append(rng.normal(size=(2, prev)))
+    bs.append(rng.normal(size=2))
+    net = rg.Network.maxout(ws, bs, k)
+    out, rm, ex = compare_max(net, spec_of(net), BOX)
+    assert out == []
+    assert len(rm) > 5
+    assert rm.patterns.dtype == np.int8
+
+
+def test_max_with_zero_equals_relu():
+    """k = 2 with a second piece of zero row and bias: max(z, 0), the ReLU
+    network's regions (piece 0 of the max unit is the ReLU's active piece)."""
+    rng = np.random.default_rng(5)
+    ws, bs, mws, mbs, prev = [], [], [], [], 2
+    for n in (5, 4):
+        W, b = rng.normal(size=(n, prev)), rng.normal(size=n) * 0.5
+        ws.append(W)
+        bs.append(b)
+        W2, b2 = np.zeros((2 * n, prev)), np.zeros(2 * n)
+        W2[0::2], b2[0::2] = W, b
+        mws.append(W2)
+        mbs.append(b2)
+        prev = n
+    Wo, bo = rng.normal(size=(1, prev)), rng.normal(size=1)
+    relu = rg.Network.from_arrays(ws + [Wo], bs + [bo], ["relu", "relu", None])
+    mx = rg.Network.maxout(mws + [Wo], mbs + [bo], 2)
+    a, b = rg.activation_regions(relu, BOX), rg.activation_regions(mx, BOX)
+    assert len(a) == len(b)
+    pa = {tuple(p): m for p, m in zip(a.patterns.tolist(), a.measures)}
+    pb = {tuple(1 - v for v in p): m for p, m in zip(b.patterns.tolist(), b.measures)}
+    assert pa.keys() == pb.keys()
+    assert max(abs(pa[p] - pb[p]) for p in pa) < 1e-12
+    la, lb = rg.nonlinear_locus(a), rg.nonlinear_locus(b)
+    assert abs(la.volume() - lb.volume()) < 1e-9
+    assert len(rg.linear_regions(a)) == len(rg.linear_regions(b))
+
+
+# ------------------------------------------------------------------ ties ----
+def test_exact_ties_duplicates_and_repeats():
+    """Integer weights with duplicate rows (entries equal everywhere), windows
+    that overlap and repeat an index, an absent entry."""
+    rng = np.random.default_rng(3)
+    W1 = rng.integers(-2, 3, size=(6, 2)).astype(float)
+    b1 = rng.integers(-2, 3, size=6) / 2
+    W1[3], b1[3] = W1[1], b1[1]  # entries 1 and 3 are one function
+    win1 = np.array([[0, 1, 2], [1, 3, 4], [2, 2, 5], [5, -1, 0]])
+    W2 = rng.integers(-2, 3, size=(4, 4)).astype(float)
+    b2 = rng.integers(-1, 2, size=4).astype(float)
+    win2 = np.array([[0, 1], [1, 2], [3, 3]])
+    Wo, bo = rng.normal(size=(2, 3)), rng.normal(size=2)
+    net = max_graph([(W1, b1, win1), (W2, b2, win2)], Wo, bo)
+    spec = [("max", W1, b1, win1), ("max", W2, b2, win2), ("affine", Wo, bo)]
+    out, rm, _ = compare_max(net, spec, (-3.0, -3.0, 3.0, 3.0))
+    assert out == []
+    assert len(rm) > 5
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_integer_maxout_many_ties(seed):
+    rng = np.random.default_rng(10 + seed)
+    ws = [rng.integers(-2, 3, size=(9, 2)).astype(float), rng.integers(-2, 3, size=(6, 3)).astype(float)]
+    bs = [rng.integers(-2, 3, size=9).astype(float), rng.integers(-2, 3, size=6).astype(float)]
+    ws.append(rng.integers(-2, 3, size=(1, 2)).astype(float))
+    bs.append(np.zeros(1))
+    net = rg.Network.maxout(ws, bs, 3)
+    out, rm, _ = compare_max(net, spec_of(net), (-2.0, -2.0, 2.0, 2.0))
+    assert out == []
+
+
+# ------------------------------------------------------------------ torch ----
+class _Amax(nn.Module):
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        return x.view(x.shape[0], -1, self.k).amax(-1)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_relu_and_max_mixed(seed):
+    torch.manual_seed(seed)
+    m = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 8), _Amax(2), nn.Linear(4, 5), nn.ReLU(),
+                      nn.Linear(5, 2)).double()  # fmt: skip
+    net = rg.from_torch(m, input_shape=(2,))
+    assert net.has_max_units
+    out, rm, _ = compare_max(net, spec_of(net), BOX)
+    assert out == []
+
+
+def _cnn(pool, seed, shape=(1, 6, 6), channels=2):
+    torch.manual_seed(seed)
+    conv = nn.Conv2d(shape[0], channels, 3)
+    with torch.no_grad():
+        y = pool(conv(torch.zeros(1, *shape)))
+    m = nn.Sequential(conv, nn.ReLU(), pool, nn.Flatten(), nn.Linear(y.numel(), 3)).double().eval()
+    return m
+
+
+def _plane_net(m, shape, seed):
+    rng = np.random.default_rng(seed)
+    pts = rng.normal(size=(3,) + shape)
+    net = rg.from_torch(m, input_shape=shape)
+    return net.restrict(rg.Plane.through(*pts))
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        dict(kernel_size=3, stride=2),
+        dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+        dict(kernel_size=2, stride=1),
+    ],
+)
+def test_cnn_maxpool_on_a_plane(pool):
+    m = _cnn(nn.MaxPool2d(**pool), 0)
+    net = _plane_net(m, (1, 6, 6), 1)
+    spec = spec_of(net)
+    out, rm, ex = compare_max(net, spec, (-1.0, -1.0, 1.0, 1.0), n_points=200)
+    assert out == []
+    assert len(rm) > 10
+    stage = [st for st in net.stages if st.is_max][0]
+    tie = (rm.edge_neurons >= stage.offset) & (rm.edge_neurons < stage.offset + stage.n)
+    assert tie.any()  # some edges are max-pool ties
+
+
+def test_no_jit_tiny_case():
+    """The max kernels without numba's JIT (pure Python) agree with the jitted run."""
+    if os.environ.get("NUMBA_DISABLE_JIT") == "1":
+        pytest.skip("already running without JIT")
+    code = (
+        "import sys; sys.path.insert(0, 'tests');"
+        "import numpy as np, regiongeom as rg;"
+        "from test_max_engine_2d import compare_max, spec_of;"
+        "rng = np.random.default_rng(1);"
+        "net = rg.Network.maxout([rng.normal(size=(6, 2)), rng.normal(size=(4, 3)), rng.normal(size=(1, 2))],"
+        " [rng.normal(size=6), rng.normal(size=4), rng.normal(size=1)], [2, 2]);"
+        "out, rm, ex = compare_max(net, spec_of(net), (-2.0, -2.0, 2.0, 2.0), n_points=50);"
+        "assert out == [], out; print(len(rm))"
+    )
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=HERE.parent)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert int(r.stdout.split()[-1]) > 3
