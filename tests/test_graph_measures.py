@@ -355,7 +355,6 @@ def test_graph_refusals_are_one_line():
     x = np.zeros((2, 36))
     cases = [
         (lambda: rg.vertex_density(net, x, sigma=0.1), TypeError, "method='definition'"),
-        (lambda: rg.lc_density(net, x, sigma=0.1, n_jobs=2), ValueError, "n_jobs"),
         (lambda: rg.lc_density(net, x, sigma=0.1, method="definition", eps=0.1), ValueError, "restrict"),
         (lambda: rg.lc_density(net, x, sigma=0.1, device="cpu"), ValueError, "drop device"),
     ]
