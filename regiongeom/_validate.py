@@ -27,8 +27,8 @@ def require_no_max_units(net, what: str, method: str | None = None) -> None:
     names = ", ".join(repr(s.name) for s in stages[:3]) + (", ..." if len(stages) > 3 else "")
     why = ""
     if method in ("theorem2", "theorem6"):
-        why = (f" (and Theorem {method[-1]} as stated needs neurons with biases and breakpoints, which max units"
-               " do not have; method='definition' is the route that will cover them)")  # fmt: skip
+        why = (f" (and Theorem {method[-1]} as stated needs neurons with biases and breakpoints, which max"
+               " units do not have; method='definition' is the route that will cover them)")  # fmt: skip
     raise TypeError(
         f"{what}: the network has max units (MaxPool, max/amax or maxout, in stages {names}); net(x), "
         f"net.patterns and net.restrict work on them, but regions and measures of networks with max units "

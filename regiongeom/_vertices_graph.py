@@ -219,7 +219,8 @@ def _both_good(plan, fw, hat, s, m, n, i, r, j, c):
         if not any(t in dh for t in op.sources):
             opened[k] = base(k, "slope") != 0
             continue
-        dv = op.linear([dh[t] if t in dh else np.zeros((T, size)) for t, size in zip(op.sources, op.source_sizes)])
+        sizes = zip(op.sources, op.source_sizes)
+        dv = op.linear([dh[t] if t in dh else np.zeros((T, size)) for t, size in sizes])
         v = base(k, "v") + dv
         km = st.piece(v)
         cols = np.arange(st.n)[None, :]

@@ -131,7 +131,8 @@ def test_network_maxout_pickles():
 class ResMLP(nn.Module):
     def __init__(self):
         super().__init__()
-        self.inp, self.b1, self.b2, self.out = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 2)
+        self.inp, self.b1, self.b2 = nn.Linear(4, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+        self.out = nn.Linear(8, 2)
 
     def forward(self, x):
         h = self.inp(x)

@@ -223,7 +223,8 @@ def _theorem6_box(n2, noise, box, sigma, q, gen):
     out = np.empty(len(noise))
     for s in range(len(noise)):
         pts = np.column_stack([gen.uniform(x0, x1, q), gen.uniform(y0, y1, q)])
-        out[s] = theorem6_graph_samples(n2, pts, noise[s : s + 1], sigma, _ECUT).mean() * (x1 - x0) * (y1 - y0)
+        per = theorem6_graph_samples(n2, pts, noise[s : s + 1], sigma, _ECUT)
+        out[s] = per.mean() * (x1 - x0) * (y1 - y0)
     return out
 
 
