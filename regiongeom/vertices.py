@@ -76,6 +76,9 @@ passes of ``_theorem6_samples(..., fast=False)`` to rounding (the sum is
 regrouped and ``exp`` is evaluated as a polynomial, to a few 1e-14
 relative).
 
+Graph networks (CNNs, residual networks on a plane) take the same sum,
+computed through their operators by :mod:`regiongeom._vertices_graph`.
+
 Terms whose Gaussian factor ``exp(-(u_i^2 + u_j^2) / (2 sigma^2))`` is below
 ``exp(-50)`` are left out (each below ``2e-22 |det| / (2 pi sigma^2)``).
 
