@@ -193,8 +193,9 @@ class _Pass:
     """Per stage, ``(N, n_s)`` arrays of the sampled pass: ``u`` (own noise-free
     bias), ``v`` (noisy), ``piece``, ``slope``, ``h``, ``margin``, ``gn``."""
 
-    def __init__(self, plan, X, noise):
+    def __init__(self, plan, X, noise, keep_gradients=False):
         self.u, self.v, self.piece, self.slope, self.h, self.margin = [], [], [], [], [], []
+        # keep_gradients: also ``g``, per stage the (N, n_in, n_s) input gradients of ``u``
         tensors = {0: X}
         for s, st in enumerate(plan.stages):
             op = st.operator
@@ -214,14 +215,16 @@ class _Pass:
             self.slope.append(st.slopes[cols, piece])
             self.h.append(h)
             self.margin.append(np.minimum(below, above))
-        self.gn = _gradient_norms(plan, self.slope, X.shape[0], X.shape[1])
+        self.g = [] if keep_gradients else None
+        self.gn = _gradient_norms(plan, self.slope, X.shape[0], X.shape[1], self.g)
 
 
-def _gradient_norms(plan, slopes, N, d):
+def _gradient_norms(plan, slopes, N, d, keep=None):
     """Per stage ``(N, n_s)``: ``||grad_x u_i||`` by forward-mode pushes of
-    the input directions, in blocks of directions."""
+    the input directions, in blocks of directions (one block, every
+    stage's ``(N, d, n_s)`` gradients appended to ``keep``, if given)."""
     widest = max([d] + [st.n for st in plan.stages])
-    dc = max(1, min(d, _BUDGET // max(1, 4 * N * widest)))
+    dc = d if keep is not None else max(1, min(d, _BUDGET // max(1, 4 * N * widest)))
     sq = [np.zeros((N, st.n)) for st in plan.stages]
     for d0 in range(0, d, dc):
         d1 = min(d, d0 + dc)
@@ -244,6 +247,8 @@ def _gradient_norms(plan, slopes, N, d):
             if g.shape[0] == 1 and N > 1:
                 g = np.broadcast_to(g, (N, k, st.n))
             sq[s] += np.einsum("nkj,nkj->nj", g, g)
+            if keep is not None:
+                keep.append(np.ascontiguousarray(g))
             dirs[s + 1] = slopes[s][:, None, :] * g
             for t in [t for t in dirs if t <= s and t not in st.carry]:
                 del dirs[t]

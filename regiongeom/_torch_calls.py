@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from . import _graph_ops as g
 from . import _torch_max as tm
+from ._graph_calls import ModuleCall, TorchCall
 from .network import Activation
 from .torch_graph import _DROPOUT, _PASS, _REARRANGE, BATCH, SUPPORTED, _const, _leaves, _walk
 
@@ -171,28 +172,10 @@ def _rearrange(conv, node, name, args, kwargs):
     data = list(args[0]) if isinstance(args[0], (list, tuple)) else [args[0]]
     if len(nodes) != sum(isinstance(v, g.Node) for v in data) or not all(isinstance(v, g.Node) for v in data):
         conv.fail(node, f"mixes input-dependent tensors with constants or indexes by them; {SUPPORTED}")
-    target, method = node.target, node.op == "call_method"
-
-    def fn(xs, B):
-        it = iter(xs)
-        a, k = _walk(
-            (args, kwargs), lambda v: next(it) if isinstance(v, g.Node) else (B if v is BATCH else v)
-        )
-        return getattr(a[0], target)(*a[1:], **k) if method else target(*a, **k)
-
-    def sums(xs, B):
-        """The same windows summed: ``sum`` for ``mean``, ``divisor_override=1``
-        for avg_pool2d/3d (checked against ``fn`` by :meth:`Rearrange.sum_form`)."""
-        it = iter(xs)
-        a, k = _walk(
-            (args, kwargs), lambda v: next(it) if isinstance(v, g.Node) else (B if v is BATCH else v)
-        )
-        if name == "mean":
-            return a[0].sum(*a[1:], **k) if method else torch.sum(*a, **k)
-        return target(*a[:6], **{**k, "divisor_override": 1})
-
+    fn = TorchCall(node.target, node.op == "call_method", args, kwargs, lambda v: isinstance(v, g.Node))
     fast = name == "mean" or (name in ("avg_pool2d", "avg_pool3d") and len(args) <= 6)
-    return conv.finish(node, g.Rearrange(nodes, fn, _REARRANGE[name], name, sums if fast else None))
+    sums = fn.summed("sum_mean" if name == "mean" else "sum_pool") if fast else None
+    return conv.finish(node, g.Rearrange(nodes, fn, _REARRANGE[name], name, sums))
 
 
 def _arith(conv, node, name, args, kwargs):
@@ -487,13 +470,8 @@ def call_module(conv, node, mod, args, kwargs):
         kind = "pool" if isinstance(mod, pools) else "reshape"
         sums = None
         if isinstance(mod, (nn.AvgPool2d, nn.AvgPool3d)):
-            pool = F.avg_pool2d if isinstance(mod, nn.AvgPool2d) else F.avg_pool3d
-            args = (mod.kernel_size, mod.stride, mod.padding, mod.ceil_mode, mod.count_include_pad)
-
-            def sums(xs, B):
-                return pool(xs[0], *args, divisor_override=1)
-
-        return conv.finish(node, g.Rearrange([x], lambda xs, B: mod(xs[0]), kind, tname, sums))
+            sums = ModuleCall(mod, F.avg_pool2d if isinstance(mod, nn.AvgPool2d) else F.avg_pool3d)
+        return conv.finish(node, g.Rearrange([x], ModuleCall(mod), kind, tname, sums))
     if "Pad" in tname and hasattr(mod, "padding"):
         return _pad_module(conv, node, mod, x)
     conv.fail(node, f"is not supported; {SUPPORTED}")

@@ -33,6 +33,13 @@ def require_no_max_units(net, what: str, method: str | None = None, fix: str = "
             "pieces meet where two of its entries tie); use method='definition' (eq. 3 at a finite eps), "
             "which takes them"
         )
+    if method == "theorem6":
+        raise TypeError(
+            f"{what}: the network has max units (MaxPool, max/amax or maxout, in stages {names}), and "
+            "Theorem 6 as stated sums over pairs of neurons with biases of their own and breakpoints, which max "
+            "units do not have; neither method of vertex_density takes them yet (activation_regions and "
+            "nonlinear_locus(...).vertices do)"
+        )
     raise TypeError(
         f"{what}: max units (MaxPool, max/amax or maxout, in stages {names}) are not supported here yet; "
         f"net(x), net.patterns, net.restrict, activation_regions, nonlinear_locus, linear_regions and "

@@ -298,10 +298,6 @@ def _check(net, points, what, sigma, n_samples, method, eps, good, rho, rng, pro
     if isinstance(n_jobs, Integral) and not isinstance(n_jobs, bool) and n_jobs == -1:
         n_jobs = os.cpu_count() or 1
     n_jobs = integer_at_least(n_jobs, 1, "n_jobs (or -1)")
-    if graph and n_jobs > 1:
-        raise ValueError(
-            "n_jobs > 1 does not take graph networks (their operators stay in this process); use n_jobs=1"
-        )
     batch_size = integer_at_least(batch_size, 1, "batch_size")
     if rng is not None and (isinstance(rng, bool) or not isinstance(rng, (Integral, np.random.Generator))):
         raise TypeError(f"rng must be an int seed, a numpy Generator or None, got {type(rng).__name__}")

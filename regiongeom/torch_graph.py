@@ -25,11 +25,11 @@ import torch.fx as fx
 from torch import nn
 
 from . import _graph_ops as g
+from ._graph_calls import BATCH
 from .graph import GraphNetwork, Operator, Stage
 from .network import Network
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
-BATCH = type("BatchSize", (), {"__repr__": lambda self: "<batch size>"})()
 
 SUPPORTED = (
     "supported: Linear, Conv1d/2d, BatchNorm (eval), AvgPool, AdaptiveAvgPool, Flatten/view/reshape/"

@@ -76,6 +76,9 @@ passes of ``_theorem6_samples(..., fast=False)`` to rounding (the sum is
 regrouped and ``exp`` is evaluated as a polynomial, to a few 1e-14
 relative).
 
+Graph networks (CNNs, residual networks on a plane) take the same sum,
+computed through their operators by :mod:`regiongeom._vertices_graph`.
+
 Terms whose Gaussian factor ``exp(-(u_i^2 + u_j^2) / (2 sigma^2))`` is below
 ``exp(-50)`` are left out (each below ``2e-22 |det| / (2 pi sigma^2)``).
 
@@ -118,8 +121,10 @@ def vertex_density(net, points, *, sigma, n_samples=64, method="theorem6", eps=N
 
     Parameters
     ----------
-    net : Network
-        A network with 2 inputs (restrict others to a plane first).
+    net : Network or GraphNetwork
+        A network with 2 inputs (restrict others to a plane first); a graph
+        network (a CNN or residual network on a plane) takes both methods
+        (theorem6 by :mod:`regiongeom._vertices_graph`, without max units).
     points : (P, 2) array_like of float64
     sigma : float, keyword-only
         Standard deviation of the Gaussian noise added to every neuron's bias.
@@ -156,7 +161,11 @@ def vertex_density(net, points, *, sigma, n_samples=64, method="theorem6", eps=N
     """
     x, sigma, n_samples, eps = _check(net, points, sigma, n_samples, method, eps, rng)
     noise = np.random.default_rng(rng).normal(0.0, sigma, size=(n_samples, net.n_neurons))
-    if method == "theorem6":
+    if method == "theorem6" and hasattr(net, "stages"):
+        from ._vertices_graph import theorem6_graph_samples
+
+        F = theorem6_graph_samples(net, x, noise, sigma, _ECUT)
+    elif method == "theorem6":
         F = _theorem6_samples(net, x, noise, sigma)
     else:
         F = _definition_samples(net, x, noise, eps)
@@ -210,13 +219,12 @@ def locus_vertices(loc) -> np.ndarray:
 def _check(net, points, sigma, n_samples, method, eps, rng):
     from ._validate import require_network, require_no_max_units
 
-    if hasattr(net, "stages"):  # a GraphNetwork: the definition only
-        require_no_max_units(net, "vertex_density")
+    if hasattr(net, "stages"):  # a GraphNetwork: its own Theorem-6 path
+        require_no_max_units(net, "vertex_density", method)
         if method == "theorem6":
-            raise TypeError(
-                "vertex_density(method='theorem6') takes an rg.Network only; on a graph network (convolutions, "
-                "residual blocks) use method='definition' with an eps on a 2-input restriction"
-            )
+            from ._theorem2_graph import check_graph
+
+            check_graph(net, "vertex_density")
     else:
         require_network(net, "vertex_density")
     if net.n_in != 2:

@@ -511,8 +511,10 @@ def test_downstream_refuses_max_units():
         rg.local_rank(net, pts)
     with pytest.raises(TypeError, match="total_variation.*" + MAX_MSG):
         rg.total_variation(net, pts)
-    with pytest.raises(TypeError, match=MAX_MSG):
+    with pytest.raises(TypeError, match="vertex_density: the network has max units .*Theorem 6 as stated"):
         rg.vertex_density(net, pts, sigma=0.1)
+    with pytest.raises(TypeError, match="vertex_density: " + MAX_MSG):
+        rg.vertex_density(net, pts, sigma=0.1, method="definition", eps=0.1)
     with pytest.raises(TypeError, match="figure1: " + T2_MSG):
         rg.figure1(net, (-1, -1, 1, 1), sigma=0.1)
 

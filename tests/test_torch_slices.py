@@ -187,15 +187,17 @@ def test_graph_locus_decided_exactly_where_the_filter_cannot():
     assert not jumps.all() and jumps[rm.edge_regions[:, 1] >= 0].any()
 
 
-def test_what_does_not_take_graph_networks_yet_says_so():
+def test_vertex_density_on_a_graph_network_needs_a_plane():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)).double()
     plane = rg.Plane.through(*np.random.default_rng(0).normal(size=(3, 16)))
-    net = rg.from_torch(model, input_shape=(1, 4, 4)).restrict(plane)
-    pts = np.zeros((3, 2))
-    # lc_density and local_rank take graph networks now (tests/test_graph_measures.py)
-    with pytest.raises(TypeError, match="method='definition'"):
-        rg.vertex_density(net, pts, sigma=0.1)
+    net = rg.from_torch(model, input_shape=(1, 4, 4))
+    # both methods take 2-input graph networks now (tests/test_vertices_graph.py)
+    with pytest.raises(ValueError, match="restrict it to a plane") as info:
+        rg.vertex_density(net, np.zeros((3, 16)), sigma=0.1)
+    assert "\n" not in str(info.value)
+    est = rg.vertex_density(net.restrict(plane), np.zeros((3, 2)), sigma=0.1, n_samples=2, rng=0)
+    assert est.mean.shape == (3,) and np.all(np.isfinite(est.mean)) and np.all(est.mean >= 0)
 
 
 @pytest.mark.slow
