@@ -389,3 +389,33 @@ def test_figure1_marks_points_on_both_panels_and_the_decision_boundary():
     with pytest.raises(ValueError, match="2-input network"):
         rg.figure1(rg.sawtooth(2), (0.0, 1.0), sigma=0.1, n_samples=2, shape=8, points=pts)
     plt.close("all")
+
+
+def test_tie_color_draws_the_max_units_locus_in_its_own_colour():
+    """A ReLU layer, then a maxout layer: the locus segments of the max units
+    (where a winner changes) take tie_color, the ReLU ones locus_color."""
+    from matplotlib.colors import to_rgba
+
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    class Maxout(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.c = nn.Linear(2, 6), nn.Linear(6, 8), nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.c(self.b(torch.relu(self.a(x))).view(-1, 4, 2).amax(-1))
+
+    net = rg.from_torch(Maxout().double())
+    rm = rg.activation_regions(net, (-2, -2, 2, 2))
+    loc = rg.nonlinear_locus(rm)
+    ties = rg.plotting.max_unit_neurons(net)[loc.neurons]
+    assert 0 < ties.sum() < len(ties)  # both kinds of locus are there
+    art = plot_regions(rm, locus_color="k", tie_color="tab:orange")
+    colors = art.locus.get_colors()
+    assert np.allclose(colors[ties], to_rgba("tab:orange")) and np.allclose(colors[~ties], to_rgba("k"))
+    assert not rg.plotting.max_unit_neurons(rg.sawtooth(2)).any()
+    plt.close("all")
