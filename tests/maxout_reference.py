@@ -184,3 +184,24 @@ def exact_max_forward(spec, x):
             pattern += ps
             h = [z[int(w[p])] for w, p in zip(layer.windows, ps, strict=True)]
     return h, tuple(pattern)
+
+
+def relu_maxout_twins(rng, n_in, widths, bias_scale=1.0):
+    """A ReLU network and the maxout network (k = 2) that computes it, each
+    unit ``max(z, 0)`` with a zero row for the second entry: the same regions.
+    Returns ``(relu, maxout)`` as regiongeom networks."""
+    import regiongeom as rg
+
+    ws, bs, mws, mbs, prev = [], [], [], [], n_in
+    for n in widths:
+        W, b = rng.normal(size=(n, prev)), rng.normal(size=n) * bias_scale
+        ws.append(W)
+        bs.append(b)
+        W2, b2 = np.zeros((2 * n, prev)), np.zeros(2 * n)
+        W2[0::2], b2[0::2] = W, b
+        mws.append(W2)
+        mbs.append(b2)
+        prev = n
+    Wo, bo = rng.normal(size=(1, prev)), rng.normal(size=1)
+    relu = rg.Network.from_arrays(ws + [Wo], bs + [bo], ["relu"] * len(widths) + [None])
+    return relu, rg.Network.maxout(mws + [Wo], mbs + [bo], 2)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from maxout_reference import exact_max_forward, exact_max_regions, maxout_windows
+from maxout_reference import exact_max_forward, exact_max_regions, maxout_windows, relu_maxout_twins
 
 import regiongeom as rg
 
@@ -152,19 +152,7 @@ def test_max_of_zero_is_relu():
     """A maxout network whose units are max(z, 0) (k = 2, the second entry 0)
     has the ReLU network's breakpoints, patterns 1 - p and locus."""
     rng = np.random.default_rng(3)
-    ws, bs, mws, mbs, prev = [], [], [], [], 1
-    for n in (5, 4):
-        W, b = rng.normal(size=(n, prev)), rng.normal(size=n)
-        ws.append(W)
-        bs.append(b)
-        W2, b2 = np.zeros((2 * n, prev)), np.zeros(2 * n)
-        W2[0::2], b2[0::2] = W, b
-        mws.append(W2)
-        mbs.append(b2)
-        prev = n
-    Wo, bo = rng.normal(size=(1, prev)), rng.normal(size=1)
-    relu = rg.Network.from_arrays(ws + [Wo], bs + [bo], ["relu", "relu", None])
-    mx = rg.Network.maxout(mws + [Wo], mbs + [bo], 2)
+    relu, mx = relu_maxout_twins(rng, 1, (5, 4))
     a, b = rg.activation_regions(relu, (-4.0, 4.0)), rg.activation_regions(mx, (-4.0, 4.0))
     assert len(a) == len(b) > 4
     # the same exact points (their floats differ by rounding: other operations)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from exact_compare import _compare_locus, _compare_regions, _sample
-from maxout_reference import exact_max_forward, exact_max_regions, maxout_windows
+from maxout_reference import exact_max_forward, exact_max_regions, maxout_windows, relu_maxout_twins
 
 import regiongeom as rg
 
@@ -138,19 +138,7 @@ def test_max_with_zero_equals_relu():
     """k = 2 with a second piece of zero row and bias: max(z, 0), the ReLU
     network's regions (piece 0 of the max unit is the ReLU's active piece)."""
     rng = np.random.default_rng(5)
-    ws, bs, mws, mbs, prev = [], [], [], [], 2
-    for n in (5, 4):
-        W, b = rng.normal(size=(n, prev)), rng.normal(size=n) * 0.5
-        ws.append(W)
-        bs.append(b)
-        W2, b2 = np.zeros((2 * n, prev)), np.zeros(2 * n)
-        W2[0::2], b2[0::2] = W, b
-        mws.append(W2)
-        mbs.append(b2)
-        prev = n
-    Wo, bo = rng.normal(size=(1, prev)), rng.normal(size=1)
-    relu = rg.Network.from_arrays(ws + [Wo], bs + [bo], ["relu", "relu", None])
-    mx = rg.Network.maxout(mws + [Wo], mbs + [bo], 2)
+    relu, mx = relu_maxout_twins(rng, 2, (5, 4), bias_scale=0.5)
     a, b = rg.activation_regions(relu, BOX), rg.activation_regions(mx, BOX)
     assert len(a) == len(b)
     pa = {tuple(p): m for p, m in zip(a.patterns.tolist(), a.measures)}
