@@ -66,71 +66,101 @@ def _entry(v, sf, c, values, rn, zsrc, zneu, prev_cut, prov):
     return values[v, c], rn[c]
 
 
+@njit(cache=True, inline="always")
+def _winners(v, sf, i, k, mcols, e, values, rn, zsrc, zneu, prev_cut, prov):
+    """The position of unit ``i``'s window that certainly wins at vertex
+    ``v`` (of a face inside stage-start face ``sf``; error bound ``e``), or
+    -1 where none certainly does."""
+    best = -1
+    bv = 0.0
+    bf = 0.0
+    for p in range(k):
+        c = mcols[i, p]
+        if c < 0:
+            continue
+        x, fx = _entry(v, sf, c, values, rn, zsrc, zneu, prev_cut, prov)
+        if best < 0 or x > bv:
+            best = p
+            bv, bf = x, fx
+    for q in range(k):
+        c = mcols[i, q]
+        if c < 0 or q == best:
+            continue
+        x, fx = _entry(v, sf, c, values, rn, zsrc, zneu, prev_cut, prov)
+        d = bv - x
+        thr = (bf + fx) * e
+        if not (d > thr or (thr == 0.0 and d == 0.0 and q > best)):
+            return -1
+    return best
+
+
 @njit(cache=True)
 def max_roots(mesh_fields, mcols, rn, i0, zsrc, zneu, prev_cut, start):
     """Make every face a root for the units ``i >= i0``; set each face's
     leader of those units (the position certainly winning at every vertex of
     the face, else the first present one) and list, per unit, the roots where
-    no position certainly wins everywhere: ``(indptr, faces, head, count)``."""
+    no position certainly wins everywhere: ``(indptr, faces, head, count)``.
+
+    The certain winner is found once per vertex (for a chunk of units at a
+    time), with the stage-start face of one face holding the vertex: a
+    vertex's exact entries are the same seen from every face around it (an
+    entry known to be exactly 0 on one of them is 0 at the vertex), so the
+    winner found is certain for all of them."""
     mesh = Mesh(*mesh_fields)
     values, eps, face_edge, nxt, orig = mesh.values, mesh.eps, mesh.face_edge, mesh.nxt, mesh.orig
     root, next_in_root, pieces, prov = mesh.root, mesh.next_in_root, mesh.pieces, mesh.prov
     nf = mesh.size[NF]
+    nv = mesh.size[NV]
     n, k = mcols.shape
     counts = np.zeros(n + 1, np.int64)
     todo = np.zeros((nf, n), np.bool_)
     head = np.empty(nf, np.int64)
     count = np.ones(nf, np.int64)
+    vface = np.full(nv, -1, np.int64)  # a face holding each vertex
     for f in range(nf):
         root[f] = f
         next_in_root[f] = -1
         head[f] = f
-        sf = start[f]
-        for i in range(i0, n):
-            first = 0
-            while mcols[i, first] < 0:
-                first += 1
-            common = -2
-            h = face_edge[f]
-            while True:
-                v = orig[h]
-                e = eps[v]
-                best = first
-                bv, bf = _entry(v, sf, mcols[i, first], values, rn, zsrc, zneu, prev_cut, prov)
-                for p in range(first + 1, k):
-                    c = mcols[i, p]
-                    if c >= 0:
-                        x, fx = _entry(v, sf, c, values, rn, zsrc, zneu, prev_cut, prov)
-                        if x > bv:
-                            best = p
-                            bv, bf = x, fx
-                sure = True
-                for q in range(k):
-                    c = mcols[i, q]
-                    if c < 0 or q == best:
-                        continue
-                    x, fx = _entry(v, sf, c, values, rn, zsrc, zneu, prev_cut, prov)
-                    d = bv - x
-                    thr = (bf + fx) * e
-                    if not (d > thr or (thr == 0.0 and d == 0.0 and q > best)):
-                        sure = False
-                        break
-                w = best if sure else -1
-                if common == -2:
-                    common = w
-                elif common != w:
-                    common = -1
-                if common == -1:
-                    break
-                h = nxt[h]
-                if h == face_edge[f]:
-                    break
-            if common >= 0:
-                pieces[f, i] = common
-            else:
-                pieces[f, i] = first
-                todo[f, i] = True
-                counts[i + 1] += 1
+        h = face_edge[f]
+        while True:
+            vface[orig[h]] = f
+            h = nxt[h]
+            if h == face_edge[f]:
+                break
+    first = np.zeros(n, np.int64)
+    for i in range(n):
+        while mcols[i, first[i]] < 0:
+            first[i] += 1
+    chunk = 32
+    win = np.empty((nv, chunk), np.int8)
+    for c0 in range(i0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        for v in range(nv):
+            f = vface[v]
+            if f < 0:
+                continue
+            sf = start[f]
+            e = eps[v]
+            for i in range(c0, c1):
+                win[v, i - c0] = _winners(v, sf, i, k, mcols, e, values, rn, zsrc, zneu, prev_cut, prov)
+        for f in range(nf):
+            h0 = face_edge[f]
+            v0 = orig[h0]
+            for i in range(c0, c1):
+                common = win[v0, i - c0]
+                if common >= 0:
+                    h = nxt[h0]
+                    while h != h0:
+                        if win[orig[h], i - c0] != common:
+                            common = -1
+                            break
+                        h = nxt[h]
+                if common >= 0:
+                    pieces[f, i] = common
+                else:
+                    pieces[f, i] = first[i]
+                    todo[f, i] = True
+                    counts[i + 1] += 1
     for i in range(n):
         counts[i + 1] += counts[i]
     faces = np.empty(counts[n], np.int64)
@@ -209,6 +239,10 @@ def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, 
     no_uncertain = np.empty((0, 2), np.int64)
     scratch = np.empty(values.shape[1] + 1)
     bits = scratch.view(np.int64)
+    # per face at the stage's start and leader l, the vertices where the tie
+    # line z_p = z_l being cut enters and leaves it (valid for the key in
+    # columns 1 and 3): the anchors of its chords, as in _mesh2d_kernels
+    ends = np.full((nf, k, 4), -1, np.int64)
     while i < n:
         first = 0
         while mcols[i, first] < 0:
@@ -253,6 +287,11 @@ def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, 
             for r in range(indptr[i], indptr[i + 1]):
                 f = head[root_faces[r]]
                 for _ in range(count[root_faces[r]]):
+                    # again, since a vertex may be certain with the leader of one
+                    # of its faces and uncertain with another's (the exact sign is
+                    # the same for all: see the module docstring)
+                    _face_signs(f, start[root[f]], i, cp, key, mcols, rn, values, eps, xsign, sign, orig, nxt,
+                                face_edge, pieces, zsrc, zneu, prev_cut, prov)  # fmt: skip
                     h = face_edge[f]
                     while True:
                         if sign[orig[h]] == UNCERTAIN and c < n_unc:
@@ -299,6 +338,8 @@ def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, 
             f = face[h]
             sf = start[root[f]]
             cl = mcols[i, pieces[f, i]]
+            u = anc[h, 0]  # interpolate between the edge's anchors, beyond its ends
+            w = anc[h, 1]
             zp, fp = _entry(u, sf, cp, values, rn, zsrc, zneu, prev_cut, prov)
             zl, fl = _entry(u, sf, cl, values, rn, zsrc, zneu, prev_cut, prov)
             x = max(su * (zp - zl), 0.0)
@@ -342,6 +383,13 @@ def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, 
             prov[mv, 4] = root[f]
             prov[mv, 5] = epoch
             g = twin[h]
+            s2 = -1 if g == -1 else start[root[face[g]]]
+            if s2 != sf:  # on the boundary of the face at the stage's start: the line enters or leaves it
+                c = 0 if su < 0 else 2
+                ends[sf, pieces[f, i], c], ends[sf, pieces[f, i], c + 1] = mv, key
+                if s2 >= 0:
+                    c = 0 if sw < 0 else 2
+                    ends[s2, pieces[face[g], i], c], ends[s2, pieces[face[g], i], c + 1] = mv, key
             h2 = nh
             nh += 1
             orig[h2] = mv
@@ -349,9 +397,8 @@ def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, 
             face[h2] = face[h]
             edge_neuron[h2] = edge_neuron[h]
             edge_bp[h2] = edge_bp[h]
-            anc[h2, 0], anc[h2, 1] = mv, anc[h, 1]
+            anc[h2, 0], anc[h2, 1] = anc[h, 0], anc[h, 1]
             nxt[h] = h2
-            anc[h, 1] = mv
             if g == -1:
                 twin[h2] = -1
             else:
@@ -362,9 +409,8 @@ def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, 
                 face[g2] = face[g]
                 edge_neuron[g2] = edge_neuron[g]
                 edge_bp[g2] = edge_bp[g]
-                anc[g2, 0], anc[g2, 1] = mv, anc[g, 1]
+                anc[g2, 0], anc[g2, 1] = anc[g, 0], anc[g, 1]
                 nxt[g] = g2
-                anc[g, 1] = mv
                 twin[h] = g2
                 twin[g2] = h
                 twin[h2] = g
@@ -380,11 +426,15 @@ def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, 
                 status = ANOMALY
                 continue
             e1, e2, f2 = nh, nh + 1, nf
+            sf = start[root[f]]
+            ld = pieces[f, i]
+            a0 = ends[sf, ld, 0] if ends[sf, ld, 1] == key else orig[hp]
+            a1 = ends[sf, ld, 2] if ends[sf, ld, 3] == key else orig[hq]
             orig[e1], orig[e2] = orig[hp], orig[hq]
             twin[e1], twin[e2] = e2, e1
             edge_neuron[e1], edge_neuron[e2] = label, label
-            edge_bp[e1], edge_bp[e2] = bp + pieces[f, i], bp + pieces[f, i]
-            anc[e1, 0], anc[e1, 1], anc[e2, 0], anc[e2, 1] = orig[hp], orig[hq], orig[hq], orig[hp]
+            edge_bp[e1], edge_bp[e2] = bp + ld, bp + ld
+            anc[e1, 0], anc[e1, 1], anc[e2, 0], anc[e2, 1] = a0, a1, a1, a0
             nxt[hq_prev], nxt[e2], nxt[hp_prev], nxt[e1] = e2, hp, e1, hq
             face[e1] = f
             face_edge[f], face_edge[f2] = e1, e2
