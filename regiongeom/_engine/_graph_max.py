@@ -46,17 +46,13 @@ def _same_functions(plan, s, win):
     input, so the entries tie everywhere and the earlier position wins. (E.g.
     the zero padding around an image: conv outputs whose patch is 0 on the
     whole plane are all the channel's bias.)"""
-    op = plan.stages[s].operator
-    if s == 0 or tuple(op.sources) != (s,) or not _is_copy(op):
+    src = _copy_sources(plan, s)
+    if src is None:
         return
     prev = plan.stages[s - 1]
     pop = prev.operator
     if prev.is_max or getattr(pop, "rest", 0) is not None or tuple(pop.sources) != (0,) or prev.activation is None:
         return
-    idx = op.linear(np.arange(prev.n, dtype=np.float64)[None, :])[0]
-    if not (np.all(idx == np.round(idx)) and np.all((idx >= 0) & (idx < prev.n))):
-        return
-    src = idx.astype(np.int64)
     key = np.concatenate([pop.M, pop.const[:, None]], axis=1)
     _, ident = np.unique(key, axis=0, return_inverse=True)  # one id per distinct function
     ident = ident.reshape(-1)
@@ -65,6 +61,20 @@ def _same_functions(plan, s, win):
         dup = ((fn[:, :p] == fn[:, p : p + 1]) & (fn[:, p : p + 1] >= 0)).any(axis=1)
         win[dup, p] = -1
         fn[dup, p] = -1
+
+
+def _copy_sources(plan, s):
+    """For a stage ``s`` whose operator only reshapes or permutes the previous
+    stage's output: the neuron of stage ``s - 1`` that each preactivation
+    entry is a copy of (else None)."""
+    op = plan.stages[s].operator
+    if s == 0 or tuple(op.sources) != (s,) or not _is_copy(op):
+        return None
+    n_src = plan.stages[s - 1].n
+    idx = op.linear(np.arange(n_src, dtype=np.float64)[None, :])[0]
+    if not (np.all(idx == np.round(idx)) and np.all((idx >= 0) & (idx < n_src))):
+        return None
+    return idx.astype(np.int64)
 
 
 def _is_copy(op):
@@ -96,36 +106,9 @@ def _exact_zero_entries(plan, s):
     return (mag == 0.0) & (np.asarray(op.bias) == 0.0)
 
 
-def _classify_max(z, e, rn, win, lo, hi, unsure):
-    """Per unit, the lowest and highest position that certainly wins at a
-    vertex of the block, and whether at some vertex none certainly does."""
-    n, k = win.shape
-    V = z.shape[0]
-    vals = np.full((V, n, k), -np.inf)
-    facs = np.zeros((n, k))
-    for p in range(k):
-        ok = win[:, p] >= 0
-        vals[:, ok, p] = z[:, win[ok, p]]
-        facs[ok, p] = rn[win[ok, p]]
-    best = np.argmax(vals, axis=2)  # the first maximum: ties to the lowest position
-    bv = np.take_along_axis(vals, best[:, :, None], axis=2)[:, :, 0]
-    bf = facs[np.arange(n)[None, :], best]
-    sure = np.ones((V, n), bool)
-    for q in range(k):
-        ok = win[:, q] >= 0
-        d = bv - vals[:, :, q]
-        thr = e[:, None] * (bf + facs[None, :, q])
-        # certain: beyond the bound; or both exact, equal and q after the winner
-        fine = (d > thr) | ((thr == 0) & (d == 0) & (q > best)) | (best == q) | ~ok[None, :]
-        sure &= fine
-    unsure |= ~sure.all(axis=0)
-    b = np.where(sure, best, -1).astype(np.int16)
-    np.minimum(lo, np.where(sure, b, 127).min(axis=0, initial=127), out=lo)
-    np.maximum(hi, b.max(axis=0, initial=-1), out=hi)
-
-
 def form_max(plan, s, values, V, cap, eps, prev):
     """:meth:`GraphPlan.form` for a stage of max units (see the module docstring)."""
+    from . import _mesh2d_max as M
     from .graph_plan import TensorInfo, _widest
 
     st = plan.stages[s]
@@ -146,20 +129,35 @@ def form_max(plan, s, values, V, cap, eps, prev):
     for a, b in blocks:
         z, e = plan._block(s, values, prev, eps, a, b, consts)
         new_eps[a:b] = e
-        _classify_max(z, e, rn, win, lo, hi, unsure)
+        M.classify_max(np.ascontiguousarray(z), e, rn, win, lo, hi, unsure)
         kept.append(z if keep else None)
         del z
     const = ~unsure & (lo == hi)
+    mode, uv_src = "partial", None
+    src = _copy_sources(plan, s) if s and plan.info[s].mode == "uv" and not plan.stages[s - 1].is_max else None
+    if src is not None:  # "uv" mode: see the module docstring
+        pinfo = plan.info[s]
+        cu = np.nonzero(const)[0]
+        winner = src[win[cu, lo[cu]]]
+        const[cu[pinfo.const_piece[winner] < 0]] = False  # its winner changes piece: columns, never cut
+        live_prev = np.zeros(plan.stages[s - 1].n, bool)
+        live_prev[pinfo.live] = True
+        cu = np.nonzero(const)[0]
+        winner = src[win[cu, lo[cu]]]
+        mode, uv_src = "uv", winner[live_prev[winner]]
+        live = cu[live_prev[winner]]
+    else:
+        live = np.nonzero(const)[0]
     piece = np.where(const, lo, -1).astype(np.int8)
     cross = np.nonzero(~const)[0]
-    live = np.nonzero(const)[0]
     wc = win[cross]
     ents = np.unique(wc[wc >= 0])
     mcols = np.where(wc >= 0, np.searchsorted(ents, np.maximum(wc, 0)), -1).astype(np.int64)
     factors = np.zeros((st.n, win.shape[1]))
     ok = win >= 0
     factors[ok] = rn[win[ok]]
-    info = TensorInfo(cross, piece, live, "partial", 1.0, factors.max(axis=1) * SLACK, ents=ents, mcols=mcols)
+    rn_units = factors.max(axis=1) * SLACK
+    info = TensorInfo(cross, piece, live, mode, 1.0, rn_units, ents=ents, mcols=mcols, uv_src=uv_src)
     plan.info[s + 1] = info
     lay = plan._layout(s, info, prev)
     out = np.empty((cap, lay.cols))
@@ -169,7 +167,7 @@ def form_max(plan, s, values, V, cap, eps, prev):
         out[a:b, : ents.size] = z[:, ents]
         if ents.size < lay.nc:
             out[a:b, ents.size : lay.nc] = 0.0
-        if live.size:
+        if mode == "partial" and live.size:
             new_eps[a:b] = plan._push(s, z, info, lay, out, a, b, new_eps[a:b])
         del z
     plan._carry(s, prev, lay, values, out, V)
@@ -209,13 +207,11 @@ def _copied_relu_entries(plan, s, info, prev_block):
         return none
     if not (np.all(prev.slopes[:, 0] == 0.0) and np.all(prev.intercepts[:, 0] == 0.0)):
         return none
-    if not _is_copy(op):
+    idx = _copy_sources(plan, s)
+    if idx is None:
         return none
     n_src = prev.n
-    idx = op.linear(np.arange(n_src, dtype=np.float64)[None, :])[0]
-    if not (np.all(idx == np.round(idx)) and np.all((idx >= 0) & (idx < n_src))):
-        return none
-    src = idx.astype(np.int64)[info.ents]  # the previous stage's neuron of each column
+    src = idx[info.ents]  # the previous stage's neuron of each column
     pinfo = plan.info[s]
     where = np.full(n_src, -1, np.int64)
     where[pinfo.cross] = np.arange(pinfo.cross.size)

@@ -66,6 +66,48 @@ def _entry(v, sf, c, values, rn, zsrc, zneu, prev_cut, prov):
     return values[v, c], rn[c]
 
 
+@njit(cache=True)
+def classify_max(z, e, rn, win, lo, hi, unsure):
+    """Per unit (windows ``win``, -1 absent), over a block of vertices (the
+    stage's preactivations ``z``, bounds ``e``, factors ``rn``): lower
+    ``lo``/raise ``hi`` to the lowest/highest position that certainly wins
+    at a vertex, and set ``unsure`` where at some vertex none certainly does
+    (ties to the lowest position; in place)."""
+    n, k = win.shape
+    for v in range(z.shape[0]):
+        ev = e[v]
+        row = z[v]
+        for u in range(n):
+            best = -1
+            bv = 0.0
+            bf = 0.0
+            for p in range(k):
+                c = win[u, p]
+                if c >= 0 and (best < 0 or row[c] > bv):
+                    best = p
+                    bv = row[c]
+                    bf = rn[c]
+            if best < 0:
+                continue
+            sure = True
+            for q in range(k):
+                c = win[u, q]
+                if c < 0 or q == best:
+                    continue
+                d = bv - row[c]
+                thr = ev * (bf + rn[c])
+                if not (d > thr or (thr == 0.0 and d == 0.0 and q > best)):
+                    sure = False
+                    break
+            if sure:
+                if best < lo[u]:
+                    lo[u] = best
+                if best > hi[u]:
+                    hi[u] = best
+            else:
+                unsure[u] = True
+
+
 @njit(cache=True, inline="always")
 def _winners(v, sf, i, k, mcols, e, values, rn, zsrc, zneu, prev_cut, prov):
     """The position of unit ``i``'s window that certainly wins at vertex

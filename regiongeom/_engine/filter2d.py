@@ -154,6 +154,7 @@ class ExactSigns:
         self.epochs = []  # (number of finished layers, root -> face at the layer's start)
         self._points = {}
         self._prefixes = {}
+        self._lines = {}  # (finished layers, face at the layer's start, neuron, bp) -> exact line
 
     @property
     def net(self):
@@ -175,9 +176,10 @@ class ExactSigns:
         ``uncertain[:, 1]``; ``start`` maps the current roots to the faces at
         the layer's start); store them in ``mesh.xsign`` under ``key``."""
         vs, idx = np.unique(uncertain[:, 0], return_index=True)
+        n_blocks = len(self.blocks)
         for v, f in zip(vs.tolist(), uncertain[idx, 1].tolist(), strict=True):
-            pattern = self._prefix(len(self.blocks), int(start[mesh.root[f]]))
-            s = _exact.sign_at(self.net.line(pattern, neuron, bp), self._point(mesh, v))
+            line = self._cached_line(n_blocks, int(start[mesh.root[f]]), neuron, bp)
+            s = _exact.sign_at(line, self._point(mesh, v))
             mesh.xsign[v] = key * 4 + s + 1
             if s == 0:
                 mesh.values[v, j] = t
@@ -189,9 +191,9 @@ class ExactSigns:
         the leader of the face each vertex was met on (see
         :mod:`._mesh2d_max`)."""
         vs, idx = np.unique(uncertain[:, 0], return_index=True)
+        n_blocks = len(self.blocks)
         for v, f in zip(vs.tolist(), uncertain[idx, 1].tolist(), strict=True):
-            pattern = self._prefix(len(self.blocks), int(start[mesh.root[f]]))
-            line = self.net.tie(pattern, neuron, p, int(mesh.pieces[f, i]))
+            line = self._cached_line(n_blocks, int(start[mesh.root[f]]), neuron, p * k + int(mesh.pieces[f, i]))
             s = _exact.sign_at(line, self._point(mesh, v))
             mesh.xsign[v] = key * 4 + s + 1
         COUNTS["exact"] += len(vs)
@@ -207,6 +209,16 @@ class ExactSigns:
                 hit[first : first + pieces.shape[1]] = pieces[idx]
                 idx = parent[idx]
             self._prefixes[(n_blocks, face)] = hit
+        return hit
+
+    def _cached_line(self, n_blocks, face, neuron, bp):
+        """:meth:`_line` for the pattern of ``face`` at the start of the layer
+        after the first ``n_blocks`` finished ones, computed once."""
+        key = (n_blocks, face, neuron, bp)
+        hit = self._lines.get(key)
+        if hit is None:
+            hit = self._line(self._prefix(n_blocks, face), neuron, bp)
+            self._lines[key] = hit
         return hit
 
     def _line(self, pattern, neuron, bp):
@@ -235,8 +247,8 @@ class ExactSigns:
             hit = exact_point(mesh.vx[v], mesh.vy[v])
         else:
             n_blocks, start = self.epochs[epoch]
-            pattern = self._prefix(n_blocks, int(start[root]))
-            hit = _exact.meet(self._line(pattern, na, ka), self._line(pattern, nb, kb))
+            face = int(start[root])
+            hit = _exact.meet(self._cached_line(n_blocks, face, na, ka), self._cached_line(n_blocks, face, nb, kb))
             if hit[2] == 0:
                 raise RuntimeError(
                     f"vertex {v} lies on two parallel lines (an internal error, please report)"

@@ -137,6 +137,22 @@ class TensorInfo:
     scale: float = 1.0  # >= 1: the crossing entries' factors are ``scale * lip * rn``
     ents: np.ndarray = None  # max units: the preactivation entries that get a column (cut)
     mcols: np.ndarray = None  # max units: (n_cross, k) column of each window entry, -1 none
+    uv_src: np.ndarray = None  # max units in "uv" mode: the winning neuron of the stage before, per live unit
+    uv_units: "UVUnits" = None  # (cache of GraphPlan._uv_units)
+
+
+@dataclass
+class UVUnits:
+    """The live constant units of a tensor in "uv" mode, as affine maps of the
+    coordinates on their pieces: ``h = sl (uv @ M.T + const) + ic``, the
+    preactivations with factors ``rn`` (the units' outputs: ``lip * rn``)."""
+
+    M: np.ndarray
+    const: np.ndarray
+    sl: np.ndarray
+    ic: np.ndarray
+    rn: np.ndarray
+    lip: float
 
 
 @dataclass
@@ -192,13 +208,13 @@ class GraphPlan:
         f = np.zeros(st.n)
         f[info.cross] = info.scale * info.lip * info.rn[info.cross]
         if info.mode == "uv" and info.live.size:
-            op = st.operator
+            uvu = self._uv_units(t)
             uv = self._uv(values, lay, a, b)
-            z = uv @ op.M[info.live].T + op.const[info.live]
-            hl, r = _units_on_pieces(st, info, z)
+            z = uv @ uvu.M.T + uvu.const
+            hl, r = _units_affine(uvu.sl, uvu.ic, uvu.rn, z)
             h[:, info.live] = hl
-            f[info.live] = info.lip * info.rn[info.live]
-            base = E * _uv_scale(self.rn_uv, op, info)
+            f[info.live] = uvu.lip * uvu.rn
+            base = E * _uv_scale(self.rn_uv, uvu.M, uvu.rn)
             E = np.maximum(E, SLACK * (base + gamma(3) * np.maximum(np.abs(uv).max(axis=1), 1.0) + r))
         return h, f, E
 
@@ -240,8 +256,9 @@ class GraphPlan:
             info = self.info[t]
             f = np.zeros(self.stages[t - 1].n)
             f[info.cross] = info.scale * info.lip * info.rn[info.cross]
-            if info.mode == "uv":
-                f[info.live] = info.lip * info.rn[info.live]
+            if info.mode == "uv" and info.live.size:
+                uvu = self._uv_units(t)
+                f[info.live] = uvu.lip * uvu.rn
             fs.append(f[None, :])
         parts = [(c, lay.rp[(t, r)]) for (t, r), c in lay.partial.items() if r == s] if lay else []
         if not live.any():
@@ -256,6 +273,24 @@ class GraphPlan:
             rp = np.sum([p for _c, p in parts], axis=0) * (1.0 + 2 * len(parts) * U)
             cp = float((rp[live] / rn[live]).max()) * grow
         return c1, c2, cp, _n_terms(op), [(c, None) for c, _ in parts]
+
+    def _uv_units(self, t):
+        """The :class:`UVUnits` of tensor ``t`` (in "uv" mode): its stage's
+        own live constant neurons, or, for a stage of max units reading such a
+        stage (:func:`._graph_max.form_max`), the winners of its live constant
+        units, neurons of the stage before."""
+        info = self.info[t]
+        if info.uv_units is None:
+            if info.uv_src is None:
+                st, src, own = self.stages[t - 1], info.live, info
+            else:
+                st, src, own = self.stages[t - 2], info.uv_src, self.info[t - 1]
+            k = own.const_piece[src].astype(np.int64)
+            op = st.operator
+            info.uv_units = UVUnits(
+                op.M[src], op.const[src], st.slopes[src, k], st.intercepts[src, k], own.rn[src], own.lip
+            )
+        return info.uv_units
 
     # -- forming a stage ------------------------------------------------------
     def form(self, s, values, V, cap, eps):
@@ -470,12 +505,12 @@ def _uv_factor(op, info):
     return float((info.rn[info.live][ok] / l1[ok]).min()) / SLACK
 
 
-def _uv_scale(rn_uv, op, info):
+def _uv_scale(rn_uv, M, rn):
     """``max(1, rn_uv max_j |M_j|_1 / rn_j)`` over the live constant neurons
-    of a stage recomputed from the coordinates: their error is at most
-    ``rn_j`` times that times ``eps`` (plus their own rounding)."""
-    l1 = np.abs(op.M[info.live]).sum(axis=1) * SLACK
-    rn = info.rn[info.live]
+    of a stage recomputed from the coordinates (rows ``M``, factors ``rn``):
+    their error is at most ``rn_j`` times that times ``eps`` (plus their own
+    rounding)."""
+    l1 = np.abs(M).sum(axis=1) * SLACK
     if (l1[rn == 0] > 0).any():
         return np.inf
     ok = rn > 0
@@ -489,11 +524,15 @@ def _units_on_pieces(st, info, z):
     k = info.const_piece[live].astype(np.int64)
     if st.is_max:  # ``z``: all the stage's preactivations; a unit outputs its winner, exactly
         return z[:, st.windows[live, k]], np.zeros(len(z))
-    sl, ic = st.slopes[live, k], st.intercepts[live, k]
+    return _units_affine(st.slopes[live, k], st.intercepts[live, k], info.rn[live], z)
+
+
+def _units_affine(sl, ic, rn, z):
+    """``h = sl z + ic`` (B, n) and the bound ``r`` (B,) of its rounding
+    relative to the factors ``rn`` of ``z``."""
     h = z * sl
     h += ic
     exact = bool(np.all(((sl == 0) | (sl == 1) | (sl == -1)) & (ic == 0)))
-    rn = info.rn[live]
     if exact or not (rn > 0).any() or not z.shape[1]:
         return h, np.zeros(len(z))
     ok = rn > 0
