@@ -74,6 +74,25 @@ def test_duplicate_neurons_with_rounded_constants():
     assert len(rm) == 3 and min(rm.measures) < 1e-15
 
 
+_NEAR_PARALLEL = ["0x1.6a09e667f3bccp-6", "0x1.baf3147f6b905p-6", "-0x1.6a09e667f3bccp-5", "-0x1.baf3147f6b907p-5",
+                  "-0x1.f1cd9cceef239p-3", "-0x1.505043b6140a2p-5"]  # fmt: skip
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (1, 0, 2), (0, 2, 1), (2, 0, 1)])
+def test_lines_nearly_parallel_through_one_point(order):
+    """Three lines through the origin, two of them 1e-16 apart in angle (a
+    conv's rows on a plane through sparse images gave them): where the two
+    meet, interpolation along either cannot place the vertex (it landed 0.3
+    away, so areas were off by 0.2 when the third line was cut after both);
+    such vertices are put at their exact points (rounded), counted."""
+    W = np.array([float.fromhex(h) for h in _NEAR_PARALLEL]).reshape(3, 2)[list(order)]
+    net = net_of([W, np.ones((1, 3))], [np.zeros(3), [0.0]], ["relu", None])
+    COUNTS["snapped"] = 0
+    assert compare(net, (-0.3, -0.3, 1.3, 1.3)) == []
+    if order[:2] in ((0, 1), (1, 0)):
+        assert COUNTS["snapped"] > 0
+
+
 def test_neuron_constant_far_from_its_breakpoint_2d():
     """Reproducer B in 2D: neuron 1 is exactly -1 where x < 0 (relu(1e11 x) = 0
     there); it must not be snapped onto its breakpoint."""

@@ -112,7 +112,7 @@ def test_split_edge_puts_the_vertex_on_the_line():
     scratch = np.empty(2)  # a row of the values' width, and one more
     scratch_bits = scratch.view(np.int64)
     nv, nh = K._split_edges(np.array([h]), 1, 0, 1.2, 7, 0, 5, 9, ends, np.arange(4), one, one, scratch, scratch_bits, mesh.vx,
-                           mesh.vy, mesh.values, mesh.sign, mesh.eps, mesh.prov, mesh.stats, mesh.orig, mesh.nxt,
+                           mesh.vy, mesh.values, mesh.sign, mesh.eps, mesh.perr, mesh.prov, mesh.stats, mesh.orig, mesh.nxt,
                            mesh.twin, mesh.face, mesh.edge_neuron, mesh.edge_bp, mesh.anc, mesh.root, 4,
                            6)  # fmt: skip
     assert (nv, nh) == (5, 8)
@@ -125,6 +125,8 @@ def test_split_edge_puts_the_vertex_on_the_line():
     assert (mesh.twin[h], mesh.twin[h2]) == (g2, g)
     # exact ends (eps 0): the new value's error is the interpolation's rounding only
     assert 0 < mesh.eps[4] < 1e-14 and mesh.stats[K.EMAX] == mesh.eps[4]
+    # and its position's bound is the interpolation's rounding only too
+    assert 0 < mesh.perr[4] < 1e-14
     # made by neuron 7 at breakpoint 0 on the diagonal (domain line h or its twin's), in root 3 of epoch 5
     assert mesh.prov[4].tolist() == [7, 0, ARTIFICIAL, h, 3, 5]
     # the diagonal separates root 3 (of h's face) from root 0: the line enters or leaves both there

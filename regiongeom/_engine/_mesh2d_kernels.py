@@ -69,7 +69,12 @@ class Mesh(NamedTuple):
     it was made in and the epoch of that root (``CORNER`` for the domain's
     own points); ``xsign (cap_v,) int64`` exact signs decided by the caller
     (``key * 4 + sign + 1``, valid for the cut ``key`` only); ``sign (cap_v,)
-    int8`` is scratch for the neuron being cut.
+    int8`` is scratch for the neuron being cut; ``perr (cap_v,)`` a bound on
+    the distance (max-norm) of the float vertex from the exact one (0 for the
+    domain's points; an interpolated vertex adds ``ea`` times its anchors'
+    span to theirs): the vertices where it is large, e.g. where nearly
+    parallel lines meet, are put at their exact points when the mesh is
+    finished (:func:`.mesh2d._snap_vertices`).
     Half-edges ``(cap_h,)``: ``orig`` (start vertex), ``nxt`` (the next
     half-edge around its face, counter-clockwise), ``twin`` (-1 on the
     domain's boundary), ``face``, and ``edge_neuron``/``edge_bp`` (the
@@ -96,6 +101,7 @@ class Mesh(NamedTuple):
     eps: np.ndarray
     prov: np.ndarray
     xsign: np.ndarray
+    perr: np.ndarray
     orig: np.ndarray
     nxt: np.ndarray
     twin: np.ndarray
@@ -274,7 +280,7 @@ def cut_layer(
         # the edges first, so that each root's ends on the line are known
         crossing = np.empty(2 * n_todo, np.int64)
         nv, nh, status = _split_faces(todo, n_todo, crossing, j, k, ids[j], t, epoch, key, ends, start, rn, rinv, scratch,
-                                      scratch_bits, vx, vy, values, sign, eps, prov, stats, orig, nxt, twin, face,
+                                      scratch_bits, vx, vy, values, sign, eps, m.perr, prov, stats, orig, nxt, twin, face,
                                       edge_neuron, edge_bp, anc, face_edge, root, nv, nh)  # fmt: skip
         nh, nf, st = _add_chords(todo, n_todo, j, k, ids[j], key, ends, start, sign, orig, nxt, twin, face,
                                  edge_neuron, edge_bp, anc, face_edge, pieces, root, next_in_root, head, count, nh,
@@ -320,7 +326,7 @@ def _uncertain(i0, i1, n_unc, root_faces, head, count, next_in_root, sign, orig,
 
 @njit(cache=True)
 def _split_faces(todo, n_todo, crossing, j, k, neuron, t, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits,
-                 vx, vy, values, sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge,
+                 vx, vy, values, sign, eps, perr, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge,
                  root, nv, nh):  # fmt: skip
     """Split the edges of every face ``f = todo[i] >= 0`` (``i < n_todo``)
     whose ends have strictly opposite signs in ``sign`` where ``values[:, j]
@@ -352,7 +358,7 @@ def _split_faces(todo, n_todo, crossing, j, k, neuron, t, epoch, key, ends, star
             h = hn
     # (the twin of an edge split first is no longer crossed: its new vertex has sign 0)
     nv, nh = _split_edges(crossing, n, j, t, neuron, k, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits,
-                          vx, vy, values, sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc,
+                          vx, vy, values, sign, eps, perr, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc,
                           root, nv, nh)  # fmt: skip
     return nv, nh, status
 
@@ -409,9 +415,21 @@ def _add_chords(todo, n_todo, j, k, neuron, key, ends, start_of, sign, orig, nxt
     return nh, nf, status
 
 
+@njit(cache=True, inline="always")
+def _position_error(u, w, ea, vx, vy, perr):
+    """A bound on the max-norm distance of the vertex interpolated at parameter
+    ``a`` (within ``ea`` of the exact one) between anchors ``u`` and ``w``
+    from the exact vertex: the anchors' own, plus ``ea`` times their span,
+    plus the rounding of the interpolation."""
+    du = abs(vx[w] - vx[u])
+    dv = abs(vy[w] - vy[u])
+    mag = max(max(abs(vx[u]), abs(vx[w])), max(abs(vy[u]), abs(vy[w])))
+    return (max(perr[u], perr[w]) + ea * max(du, dv) + 4.0 * U * mag) * SLACK
+
+
 @njit(cache=True)
 def _split_edges(hs, n, j, t, neuron, k, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits, vx, vy, values,
-                 sign, eps, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, root, nv, nh):  # fmt: skip
+                 sign, eps, perr, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, root, nv, nh):  # fmt: skip
     """For each half-edge ``h = hs[i]`` (``i < n``) whose ends still have
     strictly opposite signs in ``sign``, in order: put a new vertex where
     ``values[:, j] == t`` on its edge (splitting its twin too), with its
@@ -445,6 +463,7 @@ def _split_edges(hs, n, j, t, neuron, k, epoch, key, ends, start_of, rn, rinv, s
         nv += 1
         vx[m] = vx[u] + a * (vx[w] - vx[u])
         vy[m] = vy[u] + a * (vy[w] - vy[u])
+        perr[m] = _position_error(u, w, ea, vx, vy, perr)
         # the interpolated row, and each column's error term (>= 0) into a
         # scratch row (whose bits are ``scratch_bits``), then their maximum
         n_cols = values.shape[1]

@@ -272,7 +272,7 @@ def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, 
     ``l``) are needed under the key ``key0 + i * k + p``."""
     m = Mesh(*mesh_fields)
     indptr, root_faces, head, count = roots_fields
-    vx, vy, values, sign, eps, prov, xsign = m.vx, m.vy, m.values, m.sign, m.eps, m.prov, m.xsign
+    vx, vy, values, sign, eps, prov, xsign, perr = m.vx, m.vy, m.values, m.sign, m.eps, m.prov, m.xsign, m.perr
     orig, nxt, twin, face, edge_neuron, edge_bp = m.orig, m.nxt, m.twin, m.face, m.edge_neuron, m.edge_bp
     anc, face_edge, pieces, root, next_in_root, stats = m.anc, m.face_edge, m.pieces, m.root, m.next_in_root, m.stats
     size = m.size
@@ -401,6 +401,10 @@ def cut_max(mesh_fields, roots_fields, mcols, rn, rinv, ids, i, p, max_regions, 
             nv += 1
             vx[mv] = vx[u] + a * (vx[w] - vx[u])
             vy[mv] = vy[u] + a * (vy[w] - vy[u])
+            du = abs(vx[w] - vx[u])
+            dv = abs(vy[w] - vy[u])
+            mag = max(max(abs(vx[u]), abs(vx[w])), max(abs(vy[u]), abs(vy[w])))
+            perr[mv] = (max(perr[u], perr[w]) + ea * max(du, dv) + 4.0 * U * mag) * SLACK  # as _mesh2d_kernels
             u6 = 6.0 * U
             ncol = values.shape[1]
             for c in range(ncol):

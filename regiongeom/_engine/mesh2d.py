@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 
+from fractions import Fraction
+
 import numpy as np
 
 from .._jit import compile_notice
@@ -77,7 +79,7 @@ def _initial_mesh(pieces):
             twin, np.array(face, np.int64), edge_neuron, np.array(face_edge, np.int64))  # fmt: skip
 
 
-_V_ARRAYS = ("vx", "vy", "sign", "eps", "prov", "xsign", "values")
+_V_ARRAYS = ("vx", "vy", "sign", "eps", "prov", "xsign", "perr", "values")
 _H_ARRAYS = ("orig", "nxt", "twin", "face", "edge_neuron", "edge_bp", "anc")
 _F_ARRAYS = ("face_edge", "pieces", "root", "next_in_root")
 
@@ -104,7 +106,7 @@ def _new_mesh(pieces):
     return K.Mesh(
         vx=padded(vx, cap_v), vy=padded(vy, cap_v), values=np.zeros((cap_v, 0)),
         sign=np.zeros(cap_v, np.int8), eps=np.zeros(cap_v), prov=padded(prov, cap_v),
-        xsign=np.full(cap_v, -1, np.int64),
+        xsign=np.full(cap_v, -1, np.int64), perr=np.zeros(cap_v),
         **{name: padded(val, cap_h) for name, val in zip(_H_ARRAYS, h_arrays, strict=True)},
         face_edge=padded(face_edge, cap_f), pieces=np.zeros((cap_f, 0), np.int8),
         root=np.zeros(cap_f, np.int64), next_in_root=np.zeros(cap_f, np.int64), size=size,
@@ -276,12 +278,37 @@ def _enumerate_2d(net, domain, max_regions):
     return _finish(g, exact, blocks, net, domain)
 
 
+# vertices farther than this (relative to the domain's size) from their exact points,
+# by their bound ``perr``, are put at their exact points (rounded) when the mesh is finished
+_SNAP = 2.0**-40
+
+
+def _snap_vertices(mesh, exact):
+    """Put every vertex whose position bound ``perr`` exceeds :data:`_SNAP`
+    times the domain's size at its exact point, rounded (where nearly
+    parallel lines meet, interpolation can place a vertex far along them;
+    the signs, hence the mesh's structure, are exact regardless, but the
+    areas need the points). Counted in ``COUNTS["snapped"]``."""
+    nv = int(mesh.size[K.NV])
+    if nv == 0 or exact is None:
+        return
+    size = max(float(np.abs(mesh.vx[:nv]).max()), float(np.abs(mesh.vy[:nv]).max()), 1e-300)
+    far = np.nonzero(mesh.perr[:nv] > _SNAP * size)[0]
+    for v in far.tolist():
+        X_, Y_, W_ = (int(c) for c in exact._point(mesh, v))
+        mesh.vx[v] = float(Fraction(X_, W_))
+        mesh.vy[v] = float(Fraction(Y_, W_))
+    X.COUNTS["snapped"] = X.COUNTS.get("snapped", 0) + len(far)
+
+
 def _finish(g, exact, blocks, net, domain, assemble=assemble_patterns):
     """The :class:`Subdivision` of the finished mesh ``g.mesh``."""
     stats = g.mesh.stats
     X.COUNTS["decisions"] += int(stats[K.N_DECISIONS])
+    _snap_vertices(g.mesh, exact)
     # keep only what the result needs, trimmed, freeing the rest first
-    g.set(values=None, sign=None, eps=None, prov=None, xsign=None, pieces=None, root=None, next_in_root=None)
+    g.set(values=None, sign=None, eps=None, prov=None, xsign=None, perr=None, pieces=None, root=None,
+          next_in_root=None)  # fmt: skip
     g.set(anc=None)
     nv, nh, nf = (int(c) for c in g.mesh.size[:3])
     lengths = {**dict.fromkeys(("vx", "vy"), nv), **dict.fromkeys(_H_ARRAYS[:-1], nh), "face_edge": nf}
