@@ -74,7 +74,7 @@ class Grid(NamedTuple):
     w: np.ndarray  # (W,) one layer's term weights
     ok: np.ndarray  # (W,) 1.0: their indicators decided good, else 0.0
     delta: np.ndarray  # (W,) how far the pinned neuron's output moves
-    e: np.ndarray  # (W,) the Gaussian exponents
+    e: np.ndarray  # (W,) the Gaussian exponents (and _scan's open margins)
     idx: np.ndarray  # (W,) their table entries (integers, as floats)
     tab: np.ndarray  # (W,) exp(-e)
     changed: np.ndarray  # (W,) int64
@@ -136,11 +136,11 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, f, f_layer, flag):  # prag
                         nd = _pieces_step(net, g, ly, noise, s)
                     else:
                         nd = _pieces_many(net, g, ly, noise, s)
-                    nc, smallest = _scan(net, g, ly, nd)
+                    nc, n_small = _scan(net, g, ly, nd, tau[ly])
                 else:
                     _affine(net, g, ly)
-                    nc, smallest = 0, np.inf
-                if moved and ly > 0 and not smallest > tau[ly]:
+                    nc, n_small = 0, 0
+                if moved and ly > 0 and n_small > 0:  # a value within tau of a breakpoint
                     ok = False
                     break
                 if nc > 0 and first < 0:
@@ -172,6 +172,8 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, f, f_layer, flag):  # prag
         f[n] = acc
         # a term the column bound leaves open goes to the per-point kernels,
         # unless all such terms together stay below half an ulp of the sum
+        # (w_open, a sum, bounds the largest such term from above: if
+        # anything, more pairs go to the per-point kernels)
         flag[n] = opt.use_good and w_open > 0.0 and w_open * net.term_off[la + 1] > acc * HALF_ULP
 
 
@@ -241,21 +243,32 @@ def _pieces_many(net, g, ly, noise, s):  # pragma: no cover
     return nd
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def _scan(net, g, ly, nd):  # pragma: no cover
-    """Layer ``l``'s widest open margin into ``g.widest`` and, if ``nd > 0``,
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+def _scan(net, g, ly, nd, tau_l):  # pragma: no cover
+    """Layer ``l``'s widest and second widest open margins into
+    ``g.widest``/``g.second`` (and their neurons; not for layer 0, whose
+    are never used: no earlier layer's terms test it) and, if ``nd > 0``,
     its changed neurons into ``g.changed`` (those with ``ds`` or ``dh``
-    nonzero, or a new piece); returns ``(number listed, smallest margin)``."""
+    nonzero, or a new piece); returns ``(number listed, number of margins
+    not above tau_l)``.
+
+    The open margins go through ``g.e`` (-inf where closed): that loop
+    vectorises, and the search for the two widest then branches
+    predictably (the slope test, in it, mispredicted half the time)."""
     m = net.rows[ly]
-    smallest, m1, k1, m2, k2 = np.inf, -np.inf, 0, -np.inf, 0
+    n_small = 0
     for j in range(m):
         mg = g.margin[ly, j]
-        smallest = min(smallest, mg)
-        if g.slope[ly, j] != 0.0 and mg > m2:
-            if mg > m1:
-                m2, k2, m1, k1 = m1, k1, mg, j
+        n_small += not mg > tau_l
+        g.e[j] = mg if g.slope[ly, j] != 0.0 else -np.inf
+    m1, k1, m2, k2 = -np.inf, 0, -np.inf, 0
+    for j in range(m if ly > 0 else 0):
+        mo = g.e[j]
+        if mo > m2:  # rarely, after the first few
+            if mo > m1:
+                m2, k2, m1, k1 = m1, k1, mo, j
             else:
-                m2, k2 = mg, j
+                m2, k2 = mo, j
     g.widest[ly], g.widest_j[ly], g.second[ly], g.second_j[ly] = m1, k1, m2, k2
     nc = 0
     if nd > 0:
@@ -263,7 +276,7 @@ def _scan(net, g, ly, nd):  # pragma: no cover
             if g.ds[ly, j] != 0.0 or g.dh[ly, j] != 0.0:
                 g.changed[nc] = j
                 nc += 1
-    return nc, smallest
+    return nc, n_small
 
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
@@ -429,15 +442,16 @@ def _bound_test(net, g, ly, mm):  # pragma: no cover
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
 def _sum_terms(g, m, use_good):  # pragma: no cover
-    """The sum of the good weights (all, without the indicator) and the
-    largest weight left undecided (``g.ok`` is 1 or 0: the products are
-    exact)."""
+    """The sum of the good weights (all, without the indicator) and the sum
+    of the weights left undecided, a bound of the largest (``g.ok`` is 1 or
+    0: the products are exact). Two sums: the loop vectorises (a ``max``
+    does not without ``nnan``)."""
     part, w_open = 0.0, 0.0
     w, ok = g.w, g.ok
     if use_good:
         for j in range(m):
             part += w[j] * ok[j]
-            w_open = max(w_open, w[j] - w[j] * ok[j])
+            w_open += w[j] - w[j] * ok[j]
     else:
         for j in range(m):
             part += w[j]
