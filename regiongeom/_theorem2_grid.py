@@ -27,6 +27,14 @@ one at a time. Here, per pixel:
 The result equals the per-point kernels' to rounding (a few 1e-15
 relative). Dense networks only (every weight after the first layer
 nonzero): the screen's column bound is what decides the indicator.
+
+Speed (numba): the kernels are compiled with every array argument marked
+``noalias`` (:class:`NoAlias`), so that the loops over a layer's neurons
+vectorise without run-time overlap checks; every offset into a flat array
+is written ``max(offset, 0)`` (LLVM then knows the index is not negative and
+drops numba's wraparound code, which otherwise turns each loop into scalar
+loads); no loop converts floats to 64-bit integers (AVX2 cannot vectorise
+it). LLVM inlines the helpers into :func:`grid_chunk`.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit
+from numba.core.compiler import Compiler
 
 from . import _theorem2_kernels as K
 from ._jit import compile_notice
@@ -52,6 +61,25 @@ _FM = {"reassoc", "contract", "nsz", "arcp"}  # vectorised loops; changes only t
 TAU = 2.0**-28  # tau[l] = TAU * (a bound of |z_l| + |b_l + noise|) over the grid's box
 
 _EXPTAB = np.exp(-np.arange(8 * int(ECUT) + 8) / 8.0)
+
+
+class NoAlias(Compiler):
+    """numba's compiler with every pointer argument of the compiled function
+    marked ``noalias`` (numba has the flag, but no ``njit`` option for it),
+    for every kernel of this file: ``@njit(pipeline_class=NoAlias, ...)``.
+
+    Without it LLVM must assume that any two arrays may overlap: it guards
+    each vectorised loop by run-time overlap checks and gives up
+    vectorising a loop that writes more than a few arrays (about 35 % of
+    the walk's time went to those checks and scalar loops; with the flag,
+    MAP-M's walk takes about 0.6 times as long, same bits). The contract:
+    no two array arguments (the arrays in ``Net`` and ``Grid`` included)
+    share memory; :func:`make_grid_scratch`, ``Packed`` and
+    :func:`theorem2_grid` allocate each separately."""
+
+    def define_pipelines(self):
+        self.state.flags.noalias = True
+        return super().define_pipelines()
 
 
 class Grid(NamedTuple):
@@ -72,10 +100,10 @@ class Grid(NamedTuple):
     second: np.ndarray  # (L,) the second widest (-inf: none)
     second_j: np.ndarray  # (L,) int64
     w: np.ndarray  # (W,) one layer's term weights
-    ok: np.ndarray  # (W,) bool: their indicators decided good
+    ok: np.ndarray  # (W,) 1.0: their indicators decided good, else 0.0
     delta: np.ndarray  # (W,) how far the pinned neuron's output moves
-    e: np.ndarray  # (W,) the Gaussian exponents
-    idx: np.ndarray  # (W,) int64: their table entries
+    e: np.ndarray  # (W,) the Gaussian exponents (and _scan's open margins)
+    idx: np.ndarray  # (W,) their table entries (integers, as floats)
     tab: np.ndarray  # (W,) exp(-e)
     changed: np.ndarray  # (W,) int64
 
@@ -86,11 +114,11 @@ def make_grid_scratch(L, W, d):
 
     return Grid(z=lw(), grad=np.zeros((L, d, W)), gn=lw(), v=lw(), h=lw(), slope=lw(), piece=lw(np.int64),
                 margin=lw(), dh=lw(), ds=lw(), widest=np.zeros(L), widest_j=np.zeros(L, np.int64), second=np.zeros(L),
-                second_j=np.zeros(L, np.int64), w=np.zeros(W), ok=np.zeros(W, np.bool_),
-                delta=np.zeros(W), e=np.zeros(W), idx=np.zeros(W, np.int64), tab=np.zeros(W), changed=np.zeros(W, np.int64))  # fmt: skip
+                second_j=np.zeros(L, np.int64), w=np.zeros(W), ok=np.zeros(W),
+                delta=np.zeros(W), e=np.zeros(W), idx=np.zeros(W), tab=np.zeros(W), changed=np.zeros(W, np.int64))  # fmt: skip
 
 
-@njit(cache=True, nogil=True)
+@njit(pipeline_class=NoAlias, cache=True, nogil=True)
 def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, f, f_layer, flag):  # pragma: no cover
     """Eq. (6) for sample ``s`` at the points ``p0 <= p < p1`` (consecutive
     points near each other: a grid in row order), into ``f[s * P + p]`` (with
@@ -136,11 +164,11 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, f, f_layer, flag):  # prag
                         nd = _pieces_step(net, g, ly, noise, s)
                     else:
                         nd = _pieces_many(net, g, ly, noise, s)
-                    nc, smallest = _scan(net, g, ly, nd)
+                    nc, n_small = _scan(net, g, ly, nd, tau[ly])
                 else:
                     _affine(net, g, ly)
-                    nc, smallest = 0, np.inf
-                if moved and ly > 0 and not smallest > tau[ly]:
+                    nc, n_small = 0, 0
+                if moved and ly > 0 and n_small > 0:  # a value within tau of a breakpoint
                     ok = False
                     break
                 if nc > 0 and first < 0:
@@ -172,24 +200,27 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, f, f_layer, flag):  # prag
         f[n] = acc
         # a term the column bound leaves open goes to the per-point kernels,
         # unless all such terms together stay below half an ulp of the sum
+        # (w_open, a sum, bounds the largest such term from above: if
+        # anything, more pairs go to the per-point kernels)
         flag[n] = opt.use_good and w_open > 0.0 and w_open * net.term_off[la + 1] > acc * HALF_ULP
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _affine(net, g, ly):  # pragma: no cover
     """A layer without activation: ``h_l = z_l + b_l``."""
-    b0 = net.b_off[ly]
+    b0 = max(net.b_off[ly], 0)  # provably >= 0: no wraparound code per index (see NONNEG)
     for j in range(net.rows[ly]):
         g.h[ly, j] = g.z[ly, j] + net.bias[b0 + j]
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
 def _pieces_step(net, g, ly, noise, s):  # pragma: no cover
     """Layer ``l``'s pieces, outputs, slopes and margins at this pixel, for
     one breakpoint, and ``dh``/``ds`` against the pieces held before (0
     where unchanged); returns how many changed. Selects, no branches, few
     arrays per loop: it vectorises (see :func:`_weigh`)."""
-    m, b0, n0, t0, s0 = net.rows[ly], net.b_off[ly], net.noise_off[ly], net.bp_off[ly], net.sl_off[ly]
+    m, t0, s0 = net.rows[ly], net.bp_off[ly], net.sl_off[ly]
+    b0, n0 = max(net.b_off[ly], 0), max(net.noise_off[ly], 0)
     t, a0, a1, c0, c1 = net.bps[t0], net.slopes[s0], net.slopes[s0 + 1], net.icpts[s0], net.icpts[s0 + 1]
     for j in range(m):
         g.v[ly, j] = g.z[ly, j] + net.bias[b0 + j] + noise[s, n0 + j]
@@ -216,10 +247,11 @@ def _pieces_step(net, g, ly, noise, s):  # pragma: no cover
     return nd
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _pieces_many(net, g, ly, noise, s):  # pragma: no cover
     """:func:`_pieces_step` for any number of breakpoints."""
-    m, b0, n0, t0, s0 = net.rows[ly], net.b_off[ly], net.noise_off[ly], net.bp_off[ly], net.sl_off[ly]
+    m, t0, s0 = net.rows[ly], max(net.bp_off[ly], 0), max(net.sl_off[ly], 0)
+    b0, n0 = max(net.b_off[ly], 0), max(net.noise_off[ly], 0)
     K_ = net.bp_off[ly + 1] - t0
     nd = 0
     for j in range(m):
@@ -239,21 +271,32 @@ def _pieces_many(net, g, ly, noise, s):  # pragma: no cover
     return nd
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def _scan(net, g, ly, nd):  # pragma: no cover
-    """Layer ``l``'s widest open margin into ``g.widest`` and, if ``nd > 0``,
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+def _scan(net, g, ly, nd, tau_l):  # pragma: no cover
+    """Layer ``l``'s widest and second widest open margins into
+    ``g.widest``/``g.second`` (and their neurons; not for layer 0, whose
+    are never used: no earlier layer's terms test it) and, if ``nd > 0``,
     its changed neurons into ``g.changed`` (those with ``ds`` or ``dh``
-    nonzero, or a new piece); returns ``(number listed, smallest margin)``."""
+    nonzero, or a new piece); returns ``(number listed, number of margins
+    not above tau_l)``.
+
+    The open margins go through ``g.e`` (-inf where closed): that loop
+    vectorises, and the search for the two widest then branches
+    predictably (the slope test, in it, mispredicted half the time)."""
     m = net.rows[ly]
-    smallest, m1, k1, m2, k2 = np.inf, -np.inf, 0, -np.inf, 0
+    n_small = 0
     for j in range(m):
         mg = g.margin[ly, j]
-        smallest = min(smallest, mg)
-        if g.slope[ly, j] != 0.0 and mg > m2:
-            if mg > m1:
-                m2, k2, m1, k1 = m1, k1, mg, j
+        n_small += not mg > tau_l
+        g.e[j] = mg if g.slope[ly, j] != 0.0 else -np.inf
+    m1, k1, m2, k2 = -np.inf, 0, -np.inf, 0
+    for j in range(m if ly > 0 else 0):
+        mo = g.e[j]
+        if mo > m2:  # rarely, after the first few
+            if mo > m1:
+                m2, k2, m1, k1 = m1, k1, mo, j
             else:
-                m2, k2 = mg, j
+                m2, k2 = mo, j
     g.widest[ly], g.widest_j[ly], g.second[ly], g.second_j[ly] = m1, k1, m2, k2
     nc = 0
     if nd > 0:
@@ -261,10 +304,10 @@ def _scan(net, g, ly, nd):  # pragma: no cover
             if g.ds[ly, j] != 0.0 or g.dh[ly, j] != 0.0:
                 g.changed[nc] = j
                 nc += 1
-    return nc, smallest
+    return nc, n_small
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
 def _values(net, g, ly, X, p):  # pragma: no cover
     """``z_l = W_l h_{l-1}`` from scratch."""
     m, base = net.rows[ly], net.w_off[ly]
@@ -274,12 +317,12 @@ def _values(net, g, ly, X, p):  # pragma: no cover
     for c in range(n_in):
         a = X[p, c] if ly == 0 else g.h[ly - 1, c]
         if a != 0.0:
-            o = base + c * m
+            o = max(base + c * m, 0)
             for j in range(m):
                 g.z[ly, j] += a * net.w_t[o + j]
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
 def _gradients(net, g, ly):  # pragma: no cover
     """Input gradients of ``z_l`` from scratch (norms: :func:`_norms`)."""
     m, base = net.rows[ly], net.w_off[ly]
@@ -294,12 +337,12 @@ def _gradients(net, g, ly):  # pragma: no cover
             else:
                 a = g.grad[ly - 1, dd, c] * (g.slope[ly - 1, c] if net.has_act[ly - 1] else 1.0)
             if a != 0.0:
-                o = base + c * m
+                o = max(base + c * m, 0)
                 for j in range(m):
                     g.grad[ly, dd, j] += a * net.w_t[o + j]
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
 def _norms(net, g, ly):  # pragma: no cover
     m = net.rows[ly]
     for j in range(m):
@@ -311,17 +354,17 @@ def _norms(net, g, ly):  # pragma: no cover
         g.gn[ly, j] = math.sqrt(g.gn[ly, j])
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
 def _move(net, g, ly, X, p):  # pragma: no cover
     """``z_l += grad z_l . (x_p - x_{p-1})``: along the previous pixel's affine map."""
     m = net.rows[ly]
     for dd in range(X.shape[1]):
         dx = X[p, dd] - X[p - 1, dd]
-        for j in range(m):
+        for j in range(m if dx != 0.0 else 0):  # along a row of the grid, y does not move
             g.z[ly, j] += g.grad[ly, dd, j] * dx
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
 def _rank(net, g, first, ly, n_first):  # pragma: no cover
     """Layer ``l``'s values and gradients corrected for the ``n_first``
     neurons of layer ``first = l - 1`` that changed piece (``g.changed``):
@@ -331,7 +374,7 @@ def _rank(net, g, first, ly, n_first):  # pragma: no cover
     m, base = net.rows[ly], net.w_off[ly]
     for i in range(n_first):
         c = g.changed[i]
-        o = base + c * m
+        o = max(base + c * m, 0)
         dhc, dsc = g.dh[first, c], g.ds[first, c]
         for j in range(m):
             g.z[ly, j] += net.w_t[o + j] * dhc
@@ -354,29 +397,31 @@ def _rank(net, g, first, ly, n_first):  # pragma: no cover
                 g.grad[ly, dd, j] = 0.0
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
 def _weigh(net, opt, g, ly, k):  # pragma: no cover
     """The weights of breakpoint ``k``'s terms of layer ``l`` into ``g.w``
     (table exp), how far each pinned neuron's output moves into
-    ``g.delta``, ``g.ok`` reset; returns how many exponents are above
-    ``ECUT``. Loops of few arrays each: numba cannot tell LLVM that the
-    arrays do not overlap, and LLVM vectorises a loop only when a few
-    run-time overlap checks settle it."""
-    m, t0, b0 = net.rows[ly], net.bp_off[ly], net.b_off[ly]
+    ``g.delta``, ``g.ok`` reset to 1; returns how many exponents are above
+    ``ECUT``. Loops of few arrays each, no float-to-integer conversion
+    (AVX2 has none for 64-bit integers): they vectorise, all but the
+    table's gather. numba cannot tell LLVM that the arrays do not overlap,
+    and LLVM vectorises a loop only when a few run-time overlap checks
+    settle it."""
+    m, t0, b0 = net.rows[ly], net.bp_off[ly], max(net.b_off[ly], 0)
     t, at_bp = net.bps[t0 + k], net.act_at_bp[t0 + k]
+    scale = opt.inv2var if opt.use_rho else 0.0
     n_big = 0
     for j in range(m):
-        g.delta[j] = abs(at_bp - g.h[ly, j])
-        g.ok[j] = True
-    for j in range(m if opt.use_rho else 0):
         u = t - net.bias[b0 + j] - g.z[ly, j]
-        e = min(u * u * opt.inv2var, ECUT)
+        e = min(u * u * scale, ECUT)
         n_big += e >= ECUT
         g.e[j] = e
-    for j in range(m):
-        g.idx[j] = int(g.e[j] * 8.0 + 0.5)
+        g.idx[j] = np.floor(e * 8.0 + 0.5)  # the table entry, as a float
+        g.delta[j] = abs(at_bp - g.h[ly, j])
+        g.ok[j] = 1.0
     for j in range(m):  # a gather: scalar
-        g.tab[j] = _EXPTAB[g.idx[j]]
+        g.tab[j] = _EXPTAB[int(g.idx[j])]
+    phi0 = opt.phi0 if opt.use_rho else 1.0
     for j in range(m):
         # exp(-e) = exp(-n / 8) exp(r), |r| <= 1 / 16: the Taylor polynomial
         # of exp(r) (relative error about 2e-16)
@@ -390,17 +435,14 @@ def _weigh(net, opt, g, ly, k):  # pragma: no cover
         q = q * r + 0.5
         q = q * r + 1.0
         q = q * r + 1.0
-        g.tab[j] *= q
-    phi0 = opt.phi0 if opt.use_rho else 1.0
-    for j in range(m):
-        g.w[j] = g.gn[ly, j] * phi0 * (g.tab[j] if opt.use_rho else 1.0)
+        g.w[j] = g.gn[ly, j] * phi0 * ((g.tab[j] * q) if opt.use_rho else 1.0)
     return n_big
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _weigh_big(net, opt, g, ly, k):  # pragma: no cover
     """:func:`_weigh`'s terms with exponents above ``ECUT``, with libm's exp."""
-    t, b0 = net.bps[net.bp_off[ly] + k], net.b_off[ly]
+    t, b0 = net.bps[net.bp_off[ly] + k], max(net.b_off[ly], 0)
     for j in range(net.rows[ly]):
         u = t - net.bias[b0 + j] - g.z[ly, j]
         e = u * u * opt.inv2var
@@ -408,32 +450,39 @@ def _weigh_big(net, opt, g, ly, k):  # pragma: no cover
             g.w[j] = g.gn[ly, j] * opt.phi0 * math.exp(-e) if e < 746.0 else 0.0
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
 def _bound_test(net, g, ly, mm):  # pragma: no cover
-    """``g.ok[j]`` stays True where the widest or the second widest open
+    """``g.ok[j]`` stays 1 where the widest or the second widest open
     neuron of layer ``mm`` stays open however neuron ``j`` of layer ``l``,
     pinned, moves it (the per-point screen's bounds ``C[l, mm][k, j]``, with
-    their room for rounding; rows ``k`` of ``C`` are contiguous in ``j``)."""
+    their room for rounding; rows ``k`` of ``C`` are contiguous in ``j``),
+    else 0."""
     stride = net.rows[ly]
-    b1 = net.bound_off[ly, mm] + g.widest_j[mm] * stride
-    b2 = net.bound_off[ly, mm] + g.second_j[mm] * stride
-    w1, w2 = g.widest[mm], g.second[mm]
+    b1 = max(net.bound_off[ly, mm] + g.widest_j[mm] * stride, 0)
+    b2 = max(net.bound_off[ly, mm] + g.second_j[mm] * stride, 0)
+    w1, w2, ba = g.widest[mm], g.second[mm], net.bound_abs
     for j in range(net.rows[ly]):
         c1, c2, dl = net.bound[b1 + j], net.bound[b2 + j], g.delta[j]
-        moved1 = (c1 * (1.0 + SLACK) + net.bound_abs) * dl * (1.0 + SLACK) + 5e-324
-        moved2 = (c2 * (1.0 + SLACK) + net.bound_abs) * dl * (1.0 + SLACK) + 5e-324
-        g.ok[j] = g.ok[j] and (w1 > moved1 or w2 > moved2)
+        moved1 = (c1 * (1.0 + SLACK) + ba) * dl * (1.0 + SLACK) + 5e-324
+        moved2 = (c2 * (1.0 + SLACK) + ba) * dl * (1.0 + SLACK) + 5e-324
+        g.ok[j] = g.ok[j] if (w1 > moved1 or w2 > moved2) else 0.0
 
 
-@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
 def _sum_terms(g, m, use_good):  # pragma: no cover
-    """The sum of the good weights (all, without the indicator) and the
-    largest weight left undecided."""
+    """The sum of the good weights (all, without the indicator) and the sum
+    of the weights left undecided, a bound of the largest (``g.ok`` is 1 or
+    0: the products are exact). Two sums: the loop vectorises (a ``max``
+    does not without ``nnan``)."""
     part, w_open = 0.0, 0.0
     w, ok = g.w, g.ok
-    for j in range(m):
-        part += w[j] if (ok[j] or not use_good) else 0.0
-        w_open = max(w_open, 0.0 if ok[j] else w[j])
+    if use_good:
+        for j in range(m):
+            part += w[j] * ok[j]
+            w_open += w[j] - w[j] * ok[j]
+    else:
+        for j in range(m):
+            part += w[j]
     return part, w_open
 
 

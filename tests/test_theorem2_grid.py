@@ -180,3 +180,31 @@ def test_tau_bounds_the_values():
         assert np.abs(v).max() <= tau[ly] * 2.0**28
         assert tau[ly] > 1e-12
         h = a(v) if a is not None else v
+
+
+def test_noalias_contract_holds():
+    """The kernels are compiled with every array argument marked noalias
+    (G.NoAlias): the arrays they write (the scratch, f, f_layer, flag) must
+    not share memory with each other or with any array they read."""
+    from itertools import combinations
+
+    net = NETS["relu"]()
+    pk = T.Packed(net)
+    g = G.make_grid_scratch(pk.L, pk.kernel_net.width, 2)
+    scratch = list(g)
+    net_arrays = [a for a in pk.kernel_net if isinstance(a, np.ndarray)]
+    for a, b in combinations(scratch, 2):
+        assert not np.shares_memory(a, b)
+    for a in scratch:
+        assert not any(np.shares_memory(a, b) for b in net_arrays)
+    # and numba really compiles grid_chunk with the flag (its noalias argument attributes)
+    import numba
+
+    if numba.config.DISABLE_JIT:
+        return
+    x = rg.grid_points((-1, -1, 1, 1), 4)
+    noise = np.zeros((1, net.n_neurons))
+    opt = T.kernel_options(dict(sigma=0.3, good=True, rho=True))
+    f, flag = np.empty(16), np.zeros(16, np.bool_)
+    G.grid_chunk(pk.kernel_net, opt, x, noise, 0, 0, 16, g, G.margins(net, x, noise[0]), f, np.zeros((0, pk.L)), flag)
+    assert all(cres.fndesc.noalias for cres in G.grid_chunk.overloads.values())
