@@ -28,9 +28,14 @@ def _product(Z, Zerr, rows, off, arrays, wt, b, out, errout, B, G=1e-14):
     exact = np.all(arrays[2] == 0.0) and np.all((arrays[1] == 0.0) | (arrays[1] == 1.0))
     consts = np.array([lip, 0.0 if exact else 2.0**-51, G, 0.0])
     emax = np.full(out.shape[0], np.nan)
-    args = (wt, b, np.abs(b), consts, out, errout, emax, B)
-    K.product_1d(Z, Zerr, Zerr.max(axis=1), rows, off, 0, rows.size, *arrays, *args)
+    # the bounds come out factored (a number per row, two vectors per block): written out whole here
+    fac = (np.full(out.shape[0], np.nan), np.full(out.shape[0], -1, np.int64), np.empty((-(-rows.size // B), 2, out.shape[1])))
+    args = (wt, b, np.abs(b), consts, out, *fac, 0, emax, B)
+    K.product_1d(Z, Zerr, *E.whole_rows(Z.shape[0]), Zerr.max(axis=1), rows, off, 0, rows.size, *arrays, *args)
     written = off + rows
+    assert np.all(fac[0][written] >= 0.0) and np.all(fac[1][written] == np.arange(rows.size) // B)
+    fac[0][np.setdiff1d(np.arange(out.shape[0]), written)] = -1.0
+    E.stored_whole(errout, fac)
     rowmax = errout[written].max(axis=1)
     assert np.all(emax[written] >= rowmax) and np.all(emax[written] <= 2.0 * rowmax)
 
@@ -263,7 +268,7 @@ def test_signs_with_row_bounds_equal_signs_with_each_bound(n_bps):
     for em in (err.max(axis=1), 2.0 * err.max(axis=1), np.empty(0)):
         S = np.full((V, n_bps * n), 7, np.int8)
         urow = np.full(V, -1, np.int64)
-        nu = LK.signs_1d(z, err, em, rowof, bps, n, S, urow)
+        nu = LK.signs_1d(z, err, *E.whole_rows(z.shape[0]), em, rowof, bps, n, S, urow)
         np.testing.assert_array_equal(S, want)
         np.testing.assert_array_equal(urow, (want == LK.UNSURE).sum(axis=1))
         assert nu == int((want == LK.UNSURE).sum()) > 0
