@@ -16,7 +16,10 @@ preactivations are affine, so all the layer's crossings are found at once
 
 The products go block by block (``_BLOCK``) in the order of the points, and
 blocks never depend on which thread runs them: the result is the same, bit
-for bit, with or without the helper.
+for bit, with or without the helper. The products' error bounds stay in
+factored form (a number per row, two vectors per block: see
+:func:`._line1d_products.product_1d`); the crossings' rows store theirs
+whole, and are filled in two halves when the helper is there.
 
 **Exactness.** The combinatorics are exactly those of the float64 weights:
 which intervals exist, their patterns, and which neuron each point belongs
