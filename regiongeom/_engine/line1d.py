@@ -265,7 +265,10 @@ def stored_whole(err, fac):
     rows = np.flatnonzero(ef >= 0.0)
     if rows.size:
         k = eb[rows]
-        err[rows] = ef[rows, None] * EB[k, 0] + EB[k, 1]
+        # (IEEE arithmetic without numpy's warnings, like the kernels: a bound that
+        # overflowed stays inf or nan, and decides nothing)
+        with np.errstate(over="ignore", invalid="ignore"):
+            err[rows] = ef[rows, None] * EB[k, 0] + EB[k, 1]
         ef[rows] = -1.0
     return err
 _maps = weakref.WeakKeyDictionary()  # the FloatMaps of each enumeration's fallback
