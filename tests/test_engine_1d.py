@@ -28,9 +28,14 @@ def _product(Z, Zerr, rows, off, arrays, wt, b, out, errout, B, G=1e-14):
     exact = np.all(arrays[2] == 0.0) and np.all((arrays[1] == 0.0) | (arrays[1] == 1.0))
     consts = np.array([lip, 0.0 if exact else 2.0**-51, G, 0.0])
     emax = np.full(out.shape[0], np.nan)
-    args = (wt, b, np.abs(b), consts, out, errout, emax, B)
-    K.product_1d(Z, Zerr, Zerr.max(axis=1), rows, off, 0, rows.size, *arrays, *args)
+    # the bounds come out factored (a number per row, two vectors per block): written out whole here
+    fac = (np.full(out.shape[0], np.nan), np.full(out.shape[0], -1, np.int64), np.empty((-(-rows.size // B), 2, out.shape[1])))
+    args = (wt, b, np.abs(b), consts, out, *fac, 0, emax, B)
+    K.product_1d(Z, Zerr, *E.whole_rows(Z.shape[0]), Zerr.max(axis=1), rows, off, 0, rows.size, *arrays, *args)
     written = off + rows
+    assert np.all(fac[0][written] >= 0.0) and np.all(fac[1][written] == np.arange(rows.size) // B)
+    fac[0][np.setdiff1d(np.arange(out.shape[0]), written)] = -1.0
+    E.stored_whole(errout, fac)
     rowmax = errout[written].max(axis=1)
     assert np.all(emax[written] >= rowmax) and np.all(emax[written] <= 2.0 * rowmax)
 
@@ -103,6 +108,7 @@ def small_blocks_two_threads(monkeypatch):
     """Blocks of 3 points, and every product split over the helper thread."""
     monkeypatch.setattr(E, "_BLOCK", 3)
     monkeypatch.setattr(E, "_PAR_MIN", 0)
+    monkeypatch.setattr(E, "_FILL_PAR_MIN", 0)
     _fresh_helper_on_two_cores(monkeypatch)
     yield
     if E._pool_state["pool"] is not None:
@@ -127,6 +133,7 @@ def test_two_threads_give_the_same_bits(act, monkeypatch):
     monkeypatch.setattr(E, "_PAR_MIN", 1 << 62)
     one = rg.activation_regions(net, dom)
     monkeypatch.setattr(E, "_PAR_MIN", 0)
+    monkeypatch.setattr(E, "_FILL_PAR_MIN", 0)  # the crossings' rows filled in two halves too
     _fresh_helper_on_two_cores(monkeypatch)
     two = rg.activation_regions(net, dom)
     assert E._pool_state["pool"] is not None
@@ -263,7 +270,123 @@ def test_signs_with_row_bounds_equal_signs_with_each_bound(n_bps):
     for em in (err.max(axis=1), 2.0 * err.max(axis=1), np.empty(0)):
         S = np.full((V, n_bps * n), 7, np.int8)
         urow = np.full(V, -1, np.int64)
-        nu = LK.signs_1d(z, err, em, rowof, bps, n, S, urow)
+        nu = LK.signs_1d(z, err, *E.whole_rows(z.shape[0]), em, rowof, bps, n, S, urow)
         np.testing.assert_array_equal(S, want)
         np.testing.assert_array_equal(urow, (want == LK.UNSURE).sum(axis=1))
         assert nu == int((want == LK.UNSURE).sum()) > 0
+
+
+@pytest.mark.parametrize("act_id", ["relu", "hardtanh"])
+def test_factored_bounds_read_as_stored_whole(act_id):
+    """The products keep their bounds factored (a number per row, two
+    vectors per block); every kernel that reads bounds (signs, crossings,
+    split, the next product, the fill) gives the same bits from the factors
+    as from the bounds written out whole (``line1d.stored_whole``), on rows
+    of both kinds mixed (product rows, rows stored whole), and the fill in
+    two ranges gives the bits of one call."""
+    from regiongeom._engine import _line1d_kernels as LK
+
+    rng = np.random.default_rng(5)
+    arrays, act = _act_arrays(act_id)
+    bps = arrays[0]
+    V, n, m, B = 30, 12, 40, 4
+    t = np.linspace(-1, 1, V)[:, None]
+    z = rng.normal(size=(1, n)) + t * rng.normal(size=(1, n)) * 2
+    zerr = np.abs(rng.normal(size=z.shape)) * 1e-3
+    wt, b = rng.normal(size=(n, m)), rng.normal(size=m)
+    lip = float(np.abs(arrays[1]).max())
+    exact = np.all(arrays[2] == 0.0) and np.all((arrays[1] == 0.0) | (arrays[1] == 1.0))
+    consts = np.array([lip, 0.0 if exact else 2.0**-51, 1e-14, 0.0])
+    # layer 1 at V points: even rows from a product (factored), odd rows stored whole
+    z1, e1 = np.empty((V, m)), np.full((V, m), np.nan)
+    fac = (np.full(V, -1.0), np.zeros(V, np.int64), np.empty((-(-V // B), 2, m)))
+    em1 = np.empty(V)
+    K.product_1d(z, zerr, *E.whole_rows(V), zerr.max(axis=1), np.arange(V), 0, 0, V, *arrays, wt, b, np.abs(b),
+                 consts, z1, *fac, 0, em1, B)  # fmt: skip
+    whole = E.stored_whole(e1.copy(), tuple(a.copy() for a in fac))
+    odd = np.arange(1, V, 2)
+    fac[0][odd] = -1.0
+    e1[odd] = whole[odd] * (1.0 + rng.random((odd.size, m)))  # rows of another kind, bounds of their own
+    dense = E.stored_whole(e1.copy(), tuple(a.copy() for a in fac))
+    assert np.all(fac[0][::2] >= 0.0) and not np.isnan(dense).any()
+    z1[5:9, :3] += rng.normal(size=(4, 3)) * 1e-3  # some values within their bounds of a breakpoint
+    z1[4, 2] = bps[0] + 0.5 * dense[4, 2]  # (a product row: its sign left open)
+    rowof = rng.permutation(V)
+    nd = E.whole_rows(V)
+
+    def same(f, *args, fac_at):
+        """``f`` called with the factored bounds and with the whole ones: the same bits."""
+        outs = []
+        for err, fc in ((e1.copy(), fac), (dense.copy(), nd)):
+            a = list(args)
+            a[fac_at:fac_at] = [err, *fc]
+            r = f(*a)
+            r = list(r) if isinstance(r, tuple) else [r]
+            if f is LK.split_1d:  # (dj is filled up to dptr[-1] only)
+                r[-1] = r[-1][: r[-2][-1]]
+            outs.append(tuple(np.copy(x) for x in r))
+        for x, y in zip(*outs, strict=True):
+            np.testing.assert_array_equal(x, y)
+        return outs[0]
+
+    S1 = np.empty((V, bps.size * m), np.int8)
+    for em in (em1, np.empty(0)):
+        S = np.empty_like(S1)
+        same(LK.signs_1d, z1, em, rowof, bps, m, S, np.empty(V, np.int64), fac_at=1)
+    LK.signs_1d(z1, dense, *nd, np.empty(0), rowof, bps, m, S1, np.empty(V, np.int64))
+    S1[S1 == LK.UNSURE] = 1  # (any exact sign will do for the kernels below)
+    x = np.linspace(-1, 1, V)
+    ex = np.zeros(V)
+    cstart, cr, ck, ca, cda, cpos, cex, sure, _ = same(
+        LK.crossings_1d, x, ex, rowof, z1, LK_G3 := 3 * 2.0**-53, S1, bps, m, fac_at=4
+    )
+    assert cr.size > 0
+    keep = np.ones(cr.size, np.bool_)
+    keep[1:] = sure[1:] | (cpos[1:] > cpos[:-1])
+    split = same(
+        LK.split_1d, x, ex, rowof, z1, S1, cstart, cr, ck, ca, cda, cpos, cex, keep, int(keep.sum()),
+        np.full(V, -1, np.int64), np.zeros(V, np.int64), bps, 0, m, LK_G3, fac_at=4,
+    )  # fmt: skip
+    # the next product reads the bounds of its inputs
+    w2, b2 = rng.normal(size=(m, 7)), rng.normal(size=7)
+    outs = []
+    for err, fc in ((e1, fac), (dense, nd)):
+        z2, f2 = np.empty((V, 7)), (np.empty(V), np.empty(V, np.int64), np.empty((-(-V // B), 2, 7)))
+        em2 = np.empty(V)
+        K.product_1d(z1, err, *fc, em1, rowof, 0, 0, V, *arrays, w2, b2, np.abs(b2), consts, z2, *f2, 0, em2, B)
+        outs.append((z2, E.stored_whole(np.empty((V, 7)), f2), em2))
+    for a, c in zip(*outs, strict=True):
+        np.testing.assert_array_equal(a, c)
+    # the fill reads the product's factored rows; two ranges give the bits of one call
+    nk = split[7].size
+    assert nk > 2
+    xn_rows = split[4]
+    cnew, anew, znew, errn, emn, dptr, dj = split[7], split[8], split[9], split[10], split[11], split[12], split[13]
+    direct, cptr, cj, cv, cb = LK.corrections_1d(rowof, z1, cstart, cnew, anew, znew, dptr, dj, *arrays)
+    isdirect = np.zeros(nk, np.bool_)
+    isdirect[direct] = True
+    danew = cda[keep]
+    nabs = np.abs(w2).sum(axis=0) * (1.0 + 1e-14)
+    results = []
+    nb_old = -(-V // B)
+    for ranges in ([(0, nk)], [(0, nk // 2), (nk // 2, nk)]):
+        for whole_first in (False, True):
+            # as in the engine: the old points' rows and the crossings computed directly from products
+            z2, e2, em2 = np.empty((V + nk, 7)), np.full((V + nk, 7), np.nan), np.empty(V + nk)
+            f2 = (np.full(V + nk, -1.0), np.zeros(V + nk, np.int64), np.empty((nb_old + -(-direct.size // B), 2, 7)))
+            K.product_1d(z1, e1, *fac, em1, rowof, 0, 0, V, *arrays, w2, b2, np.abs(b2), consts, z2, *f2, 0, em2, B)
+            K.product_1d(znew, errn, *E.whole_rows(nk), emn, direct, V, 0, direct.size, *arrays, w2, b2, np.abs(b2),
+                         consts, z2, *f2, nb_old, em2, B)  # fmt: skip
+            if whole_first:
+                E.stored_whole(e2, f2)
+            args = (z2, e2, *f2, em2, rowof, cnew, anew, danew, cptr, cj, cv, cb, isdirect, dptr, dj, z1, em1, w2,
+                    nabs, znew, errn, emn, *arrays, consts)  # fmt: skip
+            for e0, e1_ in ranges:
+                K.fill_new_rows_1d(*args, e0, e1_)
+            assert np.all(f2[0][V:] == -1.0)  # every crossing's row stored whole
+            results.append((z2, E.stored_whole(e2, f2), em2))
+    assert 0 < direct.size < nk and cptr[-1] > 0 and not np.isnan(results[0][1]).any()  # both kinds of rows
+    for r in results[1:]:
+        for a, c in zip(results[0], r, strict=True):
+            np.testing.assert_array_equal(a, c)
+    assert xn_rows.size == V + nk

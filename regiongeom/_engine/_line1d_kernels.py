@@ -11,9 +11,12 @@ so the next layer's product runs over the old points' rows (block by block,
 see ``_line1d_products.product_1d``), and the crossings' values are interpolated from
 those of their old interval's ends.
 
-Every value ``z[r, j]`` has a bound ``err[r, j]`` of its distance to the
-exact value at the point's exact position (see ``line1d.Bounds`` for the
-derivation).
+Every value ``z[r, j]`` has a bound of its distance to the exact value at
+the point's exact position (see ``line1d.Bounds`` for the derivation):
+``err[r, j]`` for a row stored whole, or, for a row of a product, in the
+product's factored form ``ef[r] EB[eb[r], 0, j] + EB[eb[r], 1, j]``
+(``ef[r] >= 0``; see ``_line1d_products.product_1d``). :func:`_ev` reads
+either.
 """
 
 from __future__ import annotations
@@ -26,18 +29,52 @@ CERT = 1.0 - 2.0**-50  # |d| * CERT > e: certain even with the rounding of d = z
 SELF = 1.0 + 2.0**-40  # covers the rounding of a bound's own few operations
 UNSURE = np.int8(2)  # a sign left to the exact fallback
 
+@njit(cache=True, nogil=True)
+def _ev(err, ef, eb, EB, r, j):
+    """The bound of value ``j`` of row ``r``: ``err[r, j]`` for a row stored
+    whole (``ef[r] < 0``), else its factored form (the same operations as
+    the product that made it: the same bits)."""
+    f = ef[r]
+    if f < 0.0:
+        return err[r, j]
+    k = eb[r]
+    return f * EB[k, 0, j] + EB[k, 1, j]
+
+
+@njit(cache=True, nogil=True)
+def _larger_bounds(err, ef, eb, EB, r0, r1, out):
+    """``out[j] = max(bound of (r0, j), bound of (r1, j))`` (:func:`_ev`),
+    with the choice of storage made once per row, outside the loops."""
+    f0, f1 = ef[r0], ef[r1]
+    k0, k1 = eb[r0], eb[r1]
+    n = out.shape[0]
+    if f0 >= 0.0 and f1 >= 0.0:
+        for j in range(n):
+            out[j] = max(f0 * EB[k0, 0, j] + EB[k0, 1, j], f1 * EB[k1, 0, j] + EB[k1, 1, j])
+    elif f0 >= 0.0:
+        for j in range(n):
+            out[j] = max(f0 * EB[k0, 0, j] + EB[k0, 1, j], err[r1, j])
+    elif f1 >= 0.0:
+        for j in range(n):
+            out[j] = max(err[r0, j], f1 * EB[k1, 0, j] + EB[k1, 1, j])
+    else:
+        for j in range(n):
+            out[j] = max(err[r0, j], err[r1, j])
+
+
 # (The 1D kernels index rows as ``Z[r, j]`` rather than through row views
 # ``Z[r]``: every view created in a loop costs numba two atomic reference
 # count updates, a large share of the time of a 1D enumeration.)
 
 
 @njit(cache=True, nogil=True)
-def signs_1d(z, err, em, rowof, bps, n_cut, S, urow):
+def signs_1d(z, err, ef, eb, EB, em, rowof, bps, n_cut, S, urow):
     """The signs of ``z[rowof[c], j] - t_k`` into ``S[c, k n_cut + j]`` for the
     first ``n_cut`` columns: +1 or -1 where ``|z - t|`` exceeds the value's error
     bound, ``UNSURE`` elsewhere (left to the second filter and the exact
     fallback), and the number of ``UNSURE`` in each row ``c`` into
-    ``urow[c]``. Returns the number of ``UNSURE`` signs.
+    ``urow[c]``. Returns the number of ``UNSURE`` signs. The bounds:
+    ``err, ef, eb, EB`` (see :func:`_ev`).
 
     ``em`` (unless empty): a bound of all the ``err`` of each row of ``z``.
     A row is first decided with it alone, without reading ``err``; only a
@@ -66,7 +103,7 @@ def signs_1d(z, err, em, rowof, bps, n_cut, S, urow):
                 u = np.int64(0)
             for j in range(n_cut):  # the same with each value's own bound
                 d = (z[r, j] - t) * CERT
-                e = err[r, j]
+                e = _ev(err, ef, eb, EB, r, j)
                 pos = np.int8(d > e)
                 neg = np.int8(-d > e)
                 unsure = np.int8(1) - pos - neg
@@ -150,7 +187,7 @@ def _place(d0, d1, s0, e0, e1):
 
 
 @njit(cache=True, nogil=True)
-def crossings_1d(x, ex, rowof, z, err, G3, S, bps, n_cut):
+def crossings_1d(x, ex, rowof, z, err, ef, eb, EB, G3, S, bps, n_cut):
     """The crossings of a layer's neurons with the sorted points ``x`` (V,)
     (step 2 of cutting a layer, once ``S`` holds exact signs).
 
@@ -161,7 +198,8 @@ def crossings_1d(x, ex, rowof, z, err, G3, S, bps, n_cut):
     the bound ``cex`` of that position's error; and ``sure``: whether every
     crossing before it in its interval certainly lies before it (the error
     intervals are disjoint). A crossing not ``sure`` is ordered exactly by
-    the caller. Returns the number not ``sure`` last.
+    the caller. Returns the number not ``sure`` last. The bounds of ``z``:
+    ``err, ef, eb, EB`` (see :func:`_ev`).
     """
     V = x.shape[0]
     nbp = bps.shape[0]
@@ -197,7 +235,8 @@ def crossings_1d(x, ex, rowof, z, err, G3, S, bps, n_cut):
                 s0 = S[c, k * n_cut + r]
                 if np.int8(s0 * S[c + 1, k * n_cut + r]) != np.int8(-1):
                     continue
-                a, da = _place(z[r0, r] - t, z[r1, r] - t, s0, err[r0, r], err[r1, r])
+                e0, e1 = _ev(err, ef, eb, EB, r0, r), _ev(err, ef, eb, EB, r1, r)
+                a, da = _place(z[r0, r] - t, z[r1, r] - t, s0, e0, e1)
                 p = min(max(x0 + a * w, x0), x1)
                 cr[i], ck[i], ca[i], cda[i], cpos[i] = r, k, a, da, p
                 cex[i] = SELF * (base + da * (w + ex[c] + ex[c + 1]) + G3 * (abs(x0) + w)) + abs(p) * 2.0**-51
@@ -250,8 +289,9 @@ def _pieces_uncut(S, c, n_cut, P, q):
 
 @njit(cache=True, nogil=True)
 def split_1d(
-    x, ex, rowof, z, err, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, neu, bpi, bps, first, n_cut, G3
-):
+    x, ex, rowof, z, err, ef, eb, EB, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, neu, bpi, bps, first,
+    n_cut, G3,
+):  # fmt: skip
     """The points after a cut (step 3): ``(x, ex, neu, bpi, rowof, parent,
     pieces, cnew, anew, znew, errnew, emnew, dptr, dj)``.
 
@@ -269,7 +309,8 @@ def split_1d(
     crossing there) and the bounds ``errnew[e]`` (largest ``emnew[e]``) of their distance to the
     exact values at the exact point of place ``anew[e]`` (not at the exact
     crossing: see ``line1d.Bounds``; the carried columns' bounds hold if
-    they are affine along the interval); the neurons whose
+    they are affine along the interval; the old bounds: ``err, ef, eb, EB``,
+    see :func:`_ev`); the neurons whose
     float piece differs at the ends of old interval ``c`` are
     ``dj[dptr[c]:dptr[c + 1]]``.
     """
@@ -290,6 +331,7 @@ def split_1d(
     emnew = np.zeros(nk)
     pieces = np.zeros((Vn - 1, n_cut), np.int8)
     cur = np.empty(kn, np.int8)
+    emx = np.empty(n)  # the larger of an interval's ends' bounds, per column
     dptr = np.zeros(V, np.int64)
     ncut = 0
     for c in range(V - 1):
@@ -308,6 +350,7 @@ def split_1d(
         if cstart[c + 1] == cstart[c]:
             _pieces_uncut(S, c, n_cut, pieces, q - 1)
             continue
+        _larger_bounds(err, ef, eb, EB, r0, r1, emx)
         # the signs on the open interval before the first crossing
         for i in range(kn):
             s0, s1 = S[c, i], S[c + 1, i]
@@ -326,8 +369,7 @@ def split_1d(
                 for r in range(n):
                     u0, u1 = z[r0, r], z[r1, r]
                     znew[e, r] = u0 + a * (u1 - u0)
-                    e0, e1 = err[r0, r], err[r1, r]
-                    bound = SELF * (max(e0, e1) + G3 * (2.0 * abs(u0) + abs(u1)))
+                    bound = SELF * (emx[r] + G3 * (2.0 * abs(u0) + abs(u1)))
                     errnew[e, r] = bound
                     em = max(em, bound)
                 emnew[e] = em

@@ -13,6 +13,65 @@ from ._line1d_kernels import CERT, ETA, SELF
 
 
 # (copies of the cut's helpers: no njit function calls one of another file)
+@njit(cache=True, nogil=True)
+def _ev(err, ef, eb, EB, r, j):
+    """The bound of value ``j`` of row ``r``: ``err[r, j]`` for a row stored
+    whole (``ef[r] < 0``), else that of a row of a product,
+    ``ef[r] EB[eb[r], 0, j] + EB[eb[r], 1, j]`` (see :func:`product_1d`)."""
+    f = ef[r]
+    if f < 0.0:
+        return err[r, j]
+    k = eb[r]
+    return f * EB[k, 0, j] + EB[k, 1, j]
+
+
+@njit(cache=True, nogil=True)
+def _larger_bounds(err, ef, eb, EB, r0, r1, out):
+    """``out[j] = max(bound of (r0, j), bound of (r1, j))`` (:func:`_ev`),
+    with the choice of storage made once per row, outside the loops."""
+    f0, f1 = ef[r0], ef[r1]
+    k0, k1 = eb[r0], eb[r1]
+    n = out.shape[0]
+    if f0 >= 0.0 and f1 >= 0.0:
+        for j in range(n):
+            out[j] = max(f0 * EB[k0, 0, j] + EB[k0, 1, j], f1 * EB[k1, 0, j] + EB[k1, 1, j])
+    elif f0 >= 0.0:
+        for j in range(n):
+            out[j] = max(f0 * EB[k0, 0, j] + EB[k0, 1, j], err[r1, j])
+    elif f1 >= 0.0:
+        for j in range(n):
+            out[j] = max(err[r0, j], f1 * EB[k1, 0, j] + EB[k1, 1, j])
+    else:
+        for j in range(n):
+            out[j] = max(err[r0, j], err[r1, j])
+
+
+@njit(cache=True, nogil=True)
+def _chord_bounds(out, err, ef, eb, EB, r0, r1, k, nabs, var):
+    """``var[o] = |out[r1, o] - out[r0, o]| + e(r0, o) + e(r1, o) + k nabs[o]``
+    with the bounds ``e`` of :func:`_ev` (in that order of operations; the
+    storage of each row chosen once, outside the loops)."""
+    f0, f1 = ef[r0], ef[r1]
+    k0, k1 = eb[r0], eb[r1]
+    m = var.shape[0]
+    if f0 >= 0.0 and f1 >= 0.0:
+        for o in range(m):
+            e0 = f0 * EB[k0, 0, o] + EB[k0, 1, o]
+            e1 = f1 * EB[k1, 0, o] + EB[k1, 1, o]
+            var[o] = abs(out[r1, o] - out[r0, o]) + e0 + e1 + k * nabs[o]
+    elif f0 >= 0.0:
+        for o in range(m):
+            e0 = f0 * EB[k0, 0, o] + EB[k0, 1, o]
+            var[o] = abs(out[r1, o] - out[r0, o]) + e0 + err[r1, o] + k * nabs[o]
+    elif f1 >= 0.0:
+        for o in range(m):
+            e1 = f1 * EB[k1, 0, o] + EB[k1, 1, o]
+            var[o] = abs(out[r1, o] - out[r0, o]) + err[r0, o] + e1 + k * nabs[o]
+    else:
+        for o in range(m):
+            var[o] = abs(out[r1, o] - out[r0, o]) + err[r0, o] + err[r1, o] + k * nabs[o]
+
+
 @njit(cache=True)
 def _piece(x, bps):
     """The index of the piece of an activation ``x`` is on."""
@@ -47,11 +106,29 @@ def _exact_act_row(Z, Zerr, r, t, s0, s1, lip, f, above, mx0, mx1):
     """One row of the bounds' pass of an activation with one breakpoint that
     computes exactly (see :func:`product_1d`): counts the values on the upper
     piece into ``above``, and raises ``mx0`` to the activations' errors
-    times ``f`` and ``mx1`` to their sizes. Branch-free, so that it vectorises."""
+    times ``f`` and ``mx1`` to their sizes. Branch-free, so that it vectorises.
+    The bounds of a row stored whole (``Zerr[r]``)."""
     l0, l1 = abs(s0), abs(s1)
     for j in range(Z.shape[1]):
         v = Z[r, j]
         ev = Zerr[r, j]
+        up = v >= t
+        above[j] += np.int32(up)
+        ah = abs(s1 * v if up else s0 * v)
+        x = lip * ev if abs(v - t) * CERT <= ev else (l1 if up else l0) * ev
+        x *= f
+        mx0[j] = x if x > mx0[j] else mx0[j]
+        mx1[j] = ah if ah > mx1[j] else mx1[j]
+
+
+@njit(cache=True, nogil=True)
+def _exact_act_row_f(Z, rf, EB, k, r, t, s0, s1, lip, f, above, mx0, mx1):
+    """:func:`_exact_act_row` for a row of a product, whose bounds are
+    ``rf EB[k, 0] + EB[k, 1]`` (the same operations as :func:`_ev`: the same bits)."""
+    l0, l1 = abs(s0), abs(s1)
+    for j in range(Z.shape[1]):
+        v = Z[r, j]
+        ev = rf * EB[k, 0, j] + EB[k, 1, j]
         up = v >= t
         above[j] += np.int32(up)
         ah = abs(s1 * v if up else s0 * v)
@@ -83,24 +160,39 @@ def _copy_add_abs_row(wt, j, wq, k, f0, f1, b0, b1):
 
 
 @njit(cache=True, nogil=True)
-def _write_rows(out, errout, emax, y, pr, i, const, rr, b0, b1, m0, m1):
-    """Row ``y`` of ``out`` (``pr[i] + const``) and of its bounds ``rr b0 + b1`` (largest: ``emax[y]``)."""
+def _write_row(out, ef, eb, emax, y, pr, i, const, rr, blk, m0, m1):
+    """Row ``y`` of ``out`` (``pr[i] + const``) and its bounds' factors: ``rr``
+    and the block ``blk`` (largest bound: ``emax[y]``)."""
     emax[y] = SELF * (rr * m0 + m1)
+    ef[y] = rr
+    eb[y] = blk
     for o in range(out.shape[1]):
         out[y, o] = pr[i, o] + const[o]
-    for o in range(out.shape[1]):
-        errout[y, o] = rr * b0[o] + b1[o]
 
 
 @njit(cache=True, nogil=True)
 def product_1d(
-    Z, Zerr, Zmax, rows, off, q0, q1, bps, slopes, icpts, wt, b, babs, consts, out, errout, emax, B
-):
+    Z, Zerr, Zf, Zb, ZB, Zmax, rows, off, q0, q1, bps, slopes, icpts, wt, b, babs, consts, out, ef, eb, EB,
+    boff, emax, B,
+):  # fmt: skip
     """The next layer's preactivations ``act(Z[r]) @ wt + b`` into row
     ``off + r`` of ``out``, for the rows ``r`` in ``rows[q0:q1]`` (points in
-    their order along the line), and the bounds of their errors into
-    ``errout`` (their largest in each row into ``emax``) from those of ``Z``
-    (``Zerr``, their largest in each row ``Zmax``); ``babs = |b|``, ``consts = (lip, ract, G, T)`` (see ``line1d.Bounds``).
+    their order along the line), and the bounds of their errors, in
+    factored form (below: ``ef``, ``eb``, ``EB``; their largest in each row
+    into ``emax``), from those of ``Z`` (``Zerr, Zf, Zb, ZB`` in the same
+    form: see :func:`_ev`; their largest in each row ``Zmax``); ``babs =
+    |b|``, ``consts = (lip, ract, G, T)`` (see ``line1d.Bounds``).
+
+    **Factored bounds.** The bounds of a block's rows are ``rr_y b0 + b1``:
+    one number ``rr_y`` per row and two vectors per block (derivation
+    below). They are stored so, not row by row: ``ef[y] = rr_y``, ``eb[y]``
+    the block's index ``boff + s // B`` (``s``: the block's first place in
+    ``rows``; blocks start at multiples of ``B``) and ``EB[eb[y]] = (b0,
+    b1)``. A reader forms a bound as ``ef[y] EB[eb[y], 0, o] + EB[eb[y],
+    1, o]``, the very operations (same order, same rounding: no fused
+    multiply-add) that formed it when it was written out whole, so every
+    decision made from it is unchanged; writing the ``(V, m)`` bounds
+    was a pass as long as the product's own output.
 
     Takes the rows in blocks of ``B`` (``rows[q0 + i B: q0 + (i + 1) B]``):
     along a line, most neurons keep one piece over a block, and the ones
@@ -159,7 +251,12 @@ def product_1d(
             if nbp == 1 and ract == 0.0:  # one pass, branch-free, so that it vectorises
                 rr = lip * Zmax[r]
                 f = 1.0 / rr if rr > 0.0 else 0.0
-                _exact_act_row(Z, Zerr, r, bps[0], slopes[0], slopes[1], lip, f, above, mx0, mx1)
+                if Zf[r] < 0.0:
+                    _exact_act_row(Z, Zerr, r, bps[0], slopes[0], slopes[1], lip, f, above, mx0, mx1)
+                else:
+                    _exact_act_row_f(
+                        Z, Zf[r], ZB, Zb[r], r, bps[0], slopes[0], slopes[1], lip, f, above, mx0, mx1
+                    )
                 rho[i] = rr
                 continue
             if nbp == 1:
@@ -167,7 +264,7 @@ def product_1d(
                 l0, l1, a0, a1 = abs(s0), abs(s1), ract * (2.0 * abs(i0) + ETA), ract * (2.0 * abs(i1) + ETA)
                 for j in range(n):
                     v = Z[r, j]
-                    ev = Zerr[r, j]
+                    ev = _ev(Zerr, Zf, Zb, ZB, r, j)
                     up = v >= t
                     h = s1 * v + i1 if up else s0 * v + i0
                     ah = abs(h)
@@ -180,7 +277,7 @@ def product_1d(
             else:
                 for j in range(n):
                     v = Z[r, j]
-                    x = _act_error(v, Zerr[r, j], bps, slopes, icpts, lip, ract)
+                    x = _act_error(v, _ev(Zerr, Zf, Zb, ZB, r, j), bps, slopes, icpts, lip, ract)
                     ehrow[j] = x
                     rr = max(rr, x)
                     mx1[j] = max(mx1[j], abs(_act(v, bps, slopes, icpts)))
@@ -231,22 +328,29 @@ def product_1d(
                 for o in range(m):
                     pr[i, o] = 0.0
         m0, m1 = 0.0, 0.0
+        blk = boff + s // B
         for o in range(m):
             bnd[1, o] = SELF * G * (bnd[1, o] + babs[o]) + T
             m0, m1 = max(m0, bnd[0, o]), max(m1, bnd[1, o])
+            EB[blk, 0, o] = b0[o]
+            EB[blk, 1, o] = bnd[1, o]
         for i in range(nb):
             y = off + rows[s + i]
-            _write_rows(out, errout, emax, y, pr, i, const, SELF * SELF * rho[i], b0, b1, m0, m1)
+            _write_row(out, ef, eb, emax, y, pr, i, const, SELF * SELF * rho[i], blk, m0, m1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fill_new_rows_1d(
-    out, errout, emax, rowof, cnew, anew, danew, cptr, cj, cv, cb, isdirect, dptr, dj, z, zmax,
-    wt, nabs, znew, errnew, emnew, bps, slopes, icpts, consts,
+    out, errout, ef, eb, EB, emax, rowof, cnew, anew, danew, cptr, cj, cv, cb, isdirect, dptr, dj, z, zmax,
+    wt, nabs, znew, errnew, emnew, bps, slopes, icpts, consts, e0, e1,
 ):  # fmt: skip
     """Complete ``out`` (Vn, m), the next layer's preactivations at the points
     after a cut, once :func:`product_1d` has written the rows it computes,
-    and the bounds ``errout`` of every crossing's row (their largest: ``emax``).
+    and the bounds ``errout`` of every crossing's row (their largest: ``emax``),
+    stored whole (``ef`` set to -1: see :func:`_ev`; the computed rows' bounds are
+    read in their factored form ``ef, eb, EB``), for the crossings ``e0 <= e < e1``
+    (each crossing's row depends on nothing but its interval's ends: two
+    threads may fill two ranges at once, with the same bits).
 
     Every crossing ``e`` not computed (row ``V + e``, inside old interval
     ``c`` whose ends have rows ``rowof[c], rowof[c + 1]``) has its
@@ -267,18 +371,17 @@ def fill_new_rows_1d(
     n = znew.shape[1]
     lip, ract = consts[0], consts[1]
     var = np.empty(m)
+    emx = np.empty(m)  # the larger of the ends' bounds, per column
     last = -1
-    for e in range(nk):
+    for e in range(e0, e1):
         c = cnew[e]
         r0, r1, a = rowof[c], rowof[c + 1], anew[e]
         y = V + e
         if c != last:  # the variation's bound along old interval c, once per interval
             last = c
             em = max(zmax[r0], zmax[r1])
-            for o in range(m):
-                var[o] = (
-                    abs(out[r1, o] - out[r0, o]) + errout[r0, o] + errout[r1, o] + 4.0 * lip * em * nabs[o]
-                )
+            _chord_bounds(out, errout, ef, eb, EB, r0, r1, 4.0 * lip * em, nabs, var)
+            _larger_bounds(errout, ef, eb, EB, r0, r1, emx)
             for p in range(dptr[c], dptr[c + 1]):
                 j = dj[p]
                 k = 2.0 * lip * abs(z[r1, j] - z[r0, j]) * SELF
@@ -286,40 +389,48 @@ def fill_new_rows_1d(
                     var[o] += k * abs(wt[j, o])
         da = danew[e]
         em = 0.0
-        if not isdirect[e]:
-            eh = 0.0
-            if ract == 0.0:  # |act(v) - act(v*)| <= lip e
-                eh = lip * emnew[e]
-            else:
-                for j in range(n):
-                    eh = max(eh, _act_error(znew[e, j], errnew[e, j], bps, slopes, icpts, lip, ract))
-            if cptr[e] == cptr[e + 1]:  # no correction: the row and its final bound in one pass
-                for o in range(m):
-                    u0, u1 = out[r0, o], out[r1, o]
-                    out[y, o] = (1.0 - a) * u0 + a * u1
-                    x = (
-                        nabs[o] * eh
-                        + max(errout[r0, o], errout[r1, o])
-                        + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
-                    )
-                    x = SELF * (x + da * var[o])
-                    errout[y, o] = x
-                    em = max(em, x)
-                emax[y] = em
-                continue
+        if isdirect[e]:  # a computed row: its bounds, from their factors, stored whole
+            for o in range(m):
+                x = SELF * (_ev(errout, ef, eb, EB, y, o) + da * var[o])
+                errout[y, o] = x
+                em = max(em, x)
+            ef[y] = -1.0
+            emax[y] = em
+            continue
+        ef[y] = -1.0
+        eh = 0.0
+        if ract == 0.0:  # |act(v) - act(v*)| <= lip e
+            eh = lip * emnew[e]
+        else:
+            for j in range(n):
+                eh = max(eh, _act_error(znew[e, j], errnew[e, j], bps, slopes, icpts, lip, ract))
+        if cptr[e] == cptr[e + 1]:  # no correction: the row and its final bound in one pass
             for o in range(m):
                 u0, u1 = out[r0, o], out[r1, o]
                 out[y, o] = (1.0 - a) * u0 + a * u1
-                errout[y, o] = (
-                    nabs[o] * eh + max(errout[r0, o], errout[r1, o]) + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
+                x = (
+                    nabs[o] * eh
+                    + emx[o]
+                    + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
                 )
-            for p in range(cptr[e], cptr[e + 1]):
-                j, corr, cbj = cj[p], cv[p], cb[p] + 2.0**-51 * abs(cv[p])
-                for o in range(m):
-                    w = wt[j, o]
-                    v = out[y, o] + corr * w
-                    out[y, o] = v
-                    errout[y, o] += cbj * abs(w) + 2.0**-52 * abs(v)
+                x = SELF * (x + da * var[o])
+                errout[y, o] = x
+                em = max(em, x)
+            emax[y] = em
+            continue
+        for o in range(m):
+            u0, u1 = out[r0, o], out[r1, o]
+            out[y, o] = (1.0 - a) * u0 + a * u1
+            errout[y, o] = (
+                nabs[o] * eh + emx[o] + 2.0**-50 * (2.0 * abs(u0) + abs(u1))
+            )
+        for p in range(cptr[e], cptr[e + 1]):
+            j, corr, cbj = cj[p], cv[p], cb[p] + 2.0**-51 * abs(cv[p])
+            for o in range(m):
+                w = wt[j, o]
+                v = out[y, o] + corr * w
+                out[y, o] = v
+                errout[y, o] += cbj * abs(w) + 2.0**-52 * abs(v)
         for o in range(m):
             x = SELF * (errout[y, o] + da * var[o])
             errout[y, o] = x

@@ -16,7 +16,10 @@ preactivations are affine, so all the layer's crossings are found at once
 
 The products go block by block (``_BLOCK``) in the order of the points, and
 blocks never depend on which thread runs them: the result is the same, bit
-for bit, with or without the helper.
+for bit, with or without the helper. The products' error bounds stay in
+factored form (a number per row, two vectors per block: see
+:func:`._line1d_products.product_1d`); the crossings' rows store theirs
+whole, and are filled in two halves when the helper is there.
 
 **Exactness.** The combinatorics are exactly those of the float64 weights:
 which intervals exist, their patterns, and which neuron each point belongs
@@ -69,6 +72,7 @@ __all__ = ["enumerate_1d", "STATS"]
 _BLOCK = 128  # points per block of the products (see _line1d_products.product_1d)
 _CHUNK = 1  # blocks a thread takes at a time
 _PAR_MIN = 1 << 22  # multiply-adds of a layer's product below which no helper is used
+_FILL_PAR_MIN = 1 << 14  # values of the crossings' rows below which the helper does not fill half
 
 _pool_lock = threading.Lock()
 _pool_state = {"pool": None}
@@ -93,13 +97,14 @@ def _helper():
 
 class _Product:
     """One product (:func:`._line1d_products.product_1d`) over the values ``Z[rows]``
-    (in the order of the points) into rows ``off + rows`` of ``out`` (and
-    their bounds), handed out in chunks of whole blocks to whichever thread
-    asks next."""
+    (in the order of the points; bounds ``Zerr`` and factors ``Zfac``) into rows
+    ``off + rows`` of ``out`` (and their bounds' factors ``fac``, its blocks
+    numbered from ``boff``), handed out in chunks of whole blocks to whichever
+    thread asks next."""
 
-    def __init__(self, Z, Zerr, Zmax, rows, off, act, wt, b, lb, consts, out, errout, emax, shared):
-        self.args = (Z, Zerr, Zmax, rows, off)
-        self.rest = (*act, wt, b, lb.babs, consts, out, errout, emax)
+    def __init__(self, Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared):
+        self.args = (Z, Zerr, *Zfac, Zmax, rows, off)
+        self.rest = (*act, wt, b, lb.babs, consts, out, *fac, boff, emax)
         self.n = rows.size
         self.next = 0
         self.lock = threading.Lock()
@@ -188,16 +193,18 @@ def _enumerate_1d(net, domain, max_regions):
     blocks = []  # (first neuron, parent interval, pieces) of each layer
     fb = Fallback1D(net, blocks, unsure=K.UNSURE, boundary=BOUNDARY)
     z, err, em = first_rows(net, pts.x, stack[0]) if stack else (None, None, None)
+    fac = None if z is None else whole_rows(z.shape[0])
     for i, (_, _, act, first) in enumerate(stack):
         nxt = stack[i + 1] if i + 1 < len(stack) else None
         if act is None:
-            z, err, em = affine_rows(net, i + 1, z, err, nxt) if nxt else (None, None, None)
+            z, err, em = affine_rows(net, i + 1, z, err, nxt, fac) if nxt else (None, None, None)
+            fac = None if z is None else whole_rows(z.shape[0])
             continue
         cut = (pts, z, err, act, first, max_regions, fb)
         if nxt is None:
-            res = _cut_layer(*cut, S=_decide_signs(pts, z, err, act, first, fb, z.shape[1], em))
+            res = _cut_layer(*cut, S=_decide_signs(pts, z, err, act, first, fb, z.shape[1], em, fac), fac=fac)
         else:
-            res, z, err, em = _cut_and_next(net, i, nxt, cut, em)
+            res, z, err, fac, em = _cut_and_next(net, i, nxt, cut, em, fac)
         if res is None:
             raise limit_error(None, max_regions, net)
         pts = res.points
@@ -217,26 +224,53 @@ def subdivision_1d(pts, patterns) -> Subdivision:
     )  # fmt: skip
 
 
-def _decide_signs(pts, z, err, act, first, fb, n_cut, em=None):
+def _decide_signs(pts, z, err, act, first, fb, n_cut, em=None, fac=None):
     """The exact signs ``S`` (V, K n_cut) of every neuron at every point:
     the filter first, then the second filter (:func:`_refine_signs`) and the
     exact fallback for the signs it leaves. Values found exactly on a
-    breakpoint are set to it. ``em``: the largest bound of each row of
-    ``z``, if known (the filter reads ``err`` only where it is needed)."""
+    breakpoint are set to it (their bound to 0). ``em``: the largest bound of each row of
+    ``z``, if known (the filter reads ``err`` only where it is needed);
+    ``fac``: the bounds' factors (:func:`whole_rows` when None)."""
     bps = act[0]
+    fac = whole_rows(z.shape[0]) if fac is None else fac
     S = np.empty((pts.x.size, bps.size * n_cut), np.int8)
     urow = np.empty(pts.x.size, np.int64)
-    nu = K.signs_1d(z, err, _NO_ROWMAX if em is None else em, pts.row, bps, n_cut, S, urow)
+    nu = K.signs_1d(z, err, *fac, _NO_ROWMAX if em is None else em, pts.row, bps, n_cut, S, urow)
     STATS.add(signs=S.size)
     if nu:
         nu = _refine_signs(S, urow, nu, pts, bps, first, n_cut, fb)
         STATS.add(exact_signs=nu)
     if nu:
-        fb.signs(S, pts, z, err, bps, first, n_cut)
+        fb.signs(S, pts, z, stored_whole(err, fac), bps, first, n_cut)
     return S
 
 
 _NO_ROWMAX = np.empty(0)
+_NO_BLOCKS = np.zeros((1, 2, 1))
+
+
+def whole_rows(n_rows):
+    """The factors ``(ef, eb, EB)`` of ``n_rows`` rows whose bounds are all
+    stored whole (``ef`` -1; see ``_line1d_kernels._ev``)."""
+    return np.full(n_rows, -1.0), np.zeros(n_rows, np.int64), _NO_BLOCKS
+
+
+def stored_whole(err, fac):
+    """``err`` with the bounds of every row of a product (``fac``) written
+    out whole, in place, and those rows marked as stored whole; the same
+    operations as ``_line1d_kernels._ev`` (numpy's multiply, then add: each
+    rounded once), so the same bits. For the rare paths that change
+    single bounds (the exact fallback) or need whole rows."""
+    ef, eb, EB = fac
+    rows = np.flatnonzero(ef >= 0.0)
+    if rows.size:
+        k = eb[rows]
+        # (IEEE arithmetic without numpy's warnings, like the kernels: a bound that
+        # overflowed stays inf or nan, and decides nothing)
+        with np.errstate(over="ignore", invalid="ignore"):
+            err[rows] = ef[rows, None] * EB[k, 0] + EB[k, 1]
+        ef[rows] = -1.0
+    return err
 _maps = weakref.WeakKeyDictionary()  # the FloatMaps of each enumeration's fallback
 
 
@@ -270,20 +304,22 @@ def _refine_signs(S, urow, nu, pts, bps, first, n_cut, fb):
     return left
 
 
-def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None):
+def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac=None):
     """Cut the :class:`Points` ``pts`` by every neuron of a layer, whose
-    values at point ``i`` are ``z[pts.row[i]]`` (bounds ``err``). ``S``: the signs if
+    values at point ``i`` are ``z[pts.row[i]]`` (bounds ``err``, and their
+    factors ``fac``: :func:`whole_rows` when None). ``S``: the signs if
     already decided (:func:`_decide_signs`). Only the first ``n_cut``
     columns of ``z`` are neurons (default all); the others are carried:
     interpolated at the new points, never cut. Returns a :class:`LayerCut`,
     or None when the intervals would exceed ``max_regions``."""
     bps = act[0]
     n_cut = z.shape[1] if n_cut is None else n_cut
+    fac = whole_rows(z.shape[0]) if fac is None else fac
     if S is None:
-        S = _decide_signs(pts, z, err, act, first, fb, n_cut)
+        S = _decide_signs(pts, z, err, act, first, fb, n_cut, fac=fac)
     x, rowof = pts.x, pts.row
     cstart, cr, ck, ca, cda, cpos, cex, sure, nunsure = K.crossings_1d(
-        x, pts.ex, rowof, z, err, _G3, S, bps, n_cut
+        x, pts.ex, rowof, z, err, *fac, _G3, S, bps, n_cut
     )
     keep = sure  # (the first crossing of each interval is sure)
     if cda.size and cda.max() > _PLACE_EXACT:
@@ -295,8 +331,8 @@ def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None):
     if x.size + nk - 1 > max_regions:
         return None
     xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, errn, emn, dptr, dj = K.split_1d(
-        x, pts.ex, rowof, z, err, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, pts.neuron, pts.bp, bps,
-        first, n_cut, _G3,
+        x, pts.ex, rowof, z, err, *fac, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, pts.neuron, pts.bp,
+        bps, first, n_cut, _G3,
     )  # fmt: skip
     fixes = K.corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, *act)
     danew = cda[keep]
@@ -305,12 +341,15 @@ def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None):
     )
 
 
-def _cut_and_next(net, i, nxt, cut, em):
-    """Cut layer ``i`` (``_cut_layer(*cut)``) and compute the next layer's
+def _cut_and_next(net, i, nxt, cut, em, fac):
+    """Cut layer ``i`` (``_cut_layer(*cut)``; ``fac``: the factors of its
+    bounds) and compute the next layer's
     (``nxt``) values at the points after it (``em``: the largest bound of
     each row of layer ``i``'s values). Returns the :class:`LayerCut` (None
-    past ``max_regions``) and the next layer's values, their bounds and the
-    largest of each row (rows as in its points' ``row``)."""
+    past ``max_regions``) and the next layer's values, their bounds (the
+    rows stored whole), the bounds' factors (the products' rows: see
+    :func:`._line1d_products.product_1d`) and the largest of each row (rows
+    as in its points' ``row``)."""
     pts, z, err, act, first, _, fb = cut
     rowof = pts.row
     w, b = nxt[:2]
@@ -320,18 +359,21 @@ def _cut_and_next(net, i, nxt, cut, em):
     nlb = Bounds.of(net, i + 1)
     consts = _act_constants_of(net, i, act, nlb)
     # the signs first: an exact fallback may set values onto their breakpoints
-    S = _decide_signs(pts, z, err, act, first, fb, n, em)
+    S = _decide_signs(pts, z, err, act, first, fb, n, em, fac)
     # room for the old points and, most likely, the crossings: the rows of
     # the old points are written before the number of crossings is known
     cap = 2 * V + n * act[0].size
     out = buffer(i % 2, (cap, m))
     eout = buffer(2 + i % 2, (cap, m))
     emout = np.empty(cap)
+    ef, eb = np.empty(cap), np.empty(cap, np.int64)
+    n_old = -(-rowof.size // _BLOCK)  # the old points' blocks
+    EB = np.empty((n_old, 2, m))
     helper = _helper() if V * n * m >= _PAR_MIN else None
-    old = _Product(z, err, em, rowof, 0, act, wt, b, nlb, consts, out, eout, emout, helper is not None)
+    old = _Product(z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, helper is not None)
     fut = helper.submit(old.work) if helper is not None else None
     try:
-        res = _cut_layer(*cut, S=S)
+        res = _cut_layer(*cut, S=S, fac=fac)
         if res is None:  # past max_regions: stop the product too
             with old.lock:
                 old.next = old.n
@@ -340,29 +382,41 @@ def _cut_and_next(net, i, nxt, cut, em):
         if fut is not None:
             fut.result()
     if res is None:
-        return None, None, None, None
+        return None, None, None, None, None
     n_points, n_new = res.points.x.size, res.interval.size
     if n_points > cap:
         out, eout = (np.concatenate([v[:V], np.empty((n_points - V, m))]) for v in (out, eout))
         emout = np.concatenate([emout[:V], np.empty(n_points - V)])
-    out, eout, emout = out[:n_points], eout[:n_points], emout[:n_points]
+        ef = np.concatenate([ef[:V], np.empty(n_points - V)])
+        eb = np.concatenate([eb[:V], np.empty(n_points - V, np.int64)])
+    out, eout, emout, ef, eb = out[:n_points], eout[:n_points], emout[:n_points], ef[:n_points], eb[:n_points]
     if res.direct.size:
+        EB = np.concatenate([EB, np.empty((-(-res.direct.size // _BLOCK), 2, m))])
         shared = helper is not None and res.direct.size > _CHUNK * _BLOCK
         new = _Product(
-            res.values, res.err, res.err_max, res.direct, V, act, wt, b, nlb, consts, out, eout, emout, shared
-        )
+            res.values, res.err, whole_rows(res.values.shape[0]), res.err_max, res.direct, V, act, wt, b, nlb,
+            consts, out, (ef, eb, EB), n_old, emout, shared,
+        )  # fmt: skip
         fut = helper.submit(new.work) if shared else None
         new.work()
         if fut is not None:
             fut.result()
     isdirect = np.zeros(n_new, np.bool_)
     isdirect[res.direct] = True
-    P.fill_new_rows_1d(
-        out, eout, emout, rowof, res.interval, res.place, res.place_error, res.fix_ptr, res.fix_neuron, res.fix_value,
-        res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt, nlb.nabs, res.values,
+    fill = (
+        out, eout, ef, eb, EB, emout, rowof, res.interval, res.place, res.place_error, res.fix_ptr, res.fix_neuron,
+        res.fix_value, res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt, nlb.nabs, res.values,
         res.err, res.err_max, *act, consts,
     )  # fmt: skip
-    return res, out, eout, emout
+    # the crossings' rows are independent: with the helper, it fills the second half
+    half = n_new // 2 if helper is not None and n_new * m >= _FILL_PAR_MIN else n_new
+    fut = helper.submit(P.fill_new_rows_1d, *fill, half, n_new) if half < n_new else None
+    try:
+        P.fill_new_rows_1d(*fill, 0, half)
+    finally:
+        if fut is not None:
+            fut.result()
+    return res, out, eout, (ef, eb, EB), emout
 
 
 # -- error bounds ----------------------------------------------------------------
@@ -491,9 +545,12 @@ def first_rows(net, x, layer):
     return z, err, err.max(axis=1, initial=0.0)
 
 
-def affine_rows(net, i, z, err, layer):
-    """Layer ``i``'s values, bounds and largest bounds after an affine layer (no activation)."""
+def affine_rows(net, i, z, err, layer, fac=None):
+    """Layer ``i``'s values, bounds and largest bounds after an affine layer
+    (no activation; ``fac``: the factors of ``err``, if any, written out first)."""
     lb = Bounds.of(net, i)
+    if fac is not None:
+        err = stored_whole(err, fac)
     z2 = affine(z, *layer[:2])
     err2 = K.SELF * (err @ lb.wabs + lb.G * (np.abs(z) @ lb.wabs + lb.babs)) + lb.T
     return z2, err2, err2.max(axis=1, initial=0.0)
