@@ -163,6 +163,7 @@ class Layout:
     uv: int  # first column of the coordinates (None: no longer needed)
     carried: dict = field(default_factory=dict)  # tensor -> first column of its crossing entries
     partial: dict = field(default_factory=dict)  # (tensor, reader stage) -> first column
+    pidx: dict = field(default_factory=dict)  # (tensor, reader stage) -> the reader's entries with a column
     rp: dict = field(default_factory=dict)  # (tensor, reader stage) -> factors of its columns
     cols: int = 0
     rn: np.ndarray = None
@@ -234,10 +235,10 @@ class GraphPlan:
         new = c1 * E + gamma(n_terms) * c2 * hmax + cp * eps[a:b]
         if parts:
             mag = np.abs(z)
-            for col, _size in parts:
-                p = values[a:b, col : col + z.shape[1]]
-                z += p
-                mag += np.abs(p)
+            for col, idx in parts:
+                p = values[a:b, col : col + idx.size]
+                z[:, idx] += p
+                mag[:, idx] += np.abs(p)
             live = self.rn[s] > 0
             if live.any():
                 new += gamma(len(parts)) * (mag[:, live] / self.rn[s][live]).max(axis=1)
@@ -260,9 +261,9 @@ class GraphPlan:
                 uvu = self._uv_units(t)
                 f[info.live] = uvu.lip * uvu.rn
             fs.append(f[None, :])
-        parts = [(c, lay.rp[(t, r)]) for (t, r), c in lay.partial.items() if r == s] if lay else []
+        parts = [(c, lay.rp[key], lay.pidx[key]) for key, c in lay.partial.items() if key[1] == s] if lay else []
         if not live.any():
-            return 0.0, 0.0, 0.0, 1, [(c, None) for c, _ in parts]
+            return 0.0, 0.0, 0.0, 1, [(c, idx) for c, _, idx in parts]
         grow = 1.0 + 4 * U * max(op.n_in, 1)
         prop = op.absolute(fs)[0]
         ones = op.absolute([np.ones_like(f) for f in fs], with_bias=True)[0]
@@ -270,9 +271,9 @@ class GraphPlan:
         c2 = float((ones[live] / rn[live]).max()) * grow
         cp = 0.0
         if parts:
-            rp = np.sum([p for _c, p in parts], axis=0) * (1.0 + 2 * len(parts) * U)
+            rp = np.sum([p for _c, p, _i in parts], axis=0) * (1.0 + 2 * len(parts) * U)
             cp = float((rp[live] / rn[live]).max()) * grow
-        return c1, c2, cp, _n_terms(op), [(c, None) for c, _ in parts]
+        return c1, c2, cp, _n_terms(op), [(c, idx) for c, _, idx in parts]
 
     def _uv_units(self, t):
         """The :class:`UVUnits` of tensor ``t`` (in "uv" mode): its stage's
@@ -439,10 +440,10 @@ class GraphPlan:
             col += ti.cross.size
         for t, r in prev.partial:
             if r > s:
-                lay.partial[(t, r)] = col
-                lay.rp[(t, r)] = prev.rp[(t, r)]
-                rn.append(prev.rp[(t, r)])
-                col += self.stages[r].n_pre
+                idx = prev.pidx[(t, r)]
+                lay.partial[(t, r)], lay.pidx[(t, r)], lay.rp[(t, r)] = col, idx, prev.rp[(t, r)]
+                rn.append(prev.rp[(t, r)][idx])
+                col += idx.size
         if info.mode == "partial" and info.live.size:
             g = np.zeros(self.stages[s].n)
             g[info.live] = info.lip * info.rn[info.live] + 1.0
@@ -451,10 +452,11 @@ class GraphPlan:
                 fs = [np.zeros((1, n)) for n in op.source_sizes]
                 fs[op.sources.index(s + 1)] = g[None, :]
                 rp = op.absolute(fs)[0] * ((1.0 + 4 * U * max(op.n_in, 1)) * SLACK)
-                lay.partial[(s + 1, r)] = col
-                lay.rp[(s + 1, r)] = rp
-                rn.append(rp)
-                col += op.n_out
+                # an entry reading no live constant neuron has the partial sum 0 (no column)
+                idx = np.nonzero(rp > 0)[0]
+                lay.partial[(s + 1, r)], lay.pidx[(s + 1, r)], lay.rp[(s + 1, r)] = col, idx, rp
+                rn.append(rp[idx])
+                col += idx.size
         lay.cols = col
         lay.rn = np.concatenate(rn)
         return lay
@@ -473,8 +475,8 @@ class GraphPlan:
             op = self.stages[rd].operator
             hs = [np.zeros((len(z), n)) for n in op.source_sizes]
             hs[op.sources.index(s + 1)] = h
-            col = lay.partial[(s + 1, rd)]
-            out[a:b, col : col + op.n_out] = op.linear(hs)
+            col, idx = lay.partial[(s + 1, rd)], lay.pidx[(s + 1, rd)]
+            out[a:b, col : col + idx.size] = op.linear(hs)[:, idx]
             e = np.maximum(e, SLACK * gamma(_n_terms(op)) * hmax)
         return e
 
@@ -488,7 +490,7 @@ class GraphPlan:
             out[:V, col : col + size] = values[:V, src : src + size]
         for key, col in lay.partial.items():
             if key in prev.partial:
-                n = self.stages[key[1]].n_pre
+                n = lay.pidx[key].size
                 out[:V, col : col + n] = values[:V, prev.partial[key] : prev.partial[key] + n]
 
 
