@@ -232,7 +232,7 @@ def cut_max_stage(g, plan, s, info, rn, ids, exact, key0, max_regions, net, prev
     ``g.mesh.pieces`` (one column per crossing unit)."""
     from . import _mesh2d_kernels as K
     from . import _mesh2d_max as M
-    from .mesh2d import check_status
+    from .mesh2d import check_status, reset_anchors
 
     mcols = np.ascontiguousarray(info.mcols)
     n, k = mcols.shape
@@ -243,9 +243,7 @@ def cut_max_stage(g, plan, s, info, rn, ids, exact, key0, max_regions, net, prev
     zsrc, zneu, prev_cut = _copied_relu_entries(plan, s, info, prev_block)
     g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], n), np.int8))
     start = np.arange(g.mesh.size[K.NF])
-    nh = int(g.mesh.size[K.NH])
-    g.mesh.anc[:nh, 0] = g.mesh.orig[:nh]  # every edge is a segment of a face at the stage's start
-    g.mesh.anc[:nh, 1] = g.mesh.orig[g.mesh.nxt[:nh]]
+    reset_anchors(g.mesh)
     i = p = 0
     while i < n:
         roots = M.max_roots(tuple(g.mesh), mcols, rn, i, zsrc, zneu, prev_cut, start)

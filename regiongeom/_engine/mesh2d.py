@@ -195,9 +195,7 @@ def _cut_layer(g, bps, first, max_regions, net, *, rn=None, n_cut=None, exact=No
     np.divide(1.0, rn, out=rinv, where=rn > 0)
     g.set(pieces=np.zeros((g.mesh.face_edge.shape[0], n_cut), np.int8))
     start = np.arange(g.mesh.size[K.NF])
-    nh = int(g.mesh.size[K.NH])
-    g.mesh.anc[:nh, 0] = g.mesh.orig[:nh]  # every edge is a segment of a face at the layer's start
-    g.mesh.anc[:nh, 1] = g.mesh.orig[g.mesh.nxt[:nh]]
+    reset_anchors(g.mesh)
     j = k = 0
     while j < n_cut:
         # the current faces become the roots; cut until they have twice as many faces
@@ -225,6 +223,14 @@ def _cut_layer(g, bps, first, max_regions, net, *, rn=None, n_cut=None, exact=No
         R.layer_patterns(tuple(g.mesh), tuple(roots), j0, j, n_cut)
         start = start[g.mesh.root[: g.mesh.size[K.NF]]]
     return start
+
+
+def reset_anchors(mesh):
+    """At a layer's (or stage's) start every edge is a segment of a face of
+    that start: its anchors are its own ends."""
+    nh = int(mesh.size[K.NH])
+    mesh.anc[:nh, 0] = mesh.orig[:nh]
+    mesh.anc[:nh, 1] = mesh.orig[mesh.nxt[:nh]]
 
 
 def enumerate_2d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
