@@ -323,3 +323,51 @@ def test_cnn_two_maxpools_on_a_plane_through_sparse_images():
     first = seen[1]
     assert first.mode == "uv" and first.live.size and first.uv_src.size == first.live.size
     assert seen[3].mode == "partial"
+
+
+def test_copy_stages_formed_in_one_pass_match_the_general_path():
+    """A max pool's stage is a copy of the stage before it: it is formed in one
+    pass (``_graph_gather``), from coordinates ("uv" mode, the first pool) and
+    from partial sums ("partial" mode, the second). At every block the values
+    agree with the general path's within their certified bounds and the bounds
+    agree; and the stage's certain winners kept for the cut's first roots are
+    used (same regions with and without them)."""
+    from regiongeom._engine import _graph_max, graph_plan
+
+    torch.manual_seed(3)
+    m = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2, stride=1), nn.Conv2d(3, 2, 2), nn.ReLU(),
+                      nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 2)).double().eval()  # fmt: skip
+    shape = (1, 7, 7)
+    imgs = _sparse_images(np.random.default_rng(0), shape)
+    net = rg.from_torch(m, input_shape=shape).restrict(rg.Plane.through(*imgs))
+    block = graph_plan.GraphPlan._block
+    seen = []
+
+    def both(plan, s, values, lay, eps, a, b, consts):
+        z, e = block(plan, s, values, lay, eps, a, b, consts)
+        spec = plan._gather_spec(s, lay, consts)
+        if spec is not None:
+            plan._gather[s] = (lay, consts, None)  # the general path, once
+            z0, e0 = block(plan, s, values, lay, eps, a, b, consts)
+            plan._gather[s] = (lay, consts, spec)
+            rn = np.asarray(plan.rn[s])
+            assert np.all(np.abs(z - z0) <= e0[:, None] * rn[None, :])
+            assert np.allclose(e, e0, rtol=1e-12, atol=0)
+            seen.append((s, plan.info[s].mode, len(consts[4])))
+        return z, e
+
+    graph_plan.GraphPlan._block = both
+    try:
+        rm = rg.activation_regions(net, (-0.3, -0.3, 1.3, 1.3))
+    finally:
+        graph_plan.GraphPlan._block = block
+    modes = {(s, mode, parts > 0) for s, mode, parts in seen}
+    assert (1, "uv", False) in modes and (3, "partial", True) in modes
+    limit = _graph_max._KNOWN_BYTES
+    _graph_max._KNOWN_BYTES = 0  # winners recomputed at the cut
+    try:
+        rm0 = rg.activation_regions(net, (-0.3, -0.3, 1.3, 1.3))
+    finally:
+        _graph_max._KNOWN_BYTES = limit
+    assert len(rm) == len(rm0) > 50
+    assert np.array_equal(rm.patterns, rm0.patterns)

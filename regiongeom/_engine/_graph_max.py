@@ -25,6 +25,10 @@ import numpy as np
 
 from .filter2d import SLACK
 
+# the certain winners of a max stage's units at the vertices are kept from its
+# forming for its cut's first roots up to this size (int8 entries)
+_KNOWN_BYTES = 256 << 20
+
 
 def effective_windows(st):
     """The stage's windows with every absent entry and every repeat of an
@@ -126,10 +130,12 @@ def form_max(plan, s, values, V, cap, eps, prev):
     lo = np.full(st.n, 127, np.int16)
     hi = np.full(st.n, -1, np.int16)
     unsure = np.zeros(st.n, bool)
+    # each vertex's certain winners, for the cut's first roots (max_roots)
+    known = np.empty((V if V * st.n <= _KNOWN_BYTES else 0, st.n), np.int8)
     for a, b in blocks:
         z, e = plan._block(s, values, prev, eps, a, b, consts)
         new_eps[a:b] = e
-        M.classify_max(np.ascontiguousarray(z), e, rn, win, lo, hi, unsure)
+        M.classify_max(np.ascontiguousarray(z), e, rn, win, lo, hi, unsure, known[a:b] if len(known) else known)
         kept.append(z if keep else None)
         del z
     const = ~unsure & (lo == hi)
@@ -158,6 +164,8 @@ def form_max(plan, s, values, V, cap, eps, prev):
     factors[ok] = rn[win[ok]]
     rn_units = factors.max(axis=1) * SLACK
     info = TensorInfo(cross, piece, live, mode, 1.0, rn_units, ents=ents, mcols=mcols, uv_src=uv_src)
+    info.known = np.ascontiguousarray(known[:, cross])
+    del known
     plan.info[s + 1] = info
     lay = plan._layout(s, info, prev)
     out = np.empty((cap, lay.cols))
@@ -246,7 +254,7 @@ def cut_max_stage(g, plan, s, info, rn, ids, exact, key0, max_regions, net, prev
     reset_anchors(g.mesh)
     i = p = 0
     while i < n:
-        roots = M.max_roots(tuple(g.mesh), mcols, rn, i, zsrc, zneu, prev_cut, start)
+        roots = M.max_roots(tuple(g.mesh), mcols, rn, i, zsrc, zneu, prev_cut, start, info.known)
         g.reserve(int(roots[1].size), whole_layer=False)
         epoch = exact.new_epoch(start)
         while True:
@@ -264,6 +272,7 @@ def cut_max_stage(g, plan, s, info, rn, ids, exact, key0, max_regions, net, prev
                 break
             g.grow(factor=1.5)
         start = start[g.mesh.root[: g.mesh.size[K.NF]]]
+    info.known = None
     if n:
         label, status = M.merge_faces(tuple(g.mesh), int(ids.min()), int(ids.max()) + 1)
         check_status(status, n, int(ids[-1]), int(g.mesh.size[K.NF]), max_regions, net)

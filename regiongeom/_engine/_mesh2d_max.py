@@ -67,13 +67,15 @@ def _entry(v, sf, c, values, rn, zsrc, zneu, prev_cut, prov):
 
 
 @njit(cache=True)
-def classify_max(z, e, rn, win, lo, hi, unsure):
+def classify_max(z, e, rn, win, lo, hi, unsure, wout):
     """Per unit (windows ``win``, -1 absent), over a block of vertices (the
     stage's preactivations ``z``, bounds ``e``, factors ``rn``): lower
     ``lo``/raise ``hi`` to the lowest/highest position that certainly wins
     at a vertex, and set ``unsure`` where at some vertex none certainly does
-    (ties to the lowest position; in place)."""
+    (ties to the lowest position; in place). When ``wout`` has rows, it gets
+    the certain winner of each (vertex, unit), -1 where none is certain."""
     n, k = win.shape
+    record = wout.shape[0] > 0
     for v in range(z.shape[0]):
         ev = e[v]
         row = z[v]
@@ -88,6 +90,8 @@ def classify_max(z, e, rn, win, lo, hi, unsure):
                     bv = row[c]
                     bf = rn[c]
             if best < 0:
+                if record:
+                    wout[v, u] = -1
                 continue
             sure = True
             for q in range(k):
@@ -106,6 +110,8 @@ def classify_max(z, e, rn, win, lo, hi, unsure):
                     hi[u] = best
             else:
                 unsure[u] = True
+            if record:
+                wout[v, u] = best if sure else -1
 
 
 @njit(cache=True, inline="always")
@@ -137,7 +143,7 @@ def _winners(v, sf, i, k, mcols, e, values, rn, zsrc, zneu, prev_cut, prov):
 
 
 @njit(cache=True)
-def max_roots(mesh_fields, mcols, rn, i0, zsrc, zneu, prev_cut, start):
+def max_roots(mesh_fields, mcols, rn, i0, zsrc, zneu, prev_cut, start, known):
     """Make every face a root for the units ``i >= i0``; set each face's
     leader of those units (the position certainly winning at every vertex of
     the face, else the first present one) and list, per unit, the roots where
@@ -147,7 +153,10 @@ def max_roots(mesh_fields, mcols, rn, i0, zsrc, zneu, prev_cut, start):
     time), with the stage-start face of one face holding the vertex: a
     vertex's exact entries are the same seen from every face around it (an
     entry known to be exactly 0 on one of them is 0 at the vertex), so the
-    winner found is certain for all of them."""
+    winner found is certain for all of them. ``known``: the certain winners
+    found when the stage was formed (``classify_max``; rows: the vertices
+    then, -1 where none was certain), reused where certain (a certain winner
+    is the exact one)."""
     mesh = Mesh(*mesh_fields)
     values, eps, face_edge, nxt, orig = mesh.values, mesh.eps, mesh.face_edge, mesh.nxt, mesh.orig
     root, next_in_root, pieces, prov = mesh.root, mesh.next_in_root, mesh.pieces, mesh.prov
@@ -184,7 +193,10 @@ def max_roots(mesh_fields, mcols, rn, i0, zsrc, zneu, prev_cut, start):
             sf = start[f]
             e = eps[v]
             for i in range(c0, c1):
-                win[v, i - c0] = _winners(v, sf, i, k, mcols, e, values, rn, zsrc, zneu, prev_cut, prov)
+                w = known[v, i] if v < known.shape[0] else -1
+                if w < 0:
+                    w = _winners(v, sf, i, k, mcols, e, values, rn, zsrc, zneu, prev_cut, prov)
+                win[v, i - c0] = w
         for f in range(nf):
             h0 = face_edge[f]
             v0 = orig[h0]

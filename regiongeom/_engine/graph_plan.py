@@ -112,6 +112,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ._graph_gather import form_gather, gather_spec
 from .filter2d import SLACK, U, gamma
 
 # entries of a stage's full-width values held at once while it is formed
@@ -139,6 +140,7 @@ class TensorInfo:
     mcols: np.ndarray = None  # max units: (n_cross, k) column of each window entry, -1 none
     uv_src: np.ndarray = None  # max units in "uv" mode: the winning neuron of the stage before, per live unit
     uv_units: "UVUnits" = None  # (cache of GraphPlan._uv_units)
+    known: np.ndarray = None  # max units, until cut: (V, n_cross) certain winner per vertex at forming, -1 none
 
 
 @dataclass
@@ -191,6 +193,7 @@ class GraphPlan:
         self.layouts = []
         # the factor of the coordinates' columns (set when stage 0 is formed)
         self.rn_uv = 1.0
+        self._gather = {}  # stage -> (layout, constants, GatherSpec or None): copy stages
 
     # -- the sources of a stage, a block of vertices at a time ---------------
     def _uv(self, values, lay, a, b):
@@ -221,6 +224,9 @@ class GraphPlan:
 
     def _block(self, s, values, lay, eps, a, b, consts):
         """Stage ``s``'s preactivations at vertices ``a:b`` and their factors ``eps'``."""
+        spec = self._gather_spec(s, lay, consts)
+        if spec is not None:  # a copy stage: one pass (:mod:`._graph_gather`)
+            return form_gather(spec, values, eps, a, b)
         op = self.stages[s].operator
         E = eps[a:b].copy()
         hs, hmax = [], np.ones(b - a)
@@ -243,6 +249,14 @@ class GraphPlan:
             if live.any():
                 new += gamma(len(parts)) * (mag[:, live] / self.rn[s][live]).max(axis=1)
         return z, np.maximum(new * SLACK, E)
+
+    def _gather_spec(self, s, lay, consts):
+        """The :class:`._graph_gather.GatherSpec` of stage ``s`` formed from
+        layout ``lay`` with ``consts`` (None: not a copy stage)."""
+        got = self._gather.get(s)
+        if got is None or got[0] is not lay or got[1] is not consts:
+            got = self._gather[s] = (lay, consts, gather_spec(self, s, lay, consts))
+        return got[2]
 
     def _constants(self, s, lay):
         """``(c1, c2, cp, N, parts)`` of forming stage ``s`` (see the module docstring)."""
