@@ -325,14 +325,18 @@ def test_cnn_two_maxpools_on_a_plane_through_sparse_images():
     assert seen[3].mode == "partial"
 
 
-def test_copy_stages_formed_in_one_pass_match_the_general_path():
-    """A max pool's stage is a copy of the stage before it: it is formed in one
-    pass (``_graph_gather``), from coordinates ("uv" mode, the first pool) and
-    from partial sums ("partial" mode, the second). At every block the values
-    agree with the general path's within their certified bounds and the bounds
-    agree; and the stage's certain winners kept for the cut's first roots are
-    used (same regions with and without them)."""
-    from regiongeom._engine import _graph_max, graph_plan
+@pytest.mark.slow
+def test_stages_formed_in_one_pass_match_the_general_path():
+    """Two kinds of stages are formed in one pass (``_graph_form``): a max
+    pool's, a copy of the stage before it, from coordinates ("uv" mode, the
+    first pool) and from partial sums ("partial" mode, the second); and a
+    convolution reading a max pool in "uv" mode through its sparse columns
+    (forced here on a small convolution, whose columns are not sparse). At
+    every block the values agree with the general path's within the two
+    certified bounds (the copy stages' bounds are the general path's); the
+    regions agree with the exact reference; and the max stages' certain
+    winners kept for the cut's first roots change nothing."""
+    from regiongeom._engine import _graph_form, _graph_max, graph_plan
 
     torch.manual_seed(3)
     m = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2, stride=1), nn.Conv2d(3, 2, 2), nn.ReLU(),
@@ -340,6 +344,7 @@ def test_copy_stages_formed_in_one_pass_match_the_general_path():
     shape = (1, 7, 7)
     imgs = _sparse_images(np.random.default_rng(0), shape)
     net = rg.from_torch(m, input_shape=shape).restrict(rg.Plane.through(*imgs))
+    box = (-0.3, -0.3, 1.3, 1.3)
     block = graph_plan.GraphPlan._block
     seen = []
 
@@ -351,23 +356,28 @@ def test_copy_stages_formed_in_one_pass_match_the_general_path():
             z0, e0 = block(plan, s, values, lay, eps, a, b, consts)
             plan._gather[s] = (lay, consts, spec)
             rn = np.asarray(plan.rn[s])
-            assert np.all(np.abs(z - z0) <= e0[:, None] * rn[None, :])
-            assert np.allclose(e, e0, rtol=1e-12, atol=0)
-            seen.append((s, plan.info[s].mode, len(consts[4])))
+            assert np.all(np.abs(z - z0) <= (e + e0)[:, None] * rn[None, :])
+            if spec.form is _graph_form.form_gather:
+                assert np.allclose(e, e0, rtol=1e-12, atol=0)
+            seen.append((s, spec.form.__name__, plan.info[s].mode, len(consts[4]) > 0))
         return z, e
 
+    density = _graph_form._SPARSE_DENSITY
     graph_plan.GraphPlan._block = both
+    _graph_form._SPARSE_DENSITY = 1.0
     try:
-        rm = rg.activation_regions(net, (-0.3, -0.3, 1.3, 1.3))
+        rm = rg.activation_regions(net, box)
+        out, rm_ex, _ = compare_max(net, spec_of(net), box, n_points=100)
     finally:
         graph_plan.GraphPlan._block = block
-    modes = {(s, mode, parts > 0) for s, mode, parts in seen}
-    assert (1, "uv", False) in modes and (3, "partial", True) in modes
+        _graph_form._SPARSE_DENSITY = density
+    assert out == []
+    assert {(1, "form_gather", "uv", False), (2, "form_sparse", "uv", False), (3, "form_gather", "partial", True)} <= set(seen)
     limit = _graph_max._KNOWN_BYTES
     _graph_max._KNOWN_BYTES = 0  # winners recomputed at the cut
     try:
-        rm0 = rg.activation_regions(net, (-0.3, -0.3, 1.3, 1.3))
+        rm0 = rg.activation_regions(net, box)
     finally:
         _graph_max._KNOWN_BYTES = limit
-    assert len(rm) == len(rm0) > 50
+    assert len(rm) == len(rm0) == len(rm_ex) > 50
     assert np.array_equal(rm.patterns, rm0.patterns)

@@ -112,7 +112,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ._graph_gather import form_gather, gather_spec
+from ._graph_form import classify_block, stage_spec
 from .filter2d import SLACK, U, gamma
 
 # entries of a stage's full-width values held at once while it is formed
@@ -193,7 +193,7 @@ class GraphPlan:
         self.layouts = []
         # the factor of the coordinates' columns (set when stage 0 is formed)
         self.rn_uv = 1.0
-        self._gather = {}  # stage -> (layout, constants, GatherSpec or None): copy stages
+        self._gather = {}  # stage -> (layout, constants, spec or None) (:meth:`_gather_spec`); caches of :meth:`_copied_live`
 
     # -- the sources of a stage, a block of vertices at a time ---------------
     def _uv(self, values, lay, a, b):
@@ -225,8 +225,8 @@ class GraphPlan:
     def _block(self, s, values, lay, eps, a, b, consts):
         """Stage ``s``'s preactivations at vertices ``a:b`` and their factors ``eps'``."""
         spec = self._gather_spec(s, lay, consts)
-        if spec is not None:  # a copy stage: one pass (:mod:`._graph_gather`)
-            return form_gather(spec, values, eps, a, b)
+        if spec is not None:  # one pass (:mod:`._graph_form`)
+            return spec.form(spec, values, eps, a, b)
         op = self.stages[s].operator
         E = eps[a:b].copy()
         hs, hmax = [], np.ones(b - a)
@@ -251,11 +251,11 @@ class GraphPlan:
         return z, np.maximum(new * SLACK, E)
 
     def _gather_spec(self, s, lay, consts):
-        """The :class:`._graph_gather.GatherSpec` of stage ``s`` formed from
-        layout ``lay`` with ``consts`` (None: not a copy stage)."""
+        """How stage ``s`` is formed from layout ``lay`` with ``consts`` in one
+        pass (:func:`._graph_form.stage_spec`; None: by :meth:`_block`)."""
         got = self._gather.get(s)
         if got is None or got[0] is not lay or got[1] is not consts:
-            got = self._gather[s] = (lay, consts, gather_spec(self, s, lay, consts))
+            got = self._gather[s] = (lay, consts, stage_spec(self, s, lay, consts))
         return got[2]
 
     def _constants(self, s, lay):
@@ -480,19 +480,42 @@ class GraphPlan:
         their readers' columns; returns the vertices' factors, raised to
         cover them."""
         st = self.stages[s]
-        h = np.zeros((len(z), st.n))
+        h = None
         hl, r = _units_on_pieces(st, info, z[:, info.live] if not st.is_max else z)
-        h[:, info.live] = hl
         e = SLACK * (e + r)
         hmax = np.maximum(np.abs(hl).max(axis=1), 1.0) if hl.shape[1] else np.ones(len(z))
         for rd in self.readers[s + 1]:
             op = self.stages[rd].operator
-            hs = [np.zeros((len(z), n)) for n in op.source_sizes]
-            hs[op.sources.index(s + 1)] = h
             col, idx = lay.partial[(s + 1, rd)], lay.pidx[(s + 1, rd)]
-            out[a:b, col : col + idx.size] = op.linear(hs)[:, idx]
+            pos = self._copied_live(s, rd, info)
+            if pos is not None and (pos[idx] >= 0).all():  # a copy reader: the live units' outputs
+                out[a:b, col : col + idx.size] = hl[:, pos[idx]]
+            else:
+                if h is None:
+                    h = np.zeros((len(z), st.n))
+                    h[:, info.live] = hl
+                hs = [np.zeros((len(z), n)) for n in op.source_sizes]
+                hs[op.sources.index(s + 1)] = h
+                out[a:b, col : col + idx.size] = op.linear(hs)[:, idx]
             e = np.maximum(e, SLACK * gamma(_n_terms(op)) * hmax)
         return e
+
+    def _copied_live(self, s, rd, info):
+        """For a reader ``rd`` of tensor ``s + 1`` that only copies it (a max
+        pool's windows): each of its entries' position among the tensor's live
+        constant units (-1: not one); else None."""
+        key = ("copied", s, rd)
+        if key not in self._gather:
+            from ._graph_max import _copy_sources
+
+            src = _copy_sources(self, rd) if rd == s + 1 else None
+            if src is None or tuple(self.stages[rd].operator.sources) != (s + 1,):
+                self._gather[key] = None
+            else:
+                where = np.full(self.stages[s].n, -1, np.int64)
+                where[info.live] = np.arange(info.live.size)
+                self._gather[key] = where[src]
+        return self._gather[key]
 
     def _carry(self, s, prev, lay, values, out, V):
         """Copy the columns that stay (coordinates, carried tensors, partial sums)."""
@@ -559,6 +582,9 @@ def _units_affine(sl, ic, rn, z):
 def _classify(z, e, rn, bps, lo, hi, unsure):
     """Update each neuron's lowest and highest certain piece over the
     vertices of a block, and whether some vertex's piece is uncertain."""
+    if len(bps) < 127 and z.flags.c_contiguous:
+        classify_block(z, e, rn, np.ascontiguousarray(bps, np.float64), lo, hi, unsure)
+        return
     piece = np.zeros(z.shape, np.int16)
     thr = e[:, None] * rn[None, :]
     for t in bps:
