@@ -381,3 +381,23 @@ def test_stages_formed_in_one_pass_match_the_general_path():
         _graph_max._KNOWN_BYTES = limit
     assert len(rm) == len(rm0) == len(rm_ex) > 50
     assert np.array_equal(rm.patterns, rm0.patterns)
+
+    # a maxout network: its layers read the previous max stage's crossing units
+    # (its constant units arrive as partial sums) through a dense operator
+    rng = np.random.default_rng(5)
+    ws, bs, prev = [], [], 2
+    for n in (6, 5):
+        ws.append(rng.normal(size=(n * 3, prev)))
+        bs.append(rng.normal(size=n * 3) * 0.5)
+        prev = n
+    ws.append(rng.normal(size=(2, prev)))
+    bs.append(rng.normal(size=2))
+    net = rg.Network.maxout(ws, bs, 3)
+    seen.clear()
+    graph_plan.GraphPlan._block = both
+    try:
+        out, rm, _ = compare_max(net, spec_of(net), (-0.4, -0.4, 0.4, 0.4))  # small: some units constant
+    finally:
+        graph_plan.GraphPlan._block = block
+    assert out == [] and len(rm) > 5
+    assert (1, "form_dense", "partial", True) in set(seen)

@@ -61,13 +61,15 @@ class _Spec:
 _SPARSE_DENSITY = 0.25
 # ... and at most this many of them
 _SPARSE_NNZ = 1 << 24
+# the dense path holds the operator's columns for the crossing entries up to this size
+_DENSE_ENTRIES = 1 << 22
 
 
 def stage_spec(plan, s, lay, consts):
     """How to form stage ``s`` from the layout ``lay`` of stage ``s - 1`` in
     one pass (an object whose ``form(values, eps, a, b)`` returns ``(z,
     eps')`` as :meth:`.graph_plan.GraphPlan._block`), or None."""
-    return gather_spec(plan, s, lay, consts) or sparse_spec(plan, s, lay, consts)
+    return gather_spec(plan, s, lay, consts) or sparse_spec(plan, s, lay, consts) or dense_spec(plan, s, lay, consts)
 
 
 def gather_spec(plan, s, lay, consts):
@@ -226,6 +228,106 @@ def sparse_block(values, eps, a, b, xc, nc, uvc, indptr, indices, data, G, g, co
         new = c1 * E + big * c2 * (hx + icmax + 1.0)
         new *= slack
         e_out[r] = new if new > E else E
+
+
+def dense_spec(plan, s, lay, consts):
+    """A spec for forming stage ``s`` with :func:`dense_block`, or None when it
+    does not read exactly one tensor whose constant units are all in the
+    partial sums (``"partial"`` mode, or no live ones), or its operator's
+    columns for the crossing entries are too large."""
+    from .graph_plan import _n_terms
+
+    op = plan.stages[s].operator
+    if len(op.sources) != 1 or op.sources[0] == 0:
+        return None
+    t = op.sources[0]
+    info = plan.info[t]
+    if (info.mode == "uv" and info.live.size) or plan.stages[t - 1].n != op.n_in:
+        return None
+    nc = info.cross.size
+    if nc * op.n_out > _DENSE_ENTRIES:
+        return None
+    E = np.zeros((nc, op.n_in))
+    E[np.arange(nc), info.cross] = 1.0
+    AT = np.ascontiguousarray(op.linear([E]))  # (nc, n_out)
+    if np.count_nonzero(AT) <= _SPARSE_DENSITY * AT.size:  # a convolution: its own BLAS is faster
+        return None
+    c1, c2, cp, n_terms, parts = consts
+    pcols = np.full((op.n_out, len(parts)), -1, np.int64)
+    for p, (col, idx) in enumerate(parts):
+        pcols[idx, p] = col + np.arange(idx.size)
+    rn_s = np.asarray(plan.rn[s], np.float64)
+    return _Spec(
+        form_dense,
+        xc=0 if t == s else int(lay.carried[t]),
+        AT=AT,
+        bias=np.ascontiguousarray(op.bias, np.float64),
+        pcols=pcols,
+        rn_s=rn_s,
+        live_s=(rn_s > 0).astype(np.float64),
+        consts=np.array([c1, gamma(2 * n_terms + 8), c2, cp, gamma(len(parts)) if parts else 0.0, SLACK]),
+    )
+
+
+def form_dense(spec, values, eps, a, b):
+    """Stage ``s``'s preactivations at vertices ``a:b`` and their factors
+    ``eps'`` (as :meth:`.graph_plan.GraphPlan._block`), by :func:`dense_block`."""
+    z = np.empty((b - a, spec.bias.size))
+    e = np.empty(b - a)
+    dense_block(values, eps, a, b, spec.xc, spec.AT, spec.bias, spec.pcols, spec.rn_s, spec.live_s, spec.consts, z, e)
+    return z, e
+
+
+@njit(cache=True)
+def dense_block(values, eps, a, b, xc, AT, bias, pcols, rn_s, live_s, consts, z, e_out):
+    """Fill ``z`` (``b - a`` rows) and ``e_out``: the bias plus the crossing
+    entries' columns ``AT`` (computed by the operator from unit vectors, so
+    within ``gamma_N |A|`` of the exact ones, and summed within ``gamma_{N+1}``:
+    the ``gamma_N`` of the general path's ``c2`` term becomes
+    ``gamma_{2N+8}``), then the partial sums, added and bounded as
+    :meth:`.graph_plan.GraphPlan._block` does."""
+    c1, big, c2, cp, gp, slack = consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
+    nc, n = AT.shape
+    n_parts = pcols.shape[1]
+    mag = np.empty(n)
+    for r in range(b - a):
+        v = a + r
+        zr = z[r]
+        for j in range(n):
+            zr[j] = bias[j]
+        hx = 1.0
+        for i in range(nc):
+            x = values[v, xc + i]
+            if abs(x) > hx:
+                hx = abs(x)
+            if x != 0.0:
+                row = AT[i]
+                for j in range(n):
+                    zr[j] += row[j] * x
+        e0 = eps[v]
+        new = c1 * e0 + big * c2 * hx + cp * e0
+        if n_parts:
+            mmax = 0.0
+            any_live = False
+            for j in range(n):
+                x = zr[j]
+                m = abs(x)
+                for p in range(n_parts):
+                    c = pcols[j, p]
+                    if c >= 0:
+                        y = values[v, c]
+                        x += y
+                        m += abs(y)
+                zr[j] = x
+                if live_s[j] > 0:
+                    any_live = True
+                    t = m / rn_s[j]
+                    if t > mmax:
+                        mmax = t
+            if any_live:
+                new += gp * mmax
+        new *= slack
+        e_out[r] = new if new > e0 else e0
 
 
 def form_gather(spec, values, eps, a, b):

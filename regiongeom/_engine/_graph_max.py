@@ -254,6 +254,10 @@ def cut_max_stage(g, plan, s, info, rn, ids, exact, key0, max_regions, net, prev
     reset_anchors(g.mesh)
     i = p = 0
     while i < n:
+        nv = int(g.mesh.size[K.NV])
+        if info.known.shape[0] < nv and nv * n <= _KNOWN_BYTES:  # room for the new vertices' winners
+            more = np.full((max(nv, 2 * info.known.shape[0]) - info.known.shape[0], n), -2, np.int8)
+            info.known = np.concatenate([info.known, more])
         roots = M.max_roots(tuple(g.mesh), mcols, rn, i, zsrc, zneu, prev_cut, start, info.known)
         g.reserve(int(roots[1].size), whole_layer=False)
         epoch = exact.new_epoch(start)

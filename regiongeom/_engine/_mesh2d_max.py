@@ -73,7 +73,8 @@ def classify_max(z, e, rn, win, lo, hi, unsure, wout):
     ``lo``/raise ``hi`` to the lowest/highest position that certainly wins
     at a vertex, and set ``unsure`` where at some vertex none certainly does
     (ties to the lowest position; in place). When ``wout`` has rows, it gets
-    the certain winner of each (vertex, unit), -1 where none is certain."""
+    the certain winner of each (vertex, unit), -2 where none is certain (for
+    :func:`max_roots` to look again)."""
     n, k = win.shape
     record = wout.shape[0] > 0
     for v in range(z.shape[0]):
@@ -91,7 +92,7 @@ def classify_max(z, e, rn, win, lo, hi, unsure, wout):
                     bf = rn[c]
             if best < 0:
                 if record:
-                    wout[v, u] = -1
+                    wout[v, u] = -2
                 continue
             sure = True
             for q in range(k):
@@ -111,7 +112,7 @@ def classify_max(z, e, rn, win, lo, hi, unsure, wout):
             else:
                 unsure[u] = True
             if record:
-                wout[v, u] = best if sure else -1
+                wout[v, u] = best if sure else -2
 
 
 @njit(cache=True, inline="always")
@@ -153,10 +154,13 @@ def max_roots(mesh_fields, mcols, rn, i0, zsrc, zneu, prev_cut, start, known):
     time), with the stage-start face of one face holding the vertex: a
     vertex's exact entries are the same seen from every face around it (an
     entry known to be exactly 0 on one of them is 0 at the vertex), so the
-    winner found is certain for all of them. ``known``: the certain winners
-    found when the stage was formed (``classify_max``; rows: the vertices
-    then, -1 where none was certain), reused where certain (a certain winner
-    is the exact one)."""
+    winner found is certain for all of them. ``known`` ``(rows, n)``: each
+    vertex's winners found so far (when the stage was formed, by
+    ``classify_max``, and by earlier calls), -1 where none is certain, -2
+    where not looked for yet; vertices from ``rows`` on are looked at here.
+    Every vertex's winners found here are written to it (a certain winner is
+    the exact one, whatever the face it was found from; an uncertain one only
+    costs a cut)."""
     mesh = Mesh(*mesh_fields)
     values, eps, face_edge, nxt, orig = mesh.values, mesh.eps, mesh.face_edge, mesh.nxt, mesh.orig
     root, next_in_root, pieces, prov = mesh.root, mesh.next_in_root, mesh.pieces, mesh.prov
@@ -193,9 +197,11 @@ def max_roots(mesh_fields, mcols, rn, i0, zsrc, zneu, prev_cut, start, known):
             sf = start[f]
             e = eps[v]
             for i in range(c0, c1):
-                w = known[v, i] if v < known.shape[0] else -1
-                if w < 0:
+                w = known[v, i] if v < known.shape[0] else -2
+                if w == -2:
                     w = _winners(v, sf, i, k, mcols, e, values, rn, zsrc, zneu, prev_cut, prov)
+                    if v < known.shape[0]:
+                        known[v, i] = w
                 win[v, i - c0] = w
         for f in range(nf):
             h0 = face_edge[f]
