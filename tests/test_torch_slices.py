@@ -299,7 +299,8 @@ def test_graph_engine_blocks_and_recomputation_give_the_same_regions(monkeypatch
 def test_first_stage_estimate_is_the_arrangement_count():
     """With one unit stage, the estimate of the max_regions guard (1 + lines +
     crossings inside) is the number of regions, for lines in general position."""
-    from regiongeom._engine.graph_plan import GraphPlan, first_stage_regions
+    from regiongeom._engine._first_stage import first_stage_regions
+    from regiongeom._engine.graph_plan import GraphPlan
     from regiongeom._validate import as_domain
 
     torch.manual_seed(0)

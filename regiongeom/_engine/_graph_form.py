@@ -442,3 +442,19 @@ def classify_block(z, e, rn, bps, lo, hi, unsure):
                 lo[j] = piece
             if piece > hi[j]:
                 hi[j] = piece
+
+
+def classify(z, e, rn, bps, lo, hi, unsure):
+    """Update each neuron's lowest and highest certain piece over the
+    vertices of a block, and whether some vertex's piece is uncertain."""
+    if len(bps) < 127 and z.flags.c_contiguous:
+        classify_block(z, e, rn, np.ascontiguousarray(bps, np.float64), lo, hi, unsure)
+        return
+    piece = np.zeros(z.shape, np.int16)
+    thr = e[:, None] * rn[None, :]
+    for t in bps:
+        d = z - t
+        piece += d > thr
+        unsure |= ~((d > thr) | (d < -thr)).all(axis=0)
+    np.minimum(lo, piece.min(axis=0, initial=127), out=lo)
+    np.maximum(hi, piece.max(axis=0, initial=-1), out=hi)

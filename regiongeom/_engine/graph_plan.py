@@ -112,7 +112,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ._graph_form import classify_block, stage_spec
+from ._graph_form import classify as _classify, stage_spec
 from .filter2d import SLACK, U, gamma
 
 # entries of a stage's full-width values held at once while it is formed
@@ -579,22 +579,6 @@ def _units_affine(sl, ic, rn, z):
     return h, r.max(axis=1)
 
 
-def _classify(z, e, rn, bps, lo, hi, unsure):
-    """Update each neuron's lowest and highest certain piece over the
-    vertices of a block, and whether some vertex's piece is uncertain."""
-    if len(bps) < 127 and z.flags.c_contiguous:
-        classify_block(z, e, rn, np.ascontiguousarray(bps, np.float64), lo, hi, unsure)
-        return
-    piece = np.zeros(z.shape, np.int16)
-    thr = e[:, None] * rn[None, :]
-    for t in bps:
-        d = z - t
-        piece += d > thr
-        unsure |= ~((d > thr) | (d < -thr)).all(axis=0)
-    np.minimum(lo, piece.min(axis=0, initial=127), out=lo)
-    np.maximum(hi, piece.max(axis=0, initial=-1), out=hi)
-
-
 def _widest(op):
     """The largest tensor inside an operator (entries per vertex)."""
     sizes = [op.n_in, op.n_out]
@@ -617,52 +601,3 @@ def _n_terms(op):
         for src in node.inputs:
             total += int(np.prod(src.shape, dtype=np.int64))
     return max(total, int(op.n_in) + 2)
-
-
-def first_stage_regions(plan, pieces):
-    """``(regions, lines)``: the number of faces that stage 0's lines alone
-    cut the domain's convex ``pieces`` into (each line crossing a piece adds
-    1 plus the earlier lines it meets inside it: ``1 + L + I`` per piece for
-    lines in general position, fewer where several meet at one point or are
-    parallel), and the number of (neuron, breakpoint) lines crossing it.
-    Float geometry: an estimate for the ``max_regions`` guard, not a count.
-    Call after stage 0 is formed (its crossing neurons are known)."""
-    info, st = plan.info[1], plan.stages[0]
-    op = st.operator
-    if hasattr(op, "M"):  # a restriction's lifted operator: uv @ M.T + const
-        M, c = op.M[info.cross], op.const[info.cross]
-    else:  # a 2-input network's own operator
-        M, c = op.matrix()[info.cross], np.asarray(op.bias, np.float64)[info.cross]
-    A = np.repeat(M, len(st.breakpoints), axis=0)
-    B = (st.breakpoints[None, :] - c[:, None]).ravel()
-    regions, lines = 0, 0
-    for poly in pieces:
-        P = np.asarray(poly, np.float64)
-        side = P @ A.T - B  # (corners, lines)
-        hit = (side > 0).any(axis=0) & (side < 0).any(axis=0)
-        a, b = A[hit], B[hit]
-        n = len(a)
-        lines += n
-        regions += 1 + n + _inner_crossings(a, b, P)
-    return regions, lines
-
-
-def _inner_crossings(a, b, P):
-    """The number of pairs of the lines ``a x = b`` meeting strictly inside the
-    convex CCW polygon ``P`` (float)."""
-    n = len(a)
-    E = np.roll(P, -1, axis=0) - P
-    step = max(1, (1 << 21) // max(n, 1))
-    count = 0
-    for i0 in range(0, n, step):
-        i1 = min(n, i0 + step)
-        ai, bi = a[i0:i1, None, :], b[i0:i1, None]
-        det = ai[..., 0] * a[None, :, 1] - ai[..., 1] * a[None, :, 0]
-        ok = (np.arange(n)[None, :] > np.arange(i0, i1)[:, None]) & (det != 0)
-        with np.errstate(divide="ignore", invalid="ignore"):  # parallel lines: det == 0
-            x = (bi * a[None, :, 1] - b[None, :] * ai[..., 1]) / det
-            y = (ai[..., 0] * b[None, :] - a[None, :, 0] * bi) / det
-            for (px, py), (ex, ey) in zip(P, E):
-                ok &= ex * (y - py) - ey * (x - px) > 0
-        count += int(ok.sum())
-    return count

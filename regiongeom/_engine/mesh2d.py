@@ -381,7 +381,7 @@ def _first_stage_guard(plan, domain, max_regions):
     """Stop before the heavy work when stage 0's lines alone make more than
     ``max_regions`` faces (an estimate from their arrangement), or more than
     the machine's memory holds (a vertex per face with a column per line)."""
-    from .graph_plan import first_stage_regions
+    from ._first_stage import first_stage_regions
 
     n, lines = first_stage_regions(plan, domain.pieces)
     need = n * (8 * (lines + 2 + plan.n_in) + 300)
