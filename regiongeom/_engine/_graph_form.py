@@ -69,7 +69,11 @@ def stage_spec(plan, s, lay, consts):
     """How to form stage ``s`` from the layout ``lay`` of stage ``s - 1`` in
     one pass (an object whose ``form(values, eps, a, b)`` returns ``(z,
     eps')`` as :meth:`.graph_plan.GraphPlan._block`), or None."""
-    return gather_spec(plan, s, lay, consts) or sparse_spec(plan, s, lay, consts) or dense_spec(plan, s, lay, consts)
+    for make in (gather_spec, sparse_spec, dense_spec):
+        spec = make(plan, s, lay, consts)
+        if spec is not None:
+            return spec
+    return None
 
 
 def gather_spec(plan, s, lay, consts):
@@ -274,7 +278,9 @@ def form_dense(spec, values, eps, a, b):
     ``eps'`` (as :meth:`.graph_plan.GraphPlan._block`), by :func:`dense_block`."""
     z = np.empty((b - a, spec.bias.size))
     e = np.empty(b - a)
-    dense_block(values, eps, a, b, spec.xc, spec.AT, spec.bias, spec.pcols, spec.rn_s, spec.live_s, spec.consts, z, e)
+    dense_block(
+        values, eps, a, b, spec.xc, spec.AT, spec.bias, spec.pcols, spec.rn_s, spec.live_s, spec.consts, z, e
+    )
     return z, e
 
 

@@ -135,7 +135,8 @@ def form_max(plan, s, values, V, cap, eps, prev):
     for a, b in blocks:
         z, e = plan._block(s, values, prev, eps, a, b, consts)
         new_eps[a:b] = e
-        M.classify_max(np.ascontiguousarray(z), e, rn, win, lo, hi, unsure, known[a:b] if len(known) else known)
+        wout = known[a:b] if len(known) else known
+        M.classify_max(np.ascontiguousarray(z), e, rn, win, lo, hi, unsure, wout)
         kept.append(z if keep else None)
         del z
     const = ~unsure & (lo == hi)

@@ -193,7 +193,8 @@ class GraphPlan:
         self.layouts = []
         # the factor of the coordinates' columns (set when stage 0 is formed)
         self.rn_uv = 1.0
-        self._gather = {}  # stage -> (layout, constants, spec or None) (:meth:`_gather_spec`); caches of :meth:`_copied_live`
+        # stage -> (layout, constants, spec or None) (:meth:`_gather_spec`); :meth:`_copied_live`'s
+        self._gather = {}
 
     # -- the sources of a stage, a block of vertices at a time ---------------
     def _uv(self, values, lay, a, b):
