@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from fractions import Fraction as F
 from pathlib import Path
 
@@ -272,6 +273,41 @@ def test_no_jit_tiny_case():
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=HERE.parent)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert int(r.stdout.split()[-1]) > 3
+
+
+def test_no_jit_one_pass_stages():
+    """The one-pass forming kernels (a max pool's copy stage; a convolution
+    reading it through its sparse columns, forced on this small one) without
+    numba's JIT agree with the exact reference."""
+    code = textwrap.dedent(
+        """
+        import sys; sys.path.insert(0, 'tests')
+        import numpy as np, torch, torch.nn as nn, regiongeom as rg
+        from regiongeom._engine import _graph_form, graph_plan
+        from test_max_engine_2d import compare_max, spec_of, _sparse_images
+        _graph_form._SPARSE_DENSITY = 1.0
+        seen, orig = set(), graph_plan.stage_spec
+        def spy(*a):
+            spec = orig(*a)
+            if spec is not None:
+                seen.add(spec.form.__name__)
+            return spec
+        graph_plan.stage_spec = spy
+        torch.manual_seed(3)
+        m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2, stride=1), nn.Conv2d(2, 2, 2), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 2)).double().eval()
+        imgs = _sparse_images(np.random.default_rng(0), (1, 6, 6))
+        net = rg.from_torch(m, input_shape=(1, 6, 6)).restrict(rg.Plane.through(*imgs))
+        out, rm, ex = compare_max(net, spec_of(net), (-0.3, -0.3, 1.3, 1.3), n_points=50)
+        assert out == [], out
+        print(sorted(seen), len(rm))
+        """
+    )
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=HERE.parent)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "['form_gather', 'form_sparse']" in r.stdout
+    assert int(r.stdout.split()[-1]) > 20
 
 
 def _sparse_images(rng, shape, n=3):
