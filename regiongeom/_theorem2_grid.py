@@ -56,6 +56,7 @@ BLOCK = 4096  # pixels per ticket: a fixed split, so results do not depend on th
 RANK = 8  # at most this many neurons changing piece in a layer: rank-k update of the next
 SLACK = 1e-9  # as the per-point screen's
 HALF_ULP = 2.0**-53
+TINY = 2.0**-1022  # the smallest normal number: room for a product's underflow
 ECUT = 512.0  # exponents above this: libm's exp (the table's values would be subnormal)
 _FM = {"reassoc", "contract", "nsz", "arcp"}  # vectorised loops; changes only the rounding
 TAU = 2.0**-28  # tau[l] = TAU * (a bound of |z_l| + |b_l + noise|) over the grid's box
@@ -119,7 +120,7 @@ def make_grid_scratch(L, W, d):
 
 
 @njit(pipeline_class=NoAlias, cache=True, nogil=True)
-def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, f, f_layer, flag):  # pragma: no cover
+def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, f, f_layer, flag):  # pragma: no cover
     """Eq. (6) for sample ``s`` at the points ``p0 <= p < p1`` (consecutive
     points near each other: a grid in row order), into ``f[s * P + p]`` (with
     ``opt.by_layer``, each layer's share into ``f_layer``); ``flag[s * P +
@@ -187,7 +188,7 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, f, f_layer, flag):  # prag
                 if opt.use_good:
                     for mm in range(ly + 1, net.rows.shape[0]):
                         if net.has_act[mm]:
-                            _bound_test(net, g, ly, mm)
+                            _bound_test(net, cb, g, ly, mm)
                 sk, wo = _sum_terms(g, net.rows[ly], opt.use_good)
                 part += sk
                 w_open = max(w_open, wo)
@@ -451,20 +452,23 @@ def _weigh_big(net, opt, g, ly, k):  # pragma: no cover
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _bound_test(net, g, ly, mm):  # pragma: no cover
+def _bound_test(net, cb, g, ly, mm):  # pragma: no cover
     """``g.ok[j]`` stays 1 where the widest or the second widest open
     neuron of layer ``mm`` stays open however neuron ``j`` of layer ``l``,
-    pinned, moves it (the per-point screen's bounds ``C[l, mm][k, j]``, with
-    their room for rounding; rows ``k`` of ``C`` are contiguous in ``j``),
-    else 0."""
+    pinned, moves it, else 0: the per-point screen's bounds ``C[l, mm][k,
+    j]`` with their room for rounding and underflow, ``cb``
+    (:func:`screen_bounds`; rows ``k`` contiguous in ``j``), times the move,
+    plus ``TINY`` for the product's underflow. No operand or result is
+    subnormal (each costs a microcode assist on Intel cores, about 40
+    cycles)."""
     stride = net.rows[ly]
     b1 = max(net.bound_off[ly, mm] + g.widest_j[mm] * stride, 0)
     b2 = max(net.bound_off[ly, mm] + g.second_j[mm] * stride, 0)
-    w1, w2, ba = g.widest[mm], g.second[mm], net.bound_abs
+    w1, w2 = g.widest[mm], g.second[mm]
     for j in range(net.rows[ly]):
-        c1, c2, dl = net.bound[b1 + j], net.bound[b2 + j], g.delta[j]
-        moved1 = (c1 * (1.0 + SLACK) + ba) * dl * (1.0 + SLACK) + 5e-324
-        moved2 = (c2 * (1.0 + SLACK) + ba) * dl * (1.0 + SLACK) + 5e-324
+        dl = g.delta[j]
+        moved1 = cb[b1 + j] * dl + TINY
+        moved2 = cb[b2 + j] * dl + TINY
         g.ok[j] = g.ok[j] if (w1 > moved1 or w2 > moved2) else 0.0
 
 
@@ -512,6 +516,15 @@ def is_grid(x) -> bool:
     )
 
 
+def screen_bounds(kn):
+    """The screen's bounds with their room, ``(C (1 + SLACK) + bound_abs) (1 +
+    SLACK)`` (as the per-point ``_moved``, which multiplies the move in
+    between: either is an upper bound of how far a later unit moves, with
+    far more room than the rounding needs), computed once: ``bound_abs`` is
+    subnormal, and every operation with it costs a microcode assist."""
+    return (kn.bound * (1.0 + SLACK) + kn.bound_abs) * (1.0 + SLACK)
+
+
 def margins(net, x, noise_row):
     """``tau[l]``: a layer's piece is taken from a moved value only when it is
     farther than ``tau[l]`` from every breakpoint. ``tau[l] = TAU * A_l``,
@@ -555,6 +568,7 @@ def theorem2_grid(net, pk, x, noise, opt, by_layer):
     f_layer = np.zeros((N if by_layer else 0, L))
     flag = np.zeros(N, np.bool_)
     taus = np.array([margins(net, x, noise[s]) for s in range(S)])
+    cb = screen_bounds(kn)
     nb = -(-P // BLOCK)
     local = threading.local()
     compile_notice("the Theorem-2 grid kernels", grid_chunk, seconds=4)
@@ -563,7 +577,7 @@ def theorem2_grid(net, pk, x, noise, opt, by_layer):
         if not hasattr(local, "g"):
             local.g = make_grid_scratch(L, kn.width, x.shape[1])
         s, b = divmod(t, nb)
-        grid_chunk(kn, opt, x, noise, s, b * BLOCK, min(P, (b + 1) * BLOCK), local.g, taus[s], f, f_layer, flag)
+        grid_chunk(kn, opt, x, noise, s, b * BLOCK, min(P, (b + 1) * BLOCK), local.g, taus[s], cb, f, f_layer, flag)
 
     run_tickets(S * nb, work, name="regiongeom-t2grid")
     redo = np.flatnonzero(flag)

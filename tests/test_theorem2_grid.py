@@ -206,5 +206,5 @@ def test_noalias_contract_holds():
     noise = np.zeros((1, net.n_neurons))
     opt = T.kernel_options(dict(sigma=0.3, good=True, rho=True))
     f, flag = np.empty(16), np.zeros(16, np.bool_)
-    G.grid_chunk(pk.kernel_net, opt, x, noise, 0, 0, 16, g, G.margins(net, x, noise[0]), f, np.zeros((0, pk.L)), flag)
+    G.grid_chunk(pk.kernel_net, opt, x, noise, 0, 0, 16, g, G.margins(net, x, noise[0]), G.screen_bounds(pk.kernel_net), f, np.zeros((0, pk.L)), flag)
     assert all(cres.fndesc.noalias for cres in G.grid_chunk.overloads.values())
