@@ -57,7 +57,8 @@ RANK = 8  # at most this many neurons changing piece in a layer: rank-k update o
 SLACK = 1e-9  # as the per-point screen's
 HALF_ULP = 2.0**-53
 TINY = 2.0**-1022  # the smallest normal number: room for a product's underflow
-ECUT = 512.0  # exponents above this: libm's exp (the table's values would be subnormal)
+ECUT = 512.0  # terms with exponents from this on are left out (negligible unless the whole sum is)
+EXP_CUT = math.exp(-ECUT) * (1.0 + 2.0**-50)  # exp(-e) for e >= ECUT is below this
 _FM = {"reassoc", "contract", "nsz", "arcp"}  # vectorised loops; changes only the rounding
 TAU = 2.0**-28  # tau[l] = TAU * (a bound of |z_l| + |b_l + noise|) over the grid's box
 
@@ -179,12 +180,11 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, f, f_layer, flag):  # 
             if ok:
                 break
             moved, grads = False, True  # the gradients may be half corrected
-        acc, w_open = 0.0, 0.0
+        acc, w_open, w_big = 0.0, 0.0, 0.0
         for ly in range(la + 1):
             part = 0.0
             for k in range(net.bp_off[ly + 1] - net.bp_off[ly] if net.has_act[ly] else 0):
-                if _weigh(net, opt, g, ly, k) > 0:  # large exponents: libm's exp
-                    _weigh_big(net, opt, g, ly, k)
+                w_big += _weigh(net, opt, g, ly, k)
                 if opt.use_good:
                     for mm in range(ly + 1, net.rows.shape[0]):
                         if net.has_act[mm]:
@@ -202,8 +202,10 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, f, f_layer, flag):  # 
         # a term the column bound leaves open goes to the per-point kernels,
         # unless all such terms together stay below half an ulp of the sum
         # (w_open, a sum, bounds the largest such term from above: if
-        # anything, more pairs go to the per-point kernels)
-        flag[n] = opt.use_good and w_open > 0.0 and w_open * net.term_off[la + 1] > acc * HALF_ULP
+        # anything, more pairs go to the per-point kernels); so do the terms
+        # left out for their large exponents (w_big bounds their sum)
+        w_left = (w_open if opt.use_good else 0.0) + w_big
+        flag[n] = w_left > 0.0 and w_left * net.term_off[la + 1] > acc * HALF_ULP
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -402,27 +404,26 @@ def _rank(net, g, first, ly, n_first):  # pragma: no cover
 def _weigh(net, opt, g, ly, k):  # pragma: no cover
     """The weights of breakpoint ``k``'s terms of layer ``l`` into ``g.w``
     (table exp), how far each pinned neuron's output moves into
-    ``g.delta``, ``g.ok`` reset to 1; returns how many exponents are above
-    ``ECUT``. Loops of few arrays each, no float-to-integer conversion
-    (AVX2 has none for 64-bit integers): they vectorise, all but the
-    table's gather. numba cannot tell LLVM that the arrays do not overlap,
-    and LLVM vectorises a loop only when a few run-time overlap checks
-    settle it."""
+    ``g.delta``, ``g.ok`` reset to 1. A term whose exponent is ``ECUT`` or
+    more is left out (weight 0): returns a bound of the sum of those
+    weights, ``||grad z|| phi0 exp(-ECUT)`` each (the pair goes to the
+    per-point kernels unless they are negligible). Loops of few arrays
+    each, no float-to-integer conversion: they vectorise, all but the
+    table's gather."""
     m, t0, b0 = net.rows[ly], net.bp_off[ly], max(net.b_off[ly], 0)
     t, at_bp = net.bps[t0 + k], net.act_at_bp[t0 + k]
     scale = opt.inv2var if opt.use_rho else 0.0
-    n_big = 0
     for j in range(m):
         u = t - net.bias[b0 + j] - g.z[ly, j]
         e = min(u * u * scale, ECUT)
-        n_big += e >= ECUT
         g.e[j] = e
         g.idx[j] = np.floor(e * 8.0 + 0.5)  # the table entry, as a float
         g.delta[j] = abs(at_bp - g.h[ly, j])
         g.ok[j] = 1.0
-    for j in range(m):  # a gather: scalar
+    for j in range(m):  # a gather
         g.tab[j] = _EXPTAB[int(g.idx[j])]
     phi0 = opt.phi0 if opt.use_rho else 1.0
+    gn_big = 0.0
     for j in range(m):
         # exp(-e) = exp(-n / 8) exp(r), |r| <= 1 / 16: the Taylor polynomial
         # of exp(r) (relative error about 2e-16)
@@ -437,18 +438,11 @@ def _weigh(net, opt, g, ly, k):  # pragma: no cover
         q = q * r + 1.0
         q = q * r + 1.0
         g.w[j] = g.gn[ly, j] * phi0 * ((g.tab[j] * q) if opt.use_rho else 1.0)
-    return n_big
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def _weigh_big(net, opt, g, ly, k):  # pragma: no cover
-    """:func:`_weigh`'s terms with exponents above ``ECUT``, with libm's exp."""
-    t, b0 = net.bps[net.bp_off[ly] + k], max(net.b_off[ly], 0)
-    for j in range(net.rows[ly]):
-        u = t - net.bias[b0 + j] - g.z[ly, j]
-        e = u * u * opt.inv2var
-        if e >= ECUT:
-            g.w[j] = g.gn[ly, j] * opt.phi0 * math.exp(-e) if e < 746.0 else 0.0
+    for j in range(m):
+        big = g.e[j] >= ECUT
+        gn_big += g.gn[ly, j] if big else 0.0
+        g.w[j] = 0.0 if big else g.w[j]
+    return gn_big * phi0 * EXP_CUT
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
