@@ -52,7 +52,7 @@ from ._jit import compile_notice
 
 REFRESH = 16  # pixels between recomputations of the values from scratch
 GRAD_REFRESH = 256  # and of the gradients (a multiple of REFRESH)
-BLOCK = 4096  # pixels per ticket: a fixed split, so results do not depend on the threads
+BLOCK = 1024  # pixels per ticket (every noise sample): a fixed split, so results do not depend on the threads
 RANK = 8  # at most this many neurons changing piece in a layer: rank-k update of the next
 SLACK = 1e-9  # as the per-point screen's
 HALF_ULP = 2.0**-53
@@ -121,7 +121,7 @@ def make_grid_scratch(L, W, d):
 
 
 @njit(pipeline_class=NoAlias, cache=True, nogil=True)
-def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, f, f_layer, flag):  # pragma: no cover
+def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer, flag):  # pragma: no cover
     """Eq. (6) for sample ``s`` at the points ``p0 <= p < p1`` (consecutive
     points near each other: a grid in row order), into ``f[s * P + p]`` (with
     ``opt.by_layer``, each layer's share into ``f_layer``); ``flag[s * P +
@@ -151,7 +151,9 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, f, f_layer, flag):  # 
             first, n_first, ok = -1, 0, True  # first: the first layer with a neuron changing piece
             fresh_from = la + 1 if moved else 1  # layers from here on recomputed from scratch
             for ly in range(la + 1):
-                if ly == 0 or ly >= fresh_from:
+                if ly == 0:
+                    _row(g.z, 0, tz, p - p0)
+                elif ly >= fresh_from:
                     _values(net, g, ly, X, p)
                     if (moved and ly > 0) or grads or first >= 0:
                         _gradients(net, g, ly)
@@ -184,7 +186,10 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, f, f_layer, flag):  # 
         for ly in range(la + 1):
             part = 0.0
             for k in range(net.bp_off[ly + 1] - net.bp_off[ly] if net.has_act[ly] else 0):
-                w_big += _weigh(net, opt, g, ly, k)
+                if ly == 0:
+                    w_big += _weigh_row(net, g, k, tw, tb, p - p0)
+                else:
+                    w_big += _weigh(net, opt, g, ly, k)
                 if opt.use_good:
                     for mm in range(ly + 1, net.rows.shape[0]):
                         if net.has_act[mm]:
@@ -206,6 +211,55 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, f, f_layer, flag):  # 
         # left out for their large exponents (w_big bounds their sum)
         w_left = (w_open if opt.use_good else 0.0) + w_big
         flag[n] = w_left > 0.0 and w_left * net.term_off[la + 1] > acc * HALF_ULP
+
+
+@njit(pipeline_class=NoAlias, cache=True, nogil=True)
+def layer0_table(net, opt, X, p0, p1, g, tz, tw, tb):  # pragma: no cover
+    """What the first layer gives at the points ``p0 <= p < p1``, the same
+    for every noise sample (the noise enters its pieces, not its values,
+    gradients or weights): its values into ``tz[p - p0]``, the weights of
+    its terms, breakpoint by breakpoint, into ``tw[p - p0]`` and what
+    :func:`_weigh` returns into ``tb[p - p0, k]`` (by :func:`_values` and
+    :func:`_weigh`, as the walk would compute them: the same bits)."""
+    m = net.rows[0]
+    _gradients(net, g, 0)
+    _norms(net, g, 0)
+    nk = net.bp_off[1] - net.bp_off[0] if net.has_act[0] else 0
+    for p in range(p0, p1):
+        _values(net, g, 0, X, p)
+        _row(tz, p - p0, g.z, 0)
+        for k in range(nk):
+            tb[p - p0, k] = _weigh(net, opt, g, 0, k)
+            _put(tw, p - p0, k * m, g.w, m)
+
+
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _row(dst, i, src, r):  # pragma: no cover
+    """``dst[i, :n] = src[r, :n]``, ``n`` the shorter row."""
+    for j in range(min(dst.shape[1], src.shape[1])):
+        dst[i, j] = src[r, j]
+
+
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _put(dst, i, o, src, m):  # pragma: no cover
+    """``dst[i, o : o + m] = src[:m]``."""
+    o = max(o, 0)
+    for j in range(m):
+        dst[i, o + j] = src[j]
+
+
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+def _weigh_row(net, g, k, tw, tb, i):  # pragma: no cover
+    """:func:`_weigh` for the first layer, from the table of
+    :func:`layer0_table` (row ``i``): the weights, and from this sample's
+    pieces the moves ``g.delta``; ``g.ok`` reset to 1."""
+    m, at_bp = net.rows[0], net.act_at_bp[net.bp_off[0] + k]
+    o = max(k * m, 0)
+    for j in range(m):
+        g.w[j] = tw[i, o + j]
+        g.delta[j] = abs(at_bp - g.h[0, j])
+        g.ok[j] = 1.0
+    return tb[i, k]
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -567,13 +621,20 @@ def theorem2_grid(net, pk, x, noise, opt, by_layer):
     local = threading.local()
     compile_notice("the Theorem-2 grid kernels", grid_chunk, seconds=4)
 
-    def work(t):
+    m0 = int(pk.rows[0])
+    nk0 = int(pk.nbp[0])
+
+    def work(b):  # a block of points, every noise sample
         if not hasattr(local, "g"):
             local.g = make_grid_scratch(L, kn.width, x.shape[1])
-        s, b = divmod(t, nb)
-        grid_chunk(kn, opt, x, noise, s, b * BLOCK, min(P, (b + 1) * BLOCK), local.g, taus[s], cb, f, f_layer, flag)
+            local.tz, local.tw, local.tb = np.zeros((BLOCK, m0)), np.zeros((BLOCK, nk0 * m0)), np.zeros((BLOCK, nk0))
+        p0, p1 = b * BLOCK, min(P, (b + 1) * BLOCK)
+        layer0_table(kn, opt, x, p0, p1, local.g, local.tz, local.tw, local.tb)
+        for s in range(S):
+            grid_chunk(kn, opt, x, noise, s, p0, p1, local.g, taus[s], cb, local.tz, local.tw, local.tb, f, f_layer,
+                       flag)  # fmt: skip
 
-    run_tickets(S * nb, work, name="regiongeom-t2grid")
+    run_tickets(nb, work, name="regiongeom-t2grid")
     redo = np.flatnonzero(flag)
     # the per-point kernels, one pair at a time from scratch (called also
     # with no pairs: the first call compiles it, in the warm-up of _jit)

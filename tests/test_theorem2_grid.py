@@ -206,5 +206,10 @@ def test_noalias_contract_holds():
     noise = np.zeros((1, net.n_neurons))
     opt = T.kernel_options(dict(sigma=0.3, good=True, rho=True))
     f, flag = np.empty(16), np.zeros(16, np.bool_)
-    G.grid_chunk(pk.kernel_net, opt, x, noise, 0, 0, 16, g, G.margins(net, x, noise[0]), G.screen_bounds(pk.kernel_net), f, np.zeros((0, pk.L)), flag)
-    assert all(cres.fndesc.noalias for cres in G.grid_chunk.overloads.values())
+    kn, m0 = pk.kernel_net, pk.rows[0]
+    tz, tw, tb = np.zeros((16, m0)), np.zeros((16, pk.nbp[0] * m0)), np.zeros((16, pk.nbp[0]))
+    G.layer0_table(kn, opt, x, 0, 16, g, tz, tw, tb)
+    G.grid_chunk(kn, opt, x, noise, 0, 0, 16, g, G.margins(net, x, noise[0]), G.screen_bounds(kn), tz, tw, tb, f,
+                 np.zeros((0, pk.L)), flag)  # fmt: skip
+    for kernel in (G.grid_chunk, G.layer0_table):
+        assert all(cres.fndesc.noalias for cres in kernel.overloads.values())
