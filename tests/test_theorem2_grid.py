@@ -1,4 +1,4 @@
-"""The grid walk of Theorem 2 (regiongeom._theorem2_grid) against the
+"""The grid walk of Theorem 2 (regiongeom._theorem2_grid and its kernels) against the
 per-point kernels (to 1e-12 relative at every pair) and, on small
 networks, against the brute force of test_complexity (finite differences
 and the good indicator recomputed layer by layer)."""
@@ -13,6 +13,7 @@ from test_complexity import BRUTE_NETS, brute_f
 import regiongeom as rg
 from regiongeom import _theorem2 as T
 from regiongeom import _theorem2_grid as G
+from regiongeom import _theorem2_grid_kernels as GK
 
 
 def per_pair(net, x, noise, route, **opts):
@@ -117,7 +118,7 @@ def test_every_branch_of_the_walk_is_taken(monkeypatch):
     import numba
 
     if numba.config.DISABLE_JIT:  # the module constants are read at run time only without the JIT
-        monkeypatch.setattr(G, "RANK", 0)
+        monkeypatch.setattr(GK, "RANK", 0)
         np.testing.assert_allclose(per_pair(net, x, noise, "grid"), ref, rtol=1e-12, atol=0)
         monkeypatch.setattr(G, "TAU", 1.0)
     else:
@@ -127,7 +128,7 @@ def test_every_branch_of_the_walk_is_taken(monkeypatch):
 
 def test_same_seed_same_numbers_and_threads(monkeypatch):
     net = NETS["relu"]()
-    x = rg.grid_points((-1, -1, 1, 1), 64)  # one block of 4096 points
+    x = rg.grid_points((-1, -1, 1, 1), 64)  # four blocks of 1024 points
     kw = dict(sigma=0.3, n_samples=3, rng=7, progress=False)
     a = rg.lc_density(net, x, **kw).mean
     monkeypatch.setenv("REGIONGEOM_NUM_THREADS", "1")
