@@ -41,7 +41,7 @@ drops numba's wraparound code, which otherwise turns each loop into scalar
 loads); no loop converts floats to 64-bit integers (AVX2 cannot vectorise
 it); no operand of the screen's test is subnormal (on Intel cores each such
 operation takes a microcode assist, some 40 cycles: with the bounds' room
-for underflow added in the loop, the test took 85 % of the walk's time).
+for underflow added in the loop, the test took about 80 % of the walk's time).
 LLVM inlines the helpers into :func:`grid_chunk`.
 """
 
