@@ -7,6 +7,7 @@ walk side by side with the per-point kernels (MAP-M).
     python benchmarks/bench_maps.py /tmp/base --rounds 5 --threads 2
     python benchmarks/bench_maps.py --map-m                        # 256 x 256, 64 samples
     python benchmarks/bench_maps.py --map-m --rounds 3 --n 128
+    python benchmarks/bench_maps.py --walk-ab af73225 --rounds 9 --samples 4
 
 MAP-M: ``lc_density(net, grid_points(domain, 256), sigma=0.05,
 n_samples=64, rng=0)`` (Theorem 2, exact good indicator; issue 17, target
@@ -14,6 +15,15 @@ n_samples=64, rng=0)`` (Theorem 2, exact good indicator; issue 17, target
 (``route`` forced; same noise), after a warm-up of both; it prints each
 one's CPU time (``time.process_time``) and wall time, their medians, the
 ratio, and the largest relative difference of the two maps.
+
+WALK-AB (``--walk-ab REV``): the grid walk of this tree against the grid
+walk of git revision ``REV`` (its ``regiongeom/_theorem2_grid.py``, and
+``_theorem2_grid_kernels.py`` if it has one, loaded from ``git show`` as
+modules of their own; everything else from this tree), on MAP-M's network
+and grid with ``--samples`` samples, on one thread, interleaved (the order
+reversed every other round): each one's CPU time per (sample, point) pair,
+medians, the median of the per-round ratios, and the largest relative
+difference of the results.
 
 ``lc_density(net, grid_points(domain, n), sigma=0.05, n_samples=64,
 method="definition", eps=0.05, rng=0)`` (issue 17, target 2). Each round
@@ -108,11 +118,71 @@ def map_m(args):
     print(f"max relative difference {rel.max():.2g} (mean f {b.mean():.4f})")
 
 
+def walk_ab(args):
+    """WALK-AB: this tree's grid walk against revision ``args.walk_ab``'s."""
+    import importlib.util
+    import time
+
+    os.environ["REGIONGEOM_NUM_THREADS"] = "1"
+    sys.path.insert(0, str(HERE))
+    from nets import standard
+
+    import regiongeom as rg
+    from regiongeom import _theorem2 as T
+    from regiongeom import _theorem2_grid as G
+
+    def show(path):
+        res = subprocess.run(["git", "-C", str(ROOT), "show", f"{args.walk_ab}:{path}"], capture_output=True, text=True)
+        return res.stdout if res.returncode == 0 else None
+
+    tmp = Path(tempfile.mkdtemp(prefix="walk_ab_"))  # numba caches beside the modules: kept out of the tree
+    names = {}
+    for stem in ("_theorem2_grid_kernels", "_theorem2_grid"):
+        src = show(f"regiongeom/{stem}.py")
+        if src is None:
+            continue
+        src = src.replace("from . import ", "from regiongeom import ").replace("from ._theorem2_grid_kernels import",
+                                                                            "from walk_ab_theorem2_grid_kernels import")
+        src = src.replace("from ._", "from regiongeom._")
+        (tmp / f"walk_ab{stem}.py").write_text(src)
+        spec = importlib.util.spec_from_file_location(f"walk_ab{stem}", tmp / f"walk_ab{stem}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+        names[stem] = mod
+    old = names["_theorem2_grid"]
+    net, dom, _ = standard("M")
+    x = np.ascontiguousarray(rg.grid_points(dom, args.n))
+    noise = np.random.default_rng(0).normal(0.0, 0.05, (args.samples, net.n_neurons))
+    pk = T.Packed(net)
+    opt = T.kernel_options(dict(sigma=0.05, good=True, rho=True))
+    walks = {"this": G, args.walk_ab: old}
+    for m in walks.values():  # compile or load the kernels
+        m.theorem2_grid(net, pk, x[:512], noise[:1], opt, False)
+    print(f"WALK-AB: M, {args.n}x{args.n} grid, {args.samples} samples, one thread, this tree vs {args.walk_ab}")
+    times, out = {k: [] for k in walks}, {}
+    for r in range(args.rounds):
+        for k in (list(walks) if r % 2 == 0 else list(walks)[::-1]):
+            c = time.process_time()
+            out[k], n_redone = walks[k].theorem2_grid(net, pk, x, noise, opt, False)
+            times[k].append((time.process_time() - c) / out[k].size * 1e6)
+        print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in times.items()) + " us cpu per pair",
+              flush=True)  # fmt: skip
+    for k, v in times.items():
+        print(f"median {k:<10s} {statistics.median(v):7.3f} us cpu per pair")
+    ratio = [a / b for a, b in zip(times["this"], times[args.walk_ab], strict=True)]
+    print(f"this / {args.walk_ab}: median of the per-round ratios {statistics.median(ratio):.3f}")
+    a, b = out["this"], out[args.walk_ab]
+    rel = np.abs(a - b) / np.maximum(np.abs(b), np.finfo(float).tiny)
+    print(f"max relative difference {rel.max():.2g}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("baseline", type=Path, nargs="?",
                     help="a source tree of the earlier version (e.g. from git archive); not with --map-m")  # fmt: skip
     ap.add_argument("--map-m", action="store_true", help="MAP-M: the Theorem-2 grid walk against the per-point kernels")
+    ap.add_argument("--walk-ab", metavar="REV", help="WALK-AB: this tree's grid walk against git revision REV's")
     ap.add_argument("--n", type=int, default=None, help="grid side (default 128; MAP-M 256)")
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--eps", type=float, default=0.05)
@@ -120,9 +190,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1,
                     help="also run this tree on this many threads (REGIONGEOM_NUM_THREADS; wall time)")  # fmt: skip
     args = ap.parse_args(argv)
-    if args.map_m:
+    if args.map_m or args.walk_ab:
         args.n = args.n or 256
-        return map_m(args)
+        return walk_ab(args) if args.walk_ab else map_m(args)
     if args.baseline is None:
         ap.error("the definition route needs a baseline tree (or --map-m)")
     args.n = args.n or 128

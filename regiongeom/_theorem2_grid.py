@@ -1,494 +1,39 @@
-"""Theorem 2 (eq. 6) on a regular grid: walk each noise sample's grid in
-row order, carrying every neuron's value and gradient from pixel to pixel.
+"""Theorem 2 (eq. 6) on a regular grid: the driver of the grid walk
+(kernels: :mod:`regiongeom._theorem2_grid_kernels`, whose docstring says how
+the walk works and what makes it fast).
 
-The per-point kernels (:mod:`regiongeom._theorem2_kernels`) already move the
-values along a shared region, but recompute every later layer from scratch
-whenever a neuron changes piece (about every other pixel of a 256 x 256 map
-of network M), weigh every term with a libm ``exp`` and screen every term
-one at a time. Here, per pixel:
-
-* the first layer's values are computed from the point (as the per-point
-  kernels do); a later layer's are moved along its affine map, ``z += grad z
-  . (x_p - x_{p-1})``, and every ``REFRESH`` pixels recomputed;
-* when neurons of layer ``l`` change piece, the next layer gets the rank-k
-  correction ``z_{l+1} += W_{l+1}[:, j] dh_j`` (and its gradients
-  ``W_{l+1}[:, j] dslope_j grad z_l[j]``); only the layers after that are
-  recomputed;
-* a neuron's piece is taken from the moved value only when its distance to
-  every breakpoint is larger than ``tau[l]``, a bound far above the rounding
-  of the moved value (see :func:`margins`); otherwise the pixel is
-  recomputed from scratch;
-* every term is weighed with a table ``exp`` (relative error about 2e-16;
-  libm's ``exp`` where the exponent is large) in loops that vectorise, and its
-  good indicator decided by the screen's column bound (the widest open
-  neuron of each later layer stays open); a pair with a term the bound
-  cannot decide (and that is not negligible) goes to the per-point kernels.
-
-The result equals the per-point kernels' to rounding (a few 1e-15
-relative). Dense networks only (every weight after the first layer
-nonzero): the screen's column bound is what decides the indicator.
-
-Speed (numba): the kernels are compiled with every array argument marked
-``noalias`` (:class:`NoAlias`), so that the loops over a layer's neurons
-vectorise without run-time overlap checks; every offset into a flat array
-is written ``max(offset, 0)`` (LLVM then knows the index is not negative and
-drops numba's wraparound code, which otherwise turns each loop into scalar
-loads); no loop converts floats to 64-bit integers (AVX2 cannot vectorise
-it). LLVM inlines the helpers into :func:`grid_chunk`.
+:func:`theorem2_grid` cuts the grid into blocks of ``BLOCK`` points (a fixed
+split: the result does not depend on the threads) and hands each block, with
+every noise sample, to a thread: the first layer's values and weights are
+computed once per block (:func:`~regiongeom._theorem2_grid_kernels.layer0_table`),
+then each sample's walk over the block. The pairs the walk flags go to the
+per-point kernels (:mod:`regiongeom._theorem2_kernels`).
 """
 
 from __future__ import annotations
 
-import math
 import threading
-from typing import NamedTuple
 
 import numpy as np
-from numba import njit
-from numba.core.compiler import Compiler
 
 from . import _theorem2_kernels as K
 from ._jit import compile_notice
+from ._theorem2_grid_kernels import (  # noqa: F401  (the kernels, for the tests and _jit)
+    ECUT,
+    RANK,
+    REFRESH,
+    Grid,
+    NoAlias,
+    grid_chunk,
+    layer0_table,
+    make_grid_scratch,
+)
 
-REFRESH = 16  # pixels between recomputations of the values from scratch
-GRAD_REFRESH = 256  # and of the gradients (a multiple of REFRESH)
-BLOCK = 4096  # pixels per ticket: a fixed split, so results do not depend on the threads
-RANK = 8  # at most this many neurons changing piece in a layer: rank-k update of the next
+BLOCK = 1024  # points per ticket (every noise sample): a fixed split, so results do not depend on the threads
 SLACK = 1e-9  # as the per-point screen's
-HALF_ULP = 2.0**-53
-ECUT = 512.0  # exponents above this: libm's exp (the table's values would be subnormal)
-_FM = {"reassoc", "contract", "nsz", "arcp"}  # vectorised loops; changes only the rounding
 TAU = 2.0**-28  # tau[l] = TAU * (a bound of |z_l| + |b_l + noise|) over the grid's box
 
-_EXPTAB = np.exp(-np.arange(8 * int(ECUT) + 8) / 8.0)
 
-
-class NoAlias(Compiler):
-    """numba's compiler with every pointer argument of the compiled function
-    marked ``noalias`` (numba has the flag, but no ``njit`` option for it),
-    for every kernel of this file: ``@njit(pipeline_class=NoAlias, ...)``.
-
-    Without it LLVM must assume that any two arrays may overlap: it guards
-    each vectorised loop by run-time overlap checks and gives up
-    vectorising a loop that writes more than a few arrays (about 35 % of
-    the walk's time went to those checks and scalar loops; with the flag,
-    MAP-M's walk takes about 0.6 times as long, same bits). The contract:
-    no two array arguments (the arrays in ``Net`` and ``Grid`` included)
-    share memory; :func:`make_grid_scratch`, ``Packed`` and
-    :func:`theorem2_grid` allocate each separately."""
-
-    def define_pipelines(self):
-        self.state.flags.noalias = True
-        return super().define_pipelines()
-
-
-class Grid(NamedTuple):
-    """One thread's working arrays (``W`` the widest layer, ``d`` inputs)."""
-
-    z: np.ndarray  # (L, W) pre-bias values
-    grad: np.ndarray  # (L, d, W) their input gradients
-    gn: np.ndarray  # (L, W) gradient norms
-    v: np.ndarray  # (L, W) noisy preactivations
-    h: np.ndarray  # (L, W) outputs
-    slope: np.ndarray  # (L, W)
-    piece: np.ndarray  # (L, W) int64
-    margin: np.ndarray  # (L, W) distance to the nearest breakpoint
-    dh: np.ndarray  # (L, W) change of the output against the previous pixel's pieces
-    ds: np.ndarray  # (L, W) change of the slope
-    widest: np.ndarray  # (L,) widest margin of an open neuron (-inf: none open)
-    widest_j: np.ndarray  # (L,) int64: that neuron
-    second: np.ndarray  # (L,) the second widest (-inf: none)
-    second_j: np.ndarray  # (L,) int64
-    w: np.ndarray  # (W,) one layer's term weights
-    ok: np.ndarray  # (W,) 1.0: their indicators decided good, else 0.0
-    delta: np.ndarray  # (W,) how far the pinned neuron's output moves
-    e: np.ndarray  # (W,) the Gaussian exponents (and _scan's open margins)
-    idx: np.ndarray  # (W,) their table entries (integers, as floats)
-    tab: np.ndarray  # (W,) exp(-e)
-    changed: np.ndarray  # (W,) int64
-
-
-def make_grid_scratch(L, W, d):
-    def lw(dtype=np.float64):
-        return np.zeros((L, W), dtype)
-
-    return Grid(z=lw(), grad=np.zeros((L, d, W)), gn=lw(), v=lw(), h=lw(), slope=lw(), piece=lw(np.int64),
-                margin=lw(), dh=lw(), ds=lw(), widest=np.zeros(L), widest_j=np.zeros(L, np.int64), second=np.zeros(L),
-                second_j=np.zeros(L, np.int64), w=np.zeros(W), ok=np.zeros(W),
-                delta=np.zeros(W), e=np.zeros(W), idx=np.zeros(W), tab=np.zeros(W), changed=np.zeros(W, np.int64))  # fmt: skip
-
-
-@njit(pipeline_class=NoAlias, cache=True, nogil=True)
-def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, f, f_layer, flag):  # pragma: no cover
-    """Eq. (6) for sample ``s`` at the points ``p0 <= p < p1`` (consecutive
-    points near each other: a grid in row order), into ``f[s * P + p]`` (with
-    ``opt.by_layer``, each layer's share into ``f_layer``); ``flag[s * P +
-    p]`` set for the pairs to recompute with the per-point kernels. Starts
-    from scratch at ``p0``: the result does not depend on what ``g`` held.
-
-    Point ``p`` from the state at ``p - 1``: a layer's moved values are exact
-    (to rounding) while every earlier layer keeps its pieces. At the first
-    layer ``f`` where neurons change piece, the next layer's values and
-    gradients get the rank-k correction of those neurons (listed in
-    ``g.changed`` by :func:`_scan`, still there when layer ``f + 1`` is
-    corrected); every later layer is computed from scratch. When a later
-    layer's value is within ``tau`` of a breakpoint, the point is computed
-    from scratch.
-
-    Every helper is a leaf (it calls no other function): numba then drops
-    the reference counting of the NamedTuples' arrays in it, which otherwise
-    costs more than the helper's work.
-    """
-    P, la = X.shape[0], net.last_act
-    for p in range(p0, p1):
-        n = s * P + p
-        since = p - p0
-        moved = since % REFRESH != 0  # else from scratch
-        grads = since % GRAD_REFRESH == 0  # from scratch, also every gradient
-        while True:
-            first, n_first, ok = -1, 0, True  # first: the first layer with a neuron changing piece
-            fresh_from = la + 1 if moved else 1  # layers from here on recomputed from scratch
-            for ly in range(la + 1):
-                if ly == 0 or ly >= fresh_from:
-                    _values(net, g, ly, X, p)
-                    if (moved and ly > 0) or grads or first >= 0:
-                        _gradients(net, g, ly)
-                        _norms(net, g, ly)
-                else:
-                    _move(net, g, ly, X, p)
-                    if ly == first + 1:
-                        _rank(net, g, first, ly, n_first)
-                        _norms(net, g, ly)
-                if net.has_act[ly]:
-                    if net.bp_off[ly + 1] - net.bp_off[ly] == 1:
-                        nd = _pieces_step(net, g, ly, noise, s)
-                    else:
-                        nd = _pieces_many(net, g, ly, noise, s)
-                    nc, n_small = _scan(net, g, ly, nd, tau[ly])
-                else:
-                    _affine(net, g, ly)
-                    nc, n_small = 0, 0
-                if moved and ly > 0 and n_small > 0:  # a value within tau of a breakpoint
-                    ok = False
-                    break
-                if nc > 0 and first < 0:
-                    first, n_first = ly, nc
-                    if moved:  # the next layer takes a rank-k correction, the later ones start afresh
-                        fresh_from = ly + 1 if nc > RANK else ly + 2
-            if ok:
-                break
-            moved, grads = False, True  # the gradients may be half corrected
-        acc, w_open = 0.0, 0.0
-        for ly in range(la + 1):
-            part = 0.0
-            for k in range(net.bp_off[ly + 1] - net.bp_off[ly] if net.has_act[ly] else 0):
-                if _weigh(net, opt, g, ly, k) > 0:  # large exponents: libm's exp
-                    _weigh_big(net, opt, g, ly, k)
-                if opt.use_good:
-                    for mm in range(ly + 1, net.rows.shape[0]):
-                        if net.has_act[mm]:
-                            _bound_test(net, g, ly, mm)
-                sk, wo = _sum_terms(g, net.rows[ly], opt.use_good)
-                part += sk
-                w_open = max(w_open, wo)
-            acc += part
-            if opt.by_layer:
-                f_layer[n, ly] = part
-        if opt.by_layer:
-            for ly in range(la + 1, f_layer.shape[1]):
-                f_layer[n, ly] = 0.0
-        f[n] = acc
-        # a term the column bound leaves open goes to the per-point kernels,
-        # unless all such terms together stay below half an ulp of the sum
-        # (w_open, a sum, bounds the largest such term from above: if
-        # anything, more pairs go to the per-point kernels)
-        flag[n] = opt.use_good and w_open > 0.0 and w_open * net.term_off[la + 1] > acc * HALF_ULP
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def _affine(net, g, ly):  # pragma: no cover
-    """A layer without activation: ``h_l = z_l + b_l``."""
-    b0 = max(net.b_off[ly], 0)  # provably >= 0: no wraparound code per index (see NONNEG)
-    for j in range(net.rows[ly]):
-        g.h[ly, j] = g.z[ly, j] + net.bias[b0 + j]
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _pieces_step(net, g, ly, noise, s):  # pragma: no cover
-    """Layer ``l``'s pieces, outputs, slopes and margins at this pixel, for
-    one breakpoint, and ``dh``/``ds`` against the pieces held before (0
-    where unchanged); returns how many changed. Selects, no branches, few
-    arrays per loop: it vectorises (see :func:`_weigh`)."""
-    m, t0, s0 = net.rows[ly], net.bp_off[ly], net.sl_off[ly]
-    b0, n0 = max(net.b_off[ly], 0), max(net.noise_off[ly], 0)
-    t, a0, a1, c0, c1 = net.bps[t0], net.slopes[s0], net.slopes[s0 + 1], net.icpts[s0], net.icpts[s0 + 1]
-    for j in range(m):
-        g.v[ly, j] = g.z[ly, j] + net.bias[b0 + j] + noise[s, n0 + j]
-    nd = 0
-    for j in range(m):  # against the old pieces
-        u = g.v[ly, j]
-        up = u >= t
-        old = g.piece[ly, j] == 1
-        a, c = (a1 if up else a0), (c1 if up else c0)
-        ao, co = (a1 if old else a0), (c1 if old else c0)
-        nd += up != old
-        g.dh[ly, j] = (a * u + c) - (ao * u + co)
-        g.ds[ly, j] = a - ao
-    for j in range(m):
-        u = g.v[ly, j]
-        up = u >= t
-        g.piece[ly, j] = 1 if up else 0
-        g.slope[ly, j] = a1 if up else a0
-    for j in range(m):
-        u = g.v[ly, j]
-        up = u >= t
-        g.h[ly, j] = (a1 * u + c1) if up else (a0 * u + c0)
-        g.margin[ly, j] = abs(u - t)
-    return nd
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def _pieces_many(net, g, ly, noise, s):  # pragma: no cover
-    """:func:`_pieces_step` for any number of breakpoints."""
-    m, t0, s0 = net.rows[ly], max(net.bp_off[ly], 0), max(net.sl_off[ly], 0)
-    b0, n0 = max(net.b_off[ly], 0), max(net.noise_off[ly], 0)
-    K_ = net.bp_off[ly + 1] - t0
-    nd = 0
-    for j in range(m):
-        u = g.z[ly, j] + net.bias[b0 + j] + noise[s, n0 + j]
-        k = 0
-        while k < K_ and u >= net.bps[t0 + k]:
-            k += 1
-        below = u - net.bps[t0 + k - 1] if k > 0 else np.inf
-        g.margin[ly, j] = min(below, net.bps[t0 + k] - u if k < K_ else np.inf)
-        a, c, ko = net.slopes[s0 + k], net.icpts[s0 + k], g.piece[ly, j]
-        g.ds[ly, j], g.dh[ly, j] = 0.0, 0.0
-        if k != ko:
-            nd += 1
-            g.ds[ly, j] = a - net.slopes[s0 + ko]
-            g.dh[ly, j] = a * u + c - (net.slopes[s0 + ko] * u + net.icpts[s0 + ko])
-        g.piece[ly, j], g.v[ly, j], g.slope[ly, j], g.h[ly, j] = k, u, a, a * u + c
-    return nd
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _scan(net, g, ly, nd, tau_l):  # pragma: no cover
-    """Layer ``l``'s widest and second widest open margins into
-    ``g.widest``/``g.second`` (and their neurons; not for layer 0, whose
-    are never used: no earlier layer's terms test it) and, if ``nd > 0``,
-    its changed neurons into ``g.changed`` (those with ``ds`` or ``dh``
-    nonzero, or a new piece); returns ``(number listed, number of margins
-    not above tau_l)``.
-
-    The open margins go through ``g.e`` (-inf where closed): that loop
-    vectorises, and the search for the two widest then branches
-    predictably (the slope test, in it, mispredicted half the time)."""
-    m = net.rows[ly]
-    n_small = 0
-    for j in range(m):
-        mg = g.margin[ly, j]
-        n_small += not mg > tau_l
-        g.e[j] = mg if g.slope[ly, j] != 0.0 else -np.inf
-    m1, k1, m2, k2 = -np.inf, 0, -np.inf, 0
-    for j in range(m if ly > 0 else 0):
-        mo = g.e[j]
-        if mo > m2:  # rarely, after the first few
-            if mo > m1:
-                m2, k2, m1, k1 = m1, k1, mo, j
-            else:
-                m2, k2 = mo, j
-    g.widest[ly], g.widest_j[ly], g.second[ly], g.second_j[ly] = m1, k1, m2, k2
-    nc = 0
-    if nd > 0:
-        for j in range(m):
-            if g.ds[ly, j] != 0.0 or g.dh[ly, j] != 0.0:
-                g.changed[nc] = j
-                nc += 1
-    return nc, n_small
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _values(net, g, ly, X, p):  # pragma: no cover
-    """``z_l = W_l h_{l-1}`` from scratch."""
-    m, base = net.rows[ly], net.w_off[ly]
-    n_in = X.shape[1] if ly == 0 else net.rows[ly - 1]
-    for j in range(m):
-        g.z[ly, j] = 0.0
-    for c in range(n_in):
-        a = X[p, c] if ly == 0 else g.h[ly - 1, c]
-        if a != 0.0:
-            o = max(base + c * m, 0)
-            for j in range(m):
-                g.z[ly, j] += a * net.w_t[o + j]
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _gradients(net, g, ly):  # pragma: no cover
-    """Input gradients of ``z_l`` from scratch (norms: :func:`_norms`)."""
-    m, base = net.rows[ly], net.w_off[ly]
-    d = g.grad.shape[1]
-    n_in = d if ly == 0 else net.rows[ly - 1]
-    for dd in range(d):
-        for j in range(m):
-            g.grad[ly, dd, j] = 0.0
-        for c in range(n_in):
-            if ly == 0:
-                a = 1.0 if c == dd else 0.0
-            else:
-                a = g.grad[ly - 1, dd, c] * (g.slope[ly - 1, c] if net.has_act[ly - 1] else 1.0)
-            if a != 0.0:
-                o = max(base + c * m, 0)
-                for j in range(m):
-                    g.grad[ly, dd, j] += a * net.w_t[o + j]
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _norms(net, g, ly):  # pragma: no cover
-    m = net.rows[ly]
-    for j in range(m):
-        g.gn[ly, j] = 0.0
-    for dd in range(g.grad.shape[1]):
-        for j in range(m):
-            g.gn[ly, j] += g.grad[ly, dd, j] * g.grad[ly, dd, j]
-    for j in range(m):
-        g.gn[ly, j] = math.sqrt(g.gn[ly, j])
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _move(net, g, ly, X, p):  # pragma: no cover
-    """``z_l += grad z_l . (x_p - x_{p-1})``: along the previous pixel's affine map."""
-    m = net.rows[ly]
-    for dd in range(X.shape[1]):
-        dx = X[p, dd] - X[p - 1, dd]
-        for j in range(m if dx != 0.0 else 0):  # along a row of the grid, y does not move
-            g.z[ly, j] += g.grad[ly, dd, j] * dx
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _rank(net, g, first, ly, n_first):  # pragma: no cover
-    """Layer ``l``'s values and gradients corrected for the ``n_first``
-    neurons of layer ``first = l - 1`` that changed piece (``g.changed``):
-    ``z_l += W_l[:, c] dh_c``, ``grad z_l += W_l[:, c] ds_c grad z_{l-1}[c]``.
-    Layer ``l - 1`` has an activation (the rank-k correction follows a
-    change of piece)."""
-    m, base = net.rows[ly], net.w_off[ly]
-    for i in range(n_first):
-        c = g.changed[i]
-        o = max(base + c * m, 0)
-        dhc, dsc = g.dh[first, c], g.ds[first, c]
-        for j in range(m):
-            g.z[ly, j] += net.w_t[o + j] * dhc
-        if dsc != 0.0:
-            for dd in range(g.grad.shape[1]):
-                a = dsc * g.grad[first, dd, c]
-                for j in range(m):
-                    g.grad[ly, dd, j] += net.w_t[o + j] * a
-    # every path closed (no open neuron of layer `first` with a nonzero
-    # gradient): the gradients are exactly 0, as computed from scratch, not
-    # the rounding left by the corrections
-    live = False
-    for c in range(net.rows[first]):
-        if g.slope[first, c] != 0.0:
-            for dd in range(g.grad.shape[1]):
-                live = live or g.grad[first, dd, c] != 0.0
-    if not live:
-        for dd in range(g.grad.shape[1]):
-            for j in range(m):
-                g.grad[ly, dd, j] = 0.0
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _weigh(net, opt, g, ly, k):  # pragma: no cover
-    """The weights of breakpoint ``k``'s terms of layer ``l`` into ``g.w``
-    (table exp), how far each pinned neuron's output moves into
-    ``g.delta``, ``g.ok`` reset to 1; returns how many exponents are above
-    ``ECUT``. Loops of few arrays each, no float-to-integer conversion
-    (AVX2 has none for 64-bit integers): they vectorise, all but the
-    table's gather. numba cannot tell LLVM that the arrays do not overlap,
-    and LLVM vectorises a loop only when a few run-time overlap checks
-    settle it."""
-    m, t0, b0 = net.rows[ly], net.bp_off[ly], max(net.b_off[ly], 0)
-    t, at_bp = net.bps[t0 + k], net.act_at_bp[t0 + k]
-    scale = opt.inv2var if opt.use_rho else 0.0
-    n_big = 0
-    for j in range(m):
-        u = t - net.bias[b0 + j] - g.z[ly, j]
-        e = min(u * u * scale, ECUT)
-        n_big += e >= ECUT
-        g.e[j] = e
-        g.idx[j] = np.floor(e * 8.0 + 0.5)  # the table entry, as a float
-        g.delta[j] = abs(at_bp - g.h[ly, j])
-        g.ok[j] = 1.0
-    for j in range(m):  # a gather: scalar
-        g.tab[j] = _EXPTAB[int(g.idx[j])]
-    phi0 = opt.phi0 if opt.use_rho else 1.0
-    for j in range(m):
-        # exp(-e) = exp(-n / 8) exp(r), |r| <= 1 / 16: the Taylor polynomial
-        # of exp(r) (relative error about 2e-16)
-        r = g.idx[j] * 0.125 - g.e[j]
-        q = 1.0 / 40320.0
-        q = q * r + 1.0 / 5040.0
-        q = q * r + 1.0 / 720.0
-        q = q * r + 1.0 / 120.0
-        q = q * r + 1.0 / 24.0
-        q = q * r + 1.0 / 6.0
-        q = q * r + 0.5
-        q = q * r + 1.0
-        q = q * r + 1.0
-        g.w[j] = g.gn[ly, j] * phi0 * ((g.tab[j] * q) if opt.use_rho else 1.0)
-    return n_big
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def _weigh_big(net, opt, g, ly, k):  # pragma: no cover
-    """:func:`_weigh`'s terms with exponents above ``ECUT``, with libm's exp."""
-    t, b0 = net.bps[net.bp_off[ly] + k], max(net.b_off[ly], 0)
-    for j in range(net.rows[ly]):
-        u = t - net.bias[b0 + j] - g.z[ly, j]
-        e = u * u * opt.inv2var
-        if e >= ECUT:
-            g.w[j] = g.gn[ly, j] * opt.phi0 * math.exp(-e) if e < 746.0 else 0.0
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _bound_test(net, g, ly, mm):  # pragma: no cover
-    """``g.ok[j]`` stays 1 where the widest or the second widest open
-    neuron of layer ``mm`` stays open however neuron ``j`` of layer ``l``,
-    pinned, moves it (the per-point screen's bounds ``C[l, mm][k, j]``, with
-    their room for rounding; rows ``k`` of ``C`` are contiguous in ``j``),
-    else 0."""
-    stride = net.rows[ly]
-    b1 = max(net.bound_off[ly, mm] + g.widest_j[mm] * stride, 0)
-    b2 = max(net.bound_off[ly, mm] + g.second_j[mm] * stride, 0)
-    w1, w2, ba = g.widest[mm], g.second[mm], net.bound_abs
-    for j in range(net.rows[ly]):
-        c1, c2, dl = net.bound[b1 + j], net.bound[b2 + j], g.delta[j]
-        moved1 = (c1 * (1.0 + SLACK) + ba) * dl * (1.0 + SLACK) + 5e-324
-        moved2 = (c2 * (1.0 + SLACK) + ba) * dl * (1.0 + SLACK) + 5e-324
-        g.ok[j] = g.ok[j] if (w1 > moved1 or w2 > moved2) else 0.0
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _sum_terms(g, m, use_good):  # pragma: no cover
-    """The sum of the good weights (all, without the indicator) and the sum
-    of the weights left undecided, a bound of the largest (``g.ok`` is 1 or
-    0: the products are exact). Two sums: the loop vectorises (a ``max``
-    does not without ``nnan``)."""
-    part, w_open = 0.0, 0.0
-    w, ok = g.w, g.ok
-    if use_good:
-        for j in range(m):
-            part += w[j] * ok[j]
-            w_open += w[j] - w[j] * ok[j]
-    else:
-        for j in range(m):
-            part += w[j]
-    return part, w_open
-
-
-# ----------------------------------------------------------------------------
-# the driver
-# ----------------------------------------------------------------------------
 def is_grid(x) -> bool:
     """Whether the points are a regular grid in row order, as
     :func:`~regiongeom.grids.grid_points` makes them: 1D, increasing; 2D,
@@ -510,6 +55,15 @@ def is_grid(x) -> bool:
         and np.all(g[:, :, 1] == g[:, :1, 1])
         and (P == nx or np.all(np.diff(g[:, 0, 1]) > 0))
     )
+
+
+def screen_bounds(kn):
+    """The screen's bounds with their room, ``(C (1 + SLACK) + bound_abs) (1 +
+    SLACK)`` (as the per-point ``_moved``, which multiplies the move in
+    between: either is an upper bound of how far a later unit moves, with
+    far more room than the rounding needs), computed once: ``bound_abs`` is
+    subnormal, and every operation with it costs a microcode assist."""
+    return (kn.bound * (1.0 + SLACK) + kn.bound_abs) * (1.0 + SLACK)
 
 
 def margins(net, x, noise_row):
@@ -555,17 +109,25 @@ def theorem2_grid(net, pk, x, noise, opt, by_layer):
     f_layer = np.zeros((N if by_layer else 0, L))
     flag = np.zeros(N, np.bool_)
     taus = np.array([margins(net, x, noise[s]) for s in range(S)])
+    cb = screen_bounds(kn)
     nb = -(-P // BLOCK)
     local = threading.local()
-    compile_notice("the Theorem-2 grid kernels", grid_chunk, seconds=4)
+    compile_notice("the Theorem-2 grid kernels", grid_chunk, layer0_table, seconds=4)
 
-    def work(t):
+    m0 = int(pk.rows[0])
+    nk0 = int(pk.nbp[0])
+
+    def work(b):  # a block of points, every noise sample
         if not hasattr(local, "g"):
             local.g = make_grid_scratch(L, kn.width, x.shape[1])
-        s, b = divmod(t, nb)
-        grid_chunk(kn, opt, x, noise, s, b * BLOCK, min(P, (b + 1) * BLOCK), local.g, taus[s], f, f_layer, flag)
+            local.tz, local.tw, local.tb = np.zeros((BLOCK, m0)), np.zeros((BLOCK, nk0 * m0)), np.zeros((BLOCK, nk0))
+        p0, p1 = b * BLOCK, min(P, (b + 1) * BLOCK)
+        layer0_table(kn, opt, x, p0, p1, local.g, local.tz, local.tw, local.tb)
+        for s in range(S):
+            grid_chunk(kn, opt, x, noise, s, p0, p1, local.g, taus[s], cb, local.tz, local.tw, local.tb, f, f_layer,
+                       flag)  # fmt: skip
 
-    run_tickets(S * nb, work, name="regiongeom-t2grid")
+    run_tickets(nb, work, name="regiongeom-t2grid")
     redo = np.flatnonzero(flag)
     # the per-point kernels, one pair at a time from scratch (called also
     # with no pairs: the first call compiles it, in the warm-up of _jit)

@@ -1,4 +1,4 @@
-"""The grid walk of Theorem 2 (regiongeom._theorem2_grid) against the
+"""The grid walk of Theorem 2 (regiongeom._theorem2_grid and its kernels) against the
 per-point kernels (to 1e-12 relative at every pair) and, on small
 networks, against the brute force of test_complexity (finite differences
 and the good indicator recomputed layer by layer)."""
@@ -13,6 +13,7 @@ from test_complexity import BRUTE_NETS, brute_f
 import regiongeom as rg
 from regiongeom import _theorem2 as T
 from regiongeom import _theorem2_grid as G
+from regiongeom import _theorem2_grid_kernels as GK
 
 
 def per_pair(net, x, noise, route, **opts):
@@ -117,7 +118,7 @@ def test_every_branch_of_the_walk_is_taken(monkeypatch):
     import numba
 
     if numba.config.DISABLE_JIT:  # the module constants are read at run time only without the JIT
-        monkeypatch.setattr(G, "RANK", 0)
+        monkeypatch.setattr(GK, "RANK", 0)
         np.testing.assert_allclose(per_pair(net, x, noise, "grid"), ref, rtol=1e-12, atol=0)
         monkeypatch.setattr(G, "TAU", 1.0)
     else:
@@ -127,7 +128,7 @@ def test_every_branch_of_the_walk_is_taken(monkeypatch):
 
 def test_same_seed_same_numbers_and_threads(monkeypatch):
     net = NETS["relu"]()
-    x = rg.grid_points((-1, -1, 1, 1), 64)  # one block of 4096 points
+    x = rg.grid_points((-1, -1, 1, 1), 64)  # four blocks of 1024 points
     kw = dict(sigma=0.3, n_samples=3, rng=7, progress=False)
     a = rg.lc_density(net, x, **kw).mean
     monkeypatch.setenv("REGIONGEOM_NUM_THREADS", "1")
@@ -206,5 +207,10 @@ def test_noalias_contract_holds():
     noise = np.zeros((1, net.n_neurons))
     opt = T.kernel_options(dict(sigma=0.3, good=True, rho=True))
     f, flag = np.empty(16), np.zeros(16, np.bool_)
-    G.grid_chunk(pk.kernel_net, opt, x, noise, 0, 0, 16, g, G.margins(net, x, noise[0]), f, np.zeros((0, pk.L)), flag)
-    assert all(cres.fndesc.noalias for cres in G.grid_chunk.overloads.values())
+    kn, m0 = pk.kernel_net, pk.rows[0]
+    tz, tw, tb = np.zeros((16, m0)), np.zeros((16, pk.nbp[0] * m0)), np.zeros((16, pk.nbp[0]))
+    G.layer0_table(kn, opt, x, 0, 16, g, tz, tw, tb)
+    G.grid_chunk(kn, opt, x, noise, 0, 0, 16, g, G.margins(net, x, noise[0]), G.screen_bounds(kn), tz, tw, tb, f,
+                 np.zeros((0, pk.L)), flag)  # fmt: skip
+    for kernel in (G.grid_chunk, G.layer0_table):
+        assert all(cres.fndesc.noalias for cres in kernel.overloads.values())
