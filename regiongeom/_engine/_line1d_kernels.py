@@ -256,6 +256,29 @@ def crossings_1d(x, ex, rowof, z, err, ef, eb, EB, G3, S, bps, n_cut):
     return cstart, cr, ck, ca, cda, cpos, cex, sure, nunsure
 
 
+@njit(cache=True, nogil=True)
+def _rowmax(a, r):
+    """``max(0.0, a[r, 0], a[r, 1], ...)`` with the semantics of a chain of
+    ``m = max(m, x)`` from ``m = 0.0`` (``x`` replaces ``m`` iff ``x > m``: a
+    NaN never enters, -0.0 never replaces 0.0), so the same bits in any
+    order: taken in four lanes, which vectorise where one chain does not."""
+    n = a.shape[1]
+    n4 = n - n % 4
+    m0 = m1 = m2 = m3 = 0.0
+    for j in range(0, n4, 4):
+        x0, x1, x2, x3 = a[r, j], a[r, j + 1], a[r, j + 2], a[r, j + 3]
+        m0 = x0 if x0 > m0 else m0
+        m1 = x1 if x1 > m1 else m1
+        m2 = x2 if x2 > m2 else m2
+        m3 = x3 if x3 > m3 else m3
+    for j in range(n4, n):
+        x = a[r, j]
+        m0 = x if x > m0 else m0
+    m0 = m1 if m1 > m0 else m0
+    m0 = m2 if m2 > m0 else m0
+    return m3 if m3 > m0 else m0
+
+
 @njit(cache=True)
 def _emit_pieces(cur, n_cut, nbp, P, q):
     """Row ``q`` of ``P`` from the signs ``cur`` on an open interval: the
@@ -290,7 +313,7 @@ def _pieces_uncut(S, c, n_cut, P, q):
 @njit(cache=True, nogil=True)
 def split_1d(
     x, ex, rowof, z, err, ef, eb, EB, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, neu, bpi, bps, first,
-    n_cut, G3,
+    n_cut, G3, values=True,
 ):  # fmt: skip
     """The points after a cut (step 3): ``(x, ex, neu, bpi, rowof, parent,
     pieces, cnew, anew, znew, errnew, emnew, dptr, dj)``.
@@ -312,7 +335,9 @@ def split_1d(
     they are affine along the interval; the old bounds: ``err, ef, eb, EB``,
     see :func:`_ev`); the neurons whose
     float piece differs at the ends of old interval ``c`` are
-    ``dj[dptr[c]:dptr[c + 1]]``.
+    ``dj[dptr[c]:dptr[c + 1]]``. Without ``values`` (the last layer's cut,
+    whose values nothing reads), ``znew``, ``errnew`` and ``emnew`` are
+    empty.
     """
     V = x.shape[0]
     n = z.shape[1]
@@ -326,9 +351,10 @@ def split_1d(
     parent = np.empty(Vn - 1, np.int64)
     cnew = np.empty(nk, np.int64)
     anew = np.empty(nk)
-    znew = np.empty((nk, n))
-    errnew = np.empty((nk, n))
-    emnew = np.zeros(nk)
+    nv = nk if values else 0
+    znew = np.empty((nv, n))
+    errnew = np.empty((nv, n))
+    emnew = np.zeros(nv)
     pieces = np.zeros((Vn - 1, n_cut), np.int8)
     cur = np.empty(kn, np.int8)
     emx = np.empty(n)  # the larger of an interval's ends' bounds, per column
@@ -350,7 +376,8 @@ def split_1d(
         if cstart[c + 1] == cstart[c]:
             _pieces_uncut(S, c, n_cut, pieces, q - 1)
             continue
-        _larger_bounds(err, ef, eb, EB, r0, r1, emx)
+        if values:
+            _larger_bounds(err, ef, eb, EB, r0, r1, emx)
         # the signs on the open interval before the first crossing
         for i in range(kn):
             s0, s1 = S[c, i], S[c + 1, i]
@@ -365,21 +392,20 @@ def split_1d(
                 neun[q], bpn[q] = first + cr[i], ck[i]
                 parent[q] = c
                 cnew[e], anew[e] = c, a
-                em = 0.0
-                for r in range(n):
-                    u0, u1 = z[r0, r], z[r1, r]
-                    znew[e, r] = u0 + a * (u1 - u0)
-                    bound = SELF * (emx[r] + G3 * (2.0 * abs(u0) + abs(u1)))
-                    errnew[e, r] = bound
-                    em = max(em, bound)
-                emnew[e] = em
+                if values:
+                    for r in range(n):  # (no reduction in this loop: it vectorises)
+                        u0, u1 = z[r0, r], z[r1, r]
+                        znew[e, r] = u0 + a * (u1 - u0)
+                        errnew[e, r] = SELF * (emx[r] + G3 * (2.0 * abs(u0) + abs(u1)))
+                    emnew[e] = _rowmax(errnew, e)
                 q += 1
             elif first + cr[i] < neun[q - 1]:
                 neun[q - 1], bpn[q - 1] = first + cr[i], ck[i]
             o = ck[i] * n_cut + cr[i]
             cur[o] = S[c + 1, o]
-            znew[e, cr[i]] = bps[ck[i]]
-            errnew[e, cr[i]] = 0.0
+            if values:
+                znew[e, cr[i]] = bps[ck[i]]
+                errnew[e, cr[i]] = 0.0
         _emit_pieces(cur, n_cut, nbp, pieces, q - 1)
         m = dptr[c]
         for j in range(n_cut):

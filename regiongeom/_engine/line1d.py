@@ -202,7 +202,8 @@ def _enumerate_1d(net, domain, max_regions):
             continue
         cut = (pts, z, err, act, first, max_regions, fb)
         if nxt is None:
-            res = _cut_layer(*cut, S=_decide_signs(pts, z, err, act, first, fb, z.shape[1], em, fac), fac=fac)
+            S = _decide_signs(pts, z, err, act, first, fb, z.shape[1], em, fac)
+            res = _cut_layer(*cut, S=S, fac=fac, values=False)
         else:
             res, z, err, fac, em = _cut_and_next(net, i, nxt, cut, em, fac)
         if res is None:
@@ -246,6 +247,7 @@ def _decide_signs(pts, z, err, act, first, fb, n_cut, em=None, fac=None):
 
 
 _NO_ROWMAX = np.empty(0)
+_NO_FIXES = (np.empty(0, np.int64), np.zeros(1, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0))
 _NO_BLOCKS = np.zeros((1, 2, 1))
 
 
@@ -304,14 +306,16 @@ def _refine_signs(S, urow, nu, pts, bps, first, n_cut, fb):
     return left
 
 
-def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac=None):
+def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac=None, values=True):
     """Cut the :class:`Points` ``pts`` by every neuron of a layer, whose
     values at point ``i`` are ``z[pts.row[i]]`` (bounds ``err``, and their
     factors ``fac``: :func:`whole_rows` when None). ``S``: the signs if
     already decided (:func:`_decide_signs`). Only the first ``n_cut``
     columns of ``z`` are neurons (default all); the others are carried:
-    interpolated at the new points, never cut. Returns a :class:`LayerCut`,
-    or None when the intervals would exceed ``max_regions``."""
+    interpolated at the new points, never cut. Without ``values`` (the
+    last layer's cut: nothing reads its values at the new points), the
+    crossings' values, bounds and corrections are left empty. Returns a
+    :class:`LayerCut`, or None when the intervals would exceed ``max_regions``."""
     bps = act[0]
     n_cut = z.shape[1] if n_cut is None else n_cut
     fac = whole_rows(z.shape[0]) if fac is None else fac
@@ -332,9 +336,9 @@ def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac
         return None
     xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, errn, emn, dptr, dj = K.split_1d(
         x, pts.ex, rowof, z, err, *fac, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, pts.neuron, pts.bp,
-        bps, first, n_cut, _G3,
+        bps, first, n_cut, _G3, values,
     )  # fmt: skip
-    fixes = K.corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, *act)
+    fixes = K.corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, *act) if values else _NO_FIXES
     danew = cda[keep]
     return LayerCut(
         Points(xn, exn, neun, bpn, rown), parent, pieces, cnew, anew, danew, znew, errn, emn, *fixes, dptr, dj
