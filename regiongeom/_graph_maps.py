@@ -142,7 +142,12 @@ def edge_jumps(rm) -> np.ndarray:
         return out
     a, b = rm.edge_regions[inner, 0], rm.edge_regions[inner, 1]
     count, first_diff = _differences(P, a, b)
-    exact_rows = list(np.nonzero(count != 1)[0])
+    two = np.nonzero(count == 2)[0]
+    exact_rows = list(np.nonzero((count != 1) & (count != 2))[0])
+    if two.size:  # a first-stage neuron and the max unit over it: the unit's impulse
+        d = _pool_pairs(net, P, a[two], b[two])
+        out[inner[two[d == 1]]] = True
+        exact_rows += list(two[d == 0])
     one = np.nonzero(count == 1)[0]
     if one.size:
         j = first_diff[one]
@@ -189,6 +194,77 @@ def edge_jumps(rm) -> np.ndarray:
             exp = min(ma.e, mb.e)
             out[inner[e]] = bool(np.any(ma.aligned(exp)[:, :k] != mb.aligned(exp)[:, :k]))
     return out
+
+
+def _pool_pairs(net, P, a, b):
+    """(E,) int8 for edges across which exactly two neurons change piece: 1
+    jump, -1 none, 0 undecided here. Decided: a neuron ``j`` of a first stage
+    that reads only the coordinates (ReLU-like: slopes 0 and 1) and the unit
+    ``u`` of a max stage right after it whose window is the only one holding
+    ``j`` (a max pool after conv -> ReLU, where ``j`` turning on makes it its
+    window's winner). Nothing else reads the first stage, and every other
+    neuron keeps its piece, so the Jacobians differ by ``beta_u (g_a -
+    g_b)^T``: ``beta_u`` the unit's impulse through the later stages (as for
+    single-neuron edges) and ``g`` the gradient of the unit's winner in each
+    region, ``slope * M[w]`` for the first stage's row ``M[w]``, exact."""
+    d = np.zeros(len(a), np.int8)
+    if len(net.stages) < 2:
+        return d
+    st0, st1 = net.stages[0], net.stages[1]
+    op0, op1 = st0.operator, st1.operator
+    readers = [st.operator.sources for st in net.stages[2:]] + [net.output.sources]
+    if (
+        st0.is_max or not st1.is_max or tuple(op0.sources) != (0,) or not hasattr(op0, "M")
+        or getattr(op0, "rest", None) is not None or tuple(op1.sources) != (1,) or any(1 in r for r in readers)
+        or not np.all((st0.slopes == 0.0) | (st0.slopes == 1.0))
+    ):  # fmt: skip
+        return d
+    from ._engine._graph_max import _is_copy
+
+    if not _is_copy(op1):
+        return d
+    src = op1.linear(np.arange(st0.n, dtype=np.float64)[None, :])[0]  # the stage-0 neuron each entry copies
+    if not (np.all(src == np.round(src)) and np.all((src >= 0) & (src < st0.n))):
+        return d
+    src = src.astype(np.int64)
+    win = np.where(st1.windows >= 0, src[np.maximum(st1.windows, 0)], -1)  # (n1, k) stage-0 neurons
+    holders = np.zeros(st0.n, np.int64)  # how many units' windows hold each stage-0 neuron
+    for p in range(win.shape[1]):
+        first = (win[:, p] >= 0) & ~(win[:, :p] == win[:, p : p + 1]).any(axis=1)
+        np.add.at(holders, win[first, p], 1)
+    diff = P[a] != P[b]
+    j = diff.argmax(axis=1)
+    j2 = diff.shape[1] - 1 - diff[:, ::-1].argmax(axis=1)
+    u = j2 - st1.offset
+    ok = (j < st0.n) & (u >= 0) & (u < st1.n)
+    ok[ok] &= holders[j[ok]] == 1
+    ok[ok] &= (win[u[ok]] == j[ok, None]).any(axis=1)
+    sel = np.nonzero(ok)[0]
+    if sel.size == 0:
+        return d
+    us, js = u[sel], j2[sel]
+    M = np.asarray(op0.M, np.float64)
+    wa = win[us, P[a[sel], js].astype(np.int64)]
+    wb = win[us, P[b[sel], js].astype(np.int64)]
+    ga = st0.slopes[wa, P[a[sel], st0.offset + wa].astype(np.int64)][:, None] * M[wa]
+    gb = st0.slopes[wb, P[b[sel], st0.offset + wb].astype(np.int64)][:, None] * M[wb]
+    same = np.all(ga == gb, axis=1)  # exact: slopes are 0 or 1
+    d[sel[same]] = -1
+    sel, us = sel[~same], us[~same]
+    if sel.size:
+        offs = np.asarray(net.neuron_offsets)
+        later = P[a[sel], offs[2] :] if len(offs) > 2 else np.zeros((len(sel), 0), np.int8)
+        uniq, first, inv = _unique_rows(us, later)
+        per = max(1, _BLOCK // max(1, sum(_size(net, t) for t in range(len(net.stages) + 1))))
+        decided = np.zeros(len(uniq), np.int8)
+        for c0 in range(0, len(uniq), per):
+            idx = first[c0 : c0 + per]
+            beta, mag, gamma = _impulses(net, 1, us[idx], P[a[sel[idx]]])
+            nonzero = np.any(np.abs(beta) > gamma * mag * (1.0 + 1e-6), axis=1)
+            structural_zero = ~np.any(mag != 0.0, axis=1)
+            decided[c0 : c0 + per] = np.where(nonzero, 1, np.where(structural_zero, -1, 0))
+        d[sel] = decided[inv]
+    return d
 
 
 def _differences(P, a, b):

@@ -437,3 +437,46 @@ def test_stages_formed_in_one_pass_match_the_general_path():
         graph_plan.GraphPlan._block = block
     assert out == [] and len(rm) > 5
     assert (1, "form_dense", "partial", True) in set(seen)
+
+
+@pytest.mark.slow
+def test_locus_edges_where_a_conv_neuron_and_its_pool_change_together():
+    """conv -> ReLU -> MaxPool(2) (windows apart) -> Linear on planes: across
+    many edges a conv neuron turns on and becomes its window's winner, two
+    neurons changing piece at once. Those edges are decided from the pool
+    unit's impulse and the two winners' gradients
+    (``_graph_maps._pool_pairs``): jumps (seed 0) and non-jumps (seed 3: the
+    unit is read by zero weights) both occur, and the locus and linear regions
+    agree with the exact reference and with the path that compares the two
+    regions' maps."""
+    from regiongeom import _graph_maps
+
+    pairs = _graph_maps._pool_pairs
+    kinds = set()
+    for seed in (0, 3):
+        torch.manual_seed(seed)
+        m = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 2))
+        m = m.double().eval()
+        with torch.no_grad():
+            m[4].weight[:, :6] = 0.0  # units read by nothing: their impulses are exactly 0
+        pts = np.random.default_rng(seed).normal(size=(3, 1, 7, 7))
+        net = rg.from_torch(m, input_shape=(1, 7, 7)).restrict(rg.Plane.through(*pts))
+        decided = []
+
+        def spy(*a):
+            d = pairs(*a)
+            decided.append(d)
+            return d
+
+        _graph_maps._pool_pairs = spy
+        try:
+            out, rm, ex = compare_max(net, spec_of(net), (-1.0, -1.0, 2.0, 2.0), n_points=100)
+            fast = _graph_maps.edge_jumps(rm)
+            _graph_maps._pool_pairs = lambda net, P, a, b: np.zeros(len(a), np.int8)
+            slow = _graph_maps.edge_jumps(rm)
+        finally:
+            _graph_maps._pool_pairs = pairs
+        assert out == []
+        assert np.array_equal(fast, slow)
+        kinds |= set(np.concatenate(decided).tolist())
+    assert {1, -1} <= kinds
