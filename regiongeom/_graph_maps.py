@@ -145,7 +145,7 @@ def edge_jumps(rm) -> np.ndarray:
     two = np.nonzero(count == 2)[0]
     exact_rows = list(np.nonzero((count != 1) & (count != 2))[0])
     if two.size:  # a first-stage neuron and the max unit over it: the unit's impulse
-        d = _pool_pairs(net, P, a[two], b[two])
+        d = _pool_pairs(net, P, a[two], b[two], first_diff[two])
         out[inner[two[d == 1]]] = True
         exact_rows += list(two[d == 0])
     one = np.nonzero(count == 1)[0]
@@ -163,18 +163,7 @@ def edge_jumps(rm) -> np.ndarray:
                 slopes_differ = pa != pb
             else:
                 slopes_differ = st.slopes[u, pa] != st.slopes[u, pb]
-            # one push per (neuron, pattern of the later stages)
-            later = P[a[sel], offs[s + 1] :] if s + 1 < len(offs) else np.zeros((len(sel), 0), np.int8)
-            uniq, first, inv = _unique_rows(u, later)
-            per = max(1, _BLOCK // max(1, sum(_size(net, t) for t in range(len(net.stages) + 1))))
-            decided = np.zeros(len(uniq), np.int8)  # 1 jump, -1 none, 0 exact
-            for c0 in range(0, len(uniq), per):
-                idx = first[c0 : c0 + per]
-                beta, mag, gamma = _impulses(net, s, u[idx], P[a[sel[idx]]])
-                nonzero = np.any(np.abs(beta) > gamma * mag * (1.0 + 1e-6), axis=1)
-                structural_zero = ~np.any(mag != 0.0, axis=1)
-                decided[c0 : c0 + per] = np.where(nonzero, 1, np.where(structural_zero, -1, 0))
-            d = decided[inv]
+            d = _impulse_decisions(net, s, u, P[a[sel]])
             out[inner[sel]] = slopes_differ & (d == 1)
             exact_rows += list(one[np.nonzero(slopes_differ & (d == 0))[0]])
     rows = np.asarray(exact_rows, np.int64)
@@ -196,7 +185,26 @@ def edge_jumps(rm) -> np.ndarray:
     return out
 
 
-def _pool_pairs(net, P, a, b):
+def _impulse_decisions(net, s, u, Pa) -> np.ndarray:
+    """(B,) int8: whether the output's derivative with respect to stage
+    ``s``'s neuron ``u`` is certainly nonzero (1), exactly 0 (-1) or
+    undecided (0) on the patterns ``Pa`` (B, n_neurons): one impulse push
+    (:func:`_impulses`) per (neuron, pattern of the later stages)."""
+    offs = np.asarray(net.neuron_offsets)
+    later = Pa[:, offs[s + 1] :] if s + 1 < len(offs) else np.zeros((len(Pa), 0), np.int8)
+    uniq, first, inv = _unique_rows(u, later)
+    per = max(1, _BLOCK // max(1, sum(_size(net, t) for t in range(len(net.stages) + 1))))
+    decided = np.zeros(len(uniq), np.int8)
+    for c0 in range(0, len(uniq), per):
+        idx = first[c0 : c0 + per]
+        beta, mag, gamma = _impulses(net, s, u[idx], Pa[idx])
+        nonzero = np.any(np.abs(beta) > gamma * mag * (1.0 + 1e-6), axis=1)
+        structural_zero = ~np.any(mag != 0.0, axis=1)
+        decided[c0 : c0 + per] = np.where(nonzero, 1, np.where(structural_zero, -1, 0))
+    return decided[inv]
+
+
+def _pool_pairs(net, P, a, b, j):
     """(E,) int8 for edges across which exactly two neurons change piece: 1
     jump, -1 none, 0 undecided here. Decided: a neuron ``j`` of a first stage
     that reads only the coordinates (ReLU-like: slopes 0 and 1) and the unit
@@ -232,9 +240,11 @@ def _pool_pairs(net, P, a, b):
     for p in range(win.shape[1]):
         first = (win[:, p] >= 0) & ~(win[:, :p] == win[:, p : p + 1]).any(axis=1)
         np.add.at(holders, win[first, p], 1)
-    diff = P[a] != P[b]
-    j = diff.argmax(axis=1)
-    j2 = diff.shape[1] - 1 - diff[:, ::-1].argmax(axis=1)
+    j2 = np.empty(len(a), np.int64)  # the second (last) neuron that differs, a block of edges at a time
+    step = max(1, (1 << 24) // max(P.shape[1], 1))
+    for e0 in range(0, len(a), step):
+        diff = P[a[e0 : e0 + step], ::-1] != P[b[e0 : e0 + step], ::-1]
+        j2[e0 : e0 + step] = P.shape[1] - 1 - diff.argmax(axis=1)
     u = j2 - st1.offset
     ok = (j < st0.n) & (u >= 0) & (u < st1.n)
     ok[ok] &= holders[j[ok]] == 1
@@ -252,18 +262,7 @@ def _pool_pairs(net, P, a, b):
     d[sel[same]] = -1
     sel, us = sel[~same], us[~same]
     if sel.size:
-        offs = np.asarray(net.neuron_offsets)
-        later = P[a[sel], offs[2] :] if len(offs) > 2 else np.zeros((len(sel), 0), np.int8)
-        uniq, first, inv = _unique_rows(us, later)
-        per = max(1, _BLOCK // max(1, sum(_size(net, t) for t in range(len(net.stages) + 1))))
-        decided = np.zeros(len(uniq), np.int8)
-        for c0 in range(0, len(uniq), per):
-            idx = first[c0 : c0 + per]
-            beta, mag, gamma = _impulses(net, 1, us[idx], P[a[sel[idx]]])
-            nonzero = np.any(np.abs(beta) > gamma * mag * (1.0 + 1e-6), axis=1)
-            structural_zero = ~np.any(mag != 0.0, axis=1)
-            decided[c0 : c0 + per] = np.where(nonzero, 1, np.where(structural_zero, -1, 0))
-        d[sel] = decided[inv]
+        d[sel] = _impulse_decisions(net, 1, us, P[a[sel]])
     return d
 
 

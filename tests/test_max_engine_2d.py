@@ -388,9 +388,9 @@ def test_stages_formed_in_one_pass_match_the_general_path():
         z, e = block(plan, s, values, lay, eps, a, b, consts)
         spec = plan._gather_spec(s, lay, consts)
         if spec is not None:
-            plan._gather[s] = (lay, consts, None)  # the general path, once
+            plan._specs[s] = (lay, consts, None)  # the general path, once
             z0, e0 = block(plan, s, values, lay, eps, a, b, consts)
-            plan._gather[s] = (lay, consts, spec)
+            plan._specs[s] = (lay, consts, spec)
             rn = np.asarray(plan.rn[s])
             assert np.all(np.abs(z - z0) <= (e + e0)[:, None] * rn[None, :])
             if spec.form is _graph_form.form_gather:
@@ -472,7 +472,7 @@ def test_locus_edges_where_a_conv_neuron_and_its_pool_change_together():
         try:
             out, rm, ex = compare_max(net, spec_of(net), (-1.0, -1.0, 2.0, 2.0), n_points=100)
             fast = _graph_maps.edge_jumps(rm)
-            _graph_maps._pool_pairs = lambda net, P, a, b: np.zeros(len(a), np.int8)
+            _graph_maps._pool_pairs = lambda net, P, a, b, j: np.zeros(len(a), np.int8)
             slow = _graph_maps.edge_jumps(rm)
         finally:
             _graph_maps._pool_pairs = pairs

@@ -316,14 +316,7 @@ def dense_block(values, eps, a, b, xc, AT, bias, pcols, rn_s, live_s, consts, z,
             mmax = 0.0
             any_live = False
             for j in range(n):
-                x = zr[j]
-                m = abs(x)
-                for p in range(n_parts):
-                    c = pcols[j, p]
-                    if c >= 0:
-                        y = values[v, c]
-                        x += y
-                        m += abs(y)
+                x, m = _add_parts(values, v, pcols, j, zr[j])
                 zr[j] = x
                 if live_s[j] > 0:
                     any_live = True
@@ -334,6 +327,20 @@ def dense_block(values, eps, a, b, xc, AT, bias, pcols, rn_s, live_s, consts, z,
                 new += gp * mmax
         new *= slack
         e_out[r] = new if new > e0 else e0
+
+
+@njit(cache=True, inline="always")
+def _add_parts(values, v, pcols, j, x):
+    """Entry ``j``'s value ``x`` plus its partial sums at vertex ``v``, added in
+    the order of ``pcols[j]`` (-1: none), and ``|x| + sum |partial|``."""
+    mag = abs(x)
+    for p in range(pcols.shape[1]):
+        c = pcols[j, p]
+        if c >= 0:
+            y = values[v, c]
+            x += y
+            mag += abs(y)
+    return x, mag
 
 
 def form_gather(spec, values, eps, a, b):
@@ -406,13 +413,7 @@ def gather_block(values, eps, a, b, src, qcol, qlive, uvc, M, const, sl, ic, rnl
             elif qlive[q] >= 0:
                 x = hl[qlive[q]]
             if n_parts:
-                mag = abs(x)
-                for p in range(n_parts):
-                    c = pcols[j, p]
-                    if c >= 0:
-                        y = values[v, c]
-                        x += y
-                        mag += abs(y)
+                x, mag = _add_parts(values, v, pcols, j, x)
                 if live_s[j] > 0:
                     any_live = True
                     t = mag / rn_s[j]

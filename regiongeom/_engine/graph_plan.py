@@ -193,8 +193,8 @@ class GraphPlan:
         self.layouts = []
         # the factor of the coordinates' columns (set when stage 0 is formed)
         self.rn_uv = 1.0
-        # stage -> (layout, constants, spec or None) (:meth:`_gather_spec`); :meth:`_copied_live`'s
-        self._gather = {}
+        self._specs = {}  # stage -> (layout, constants, spec or None): :meth:`_gather_spec`
+        self._copied = {}  # (stage, reader) -> :meth:`_copied_live`
 
     # -- the sources of a stage, a block of vertices at a time ---------------
     def _uv(self, values, lay, a, b):
@@ -254,9 +254,9 @@ class GraphPlan:
     def _gather_spec(self, s, lay, consts):
         """How stage ``s`` is formed from layout ``lay`` with ``consts`` in one
         pass (:func:`._graph_form.stage_spec`; None: by :meth:`_block`)."""
-        got = self._gather.get(s)
+        got = self._specs.get(s)
         if got is None or got[0] is not lay or got[1] is not consts:
-            got = self._gather[s] = (lay, consts, stage_spec(self, s, lay, consts))
+            got = self._specs[s] = (lay, consts, stage_spec(self, s, lay, consts))
         return got[2]
 
     def _constants(self, s, lay):
@@ -505,18 +505,18 @@ class GraphPlan:
         """For a reader ``rd`` of tensor ``s + 1`` that only copies it (a max
         pool's windows): each of its entries' position among the tensor's live
         constant units (-1: not one); else None."""
-        key = ("copied", s, rd)
-        if key not in self._gather:
+        key = (s, rd)
+        if key not in self._copied:
             from ._graph_max import _copy_sources
 
             src = _copy_sources(self, rd) if rd == s + 1 else None
             if src is None or tuple(self.stages[rd].operator.sources) != (s + 1,):
-                self._gather[key] = None
+                self._copied[key] = None
             else:
                 where = np.full(self.stages[s].n, -1, np.int64)
                 where[info.live] = np.arange(info.live.size)
-                self._gather[key] = where[src]
-        return self._gather[key]
+                self._copied[key] = where[src]
+        return self._copied[key]
 
     def _carry(self, s, prev, lay, values, out, V):
         """Copy the columns that stay (coordinates, carried tensors, partial sums)."""
