@@ -162,26 +162,27 @@ def _exact_act_row_f(Z, rf, EB, k, r, t, s0, s1, lip, f, above, mx0, mx1):
 
 
 @njit(cache=True, nogil=True)
-def _add_abs_row(wt, j, f0, f1, b0, b1):
-    """``b0 += f0 |wt[j]|`` and ``b1 += f1 |wt[j]|`` (a loop of its own, so that it vectorises)."""
-    for o in range(wt.shape[1]):
-        w = abs(wt[j, o])
-        b0[o] += f0 * w
-        b1[o] += f1 * w
-
-
-@njit(cache=True, nogil=True)
-def _copy_add_abs_row(wt, j, wq, k, f0, f1, b0, b1):
-    """``wq[k:k + m] = wt[j]``, then ``b0 += f0 |wt[j]|`` and ``b1 += f1
-    |wt[j]|`` (two loops over the row, which then is in cache: faster than
-    one that both copies and accumulates)."""
+def _abs_rows(wt, zj, zf, nz, b0, b1):
+    """``b0 += zf[0, p] |wt[zj[p]]|`` and ``b1 += zf[1, p] |wt[zj[p]]|`` for
+    ``p = 0, 1, ..., nz - 1`` in that order, each sum rounded term by term
+    (the same bits as one row at a time), four rows per pass so that
+    ``b0`` and ``b1`` are read and written once per four rows."""
     m = wt.shape[1]
-    for o in range(m):
-        wq[k + o] = wt[j, o]
-    for o in range(m):
-        aw = abs(wt[j, o])
-        b0[o] += f0 * aw
-        b1[o] += f1 * aw
+    nz4 = nz - nz % 4
+    for p in range(0, nz4, 4):
+        ja, jb, jc, jd = zj[p], zj[p + 1], zj[p + 2], zj[p + 3]
+        fa, fb, fc, fd = zf[0, p], zf[0, p + 1], zf[0, p + 2], zf[0, p + 3]
+        ga, gb, gc, gd = zf[1, p], zf[1, p + 1], zf[1, p + 2], zf[1, p + 3]
+        for o in range(m):
+            wa, wb, wc, wd = abs(wt[ja, o]), abs(wt[jb, o]), abs(wt[jc, o]), abs(wt[jd, o])
+            b0[o] = (((b0[o] + fa * wa) + fb * wb) + fc * wc) + fd * wd
+            b1[o] = (((b1[o] + ga * wa) + gb * wb) + gc * wc) + gd * wd
+    for p in range(nz4, nz):
+        j, f, g = zj[p], zf[0, p], zf[1, p]
+        for o in range(m):
+            w = abs(wt[j, o])
+            b0[o] += f * w
+            b1[o] += g * w
 
 
 @njit(cache=True, nogil=True)
@@ -230,8 +231,7 @@ def product_1d(
     rho_r`` over the block (so that a row with large errors does not spoil
     its block), and ``|h|`` the largest over the block. Both products skip
     the neurons whose ``phi`` and ``|h|`` are 0 over the block (ReLU: dead
-    and certain), and read ``|W|`` from the rows of ``wt`` that the block's
-    matrix product copies anyway."""
+    and certain), and take four rows of ``|W|`` per pass (:func:`_abs_rows`)."""
     n = Z.shape[1]
     m = wt.shape[1]
     nbp = bps.shape[0]
@@ -248,6 +248,8 @@ def product_1d(
     bnd = np.empty((2, m))
     rho = np.empty(B)
     ehrow = np.empty(n)
+    zj = np.empty(n, np.int64)  # the neurons with a nonzero term in the bounds
+    zf = np.empty((2, n))  # ... and their factors
     for s in range(q0, q1, B):
         nb = min(s + B, q1) - s
         r = rows[s]
@@ -321,6 +323,7 @@ def product_1d(
             b0[o] = 0.0
             b1[o] = 0.0
         na = 0
+        nz = 0
         for j in range(n):
             f0 = mx0[j] * SELF  # (SELF: the rounding of eh / rho)
             f1 = mx1[j]
@@ -329,12 +332,19 @@ def product_1d(
                 if c != 0.0:
                     for o in range(m):
                         const[o] += c * wt[j, o]
-                if f0 != 0.0 or f1 != 0.0:
-                    _add_abs_row(wt, j, f0, f1, b0, b1)
-            else:  # a column of the product: its row of W copied and bounded in one pass
+            else:  # a column of the product
                 cols[na] = j
-                _copy_add_abs_row(wt, j, wq_buf, na * m, f0, f1, b0, b1)
                 na += 1
+            if f0 != 0.0 or f1 != 0.0:  # (a zero term would add exactly nothing)
+                zj[nz] = j
+                zf[0, nz] = f0
+                zf[1, nz] = f1
+                nz += 1
+        for k in range(na):  # the product's rows of W
+            j = cols[k]
+            for o in range(m):
+                wq_buf[k * m + o] = wt[j, o]
+        _abs_rows(wt, zj, zf, nz, b0, b1)
         ap = ap_buf[: nb * na].reshape((nb, na))
         for i in range(nb):
             r = rows[s + i]
