@@ -232,8 +232,18 @@ def _decide_signs(pts, z, err, act, first, fb, n_cut, em=None, fac=None):
     breakpoint are set to it (their bound to 0). ``em``: the largest bound of each row of
     ``z``, if known (the filter reads ``err`` only where it is needed);
     ``fac``: the bounds' factors (:func:`whole_rows` when None)."""
-    bps = act[0]
     fac = whole_rows(z.shape[0]) if fac is None else fac
+    S, nu = _filter_signs(pts, z, err, act, first, fb, n_cut, em, fac)
+    if nu:
+        fb.signs(S, pts, z, stored_whole(err, fac), act[0], first, n_cut)
+    return S
+
+
+def _filter_signs(pts, z, err, act, first, fb, n_cut, em, fac):
+    """The first two steps of :func:`_decide_signs` (which reads and
+    changes nothing but ``S``): the signs ``S``, and the number left
+    ``UNSURE`` in it for the exact fallback."""
+    bps = act[0]
     S = np.empty((pts.x.size, bps.size * n_cut), np.int8)
     urow = np.empty(pts.x.size, np.int64)
     nu = K.signs_1d(z, err, *fac, _NO_ROWMAX if em is None else em, pts.row, bps, n_cut, S, urow)
@@ -241,9 +251,7 @@ def _decide_signs(pts, z, err, act, first, fb, n_cut, em=None, fac=None):
     if nu:
         nu = _refine_signs(S, urow, nu, pts, bps, first, n_cut, fb)
         STATS.add(exact_signs=nu)
-    if nu:
-        fb.signs(S, pts, z, stored_whole(err, fac), bps, first, n_cut)
-    return S
+    return S, nu
 
 
 _NO_ROWMAX = np.empty(0)
@@ -345,6 +353,15 @@ def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac
     )
 
 
+def _finish(product, fut):
+    """Finish the :class:`_Product` ``product`` (its helper's share ``fut``, if any)."""
+    try:
+        product.work()
+    finally:
+        if fut is not None:
+            fut.result()
+
+
 def _cut_and_next(net, i, nxt, cut, em, fac):
     """Cut layer ``i`` (``_cut_layer(*cut)``; ``fac``: the factors of its
     bounds) and compute the next layer's
@@ -362,8 +379,6 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     wt = _transposed(net, i + 1)
     nlb = Bounds.of(net, i + 1)
     consts = _act_constants_of(net, i, act, nlb)
-    # the signs first: an exact fallback may set values onto their breakpoints
-    S = _decide_signs(pts, z, err, act, first, fb, n, em, fac)
     # room for the old points and, most likely, the crossings: the rows of
     # the old points are written before the number of crossings is known
     cap = 2 * V + n * act[0].size
@@ -374,9 +389,20 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     n_old = -(-rowof.size // _BLOCK)  # the old points' blocks
     EB = np.empty((n_old, 2, m))
     helper = _helper() if V * n * m >= _PAR_MIN else None
-    old = _Product(z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, helper is not None)
+    prod = (z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, helper is not None)
+    old = _Product(*prod)
+    # the product starts before the signs, which read the same values; the
+    # exact fallback (rare) may set some onto their breakpoints: the product
+    # then starts again once it is done
     fut = helper.submit(old.work) if helper is not None else None
     try:
+        S, nu = _filter_signs(pts, z, err, act, first, fb, n, em, fac)
+        if nu:
+            if fut is not None:  # (alone, the product has not started)
+                _finish(old, fut)
+                old = _Product(*prod)
+            fb.signs(S, pts, z, stored_whole(err, fac), act[0], first, n)
+            fut = helper.submit(old.work) if helper is not None else None
         res = _cut_layer(*cut, S=S, fac=fac)
         if res is None:  # past max_regions: stop the product too
             with old.lock:
