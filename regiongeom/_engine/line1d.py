@@ -72,7 +72,8 @@ __all__ = ["enumerate_1d", "STATS"]
 _BLOCK = 128  # points per block of the products (see _line1d_products.product_1d)
 _CHUNK = 1  # blocks a thread takes at a time
 _PAR_MIN = 1 << 22  # multiply-adds of a layer's product below which no helper is used
-_FILL_PAR_MIN = 1 << 14  # values of the crossings' rows below which the helper does not fill half
+_FILL_PAR_MIN = 1 << 14  # values of the crossings' rows below which the helper does not fill any
+_FILL_CHUNKS = 4  # chunks of the crossings' rows that the two threads share
 
 _pool_lock = threading.Lock()
 _pool_state = {"pool": None}
@@ -95,33 +96,56 @@ def _helper():
         return _pool_state["pool"]
 
 
-class _Product:
-    """One product (:func:`._line1d_products.product_1d`) over the values ``Z[rows]``
-    (in the order of the points; bounds ``Zerr`` and factors ``Zfac``) into rows
-    ``off + rows`` of ``out`` (and their bounds' factors ``fac``, its blocks
-    numbered from ``boff``), handed out in chunks of whole blocks to whichever
-    thread asks next."""
+class _Shared:
+    """Work on ``n`` items in chunks of ``step``, ``fn(*head, q0, q1, *tail)``
+    for each chunk ``[q0, q1)``, handed out to whichever thread asks next
+    (:meth:`work`): a thread that comes late finds less or nothing left."""
 
-    def __init__(self, Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared):
-        self.args = (Z, Zerr, *Zfac, Zmax, rows, off)
-        self.rest = (*act, wt, b, lb.babs, consts, out, *fac, boff, emax)
-        self.n = rows.size
+    def __init__(self, fn, head, tail, n, step):
+        self.fn, self.head, self.tail = fn, head, tail
+        self.n = n
+        self.step = max(step, 1)
         self.next = 0
         self.lock = threading.Lock()
-        # alone, one call takes every block (the same blocks: they start at
-        # multiples of _BLOCK either way), saving a numba call per block
-        self.step = _CHUNK * _BLOCK if shared else max(self.n, 1)
 
     def work(self):
         """Run chunks until none is left."""
-        step = self.step
+        step, n = self.step, self.n
         while True:
             with self.lock:
                 q0 = self.next
-                self.next = min(q0 + step, self.n)
-            if q0 >= self.n:
+                self.next = min(q0 + step, n)
+            if q0 >= n:
                 return
-            P.product_1d(*self.args, q0, min(q0 + step, self.n), *self.rest, _BLOCK)
+            self.fn(*self.head, q0, min(q0 + step, n), *self.tail)
+
+    def stop(self):
+        """Hand out no more chunks."""
+        with self.lock:
+            self.next = self.n
+
+
+class _Product(_Shared):
+    """One product (:func:`._line1d_products.product_1d`) over the values ``Z[rows]``
+    (in the order of the points; bounds ``Zerr`` and factors ``Zfac``) into rows
+    ``off + rows`` of ``out`` (and their bounds' factors ``fac``, its blocks
+    numbered from ``boff``), in chunks of whole blocks."""
+
+    def __init__(self, Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared):
+        # alone, one call takes every block (the same blocks: they start at
+        # multiples of _BLOCK either way), saving a numba call per block
+        super().__init__(
+            P.product_1d, (Z, Zerr, *Zfac, Zmax, rows, off), (*act, wt, b, lb.babs, consts, out, *fac, boff, emax, _BLOCK),
+            rows.size, _CHUNK * _BLOCK if shared else rows.size,
+        )  # fmt: skip
+
+
+def _join(fut):
+    """Wait for the helper's share ``fut`` of a :class:`_Shared` work (None:
+    no helper) once the caller's :meth:`_Shared.work` has returned, unless
+    the helper has not started it: then it never will (nothing is left)."""
+    if fut is not None and not fut.cancel():
+        fut.result()
 
 
 def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
@@ -358,8 +382,7 @@ def _finish(product, fut):
     try:
         product.work()
     finally:
-        if fut is not None:
-            fut.result()
+        _join(fut)
 
 
 def _cut_and_next(net, i, nxt, cut, em, fac):
@@ -405,12 +428,10 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
             fut = helper.submit(old.work) if helper is not None else None
         res = _cut_layer(*cut, S=S, fac=fac)
         if res is None:  # past max_regions: stop the product too
-            with old.lock:
-                old.next = old.n
+            old.stop()
         old.work()
     finally:
-        if fut is not None:
-            fut.result()
+        _join(fut)
     if res is None:
         return None, None, None, None, None
     n_points, n_new = res.points.x.size, res.interval.size
@@ -428,9 +449,10 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
             consts, out, (ef, eb, EB), n_old, emout, shared,
         )  # fmt: skip
         fut = helper.submit(new.work) if shared else None
-        new.work()
-        if fut is not None:
-            fut.result()
+        try:
+            new.work()
+        finally:
+            _join(fut)
     isdirect = np.zeros(n_new, np.bool_)
     isdirect[res.direct] = True
     fill = (
@@ -438,14 +460,14 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
         res.fix_value, res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt, nlb.nabs, res.values,
         res.err, res.err_max, *act, consts,
     )  # fmt: skip
-    # the crossings' rows are independent: with the helper, it fills the second half
-    half = n_new // 2 if helper is not None and n_new * m >= _FILL_PAR_MIN else n_new
-    fut = helper.submit(P.fill_new_rows_1d, *fill, half, n_new) if half < n_new else None
+    # the crossings' rows are independent: with the helper, in a few chunks shared with it
+    shared = helper is not None and n_new * m >= _FILL_PAR_MIN
+    filling = _Shared(P.fill_new_rows_1d, fill, (), n_new, -(-n_new // _FILL_CHUNKS) if shared else n_new)
+    fut = helper.submit(filling.work) if shared else None
     try:
-        P.fill_new_rows_1d(*fill, 0, half)
+        filling.work()
     finally:
-        if fut is not None:
-            fut.result()
+        _join(fut)
     return res, out, eout, (ef, eb, EB), emout
 
 
