@@ -299,14 +299,17 @@ def product_1d(
                 continue
             r2 = rows[s + i + 1] if i + 1 < nb else r
             if i + 1 == nb or Zf[r2] < 0.0:
-                _exact_act_row_f(Z, Zf[r], ZB, Zb[r], r, bps[0], slopes[0], slopes[1], lip, f, above, mx0, mx1)
+                _exact_act_row_f(
+                    Z, Zf[r], ZB, Zb[r], r, bps[0], slopes[0], slopes[1], lip, f, above, mx0, mx1
+                )
                 i += 1
                 continue
             rr2 = lip * Zmax[r2]
             rho[i + 1] = rr2
             f2 = 1.0 / rr2 if rr2 > 0.0 else 0.0
             _exact_act_rows2_f(
-                Z, Zf[r], Zb[r], r, f, Zf[r2], Zb[r2], r2, f2, ZB, bps[0], slopes[0], slopes[1], lip, above, mx0, mx1
+                Z, Zf[r], Zb[r], r, f, Zf[r2], Zb[r2], r2, f2, ZB,
+                bps[0], slopes[0], slopes[1], lip, above, mx0, mx1,
             )  # fmt: skip
             i += 2
         for i in range(0 if fused else nb):  # (every other activation)

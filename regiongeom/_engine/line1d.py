@@ -134,10 +134,9 @@ class _Product(_Shared):
     def __init__(self, Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared):
         # alone, one call takes every block (the same blocks: they start at
         # multiples of _BLOCK either way), saving a numba call per block
-        super().__init__(
-            P.product_1d, (Z, Zerr, *Zfac, Zmax, rows, off), (*act, wt, b, lb.babs, consts, out, *fac, boff, emax, _BLOCK),
-            rows.size, _CHUNK * _BLOCK if shared else rows.size,
-        )  # fmt: skip
+        head = (Z, Zerr, *Zfac, Zmax, rows, off)
+        tail = (*act, wt, b, lb.babs, consts, out, *fac, boff, emax, _BLOCK)
+        super().__init__(P.product_1d, head, tail, rows.size, _CHUNK * _BLOCK if shared else rows.size)
 
 
 def _join(fut):
@@ -412,7 +411,8 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     n_old = -(-rowof.size // _BLOCK)  # the old points' blocks
     EB = np.empty((n_old, 2, m))
     helper = _helper() if V * n * m >= _PAR_MIN else None
-    prod = (z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, helper is not None)
+    shared = helper is not None
+    prod = (z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, shared)
     old = _Product(*prod)
     # the product starts before the signs, which read the same values; the
     # exact fallback (rare) may set some onto their breakpoints: the product
