@@ -26,31 +26,11 @@ def _ev(err, ef, eb, EB, r, j):
 
 
 @njit(cache=True, nogil=True)
-def _larger_bounds(err, ef, eb, EB, r0, r1, out):
-    """``out[j] = max(bound of (r0, j), bound of (r1, j))`` (:func:`_ev`),
-    with the choice of storage made once per row, outside the loops."""
-    f0, f1 = ef[r0], ef[r1]
-    k0, k1 = eb[r0], eb[r1]
-    n = out.shape[0]
-    if f0 >= 0.0 and f1 >= 0.0:
-        for j in range(n):
-            out[j] = max(f0 * EB[k0, 0, j] + EB[k0, 1, j], f1 * EB[k1, 0, j] + EB[k1, 1, j])
-    elif f0 >= 0.0:
-        for j in range(n):
-            out[j] = max(f0 * EB[k0, 0, j] + EB[k0, 1, j], err[r1, j])
-    elif f1 >= 0.0:
-        for j in range(n):
-            out[j] = max(err[r0, j], f1 * EB[k1, 0, j] + EB[k1, 1, j])
-    else:
-        for j in range(n):
-            out[j] = max(err[r0, j], err[r1, j])
-
-
-@njit(cache=True, nogil=True)
-def _chord_bounds(out, err, ef, eb, EB, r0, r1, k, nabs, var):
+def _chord_bounds(out, err, ef, eb, EB, r0, r1, k, nabs, var, emx):
     """``var[o] = |out[r1, o] - out[r0, o]| + e(r0, o) + e(r1, o) + k nabs[o]``
-    with the bounds ``e`` of :func:`_ev` (in that order of operations; the
-    storage of each row chosen once, outside the loops)."""
+    (in that order of operations) and ``emx[o] = max(e(r0, o), e(r1, o))``
+    with the bounds ``e`` of :func:`_ev`, in one pass (the storage of each
+    row chosen once, outside the loops)."""
     f0, f1 = ef[r0], ef[r1]
     k0, k1 = eb[r0], eb[r1]
     m = var.shape[0]
@@ -59,17 +39,24 @@ def _chord_bounds(out, err, ef, eb, EB, r0, r1, k, nabs, var):
             e0 = f0 * EB[k0, 0, o] + EB[k0, 1, o]
             e1 = f1 * EB[k1, 0, o] + EB[k1, 1, o]
             var[o] = abs(out[r1, o] - out[r0, o]) + e0 + e1 + k * nabs[o]
+            emx[o] = max(e0, e1)
     elif f0 >= 0.0:
         for o in range(m):
             e0 = f0 * EB[k0, 0, o] + EB[k0, 1, o]
-            var[o] = abs(out[r1, o] - out[r0, o]) + e0 + err[r1, o] + k * nabs[o]
+            e1 = err[r1, o]
+            var[o] = abs(out[r1, o] - out[r0, o]) + e0 + e1 + k * nabs[o]
+            emx[o] = max(e0, e1)
     elif f1 >= 0.0:
         for o in range(m):
+            e0 = err[r0, o]
             e1 = f1 * EB[k1, 0, o] + EB[k1, 1, o]
-            var[o] = abs(out[r1, o] - out[r0, o]) + err[r0, o] + e1 + k * nabs[o]
+            var[o] = abs(out[r1, o] - out[r0, o]) + e0 + e1 + k * nabs[o]
+            emx[o] = max(e0, e1)
     else:
         for o in range(m):
-            var[o] = abs(out[r1, o] - out[r0, o]) + err[r0, o] + err[r1, o] + k * nabs[o]
+            e0, e1 = err[r0, o], err[r1, o]
+            var[o] = abs(out[r1, o] - out[r0, o]) + e0 + e1 + k * nabs[o]
+            emx[o] = max(e0, e1)
 
 
 @njit(cache=True, nogil=True)
@@ -162,26 +149,55 @@ def _exact_act_row_f(Z, rf, EB, k, r, t, s0, s1, lip, f, above, mx0, mx1):
 
 
 @njit(cache=True, nogil=True)
-def _add_abs_row(wt, j, f0, f1, b0, b1):
-    """``b0 += f0 |wt[j]|`` and ``b1 += f1 |wt[j]|`` (a loop of its own, so that it vectorises)."""
-    for o in range(wt.shape[1]):
-        w = abs(wt[j, o])
-        b0[o] += f0 * w
-        b1[o] += f1 * w
+def _exact_act_rows2_f(Z, rf, k, r, f, rf2, k2, r2, f2, EB, t, s0, s1, lip, above, mx0, mx1):
+    """:func:`_exact_act_row_f` on rows ``r`` then ``r2`` in one pass (the
+    same operations in the same order on each of ``above``, ``mx0`` and
+    ``mx1``: the same bits), which reads and writes those once for two rows."""
+    l0, l1 = abs(s0), abs(s1)
+    for j in range(Z.shape[1]):
+        v = Z[r, j]
+        ev = rf * EB[k, 0, j] + EB[k, 1, j]
+        up = v >= t
+        ah = abs(s1 * v if up else s0 * v)
+        x = lip * ev if abs(v - t) * CERT <= ev else (l1 if up else l0) * ev
+        x *= f
+        v2 = Z[r2, j]
+        ev2 = rf2 * EB[k2, 0, j] + EB[k2, 1, j]
+        up2 = v2 >= t
+        ah2 = abs(s1 * v2 if up2 else s0 * v2)
+        x2 = lip * ev2 if abs(v2 - t) * CERT <= ev2 else (l1 if up2 else l0) * ev2
+        x2 *= f2
+        above[j] += np.int32(up) + np.int32(up2)
+        m0 = mx0[j]
+        m0 = x if x > m0 else m0
+        mx0[j] = x2 if x2 > m0 else m0
+        m1 = mx1[j]
+        m1 = ah if ah > m1 else m1
+        mx1[j] = ah2 if ah2 > m1 else m1
 
 
 @njit(cache=True, nogil=True)
-def _copy_add_abs_row(wt, j, wq, k, f0, f1, b0, b1):
-    """``wq[k:k + m] = wt[j]``, then ``b0 += f0 |wt[j]|`` and ``b1 += f1
-    |wt[j]|`` (two loops over the row, which then is in cache: faster than
-    one that both copies and accumulates)."""
+def _abs_rows(wt, zj, zf, nz, b0, b1):
+    """``b0 += zf[0, p] |wt[zj[p]]|`` and ``b1 += zf[1, p] |wt[zj[p]]|`` for
+    ``p = 0, 1, ..., nz - 1`` in that order, each sum rounded term by term
+    (the same bits as one row at a time), four rows per pass so that
+    ``b0`` and ``b1`` are read and written once per four rows."""
     m = wt.shape[1]
-    for o in range(m):
-        wq[k + o] = wt[j, o]
-    for o in range(m):
-        aw = abs(wt[j, o])
-        b0[o] += f0 * aw
-        b1[o] += f1 * aw
+    nz4 = nz - nz % 4
+    for p in range(0, nz4, 4):
+        ja, jb, jc, jd = zj[p], zj[p + 1], zj[p + 2], zj[p + 3]
+        fa, fb, fc, fd = zf[0, p], zf[0, p + 1], zf[0, p + 2], zf[0, p + 3]
+        ga, gb, gc, gd = zf[1, p], zf[1, p + 1], zf[1, p + 2], zf[1, p + 3]
+        for o in range(m):
+            wa, wb, wc, wd = abs(wt[ja, o]), abs(wt[jb, o]), abs(wt[jc, o]), abs(wt[jd, o])
+            b0[o] = (((b0[o] + fa * wa) + fb * wb) + fc * wc) + fd * wd
+            b1[o] = (((b1[o] + ga * wa) + gb * wb) + gc * wc) + gd * wd
+    for p in range(nz4, nz):
+        j, f, g = zj[p], zf[0, p], zf[1, p]
+        for o in range(m):
+            w = abs(wt[j, o])
+            b0[o] += f * w
+            b1[o] += g * w
 
 
 @njit(cache=True, nogil=True)
@@ -230,8 +246,7 @@ def product_1d(
     rho_r`` over the block (so that a row with large errors does not spoil
     its block), and ``|h|`` the largest over the block. Both products skip
     the neurons whose ``phi`` and ``|h|`` are 0 over the block (ReLU: dead
-    and certain), and read ``|W|`` from the rows of ``wt`` that the block's
-    matrix product copies anyway."""
+    and certain), and take four rows of ``|W|`` per pass (:func:`_abs_rows`)."""
     n = Z.shape[1]
     m = wt.shape[1]
     nbp = bps.shape[0]
@@ -248,6 +263,8 @@ def product_1d(
     bnd = np.empty((2, m))
     rho = np.empty(B)
     ehrow = np.empty(n)
+    zj = np.empty(n, np.int64)  # the neurons with a nonzero term in the bounds
+    zf = np.empty((2, n))  # ... and their factors
     for s in range(q0, q1, B):
         nb = min(s + B, q1) - s
         r = rows[s]
@@ -270,20 +287,34 @@ def product_1d(
                 for j in range(n):
                     same[j] &= _piece(Z[r, j], bps) == first[j]
         mx0, mx1 = mx[0], mx[1]
-        for i in range(nb):
+        i = 0
+        while fused and i < nb:  # one pass, branch-free, so that it vectorises
+            r = rows[s + i]
+            rr = lip * Zmax[r]
+            f = 1.0 / rr if rr > 0.0 else 0.0
+            rho[i] = rr
+            if Zf[r] < 0.0:
+                _exact_act_row(Z, Zerr, r, bps[0], slopes[0], slopes[1], lip, f, above, mx0, mx1)
+                i += 1
+                continue
+            r2 = rows[s + i + 1] if i + 1 < nb else r
+            if i + 1 == nb or Zf[r2] < 0.0:
+                _exact_act_row_f(
+                    Z, Zf[r], ZB, Zb[r], r, bps[0], slopes[0], slopes[1], lip, f, above, mx0, mx1
+                )
+                i += 1
+                continue
+            rr2 = lip * Zmax[r2]
+            rho[i + 1] = rr2
+            f2 = 1.0 / rr2 if rr2 > 0.0 else 0.0
+            _exact_act_rows2_f(
+                Z, Zf[r], Zb[r], r, f, Zf[r2], Zb[r2], r2, f2, ZB,
+                bps[0], slopes[0], slopes[1], lip, above, mx0, mx1,
+            )  # fmt: skip
+            i += 2
+        for i in range(0 if fused else nb):  # (every other activation)
             r = rows[s + i]
             rr = 0.0
-            if nbp == 1 and ract == 0.0:  # one pass, branch-free, so that it vectorises
-                rr = lip * Zmax[r]
-                f = 1.0 / rr if rr > 0.0 else 0.0
-                if Zf[r] < 0.0:
-                    _exact_act_row(Z, Zerr, r, bps[0], slopes[0], slopes[1], lip, f, above, mx0, mx1)
-                else:
-                    _exact_act_row_f(
-                        Z, Zf[r], ZB, Zb[r], r, bps[0], slopes[0], slopes[1], lip, f, above, mx0, mx1
-                    )
-                rho[i] = rr
-                continue
             if nbp == 1:
                 t, s0, s1, i0, i1 = bps[0], slopes[0], slopes[1], icpts[0], icpts[1]
                 l0, l1, a0, a1 = abs(s0), abs(s1), ract * (2.0 * abs(i0) + ETA), ract * (2.0 * abs(i1) + ETA)
@@ -321,6 +352,7 @@ def product_1d(
             b0[o] = 0.0
             b1[o] = 0.0
         na = 0
+        nz = 0
         for j in range(n):
             f0 = mx0[j] * SELF  # (SELF: the rounding of eh / rho)
             f1 = mx1[j]
@@ -329,12 +361,19 @@ def product_1d(
                 if c != 0.0:
                     for o in range(m):
                         const[o] += c * wt[j, o]
-                if f0 != 0.0 or f1 != 0.0:
-                    _add_abs_row(wt, j, f0, f1, b0, b1)
-            else:  # a column of the product: its row of W copied and bounded in one pass
+            else:  # a column of the product
                 cols[na] = j
-                _copy_add_abs_row(wt, j, wq_buf, na * m, f0, f1, b0, b1)
                 na += 1
+            if f0 != 0.0 or f1 != 0.0:  # (a zero term would add exactly nothing)
+                zj[nz] = j
+                zf[0, nz] = f0
+                zf[1, nz] = f1
+                nz += 1
+        for k in range(na):  # the product's rows of W
+            j = cols[k]
+            for o in range(m):
+                wq_buf[k * m + o] = wt[j, o]
+        _abs_rows(wt, zj, zf, nz, b0, b1)
         ap = ap_buf[: nb * na].reshape((nb, na))
         for i in range(nb):
             r = rows[s + i]
@@ -405,8 +444,7 @@ def fill_new_rows_1d(
         if c != last:  # the variation's bound along old interval c, once per interval
             last = c
             em = max(zmax[r0], zmax[r1])
-            _chord_bounds(out, errout, ef, eb, EB, r0, r1, 4.0 * lip * em, nabs, var)
-            _larger_bounds(errout, ef, eb, EB, r0, r1, emx)
+            _chord_bounds(out, errout, ef, eb, EB, r0, r1, 4.0 * lip * em, nabs, var, emx)
             for p in range(dptr[c], dptr[c + 1]):
                 j = dj[p]
                 k = 2.0 * lip * abs(z[r1, j] - z[r0, j]) * SELF

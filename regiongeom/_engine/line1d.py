@@ -72,7 +72,8 @@ __all__ = ["enumerate_1d", "STATS"]
 _BLOCK = 128  # points per block of the products (see _line1d_products.product_1d)
 _CHUNK = 1  # blocks a thread takes at a time
 _PAR_MIN = 1 << 22  # multiply-adds of a layer's product below which no helper is used
-_FILL_PAR_MIN = 1 << 14  # values of the crossings' rows below which the helper does not fill half
+_FILL_PAR_MIN = 1 << 14  # values of the crossings' rows below which the helper does not fill any
+_FILL_CHUNKS = 4  # chunks of the crossings' rows that the two threads share
 
 _pool_lock = threading.Lock()
 _pool_state = {"pool": None}
@@ -95,33 +96,55 @@ def _helper():
         return _pool_state["pool"]
 
 
-class _Product:
-    """One product (:func:`._line1d_products.product_1d`) over the values ``Z[rows]``
-    (in the order of the points; bounds ``Zerr`` and factors ``Zfac``) into rows
-    ``off + rows`` of ``out`` (and their bounds' factors ``fac``, its blocks
-    numbered from ``boff``), handed out in chunks of whole blocks to whichever
-    thread asks next."""
+class _Shared:
+    """Work on ``n`` items in chunks of ``step``, ``fn(*head, q0, q1, *tail)``
+    for each chunk ``[q0, q1)``, handed out to whichever thread asks next
+    (:meth:`work`): a thread that comes late finds less or nothing left."""
 
-    def __init__(self, Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared):
-        self.args = (Z, Zerr, *Zfac, Zmax, rows, off)
-        self.rest = (*act, wt, b, lb.babs, consts, out, *fac, boff, emax)
-        self.n = rows.size
+    def __init__(self, fn, head, tail, n, step):
+        self.fn, self.head, self.tail = fn, head, tail
+        self.n = n
+        self.step = max(step, 1)
         self.next = 0
         self.lock = threading.Lock()
-        # alone, one call takes every block (the same blocks: they start at
-        # multiples of _BLOCK either way), saving a numba call per block
-        self.step = _CHUNK * _BLOCK if shared else max(self.n, 1)
 
     def work(self):
         """Run chunks until none is left."""
-        step = self.step
+        step, n = self.step, self.n
         while True:
             with self.lock:
                 q0 = self.next
-                self.next = min(q0 + step, self.n)
-            if q0 >= self.n:
+                self.next = min(q0 + step, n)
+            if q0 >= n:
                 return
-            P.product_1d(*self.args, q0, min(q0 + step, self.n), *self.rest, _BLOCK)
+            self.fn(*self.head, q0, min(q0 + step, n), *self.tail)
+
+    def stop(self):
+        """Hand out no more chunks."""
+        with self.lock:
+            self.next = self.n
+
+
+class _Product(_Shared):
+    """One product (:func:`._line1d_products.product_1d`) over the values ``Z[rows]``
+    (in the order of the points; bounds ``Zerr`` and factors ``Zfac``) into rows
+    ``off + rows`` of ``out`` (and their bounds' factors ``fac``, its blocks
+    numbered from ``boff``), in chunks of whole blocks."""
+
+    def __init__(self, Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared):
+        # alone, one call takes every block (the same blocks: they start at
+        # multiples of _BLOCK either way), saving a numba call per block
+        head = (Z, Zerr, *Zfac, Zmax, rows, off)
+        tail = (*act, wt, b, lb.babs, consts, out, *fac, boff, emax, _BLOCK)
+        super().__init__(P.product_1d, head, tail, rows.size, _CHUNK * _BLOCK if shared else rows.size)
+
+
+def _join(fut):
+    """Wait for the helper's share ``fut`` of a :class:`_Shared` work (None:
+    no helper) once the caller's :meth:`_Shared.work` has returned, unless
+    the helper has not started it: then it never will (nothing is left)."""
+    if fut is not None and not fut.cancel():
+        fut.result()
 
 
 def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
@@ -232,8 +255,18 @@ def _decide_signs(pts, z, err, act, first, fb, n_cut, em=None, fac=None):
     breakpoint are set to it (their bound to 0). ``em``: the largest bound of each row of
     ``z``, if known (the filter reads ``err`` only where it is needed);
     ``fac``: the bounds' factors (:func:`whole_rows` when None)."""
-    bps = act[0]
     fac = whole_rows(z.shape[0]) if fac is None else fac
+    S, nu = _filter_signs(pts, z, err, act, first, fb, n_cut, em, fac)
+    if nu:
+        fb.signs(S, pts, z, stored_whole(err, fac), act[0], first, n_cut)
+    return S
+
+
+def _filter_signs(pts, z, err, act, first, fb, n_cut, em, fac):
+    """The first two steps of :func:`_decide_signs` (which reads and
+    changes nothing but ``S``): the signs ``S``, and the number left
+    ``UNSURE`` in it for the exact fallback."""
+    bps = act[0]
     S = np.empty((pts.x.size, bps.size * n_cut), np.int8)
     urow = np.empty(pts.x.size, np.int64)
     nu = K.signs_1d(z, err, *fac, _NO_ROWMAX if em is None else em, pts.row, bps, n_cut, S, urow)
@@ -241,9 +274,7 @@ def _decide_signs(pts, z, err, act, first, fb, n_cut, em=None, fac=None):
     if nu:
         nu = _refine_signs(S, urow, nu, pts, bps, first, n_cut, fb)
         STATS.add(exact_signs=nu)
-    if nu:
-        fb.signs(S, pts, z, stored_whole(err, fac), bps, first, n_cut)
-    return S
+    return S, nu
 
 
 _NO_ROWMAX = np.empty(0)
@@ -345,6 +376,14 @@ def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac
     )
 
 
+def _finish(product, fut):
+    """Finish the :class:`_Product` ``product`` (its helper's share ``fut``, if any)."""
+    try:
+        product.work()
+    finally:
+        _join(fut)
+
+
 def _cut_and_next(net, i, nxt, cut, em, fac):
     """Cut layer ``i`` (``_cut_layer(*cut)``; ``fac``: the factors of its
     bounds) and compute the next layer's
@@ -362,8 +401,6 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     wt = _transposed(net, i + 1)
     nlb = Bounds.of(net, i + 1)
     consts = _act_constants_of(net, i, act, nlb)
-    # the signs first: an exact fallback may set values onto their breakpoints
-    S = _decide_signs(pts, z, err, act, first, fb, n, em, fac)
     # room for the old points and, most likely, the crossings: the rows of
     # the old points are written before the number of crossings is known
     cap = 2 * V + n * act[0].size
@@ -374,17 +411,27 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     n_old = -(-rowof.size // _BLOCK)  # the old points' blocks
     EB = np.empty((n_old, 2, m))
     helper = _helper() if V * n * m >= _PAR_MIN else None
-    old = _Product(z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, helper is not None)
+    shared = helper is not None
+    prod = (z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, shared)
+    old = _Product(*prod)
+    # the product starts before the signs, which read the same values; the
+    # exact fallback (rare) may set some onto their breakpoints: the product
+    # then starts again once it is done
     fut = helper.submit(old.work) if helper is not None else None
     try:
+        S, nu = _filter_signs(pts, z, err, act, first, fb, n, em, fac)
+        if nu:
+            if fut is not None:  # (alone, the product has not started)
+                _finish(old, fut)
+                old = _Product(*prod)
+            fb.signs(S, pts, z, stored_whole(err, fac), act[0], first, n)
+            fut = helper.submit(old.work) if helper is not None else None
         res = _cut_layer(*cut, S=S, fac=fac)
         if res is None:  # past max_regions: stop the product too
-            with old.lock:
-                old.next = old.n
+            old.stop()
         old.work()
     finally:
-        if fut is not None:
-            fut.result()
+        _join(fut)
     if res is None:
         return None, None, None, None, None
     n_points, n_new = res.points.x.size, res.interval.size
@@ -402,9 +449,10 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
             consts, out, (ef, eb, EB), n_old, emout, shared,
         )  # fmt: skip
         fut = helper.submit(new.work) if shared else None
-        new.work()
-        if fut is not None:
-            fut.result()
+        try:
+            new.work()
+        finally:
+            _join(fut)
     isdirect = np.zeros(n_new, np.bool_)
     isdirect[res.direct] = True
     fill = (
@@ -412,14 +460,14 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
         res.fix_value, res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt, nlb.nabs, res.values,
         res.err, res.err_max, *act, consts,
     )  # fmt: skip
-    # the crossings' rows are independent: with the helper, it fills the second half
-    half = n_new // 2 if helper is not None and n_new * m >= _FILL_PAR_MIN else n_new
-    fut = helper.submit(P.fill_new_rows_1d, *fill, half, n_new) if half < n_new else None
+    # the crossings' rows are independent: with the helper, in a few chunks shared with it
+    shared = helper is not None and n_new * m >= _FILL_PAR_MIN
+    filling = _Shared(P.fill_new_rows_1d, fill, (), n_new, -(-n_new // _FILL_CHUNKS) if shared else n_new)
+    fut = helper.submit(filling.work) if shared else None
     try:
-        P.fill_new_rows_1d(*fill, 0, half)
+        filling.work()
     finally:
-        if fut is not None:
-            fut.result()
+        _join(fut)
     return res, out, eout, (ef, eb, EB), emout
 
 
