@@ -36,9 +36,10 @@ nonzero): the screen's column bound is what decides the indicator.
 Speed (numba): the kernels are compiled with every array argument marked
 ``noalias`` (:class:`NoAlias`), so that the loops over a layer's neurons
 vectorise without run-time overlap checks; every offset into a flat array
-is written ``max(offset, 0)`` (LLVM then knows the index is not negative and
-drops numba's wraparound code, which otherwise turns each loop into scalar
-loads); no loop converts floats to 64-bit integers (AVX2 cannot vectorise
+is written ``_nn(offset)``, a select inlined in numba's IR (LLVM then knows
+the index is not negative and drops numba's wraparound code, which otherwise
+turns each loop into gathers; numba's ``max`` and ``min`` are calls LLVM does
+not see through, so none is used in a kernel); no loop converts floats to 64-bit integers (AVX2 cannot vectorise
 it); no operand of the screen's test is subnormal (on Intel cores each such
 operation takes a microcode assist, some 40 cycles: with the bounds' room
 for underflow added in the loop, the test took about 80 % of the walk's time).
@@ -121,6 +122,12 @@ def make_grid_scratch(L, W, d):
                 delta=np.zeros(W), e=np.zeros(W), idx=np.zeros(W), tab=np.zeros(W), changed=np.zeros(W, np.int64))  # fmt: skip
 
 
+@njit(inline="always", cache=True)
+def _nn(i):  # pragma: no cover
+    """``max(i, 0)`` as a select that LLVM sees (numba's ``max`` is a call)."""
+    return i if i > 0 else 0
+
+
 @njit(pipeline_class=NoAlias, cache=True, nogil=True)
 def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer, flag):  # pragma: no cover
     """Eq. (6) for sample ``s`` at the points ``p0 <= p < p1`` (consecutive
@@ -197,7 +204,7 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer
                             _bound_test(net, cb, g, ly, mm)
                 sk, wo = _sum_terms(g, net.rows[ly], opt.use_good)
                 part += sk
-                w_open = max(w_open, wo)
+                w_open = wo if wo > w_open else w_open
             acc += part
             if opt.by_layer:
                 f_layer[n, ly] = part
@@ -237,14 +244,15 @@ def layer0_table(net, opt, X, p0, p1, g, tz, tw, tb):  # pragma: no cover
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _row(dst, i, src, r):  # pragma: no cover
     """``dst[i, :n] = src[r, :n]``, ``n`` the shorter row."""
-    for j in range(min(dst.shape[1], src.shape[1])):
+    n = src.shape[1] if src.shape[1] < dst.shape[1] else dst.shape[1]
+    for j in range(n):
         dst[i, j] = src[r, j]
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _put(dst, i, o, src, m):  # pragma: no cover
     """``dst[i, o : o + m] = src[:m]``."""
-    o = max(o, 0)
+    o = _nn(o)
     for j in range(m):
         dst[i, o + j] = src[j]
 
@@ -255,7 +263,7 @@ def _weigh_row(net, g, k, tw, tb, i):  # pragma: no cover
     :func:`layer0_table` (row ``i``): the weights, and from this sample's
     pieces the moves ``g.delta``; ``g.ok`` reset to 1."""
     m, at_bp = net.rows[0], net.act_at_bp[net.bp_off[0] + k]
-    o = max(k * m, 0)
+    o = _nn(k * m)
     for j in range(m):
         g.w[j] = tw[i, o + j]
         g.delta[j] = abs(at_bp - g.h[0, j])
@@ -266,7 +274,7 @@ def _weigh_row(net, g, k, tw, tb, i):  # pragma: no cover
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _affine(net, g, ly):  # pragma: no cover
     """A layer without activation: ``h_l = z_l + b_l``."""
-    b0 = max(net.b_off[ly], 0)  # provably >= 0: no wraparound code per index (see NONNEG)
+    b0 = _nn(net.b_off[ly])  # provably >= 0: no wraparound code per index
     for j in range(net.rows[ly]):
         g.h[ly, j] = g.z[ly, j] + net.bias[b0 + j]
 
@@ -278,7 +286,7 @@ def _pieces_step(net, g, ly, noise, s):  # pragma: no cover
     where unchanged); returns how many changed. Selects, no branches, few
     arrays per loop: it vectorises (see :func:`_weigh`)."""
     m, t0, s0 = net.rows[ly], net.bp_off[ly], net.sl_off[ly]
-    b0, n0 = max(net.b_off[ly], 0), max(net.noise_off[ly], 0)
+    b0, n0 = _nn(net.b_off[ly]), _nn(net.noise_off[ly])
     t, a0, a1, c0, c1 = net.bps[t0], net.slopes[s0], net.slopes[s0 + 1], net.icpts[s0], net.icpts[s0 + 1]
     for j in range(m):
         g.v[ly, j] = g.z[ly, j] + net.bias[b0 + j] + noise[s, n0 + j]
@@ -308,8 +316,8 @@ def _pieces_step(net, g, ly, noise, s):  # pragma: no cover
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _pieces_many(net, g, ly, noise, s):  # pragma: no cover
     """:func:`_pieces_step` for any number of breakpoints."""
-    m, t0, s0 = net.rows[ly], max(net.bp_off[ly], 0), max(net.sl_off[ly], 0)
-    b0, n0 = max(net.b_off[ly], 0), max(net.noise_off[ly], 0)
+    m, t0, s0 = net.rows[ly], _nn(net.bp_off[ly]), _nn(net.sl_off[ly])
+    b0, n0 = _nn(net.b_off[ly]), _nn(net.noise_off[ly])
     K_ = net.bp_off[ly + 1] - t0
     nd = 0
     for j in range(m):
@@ -318,7 +326,8 @@ def _pieces_many(net, g, ly, noise, s):  # pragma: no cover
         while k < K_ and u >= net.bps[t0 + k]:
             k += 1
         below = u - net.bps[t0 + k - 1] if k > 0 else np.inf
-        g.margin[ly, j] = min(below, net.bps[t0 + k] - u if k < K_ else np.inf)
+        above = net.bps[t0 + k] - u if k < K_ else np.inf
+        g.margin[ly, j] = above if above < below else below
         a, c, ko = net.slopes[s0 + k], net.icpts[s0 + k], g.piece[ly, j]
         g.ds[ly, j], g.dh[ly, j] = 0.0, 0.0
         if k != ko:
@@ -375,7 +384,7 @@ def _values(net, g, ly, X, p):  # pragma: no cover
     for c in range(n_in):
         a = X[p, c] if ly == 0 else g.h[ly - 1, c]
         if a != 0.0:
-            o = max(base + c * m, 0)
+            o = _nn(base + c * m)
             for j in range(m):
                 g.z[ly, j] += a * net.w_t[o + j]
 
@@ -395,7 +404,7 @@ def _gradients(net, g, ly):  # pragma: no cover
             else:
                 a = g.grad[ly - 1, dd, c] * (g.slope[ly - 1, c] if net.has_act[ly - 1] else 1.0)
             if a != 0.0:
-                o = max(base + c * m, 0)
+                o = _nn(base + c * m)
                 for j in range(m):
                     g.grad[ly, dd, j] += a * net.w_t[o + j]
 
@@ -432,7 +441,7 @@ def _rank(net, g, first, ly, n_first):  # pragma: no cover
     m, base = net.rows[ly], net.w_off[ly]
     for i in range(n_first):
         c = g.changed[i]
-        o = max(base + c * m, 0)
+        o = _nn(base + c * m)
         dhc, dsc = g.dh[first, c], g.ds[first, c]
         for j in range(m):
             g.z[ly, j] += net.w_t[o + j] * dhc
@@ -465,12 +474,13 @@ def _weigh(net, opt, g, ly, k):  # pragma: no cover
     per-point kernels unless they are negligible). Loops of few arrays
     each, no float-to-integer conversion: they vectorise, all but the
     table's gather."""
-    m, t0, b0 = net.rows[ly], net.bp_off[ly], max(net.b_off[ly], 0)
+    m, t0, b0 = net.rows[ly], net.bp_off[ly], _nn(net.b_off[ly])
     t, at_bp = net.bps[t0 + k], net.act_at_bp[t0 + k]
     scale = opt.inv2var if opt.use_rho else 0.0
     for j in range(m):
         u = t - net.bias[b0 + j] - g.z[ly, j]
-        e = min(u * u * scale, ECUT)
+        e = u * u * scale
+        e = ECUT if ECUT < e else e
         g.e[j] = e
         g.idx[j] = np.floor(e * 8.0 + 0.5)  # the table entry, as a float
         g.delta[j] = abs(at_bp - g.h[ly, j])
@@ -511,8 +521,8 @@ def _bound_test(net, cb, g, ly, mm):  # pragma: no cover
     subnormal (each costs a microcode assist on Intel cores, about 40
     cycles)."""
     stride = net.rows[ly]
-    b1 = max(net.bound_off[ly, mm] + g.widest_j[mm] * stride, 0)
-    b2 = max(net.bound_off[ly, mm] + g.second_j[mm] * stride, 0)
+    b1 = _nn(net.bound_off[ly, mm] + g.widest_j[mm] * stride)
+    b2 = _nn(net.bound_off[ly, mm] + g.second_j[mm] * stride)
     w1, w2 = g.widest[mm], g.second[mm]
     for j in range(net.rows[ly]):
         dl = g.delta[j]
