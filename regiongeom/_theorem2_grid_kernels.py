@@ -173,10 +173,10 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer
                         _norms(net, g, ly)
                 if net.has_act[ly]:
                     if net.bp_off[ly + 1] - net.bp_off[ly] == 1:
-                        nd = _pieces_step(net, g, ly, noise, s)
+                        nd, n_small = _pieces_step(net, g, ly, noise, s, tau[ly], not moved or p == p0)
                     else:
-                        nd = _pieces_many(net, g, ly, noise, s)
-                    nc, n_small = _scan(net, g, ly, nd, tau[ly])
+                        nd, n_small = _pieces_many(net, g, ly, noise, s, tau[ly])
+                    nc = _scan(net, g, ly, nd)
                 else:
                     _affine(net, g, ly)
                     nc, n_small = 0, 0
@@ -280,42 +280,49 @@ def _affine(net, g, ly):  # pragma: no cover
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _pieces_step(net, g, ly, noise, s):  # pragma: no cover
-    """Layer ``l``'s pieces, outputs, slopes and margins at this pixel, for
-    one breakpoint, and ``dh``/``ds`` against the pieces held before (0
-    where unchanged); returns how many changed. Selects, no branches, few
-    arrays per loop: it vectorises (see :func:`_weigh`)."""
+def _pieces_step(net, g, ly, noise, s, tau_l, full):  # pragma: no cover
+    """Layer ``l``'s outputs, margins and open margins (``g.e``, -inf where
+    closed) at this pixel, for one breakpoint; where a neuron changes piece
+    (or with ``full``: the pieces held may be another chunk's) also its
+    pieces and slopes, and ``dh``/``ds`` against the pieces held before (0
+    where unchanged; left as they were when none changes: read only for
+    the neurons :func:`_scan` lists). Returns ``(number changed, number of
+    margins not above tau_l)``. Selects, no branches, few arrays per loop:
+    it vectorises (see :func:`_weigh`)."""
     m, t0, s0 = net.rows[ly], net.bp_off[ly], net.sl_off[ly]
     b0, n0 = _nn(net.b_off[ly]), _nn(net.noise_off[ly])
     t, a0, a1, c0, c1 = net.bps[t0], net.slopes[s0], net.slopes[s0 + 1], net.icpts[s0], net.icpts[s0 + 1]
+    nd, n_small = 0, 0
     for j in range(m):
-        g.v[ly, j] = g.z[ly, j] + net.bias[b0 + j] + noise[s, n0 + j]
-    nd = 0
-    for j in range(m):  # against the old pieces
-        u = g.v[ly, j]
+        u = g.z[ly, j] + net.bias[b0 + j] + noise[s, n0 + j]
+        g.v[ly, j] = u
         up = u >= t
-        old = g.piece[ly, j] == 1
-        a, c = (a1 if up else a0), (c1 if up else c0)
-        ao, co = (a1 if old else a0), (c1 if old else c0)
-        nd += up != old
-        g.dh[ly, j] = (a * u + c) - (ao * u + co)
-        g.ds[ly, j] = a - ao
-    for j in range(m):
-        u = g.v[ly, j]
-        up = u >= t
-        g.piece[ly, j] = 1 if up else 0
-        g.slope[ly, j] = a1 if up else a0
-    for j in range(m):
-        u = g.v[ly, j]
-        up = u >= t
+        nd += up != (g.piece[ly, j] == 1)
         g.h[ly, j] = (a1 * u + c1) if up else (a0 * u + c0)
-        g.margin[ly, j] = abs(u - t)
-    return nd
+        mg = abs(u - t)
+        g.margin[ly, j] = mg
+        n_small += not mg > tau_l
+        g.e[j] = mg if (a1 if up else a0) != 0.0 else -np.inf
+    if nd > 0 or full:
+        for j in range(m):  # against the old pieces
+            u = g.v[ly, j]
+            up = u >= t
+            old = g.piece[ly, j] == 1
+            a, c = (a1 if up else a0), (c1 if up else c0)
+            ao, co = (a1 if old else a0), (c1 if old else c0)
+            g.dh[ly, j] = (a * u + c) - (ao * u + co)
+            g.ds[ly, j] = a - ao
+        for j in range(m):
+            up = g.v[ly, j] >= t
+            g.piece[ly, j] = 1 if up else 0
+            g.slope[ly, j] = a1 if up else a0
+    return nd, n_small
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def _pieces_many(net, g, ly, noise, s):  # pragma: no cover
-    """:func:`_pieces_step` for any number of breakpoints."""
+def _pieces_many(net, g, ly, noise, s, tau_l):  # pragma: no cover
+    """:func:`_pieces_step` for any number of breakpoints (every array
+    written)."""
     m, t0, s0 = net.rows[ly], _nn(net.bp_off[ly]), _nn(net.sl_off[ly])
     b0, n0 = _nn(net.b_off[ly]), _nn(net.noise_off[ly])
     K_ = net.bp_off[ly + 1] - t0
@@ -335,27 +342,27 @@ def _pieces_many(net, g, ly, noise, s):  # pragma: no cover
             g.ds[ly, j] = a - net.slopes[s0 + ko]
             g.dh[ly, j] = a * u + c - (net.slopes[s0 + ko] * u + net.icpts[s0 + ko])
         g.piece[ly, j], g.v[ly, j], g.slope[ly, j], g.h[ly, j] = k, u, a, a * u + c
-    return nd
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _scan(net, g, ly, nd, tau_l):  # pragma: no cover
-    """Layer ``l``'s widest and second widest open margins into
-    ``g.widest``/``g.second`` (and their neurons; not for layer 0, whose
-    are never used: no earlier layer's terms test it) and, if ``nd > 0``,
-    its changed neurons into ``g.changed`` (those with ``ds`` or ``dh``
-    nonzero, or a new piece); returns ``(number listed, number of margins
-    not above tau_l)``.
-
-    The open margins go through ``g.e`` (-inf where closed): that loop
-    vectorises, and the search for the two widest then branches
-    predictably (the slope test, in it, mispredicted half the time)."""
-    m = net.rows[ly]
     n_small = 0
     for j in range(m):
         mg = g.margin[ly, j]
         n_small += not mg > tau_l
         g.e[j] = mg if g.slope[ly, j] != 0.0 else -np.inf
+    return nd, n_small
+
+
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+def _scan(net, g, ly, nd):  # pragma: no cover
+    """Layer ``l``'s widest and second widest open margins into
+    ``g.widest``/``g.second`` (and their neurons; not for layer 0, whose
+    are never used: no earlier layer's terms test it) and, if ``nd > 0``,
+    its changed neurons into ``g.changed`` (those with ``ds`` or ``dh``
+    nonzero, or a new piece); returns the number listed.
+
+    The open margins are in ``g.e`` (-inf where closed; written by the
+    pieces' loop, which vectorises): the search for the two widest then
+    branches predictably (the slope test, in it, mispredicted half the
+    time)."""
+    m = net.rows[ly]
     m1, k1, m2, k2 = -np.inf, 0, -np.inf, 0
     for j in range(m if ly > 0 else 0):
         mo = g.e[j]
@@ -371,7 +378,7 @@ def _scan(net, g, ly, nd, tau_l):  # pragma: no cover
             if g.ds[ly, j] != 0.0 or g.dh[ly, j] != 0.0:
                 g.changed[nc] = j
                 nc += 1
-    return nc, n_small
+    return nc
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
