@@ -114,6 +114,7 @@ def theorem2_grid(net, pk, x, noise, opt, by_layer):
     local = threading.local()
     compile_notice("the Theorem-2 grid kernels", grid_chunk, layer0_table, seconds=4)
 
+    direct = S == 1  # the first layer in the walk: a table would be used once (lc_density: a sample per call)
     m0 = int(pk.rows[0])
     nk0 = int(pk.nbp[0])
 
@@ -122,10 +123,11 @@ def theorem2_grid(net, pk, x, noise, opt, by_layer):
             local.g = make_grid_scratch(L, kn.width, x.shape[1])
             local.tz, local.tw, local.tb = np.zeros((BLOCK, m0)), np.zeros((BLOCK, nk0 * m0)), np.zeros((BLOCK, nk0))
         p0, p1 = b * BLOCK, min(P, (b + 1) * BLOCK)
-        layer0_table(kn, opt, x, p0, p1, local.g, local.tz, local.tw, local.tb)
+        if not direct:
+            layer0_table(kn, opt, x, p0, p1, local.g, local.tz, local.tw, local.tb)
         for s in range(S):
-            grid_chunk(kn, opt, x, noise, s, p0, p1, local.g, taus[s], cb, local.tz, local.tw, local.tb, f, f_layer,
-                       flag)  # fmt: skip
+            grid_chunk(kn, opt, x, noise, s, p0, p1, local.g, taus[s], cb, local.tz, local.tw, local.tb, direct, f,
+                       f_layer, flag)  # fmt: skip
 
     run_tickets(nb, work, name="regiongeom-t2grid")
     redo = np.flatnonzero(flag)

@@ -129,7 +129,7 @@ def _nn(i):  # pragma: no cover
 
 
 @njit(pipeline_class=NoAlias, cache=True, nogil=True)
-def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer, flag):  # pragma: no cover
+def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f, f_layer, flag):  # pragma: no cover
     """Eq. (6) for sample ``s`` at the points ``p0 <= p < p1`` (consecutive
     points near each other: a grid in row order), into ``f[s * P + p]`` (with
     ``opt.by_layer``, each layer's share into ``f_layer``); ``flag[s * P +
@@ -145,11 +145,20 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer
     layer's value is within ``tau`` of a breakpoint, the point is computed
     from scratch.
 
+    The first layer's values and weights come from the table of
+    :func:`layer0_table` (``tz``, ``tw``, ``tb``; it also left the first
+    layer's gradients and norms in ``g``) or, with ``direct`` (a single
+    noise sample: the table would be used once), are computed here by the
+    same helpers (the same bits).
+
     Every helper is a leaf (it calls no other function): numba then drops
     the reference counting of the NamedTuples' arrays in it, which otherwise
     costs more than the helper's work.
     """
     P, la = X.shape[0], net.last_act
+    if direct:
+        _gradients(net, g, 0)
+        _norms(net, g, 0)
     for p in range(p0, p1):
         n = s * P + p
         since = p - p0
@@ -160,7 +169,10 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer
             fresh_from = la + 1 if moved else 1  # layers from here on recomputed from scratch
             for ly in range(la + 1):
                 if ly == 0:
-                    _row(g.z, 0, tz, p - p0)
+                    if direct:
+                        _values(net, g, 0, X, p)
+                    else:
+                        _row(g.z, 0, tz, p - p0)
                 elif ly >= fresh_from:
                     _values(net, g, ly, X, p)
                     if (moved and ly > 0) or grads or first >= 0:
@@ -194,7 +206,7 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer
         for ly in range(la + 1):
             part = 0.0
             for k in range(net.bp_off[ly + 1] - net.bp_off[ly] if net.has_act[ly] else 0):
-                if ly == 0:
+                if ly == 0 and not direct:
                     w_big += _weigh_row(net, g, k, tw, tb, p - p0)
                 else:
                     w_big += _weigh(net, opt, g, ly, k)
