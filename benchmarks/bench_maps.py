@@ -25,7 +25,10 @@ and grid with ``--samples`` samples, on one thread, interleaved (the order
 reversed every other round; with ``--per-sample`` one call per sample, as
 ``lc_density`` makes them on a large grid): each one's CPU time per (sample, point) pair,
 medians, the median of the per-round ratios, and the largest relative
-difference of the results.
+difference of the results. Caveat (2026-12-03, this host): the comparison is
+biased in favour of this tree: ``--walk-ab HEAD`` (the same code on both
+sides) gave a ratio of 0.58. Calibrate with ``--walk-ab HEAD`` first, or
+time the two trees in alternating fresh processes.
 
 ``lc_density(net, grid_points(domain, n), sigma=0.05, n_samples=64,
 method="definition", eps=0.05, rng=0)`` (issue 17, target 2). Each round
