@@ -8,6 +8,7 @@ walk side by side with the per-point kernels (MAP-M).
     python benchmarks/bench_maps.py --map-m                        # 256 x 256, 64 samples
     python benchmarks/bench_maps.py --map-m --rounds 3 --n 128
     python benchmarks/bench_maps.py --walk-ab af73225 --rounds 9 --samples 4
+    python benchmarks/bench_maps.py --walk-ab eed7e77 --rounds 9 --samples 4 --per-sample
 
 MAP-M: ``lc_density(net, grid_points(domain, 256), sigma=0.05,
 n_samples=64, rng=0)`` (Theorem 2, exact good indicator; issue 17, target
@@ -21,9 +22,13 @@ walk of git revision ``REV`` (its ``regiongeom/_theorem2_grid.py``, and
 ``_theorem2_grid_kernels.py`` if it has one, loaded from ``git show`` as
 modules of their own; everything else from this tree), on MAP-M's network
 and grid with ``--samples`` samples, on one thread, interleaved (the order
-reversed every other round): each one's CPU time per (sample, point) pair,
+reversed every other round; with ``--per-sample`` one call per sample, as
+``lc_density`` makes them on a large grid): each one's CPU time per (sample, point) pair,
 medians, the median of the per-round ratios, and the largest relative
-difference of the results.
+difference of the results. Caveat (2026-12-03, this host): the comparison is
+biased in favour of this tree: ``--walk-ab HEAD`` (the same code on both
+sides) gave a ratio of 0.58. Calibrate with ``--walk-ab HEAD`` first, or
+time the two trees in alternating fresh processes.
 
 ``lc_density(net, grid_points(domain, n), sigma=0.05, n_samples=64,
 method="definition", eps=0.05, rng=0)`` (issue 17, target 2). Each round
@@ -159,12 +164,17 @@ def walk_ab(args):
     walks = {"this": G, args.walk_ab: old}
     for m in walks.values():  # compile or load the kernels
         m.theorem2_grid(net, pk, x[:512], noise[:1], opt, False)
-    print(f"WALK-AB: M, {args.n}x{args.n} grid, {args.samples} samples, one thread, this tree vs {args.walk_ab}")
+    per = ", one sample per call" if args.per_sample else ""
+    print(f"WALK-AB: M, {args.n}x{args.n} grid, {args.samples} samples{per}, one thread, this tree vs {args.walk_ab}")
     times, out = {k: [] for k in walks}, {}
     for r in range(args.rounds):
         for k in (list(walks) if r % 2 == 0 else list(walks)[::-1]):
             c = time.process_time()
-            out[k], n_redone = walks[k].theorem2_grid(net, pk, x, noise, opt, False)
+            if args.per_sample:  # one sample per call, as lc_density calls it on a large grid
+                out[k] = np.concatenate([walks[k].theorem2_grid(net, pk, x, noise[s : s + 1], opt, False)[0]
+                                         for s in range(args.samples)])  # fmt: skip
+            else:
+                out[k], n_redone = walks[k].theorem2_grid(net, pk, x, noise, opt, False)
             times[k].append((time.process_time() - c) / out[k].size * 1e6)
         print(f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in times.items()) + " us cpu per pair",
               flush=True)  # fmt: skip
@@ -183,6 +193,8 @@ def main(argv=None):
                     help="a source tree of the earlier version (e.g. from git archive); not with --map-m")  # fmt: skip
     ap.add_argument("--map-m", action="store_true", help="MAP-M: the Theorem-2 grid walk against the per-point kernels")
     ap.add_argument("--walk-ab", metavar="REV", help="WALK-AB: this tree's grid walk against git revision REV's")
+    ap.add_argument("--per-sample", action="store_true",
+                    help="WALK-AB: one noise sample per call (as lc_density calls the walk on a 256x256 grid)")  # fmt: skip
     ap.add_argument("--n", type=int, default=None, help="grid side (default 128; MAP-M 256)")
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--eps", type=float, default=0.05)

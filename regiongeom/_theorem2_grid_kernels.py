@@ -36,9 +36,10 @@ nonzero): the screen's column bound is what decides the indicator.
 Speed (numba): the kernels are compiled with every array argument marked
 ``noalias`` (:class:`NoAlias`), so that the loops over a layer's neurons
 vectorise without run-time overlap checks; every offset into a flat array
-is written ``max(offset, 0)`` (LLVM then knows the index is not negative and
-drops numba's wraparound code, which otherwise turns each loop into scalar
-loads); no loop converts floats to 64-bit integers (AVX2 cannot vectorise
+is written ``_nn(offset)``, a select inlined in numba's IR (LLVM then knows
+the index is not negative and drops numba's wraparound code, which otherwise
+turns each loop into gathers; numba's ``max`` and ``min`` are calls LLVM does
+not see through, so none is used in a kernel); no loop converts floats to 64-bit integers (AVX2 cannot vectorise
 it); no operand of the screen's test is subnormal (on Intel cores each such
 operation takes a microcode assist, some 40 cycles: with the bounds' room
 for underflow added in the loop, the test took about 80 % of the walk's time).
@@ -121,8 +122,14 @@ def make_grid_scratch(L, W, d):
                 delta=np.zeros(W), e=np.zeros(W), idx=np.zeros(W), tab=np.zeros(W), changed=np.zeros(W, np.int64))  # fmt: skip
 
 
+@njit(inline="always", cache=True)
+def _nn(i):  # pragma: no cover
+    """``max(i, 0)`` as a select that LLVM sees (numba's ``max`` is a call)."""
+    return i if i > 0 else 0
+
+
 @njit(pipeline_class=NoAlias, cache=True, nogil=True)
-def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer, flag):  # pragma: no cover
+def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f, f_layer, flag):  # pragma: no cover
     """Eq. (6) for sample ``s`` at the points ``p0 <= p < p1`` (consecutive
     points near each other: a grid in row order), into ``f[s * P + p]`` (with
     ``opt.by_layer``, each layer's share into ``f_layer``); ``flag[s * P +
@@ -138,11 +145,20 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer
     layer's value is within ``tau`` of a breakpoint, the point is computed
     from scratch.
 
+    The first layer's values and weights come from the table of
+    :func:`layer0_table` (``tz``, ``tw``, ``tb``; it also left the first
+    layer's gradients and norms in ``g``) or, with ``direct`` (a single
+    noise sample: the table would be used once), are computed here by the
+    same helpers (the same bits).
+
     Every helper is a leaf (it calls no other function): numba then drops
     the reference counting of the NamedTuples' arrays in it, which otherwise
     costs more than the helper's work.
     """
     P, la = X.shape[0], net.last_act
+    if direct:
+        _gradients(net, g, 0)
+        _norms(net, g, 0)
     for p in range(p0, p1):
         n = s * P + p
         since = p - p0
@@ -153,7 +169,10 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer
             fresh_from = la + 1 if moved else 1  # layers from here on recomputed from scratch
             for ly in range(la + 1):
                 if ly == 0:
-                    _row(g.z, 0, tz, p - p0)
+                    if direct:
+                        _values(net, g, 0, X, p)
+                    else:
+                        _row(g.z, 0, tz, p - p0)
                 elif ly >= fresh_from:
                     _values(net, g, ly, X, p)
                     if (moved and ly > 0) or grads or first >= 0:
@@ -166,10 +185,10 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer
                         _norms(net, g, ly)
                 if net.has_act[ly]:
                     if net.bp_off[ly + 1] - net.bp_off[ly] == 1:
-                        nd = _pieces_step(net, g, ly, noise, s)
+                        nd, n_small = _pieces_step(net, g, ly, noise, s, tau[ly], not moved or p == p0)
                     else:
-                        nd = _pieces_many(net, g, ly, noise, s)
-                    nc, n_small = _scan(net, g, ly, nd, tau[ly])
+                        nd, n_small = _pieces_many(net, g, ly, noise, s, tau[ly])
+                    nc = _scan(net, g, ly, nd)
                 else:
                     _affine(net, g, ly)
                     nc, n_small = 0, 0
@@ -187,7 +206,7 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer
         for ly in range(la + 1):
             part = 0.0
             for k in range(net.bp_off[ly + 1] - net.bp_off[ly] if net.has_act[ly] else 0):
-                if ly == 0:
+                if ly == 0 and not direct:
                     w_big += _weigh_row(net, g, k, tw, tb, p - p0)
                 else:
                     w_big += _weigh(net, opt, g, ly, k)
@@ -197,7 +216,7 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, f, f_layer
                             _bound_test(net, cb, g, ly, mm)
                 sk, wo = _sum_terms(g, net.rows[ly], opt.use_good)
                 part += sk
-                w_open = max(w_open, wo)
+                w_open = wo if wo > w_open else w_open
             acc += part
             if opt.by_layer:
                 f_layer[n, ly] = part
@@ -237,14 +256,15 @@ def layer0_table(net, opt, X, p0, p1, g, tz, tw, tb):  # pragma: no cover
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _row(dst, i, src, r):  # pragma: no cover
     """``dst[i, :n] = src[r, :n]``, ``n`` the shorter row."""
-    for j in range(min(dst.shape[1], src.shape[1])):
+    n = src.shape[1] if src.shape[1] < dst.shape[1] else dst.shape[1]
+    for j in range(n):
         dst[i, j] = src[r, j]
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _put(dst, i, o, src, m):  # pragma: no cover
     """``dst[i, o : o + m] = src[:m]``."""
-    o = max(o, 0)
+    o = _nn(o)
     for j in range(m):
         dst[i, o + j] = src[j]
 
@@ -255,7 +275,7 @@ def _weigh_row(net, g, k, tw, tb, i):  # pragma: no cover
     :func:`layer0_table` (row ``i``): the weights, and from this sample's
     pieces the moves ``g.delta``; ``g.ok`` reset to 1."""
     m, at_bp = net.rows[0], net.act_at_bp[net.bp_off[0] + k]
-    o = max(k * m, 0)
+    o = _nn(k * m)
     for j in range(m):
         g.w[j] = tw[i, o + j]
         g.delta[j] = abs(at_bp - g.h[0, j])
@@ -266,50 +286,57 @@ def _weigh_row(net, g, k, tw, tb, i):  # pragma: no cover
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _affine(net, g, ly):  # pragma: no cover
     """A layer without activation: ``h_l = z_l + b_l``."""
-    b0 = max(net.b_off[ly], 0)  # provably >= 0: no wraparound code per index (see NONNEG)
+    b0 = _nn(net.b_off[ly])  # provably >= 0: no wraparound code per index
     for j in range(net.rows[ly]):
         g.h[ly, j] = g.z[ly, j] + net.bias[b0 + j]
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _pieces_step(net, g, ly, noise, s):  # pragma: no cover
-    """Layer ``l``'s pieces, outputs, slopes and margins at this pixel, for
-    one breakpoint, and ``dh``/``ds`` against the pieces held before (0
-    where unchanged); returns how many changed. Selects, no branches, few
-    arrays per loop: it vectorises (see :func:`_weigh`)."""
+def _pieces_step(net, g, ly, noise, s, tau_l, full):  # pragma: no cover
+    """Layer ``l``'s outputs, margins and open margins (``g.e``, -inf where
+    closed) at this pixel, for one breakpoint; where a neuron changes piece
+    (or with ``full``: the pieces held may be another chunk's) also its
+    pieces and slopes, and ``dh``/``ds`` against the pieces held before (0
+    where unchanged; left as they were when none changes: read only for
+    the neurons :func:`_scan` lists). Returns ``(number changed, number of
+    margins not above tau_l)``. Selects, no branches, few arrays per loop:
+    it vectorises (see :func:`_weigh`)."""
     m, t0, s0 = net.rows[ly], net.bp_off[ly], net.sl_off[ly]
-    b0, n0 = max(net.b_off[ly], 0), max(net.noise_off[ly], 0)
+    b0, n0 = _nn(net.b_off[ly]), _nn(net.noise_off[ly])
     t, a0, a1, c0, c1 = net.bps[t0], net.slopes[s0], net.slopes[s0 + 1], net.icpts[s0], net.icpts[s0 + 1]
+    nd, n_small = 0, 0
     for j in range(m):
-        g.v[ly, j] = g.z[ly, j] + net.bias[b0 + j] + noise[s, n0 + j]
-    nd = 0
-    for j in range(m):  # against the old pieces
-        u = g.v[ly, j]
+        u = g.z[ly, j] + net.bias[b0 + j] + noise[s, n0 + j]
+        g.v[ly, j] = u
         up = u >= t
-        old = g.piece[ly, j] == 1
-        a, c = (a1 if up else a0), (c1 if up else c0)
-        ao, co = (a1 if old else a0), (c1 if old else c0)
-        nd += up != old
-        g.dh[ly, j] = (a * u + c) - (ao * u + co)
-        g.ds[ly, j] = a - ao
-    for j in range(m):
-        u = g.v[ly, j]
-        up = u >= t
-        g.piece[ly, j] = 1 if up else 0
-        g.slope[ly, j] = a1 if up else a0
-    for j in range(m):
-        u = g.v[ly, j]
-        up = u >= t
+        nd += up != (g.piece[ly, j] == 1)
         g.h[ly, j] = (a1 * u + c1) if up else (a0 * u + c0)
-        g.margin[ly, j] = abs(u - t)
-    return nd
+        mg = abs(u - t)
+        g.margin[ly, j] = mg
+        n_small += not mg > tau_l
+        g.e[j] = mg if (a1 if up else a0) != 0.0 else -np.inf
+    if nd > 0 or full:
+        for j in range(m):  # against the old pieces
+            u = g.v[ly, j]
+            up = u >= t
+            old = g.piece[ly, j] == 1
+            a, c = (a1 if up else a0), (c1 if up else c0)
+            ao, co = (a1 if old else a0), (c1 if old else c0)
+            g.dh[ly, j] = (a * u + c) - (ao * u + co)
+            g.ds[ly, j] = a - ao
+        for j in range(m):
+            up = g.v[ly, j] >= t
+            g.piece[ly, j] = 1 if up else 0
+            g.slope[ly, j] = a1 if up else a0
+    return nd, n_small
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def _pieces_many(net, g, ly, noise, s):  # pragma: no cover
-    """:func:`_pieces_step` for any number of breakpoints."""
-    m, t0, s0 = net.rows[ly], max(net.bp_off[ly], 0), max(net.sl_off[ly], 0)
-    b0, n0 = max(net.b_off[ly], 0), max(net.noise_off[ly], 0)
+def _pieces_many(net, g, ly, noise, s, tau_l):  # pragma: no cover
+    """:func:`_pieces_step` for any number of breakpoints (every array
+    written)."""
+    m, t0, s0 = net.rows[ly], _nn(net.bp_off[ly]), _nn(net.sl_off[ly])
+    b0, n0 = _nn(net.b_off[ly]), _nn(net.noise_off[ly])
     K_ = net.bp_off[ly + 1] - t0
     nd = 0
     for j in range(m):
@@ -318,7 +345,8 @@ def _pieces_many(net, g, ly, noise, s):  # pragma: no cover
         while k < K_ and u >= net.bps[t0 + k]:
             k += 1
         below = u - net.bps[t0 + k - 1] if k > 0 else np.inf
-        g.margin[ly, j] = min(below, net.bps[t0 + k] - u if k < K_ else np.inf)
+        above = net.bps[t0 + k] - u if k < K_ else np.inf
+        g.margin[ly, j] = above if above < below else below
         a, c, ko = net.slopes[s0 + k], net.icpts[s0 + k], g.piece[ly, j]
         g.ds[ly, j], g.dh[ly, j] = 0.0, 0.0
         if k != ko:
@@ -326,27 +354,27 @@ def _pieces_many(net, g, ly, noise, s):  # pragma: no cover
             g.ds[ly, j] = a - net.slopes[s0 + ko]
             g.dh[ly, j] = a * u + c - (net.slopes[s0 + ko] * u + net.icpts[s0 + ko])
         g.piece[ly, j], g.v[ly, j], g.slope[ly, j], g.h[ly, j] = k, u, a, a * u + c
-    return nd
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _scan(net, g, ly, nd, tau_l):  # pragma: no cover
-    """Layer ``l``'s widest and second widest open margins into
-    ``g.widest``/``g.second`` (and their neurons; not for layer 0, whose
-    are never used: no earlier layer's terms test it) and, if ``nd > 0``,
-    its changed neurons into ``g.changed`` (those with ``ds`` or ``dh``
-    nonzero, or a new piece); returns ``(number listed, number of margins
-    not above tau_l)``.
-
-    The open margins go through ``g.e`` (-inf where closed): that loop
-    vectorises, and the search for the two widest then branches
-    predictably (the slope test, in it, mispredicted half the time)."""
-    m = net.rows[ly]
     n_small = 0
     for j in range(m):
         mg = g.margin[ly, j]
         n_small += not mg > tau_l
         g.e[j] = mg if g.slope[ly, j] != 0.0 else -np.inf
+    return nd, n_small
+
+
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+def _scan(net, g, ly, nd):  # pragma: no cover
+    """Layer ``l``'s widest and second widest open margins into
+    ``g.widest``/``g.second`` (and their neurons; not for layer 0, whose
+    are never used: no earlier layer's terms test it) and, if ``nd > 0``,
+    its changed neurons into ``g.changed`` (those with ``ds`` or ``dh``
+    nonzero, or a new piece); returns the number listed.
+
+    The open margins are in ``g.e`` (-inf where closed; written by the
+    pieces' loop, which vectorises): the search for the two widest then
+    branches predictably (the slope test, in it, mispredicted half the
+    time)."""
+    m = net.rows[ly]
     m1, k1, m2, k2 = -np.inf, 0, -np.inf, 0
     for j in range(m if ly > 0 else 0):
         mo = g.e[j]
@@ -362,7 +390,7 @@ def _scan(net, g, ly, nd, tau_l):  # pragma: no cover
             if g.ds[ly, j] != 0.0 or g.dh[ly, j] != 0.0:
                 g.changed[nc] = j
                 nc += 1
-    return nc, n_small
+    return nc
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
@@ -375,7 +403,7 @@ def _values(net, g, ly, X, p):  # pragma: no cover
     for c in range(n_in):
         a = X[p, c] if ly == 0 else g.h[ly - 1, c]
         if a != 0.0:
-            o = max(base + c * m, 0)
+            o = _nn(base + c * m)
             for j in range(m):
                 g.z[ly, j] += a * net.w_t[o + j]
 
@@ -395,7 +423,7 @@ def _gradients(net, g, ly):  # pragma: no cover
             else:
                 a = g.grad[ly - 1, dd, c] * (g.slope[ly - 1, c] if net.has_act[ly - 1] else 1.0)
             if a != 0.0:
-                o = max(base + c * m, 0)
+                o = _nn(base + c * m)
                 for j in range(m):
                     g.grad[ly, dd, j] += a * net.w_t[o + j]
 
@@ -432,7 +460,7 @@ def _rank(net, g, first, ly, n_first):  # pragma: no cover
     m, base = net.rows[ly], net.w_off[ly]
     for i in range(n_first):
         c = g.changed[i]
-        o = max(base + c * m, 0)
+        o = _nn(base + c * m)
         dhc, dsc = g.dh[first, c], g.ds[first, c]
         for j in range(m):
             g.z[ly, j] += net.w_t[o + j] * dhc
@@ -465,12 +493,13 @@ def _weigh(net, opt, g, ly, k):  # pragma: no cover
     per-point kernels unless they are negligible). Loops of few arrays
     each, no float-to-integer conversion: they vectorise, all but the
     table's gather."""
-    m, t0, b0 = net.rows[ly], net.bp_off[ly], max(net.b_off[ly], 0)
+    m, t0, b0 = net.rows[ly], net.bp_off[ly], _nn(net.b_off[ly])
     t, at_bp = net.bps[t0 + k], net.act_at_bp[t0 + k]
     scale = opt.inv2var if opt.use_rho else 0.0
     for j in range(m):
         u = t - net.bias[b0 + j] - g.z[ly, j]
-        e = min(u * u * scale, ECUT)
+        e = u * u * scale
+        e = ECUT if ECUT < e else e
         g.e[j] = e
         g.idx[j] = np.floor(e * 8.0 + 0.5)  # the table entry, as a float
         g.delta[j] = abs(at_bp - g.h[ly, j])
@@ -511,8 +540,8 @@ def _bound_test(net, cb, g, ly, mm):  # pragma: no cover
     subnormal (each costs a microcode assist on Intel cores, about 40
     cycles)."""
     stride = net.rows[ly]
-    b1 = max(net.bound_off[ly, mm] + g.widest_j[mm] * stride, 0)
-    b2 = max(net.bound_off[ly, mm] + g.second_j[mm] * stride, 0)
+    b1 = _nn(net.bound_off[ly, mm] + g.widest_j[mm] * stride)
+    b2 = _nn(net.bound_off[ly, mm] + g.second_j[mm] * stride)
     w1, w2 = g.widest[mm], g.second[mm]
     for j in range(net.rows[ly]):
         dl = g.delta[j]

@@ -126,6 +126,24 @@ def test_every_branch_of_the_walk_is_taken(monkeypatch):
     np.testing.assert_allclose(per_pair(net, x, noise, "grid"), ref, rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("name", ["relu", "hardtanh", "mixed-last-relu", "linear-middle", "bottleneck"])
+@pytest.mark.parametrize("good, by_layer", [(True, False), (True, True), (False, False)])
+def test_one_sample_walks_the_first_layer_directly(name, good, by_layer):
+    """With one noise sample (lc_density's calls on a large grid) the walk
+    computes the first layer itself instead of from a table: the same
+    helpers, the same bits as with the table."""
+    net = NETS[name]()
+    x = rg.grid_points((-1.5, -1.2, 1.5, 1.2), (37, 41))
+    noise = np.random.default_rng(6).normal(0, 0.3, size=(3, net.n_neurons))
+    pk = T.Packed(net)
+    opt = T.kernel_options(dict(sigma=0.3, good=good, rho=True, by_layer=by_layer))
+    table, _ = G.theorem2_grid(net, pk, x, noise, opt, by_layer)
+    direct = [G.theorem2_grid(net, pk, x, noise[s : s + 1], opt, by_layer)[0] for s in range(3)]
+    assert np.array_equal(np.concatenate(direct), table)
+    ref = per_pair(net, x, noise, "points", good=good, by_layer=by_layer)
+    assert_same(np.concatenate(direct).reshape(ref.shape), ref)
+
+
 def test_same_seed_same_numbers_and_threads(monkeypatch):
     net = NETS["relu"]()
     x = rg.grid_points((-1, -1, 1, 1), 64)  # four blocks of 1024 points
@@ -210,7 +228,7 @@ def test_noalias_contract_holds():
     kn, m0 = pk.kernel_net, pk.rows[0]
     tz, tw, tb = np.zeros((16, m0)), np.zeros((16, pk.nbp[0] * m0)), np.zeros((16, pk.nbp[0]))
     G.layer0_table(kn, opt, x, 0, 16, g, tz, tw, tb)
-    G.grid_chunk(kn, opt, x, noise, 0, 0, 16, g, G.margins(net, x, noise[0]), G.screen_bounds(kn), tz, tw, tb, f,
-                 np.zeros((0, pk.L)), flag)  # fmt: skip
+    G.grid_chunk(kn, opt, x, noise, 0, 0, 16, g, G.margins(net, x, noise[0]), G.screen_bounds(kn), tz, tw, tb, False,
+                 f, np.zeros((0, pk.L)), flag)  # fmt: skip
     for kernel in (G.grid_chunk, G.layer0_table):
         assert all(cres.fndesc.noalias for cres in kernel.overloads.values())
