@@ -235,7 +235,10 @@ def cut_layer(
     # per face at the layer's start (start[root]), the vertices where the line
     # being cut enters and leaves it (valid for the key in columns 1 and 3):
     # the anchors of its chords
-    ends = np.full((nf, 4), -1, np.int64)
+    ends = np.empty((nf, 4), np.int64)  # (filled by a loop, not np.full: one numba overload less to compile)
+    for f in range(nf):
+        for c in range(4):
+            ends[f, c] = -1
     while j < n_cut:
         q = j * nbp + k
         # a face cut makes at most 2 vertices, 6 half-edges and 1 face
