@@ -73,23 +73,45 @@ def _needs_compile(kernel):
     return not index
 
 
-# a tiny call of the Theorem-2 estimator: the same kernel signatures as any
-# dense 2D or 1D network's (arrays of float64, one thread ticket each)
-_THEOREM2_WARMUP = (
+# tiny calls of the Theorem-2 estimator: the same kernel signatures as any dense 2D
+# or 1D network's (arrays of float64, one thread ticket each). One child process
+# compiles the per-point kernels, another the grid walk's (a grid of points: the
+# heat maps' route; its hand-over to the per-point kernels is skipped there, so
+# that the two children do not both compile those).
+_WARMUP_NET = (
     "import regiongeom as rg\n"
     "net = rg.Network.from_arrays([[[1.0, 0.5], [0.5, -1.0]], [[1.0, 1.0]]], [[0.1, -0.2], [0.0]], ['relu', None])\n"
-    "rg.lc_density(net, [[0.0, 0.0]], sigma=0.5, n_samples=2, rng=0, progress=False)\n"
-    # and the grid walk (a grid of points: the heat maps' route)
-    "rg.lc_density(net, rg.grid_points((-1, -1, 1, 1), 2), sigma=0.5, n_samples=2, rng=0, progress=False)\n"
 )
+_THEOREM2_WARMUPS = {
+    "points": _WARMUP_NET
+    + "rg.lc_density(net, [[0.0, 0.0]], sigma=0.5, n_samples=2, rng=0, progress=False)\n",
+    "grid": _WARMUP_NET
+    + "from regiongeom import _theorem2_kernels as K\n"
+    + "K.theorem2_pairs = lambda *args: 0\n"
+    + "rg.lc_density(net, rg.grid_points((-1, -1, 1, 1), 2), sigma=0.5, n_samples=2, rng=0, progress=False)\n",
+}
+
+
+class _Children:
+    """The warm-up processes; :meth:`wait` waits for all of them and returns
+    0 if each exited with 0 (else the first non-zero status)."""
+
+    def __init__(self, procs):
+        self.procs = procs
+
+    def wait(self):
+        codes = [p.wait() for p in self.procs]
+        return next((c for c in codes if c), 0)
 
 
 def theorem2_in_background():
     """On a machine with two or more cores, when the Theorem-2 kernels are not
-    in numba's cache yet, compile them in a child process (same cache) while
-    this one compiles the engine: the first ``regiongeom demo`` then pays for
-    the longer of the two compiles instead of their sum. Returns the child
-    (to ``wait()`` on before the estimator is called), or None."""
+    in numba's cache yet, compile them in child processes (same cache) while
+    this one compiles the engine: the per-point kernels in one, the grid
+    walk's in another, so that the machine's cores share the three compiles
+    and the first ``regiongeom demo`` pays for about half their sum instead
+    of the longest. Returns the children (to ``wait()`` on before the
+    estimator is called), or None."""
     import os
     import subprocess
 
@@ -100,11 +122,14 @@ def theorem2_in_background():
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    if cores < 2 or not (_needs_compile(K.theorem2_chunk) or _needs_compile(G.grid_chunk)):
+    if cores < 2:
         return None
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-c", _THEOREM2_WARMUP], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-    except OSError:  # cannot start a process: compile in this one, as usual
-        return None
+    todo = [name for name, k in (("points", K.theorem2_chunk), ("grid", G.grid_chunk)) if _needs_compile(k)]
+    procs = []
+    for name in todo:
+        try:
+            procs.append(subprocess.Popen([sys.executable, "-c", _THEOREM2_WARMUPS[name]],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+        except OSError:  # cannot start a process: compile in this one, as usual
+            break
+    return _Children(procs) if procs else None

@@ -109,7 +109,9 @@ def edge_differences(patterns, words, a, b):
     E = a.shape[0]
     N = patterns.shape[1]
     count = np.zeros(E, np.int64)
-    neuron = np.full(E, -1, np.int64)
+    neuron = np.empty(E, np.int64)  # (-1 by a loop, not np.full: one numba overload less to compile)
+    for e in range(E):
+        neuron[e] = -1
     for e in range(E):
         ra, rb = a[e], b[e]
         c = 0
@@ -129,11 +131,20 @@ def edge_differences(patterns, words, a, b):
     return count, neuron
 
 
-@njit(cache=True, nogil=True)
 def scale_by_pieces(v, patterns, regions, first, slopes):
     """In place: ``v[s, i] *= slopes[patterns[regions[s], first + i]]`` (row
     ``s`` of ``v`` times the slopes of region ``regions[s]``'s pieces of one
-    layer, whose neurons start at ``first``)."""
+    layer, whose neurons start at ``first``). A read-only ``slopes`` (an
+    activation's own) is copied first: numba types a read-only array apart
+    and would compile the kernel once more for it."""
+    if not slopes.flags.writeable:
+        slopes = slopes.copy()
+    _scale_by_pieces(v, patterns, regions, first, slopes)
+
+
+@njit(cache=True, nogil=True)
+def _scale_by_pieces(v, patterns, regions, first, slopes):
+    """:func:`scale_by_pieces` (``slopes`` writable)."""
     for s in range(v.shape[0]):
         r = regions[s]
         for i in range(v.shape[1]):

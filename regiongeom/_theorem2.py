@@ -266,7 +266,7 @@ def _run_chunks(pk, opt, x, noise, f, f_layer, status):
             local.scratch, local.blas = pk.scratch(x.shape[1]), pk.blas_scratch()
         n0, n1 = c * K.CHUNK, min(N, (c + 1) * K.CHUNK)
         undecided[c] = K.theorem2_chunk(
-            pk.kernel_net, opt, x, noise, n0, n1, local.scratch, f, f_layer, status, local.blas
+            pk.kernel_net, opt, x, noise, n0, n1, local.scratch, f, f_layer, status, local.blas, K.NO_PAIRS
         )
 
     if pk.blas:  # many small products: one BLAS thread each, our threads share the cores

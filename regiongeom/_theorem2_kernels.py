@@ -149,12 +149,15 @@ class Blas(NamedTuple):
 
 
 @njit(cache=True, nogil=True)
-def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status, bl):  # pragma: no cover
+def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status, bl, pairs):  # pragma: no cover
     """Eq. (6) for the pairs ``n = s * P + p`` (sample ``s``, point ``p``),
     ``n0 <= n < n1``, into ``f[n]``; with ``opt.by_layer`` each layer's
     share into ``f_layer[n, l]``; with ``opt.want_all`` every term's
     indicator into ``status[n, q]``. Returns how many terms went to the
-    recomputation.
+    recomputation. With a non-empty ``pairs`` (int64), the pairs are
+    ``pairs[n0:n1]`` instead, each from scratch (as one call per pair:
+    :func:`theorem2_pairs`); the one entry point serves both, so that numba
+    compiles the kernels once.
 
     While consecutive pairs keep every neuron of the earlier layers on the
     same piece (neighbouring grid points), the gradients are reused bit for
@@ -166,10 +169,12 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status, bl):  # 
     """
     P = X.shape[0]
     n_fallback = 0
-    for n in range(n0, n1):
+    by_pairs = pairs.shape[0] > 0
+    for i in range(n0, n1):
+        n = pairs[i] if by_pairs else i
         s = n // P
         p = n - s * P
-        have_prev = n > n0
+        have_prev = i > n0 and not by_pairs
         same = have_prev  # every neuron of the layers so far on the previous pair's piece
         move = p > 0 and n % REFRESH != 0 and bl is None  # the previous pair: point p - 1, same sample
         for ly in range(net.last_act + 1):
@@ -217,17 +222,44 @@ def theorem2_chunk(net, opt, X, noise, n0, n1, scr, f, f_layer, status, bl):  # 
     return n_fallback
 
 
-@njit(cache=True, nogil=True)
-def theorem2_pairs(net, opt, X, noise, pairs, scr, f, f_layer, status, bl):  # pragma: no cover
+NO_PAIRS = np.zeros(0, np.int64)  # theorem2_chunk's ``pairs`` for a run of consecutive pairs
+PAIRS_TICKET = 128  # pairs per thread ticket of theorem2_pairs
+
+
+def theorem2_pairs(net, opt, X, noise, pairs, scr, f, f_layer, status, bl):
     """:func:`theorem2_chunk` for each pair ``n`` in ``pairs``, each from
     scratch (the grid walk of :mod:`regiongeom._theorem2_grid` hands over
-    the pairs its screen leaves open). Returns how many terms went to the
-    recomputation."""
-    n_fallback = 0
-    for i in range(pairs.shape[0]):
-        n = pairs[i]
-        n_fallback += theorem2_chunk(net, opt, X, noise, n, n + 1, scr, f, f_layer, status, bl)
-    return n_fallback
+    the pairs its screen leaves open), on a few threads (tickets of
+    ``PAIRS_TICKET`` pairs; the other threads work on copies of ``scr`` and
+    ``bl``): every pair is computed alone, so the result does not depend on
+    the threads. Returns how many terms went to the recomputation. (Called
+    also with no pairs: then it compiles the kernels, for the warm-up of
+    :mod:`regiongeom._jit`.)"""
+    import threading
+
+    from ._threads import run_tickets
+
+    pairs = np.ascontiguousarray(pairs, np.int64)
+    n = pairs.shape[0]
+    if n == 0:
+        return theorem2_chunk(net, opt, X, noise, 0, 0, scr, f, f_layer, status, bl, NO_PAIRS)
+    n_tickets = -(-n // PAIRS_TICKET)
+    counts = np.zeros(n_tickets, np.int64)
+    local = threading.local()
+    caller = threading.get_ident()
+
+    def work(t):
+        if not hasattr(local, "scr"):
+            if threading.get_ident() == caller:
+                local.scr, local.bl = scr, bl
+            else:
+                local.scr = type(scr)(*(a.copy() for a in scr))
+                local.bl = None if bl is None else type(bl)(*(a.copy() for a in bl))
+        i0, i1 = t * PAIRS_TICKET, min(n, (t + 1) * PAIRS_TICKET)
+        counts[t] = theorem2_chunk(net, opt, X, noise, i0, i1, local.scr, f, f_layer, status, local.bl, pairs)
+
+    run_tickets(n_tickets, work, name="regiongeom-t2pairs")
+    return int(counts.sum())
 
 
 @njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)

@@ -235,7 +235,10 @@ def cut_layer(
     # per face at the layer's start (start[root]), the vertices where the line
     # being cut enters and leaves it (valid for the key in columns 1 and 3):
     # the anchors of its chords
-    ends = np.full((nf, 4), -1, np.int64)
+    ends = np.empty((nf, 4), np.int64)  # (filled by a loop, not np.full: one numba overload less to compile)
+    for f in range(nf):
+        for c in range(4):
+            ends[f, c] = -1
     while j < n_cut:
         q = j * nbp + k
         # a face cut makes at most 2 vertices, 6 half-edges and 1 face
@@ -255,8 +258,10 @@ def cut_layer(
         thr_all = rn_j * stats[EMAX]
         # every sign first, nothing changed: faces to cut (f) and faces above (~f)
         todo = np.empty(n_faces, np.int64)
-        n_todo = 0
-        n_unc = 0
+        # (counters passed to the helpers start as np.int64(0), not 0: numba would first type
+        # them as the literal 0 and compile each helper a second time for it)
+        n_todo = np.int64(0)
+        n_unc = np.int64(0)
         n_dec = 0
         for i in range(indptr[q], indptr[q + 1]):
             r = root_faces[i]
@@ -279,9 +284,11 @@ def cut_layer(
                                                 next_in_root, sign, orig, nxt, face_edge)  # fmt: skip
         # the edges first, so that each root's ends on the line are known
         crossing = np.empty(2 * n_todo, np.int64)
-        nv, nh, status = _split_faces(todo, n_todo, crossing, j, k, ids[j], t, epoch, key, ends, start, rn, rinv, scratch,
-                                      scratch_bits, vx, vy, values, sign, eps, m.perr, prov, stats, orig, nxt, twin, face,
-                                      edge_neuron, edge_bp, anc, face_edge, root, nv, nh)  # fmt: skip
+        n_cross, status = _crossings(todo, n_todo, crossing, sign, orig, nxt, face_edge)
+        # (the twin of an edge split first is no longer crossed: its new vertex has sign 0)
+        nv, nh = _split_edges(crossing, n_cross, j, t, ids[j], k, epoch, key, ends, start, rn, rinv, scratch,
+                              scratch_bits, vx, vy, values, sign, eps, m.perr, prov, stats, orig, nxt, twin, face,
+                              edge_neuron, edge_bp, anc, root, nv, nh)  # fmt: skip
         nh, nf, st = _add_chords(todo, n_todo, j, k, ids[j], key, ends, start, sign, orig, nxt, twin, face,
                                  edge_neuron, edge_bp, anc, face_edge, pieces, root, next_in_root, head, count, nh,
                                  nf)  # fmt: skip
@@ -301,7 +308,7 @@ def cut_layer(
     return OK, j, k, no_uncertain
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _uncertain(i0, i1, n_unc, root_faces, head, count, next_in_root, sign, orig, nxt, face_edge):
     """``(n_unc, 2)``: every UNCERTAIN vertex met on the faces of the roots
     ``root_faces[i0:i1]``, with the face it was met on."""
@@ -324,19 +331,17 @@ def _uncertain(i0, i1, n_unc, root_faces, head, count, next_in_root, sign, orig,
     return out[:n]
 
 
-@njit(cache=True)
-def _split_faces(todo, n_todo, crossing, j, k, neuron, t, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits,
-                 vx, vy, values, sign, eps, perr, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc, face_edge,
-                 root, nv, nh):  # fmt: skip
-    """Split the edges of every face ``f = todo[i] >= 0`` (``i < n_todo``)
-    whose ends have strictly opposite signs in ``sign`` where ``values[:, j]
-    == t`` (``neuron``, breakpoint ``k``), in the order of the faces and of
-    their half-edges (from ``face_edge[f]``), each edge once (``crossing``:
-    scratch with room for two half-edges per face). Returns ``(nv, nh,
-    status)``, status OK or ANOMALY. (The arrays are those of :class:`Mesh`,
-    see :func:`cut_layer`.)"""
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _crossings(todo, n_todo, crossing, sign, orig, nxt, face_edge):
+    """The half-edges of every face ``f = todo[i] >= 0`` (``i < n_todo``)
+    whose ends have strictly opposite signs in ``sign``, in the order of the
+    faces and of their half-edges (from ``face_edge[f]``), into ``crossing``
+    (room for two per face): :func:`cut_layer` splits their edges next with
+    :func:`_split_edges`, each edge once. Returns ``(n, status)``, status OK
+    or ANOMALY (a face crossed more than twice; its further crossings are
+    not listed)."""
     status = OK
-    n = 0
+    n = np.int64(0)
     for i in range(n_todo):
         f = todo[i]
         if f < 0:
@@ -356,14 +361,10 @@ def _split_faces(todo, n_todo, crossing, j, k, neuron, t, epoch, key, ends, star
             if hn == start:
                 break
             h = hn
-    # (the twin of an edge split first is no longer crossed: its new vertex has sign 0)
-    nv, nh = _split_edges(crossing, n, j, t, neuron, k, epoch, key, ends, start_of, rn, rinv, scratch, scratch_bits,
-                          vx, vy, values, sign, eps, perr, prov, stats, orig, nxt, twin, face, edge_neuron, edge_bp, anc,
-                          root, nv, nh)  # fmt: skip
-    return nv, nh, status
+    return n, status
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _add_chords(todo, n_todo, j, k, neuron, key, ends, start_of, sign, orig, nxt, twin, face, edge_neuron, edge_bp, anc,
                 face_edge, pieces, root, next_in_root, root_head, root_count, nh, nf):  # fmt: skip
     """Cut every face ``f = todo[i] >= 0`` (``i < n_todo``), whose edges
@@ -620,7 +621,7 @@ def _max_abs_n(bits, n):
     return bits[n:].view(np.float64)[0]
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _piece(x, bps):
     """The index of the piece of an activation ``x`` is on."""
     p = 0
@@ -629,7 +630,7 @@ def _piece(x, bps):
     return p
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def _act(x, bps, slopes, icpts):
     p = _piece(x, bps)
     return slopes[p] * x + icpts[p]

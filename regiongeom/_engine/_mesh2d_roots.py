@@ -112,7 +112,9 @@ def face_cycles(face_edge, nxt, orig, nf):
             if h == face_edge[f]:
                 break
         counts[f + 1] = c
-    indptr = np.cumsum(counts)
+    indptr = counts  # the running sum in place (a loop, not np.cumsum: one numba overload less to compile)
+    for f in range(nf):
+        indptr[f + 1] += indptr[f]
     out = np.empty(indptr[nf], np.int64)
     for f in range(nf):
         h = face_edge[f]
