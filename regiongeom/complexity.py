@@ -62,7 +62,7 @@ from numbers import Integral
 
 import numpy as np
 
-from ._theorem2 import theorem2_samples
+from ._theorem2 import samples_per_task, theorem2_samples
 from ._validate import as_points, integer_at_least, positive
 
 __all__ = ["Estimate", "lc_density", "local_complexity"]
@@ -156,7 +156,9 @@ def lc_density(net, points, *, sigma, n_samples=64, method="theorem2", eps=None,
     batch_size : int, default 65536
         theorem2: (point, sample) pairs per task (whole noise samples when
         there are more points); a task is one progress step and one unit of
-        ``n_jobs``. Memory is a few arrays of ``batch_size`` floats.
+        ``n_jobs``. Memory is a few arrays of ``batch_size`` floats. Points
+        on a grid (:func:`grid_points`) take at least 16 samples per task
+        (they share the grid walk's first layer).
     device : str or torch.device, optional
         theorem2: run the estimator with torch (float64) on this device, for
         example ``"cuda"``, ``"cuda:1"`` or ``"cpu"``; needs the ``torch``
@@ -340,7 +342,7 @@ def _estimate(net, x, rng, opts, *, reduce):
     # (a graph network with max units: one entry per preactivation with a bias, GraphNetwork.n_noise)
     noise = gen.normal(0.0, opts["sigma"], size=(S, getattr(net, "n_noise", net.n_neurons)))
     if opts["method"] == "theorem2":
-        per = max(1, opts["batch_size"] // P)  # noise samples per task
+        per = samples_per_task(net, x, opts, max(1, opts["batch_size"] // P))  # noise samples per task
     else:
         from ._threads import n_threads
 

@@ -232,3 +232,32 @@ def test_noalias_contract_holds():
                  f, np.zeros((0, pk.L)), flag)  # fmt: skip
     for kernel in (G.grid_chunk, G.layer0_table):
         assert all(cres.fndesc.noalias for cres in kernel.overloads.values())
+
+
+def test_lc_density_hands_the_walk_several_samples_per_task(monkeypatch):
+    """A grid takes GRID_SAMPLES noise samples per call of the walk whatever
+    batch_size says (they share its first layer); other points keep
+    batch_size's split; the numbers are those of one sample per call."""
+    net = NETS["relu"]()
+    x = rg.grid_points((-1.5, -1.2, 1.5, 1.2), (23, 19))
+    opts = dict(good=True, rho=True, route="auto")
+    assert T.samples_per_task(net, x, opts, 1) == T.GRID_SAMPLES
+    assert T.samples_per_task(net, x, opts, 40) == 40
+    assert T.samples_per_task(net, x[::-1].copy(), opts, 1) == 1  # not in grid order: per-point kernels
+    assert T.samples_per_task(net, x, dict(opts, route="points"), 1) == 1
+    calls = []
+    real = T.theorem2_samples
+
+    def spy(net, x, noise, opts, **kw):
+        calls.append(noise.shape[0])
+        return real(net, x, noise, opts, **kw)
+
+    import regiongeom.complexity as C
+
+    monkeypatch.setattr(C, "theorem2_samples", spy)
+    kw = dict(sigma=0.3, n_samples=20, rng=4, progress=False)
+    est = rg.lc_density(net, x, batch_size=len(x), **kw)
+    assert calls == [T.GRID_SAMPLES, 20 - T.GRID_SAMPLES]
+    noise = np.random.default_rng(4).normal(0.0, 0.3, size=(20, net.n_neurons))
+    one = np.concatenate([per_pair(net, x, noise[s : s + 1], "grid") for s in range(20)])
+    np.testing.assert_array_equal(est.mean, one.mean(axis=0))
