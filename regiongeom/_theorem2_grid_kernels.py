@@ -58,6 +58,7 @@ from numba.core.compiler import Compiler
 REFRESH = 16  # pixels between recomputations of the values from scratch
 GRAD_REFRESH = 256  # and of the gradients (a multiple of REFRESH)
 RANK = 8  # at most this many neurons changing piece in a layer: rank-k update of the next
+ZERO = np.int64(0)  # layer 0 and counters as int64, not a literal: the helpers compile once
 HALF_ULP = 2.0**-53
 TINY = 2.0**-1022  # the smallest normal number: room for a product's underflow
 ECUT = 512.0  # terms with exponents from this on are left out (negligible unless the whole sum is)
@@ -157,22 +158,22 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f,
     """
     P, la = X.shape[0], net.last_act
     if direct:
-        _gradients(net, g, 0)
-        _norms(net, g, 0)
+        _gradients(net, g, ZERO)
+        _norms(net, g, ZERO)
     for p in range(p0, p1):
         n = s * P + p
         since = p - p0
         moved = since % REFRESH != 0  # else from scratch
         grads = since % GRAD_REFRESH == 0  # from scratch, also every gradient
         while True:
-            first, n_first, ok = -1, 0, True  # first: the first layer with a neuron changing piece
+            first, n_first, ok = np.int64(-1), ZERO, True  # first: the first layer with a neuron changing piece
             fresh_from = la + 1 if moved else 1  # layers from here on recomputed from scratch
             for ly in range(la + 1):
                 if ly == 0:
                     if direct:
-                        _values(net, g, 0, X, p)
+                        _values(net, g, ZERO, X, p)
                     else:
-                        _row(g.z, 0, tz, p - p0)
+                        _row(g.z, ZERO, tz, p - p0)
                 elif ly >= fresh_from:
                     _values(net, g, ly, X, p)
                     if (moved and ly > 0) or grads or first >= 0:
@@ -242,14 +243,14 @@ def layer0_table(net, opt, X, p0, p1, g, tz, tw, tb):  # pragma: no cover
     :func:`_weigh` returns into ``tb[p - p0, k]`` (by :func:`_values` and
     :func:`_weigh`, as the walk would compute them: the same bits)."""
     m = net.rows[0]
-    _gradients(net, g, 0)
-    _norms(net, g, 0)
+    _gradients(net, g, ZERO)
+    _norms(net, g, ZERO)
     nk = net.bp_off[1] - net.bp_off[0] if net.has_act[0] else 0
     for p in range(p0, p1):
-        _values(net, g, 0, X, p)
-        _row(tz, p - p0, g.z, 0)
+        _values(net, g, ZERO, X, p)
+        _row(tz, p - p0, g.z, ZERO)
         for k in range(nk):
-            tb[p - p0, k] = _weigh(net, opt, g, 0, k)
+            tb[p - p0, k] = _weigh(net, opt, g, ZERO, k)
             _put(tw, p - p0, k * m, g.w, m)
 
 
