@@ -27,6 +27,8 @@ def main():
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--per", type=lambda s: [int(v) for v in s.split(",")], default=[1, 4, 16, 64],
+                    help="samples per call to time, comma-separated (default 1,4,16,64)")
     a = ap.parse_args()
     net, dom, _ = standard("M")
     x = rg.grid_points(dom, a.n)
@@ -47,7 +49,7 @@ def main():
     print(f"MAP-M on a {a.n}x{a.n} grid, {a.samples} samples; lc_density's default: {T.GRID_SAMPLES} per call")
     ref = None
     for r in range(a.rounds):
-        for per in (1, 4, 16, 64):
+        for per in a.per:
             F, cpu, wall = run(per)
             ref = F if ref is None else ref
             same = "same bits" if np.array_equal(F, ref) else "DIFFERENT"
