@@ -9,6 +9,8 @@ exact finite-eps expectation, so the z-scores carry no O(eps^2) bias.
 """
 
 import doctest
+import subprocess
+import sys
 from itertools import pairwise
 
 import numpy as np
@@ -459,3 +461,14 @@ def test_all_and_doctests():
 
     results = [doctest.testmod(m, optionflags=doctest.NORMALIZE_WHITESPACE) for m in (one_neuron, one_layer)]
     assert sum(r.attempted for r in results) > 10 and sum(r.failed for r in results) == 0
+
+
+def test_import_regiongeom_does_not_import_scipy_special():
+    # scipy.special costs about 0.3 s to import; closed_form loads it on first use
+    code = (
+        "import sys, regiongeom, regiongeom.closed_form as cf; "
+        "assert 'scipy.special' not in sys.modules; "
+        "v = cf.single_neuron_expected_count(w=1.0, beta=0.0, sigma=1.0, lo=-1.0, hi=1.0); "
+        "assert 'scipy.special' in sys.modules and abs(v - 0.6826894921370859) < 1e-15, v"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,7 +1,6 @@
 """Input checks and Gaussian tools shared by the closed forms."""
 
 import numpy as np
-from scipy.special import ndtr, owens_t
 
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
 
@@ -55,6 +54,21 @@ def _layer(points, W, beta, sigma):
 
 
 # ------------------------------------------------------------ Gaussian tools
+def ndtr(x):
+    """Standard normal CDF (``scipy.special.ndtr``, imported on first use so
+    that ``import regiongeom`` does not pay for ``scipy.special``)."""
+    from scipy.special import ndtr as _f
+
+    return _f(x)
+
+
+def owens_t(h, a):
+    """Owen's T function (``scipy.special.owens_t``, imported on first use)."""
+    from scipy.special import owens_t as _f
+
+    return _f(h, a)
+
+
 def _npdf(t):
     return _INV_SQRT_2PI * np.exp(-0.5 * t * t)
 

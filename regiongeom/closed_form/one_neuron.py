@@ -4,9 +4,8 @@ Parameters follow the paper's convention (``beta = -b``); see :mod:`regiongeom.c
 """
 
 import numpy as np
-from scipy.special import ndtr
 
-from ._common import _array, _bvn_cdf, _interval, _ndtr_diff, _npdf, _scalar
+from ._common import _array, _bvn_cdf, _interval, _ndtr_diff, _npdf, _scalar, ndtr
 
 
 # -------------------------------------------------------------- single neuron
