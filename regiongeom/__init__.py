@@ -8,6 +8,7 @@ in any input dimension where their formula does.
 """
 
 from . import bounds, closed_form, datasets, examples, images
+from .activations import Activation, absolute, hardtanh, leaky_relu, relu
 from .bounds import Bound
 from .complexity import Estimate, lc_density, local_complexity
 from .datasets import default_network
@@ -17,7 +18,7 @@ from .graph import GraphNetwork
 from .grids import grid_points
 from .locus import LinearRegions, Locus, linear_regions, nonlinear_locus
 from .measures import local_rank, not_good_count, total_variation
-from .network import Activation, Network, absolute, from_torch, hardtanh, leaky_relu, relu
+from .network import Network, from_torch
 from .plotting import figure1, plot_density, plot_density_1d, plot_function_1d, plot_regions
 from .regions import DEFAULT_MAX_REGIONS, RegionLimitError, RegionMap, activation_regions
 from .slices import Line, Plane

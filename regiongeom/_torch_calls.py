@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from . import _graph_ops as g
 from . import _torch_max as tm
 from ._graph_calls import ModuleCall, TorchCall
-from .network import Activation
+from .activations import Activation
 from .torch_graph import _DROPOUT, _PASS, _REARRANGE, BATCH, SUPPORTED, _const, _leaves, _walk
 
 NOT_PL = {

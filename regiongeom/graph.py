@@ -117,7 +117,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .network import Activation
+from .activations import Activation
 
 __all__ = ["GraphNetwork", "Stage", "Operator", "LiftedOperator"]
 
