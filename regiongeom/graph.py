@@ -368,18 +368,9 @@ class GraphNetwork:
         net(slice.lift(uv))``, the same neurons in the same order with the same
         names. Operators reading the input become :class:`LiftedOperator`.
         """
-        from .slices import Line, Plane
+        from .slices import check_slice
 
-        if not isinstance(slice, (Plane, Line)):
-            raise TypeError(
-                f"restrict expects an rg.Plane or rg.Line (e.g. rg.Plane.through(x0, x1, x2)), "
-                f"got {type(slice).__name__}"
-            )
-        if slice.n_in != self.n_in:
-            raise ValueError(
-                f"the {type(slice).__name__.lower()} lives in {slice.n_in} dimensions but the network "
-                f"has {self.n_in} inputs; build it through inputs of the network's size"
-            )
+        check_slice(slice, self.n_in)
 
         def lift(op):
             return LiftedOperator(op, slice.origin, slice.basis) if 0 in op.sources else op

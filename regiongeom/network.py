@@ -187,18 +187,9 @@ class Network:
         """
         import dataclasses
 
-        from .slices import Line, Plane
+        from .slices import check_slice
 
-        if not isinstance(slice, (Plane, Line)):
-            raise TypeError(
-                f"restrict expects an rg.Plane or rg.Line (e.g. rg.Plane.through(x0, x1, x2)), "
-                f"got {type(slice).__name__}"
-            )
-        if slice.n_in != self.n_in:
-            raise ValueError(
-                f"the {type(slice).__name__.lower()} lives in {slice.n_in} dimensions but the network "
-                f"has {self.n_in} inputs; build it through inputs of the network's size"
-            )
+        check_slice(slice, self.n_in)
         w0, b0 = self.weights[0], self.biases[0]
         w, b = w0 @ slice.basis, b0 + w0 @ slice.origin
         w.setflags(write=False)

@@ -253,3 +253,18 @@ class Line(_Slice):
 
     def __repr__(self):
         return f"Line(n_in={self.n_in}, length={float(self.points[1])!r})"
+
+
+def check_slice(slice, n_in: int) -> None:
+    """The one-line errors of ``net.restrict(slice)``: a Plane or Line through
+    ``n_in``-dimensional inputs."""
+    if not isinstance(slice, (Plane, Line)):
+        raise TypeError(
+            f"restrict expects an rg.Plane or rg.Line (e.g. rg.Plane.through(x0, x1, x2)), "
+            f"got {type(slice).__name__}"
+        )
+    if slice.n_in != n_in:
+        raise ValueError(
+            f"the {type(slice).__name__.lower()} lives in {slice.n_in} dimensions but the network "
+            f"has {n_in} inputs; build it through inputs of the network's size"
+        )
