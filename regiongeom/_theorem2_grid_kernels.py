@@ -185,7 +185,7 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f,
                 if ly == 0:
                     if direct:
                         _values(net, g, ZERO, X, p)
-                    elif not (net.has_act[0] and nk0 == 1):  # else _pieces_step reads the table
+                    else:
                         _row(g.z, ZERO, tz, p - p0)
                 elif ly >= fresh_from:
                     _values(net, g, ly, X, p)
@@ -199,10 +199,7 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f,
                         _norms(net, g, ly)
                 if net.has_act[ly]:
                     if net.bp_off[ly + 1] - net.bp_off[ly] == 1:
-                        if ly == 0 and not direct:  # the values from the table's row
-                            nd, n_small = _pieces_step(net, g, ly, tz, p - p0, noise, s, tau[ly], not moved or p == p0)
-                        else:
-                            nd, n_small = _pieces_step(net, g, ly, g.z, ly, noise, s, tau[ly], not moved or p == p0)
+                        nd, n_small = _pieces_step(net, g, ly, noise, s, tau[ly], not moved or p == p0)
                     else:
                         nd, n_small = _pieces_many(net, g, ly, noise, s, tau[ly])
                     nc = _scan(net, g, ly, nd)
@@ -364,8 +361,8 @@ def _affine(net, g, ly):  # pragma: no cover
         g.h[ly, j] = g.z[ly, j] + net.bias[b0 + j]
 
 
-@njit(pipeline_class=NoAlias, cache=True, forceinline=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _pieces_step(net, g, ly, zs, zr, noise, s, tau_l, full):  # pragma: no cover
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+def _pieces_step(net, g, ly, noise, s, tau_l, full):  # pragma: no cover
     """Layer ``l``'s outputs, margins and open margins (``g.e``, -inf where
     closed) at this pixel, for one breakpoint; where a neuron changes piece
     (or with ``full``: the pieces held may be another chunk's) also its
@@ -379,7 +376,7 @@ def _pieces_step(net, g, ly, zs, zr, noise, s, tau_l, full):  # pragma: no cover
     t, a0, a1, c0, c1 = net.bps[t0], net.slopes[s0], net.slopes[s0 + 1], net.icpts[s0], net.icpts[s0 + 1]
     nd, n_small = 0, 0
     for j in range(m):
-        u = zs[zr, j] + net.bias[b0 + j] + noise[s, n0 + j]
+        u = g.z[ly, j] + net.bias[b0 + j] + noise[s, n0 + j]
         g.v[ly, j] = u
         up = u >= t
         nd += up != (g.piece[ly, j] == 1)
