@@ -122,7 +122,7 @@ def theorem2_grid(net, pk, x, noise, opt, by_layer):
     def work(b):  # a block of points, every noise sample
         if not hasattr(local, "g"):
             local.g = make_grid_scratch(L, kn.width, x.shape[1])
-            local.tz, local.tw, local.tb = np.zeros((BLOCK, m0)), np.zeros((BLOCK, nk0 * m0)), np.zeros((BLOCK, 2 * nk0))
+            local.tz, local.tw, local.tb = np.zeros((BLOCK, m0)), np.zeros((BLOCK, nk0 * m0)), np.zeros((BLOCK, nk0))
         p0, p1 = b * BLOCK, min(P, (b + 1) * BLOCK)
         if not direct:
             layer0_table(kn, opt, x, p0, p1, local.g, local.tz, local.tw, local.tb)

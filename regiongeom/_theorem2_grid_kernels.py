@@ -157,19 +157,6 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f,
     costs more than the helper's work.
     """
     P, la = X.shape[0], net.last_act
-    # the first layer's terms the fast way (_tests0) when the table has
-    # their sums (layer0_table) and they are tested against at most two
-    # later layers
-    nk0 = net.bp_off[1] - net.bp_off[0] if net.has_act[0] else 0
-    mm1, mm2, n_later = np.int64(-1), np.int64(-1), 0
-    for mm in range(1, net.rows.shape[0]):
-        if net.has_act[mm] and opt.use_good:
-            n_later += 1
-            if mm1 < 0:
-                mm1 = mm
-            elif mm2 < 0:
-                mm2 = mm
-    fast0 = not direct and tb.shape[1] >= 2 * nk0 and n_later <= 2
     if direct:
         _gradients(net, g, ZERO)
         _norms(net, g, ZERO)
@@ -219,20 +206,7 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f,
         acc, w_open, w_big = 0.0, 0.0, 0.0
         for ly in range(la + 1):
             part = 0.0
-            nk = net.bp_off[ly + 1] - net.bp_off[ly] if net.has_act[ly] else 0
-            for k in range(nk):
-                if ly == 0 and fast0:
-                    # the first layer from the table, its bound tests in one
-                    # loop; when all pass, the sum from the table too
-                    w_big += tb[p - p0, k]
-                    if _tests0(net, cb, g, k, mm1, mm2) == 0:
-                        sk, wo = tb[p - p0, nk + k], 0.0
-                    else:
-                        _w_row(g, tw, p - p0, k * net.rows[0], net.rows[0])
-                        sk, wo = _sum_terms(g, net.rows[ly], opt.use_good)
-                    part += sk
-                    w_open = wo if wo > w_open else w_open
-                    continue
+            for k in range(net.bp_off[ly + 1] - net.bp_off[ly] if net.has_act[ly] else 0):
                 if ly == 0 and not direct:
                     w_big += _weigh_row(net, g, k, tw, tb, p - p0)
                 else:
@@ -278,8 +252,6 @@ def layer0_table(net, opt, X, p0, p1, g, tz, tw, tb):  # pragma: no cover
         for k in range(nk):
             tb[p - p0, k] = _weigh(net, opt, g, ZERO, k)
             _put(tw, p - p0, k * m, g.w, m)
-            if tb.shape[1] >= 2 * nk:  # and the sum of the terms, every indicator good (g.ok is 1)
-                tb[p - p0, nk + k] = _sum_terms(g, m, opt.use_good)[0]
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
@@ -310,47 +282,6 @@ def _weigh_row(net, g, k, tw, tb, i):  # pragma: no cover
         g.delta[j] = abs(at_bp - g.h[0, j])
         g.ok[j] = 1.0
     return tb[i, k]
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
-def _w_row(g, tw, i, o, m):  # pragma: no cover
-    """``g.w[:m] = tw[i, o : o + m]``."""
-    o = _nn(o)
-    for j in range(m):
-        g.w[j] = tw[i, o + j]
-
-
-@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
-def _tests0(net, cb, g, k, mm1, mm2):  # pragma: no cover
-    """The bound tests (:func:`_bound_test`) of the first layer's terms of
-    breakpoint ``k`` against the later layers ``mm1`` and ``mm2`` (-1:
-    none), in one loop, into ``g.ok``; returns the number failed (0
-    without tests: ``g.ok`` is then not written, nor ``g.delta``)."""
-    if mm1 < 0:
-        return 0
-    m, at_bp = net.rows[0], net.act_at_bp[net.bp_off[0] + k]
-    b1 = _nn(net.bound_off[0, mm1] + g.widest_j[mm1] * m)
-    b2 = _nn(net.bound_off[0, mm1] + g.second_j[mm1] * m)
-    w1, w2 = g.widest[mm1], g.second[mm1]
-    nfail = 0
-    if mm2 < 0:
-        for j in range(m):
-            dl = abs(at_bp - g.h[0, j])
-            t1 = (w1 > cb[b1 + j] * dl + TINY) | (w2 > cb[b2 + j] * dl + TINY)
-            g.ok[j] = 1.0 if t1 else 0.0
-            nfail += not t1
-        return nfail
-    b3 = _nn(net.bound_off[0, mm2] + g.widest_j[mm2] * m)
-    b4 = _nn(net.bound_off[0, mm2] + g.second_j[mm2] * m)
-    w3, w4 = g.widest[mm2], g.second[mm2]
-    for j in range(m):
-        dl = abs(at_bp - g.h[0, j])
-        t1 = (w1 > cb[b1 + j] * dl + TINY) | (w2 > cb[b2 + j] * dl + TINY)
-        t2 = (w3 > cb[b3 + j] * dl + TINY) | (w4 > cb[b4 + j] * dl + TINY)
-        t = t1 & t2
-        g.ok[j] = 1.0 if t else 0.0
-        nfail += not t
-    return nfail
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
