@@ -144,36 +144,6 @@ def test_one_sample_walks_the_first_layer_directly(name, good, by_layer):
     assert_same(np.concatenate(direct).reshape(ref.shape), ref)
 
 
-@pytest.mark.parametrize("name", [*NETS, "deep"])
-@pytest.mark.parametrize("good", [True, False])
-def test_first_layer_sums_from_the_table(name, good):
-    """With a table of 2 nk columns (as theorem2_grid makes it) layer0_table
-    also stores the first layer's sums, and the walk takes them when every
-    bound test passes (tested in one loop, _tests0): the same bits as the
-    walk with the narrow table (the tests one at a time, every sum
-    computed), also with three later layers (no fast path) and without the
-    good indicator."""
-    net = NETS[name]() if name != "deep" else random_net([8, 8, 8, 8], activation="relu", seed=18, scale=1.5)
-    x = rg.grid_points((-1.5, -1.2, 1.5, 1.2), (17, 19))
-    noise = np.random.default_rng(8).normal(0, 0.3, size=(3, net.n_neurons))
-    pk = T.Packed(net)
-    kn, P, m0, nk0 = pk.kernel_net, len(x), int(pk.rows[0]), int(pk.nbp[0])
-    opt = T.kernel_options(dict(sigma=0.3, good=good, rho=True))
-    cb = G.screen_bounds(kn)
-    out = []
-    for width in (nk0, 2 * nk0):
-        g = G.make_grid_scratch(pk.L, kn.width, 2)
-        tz, tw, tb = np.zeros((P, m0)), np.zeros((P, nk0 * m0)), np.zeros((P, width))
-        f, flag = np.zeros(3 * P), np.zeros(3 * P, np.bool_)
-        G.layer0_table(kn, opt, x, 0, P, g, tz, tw, tb)
-        for s in range(3):
-            G.grid_chunk(kn, opt, x, noise, s, 0, P, g, G.margins(net, x, noise[s]), cb, tz, tw, tb, False, f,
-                         np.zeros((0, pk.L)), flag)  # fmt: skip
-        out.append((f, flag))
-    assert np.array_equal(out[0][0], out[1][0])
-    assert np.array_equal(out[0][1], out[1][1])
-
-
 def test_same_seed_same_numbers_and_threads(monkeypatch):
     net = NETS["relu"]()
     x = rg.grid_points((-1, -1, 1, 1), 64)  # four blocks of 1024 points
