@@ -387,10 +387,9 @@ def _scan(net, g, ly, nd):  # pragma: no cover
     g.widest[ly], g.widest_j[ly], g.second[ly], g.second_j[ly] = m1, k1, m2, k2
     nc = 0
     if nd > 0:
-        for j in range(m):
-            if g.ds[ly, j] != 0.0 or g.dh[ly, j] != 0.0:
-                g.changed[nc] = j
-                nc += 1
+        for j in range(m):  # no branch: an entry past the count is overwritten or not read
+            g.changed[nc] = j
+            nc += (g.ds[ly, j] != 0.0) | (g.dh[ly, j] != 0.0)
     return nc
 
 
@@ -478,6 +477,8 @@ def _rank(net, g, first, ly, n_first):  # pragma: no cover
         if g.slope[first, c] != 0.0:
             for dd in range(g.grad.shape[1]):
                 live = live or g.grad[first, dd, c] != 0.0
+        if live:  # usually at the first open neuron
+            break
     if not live:
         for dd in range(g.grad.shape[1]):
             for j in range(m):
