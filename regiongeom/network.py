@@ -185,8 +185,6 @@ class Network:
             ``W0 @ basis`` with bias ``b0 + W0 @ origin``, the other layers are
             unchanged, so the neurons are the same, in the same order.
         """
-        import dataclasses
-
         from .slices import check_slice
 
         check_slice(slice, self.n_in)
