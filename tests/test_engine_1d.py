@@ -8,6 +8,7 @@ small blocks and the two-thread split onto the networks of the reference
 tests, so that every path runs on every activation.
 """
 
+import numba
 import numpy as np
 import pytest
 from common import ACT_IDS, ACTIVATIONS, INTERVAL, compare_with_reference, random_net, small_net, standard
@@ -171,24 +172,40 @@ def test_d1_with_the_split_and_without(monkeypatch):
     np.testing.assert_array_equal(net.patterns(mid[:, None]), one.patterns)
 
 
-def test_forked_child_makes_its_own_helper(monkeypatch):
+@pytest.mark.parametrize("which", ["D1", "small"])
+def test_forked_child_makes_its_own_helper(which, monkeypatch):
     """A child forked after the helper started (multiprocessing's default on
-    Linux) has the pool but not its thread; it must not wait for it."""
+    Linux) has the pool but not its thread; it must not wait for it. D1
+    starts the helper with the engine's own thresholds; a small network
+    does with every product split (and runs without the JIT too)."""
     import multiprocessing
 
+    if which == "D1" and numba.config.DISABLE_JIT:
+        pytest.skip("D1 in pure Python takes minutes; the small case covers this without the JIT")
     _fresh_helper_on_two_cores(monkeypatch)
-    net, dom, count = standard("D1")
+    if which == "D1":
+        net, dom, count = standard("D1")
+    else:
+        monkeypatch.setattr(E, "_BLOCK", 3)
+        monkeypatch.setattr(E, "_PAR_MIN", 0)
+        monkeypatch.setattr(E, "_FILL_PAR_MIN", 0)
+        net, dom = random_net([12] * 3, n_in=1, seed=5), INTERVAL
+        count = len(rg.activation_regions(net, dom))
     rg.activation_regions(net, dom)
     assert E._pool_state["pool"] is not None  # the helper is running
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(1) as pool:
         res = pool.apply_async(_count_regions, (net, dom))
-        assert res.get(timeout=30) == count
+        assert res.get(timeout=30) == (count, True)
     E._pool_state["pool"].shutdown()
 
 
 def _count_regions(net, dom):
-    return len(rg.activation_regions(net, dom))
+    """The count, and whether this (forked) process runs a helper thread of its own."""
+    import threading
+
+    n = len(rg.activation_regions(net, dom))
+    return n, any(t.name.startswith("regiongeom") for t in threading.enumerate())
 
 
 @pytest.mark.parametrize("seed", range(6))
