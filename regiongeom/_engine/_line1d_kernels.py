@@ -313,12 +313,14 @@ def _pieces_uncut(S, c, n_cut, P, q):
 @njit(cache=True, nogil=True)
 def split_1d(
     x, ex, rowof, z, err, ef, eb, EB, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, neu, bpi, bps, first,
-    n_cut, G3, values=True,
+    n_cut, G3, values=True, inorder=False,
 ):  # fmt: skip
     """The points after a cut (step 3): ``(x, ex, neu, bpi, rowof, parent,
     pieces, cnew, anew, znew, errnew, emnew, dptr, dj)``.
 
-    The old points keep their rows, the ``e``-th crossing kept gets row
+    The old points keep their rows (with ``inorder``: old point ``c`` gets
+    row ``c``, where the next layer's product writes its values, see
+    ``_line1d_products.product_1d``), the ``e``-th crossing kept gets row
     ``V + e``; a crossing not kept is at the same exact point as the kept
     one before it, and the point is named after the lowest neuron among
     them. Positions are made non-decreasing (a crossing whose float
@@ -366,7 +368,7 @@ def split_1d(
     q = 0
     e = -1
     for c in range(V):
-        xn[q], exn[q], neun[q], bpn[q], rown[q] = x[c], ex[c], neu[c], bpi[c], rowof[c]
+        xn[q], exn[q], neun[q], bpn[q], rown[q] = x[c], ex[c], neu[c], bpi[c], c if inorder else rowof[c]
         if c == V - 1:
             break
         parent[q] = c

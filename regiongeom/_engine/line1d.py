@@ -129,13 +129,15 @@ class _Product(_Shared):
     """One product (:func:`._line1d_products.product_1d`) over the values ``Z[rows]``
     (in the order of the points; bounds ``Zerr`` and factors ``Zfac``) into rows
     ``off + rows`` of ``out`` (and their bounds' factors ``fac``, its blocks
-    numbered from ``boff``), in chunks of whole blocks."""
+    numbered from ``boff``), in chunks of whole blocks; with ``inorder``,
+    the values of ``rows[q]`` go to row ``off + q`` (the matrix products
+    write them in place)."""
 
-    def __init__(self, Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared):
+    def __init__(self, Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared, inorder):
         # alone, one call takes every block (the same blocks: they start at
         # multiples of _BLOCK either way), saving a numba call per block
         head = (Z, Zerr, *Zfac, Zmax, rows, off)
-        tail = (*act, wt, b, lb.babs, consts, out, *fac, boff, emax, _BLOCK)
+        tail = (*act, wt, b, lb.babs, consts, out, *fac, boff, emax, _BLOCK, inorder)
         super().__init__(P.product_1d, head, tail, rows.size, _CHUNK * _BLOCK if shared else rows.size)
 
 
@@ -337,7 +339,7 @@ def _refine_signs(S, urow, nu, pts, bps, first, n_cut, fb):
     return left
 
 
-def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac=None, values=True):
+def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac=None, values=True, inorder=False):
     """Cut the :class:`Points` ``pts`` by every neuron of a layer, whose
     values at point ``i`` are ``z[pts.row[i]]`` (bounds ``err``, and their
     factors ``fac``: :func:`whole_rows` when None). ``S``: the signs if
@@ -345,7 +347,9 @@ def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac
     columns of ``z`` are neurons (default all); the others are carried:
     interpolated at the new points, never cut. Without ``values`` (the
     last layer's cut: nothing reads its values at the new points), the
-    crossings' values, bounds and corrections are left empty. Returns a
+    crossings' values, bounds and corrections are left empty. With
+    ``inorder``, old point ``c`` gets row ``c`` in the returned points
+    (where :func:`_cut_and_next`'s product writes it). Returns a
     :class:`LayerCut`, or None when the intervals would exceed ``max_regions``."""
     bps = act[0]
     n_cut = z.shape[1] if n_cut is None else n_cut
@@ -367,7 +371,7 @@ def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac
         return None
     xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, errn, emn, dptr, dj = K.split_1d(
         x, pts.ex, rowof, z, err, *fac, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, pts.neuron, pts.bp,
-        bps, first, n_cut, _G3, values,
+        bps, first, n_cut, _G3, values, inorder,
     )  # fmt: skip
     fixes = K.corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, *act) if values else _NO_FIXES
     danew = cda[keep]
@@ -412,7 +416,8 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     EB = np.empty((n_old, 2, m))
     helper = _helper() if V * n * m >= _PAR_MIN else None
     shared = helper is not None
-    prod = (z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, shared)
+    # the old point c's row is c (inorder): the products write in place
+    prod = (z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, shared, True)
     old = _Product(*prod)
     # the product starts before the signs, which read the same values; the
     # exact fallback (rare) may set some onto their breakpoints: the product
@@ -426,7 +431,7 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
                 old = _Product(*prod)
             fb.signs(S, pts, z, stored_whole(err, fac), act[0], first, n)
             fut = helper.submit(old.work) if helper is not None else None
-        res = _cut_layer(*cut, S=S, fac=fac)
+        res = _cut_layer(*cut, S=S, fac=fac, inorder=True)
         if res is None:  # past max_regions: stop the product too
             old.stop()
         old.work()
@@ -446,7 +451,7 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
         shared = helper is not None and res.direct.size > _CHUNK * _BLOCK
         new = _Product(
             res.values, res.err, whole_rows(res.values.shape[0]), res.err_max, res.direct, V, act, wt, b, nlb,
-            consts, out, (ef, eb, EB), n_old, emout, shared,
+            consts, out, (ef, eb, EB), n_old, emout, shared, False,
         )  # fmt: skip
         fut = helper.submit(new.work) if shared else None
         try:
@@ -462,7 +467,7 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     )  # fmt: skip
     # the crossings' rows are independent: with the helper, in a few chunks shared with it
     shared = helper is not None and n_new * m >= _FILL_PAR_MIN
-    filling = _Shared(P.fill_new_rows_1d, fill, (), n_new, -(-n_new // _FILL_CHUNKS) if shared else n_new)
+    filling = _Shared(P.fill_new_rows_1d, fill, (True,), n_new, -(-n_new // _FILL_CHUNKS) if shared else n_new)
     fut = helper.submit(filling.work) if shared else None
     try:
         filling.work()
