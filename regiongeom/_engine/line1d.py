@@ -361,12 +361,13 @@ def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac
         x, pts.ex, rowof, z, err, *fac, _G3, S, bps, n_cut
     )
     keep = sure  # (the first crossing of each interval is sure)
-    if cda.size and cda.max() > _PLACE_EXACT:
+    cda_max, n_crossed, nk = K.cut_counts(cstart, cda, keep)
+    if cda_max > _PLACE_EXACT:
         STATS.add(exact_positions=fb.positions(cstart, cr, ck, cda, cpos, cex, first, _PLACE_EXACT))
-    STATS.add(orders=max(cr.size - int(np.count_nonzero(cstart[1:] > cstart[:-1])), 0), exact_orders=nunsure)
+    STATS.add(orders=max(cr.size - n_crossed, 0), exact_orders=nunsure)
     if nunsure:
         fb.order(cstart, cr, ck, ca, cda, cpos, cex, keep, first)
-    nk = int(np.count_nonzero(keep))
+        nk = int(np.count_nonzero(keep))  # (the exact order may merge crossings)
     if x.size + nk - 1 > max_regions:
         return None
     xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, errn, emn, dptr, dj = K.split_1d(
