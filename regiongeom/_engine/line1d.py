@@ -74,6 +74,7 @@ _CHUNK = 1  # blocks a thread takes at a time
 _PAR_MIN = 1 << 22  # multiply-adds of a layer's product below which no helper is used
 _FILL_PAR_MIN = 1 << 14  # values of the crossings' rows below which the helper does not fill any
 _FILL_CHUNKS = 4  # chunks of the crossings' rows that the two threads share
+_INORDER = True  # the old points' rows of the next layer in point order (the products write in place)
 
 _pool_lock = threading.Lock()
 _pool_state = {"pool": None}
@@ -418,7 +419,8 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     helper = _helper() if V * n * m >= _PAR_MIN else None
     shared = helper is not None
     # the old point c's row is c (inorder): the products write in place
-    prod = (z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, shared, True)
+    inorder = _INORDER
+    prod = (z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, shared, inorder)
     old = _Product(*prod)
     # the product starts before the signs, which read the same values; the
     # exact fallback (rare) may set some onto their breakpoints: the product
@@ -432,7 +434,7 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
                 old = _Product(*prod)
             fb.signs(S, pts, z, stored_whole(err, fac), act[0], first, n)
             fut = helper.submit(old.work) if helper is not None else None
-        res = _cut_layer(*cut, S=S, fac=fac, inorder=True)
+        res = _cut_layer(*cut, S=S, fac=fac, inorder=inorder)
         if res is None:  # past max_regions: stop the product too
             old.stop()
         old.work()
@@ -468,7 +470,7 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     )  # fmt: skip
     # the crossings' rows are independent: with the helper, in a few chunks shared with it
     shared = helper is not None and n_new * m >= _FILL_PAR_MIN
-    filling = _Shared(P.fill_new_rows_1d, fill, (True,), n_new, -(-n_new // _FILL_CHUNKS) if shared else n_new)
+    filling = _Shared(P.fill_new_rows_1d, fill, (inorder,), n_new, -(-n_new // _FILL_CHUNKS) if shared else n_new)
     fut = helper.submit(filling.work) if shared else None
     try:
         filling.work()
