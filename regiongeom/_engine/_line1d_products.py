@@ -257,7 +257,7 @@ def product_1d(
     const = np.empty(m)
     wq_buf = np.empty(n * m)
     ap_buf = np.empty(B * n)
-    pr = np.empty((B, m))
+    pr = np.empty((0 if inorder else B, m))  # (in order, the product is written in place)
     first = np.empty(n, np.int64)  # the piece of each neuron at the block's first point
     same = np.empty(n, np.bool_)  # ... and whether it is the same at all its points
     above = np.empty(n, np.int32)
