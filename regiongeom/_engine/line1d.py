@@ -134,7 +134,9 @@ class _Product(_Shared):
     the values of ``rows[q]`` go to row ``off + q`` (the matrix products
     write them in place)."""
 
-    def __init__(self, Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared, inorder):
+    def __init__(
+        self, Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared, inorder
+    ):
         # alone, one call takes every block (the same blocks: they start at
         # multiples of _BLOCK either way), saving a numba call per block
         head = (Z, Zerr, *Zfac, Zmax, rows, off)
@@ -340,7 +342,9 @@ def _refine_signs(S, urow, nu, pts, bps, first, n_cut, fb):
     return left
 
 
-def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac=None, values=True, inorder=False):
+def _cut_layer(
+    pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac=None, values=True, inorder=False
+):
     """Cut the :class:`Points` ``pts`` by every neuron of a layer, whose
     values at point ``i`` are ``z[pts.row[i]]`` (bounds ``err``, and their
     factors ``fac``: :func:`whole_rows` when None). ``S``: the signs if
@@ -470,7 +474,8 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     )  # fmt: skip
     # the crossings' rows are independent: with the helper, in a few chunks shared with it
     shared = helper is not None and n_new * m >= _FILL_PAR_MIN
-    filling = _Shared(P.fill_new_rows_1d, fill, (inorder,), n_new, -(-n_new // _FILL_CHUNKS) if shared else n_new)
+    step = -(-n_new // _FILL_CHUNKS) if shared else n_new
+    filling = _Shared(P.fill_new_rows_1d, fill, (inorder,), n_new, step)
     fut = helper.submit(filling.work) if shared else None
     try:
         filling.work()
