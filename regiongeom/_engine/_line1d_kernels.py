@@ -219,6 +219,9 @@ def crossings_1d(x, ex, rowof, z, err, ef, eb, EB, G3, S, bps, n_cut):
     cex = np.empty(ncr)
     sure = np.ones(ncr, np.bool_)
     hi = np.empty(ncr)
+    nw = (kn + 7) // 8
+    cmask = np.zeros(8 * nw, np.uint8)  # (the crossing columns of an interval; the padding stays 0)
+    cwords = cmask.view(np.uint64)
     nunsure = 0
     for c in range(V - 1):
         i0, i1 = cstart[c], cstart[c + 1]
@@ -229,12 +232,17 @@ def crossings_1d(x, ex, rowof, z, err, ef, eb, EB, G3, S, bps, n_cut):
         x0, x1 = x[c], x[c + 1]
         w = x1 - x0
         base = max(ex[c], ex[c + 1])
-        for k in range(nbp):
-            t = bps[k]
-            for r in range(n_cut):
-                s0 = S[c, k * n_cut + r]
-                if np.int8(s0 * S[c + 1, k * n_cut + r]) != np.int8(-1):
+        for q in range(kn):  # the strictly opposite signs (vectorises)
+            cmask[q] = np.uint8(np.int8(S[c, q] * S[c + 1, q]) == np.int8(-1))
+        for wd in range(nw):  # eight at a time: most are all 0
+            if cwords[wd] == 0:
+                continue
+            for q in range(8 * wd, min(8 * wd + 8, kn)):
+                if not cmask[q]:
                     continue
+                k, r = q // n_cut, q % n_cut
+                t = bps[k]
+                s0 = S[c, q]
                 e0, e1 = _ev(err, ef, eb, EB, r0, r), _ev(err, ef, eb, EB, r1, r)
                 a, da = _place(z[r0, r] - t, z[r1, r] - t, s0, e0, e1)
                 p = min(max(x0 + a * w, x0), x1)
@@ -254,6 +262,27 @@ def crossings_1d(x, ex, rowof, z, err, ef, eb, EB, G3, S, bps, n_cut):
                 sure[i] = False
                 nunsure += 1
     return cstart, cr, ck, ca, cda, cpos, cex, sure, nunsure
+
+
+@njit(cache=True, nogil=True)
+def cut_counts(cstart, cda, keep):
+    """``(max(cda) (NaN if one is; 0.0 if none), the number of intervals
+    with a crossing, the number of crossings kept)``: three counts of a cut
+    in one call (each a numpy call otherwise)."""
+    mx = 0.0
+    for i in range(cda.shape[0]):
+        v = cda[i]
+        if v != v:
+            mx = v
+            break
+        mx = v if v > mx else mx
+    ncut = 0
+    for c in range(cstart.shape[0] - 1):
+        ncut += cstart[c + 1] > cstart[c]
+    nk = 0
+    for i in range(keep.shape[0]):
+        nk += keep[i]
+    return mx, ncut, nk
 
 
 @njit(cache=True, nogil=True)
@@ -313,12 +342,14 @@ def _pieces_uncut(S, c, n_cut, P, q):
 @njit(cache=True, nogil=True)
 def split_1d(
     x, ex, rowof, z, err, ef, eb, EB, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, neu, bpi, bps, first,
-    n_cut, G3, values=True,
+    n_cut, G3, values=True, inorder=False,
 ):  # fmt: skip
     """The points after a cut (step 3): ``(x, ex, neu, bpi, rowof, parent,
     pieces, cnew, anew, znew, errnew, emnew, dptr, dj)``.
 
-    The old points keep their rows, the ``e``-th crossing kept gets row
+    The old points keep their rows (with ``inorder``: old point ``c`` gets
+    row ``c``, where the next layer's product writes its values, see
+    ``_line1d_products.product_1d``), the ``e``-th crossing kept gets row
     ``V + e``; a crossing not kept is at the same exact point as the kept
     one before it, and the point is named after the lowest neuron among
     them. Positions are made non-decreasing (a crossing whose float
@@ -363,10 +394,13 @@ def split_1d(
     for c in range(V - 1):
         ncut += cstart[c + 1] > cstart[c]
     dj = np.empty(ncut * n_cut, np.int64)
+    nw = (n_cut + 7) // 8
+    dmask = np.zeros(8 * nw, np.uint8)  # (the neurons that change on an interval; the padding stays 0)
+    dwords = dmask.view(np.uint64)
     q = 0
     e = -1
     for c in range(V):
-        xn[q], exn[q], neun[q], bpn[q], rown[q] = x[c], ex[c], neu[c], bpi[c], rowof[c]
+        xn[q], exn[q], neun[q], bpn[q], rown[q] = x[c], ex[c], neu[c], bpi[c], c if inorder else rowof[c]
         if c == V - 1:
             break
         parent[q] = c
@@ -408,13 +442,23 @@ def split_1d(
                 errnew[e, cr[i]] = 0.0
         _emit_pieces(cur, n_cut, nbp, pieces, q - 1)
         m = dptr[c]
-        for j in range(n_cut):
-            d = False
-            for k in range(nbp):
-                d |= (z[r0, j] >= bps[k]) != (z[r1, j] >= bps[k])
-            if d:
-                dj[m] = j
-                m += 1
+        if nbp == 1:
+            t = bps[0]
+            for j in range(n_cut):  # (vectorises)
+                dmask[j] = np.uint8((z[r0, j] >= t) != (z[r1, j] >= t))
+        else:
+            for j in range(n_cut):
+                d = False
+                for k in range(nbp):
+                    d |= (z[r0, j] >= bps[k]) != (z[r1, j] >= bps[k])
+                dmask[j] = np.uint8(d)
+        for wd in range(nw):  # eight at a time: most are all 0
+            if dwords[wd] == 0:
+                continue
+            for j in range(8 * wd, min(8 * wd + 8, n_cut)):
+                if dmask[j]:
+                    dj[m] = j
+                    m += 1
         dptr[c + 1] = m
     return xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, errnew, emnew, dptr, dj
 

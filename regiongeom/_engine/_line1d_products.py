@@ -214,11 +214,13 @@ def _write_row(out, ef, eb, emax, y, pr, i, const, rr, blk, m0, m1):
 @njit(cache=True, nogil=True)
 def product_1d(
     Z, Zerr, Zf, Zb, ZB, Zmax, rows, off, q0, q1, bps, slopes, icpts, wt, b, babs, consts, out, ef, eb, EB,
-    boff, emax, B,
+    boff, emax, B, inorder=False,
 ):  # fmt: skip
     """The next layer's preactivations ``act(Z[r]) @ wt + b`` into row
     ``off + r`` of ``out``, for the rows ``r`` in ``rows[q0:q1]`` (points in
-    their order along the line), and the bounds of their errors, in
+    their order along the line; with ``inorder``, the values of ``rows[q]``
+    go to row ``off + q`` instead, so that the matrix product writes them
+    in place), and the bounds of their errors, in
     factored form (below: ``ef``, ``eb``, ``EB``; their largest in each row
     into ``emax``), from those of ``Z`` (``Zerr, Zf, Zb, ZB`` in the same
     form: see :func:`_ev`; their largest in each row ``Zmax``); ``babs =
@@ -255,7 +257,7 @@ def product_1d(
     const = np.empty(m)
     wq_buf = np.empty(n * m)
     ap_buf = np.empty(B * n)
-    pr = np.empty((B, m))
+    pr = np.empty((0 if inorder else B, m))  # (in order, the product is written in place)
     first = np.empty(n, np.int64)  # the piece of each neuron at the block's first point
     same = np.empty(n, np.bool_)  # ... and whether it is the same at all its points
     above = np.empty(n, np.int32)
@@ -385,12 +387,13 @@ def product_1d(
             else:
                 for k in range(na):
                     ap[i, k] = _act(Z[r, cols[k]], bps, slopes, icpts)
+        dst = out[off + s : off + s + nb] if inorder else pr[:nb]
         if na > 0:
-            np.dot(ap, wq_buf[: na * m].reshape((na, m)), pr[:nb])
+            np.dot(ap, wq_buf[: na * m].reshape((na, m)), dst)
         else:
             for i in range(nb):
                 for o in range(m):
-                    pr[i, o] = 0.0
+                    dst[i, o] = 0.0
         m0, m1 = 0.0, 0.0
         blk = boff + s // B
         for o in range(m):
@@ -399,14 +402,23 @@ def product_1d(
             EB[blk, 0, o] = b0[o]
             EB[blk, 1, o] = bnd[1, o]
         for i in range(nb):
-            y = off + rows[s + i]
-            _write_row(out, ef, eb, emax, y, pr, i, const, SELF * SELF * rho[i], blk, m0, m1)
+            if inorder:  # (the same sum as _write_row's, in place)
+                y = off + s + i
+                rr = SELF * SELF * rho[i]
+                emax[y] = SELF * (rr * m0 + m1)
+                ef[y] = rr
+                eb[y] = blk
+                for o in range(m):
+                    out[y, o] = out[y, o] + const[o]
+            else:
+                y = off + rows[s + i]
+                _write_row(out, ef, eb, emax, y, pr, i, const, SELF * SELF * rho[i], blk, m0, m1)
 
 
 @njit(cache=True, nogil=True)
 def fill_new_rows_1d(
     out, errout, ef, eb, EB, emax, rowof, cnew, anew, danew, cptr, cj, cv, cb, isdirect, dptr, dj, z, zmax,
-    wt, nabs, znew, errnew, emnew, bps, slopes, icpts, consts, e0, e1,
+    wt, nabs, znew, errnew, emnew, bps, slopes, icpts, consts, e0, e1, inorder=False,
 ):  # fmt: skip
     """Complete ``out`` (Vn, m), the next layer's preactivations at the points
     after a cut, once :func:`product_1d` has written the rows it computes,
@@ -417,7 +429,8 @@ def fill_new_rows_1d(
     threads may fill two ranges at once, with the same bits).
 
     Every crossing ``e`` not computed (row ``V + e``, inside old interval
-    ``c`` whose ends have rows ``rowof[c], rowof[c + 1]``) has its
+    ``c`` whose ends have rows ``rowof[c], rowof[c + 1]`` of ``z``, and of
+    ``out`` the same, or ``c, c + 1`` with ``inorder``) has its
     activations affine in its place ``a`` except for the neurons listed for
     it (see :func:`corrections_1d`), so its row is interpolated between the
     ends' and corrected by those neurons' rows of ``wt`` only; its bound at
@@ -440,11 +453,12 @@ def fill_new_rows_1d(
     for e in range(e0, e1):
         c = cnew[e]
         r0, r1, a = rowof[c], rowof[c + 1], anew[e]
+        y0, y1 = (c, c + 1) if inorder else (r0, r1)  # (their rows of out)
         y = V + e
         if c != last:  # the variation's bound along old interval c, once per interval
             last = c
             em = max(zmax[r0], zmax[r1])
-            _chord_bounds(out, errout, ef, eb, EB, r0, r1, 4.0 * lip * em, nabs, var, emx)
+            _chord_bounds(out, errout, ef, eb, EB, y0, y1, 4.0 * lip * em, nabs, var, emx)
             for p in range(dptr[c], dptr[c + 1]):
                 j = dj[p]
                 k = 2.0 * lip * abs(z[r1, j] - z[r0, j]) * SELF
@@ -472,7 +486,7 @@ def fill_new_rows_1d(
                 eh = max(eh, _act_error(znew[e, j], errnew[e, j], bps, slopes, icpts, lip, ract))
         if cptr[e] == cptr[e + 1]:  # no correction: the row and its final bound in one pass
             for o in range(m):  # (the largest apart: a loop without a reduction vectorises)
-                u0, u1 = out[r0, o], out[r1, o]
+                u0, u1 = out[y0, o], out[y1, o]
                 out[y, o] = (1.0 - a) * u0 + a * u1
                 x = (
                     nabs[o] * eh
@@ -483,7 +497,7 @@ def fill_new_rows_1d(
             emax[y] = _rowmax(errout, y)
             continue
         for o in range(m):
-            u0, u1 = out[r0, o], out[r1, o]
+            u0, u1 = out[y0, o], out[y1, o]
             out[y, o] = (1.0 - a) * u0 + a * u1
             errout[y, o] = (
                 nabs[o] * eh + emx[o] + 2.0**-50 * (2.0 * abs(u0) + abs(u1))

@@ -74,6 +74,7 @@ _CHUNK = 1  # blocks a thread takes at a time
 _PAR_MIN = 1 << 22  # multiply-adds of a layer's product below which no helper is used
 _FILL_PAR_MIN = 1 << 14  # values of the crossings' rows below which the helper does not fill any
 _FILL_CHUNKS = 4  # chunks of the crossings' rows that the two threads share
+_INORDER = True  # the old points' rows of the next layer in point order (the products write in place)
 
 _pool_lock = threading.Lock()
 _pool_state = {"pool": None}
@@ -129,13 +130,17 @@ class _Product(_Shared):
     """One product (:func:`._line1d_products.product_1d`) over the values ``Z[rows]``
     (in the order of the points; bounds ``Zerr`` and factors ``Zfac``) into rows
     ``off + rows`` of ``out`` (and their bounds' factors ``fac``, its blocks
-    numbered from ``boff``), in chunks of whole blocks."""
+    numbered from ``boff``), in chunks of whole blocks; with ``inorder``,
+    the values of ``rows[q]`` go to row ``off + q`` (the matrix products
+    write them in place)."""
 
-    def __init__(self, Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared):
+    def __init__(
+        self, Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared, inorder
+    ):
         # alone, one call takes every block (the same blocks: they start at
         # multiples of _BLOCK either way), saving a numba call per block
         head = (Z, Zerr, *Zfac, Zmax, rows, off)
-        tail = (*act, wt, b, lb.babs, consts, out, *fac, boff, emax, _BLOCK)
+        tail = (*act, wt, b, lb.babs, consts, out, *fac, boff, emax, _BLOCK, inorder)
         super().__init__(P.product_1d, head, tail, rows.size, _CHUNK * _BLOCK if shared else rows.size)
 
 
@@ -337,7 +342,9 @@ def _refine_signs(S, urow, nu, pts, bps, first, n_cut, fb):
     return left
 
 
-def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac=None, values=True):
+def _cut_layer(
+    pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac=None, values=True, inorder=False
+):
     """Cut the :class:`Points` ``pts`` by every neuron of a layer, whose
     values at point ``i`` are ``z[pts.row[i]]`` (bounds ``err``, and their
     factors ``fac``: :func:`whole_rows` when None). ``S``: the signs if
@@ -345,7 +352,9 @@ def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac
     columns of ``z`` are neurons (default all); the others are carried:
     interpolated at the new points, never cut. Without ``values`` (the
     last layer's cut: nothing reads its values at the new points), the
-    crossings' values, bounds and corrections are left empty. Returns a
+    crossings' values, bounds and corrections are left empty. With
+    ``inorder``, old point ``c`` gets row ``c`` in the returned points
+    (where :func:`_cut_and_next`'s product writes it). Returns a
     :class:`LayerCut`, or None when the intervals would exceed ``max_regions``."""
     bps = act[0]
     n_cut = z.shape[1] if n_cut is None else n_cut
@@ -357,17 +366,18 @@ def _cut_layer(pts, z, err, act, first, max_regions, fb, S=None, n_cut=None, fac
         x, pts.ex, rowof, z, err, *fac, _G3, S, bps, n_cut
     )
     keep = sure  # (the first crossing of each interval is sure)
-    if cda.size and cda.max() > _PLACE_EXACT:
+    cda_max, n_crossed, nk = K.cut_counts(cstart, cda, keep)
+    if cda_max > _PLACE_EXACT:
         STATS.add(exact_positions=fb.positions(cstart, cr, ck, cda, cpos, cex, first, _PLACE_EXACT))
-    STATS.add(orders=max(cr.size - int(np.count_nonzero(cstart[1:] > cstart[:-1])), 0), exact_orders=nunsure)
+    STATS.add(orders=max(cr.size - n_crossed, 0), exact_orders=nunsure)
     if nunsure:
         fb.order(cstart, cr, ck, ca, cda, cpos, cex, keep, first)
-    nk = int(np.count_nonzero(keep))
+        nk = int(np.count_nonzero(keep))  # (the exact order may merge crossings)
     if x.size + nk - 1 > max_regions:
         return None
     xn, exn, neun, bpn, rown, parent, pieces, cnew, anew, znew, errn, emn, dptr, dj = K.split_1d(
         x, pts.ex, rowof, z, err, *fac, S, cstart, cr, ck, ca, cda, cpos, cex, keep, nk, pts.neuron, pts.bp,
-        bps, first, n_cut, _G3, values,
+        bps, first, n_cut, _G3, values, inorder,
     )  # fmt: skip
     fixes = K.corrections_1d(rowof, z, cstart, cnew, anew, znew, dptr, dj, *act) if values else _NO_FIXES
     danew = cda[keep]
@@ -412,7 +422,9 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     EB = np.empty((n_old, 2, m))
     helper = _helper() if V * n * m >= _PAR_MIN else None
     shared = helper is not None
-    prod = (z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, shared)
+    # the old point c's row is c (inorder): the products write in place
+    inorder = _INORDER
+    prod = (z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, shared, inorder)
     old = _Product(*prod)
     # the product starts before the signs, which read the same values; the
     # exact fallback (rare) may set some onto their breakpoints: the product
@@ -426,7 +438,7 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
                 old = _Product(*prod)
             fb.signs(S, pts, z, stored_whole(err, fac), act[0], first, n)
             fut = helper.submit(old.work) if helper is not None else None
-        res = _cut_layer(*cut, S=S, fac=fac)
+        res = _cut_layer(*cut, S=S, fac=fac, inorder=inorder)
         if res is None:  # past max_regions: stop the product too
             old.stop()
         old.work()
@@ -446,7 +458,7 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
         shared = helper is not None and res.direct.size > _CHUNK * _BLOCK
         new = _Product(
             res.values, res.err, whole_rows(res.values.shape[0]), res.err_max, res.direct, V, act, wt, b, nlb,
-            consts, out, (ef, eb, EB), n_old, emout, shared,
+            consts, out, (ef, eb, EB), n_old, emout, shared, False,
         )  # fmt: skip
         fut = helper.submit(new.work) if shared else None
         try:
@@ -462,7 +474,8 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     )  # fmt: skip
     # the crossings' rows are independent: with the helper, in a few chunks shared with it
     shared = helper is not None and n_new * m >= _FILL_PAR_MIN
-    filling = _Shared(P.fill_new_rows_1d, fill, (), n_new, -(-n_new // _FILL_CHUNKS) if shared else n_new)
+    step = -(-n_new // _FILL_CHUNKS) if shared else n_new
+    filling = _Shared(P.fill_new_rows_1d, fill, (inorder,), n_new, step)
     fut = helper.submit(filling.work) if shared else None
     try:
         filling.work()
