@@ -204,6 +204,7 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f,
                 break
             moved, grads = False, True  # the gradients may be half corrected
         acc, w_open, w_big = 0.0, 0.0, 0.0
+        open_lo, open_hi = la + 1, ZERO  # the layers with open terms: open_lo <= l < open_hi
         for ly in range(la + 1):
             part = 0.0
             for k in range(net.bp_off[ly + 1] - net.bp_off[ly] if net.has_act[ly] else 0):
@@ -218,6 +219,8 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f,
                 sk, wo = _sum_terms(g, net.rows[ly], opt.use_good)
                 part += sk
                 w_open = wo if wo > w_open else w_open
+                open_lo = ly if (wo > 0.0 and ly < open_lo) else open_lo
+                open_hi = ly + 1 if wo > 0.0 else open_hi
             acc += part
             if opt.by_layer:
                 f_layer[n, ly] = part
@@ -233,12 +236,12 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f,
         nt = net.term_off[la + 1]
         w_left = (w_open if opt.use_good else 0.0) + w_big
         if opt.use_good and w_left * nt > acc * HALF_ULP and w_open > 0.0 and not w_big * nt > acc * HALF_ULP:
-            # the open terms decided here: each weighed again (the same
-            # bits), then the exact indicator of those above HALF_ULP * acc
+            # the open terms decided here: each layer with such terms weighed
+            # again (the same bits), then the exact indicator of those above HALF_ULP * acc
             # / nt (the smaller ones together stay below half an ulp of f);
             # only the terms _decide leaves open still send the pair over
             thr, w_und = acc * HALF_ULP / nt, 0.0
-            for ly in range(la + 1):
+            for ly in range(open_lo, open_hi):
                 part = 0.0
                 for k in range(net.bp_off[ly + 1] - net.bp_off[ly] if net.has_act[ly] else 0):
                     if ly == 0 and not direct:
@@ -618,7 +621,8 @@ def _decide(net, cb, g, tau, ly, k, thr):  # pragma: no cover
     la, m0, nbm = net.last_act, net.rows[ly], net.bound.shape[0]
     at_bp = net.act_at_bp[net.bp_off[ly] + k]
     dh, dv = g.idx, g.tab
-    dead, sm = np.int64(-1), np.inf  # the first later activated layer with no open neuron, its smallest margin
+    # the first later activated layer with no open neuron, its smallest margin
+    dead, sm = np.int64(-1), np.inf
     for mm in range(ly + 1, la + 1):
         if net.has_act[mm] and not g.widest[mm] > -np.inf:
             dead = mm
@@ -655,32 +659,61 @@ def _decide(net, cb, g, tau, ly, k, thr):  # pragma: no cover
             if not net.has_act[m]:
                 for r in range(nr):
                     dh[r] = dv[r]
-                continue
-            t0, s0, Km, tm = _nn(net.bp_off[m]), _nn(net.sl_off[m]), net.bp_off[m + 1] - net.bp_off[m], tau[m]
-            sure, near = False, False
-            for r in range(nr):
-                u = g.v[m, r] + dv[r]
-                km = 0
-                while km < Km and u >= net.bps[t0 + km]:
-                    km += 1
-                below = u - net.bps[t0 + km - 1] if km > 0 else np.inf
-                above = net.bps[t0 + km] - u if km < Km else np.inf
-                mg = above if above < below else below
-                a = net.slopes[s0 + km]
-                sure = sure or (a != 0.0 and mg > tm)
-                near = near or not mg > tm
-                if km == g.piece[m, r]:  # same piece: the change itself, not a difference of values
-                    dh[r] = a * dv[r]
-                else:
-                    dh[r] = a * u + net.icpts[s0 + km] - g.h[m, r]
-            if not sure:
-                if not near:  # every unit closed: not good
-                    ok = False
-                    break
-                decided = False  # perhaps closed: a later layer may still prove it not good
+            else:
+                t0, s0, tm = _nn(net.bp_off[m]), _nn(net.sl_off[m]), tau[m]
+                Km = net.bp_off[m + 1] - t0
+                sure, near = False, False
+                if Km == 1:  # one breakpoint: selects, no branches (the same operations)
+                    t, a0, a1 = net.bps[t0], net.slopes[s0], net.slopes[s0 + 1]
+                    c0, c1 = net.icpts[s0], net.icpts[s0 + 1]
+                    for r in range(nr):
+                        d = dv[r]
+                        u = g.v[m, r] + d
+                        up = u >= t
+                        a, c = (a1 if up else a0), (c1 if up else c0)
+                        mg = abs(u - t)
+                        sure = sure | ((a != 0.0) & (mg > tm))
+                        near = near | (not mg > tm)
+                        dh[r] = (a * d) if up == (g.piece[m, r] == 1) else (a * u + c - g.h[m, r])
+                for r in range(nr if Km != 1 else 0):
+                    u = g.v[m, r] + dv[r]
+                    km = 0
+                    while km < Km and u >= net.bps[t0 + km]:
+                        km += 1
+                    below = u - net.bps[t0 + km - 1] if km > 0 else np.inf
+                    above = net.bps[t0 + km] - u if km < Km else np.inf
+                    mg = above if above < below else below
+                    a = net.slopes[s0 + km]
+                    sure = sure or (a != 0.0 and mg > tm)
+                    near = near or not mg > tm
+                    if km == g.piece[m, r]:  # same piece: the change itself, not a difference of values
+                        dh[r] = a * dv[r]
+                    else:
+                        dh[r] = a * u + net.icpts[s0 + km] - g.h[m, r]
+                if not sure:
+                    if not near:  # every unit closed: not good
+                        ok = False
+                        break
+                    decided = False  # perhaps closed: a later layer may still prove it not good
+            # the widest open neuron of every later activated layer provably
+            # stays open under this exact change (the column bound with
+            # sum_c C[m, mm][k, c] |dh_c| in place of its bound): no later
+            # layer closes, the recomputation stops here
+            kept = True
+            for mm in range(m + 1, la + 1):
+                if net.has_act[mm] and kept:
+                    w1 = g.widest[mm]
+                    o = _nn(net.bound_off[m, mm] + g.widest_j[mm] * nr)
+                    mv = TINY * nr
+                    for c in range(nr if w1 > -np.inf else 0):
+                        mv += cb[o + c] * abs(dh[c])
+                    kept = w1 > mv
+            if kept:
+                break
         if ok:
             if decided:
                 good += w
             else:
                 w_und += w
     return good, w_und
+

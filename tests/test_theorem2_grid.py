@@ -284,7 +284,8 @@ OPEN_NETS = {
     "bottleneck": NETS["bottleneck"],
     "leaky-then-dead-relu": lambda: _shifted(
         random_net([10, 10], activation=[rg.leaky_relu, "relu"], seed=33, scale=1.5), 1, 1.5),
-    "abs-then-dead-relu": lambda: _shifted(random_net([10, 10], activation=["abs", "relu"], seed=34, scale=1.5), 1, 3.0),
+    "abs-then-dead-relu": lambda: _shifted(
+        random_net([10, 10], activation=["abs", "relu"], seed=34, scale=1.5), 1, 3.0),
     "hardtanh-linear-relu": lambda: _shifted(
         random_net([8, 6, 8], activation=[rg.hardtanh, None, "relu"], seed=35, scale=1.5), 2, 1.0),
 }
@@ -299,7 +300,8 @@ def _pairs_left_open(net, x, noise, opt):
     N = noise.shape[0] * x.shape[0]
     f, fl = np.zeros(N), np.zeros((N if opt.by_layer else 0, pk.L))
     status = np.zeros((0, pk.n_terms), np.int8)
-    return K.theorem2_pairs(pk.kernel_net, opt, x, noise, np.arange(N), pk.scratch(x.shape[1]), f, fl, status, None)
+    scr = pk.scratch(x.shape[1])
+    return K.theorem2_pairs(pk.kernel_net, opt, x, noise, np.arange(N), scr, f, fl, status, None)
 
 
 @pytest.mark.parametrize("name", list(OPEN_NETS))
