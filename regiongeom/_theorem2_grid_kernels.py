@@ -26,12 +26,16 @@ one at a time. Here, per pixel:
   (weight below ``exp(-512)`` of the largest possible) is left out, and the
   pair goes to the per-point kernels unless all such terms are negligible;
 * its good indicator is decided by the screen's column bound (the widest
-  open neuron of each later layer stays open); a pair with a term the bound
-  cannot decide (and that is not negligible) goes to the per-point kernels.
+  or second widest open neuron of each later layer stays open); when the
+  bound leaves terms open that are not negligible, :func:`_decide` decides
+  them after the pixel's sum (the per-point screen's dead-layer test, then
+  the per-point ``_fallback``'s recomputation from the walk's state); a
+  pair goes to the per-point kernels only for a term it leaves open (a
+  later unit within ``tau`` of a breakpoint) or for the large exponents.
 
 The result equals the per-point kernels' to rounding (a few 1e-16
 relative). Dense networks only (every weight after the first layer
-nonzero): the screen's column bound is what decides the indicator.
+nonzero): good iff every later activated layer keeps an open unit.
 
 Speed (numba): the kernels are compiled with every array argument marked
 ``noalias`` (:class:`NoAlias`), so that the loops over a layer's neurons
