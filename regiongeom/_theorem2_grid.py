@@ -62,8 +62,10 @@ def screen_bounds(kn):
     SLACK)`` (as the per-point ``_moved``, which multiplies the move in
     between: either is an upper bound of how far a later unit moves, with
     far more room than the rounding needs), computed once: ``bound_abs`` is
-    subnormal, and every operation with it costs a microcode assist."""
-    return (kn.bound * (1.0 + SLACK) + kn.bound_abs) * (1.0 + SLACK)
+    subnormal, and every operation with it costs a microcode assist. First
+    ``kn.bound``'s, then ``kn.bound_max``'s (the walk's dead-layer test)."""
+    c = np.concatenate([kn.bound, kn.bound_max])
+    return (c * (1.0 + SLACK) + kn.bound_abs) * (1.0 + SLACK)
 
 
 def margins(net, x, noise_row):

@@ -26,12 +26,16 @@ one at a time. Here, per pixel:
   (weight below ``exp(-512)`` of the largest possible) is left out, and the
   pair goes to the per-point kernels unless all such terms are negligible;
 * its good indicator is decided by the screen's column bound (the widest
-  open neuron of each later layer stays open); a pair with a term the bound
-  cannot decide (and that is not negligible) goes to the per-point kernels.
+  or second widest open neuron of each later layer stays open); when the
+  bound leaves terms open that are not negligible, :func:`_decide` decides
+  them after the pixel's sum (the per-point screen's dead-layer test, then
+  the per-point ``_fallback``'s recomputation from the walk's state); a
+  pair goes to the per-point kernels only for a term it leaves open (a
+  later unit within ``tau`` of a breakpoint) or for the large exponents.
 
 The result equals the per-point kernels' to rounding (a few 1e-16
 relative). Dense networks only (every weight after the first layer
-nonzero): the screen's column bound is what decides the indicator.
+nonzero): good iff every later activated layer keeps an open unit.
 
 Speed (numba): the kernels are compiled with every array argument marked
 ``noalias`` (:class:`NoAlias`), so that the loops over a layer's neurons
@@ -204,6 +208,7 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f,
                 break
             moved, grads = False, True  # the gradients may be half corrected
         acc, w_open, w_big = 0.0, 0.0, 0.0
+        open_lo, open_hi = la + 1, ZERO  # the layers with open terms: open_lo <= l < open_hi
         for ly in range(la + 1):
             part = 0.0
             for k in range(net.bp_off[ly + 1] - net.bp_off[ly] if net.has_act[ly] else 0):
@@ -218,6 +223,8 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f,
                 sk, wo = _sum_terms(g, net.rows[ly], opt.use_good)
                 part += sk
                 w_open = wo if wo > w_open else w_open
+                open_lo = ly if (wo > 0.0 and ly < open_lo) else open_lo
+                open_hi = ly + 1 if wo > 0.0 else open_hi
             acc += part
             if opt.by_layer:
                 f_layer[n, ly] = part
@@ -230,8 +237,33 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f,
         # (w_open, a sum, bounds the largest such term from above: if
         # anything, more pairs go to the per-point kernels); so do the terms
         # left out for their large exponents (w_big bounds their sum)
+        nt = net.term_off[la + 1]
         w_left = (w_open if opt.use_good else 0.0) + w_big
-        flag[n] = w_left > 0.0 and w_left * net.term_off[la + 1] > acc * HALF_ULP
+        if opt.use_good and w_left * nt > acc * HALF_ULP and w_open > 0.0 and not w_big * nt > acc * HALF_ULP:
+            # the open terms decided here: each layer with such terms weighed
+            # again (the same bits), then the exact indicator of those above HALF_ULP * acc
+            # / nt (the smaller ones together stay below half an ulp of f);
+            # only the terms _decide leaves open still send the pair over
+            thr, w_und = acc * HALF_ULP / nt, 0.0
+            for ly in range(open_lo, open_hi):
+                part = 0.0
+                for k in range(net.bp_off[ly + 1] - net.bp_off[ly] if net.has_act[ly] else 0):
+                    if ly == 0 and not direct:
+                        _weigh_row(net, g, k, tw, tb, p - p0)
+                    else:
+                        _weigh(net, opt, g, ly, k)
+                    for mm in range(ly + 1, net.rows.shape[0]):
+                        if net.has_act[mm]:
+                            _bound_test(net, cb, g, ly, mm)
+                    sk, wu = _decide(net, cb, g, tau, ly, k, thr)
+                    part += sk
+                    w_und += wu
+                acc += part
+                if opt.by_layer:
+                    f_layer[n, ly] += part
+            f[n] = acc
+            w_left = w_und + w_big
+        flag[n] = w_left > 0.0 and w_left * nt > acc * HALF_ULP
 
 
 @njit(pipeline_class=NoAlias, cache=True, nogil=True)
@@ -568,3 +600,124 @@ def _sum_terms(g, m, use_good):  # pragma: no cover
         for j in range(m):
             part += w[j]
     return part, w_open
+
+
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+def _decide(net, cb, g, tau, ly, k, thr):  # pragma: no cover
+    """The good indicators of breakpoint ``k``'s terms of layer ``l`` that
+    the column bound left open (``g.ok`` 0) and that weigh more than
+    ``thr``: returns the sum of the weights of those found good and the sum
+    of those still open. Dense weights: good iff every later activated
+    layer keeps an open unit.
+
+    First the per-point screen's NOT_GOOD test, on the first later
+    activated layer with no open neuron: every margin there larger than
+    how far the move can take a unit (``cb``'s second part, the bounds of
+    :func:`regiongeom._theorem2_grid.screen_bounds` for the largest unit).
+    Then the per-point ``_fallback``'s recomputation, the same operations
+    (no fastmath): the pinned neuron's change ``dh`` propagated through the
+    later layers from the walk's ``v``/``h``/``piece`` (``dv_m = W_m dh``
+    over the changed units, the pieces at ``v_m + dv_m``), stopping at the
+    first activated layer left with no open unit (not good). A layer whose
+    openness rests on a unit within ``tau[m]`` of a breakpoint (where the
+    walk's rounding might differ from the per-point kernels') leaves the
+    term open. ``g.idx`` and ``g.tab`` serve as ``dh``/``dv``; a leaf."""
+    la, m0, nbm = net.last_act, net.rows[ly], net.bound.shape[0]
+    at_bp = net.act_at_bp[net.bp_off[ly] + k]
+    dh, dv = g.idx, g.tab
+    # the first later activated layer with no open neuron, its smallest margin
+    dead, sm = np.int64(-1), np.inf
+    for mm in range(ly + 1, la + 1):
+        if net.has_act[mm] and not g.widest[mm] > -np.inf:
+            dead = mm
+            for r in range(net.rows[mm]):
+                mg = g.margin[mm, r]
+                sm = mg if mg < sm else sm
+            break
+    good, w_und = 0.0, 0.0
+    for j0 in range(m0):
+        w = g.w[j0]
+        if g.ok[j0] != 0.0 or not w > thr:
+            continue
+        if dead >= 0 and sm > cb[_nn(nbm + net.bound_max_off[ly, dead] + j0)] * g.delta[j0] + TINY:
+            continue  # not good
+        hc = at_bp - g.h[ly, j0]
+        decided, ok = True, True
+        for m in range(ly + 1, la + 1):
+            nr, nc = net.rows[m], net.rows[m - 1]
+            wo = _nn(net.w_off[m])
+            for r in range(nr):
+                dv[r] = 0.0
+            if m == ly + 1:
+                if hc != 0.0:
+                    o = _nn(wo + j0 * nr)
+                    for r in range(nr):
+                        dv[r] += net.w_t[o + r] * hc
+            else:
+                for c in range(nc):
+                    dc = dh[c]
+                    if dc != 0.0:
+                        o = _nn(wo + c * nr)
+                        for r in range(nr):
+                            dv[r] += net.w_t[o + r] * dc
+            if not net.has_act[m]:
+                for r in range(nr):
+                    dh[r] = dv[r]
+            else:
+                t0, s0, tm = _nn(net.bp_off[m]), _nn(net.sl_off[m]), tau[m]
+                Km = net.bp_off[m + 1] - t0
+                sure, near = False, False
+                if Km == 1:  # one breakpoint: selects, no branches (the same operations)
+                    t, a0, a1 = net.bps[t0], net.slopes[s0], net.slopes[s0 + 1]
+                    c0, c1 = net.icpts[s0], net.icpts[s0 + 1]
+                    for r in range(nr):
+                        d = dv[r]
+                        u = g.v[m, r] + d
+                        up = u >= t
+                        a, c = (a1 if up else a0), (c1 if up else c0)
+                        mg = abs(u - t)
+                        sure = sure | ((a != 0.0) & (mg > tm))
+                        near = near | (not mg > tm)
+                        dh[r] = (a * d) if up == (g.piece[m, r] == 1) else (a * u + c - g.h[m, r])
+                for r in range(nr if Km != 1 else 0):
+                    u = g.v[m, r] + dv[r]
+                    km = 0
+                    while km < Km and u >= net.bps[t0 + km]:
+                        km += 1
+                    below = u - net.bps[t0 + km - 1] if km > 0 else np.inf
+                    above = net.bps[t0 + km] - u if km < Km else np.inf
+                    mg = above if above < below else below
+                    a = net.slopes[s0 + km]
+                    sure = sure or (a != 0.0 and mg > tm)
+                    near = near or not mg > tm
+                    if km == g.piece[m, r]:  # same piece: the change itself, not a difference of values
+                        dh[r] = a * dv[r]
+                    else:
+                        dh[r] = a * u + net.icpts[s0 + km] - g.h[m, r]
+                if not sure:
+                    if not near:  # every unit closed: not good
+                        ok = False
+                        break
+                    decided = False  # perhaps closed: a later layer may still prove it not good
+            # the widest open neuron of every later activated layer provably
+            # stays open under this exact change (the column bound with
+            # sum_c C[m, mm][k, c] |dh_c| in place of its bound): no later
+            # layer closes, the recomputation stops here
+            kept = True
+            for mm in range(m + 1, la + 1):
+                if net.has_act[mm] and kept:
+                    w1 = g.widest[mm]
+                    o = _nn(net.bound_off[m, mm] + g.widest_j[mm] * nr)
+                    mv = TINY * nr
+                    for c in range(nr if w1 > -np.inf else 0):
+                        mv += cb[o + c] * abs(dh[c])
+                    kept = w1 > mv
+            if kept:
+                break
+        if ok:
+            if decided:
+                good += w
+            else:
+                w_und += w
+    return good, w_und
+

@@ -105,8 +105,9 @@ def test_walk_matches_brute_force(name):
 
 def test_every_branch_of_the_walk_is_taken(monkeypatch):
     """With a huge tau every moved pixel is recomputed from scratch, with
-    RANK = 0 every change recomputes the next layers, and the screen hands
-    some pairs to the per-point kernels: the result stays the same."""
+    RANK = 0 every change recomputes the next layers, and (the huge tau
+    again) the walk's exact decision leaves terms open, so that some pairs
+    go to the per-point kernels: the result stays the same."""
     net = NETS["relu"]()
     x = rg.grid_points((-1.5, -1.5, 1.5, 1.5), 30)
     noise = np.random.default_rng(5).normal(0, 0.3, size=(2, net.n_neurons))
@@ -114,7 +115,7 @@ def test_every_branch_of_the_walk_is_taken(monkeypatch):
     pk = T.Packed(net)
     opt = T.kernel_options(dict(sigma=0.3, good=True, rho=True))
     _, n_redone = G.theorem2_grid(net, pk, x, noise, opt, False)
-    assert 0 < n_redone < x.shape[0] * 2
+    assert n_redone == 0  # every term the column bound leaves open is decided in the walk
     import numba
 
     if numba.config.DISABLE_JIT:  # the module constants are read at run time only without the JIT
@@ -124,6 +125,8 @@ def test_every_branch_of_the_walk_is_taken(monkeypatch):
     else:
         monkeypatch.setattr(G, "margins", lambda *a: np.full(net.n_layers, 10.0))
     np.testing.assert_allclose(per_pair(net, x, noise, "grid"), ref, rtol=1e-12, atol=0)
+    _, n_redone = G.theorem2_grid(net, pk, x, noise, opt, False)
+    assert 0 < n_redone < x.shape[0] * 2
 
 
 @pytest.mark.parametrize("name", ["relu", "hardtanh", "mixed-last-relu", "linear-middle", "bottleneck"])
@@ -261,3 +264,110 @@ def test_lc_density_hands_the_walk_several_samples_per_task(monkeypatch):
     noise = np.random.default_rng(4).normal(0.0, 0.3, size=(20, net.n_neurons))
     one = np.concatenate([per_pair(net, x, noise[s : s + 1], "grid") for s in range(20)])
     np.testing.assert_array_equal(est.mean, one.mean(axis=0))
+
+
+def _shifted(net, ly, c):
+    """``net`` with layer ``ly``'s biases lowered by ``c``: ReLU layers that
+    close entirely over part of the domain (as trained networks' do)."""
+    bs = [b.copy() for b in net.biases]
+    bs[ly] = bs[ly] - c
+    return rg.Network.from_arrays(net.weights, bs, net.activations)
+
+
+# networks whose later layers close (all or nearly all of their units) over
+# parts of the domain: the column bound leaves many terms open there, and the
+# walk decides them itself (it handed those pairs to the per-point kernels before)
+OPEN_NETS = {
+    "dead-middle": lambda: _shifted(random_net([12, 10, 8], activation="relu", seed=31, scale=1.5), 1, 1.2),
+    "dead-last": lambda: _shifted(random_net([10, 10, 10], activation="relu", seed=32, scale=1.5), 2, 1.5),
+    "hardtanh": NETS["hardtanh"],
+    "bottleneck": NETS["bottleneck"],
+    "leaky-then-dead-relu": lambda: _shifted(
+        random_net([10, 10], activation=[rg.leaky_relu, "relu"], seed=33, scale=1.5), 1, 1.5),
+    "abs-then-dead-relu": lambda: _shifted(
+        random_net([10, 10], activation=["abs", "relu"], seed=34, scale=1.5), 1, 3.0),
+    "hardtanh-linear-relu": lambda: _shifted(
+        random_net([8, 6, 8], activation=[rg.hardtanh, None, "relu"], seed=35, scale=1.5), 2, 1.0),
+}
+
+
+def _pairs_left_open(net, x, noise, opt):
+    """The terms the per-point kernels' screen leaves to their recomputation,
+    over every pair: the open terms the walk now decides."""
+    from regiongeom import _theorem2_kernels as K
+
+    pk = T.Packed(net)
+    N = noise.shape[0] * x.shape[0]
+    f, fl = np.zeros(N), np.zeros((N if opt.by_layer else 0, pk.L))
+    status = np.zeros((0, pk.n_terms), np.int8)
+    scr = pk.scratch(x.shape[1])
+    return K.theorem2_pairs(pk.kernel_net, opt, x, noise, np.arange(N), scr, f, fl, status, None)
+
+
+@pytest.mark.parametrize("name", list(OPEN_NETS))
+@pytest.mark.parametrize("by_layer", [False, True])
+def test_walk_decides_the_open_terms(name, by_layer):
+    """The terms the column bound leaves open are decided in the walk (the
+    per-point screen's dead-layer test, then the exact recomputation): no
+    pair goes to the per-point kernels, and the result is theirs."""
+    net = OPEN_NETS[name]()
+    x = rg.grid_points((-2, -2, 2, 2), (17, 14))
+    noise = np.random.default_rng(1).normal(0, 0.3, size=(2, net.n_neurons))
+    pk = T.Packed(net)
+    opt = T.kernel_options(dict(sigma=0.3, good=True, rho=True, by_layer=by_layer))
+    walk, n_redone = G.theorem2_grid(net, pk, x, noise, opt, by_layer)
+    assert n_redone == 0
+    assert _pairs_left_open(net, x, noise, opt) > 0  # there were open terms to decide
+    ref = per_pair(net, x, noise, "points", by_layer=by_layer)
+    assert_same(walk.reshape(ref.shape), ref)
+
+
+@pytest.mark.parametrize("by_layer", [False, True])
+def test_walk_decides_the_open_terms_1d(by_layer):
+    net = _shifted(random_net([9, 9, 9], activation="relu", n_in=1, seed=36, scale=2.0), 2, 1.5)
+    x = rg.grid_points((-2.0, 2.0), 300)
+    noise = np.random.default_rng(2).normal(0, 0.2, size=(2, net.n_neurons))
+    pk = T.Packed(net)
+    opt = T.kernel_options(dict(sigma=0.2, good=True, rho=True, by_layer=by_layer))
+    walk, n_redone = G.theorem2_grid(net, pk, x, noise, opt, by_layer)
+    assert n_redone == 0
+    assert _pairs_left_open(net, x, noise, opt) > 0
+    ref = per_pair(net, x, noise, "points", sigma=0.2, by_layer=by_layer)
+    assert_same(walk.reshape(ref.shape), ref)
+
+
+@pytest.mark.parametrize("by_layer", [False, True])
+def test_demo_network_on_a_small_grid(by_layer):
+    """The embedded demo network (as ``regiongeom demo`` estimates it, on a
+    smaller grid): its walk handed about 30 % of the pairs to the per-point
+    kernels for the terms its column bound left open; now none."""
+    from regiongeom.datasets import DEFAULT_DOMAIN, DEFAULT_SIGMA, default_network
+
+    net = default_network()
+    x = rg.grid_points(DEFAULT_DOMAIN, (17, 14))
+    noise = np.random.default_rng(1).normal(0, DEFAULT_SIGMA, size=(2, net.n_neurons))
+    pk = T.Packed(net)
+    opt = T.kernel_options(dict(sigma=DEFAULT_SIGMA, good=True, rho=True, by_layer=by_layer))
+    walk, n_redone = G.theorem2_grid(net, pk, x, noise, opt, by_layer)
+    assert n_redone == 0
+    assert _pairs_left_open(net, x, noise, opt) > 0
+    ref = per_pair(net, x, noise, "points", sigma=DEFAULT_SIGMA, by_layer=by_layer)
+    assert_same(walk.reshape(ref.shape), ref)
+
+
+def test_large_exponents_still_go_to_the_per_point_kernels():
+    """Terms left out for their large exponents (a small sigma: at some
+    pixels every term's exponent above 512) still send their pairs to
+    the per-point kernels when they are not negligible (the same pairs as before)."""
+    net = OPEN_NETS["dead-middle"]()
+    x = rg.grid_points((-2, -2, 2, 2), (24, 20))
+    noise = np.random.default_rng(1).normal(0, 0.01, size=(2, net.n_neurons))
+    pk = T.Packed(net)
+    opt = T.kernel_options(dict(sigma=0.01, good=True, rho=True))
+    walk, n_redone = G.theorem2_grid(net, pk, x, noise, opt, False)
+    assert n_redone == 17  # as the walk flagged them before
+    ref = per_pair(net, x, noise, "points", sigma=0.01).ravel()
+    # sigma = 0.01: a weight's relative rounding is about |u| 2^-53 |z| /
+    # sigma^2 (the rounding of u = t - b - z, |z| up to 2 here), some 1e-12
+    # for either route: compared to 1e-10
+    np.testing.assert_allclose(walk, ref, rtol=1e-10, atol=0)
