@@ -104,13 +104,14 @@ class _Children:
         return next((c for c in codes if c), 0)
 
 
-def theorem2_in_background():
+def theorem2_in_background(points=True):
     """On a machine with two or more cores, when the Theorem-2 kernels are not
     in numba's cache yet, compile them in child processes (same cache) while
-    this one compiles the engine: the per-point kernels in one, the grid
-    walk's in another, so that the machine's cores share the three compiles
-    and the first ``regiongeom demo`` pays for about half their sum instead
-    of the longest. Returns the children (to ``wait()`` on before the
+    this one compiles the engine: the per-point kernels in one (unless not
+    ``points``: a heat map the grid walk takes whole needs none), the grid
+    walk's in another, so that the machine's cores share the compiles and
+    the first ``regiongeom demo`` pays for about half their sum instead of
+    the longest. Returns the children (to ``wait()`` on before the
     estimator is called), or None."""
     import os
     import subprocess
@@ -124,7 +125,8 @@ def theorem2_in_background():
         cores = os.cpu_count() or 1
     if cores < 2:
         return None
-    todo = [name for name, k in (("points", K.theorem2_chunk), ("grid", G.grid_chunk)) if _needs_compile(k)]
+    kernels = (("points", K.theorem2_chunk),) if points else ()
+    todo = [name for name, k in (*kernels, ("grid", G.grid_chunk)) if _needs_compile(k)]
     procs = []
     for name in todo:
         try:

@@ -184,7 +184,6 @@ def theorem2_samples(net, x, noise, opts, *, screen=True):
         from ._theorem2_grid import theorem2_grid
 
         x, noise = np.ascontiguousarray(x, np.float64), np.ascontiguousarray(noise, np.float64)
-        compile_notice("the Theorem-2 kernels", K.theorem2_chunk, seconds=COMPILE_SECONDS)
         f, _ = theorem2_grid(net, pk, x, noise, kernel_options(opts), bool(opts.get("by_layer")))
         return f.reshape(shape)
     f, _ = theorem2_block(pk, x, noise, opts, screen=screen)

@@ -6,8 +6,9 @@ the walk works and what makes it fast).
 split: the result does not depend on the threads) and hands each block, with
 every noise sample, to a thread: the first layer's values and weights are
 computed once per block (:func:`~regiongeom._theorem2_grid_kernels.layer0_table`),
-then each sample's walk over the block. The pairs the walk flags go to the
-per-point kernels (:mod:`regiongeom._theorem2_kernels`).
+then each sample's walk over the block. The pairs the walk flags (if any)
+go to the per-point kernels (:mod:`regiongeom._theorem2_kernels`), which
+are compiled only then.
 """
 
 from __future__ import annotations
@@ -134,8 +135,10 @@ def theorem2_grid(net, pk, x, noise, opt, by_layer):
 
     run_tickets(nb, work, name="regiongeom-t2grid")
     redo = np.flatnonzero(flag)
-    # the per-point kernels, one pair at a time from scratch (called also
-    # with no pairs: the first call compiles it, in the warm-up of _jit)
-    status = np.zeros((0, pk.n_terms), np.int8)
-    K.theorem2_pairs(kn, opt, x, noise, redo.astype(np.int64), pk.scratch(x.shape[1]), f, f_layer, status, None)
+    if redo.size:  # the per-point kernels, one pair at a time from scratch (compiled only if needed)
+        from ._theorem2 import COMPILE_SECONDS
+
+        compile_notice("the Theorem-2 kernels", K.theorem2_chunk, seconds=COMPILE_SECONDS)
+        status = np.zeros((0, pk.n_terms), np.int8)
+        K.theorem2_pairs(kn, opt, x, noise, redo.astype(np.int64), pk.scratch(x.shape[1]), f, f_layer, status, None)
     return (f_layer if by_layer else f), int(redo.size)

@@ -695,8 +695,9 @@ def _decide(net, cb, g, tau, ly, k, thr):  # pragma: no cover
                     else:
                         dh[r] = a * u + net.icpts[s0 + km] - g.h[m, r]
                 if not sure:
-                    if not near:  # every unit closed: not good
-                        ok = False
+                    if not near:  # every unit closed: not good (open if an earlier layer had a near unit)
+                        if decided:
+                            ok = False
                         break
                     decided = False  # perhaps closed: a later layer may still prove it not good
             # the widest open neuron of every later activated layer provably

@@ -181,8 +181,13 @@ def _summary(net, domain, args, stem, marks=None):
     warm = None
     if args.method == "theorem2" and not hasattr(net, "stages"):  # a dense network's estimator
         from ._jit import theorem2_in_background
+        from ._theorem2 import Packed, grid_route
 
-        warm = theorem2_in_background()  # first use: compiles while the engine does
+        # first use: compiles while the engine does; the per-point kernels
+        # only if the grid walk will not take the map (it hands over no pair
+        # on most networks: if it does, they compile then)
+        walk = grid_route(Packed(net), grid_points(domain, shape), {"good": args.good, "rho": True})
+        warm = theorem2_in_background(points=not walk)
     rm, loc = _regions_summary(net, domain, max_regions)
     if warm is not None:
         warm.wait()

@@ -125,3 +125,50 @@ def test_theorem2_kernels_compile_in_a_child_on_first_use(tmp_path):
     )
     r = _run(code, tmp_path / "cache", tmp_path)
     assert NOTICE not in r.stderr
+
+
+def test_the_warm_up_can_leave_out_the_per_point_kernels(monkeypatch):
+    """``theorem2_in_background(points=False)`` (a heat map the grid walk
+    takes whole: ``regiongeom demo``) starts only the grid walk's child."""
+    import subprocess as sp
+
+    from regiongeom import _jit
+
+    started = []
+
+    class FakeChild:
+        def __init__(self, args, **kw):
+            started.append(args[-1])
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(_jit, "_needs_compile", lambda kernel: True)
+    monkeypatch.setattr(sp, "Popen", FakeChild)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert _jit.theorem2_in_background(points=False).wait() == 0
+    assert started == [_jit._THEOREM2_WARMUPS["grid"]]
+    started.clear()
+    assert _jit.theorem2_in_background().wait() == 0
+    assert started == [_jit._THEOREM2_WARMUPS["points"], _jit._THEOREM2_WARMUPS["grid"]]
+
+
+@pytest.mark.slow
+def test_the_demo_map_does_not_compile_the_per_point_kernels():
+    """The walk takes the demo network's heat map whole (no pair handed over),
+    so the per-point Theorem-2 kernels are neither compiled nor loaded."""
+    code = textwrap.dedent(
+        """
+        import regiongeom as rg
+        from regiongeom import _theorem2_kernels as K
+        from regiongeom.datasets import DEFAULT_DOMAIN, DEFAULT_SIGMA, default_network
+        rg.lc_density(default_network(), rg.grid_points(DEFAULT_DOMAIN, 24), sigma=DEFAULT_SIGMA, n_samples=3,
+                      rng=0, progress=False)
+        assert not K.theorem2_chunk.signatures, K.theorem2_chunk.signatures
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("NUMBA_DISABLE_JIT", None)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -322,6 +322,32 @@ def test_walk_decides_the_open_terms(name, by_layer):
     assert_same(walk.reshape(ref.shape), ref)
 
 
+def test_a_near_unit_leaves_a_later_closed_layer_undecided(monkeypatch):
+    """In the walk's exact decision, a layer whose pieces rest on a unit
+    within tau of a breakpoint may differ from the per-point kernels' by
+    rounding, and so may every later layer's values: a later layer found
+    closed then leaves the term open (the pair goes to the per-point
+    kernels) instead of deciding it not good. Here tau is huge on the
+    middle layer only, and the last layer is dead."""
+    net = OPEN_NETS["dead-last"]()
+    x = rg.grid_points((-2, -2, 2, 2), (17, 14))
+    noise = np.random.default_rng(1).normal(0, 0.3, size=(2, net.n_neurons))
+    pk = T.Packed(net)
+    opt = T.kernel_options(dict(sigma=0.3, good=True, rho=True))
+    margins = G.margins
+
+    def near_middle(net_, x_, noise_row):
+        tau = margins(net_, x_, noise_row)
+        tau[1] = 1e3
+        return tau
+
+    monkeypatch.setattr(G, "margins", near_middle)
+    walk, n_redone = G.theorem2_grid(net, pk, x, noise, opt, False)
+    assert n_redone == 442  # 421 when the closed last layer decided those terms not good
+    ref = per_pair(net, x, noise, "points")
+    assert_same(walk.reshape(ref.shape), ref)
+
+
 @pytest.mark.parametrize("by_layer", [False, True])
 def test_walk_decides_the_open_terms_1d(by_layer):
     net = _shifted(random_net([9, 9, 9], activation="relu", n_in=1, seed=36, scale=2.0), 2, 1.5)
