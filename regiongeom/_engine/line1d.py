@@ -147,6 +147,16 @@ class _Product(_Shared):
         super().__init__(P.product_1d, head, tail, rows.size, _CHUNK * _BLOCK if shared else rows.size)
 
 
+def _product_alone(Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared, inorder):
+    """The whole :class:`_Product` of these arguments (not ``shared``) in one call, as its
+    :meth:`_Shared.work` would make it."""
+    if rows.size:
+        P.product_1d(
+            Z, Zerr, *Zfac, Zmax, rows, off, 0, rows.size, *act, wt, b, lb.babs, consts, out, *fac, boff, emax,
+            _BLOCK, inorder,
+        )  # fmt: skip
+
+
 def _join(fut):
     """Wait for the helper's share ``fut`` of a :class:`_Shared` work (None:
     no helper) once the caller's :meth:`_Shared.work` has returned, unless
@@ -220,8 +230,8 @@ def _enumerate_1d(net, domain, max_regions):
         np.zeros(2, np.int64),
         np.arange(2),
     )
-    stack = list(layers(net))
     run = _Run(net)
+    stack = run.layers()
     blocks = []  # (first neuron, parent interval, pieces) of each layer
     fb = Fallback1D(net, blocks, unsure=K.UNSURE, boundary=BOUNDARY)
     z, err, em = first_rows(net, pts.x, stack[0]) if stack else (None, None, None)
@@ -251,9 +261,14 @@ def subdivision_1d(pts, patterns) -> Subdivision:
     point an edge between the intervals next to it)."""
     x = pts.x
     inner = np.arange(1, x.size - 1)
+    # (as np.stack([inner, inner], axis=1) and np.stack([inner - 1, inner], axis=1))
+    edges = np.empty((inner.size, 2), inner.dtype)
+    edges[:, 0] = inner
+    edges[:, 1] = inner
+    regions = edges - np.array([1, 0], inner.dtype)
     return Subdivision(
-        vertices=x, edges=np.stack([inner, inner], axis=1), edge_regions=np.stack([inner - 1, inner], axis=1),
-        edge_neurons=pts.neuron[1:-1], edge_breakpoints=pts.bp[1:-1], patterns=patterns, measures=np.diff(x),
+        vertices=x, edges=edges, edge_regions=regions, edge_neurons=pts.neuron[1:-1],
+        edge_breakpoints=pts.bp[1:-1], patterns=patterns, measures=np.diff(x),
     )  # fmt: skip
 
 
@@ -401,8 +416,9 @@ def _finish(product, fut):
 
 class _Run:
     """What one enumeration of ``net`` looks up once: the helper thread
-    (:func:`_helper`, asked the first time a product is large enough) and
-    the constants of each layer's product (:func:`_layer_plan`)."""
+    (:func:`_helper`, asked the first time a product is large enough), the
+    layers and the constants of each layer's product (:func:`_layer_plan`;
+    these two kept per network)."""
 
     __slots__ = ("net", "plans", "asked", "pool")
 
@@ -417,6 +433,16 @@ class _Run:
             self.pool = _helper()
             self.asked = True
         return self.pool
+
+    def layers(self):
+        """``layers(net)`` as a tuple, made once per network (the weights
+        are read-only, as for :func:`_transposed`)."""
+        stack = self.plans.get("layers")
+        if stack is None:
+            stack = tuple(layers(self.net))
+            with _transposes_lock:
+                stack = self.plans.setdefault("layers", stack)
+        return stack
 
     def plan(self, i, act):
         p = self.plans.get(i)
@@ -452,23 +478,27 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
     # the old point c's row is c (inorder): the products write in place
     inorder = _INORDER
     prod = (z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, shared, inorder)
-    old = _Product(*prod)
     # the product starts before the signs, which read the same values; the
     # exact fallback (rare) may set some onto their breakpoints: the product
-    # then starts again once it is done
-    fut = helper.submit(old.work) if helper is not None else None
+    # then starts again once it is done (alone, it runs after the cut)
+    old = _Product(*prod) if shared else None
+    fut = helper.submit(old.work) if shared else None
     try:
         S, nu = _filter_signs(pts, z, err, act, first, fb, n, em, fac)
         if nu:
-            if fut is not None:  # (alone, the product has not started)
+            if fut is not None:
                 _finish(old, fut)
                 old = _Product(*prod)
             fb.signs(S, pts, z, stored_whole(err, fac), act[0], first, n)
-            fut = helper.submit(old.work) if helper is not None else None
+            fut = helper.submit(old.work) if shared else None
         res = _cut_layer(*cut, S=S, fac=fac, inorder=inorder)
-        if res is None:  # past max_regions: stop the product too
-            old.stop()
-        old.work()
+        if old is None:
+            if res is not None:
+                _product_alone(*prod)
+        else:
+            if res is None:  # past max_regions: stop the product too
+                old.stop()
+            old.work()
     finally:
         _join(fut)
     if res is None:
@@ -483,15 +513,19 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
     if res.direct.size:
         EB = np.concatenate([EB, np.empty((-(-res.direct.size // _BLOCK), 2, m))])
         shared = helper is not None and res.direct.size > _CHUNK * _BLOCK
-        new = _Product(
+        prod = (
             res.values, res.err, whole_rows(res.values.shape[0]), res.err_max, res.direct, V, act, wt, b, nlb,
             consts, out, (ef, eb, EB), n_old, emout, shared, False,
         )  # fmt: skip
-        fut = helper.submit(new.work) if shared else None
-        try:
-            new.work()
-        finally:
-            _join(fut)
+        if not shared:
+            _product_alone(*prod)
+        else:
+            new = _Product(*prod)
+            fut = helper.submit(new.work)
+            try:
+                new.work()
+            finally:
+                _join(fut)
     isdirect = np.zeros(n_new, np.bool_)
     isdirect[res.direct] = True
     fill = (
