@@ -53,10 +53,10 @@ def test_last_cut_without_values_same_points():
         out = orig(*args)
         if len(args) > 24 and not args[24]:  # the last layer's cut: redo it with the values
             full = orig(*args[:24], True)
-            for i in (0, 1, 2, 3, 4, 5, 6, 7, 8, 12):
+            for i in (0, 1, 2, 3, 4, 5, 6, 7, 8):
                 np.testing.assert_array_equal(out[i], full[i])
-            nd = full[12][-1]  # (dj is filled up to dptr[-1] only)
-            np.testing.assert_array_equal(out[13][:nd], full[13][:nd])
+            # (nothing reads the last layer's changed neurons: none are listed)
+            assert not out[12].any() and out[13].size == 0 and full[12][-1] > 0
             assert out[9].shape[0] == out[10].shape[0] == out[11].shape[0] == 0
             seen.append(full[7].size)
         return out

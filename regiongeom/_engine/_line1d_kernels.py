@@ -367,8 +367,8 @@ def split_1d(
     see :func:`_ev`); the neurons whose
     float piece differs at the ends of old interval ``c`` are
     ``dj[dptr[c]:dptr[c + 1]]``. Without ``values`` (the last layer's cut,
-    whose values nothing reads), ``znew``, ``errnew`` and ``emnew`` are
-    empty.
+    whose values nothing reads), ``znew``, ``errnew``, ``emnew`` and ``dj``
+    are empty (``dptr`` all 0).
     """
     V = x.shape[0]
     n = z.shape[1]
@@ -393,7 +393,7 @@ def split_1d(
     ncut = 0
     for c in range(V - 1):
         ncut += cstart[c + 1] > cstart[c]
-    dj = np.empty(ncut * n_cut, np.int64)
+    dj = np.empty(ncut * n_cut if values else 0, np.int64)
     nw = (n_cut + 7) // 8
     dmask = np.zeros(8 * nw, np.uint8)  # (the neurons that change on an interval; the padding stays 0)
     dwords = dmask.view(np.uint64)
@@ -441,6 +441,8 @@ def split_1d(
                 znew[e, cr[i]] = bps[ck[i]]
                 errnew[e, cr[i]] = 0.0
         _emit_pieces(cur, n_cut, nbp, pieces, q - 1)
+        if not values:  # (nothing reads the last layer's changed neurons)
+            continue
         m = dptr[c]
         if nbp == 1:
             t = bps[0]

@@ -85,6 +85,9 @@ os.register_at_fork(after_in_child=lambda: _pool_state.update(pool=None))
 def _helper():
     """The helper thread the products share their work with, or None (one
     core, or ``REGIONGEOM_NUM_THREADS=1``)."""
+    pool = _pool_state["pool"]
+    if pool is not None:  # (set once, under the lock; a fork resets it)
+        return pool
     with _pool_lock:
         if _pool_state["pool"] is None:
             env = os.environ.get("REGIONGEOM_NUM_THREADS", "").strip()
@@ -142,6 +145,16 @@ class _Product(_Shared):
         head = (Z, Zerr, *Zfac, Zmax, rows, off)
         tail = (*act, wt, b, lb.babs, consts, out, *fac, boff, emax, _BLOCK, inorder)
         super().__init__(P.product_1d, head, tail, rows.size, _CHUNK * _BLOCK if shared else rows.size)
+
+
+def _product_alone(Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared, inorder):
+    """The whole :class:`_Product` of these arguments (not ``shared``) in one call, as its
+    :meth:`_Shared.work` would make it."""
+    if rows.size:
+        P.product_1d(
+            Z, Zerr, *Zfac, Zmax, rows, off, 0, rows.size, *act, wt, b, lb.babs, consts, out, *fac, boff, emax,
+            _BLOCK, inorder,
+        )  # fmt: skip
 
 
 def _join(fut):
@@ -217,7 +230,8 @@ def _enumerate_1d(net, domain, max_regions):
         np.zeros(2, np.int64),
         np.arange(2),
     )
-    stack = list(layers(net))
+    run = _Run(net)
+    stack = run.layers()
     blocks = []  # (first neuron, parent interval, pieces) of each layer
     fb = Fallback1D(net, blocks, unsure=K.UNSURE, boundary=BOUNDARY)
     z, err, em = first_rows(net, pts.x, stack[0]) if stack else (None, None, None)
@@ -233,7 +247,7 @@ def _enumerate_1d(net, domain, max_regions):
             S = _decide_signs(pts, z, err, act, first, fb, z.shape[1], em, fac)
             res = _cut_layer(*cut, S=S, fac=fac, values=False)
         else:
-            res, z, err, fac, em = _cut_and_next(net, i, nxt, cut, em, fac)
+            res, z, err, fac, em = _cut_and_next(run, i, nxt, cut, em, fac)
         if res is None:
             raise limit_error(None, max_regions, net)
         pts = res.points
@@ -247,9 +261,14 @@ def subdivision_1d(pts, patterns) -> Subdivision:
     point an edge between the intervals next to it)."""
     x = pts.x
     inner = np.arange(1, x.size - 1)
+    # (as np.stack([inner, inner], axis=1) and np.stack([inner - 1, inner], axis=1))
+    edges = np.empty((inner.size, 2), inner.dtype)
+    edges[:, 0] = inner
+    edges[:, 1] = inner
+    regions = edges - np.array([1, 0], inner.dtype)
     return Subdivision(
-        vertices=x, edges=np.stack([inner, inner], axis=1), edge_regions=np.stack([inner - 1, inner], axis=1),
-        edge_neurons=pts.neuron[1:-1], edge_breakpoints=pts.bp[1:-1], patterns=patterns, measures=np.diff(x),
+        vertices=x, edges=edges, edge_regions=regions, edge_neurons=pts.neuron[1:-1],
+        edge_breakpoints=pts.bp[1:-1], patterns=patterns, measures=np.diff(x),
     )  # fmt: skip
 
 
@@ -352,7 +371,8 @@ def _cut_layer(
     columns of ``z`` are neurons (default all); the others are carried:
     interpolated at the new points, never cut. Without ``values`` (the
     last layer's cut: nothing reads its values at the new points), the
-    crossings' values, bounds and corrections are left empty. With
+    crossings' values, bounds and corrections and the changed neurons are
+    left empty. With
     ``inorder``, old point ``c`` gets row ``c`` in the returned points
     (where :func:`_cut_and_next`'s product writes it). Returns a
     :class:`LayerCut`, or None when the intervals would exceed ``max_regions``."""
@@ -394,7 +414,42 @@ def _finish(product, fut):
         _join(fut)
 
 
-def _cut_and_next(net, i, nxt, cut, em, fac):
+class _Run:
+    """What one enumeration of ``net`` looks up once: the helper thread
+    (:func:`_helper`, asked the first time a product is large enough), the
+    layers and the constants of each layer's product (:func:`_layer_plan`;
+    these two kept per network)."""
+
+    __slots__ = ("net", "plans", "asked", "pool")
+
+    def __init__(self, net):
+        self.net = net
+        self.plans = _plans_of(net)
+        self.asked = False
+        self.pool = None
+
+    def helper(self):
+        if not self.asked:
+            self.pool = _helper()
+            self.asked = True
+        return self.pool
+
+    def layers(self):
+        """``layers(net)`` as a tuple, made once per network (the weights
+        are read-only, as for :func:`_transposed`)."""
+        stack = self.plans.get("layers")
+        if stack is None:
+            stack = tuple(layers(self.net))
+            with _transposes_lock:
+                stack = self.plans.setdefault("layers", stack)
+        return stack
+
+    def plan(self, i, act):
+        p = self.plans.get(i)
+        return _layer_plan(self.net, self.plans, i, act) if p is None else p
+
+
+def _cut_and_next(run, i, nxt, cut, em, fac):
     """Cut layer ``i`` (``_cut_layer(*cut)``; ``fac``: the factors of its
     bounds) and compute the next layer's
     (``nxt``) values at the points after it (``em``: the largest bound of
@@ -405,12 +460,10 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     as in its points' ``row``)."""
     pts, z, err, act, first, _, fb = cut
     rowof = pts.row
-    w, b = nxt[:2]
+    b = nxt[1]
     V, n = z.shape
-    m = w.shape[0]
-    wt = _transposed(net, i + 1)
-    nlb = Bounds.of(net, i + 1)
-    consts = _act_constants_of(net, i, act, nlb)
+    wt, nlb, consts = run.plan(i, act)
+    m = wt.shape[1]
     # room for the old points and, most likely, the crossings: the rows of
     # the old points are written before the number of crossings is known
     cap = 2 * V + n * act[0].size
@@ -420,28 +473,32 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     ef, eb = np.empty(cap), np.empty(cap, np.int64)
     n_old = -(-rowof.size // _BLOCK)  # the old points' blocks
     EB = np.empty((n_old, 2, m))
-    helper = _helper() if V * n * m >= _PAR_MIN else None
+    helper = run.helper() if V * n * m >= _PAR_MIN else None
     shared = helper is not None
     # the old point c's row is c (inorder): the products write in place
     inorder = _INORDER
     prod = (z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, shared, inorder)
-    old = _Product(*prod)
     # the product starts before the signs, which read the same values; the
     # exact fallback (rare) may set some onto their breakpoints: the product
-    # then starts again once it is done
-    fut = helper.submit(old.work) if helper is not None else None
+    # then starts again once it is done (alone, it runs after the cut)
+    old = _Product(*prod) if shared else None
+    fut = helper.submit(old.work) if shared else None
     try:
         S, nu = _filter_signs(pts, z, err, act, first, fb, n, em, fac)
         if nu:
-            if fut is not None:  # (alone, the product has not started)
+            if fut is not None:
                 _finish(old, fut)
                 old = _Product(*prod)
             fb.signs(S, pts, z, stored_whole(err, fac), act[0], first, n)
-            fut = helper.submit(old.work) if helper is not None else None
+            fut = helper.submit(old.work) if shared else None
         res = _cut_layer(*cut, S=S, fac=fac, inorder=inorder)
-        if res is None:  # past max_regions: stop the product too
-            old.stop()
-        old.work()
+        if old is None:
+            if res is not None:
+                _product_alone(*prod)
+        else:
+            if res is None:  # past max_regions: stop the product too
+                old.stop()
+            old.work()
     finally:
         _join(fut)
     if res is None:
@@ -456,15 +513,19 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     if res.direct.size:
         EB = np.concatenate([EB, np.empty((-(-res.direct.size // _BLOCK), 2, m))])
         shared = helper is not None and res.direct.size > _CHUNK * _BLOCK
-        new = _Product(
+        prod = (
             res.values, res.err, whole_rows(res.values.shape[0]), res.err_max, res.direct, V, act, wt, b, nlb,
             consts, out, (ef, eb, EB), n_old, emout, shared, False,
         )  # fmt: skip
-        fut = helper.submit(new.work) if shared else None
-        try:
-            new.work()
-        finally:
-            _join(fut)
+        if not shared:
+            _product_alone(*prod)
+        else:
+            new = _Product(*prod)
+            fut = helper.submit(new.work)
+            try:
+                new.work()
+            finally:
+                _join(fut)
     isdirect = np.zeros(n_new, np.bool_)
     isdirect[res.direct] = True
     fill = (
@@ -475,8 +536,12 @@ def _cut_and_next(net, i, nxt, cut, em, fac):
     # the crossings' rows are independent: with the helper, in a few chunks shared with it
     shared = helper is not None and n_new * m >= _FILL_PAR_MIN
     step = -(-n_new // _FILL_CHUNKS) if shared else n_new
+    if not shared:  # (one call, no chunks to hand out)
+        if n_new:
+            P.fill_new_rows_1d(*fill, 0, n_new, inorder)
+        return res, out, eout, (ef, eb, EB), emout
     filling = _Shared(P.fill_new_rows_1d, fill, (inorder,), n_new, step)
-    fut = helper.submit(filling.work) if shared else None
+    fut = helper.submit(filling.work)
     try:
         filling.work()
     finally:
@@ -660,6 +725,28 @@ _G3 = _gamma(3)
 
 _transposes = weakref.WeakKeyDictionary()
 _transposes_lock = threading.Lock()
+
+
+_plans = weakref.WeakKeyDictionary()
+
+
+def _plans_of(net):
+    """The dict of ``net``'s layer plans (:func:`_layer_plan`), made once per network."""
+    plans = _plans.get(net)
+    if plans is None:
+        with _transposes_lock:
+            plans = _plans.setdefault(net, {})
+    return plans
+
+
+def _layer_plan(net, plans, i, act):
+    """``(wt, nlb, consts)`` of the product from layer ``i`` (activation
+    ``act``) to layer ``i + 1``: :func:`_transposed`, :meth:`Bounds.of` and
+    :func:`_act_constants_of`, kept in ``plans`` (:func:`_plans_of`)."""
+    nlb = Bounds.of(net, i + 1)
+    p = (_transposed(net, i + 1), nlb, _act_constants_of(net, i, act, nlb))
+    with _transposes_lock:
+        return plans.setdefault(i, p)
 
 
 def _transposed(net, i):
