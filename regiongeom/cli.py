@@ -178,6 +178,7 @@ def _summary(net, domain, args, stem, marks=None):
 
     sigma, n_samples, shape = _check_lc_options(args)
     max_regions = _check_max_regions(args)
+    points = grid_points(domain, shape)
     warm = None
     if args.method == "theorem2" and not hasattr(net, "stages"):  # a dense network's estimator
         from ._jit import theorem2_in_background
@@ -186,14 +187,14 @@ def _summary(net, domain, args, stem, marks=None):
         # first use: compiles while the engine does; the per-point kernels
         # only if the grid walk will not take the map (it hands over no pair
         # on most networks: if it does, they compile then)
-        walk = grid_route(Packed(net), grid_points(domain, shape), {"good": args.good, "rho": True})
+        walk = grid_route(Packed(net), points, {"good": args.good, "rho": True})
         warm = theorem2_in_background(points=not walk)
     rm, loc = _regions_summary(net, domain, max_regions)
     if warm is not None:
         warm.wait()
     progress = False if args.no_progress else None
     eps = args.eps if args.method == "definition" else None
-    density, lc = _grid_estimate(net, grid_points(domain, shape), sigma=sigma, n_samples=n_samples,
+    density, lc = _grid_estimate(net, points, sigma=sigma, n_samples=n_samples,
                                  method=args.method, eps=eps, good=args.good, rng=args.seed, progress=progress)  # fmt: skip
     what = "Theorem 2" if args.good else "eq. 40 upper bound: Theorem 2 without the good indicator"
     if args.method == "definition":
