@@ -7,9 +7,50 @@ whose values are interpolated). The cut itself is in :mod:`._line1d_kernels`.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from ._line1d_kernels import CERT, ETA, SELF
+
+# numba's own BLAS entry (the one its ``np.dot`` calls: scipy's dgemm),
+# declared by name, so that code calling it can be cached
+_xxgemm = types.ExternalFunction(
+    "numba_xxgemm",
+    types.intc(
+        types.char, types.char, types.char, types.intp, types.intp, types.intp, types.CPointer(types.float64),
+        types.CPointer(types.float64), types.intp, types.CPointer(types.float64), types.intp,
+        types.CPointer(types.float64), types.CPointer(types.float64), types.intp,
+    ),
+)
+
+
+def gemm_add(a, b, c):
+    """``c += a @ b`` for C-contiguous float64 matrices, ``c``'s old value
+    added inside the matrix product (BLAS ``beta = 1``): one rounding per
+    value, as ``c + (a @ b)`` when the product is one panel of BLAS's inner
+    dimension, and no pass that zeroes ``c`` first. (This Python version
+    runs without the JIT; compiled code calls BLAS: :func:`_gemm_add_jit`.)"""
+    c += a @ b
+
+
+@overload(gemm_add, jit_options={"cache": True})
+def _gemm_add_jit(a, b, c):
+    def impl(a, b, c):  # pragma: no cover (compiled)
+        m, k = a.shape
+        n = b.shape[1]
+        if m == 0 or n == 0:
+            return
+        if k == 0:  # (nothing to add; BLAS would leave c as it is too)
+            return
+        one = np.ones(2)
+        # row-major c = a b is column-major c^T = b^T a^T: BLAS's (n, m, k) product of b and a
+        r = _xxgemm(
+            ord("d"), ord("n"), ord("n"), n, m, k, one.ctypes, b.ctypes, n, a.ctypes, k, one.ctypes, c.ctypes, n
+        )
+        if r != 0:
+            raise RuntimeError("the BLAS matrix product failed")
+
+    return impl
 
 
 # (copies of the cut's helpers: no njit function calls one of another file)
@@ -388,7 +429,12 @@ def product_1d(
                 for k in range(na):
                     ap[i, k] = _act(Z[r, cols[k]], bps, slopes, icpts)
         dst = out[off + s : off + s + nb] if inorder else pr[:nb]
-        if na > 0:
+        if inorder and na > 0:  # the constant row first, the product added to it (BLAS beta = 1)
+            for i in range(nb):
+                for o in range(m):
+                    dst[i, o] = const[o]
+            gemm_add(ap, wq_buf[: na * m].reshape((na, m)), dst)
+        elif na > 0:
             np.dot(ap, wq_buf[: na * m].reshape((na, m)), dst)
         else:
             for i in range(nb):
@@ -408,7 +454,7 @@ def product_1d(
                 emax[y] = SELF * (rr * m0 + m1)
                 ef[y] = rr
                 eb[y] = blk
-                for o in range(m):
+                for o in range(m if na == 0 else 0):  # (else the product added const)
                     out[y, o] = out[y, o] + const[o]
             else:
                 y = off + rows[s + i]
