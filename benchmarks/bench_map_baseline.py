@@ -53,8 +53,10 @@ print(cpu, wall)
 
 def run(tree, out, threads):
     env = dict(os.environ, PYTHONPATH=str(tree), REGIONGEOM_NUM_THREADS=str(threads))
-    r = subprocess.run([sys.executable, "-c", CODE, str(tree), str(HERE), out], env=env, check=True,
+    r = subprocess.run([sys.executable, "-c", CODE, str(tree), str(HERE), out], env=env, cwd=Path(out).parent,
                        capture_output=True, text=True)  # fmt: skip
+    if r.returncode:
+        sys.exit(f"the run in {tree} failed:\n{r.stderr}")
     cpu, wall = map(float, r.stdout.split()[-2:])
     return cpu, wall
 
