@@ -7,6 +7,7 @@ import numpy as np
 from common import random_net
 
 import regiongeom as rg
+from regiongeom._engine import _line1d_bounds as LB
 from regiongeom._engine import line1d as E
 
 
@@ -16,9 +17,9 @@ def test_layer_plan_is_the_separate_lookups():
     run = E._Run(net)
     for i, (_, _, act, _) in enumerate(list(E.layers(net))[:-1]):
         wt, nlb, consts = run.plan(i, act)
-        assert wt is E._transposed(net, i + 1)
-        assert nlb is E.Bounds.of(net, i + 1)
-        assert consts is E._act_constants_of(net, i, act, nlb)
+        assert wt is LB._transposed(net, i + 1)
+        assert nlb is LB.Bounds.of(net, i + 1)
+        assert consts is LB._act_constants_of(net, i, act, nlb)
         assert run.plan(i, act) is run.plan(i, act)
 
 

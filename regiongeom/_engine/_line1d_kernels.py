@@ -12,7 +12,7 @@ see ``_line1d_products.product_1d``), and the crossings' values are interpolated
 those of their old interval's ends.
 
 Every value ``z[r, j]`` has a bound of its distance to the exact value at
-the point's exact position (see ``line1d.Bounds`` for the derivation):
+the point's exact position (see ``_line1d_bounds.Bounds`` for the derivation):
 ``err[r, j]`` for a row stored whole, or, for a row of a product, in the
 product's factored form ``ef[r] EB[eb[r], 0, j] + EB[eb[r], 1, j]``
 (``ef[r] >= 0``; see ``_line1d_products.product_1d``). :func:`_ev` reads
@@ -362,7 +362,7 @@ def split_1d(
     (all columns interpolated; exactly the breakpoint for the neurons
     crossing there) and the bounds ``errnew[e]`` (largest ``emnew[e]``) of their distance to the
     exact values at the exact point of place ``anew[e]`` (not at the exact
-    crossing: see ``line1d.Bounds``; the carried columns' bounds hold if
+    crossing: see ``_line1d_bounds.Bounds``; the carried columns' bounds hold if
     they are affine along the interval; the old bounds: ``err, ef, eb, EB``,
     see :func:`_ev`); the neurons whose
     float piece differs at the ends of old interval ``c`` are

@@ -265,7 +265,7 @@ def product_1d(
     factored form (below: ``ef``, ``eb``, ``EB``; their largest in each row
     into ``emax``), from those of ``Z`` (``Zerr, Zf, Zb, ZB`` in the same
     form: see :func:`_ev`; their largest in each row ``Zmax``); ``babs =
-    |b|``, ``consts = (lip, ract, G, T)`` (see ``line1d.Bounds``).
+    |b|``, ``consts = (lip, ract, G, T)`` (see ``_line1d_bounds.Bounds``).
 
     **Factored bounds.** The bounds of a block's rows are ``rr_y b0 + b1``:
     one number ``rr_y`` per row and two vectors per block (derivation

@@ -17,7 +17,7 @@ arithmetic over those bounds (every float is an integer times a power of
 2): the sign is certain when the interval excludes 0; otherwise (``None``)
 the exact fallback (:class:`regiongeom._exact.Fallback1D`) decides. It costs
 one pass over each earlier layer's weights per pattern (about 0.2 ms for
-six layers of 256), against ~300 ms for the exact fallback's Python integers. The maps' bounds follow the conventions of ``line1d.Bounds``:
+six layers of 256), against ~300 ms for the exact fallback's Python integers. The maps' bounds follow the conventions of ``_line1d_bounds.Bounds``:
 
 - layer 0: ``(a, c) = (w, b)``, exact;
 - through an activation on a known piece (slope ``s``, intercept ``i``):
