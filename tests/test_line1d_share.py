@@ -104,3 +104,12 @@ def test_take_rows_into_a_column_slice():
     C.take_rows(src, idx, pat[:, 3:7])
     np.testing.assert_array_equal(pat[:, 3:7], src[idx])
     assert np.all(pat[:, :3] == -1) and np.all(pat[:, 7:] == -1)
+
+
+def test_gemm_add_refuses_a_strided_output():
+    if numba.config.DISABLE_JIT:
+        pytest.skip("the layout check is made when the call compiles")
+    a, b = np.ones((2, 3)), np.ones((3, 4))
+    c = np.zeros((2, 8))[:, ::2]
+    with pytest.raises(Exception, match="C-contiguous"):
+        _gemm_add_compiled(a, b, c)

@@ -35,6 +35,9 @@ def gemm_add(a, b, c):
 
 @overload(gemm_add, jit_options={"cache": True})
 def _gemm_add_jit(a, b, c):
+    if any(x.layout != "C" or x.ndim != 2 or x.dtype != types.float64 for x in (a, b, c)):
+        raise TypeError("gemm_add takes C-contiguous 2D float64 arrays")  # (at compile time)
+
     def impl(a, b, c):  # pragma: no cover (compiled)
         m, k = a.shape
         n = b.shape[1]
