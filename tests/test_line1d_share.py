@@ -1,8 +1,7 @@
-"""The 1D engine's work shared with its helper thread beyond the products of
-the old points: the crossings' product of a layer with few old points (the
-first layer: two end points, every crossing computed directly), the
-assembly of the patterns; and ``gemm_add``, the products' BLAS call that
-adds into the constant row (``beta = 1``)."""
+"""The 1D engine's crossings' product shared with its helper thread on a
+layer with few old points (the first layer: two end points, every crossing
+computed directly); ``gemm_add``, the products' BLAS call that adds into the
+constant row (``beta = 1``); ``take_rows`` into a column slice."""
 
 import numba
 import numpy as np
@@ -59,7 +58,6 @@ def test_first_layer_crossings_shared_same_bits(act_id, monkeypatch):
     one = rg.activation_regions(net, dom)
     # above the old points' product (2 x 40 x 40) and below the crossings' one
     monkeypatch.setattr(E, "_PAR_MIN", 2 * 40 * 40 + 1)
-    monkeypatch.setattr(E, "_ASSEMBLE_PAR_MIN", 1 << 62)
     _fresh_helper(monkeypatch)
     shared = []
     real = E._Product.__init__
@@ -75,25 +73,6 @@ def test_first_layer_crossings_shared_same_bits(act_id, monkeypatch):
     assert shared and shared[0][0] > 20 and shared[0][1]  # the first layer's crossings, shared
     for f in ("vertices", "patterns", "edge_neurons", "measures"):
         assert np.asarray(getattr(one, f)).tobytes() == np.asarray(getattr(two, f)).tobytes(), f
-
-
-def test_patterns_assembled_with_the_helper(monkeypatch):
-    net = random_net([30, 20, 25], n_in=1, seed=9, scale=2.0)
-    dom = (-5.0, 5.0)
-    monkeypatch.setattr(E, "_ASSEMBLE_PAR_MIN", 1 << 62)
-    one = rg.activation_regions(net, dom)
-    monkeypatch.setattr(E, "_ASSEMBLE_PAR_MIN", 0)
-    _fresh_helper(monkeypatch)
-    calls = []
-    real = E._assemble_rows
-    monkeypatch.setattr(E, "_assemble_rows", lambda *a: (calls.append(a[-2:]), real(*a)))
-    two = rg.activation_regions(net, dom)
-    E._pool_state["pool"].shutdown()
-    assert sorted(calls) == [(0, -(-len(two) // 2)), (-(-len(two) // 2), len(two))]
-    np.testing.assert_array_equal(one.patterns, two.patterns)
-    # and both are the forward pass's patterns at the intervals' midpoints
-    mid = one.intervals.mean(axis=1)
-    np.testing.assert_array_equal(net.patterns(mid[:, None]), two.patterns)
 
 
 def test_take_rows_into_a_column_slice():

@@ -74,7 +74,6 @@ from .core import (
     layers,
     limit_error,
     one_blas_thread,
-    take_rows,
 )
 
 __all__ = ["enumerate_1d", "STATS"]
@@ -84,7 +83,6 @@ _CHUNK = 1  # blocks a thread takes at a time
 _PAR_MIN = 1 << 22  # multiply-adds of a layer's product below which no helper is used
 _FILL_PAR_MIN = 1 << 14  # values of the crossings' rows below which the helper does not fill any
 _FILL_CHUNKS = 4  # chunks of the crossings' rows that the two threads share
-_ASSEMBLE_PAR_MIN = 1 << 18  # pattern entries below which the helper does not assemble any
 _INORDER = True  # the old points' rows of the next layer in point order (the products write in place)
 
 _pool_lock = threading.Lock()
@@ -264,33 +262,7 @@ def _enumerate_1d(net, domain, max_regions):
         pts = res.points
         blocks.append((first, res.parent, res.pieces))
     fb.flush()
-    return subdivision_1d(pts, _assemble(run, blocks, pts.x.size - 1, net.n_neurons))
-
-
-def _assemble(run, blocks, n, n_neurons):
-    """``assemble_patterns(blocks, n, n_neurons)``, its rows shared with the
-    helper when there are many (the 1D layers' pieces are arrays)."""
-    helper = run.helper() if n * n_neurons >= _ASSEMBLE_PAR_MIN else None
-    if helper is None or not all(isinstance(p, np.ndarray) for _, _, p in blocks):
-        return assemble_patterns(blocks, n, n_neurons)
-    pat = np.empty((n, n_neurons), np.int8)
-    parts, idx = [], np.arange(n)
-    for first, parent, pieces in reversed(blocks):  # (each layer's rows of the final intervals)
-        parts.append((pieces, idx, first))
-        idx = parent[idx]
-    work = _Shared(_assemble_rows, (parts, pat), (), n, -(-n // 2))
-    fut = helper.submit(work.work)
-    try:
-        work.work()
-    finally:
-        _join(fut)
-    return pat
-
-
-def _assemble_rows(parts, pat, q0, q1):
-    """Rows ``q0:q1`` of :func:`_assemble`'s patterns."""
-    for pieces, idx, first in parts:
-        take_rows(pieces, idx[q0:q1], pat[q0:q1, first : first + pieces.shape[1]])
+    return subdivision_1d(pts, assemble_patterns(blocks, pts.x.size - 1, net.n_neurons))
 
 
 def subdivision_1d(pts, patterns) -> Subdivision:
