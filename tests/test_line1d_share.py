@@ -1,7 +1,7 @@
 """The 1D engine's crossings' product shared with its helper thread on a
 layer with few old points (the first layer: two end points, every crossing
 computed directly); ``gemm_add``, the products' BLAS call that adds into the
-constant row (``beta = 1``); ``take_rows`` into a column slice."""
+constant row (``beta = 1``); ``core._take_rows`` into a column slice."""
 
 import numba
 import numpy as np
@@ -80,7 +80,7 @@ def test_take_rows_into_a_column_slice():
     src = rng.integers(0, 3, (9, 4)).astype(np.int8)
     idx = rng.integers(0, 9, 6)
     pat = np.full((6, 10), -1, np.int8)
-    C.take_rows(src, idx, pat[:, 3:7])
+    C._take_rows(src, idx, pat[:, 3:7])
     np.testing.assert_array_equal(pat[:, 3:7], src[idx])
     assert np.all(pat[:, :3] == -1) and np.all(pat[:, 7:] == -1)
 

@@ -241,7 +241,7 @@ def assemble_patterns(blocks, n, n_neurons):
         if isinstance(pieces, BitPieces):
             pieces.take(idx, out)
         else:
-            take_rows(pieces, idx, out)
+            _take_rows(pieces, idx, out)
         idx = parent[idx]
     return pat
 
@@ -275,8 +275,8 @@ def assemble_stage_pieces(blocks, n, n_neurons):
     return pat
 
 
-@njit(cache=True, nogil=True)
-def take_rows(src, idx, out):
+@njit(cache=True)
+def _take_rows(src, idx, out):
     """``out[i] = src[idx[i]]`` for every row ``i`` of ``out`` (which may be
     a column slice of a larger array)."""
     for i in range(out.shape[0]):

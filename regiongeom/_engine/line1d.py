@@ -312,6 +312,8 @@ def _filter_signs(pts, z, err, act, first, fb, n_cut, em, fac):
 
 _NO_ROWMAX = np.empty(0)
 _NO_FIXES = (np.empty(0, np.int64), np.zeros(1, np.int64), np.empty(0, np.int64), np.empty(0), np.empty(0))
+
+
 _maps = weakref.WeakKeyDictionary()  # the FloatMaps of each enumeration's fallback
 
 
