@@ -11,7 +11,9 @@ absolute ``regiongeom`` imports rewritten), so both load side by side:
     REGIONGEOM_NUM_THREADS=1 python benchmarks/bench_ab_1d.py /tmp/base --runs 151
 
 Prints each package's median wall and CPU time per enumeration and the ratio
-base / this (above 1: this checkout is faster). Both must find 1,136 regions.
+base / this (above 1: this checkout is faster), then the ratios of neighbouring
+runs (each run against the other package's run next to it): their median and
+quartiles, which a host drifting during the run moves less. Both must find 1,136 regions.
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ def main(argv=None):
     for k, (w, c) in med.items():
         print(f"{k:5s} wall {w * 1e3:6.2f} ms  cpu {c * 1e3:6.2f} ms (medians of {args.runs})")
     print(f"base / this: wall {med['base'][0] / med['this'][0]:.3f}, cpu {med['base'][1] / med['this'][1]:.3f}")
+    # each run against its neighbour of the other package: robust to the host drifting during the run
+    pairs = sorted(b / t for b, t in zip(times["base"][0], times["this"][0], strict=True))
+    q1, q2, q3 = statistics.quantiles(pairs, n=4)
+    print(f"paired wall ratios base / this: median {q2:.3f}, quartiles {q1:.3f}-{q3:.3f}")
 
 
 if __name__ == "__main__":
