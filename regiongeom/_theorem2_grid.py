@@ -77,9 +77,12 @@ def margins(net, x, noise_row):
     moved value (a fresh dot product, then at most ``REFRESH - 1`` moves and
     ``RANK`` rank-1 corrections per move, each a few ulps of terms bounded by
     ``A_l``, carried on through earlier layers with the same relative size)
-    stays below about ``2e3 * L * 2^-53 * A_l``, ten thousand times under
-    ``tau[l]``; the per-point kernels' own values are as close. So the piece
-    is the one the values computed from scratch give."""
+    stays below about ``4e3 * L * 2^-53 * A_l``, some ``8000 / L`` times
+    under ``tau[l]`` (``L`` layers); the per-point kernels' own values are
+    as close. So the piece is the one the values computed from scratch
+    give. (Measured, sigma 0.05: the walk's ``f`` and the per-point
+    kernels' differ by at most 3e-15 relative per pair on networks S, M
+    and L, 2e-13 on four ReLU layers of 16.)"""
     # max |x_c| column by column (numpy's reductions along axis 0 of a
     # (P, 2) array take ten times as long: serial time in every call)
     H = np.array([np.abs(x[:, c]).max() for c in range(x.shape[1])])

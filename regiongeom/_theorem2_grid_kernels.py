@@ -59,7 +59,7 @@ import numpy as np
 from numba import njit
 from numba.core.compiler import Compiler
 
-REFRESH = 16  # pixels between recomputations of the values from scratch
+REFRESH = 32  # pixels between recomputations of the values from scratch (16: MAP-M's walk about 5% slower)
 GRAD_REFRESH = 256  # and of the gradients (a multiple of REFRESH)
 RANK = 8  # at most this many neurons changing piece in a layer: rank-k update of the next
 ZERO = np.int64(0)  # layer 0 and counters as int64, not a literal: the helpers compile once

@@ -31,6 +31,7 @@ NETS = {
     ),
     "linear-middle": lambda: random_net([8, 6, 8], activation=["relu", None, "relu"], seed=16, scale=1.5),
     "bottleneck": lambda: random_net([8, 1, 8], activation="relu", seed=17),
+    "deep": lambda: random_net([10] * 6, activation="relu", seed=18, scale=1.5),  # moves' rounding over 6 layers
 }
 
 
@@ -44,6 +45,18 @@ def test_walk_equals_per_point(name, good, rho, by_layer):
     noise = np.random.default_rng(1).normal(0, 0.3, size=(3, net.n_neurons))
     kw = dict(good=good, rho=rho, by_layer=by_layer)
     assert_same(per_pair(net, x, noise, "grid", **kw), per_pair(net, x, noise, "points", **kw))
+
+
+@pytest.mark.parametrize("name", ["relu", "deep"])
+def test_walk_equals_per_point_at_a_small_sigma(name):
+    """At sigma 0.05 a term's weight is about 20 times as sensitive to the
+    rounding of the moved values as at 0.3 (the exponent's derivative,
+    u / sigma^2): the walk's moves between recomputations (``REFRESH``)
+    still keep every pair within 1e-12 (about 5e-14 here)."""
+    net = NETS[name]()
+    x = rg.grid_points((-1.5, -1.2, 1.5, 1.2), (37, 41))
+    noise = np.random.default_rng(1).normal(0, 0.05, size=(3, net.n_neurons))
+    assert_same(per_pair(net, x, noise, "grid", sigma=0.05), per_pair(net, x, noise, "points", sigma=0.05))
 
 
 def assert_same(walk, ref):
