@@ -216,11 +216,13 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f,
                     w_big += _weigh_row(net, g, k, tw, tb, p - p0)
                 else:
                     w_big += _weigh(net, opt, g, ly, k)
-                if opt.use_good:
-                    for mm in range(ly + 1, net.rows.shape[0]):
+                if opt.use_good and ly < la:  # the last activated layer's test sums the terms too
+                    for mm in range(ly + 1, la):
                         if net.has_act[mm]:
                             _bound_test(net, cb, g, ly, mm)
-                sk, wo = _sum_terms(g, net.rows[ly], opt.use_good)
+                    sk, wo = _bound_sum(net, cb, g, ly, la)
+                else:
+                    sk, wo = _sum_terms(g, net.rows[ly], opt.use_good)
                 part += sk
                 w_open = wo if wo > w_open else w_open
                 open_lo = ly if (wo > 0.0 and ly < open_lo) else open_lo
@@ -582,6 +584,27 @@ def _bound_test(net, cb, g, ly, mm):  # pragma: no cover
         moved1 = cb[b1 + j] * dl + TINY
         moved2 = cb[b2 + j] * dl + TINY
         g.ok[j] = g.ok[j] if (w1 > moved1 or w2 > moved2) else 0.0
+
+
+@njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
+def _bound_sum(net, cb, g, ly, mm):  # pragma: no cover
+    """:func:`_bound_test` and then :func:`_sum_terms` (with the indicator)
+    in one loop."""
+    stride = net.rows[ly]
+    b1 = _nn(net.bound_off[ly, mm] + g.widest_j[mm] * stride)
+    b2 = _nn(net.bound_off[ly, mm] + g.second_j[mm] * stride)
+    w1, w2 = g.widest[mm], g.second[mm]
+    part, w_open = 0.0, 0.0
+    for j in range(net.rows[ly]):
+        dl = g.delta[j]
+        moved1 = cb[b1 + j] * dl + TINY
+        moved2 = cb[b2 + j] * dl + TINY
+        ok = g.ok[j] if (w1 > moved1 or w2 > moved2) else 0.0
+        g.ok[j] = ok
+        w = g.w[j]
+        part += w * ok
+        w_open += w - w * ok
+    return part, w_open
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
