@@ -214,14 +214,18 @@ def grid_chunk(net, opt, X, noise, s, p0, p1, g, tau, cb, tz, tw, tb, direct, f,
             for k in range(net.bp_off[ly + 1] - net.bp_off[ly] if net.has_act[ly] else 0):
                 if ly == 0 and not direct:
                     w_big += _weigh_row(net, g, k, tw, tb, p - p0)
+                    total = 0.0
                 else:
-                    w_big += _weigh(net, opt, g, ly, k)
+                    wb, total = _weigh(net, opt, g, ly, k)
+                    w_big += wb
                 if opt.use_good and ly < la:  # the last activated layer's test sums the terms too
                     for mm in range(ly + 1, la):
                         if net.has_act[mm]:
                             _bound_test(net, cb, g, ly, mm)
                     sk, wo = _bound_sum(net, cb, g, ly, la)
-                else:
+                elif ly > 0:  # every indicator 1 (or none): the weights' sum, from _weigh
+                    sk, wo = total, 0.0
+                else:  # (the first layer: the same bits with or without the table)
                     sk, wo = _sum_terms(g, net.rows[ly], opt.use_good)
                 part += sk
                 w_open = wo if wo > w_open else w_open
@@ -284,7 +288,7 @@ def layer0_table(net, opt, X, p0, p1, g, tz, tw, tb):  # pragma: no cover
         _values(net, g, ZERO, X, p)
         _row(tz, p - p0, g.z, ZERO)
         for k in range(nk):
-            tb[p - p0, k] = _weigh(net, opt, g, ZERO, k)
+            tb[p - p0, k] = _weigh(net, opt, g, ZERO, k)[0]
             _put(tw, p - p0, k * m, g.w, m)
 
 
@@ -542,7 +546,7 @@ def _weigh(net, opt, g, ly, k):  # pragma: no cover
         g.delta[j] = abs(at_bp - g.h[ly, j])
         g.ok[j] = 1.0
     phi0 = opt.phi0 if opt.use_rho else 1.0
-    gn_big = 0.0
+    gn_big, total = 0.0, 0.0
     for j in range(m):
         # exp(-e) = exp(-n / 8) exp(r), |r| <= 1 / 16: the Taylor polynomial
         # of exp(r) (relative error about 2e-16); the table's gather
@@ -561,8 +565,10 @@ def _weigh(net, opt, g, ly, k):  # pragma: no cover
         w = g.gn[ly, j] * phi0 * ((_EXPTAB[np.int32(fi)] * q) if opt.use_rho else 1.0)
         big = e >= ECUT
         gn_big += g.gn[ly, j] if big else 0.0
-        g.w[j] = 0.0 if big else w
-    return gn_big * phi0 * EXP_CUT
+        w = 0.0 if big else w
+        g.w[j] = w
+        total += w
+    return gn_big * phi0 * EXP_CUT, total
 
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
