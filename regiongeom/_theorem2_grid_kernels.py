@@ -468,7 +468,13 @@ def _gradients(net, g, ly):  # pragma: no cover
 
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
 def _norms(net, g, ly):  # pragma: no cover
+    """The gradients' norms: on a plane in one loop (the same sums)."""
     m = net.rows[ly]
+    if g.grad.shape[1] == 2:
+        for j in range(m):
+            a, b = g.grad[ly, 0, j], g.grad[ly, 1, j]
+            g.gn[ly, j] = math.sqrt((0.0 + a * a) + b * b)
+        return
     for j in range(m):
         g.gn[ly, j] = 0.0
     for dd in range(g.grad.shape[1]):
