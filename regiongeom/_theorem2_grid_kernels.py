@@ -43,10 +43,12 @@ vectorise without run-time overlap checks; every offset into a flat array
 is written ``_nn(offset)``, a select inlined in numba's IR (LLVM then knows
 the index is not negative and drops numba's wraparound code, which otherwise
 turns each loop into gathers; numba's ``max`` and ``min`` are calls LLVM does
-not see through, so none is used in a kernel); no loop converts floats to 64-bit integers (AVX2 cannot vectorise
-it: the exp table's index is an int32, and its gather vectorises); no operand of the screen's test is subnormal (on Intel cores each such
-operation takes a microcode assist, some 40 cycles: with the bounds' room
-for underflow added in the loop, the test took about 80 % of the walk's time).
+not see through, so none is used in a kernel); no loop converts floats to
+64-bit integers (AVX2 cannot vectorise it: the exp table's index is an
+int32, and its gather vectorises); no operand of the screen's test is
+subnormal (on Intel cores each such operation takes a microcode assist, some
+40 cycles: with the bounds' room for underflow added in the loop, the test
+took about 80 % of the walk's time).
 LLVM inlines the helpers into :func:`grid_chunk`.
 """
 
@@ -534,9 +536,10 @@ def _weigh(net, opt, g, ly, k):  # pragma: no cover
     """The weights of breakpoint ``k``'s terms of layer ``l`` into ``g.w``
     (table exp), how far each pinned neuron's output moves into
     ``g.delta``, ``g.ok`` reset to 1. A term whose exponent is ``ECUT`` or
-    more is left out (weight 0): returns a bound of the sum of those
-    weights, ``||grad z|| phi0 exp(-ECUT)`` each (the pair goes to the
-    per-point kernels unless they are negligible). Two loops of few arrays
+    more is left out (weight 0). Returns a bound of the sum of those left
+    out, ``||grad z|| phi0 exp(-ECUT)`` each (the pair goes to the
+    per-point kernels unless they are negligible), and the sum of the
+    weights (the terms' sum when every indicator is 1). Two loops of few arrays
     each: they vectorise, the table's gather too (an int32 index: the
     weighing takes about a third less time than with a scalar gather in a
     loop of its own; same bits)."""
@@ -601,7 +604,8 @@ def _bound_test(net, cb, g, ly, mm):  # pragma: no cover
 @njit(pipeline_class=NoAlias, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, fastmath=_FM)
 def _bound_sum(net, cb, g, ly, mm):  # pragma: no cover
     """:func:`_bound_test` and then :func:`_sum_terms` (with the indicator)
-    in one loop."""
+    in one loop: one pass over the layer fewer. Written out, not calling
+    them: every helper here is a leaf (see :func:`grid_chunk`)."""
     stride = net.rows[ly]
     b1 = _nn(net.bound_off[ly, mm] + g.widest_j[mm] * stride)
     b2 = _nn(net.bound_off[ly, mm] + g.second_j[mm] * stride)

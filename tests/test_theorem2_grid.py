@@ -31,7 +31,7 @@ NETS = {
     ),
     "linear-middle": lambda: random_net([8, 6, 8], activation=["relu", None, "relu"], seed=16, scale=1.5),
     "bottleneck": lambda: random_net([8, 1, 8], activation="relu", seed=17),
-    "deep": lambda: random_net([10] * 6, activation="relu", seed=18, scale=1.5),  # moves' rounding over 6 layers
+    "deep": lambda: random_net([10] * 6, activation="relu", seed=18, scale=1.5),  # moves' rounding, 6 layers
 }
 
 
