@@ -85,6 +85,7 @@ _FILL_PAR_MIN = 100_000  # values of the crossings' rows below which the helper 
 # about 50,000 a layer: the same wall time alone, 6% less CPU; [512] * 4, about 200,000: 4% less wall shared)
 _FILL_CHUNKS = 4  # chunks of the crossings' rows that the two threads share
 _INORDER = True  # the old points' rows of the next layer in point order (the products write in place)
+_PIPELINE = True  # shared products go on to fill the crossings' rows (_ProductThenFill)
 
 _pool_lock = threading.Lock()
 _pool_state = {"pool": None}
@@ -155,6 +156,134 @@ class _Product(_Shared):
         head = (Z, Zerr, *Zfac, Zmax, rows, off)
         tail = (*act, wt, b, lb.babs, consts, out, *fac, boff, emax, _BLOCK, inorder)
         super().__init__(P.product_1d, head, tail, rows.size, _CHUNK * _BLOCK if shared else rows.size)
+
+
+class _ProductThenFill(_Product):
+    """A shared :class:`_Product` of the old points' rows, in point order,
+    whose threads go on, once the cut has handed them over
+    (:meth:`add_fill`), to the crossings: the product of those computed
+    directly (if any), in blocks, then the fill of the others' rows
+    (:func:`._line1d_products.fill_new_rows_1d`) in chunks, one per block of
+    old points (:func:`_fill_chunks`): chunk ``j`` needs the rows of old
+    blocks ``j - 1`` (its last) and ``j`` and the direct product's blocks
+    holding its direct crossings. A thread takes the next block of either
+    product while there is one; then a ready chunk of a block it computed
+    (whose rows are in its core's cache: filled by the other core, D1's fill
+    took twice as long), then any ready chunk; it waits while the chunks
+    left need a block still being computed. So a thread that runs out of
+    blocks fills while the other finishes its last one, with no further
+    hand-off to the helper (waking it costs tens of microseconds). Every
+    row is made by the same code from the same rows: the same bits as the
+    products and the fill one after the other."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.cond = threading.Condition(self.lock)
+        self.owner = {}  # old block -> the thread that computed it
+        self.fill = None
+        self.chunks = {}  # old block -> its chunk (e0, e1, d0, d1), while not taken
+        self.direct = None  # the direct product, its blocks handed out from dnext
+        self.dnext = 0
+        self.ddone = set()  # the direct product's blocks done
+        self.failed = False
+
+    def add_fill(self, fill, tail, chunks, direct=None):
+        """Hand over the direct product ``direct`` (a :class:`_Product` in
+        blocks, or None) and the fill ``fill_new_rows_1d(*fill, e0, e1, *tail)``
+        in ``chunks`` (old block -> ``(e0, e1, d0, d1)``: its crossings, and
+        the direct product's blocks ``[d0, d1)`` they need)."""
+        with self.lock:
+            self.fill, self.ftail, self.chunks, self.direct = fill, tail, chunks, direct
+            self.cond.notify_all()
+
+    def _ready(self, j):
+        own = self.owner
+        _, _, d0, d1 = self.chunks[j]
+        return j in own and (j == 0 or j - 1 in own) and all(d in self.ddone for d in range(d0, d1))
+
+    def _take(self, me):
+        """The next task of thread ``me`` (under the lock): ``(0, q0)`` an old
+        block, ``(1, q0)`` a direct block, ``(2, chunk)``, ``(3, None)`` to
+        wait, or None: nothing left."""
+        q0 = self.next
+        if q0 < self.n:
+            self.next = min(q0 + self.step, self.n)
+            return 0, q0
+        d = self.direct
+        if d is not None and self.dnext < d.n:
+            q0 = self.dnext
+            self.dnext = min(q0 + d.step, d.n)
+            return 1, q0
+        chunks = self.chunks
+        for j in chunks:  # (few chunks)
+            if self.owner.get(j) == me and self._ready(j):
+                return 2, chunks.pop(j)
+        for j in chunks:
+            if self._ready(j):
+                return 2, chunks.pop(j)
+        if chunks:  # (every block is handed out: those they need are being computed)
+            return 3, None
+        return None
+
+    def work(self):
+        """Run blocks and chunks until none is left (or another thread failed)."""
+        me = threading.get_ident()
+        while True:
+            with self.lock:
+                task = None if self.failed else self._take(me)
+                if task is None:
+                    return
+                kind, x = task
+                if kind == 3:
+                    self.cond.wait()
+                    continue
+            try:
+                if kind == 0:
+                    self.fn(*self.head, x, min(x + self.step, self.n), *self.tail)
+                elif kind == 1:
+                    d = self.direct
+                    d.fn(*d.head, x, min(x + d.step, d.n), *d.tail)
+                else:
+                    P.fill_new_rows_1d(*self.fill, x[0], x[1], *self.ftail)
+            except BaseException:
+                with self.lock:
+                    self.failed = True
+                    self.cond.notify_all()
+                raise
+            if kind < 2:
+                with self.lock:
+                    if kind == 0:
+                        self.owner[x // self.step] = me
+                    else:
+                        self.ddone.add(x // self.direct.step)
+                    self.cond.notify_all()
+
+    def stop(self):
+        super().stop()
+        with self.lock:
+            self.chunks = {}
+
+
+def _fill_chunks(cnew, V, direct):
+    """The chunks of a pipelined fill (:meth:`_ProductThenFill.add_fill`), by
+    block ``j`` of old points (``B = _CHUNK _BLOCK`` rows each, as the
+    products' blocks): ``(e0, e1, d0, d1)``, the crossings ``[e0, e1)`` of
+    old intervals ``[jB - 1, (j + 1)B - 1)``, whose ends' rows are in
+    blocks ``j - 1`` and ``j``, and the blocks ``[d0, d1)`` of the direct
+    product (over the crossings ``direct``, sorted) that hold theirs; empty
+    chunks left out."""
+    B = _CHUNK * _BLOCK
+    nblk = -(-V // B)
+    cb = np.minimum(np.arange(nblk + 1) * B - 1, V - 1)
+    cb[0] = 0
+    eb = np.searchsorted(cnew, cb)
+    eb[-1] = cnew.size
+    db = np.searchsorted(direct, eb)  # the direct crossings of each chunk: [db[j], db[j + 1])
+    return {
+        j: (int(eb[j]), int(eb[j + 1]), int(db[j] // B), int(-(-db[j + 1] // B)) if db[j + 1] > db[j] else 0)
+        for j in range(nblk)
+        if eb[j + 1] > eb[j]
+    }
 
 
 def _product_alone(Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared, inorder):
@@ -459,7 +588,7 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
     emout = np.empty(cap)
     ef, eb = np.empty(cap), np.empty(cap, np.int64)
     n_old = -(-rowof.size // _BLOCK)  # the old points' blocks
-    EB = np.empty((n_old, 2, m))
+    EB = np.empty((n_old + -(-(cap - V) // _BLOCK), 2, m))  # and room for the crossings' (direct) ones
     helper = run.helper() if V * n * m >= _PAR_MIN else None
     shared = helper is not None
     # the old point c's row is c (inorder): the products write in place
@@ -468,14 +597,16 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
     # the product starts before the signs, which read the same values; the
     # exact fallback (rare) may set some onto their breakpoints: the product
     # then starts again once it is done (alone, it runs after the cut)
-    old = _Product(*prod) if shared else None
+    Product = _ProductThenFill if inorder and _PIPELINE else _Product
+    old = Product(*prod) if shared else None
     fut = helper.submit(old.work) if shared else None
+    filled = False
     try:
         S, nu = _filter_signs(pts, z, err, act, first, fb, n, em, fac)
         if nu:
             if fut is not None:
                 _finish(old, fut)
-                old = _Product(*prod)
+                old = Product(*prod)
             fb.signs(S, pts, z, stored_whole(err, fac), act[0], first, n)
             fut = helper.submit(old.work) if shared else None
         res = _cut_layer(*cut, S=S, fac=fac, inorder=inorder)
@@ -485,12 +616,28 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
         else:
             if res is None:  # past max_regions: stop the product too
                 old.stop()
+            elif Product is _ProductThenFill and V < res.points.x.size <= cap:
+                # the crossings' rows follow the product's on both threads
+                n_points = res.points.x.size
+                views = (v[:n_points] for v in (out, eout, ef, eb))
+                fill = _fill_args(res, *views, EB, emout[:n_points], rowof, z, em, wt, nlb, act, consts)
+                direct = None
+                if res.direct.size:
+                    direct = _Product(
+                        res.values, res.err, whole_rows(res.values.shape[0]), res.err_max, res.direct, V, act,
+                        wt, b, nlb, consts, out, (ef, eb, EB), n_old, emout, True, False,
+                    )  # fmt: skip
+                old.add_fill(fill, (inorder,), _fill_chunks(res.interval, V, res.direct), direct)
+                filled = True
             old.work()
     finally:
         _join(fut)
     if res is None:
         return None, None, None, None, None
     n_points, n_new = res.points.x.size, res.interval.size
+    if filled:
+        out, eout, emout, ef, eb = (v[:n_points] for v in (out, eout, emout, ef, eb))
+        return res, out, eout, (ef, eb, EB), emout
     if n_points > cap:
         out, eout = (np.concatenate([v[:V], np.empty((n_points - V, m))]) for v in (out, eout))
         emout = np.concatenate([emout[:V], np.empty(n_points - V)])
@@ -498,7 +645,9 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
         eb = np.concatenate([eb[:V], np.empty(n_points - V, np.int64)])
     out, eout, emout, ef, eb = out[:n_points], eout[:n_points], emout[:n_points], ef[:n_points], eb[:n_points]
     if res.direct.size:
-        EB = np.concatenate([EB, np.empty((-(-res.direct.size // _BLOCK), 2, m))])
+        more = n_old + -(-res.direct.size // _BLOCK) - EB.shape[0]
+        if more > 0:  # (past cap)
+            EB = np.concatenate([EB, np.empty((more, 2, m))])
         if helper is None and res.direct.size * n * m >= _PAR_MIN:  # (a few old points, many crossings)
             helper = run.helper()
         shared = helper is not None and res.direct.size > _CHUNK * _BLOCK
@@ -515,13 +664,7 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
                 new.work()
             finally:
                 _join(fut)
-    isdirect = np.zeros(n_new, np.bool_)
-    isdirect[res.direct] = True
-    fill = (
-        out, eout, ef, eb, EB, emout, rowof, res.interval, res.place, res.place_error, res.fix_ptr, res.fix_neuron,
-        res.fix_value, res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt, nlb.nabs, res.values,
-        res.err, res.err_max, *act, consts,
-    )  # fmt: skip
+    fill = _fill_args(res, out, eout, ef, eb, EB, emout, rowof, z, em, wt, nlb, act, consts)
     # the crossings' rows are independent: with the helper, in a few chunks shared with it
     shared = helper is not None and n_new * m >= _FILL_PAR_MIN
     step = -(-n_new // _FILL_CHUNKS) if shared else n_new
@@ -536,6 +679,22 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
     finally:
         _join(fut)
     return res, out, eout, (ef, eb, EB), emout
+
+
+def _fill_args(res, out, eout, ef, eb, EB, emout, rowof, z, em, wt, nlb, act, consts):
+    """The arguments of :func:`._line1d_products.fill_new_rows_1d` before its
+    crossings' range: the :class:`LayerCut` ``res``, the next layer's rows
+    ``out`` (bounds ``eout``, factors ``ef, eb, EB``, largest ``emout``, all
+    ``n_points`` long) and the layer's values ``z`` at the old points (rows
+    ``rowof``; largest bounds ``em``), ``wt``, ``nlb``, ``act``, ``consts``
+    as in :func:`_cut_and_next`."""
+    isdirect = np.zeros(res.interval.size, np.bool_)
+    isdirect[res.direct] = True
+    return (
+        out, eout, ef, eb, EB, emout, rowof, res.interval, res.place, res.place_error, res.fix_ptr, res.fix_neuron,
+        res.fix_value, res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt, nlb.nabs, res.values,
+        res.err, res.err_max, *act, consts,
+    )  # fmt: skip
 
 
 class _Stats:
