@@ -306,7 +306,7 @@ def _join(fut):
 
 def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
     """Exact 1D enumeration; see :func:`regiongeom.activation_regions`."""
-    compile_notice("the 1D engine", *_ENTRY_KERNELS, seconds=7)
+    compile_notice("the 1D engine", *_ENTRY_KERNELS, seconds=12)
     with one_blas_thread():
         return _enumerate_1d(net, domain, max_regions)
 
