@@ -80,14 +80,13 @@ def test_pipelined_fill_same_bits(act_id, two_threads_small_blocks):
     assert any(directs), "no pipelined layer had crossings computed directly"
 
 
-def test_fill_chunks_follow_the_blocks(monkeypatch):
-    monkeypatch.setattr(E, "_BLOCK", 4)
+def test_fill_chunks_follow_the_blocks():
     rng = np.random.default_rng(3)
     for V in (2, 3, 4, 5, 8, 9, 17, 40):
         for _ in range(20):
             cnew = np.sort(rng.integers(0, V - 1, rng.integers(1, 3 * V)))
             direct = np.flatnonzero(rng.random(cnew.size) < rng.choice([0.0, 0.2, 1.0]))
-            chunks = E._fill_chunks(cnew, V, direct)
+            chunks = E._fill_chunks(cnew, V, direct, 4)
             spans = [chunks[j][:2] for j in sorted(chunks)]
             assert spans[0][0] == 0 and spans[-1][1] == cnew.size
             assert all(s[1] == t[0] for s, t in zip(spans, spans[1:], strict=False))

@@ -16,10 +16,12 @@ preactivations are affine, so all the layer's crossings are found at once
 
 The products go block by block (``_BLOCK``) in the order of the points, and
 blocks never depend on which thread runs them: the result is the same, bit
-for bit, with or without the helper. The products' error bounds stay in
-factored form (a number per row, two vectors per block: see
-:func:`._line1d_products.product_1d`); the crossings' rows store theirs
-whole, and are filled in two halves when the helper is there.
+for bit, with or without the helper. With the helper, both threads go on
+from the old points' product to the crossings' (the direct product, then the
+fill, chunk by chunk as the rows it reads are written: :mod:`._line1d_share`).
+The products' error bounds stay in factored form (a number per row, two
+vectors per block: see :func:`._line1d_products.product_1d`); the
+crossings' rows store theirs whole.
 
 **Exactness.** The combinatorics are exactly those of the float64 weights:
 which intervals exist, their patterns, and which neuron each point belongs
@@ -55,6 +57,13 @@ from .._jit import compile_notice
 from . import _line1d_kernels as K
 from . import _line1d_products as P
 from . import _line1d_refine as R
+from ._line1d_share import Product as _Product
+from ._line1d_share import ProductThenFill as _ProductThenFill
+from ._line1d_share import Shared as _Shared
+from ._line1d_share import fill_chunks as _fill_chunks
+from ._line1d_share import finish as _finish
+from ._line1d_share import join as _join
+from ._line1d_share import product_alone as _product_alone
 from ._line1d_bounds import (
     _gamma,
     _layer_plan,
@@ -109,199 +118,6 @@ def _helper():
 
             _pool_state["pool"] = ThreadPoolExecutor(1, thread_name_prefix="regiongeom")
         return _pool_state["pool"]
-
-
-class _Shared:
-    """Work on ``n`` items in chunks of ``step``, ``fn(*head, q0, q1, *tail)``
-    for each chunk ``[q0, q1)``, handed out to whichever thread asks next
-    (:meth:`work`): a thread that comes late finds less or nothing left."""
-
-    def __init__(self, fn, head, tail, n, step):
-        self.fn, self.head, self.tail = fn, head, tail
-        self.n = n
-        self.step = max(step, 1)
-        self.next = 0
-        self.lock = threading.Lock()
-
-    def work(self):
-        """Run chunks until none is left."""
-        step, n = self.step, self.n
-        while True:
-            with self.lock:
-                q0 = self.next
-                self.next = min(q0 + step, n)
-            if q0 >= n:
-                return
-            self.fn(*self.head, q0, min(q0 + step, n), *self.tail)
-
-    def stop(self):
-        """Hand out no more chunks."""
-        with self.lock:
-            self.next = self.n
-
-
-class _Product(_Shared):
-    """One product (:func:`._line1d_products.product_1d`) over the values ``Z[rows]``
-    (in the order of the points; bounds ``Zerr`` and factors ``Zfac``) into rows
-    ``off + rows`` of ``out`` (and their bounds' factors ``fac``, its blocks
-    numbered from ``boff``), in chunks of whole blocks; with ``inorder``,
-    the values of ``rows[q]`` go to row ``off + q`` (the matrix products
-    write them in place)."""
-
-    def __init__(
-        self, Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared, inorder
-    ):
-        # alone, one call takes every block (the same blocks: they start at
-        # multiples of _BLOCK either way), saving a numba call per block
-        head = (Z, Zerr, *Zfac, Zmax, rows, off)
-        tail = (*act, wt, b, lb.babs, consts, out, *fac, boff, emax, _BLOCK, inorder)
-        super().__init__(P.product_1d, head, tail, rows.size, _CHUNK * _BLOCK if shared else rows.size)
-
-
-class _ProductThenFill(_Product):
-    """A shared :class:`_Product` of the old points' rows, in point order,
-    whose threads go on, once the cut has handed them over
-    (:meth:`add_fill`), to the crossings: the product of those computed
-    directly (if any), in blocks, then the fill of the others' rows
-    (:func:`._line1d_products.fill_new_rows_1d`) in chunks, one per block of
-    old points (:func:`_fill_chunks`): chunk ``j`` needs the rows of old
-    blocks ``j - 1`` (its last) and ``j`` and the direct product's blocks
-    holding its direct crossings. A thread takes the next block of either
-    product while there is one; then a ready chunk of a block it computed
-    (whose rows are in its core's cache: filled by the other core, D1's fill
-    took twice as long), then any ready chunk; it waits while the chunks
-    left need a block still being computed. So a thread that runs out of
-    blocks fills while the other finishes its last one, with no further
-    hand-off to the helper (waking it costs tens of microseconds). Every
-    row is made by the same code from the same rows: the same bits as the
-    products and the fill one after the other."""
-
-    def __init__(self, *args):
-        super().__init__(*args)
-        self.cond = threading.Condition(self.lock)
-        self.owner = {}  # old block -> the thread that computed it
-        self.fill = None
-        self.chunks = {}  # old block -> its chunk (e0, e1, d0, d1), while not taken
-        self.direct = None  # the direct product, its blocks handed out from dnext
-        self.dnext = 0
-        self.ddone = set()  # the direct product's blocks done
-        self.failed = False
-
-    def add_fill(self, fill, tail, chunks, direct=None):
-        """Hand over the direct product ``direct`` (a :class:`_Product` in
-        blocks, or None) and the fill ``fill_new_rows_1d(*fill, e0, e1, *tail)``
-        in ``chunks`` (old block -> ``(e0, e1, d0, d1)``: its crossings, and
-        the direct product's blocks ``[d0, d1)`` they need)."""
-        with self.lock:
-            self.fill, self.ftail, self.chunks, self.direct = fill, tail, chunks, direct
-            self.cond.notify_all()
-
-    def _ready(self, j):
-        own = self.owner
-        _, _, d0, d1 = self.chunks[j]
-        return j in own and (j == 0 or j - 1 in own) and all(d in self.ddone for d in range(d0, d1))
-
-    def _take(self, me):
-        """The next task of thread ``me`` (under the lock): ``(0, q0)`` an old
-        block, ``(1, q0)`` a direct block, ``(2, chunk)``, ``(3, None)`` to
-        wait, or None: nothing left."""
-        q0 = self.next
-        if q0 < self.n:
-            self.next = min(q0 + self.step, self.n)
-            return 0, q0
-        d = self.direct
-        if d is not None and self.dnext < d.n:
-            q0 = self.dnext
-            self.dnext = min(q0 + d.step, d.n)
-            return 1, q0
-        chunks = self.chunks
-        for j in chunks:  # (few chunks)
-            if self.owner.get(j) == me and self._ready(j):
-                return 2, chunks.pop(j)
-        for j in chunks:
-            if self._ready(j):
-                return 2, chunks.pop(j)
-        if chunks:  # (every block is handed out: those they need are being computed)
-            return 3, None
-        return None
-
-    def work(self):
-        """Run blocks and chunks until none is left (or another thread failed)."""
-        me = threading.get_ident()
-        while True:
-            with self.lock:
-                task = None if self.failed else self._take(me)
-                if task is None:
-                    return
-                kind, x = task
-                if kind == 3:
-                    self.cond.wait()
-                    continue
-            try:
-                if kind == 0:
-                    self.fn(*self.head, x, min(x + self.step, self.n), *self.tail)
-                elif kind == 1:
-                    d = self.direct
-                    d.fn(*d.head, x, min(x + d.step, d.n), *d.tail)
-                else:
-                    P.fill_new_rows_1d(*self.fill, x[0], x[1], *self.ftail)
-            except BaseException:
-                with self.lock:
-                    self.failed = True
-                    self.cond.notify_all()
-                raise
-            if kind < 2:
-                with self.lock:
-                    if kind == 0:
-                        self.owner[x // self.step] = me
-                    else:
-                        self.ddone.add(x // self.direct.step)
-                    self.cond.notify_all()
-
-    def stop(self):
-        super().stop()
-        with self.lock:
-            self.chunks = {}
-
-
-def _fill_chunks(cnew, V, direct):
-    """The chunks of a pipelined fill (:meth:`_ProductThenFill.add_fill`), by
-    block ``j`` of old points (``B = _CHUNK _BLOCK`` rows each, as the
-    products' blocks): ``(e0, e1, d0, d1)``, the crossings ``[e0, e1)`` of
-    old intervals ``[jB - 1, (j + 1)B - 1)``, whose ends' rows are in
-    blocks ``j - 1`` and ``j``, and the blocks ``[d0, d1)`` of the direct
-    product (over the crossings ``direct``, sorted) that hold theirs; empty
-    chunks left out."""
-    B = _CHUNK * _BLOCK
-    nblk = -(-V // B)
-    cb = np.minimum(np.arange(nblk + 1) * B - 1, V - 1)
-    cb[0] = 0
-    eb = np.searchsorted(cnew, cb)
-    eb[-1] = cnew.size
-    db = np.searchsorted(direct, eb)  # the direct crossings of each chunk: [db[j], db[j + 1])
-    return {
-        j: (int(eb[j]), int(eb[j + 1]), int(db[j] // B), int(-(-db[j + 1] // B)) if db[j + 1] > db[j] else 0)
-        for j in range(nblk)
-        if eb[j + 1] > eb[j]
-    }
-
-
-def _product_alone(Z, Zerr, Zfac, Zmax, rows, off, act, wt, b, lb, consts, out, fac, boff, emax, shared, inorder):
-    """The whole :class:`_Product` of these arguments (not ``shared``) in one call, as its
-    :meth:`_Shared.work` would make it."""
-    if rows.size:
-        P.product_1d(
-            Z, Zerr, *Zfac, Zmax, rows, off, 0, rows.size, *act, wt, b, lb.babs, consts, out, *fac, boff, emax,
-            _BLOCK, inorder,
-        )  # fmt: skip
-
-
-def _join(fut):
-    """Wait for the helper's share ``fut`` of a :class:`_Shared` work (None:
-    no helper) once the caller's :meth:`_Shared.work` has returned, unless
-    the helper has not started it: then it never will (nothing is left)."""
-    if fut is not None and not fut.cancel():
-        fut.result()
 
 
 def enumerate_1d(net, domain, max_regions=DEFAULT_MAX_REGIONS) -> Subdivision:
@@ -522,14 +338,6 @@ def _cut_layer(
     )
 
 
-def _finish(product, fut):
-    """Finish the :class:`_Product` ``product`` (its helper's share ``fut``, if any)."""
-    try:
-        product.work()
-    finally:
-        _join(fut)
-
-
 class _Run:
     """What one enumeration of ``net`` looks up once: the helper thread
     (:func:`_helper`, asked the first time a product is large enough), the
@@ -593,7 +401,11 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
     shared = helper is not None
     # the old point c's row is c (inorder): the products write in place
     inorder = _INORDER
-    prod = (z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, shared, inorder)
+    step = _CHUNK * _BLOCK
+    prod = (
+        z, err, fac, em, rowof, 0, act, wt, b, nlb, consts, out, (ef, eb, EB), 0, emout, shared, inorder,
+        _BLOCK, step,
+    )  # fmt: skip
     # the product starts before the signs, which read the same values; the
     # exact fallback (rare) may set some onto their breakpoints: the product
     # then starts again once it is done (alone, it runs after the cut)
@@ -625,9 +437,9 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
                 if res.direct.size:
                     direct = _Product(
                         res.values, res.err, whole_rows(res.values.shape[0]), res.err_max, res.direct, V, act,
-                        wt, b, nlb, consts, out, (ef, eb, EB), n_old, emout, True, False,
+                        wt, b, nlb, consts, out, (ef, eb, EB), n_old, emout, True, False, _BLOCK, step,
                     )  # fmt: skip
-                old.add_fill(fill, (inorder,), _fill_chunks(res.interval, V, res.direct), direct)
+                old.add_fill(fill, (inorder,), _fill_chunks(res.interval, V, res.direct, step), direct)
                 filled = True
             old.work()
     finally:
@@ -653,7 +465,7 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
         shared = helper is not None and res.direct.size > _CHUNK * _BLOCK
         prod = (
             res.values, res.err, whole_rows(res.values.shape[0]), res.err_max, res.direct, V, act, wt, b, nlb,
-            consts, out, (ef, eb, EB), n_old, emout, shared, False,
+            consts, out, (ef, eb, EB), n_old, emout, shared, False, _BLOCK, step,
         )  # fmt: skip
         if not shared:
             _product_alone(*prod)
@@ -691,7 +503,8 @@ def _fill_args(res, out, eout, ef, eb, EB, emout, rowof, z, em, wt, nlb, act, co
     isdirect = np.zeros(res.interval.size, np.bool_)
     isdirect[res.direct] = True
     return (
-        out, eout, ef, eb, EB, emout, rowof, res.interval, res.place, res.place_error, res.fix_ptr, res.fix_neuron,
+        out, eout, ef, eb, EB, emout, rowof, res.interval, res.place, res.place_error, res.fix_ptr,
+        res.fix_neuron,
         res.fix_value, res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt, nlb.nabs, res.values,
         res.err, res.err_max, *act, consts,
     )  # fmt: skip
