@@ -5,6 +5,7 @@ need are written. Same bits as the fill after the product, every crossing
 filled once, no deadlock when a chunk fails, and the chunks' bookkeeping."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -136,6 +137,57 @@ def test_a_failing_chunk_raises_and_does_not_hang(two_threads_small_blocks):
     assert seen and len(calls) == 3  # (a pipelined chunk failed)
     mp.setattr(E.P, "fill_new_rows_1d", real)
     assert len(rg.activation_regions(net, (-6.0, 6.0))) > 10  # and the engine still works
+
+
+def test_an_interrupt_between_a_block_and_its_mark_does_not_hang(two_threads_small_blocks):
+    """A thread stops (here: an error where an interrupt could land) after
+    computing a block but before marking it done, once the fill is handed
+    over and a chunk needs that block: the other thread, which would wait
+    for it for ever, is woken and stops too, and the error reaches the caller."""
+    mp = two_threads_small_blocks
+    net = random_net([64] * 4, n_in=1, seed=7, scale=1.5)
+    real_init, real_product = E._ProductThenFill.__init__, E.P.product_1d
+    caller = threading.get_ident()
+    fired = []
+
+    class Owner(dict):
+        def __init__(self, work):
+            super().__init__()
+            self.work = work
+
+        def __setitem__(self, k, v):
+            w = self.work
+            if not fired and w.fill is not None and (k in w.chunks or k + 1 in w.chunks):
+                fired.append(threading.get_ident())
+                raise RuntimeError("interrupted")
+            super().__setitem__(k, v)
+
+    def init(self, *args):
+        real_init(self, *args)
+        self.owner = Owner(self)
+
+    def slow_on_the_helper(*args):  # (so that blocks are left once the fill is handed over)
+        if threading.get_ident() != caller:
+            time.sleep(0.002)
+        return real_product(*args)
+
+    mp.setattr(E._ProductThenFill, "__init__", init)
+    mp.setattr(E.P, "product_1d", slow_on_the_helper)
+    box = {}
+
+    def run():
+        nonlocal caller
+        caller = threading.get_ident()
+        try:
+            rg.activation_regions(net, (-6.0, 6.0))
+        except RuntimeError as err:
+            box["err"] = err
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the enumeration hangs after an interrupted thread"
+    assert fired and "interrupted" in str(box.get("err"))
 
 
 def test_past_max_regions_with_the_pipeline(two_threads_small_blocks):

@@ -133,7 +133,19 @@ class ProductThenFill(Product):
         return None
 
     def work(self):
-        """Run blocks and chunks until none is left (or another thread failed)."""
+        """Run blocks and chunks until none is left (or another thread failed).
+        Whatever stops this thread early (an error, an interrupt) marks the
+        work failed and wakes the other thread, which may be waiting for a
+        block this one took."""
+        try:
+            self._work()
+        except BaseException:
+            with self.lock:
+                self.failed = True
+                self.cond.notify_all()
+            raise
+
+    def _work(self):
         me = threading.get_ident()
         while True:
             with self.lock:
@@ -144,19 +156,13 @@ class ProductThenFill(Product):
                 if kind == 3:
                     self.cond.wait()
                     continue
-            try:
-                if kind == 0:
-                    self.fn(*self.head, x, min(x + self.step, self.n), *self.tail)
-                elif kind == 1:
-                    d = self.direct
-                    d.fn(*d.head, x, min(x + d.step, d.n), *d.tail)
-                else:
-                    P.fill_new_rows_1d(*self.fill, x[0], x[1], *self.ftail)
-            except BaseException:
-                with self.lock:
-                    self.failed = True
-                    self.cond.notify_all()
-                raise
+            if kind == 0:
+                self.fn(*self.head, x, min(x + self.step, self.n), *self.tail)
+            elif kind == 1:
+                d = self.direct
+                d.fn(*d.head, x, min(x + d.step, d.n), *d.tail)
+            else:
+                P.fill_new_rows_1d(*self.fill, x[0], x[1], *self.ftail)
             if kind < 2:
                 with self.lock:
                     if kind == 0:
