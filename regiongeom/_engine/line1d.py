@@ -90,6 +90,8 @@ __all__ = ["enumerate_1d", "STATS"]
 _BLOCK = 128  # points per block of the products (see _line1d_products.product_1d)
 _CHUNK = 1  # blocks a thread takes at a time
 _PAR_MIN = 1 << 22  # multiply-adds of a layer's product below which no helper is used
+# a fill after the products (when the pipeline below does not apply: no shared product of
+# the old points, more points than the buffers hold, or rows not in point order):
 _FILL_PAR_MIN = 100_000  # values of the crossings' rows below which the helper does not fill any (D1,
 # about 50,000 a layer: the same wall time alone, 6% less CPU; [512] * 4, about 200,000: 4% less wall shared)
 _FILL_CHUNKS = 4  # chunks of the crossings' rows that the two threads share
