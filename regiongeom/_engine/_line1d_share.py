@@ -186,16 +186,16 @@ def fill_chunks(cnew, V, direct, B):
     (over the crossings ``direct``, sorted) that hold theirs; empty chunks
     left out."""
     nblk = -(-V // B)
-    cb = np.minimum(np.arange(nblk + 1) * B - 1, V - 1)
-    cb[0] = 0
-    eb = np.searchsorted(cnew, cb)
+    bounds = [0, *(j * B - 1 for j in range(1, nblk)), V - 1]
+    eb = np.searchsorted(cnew, bounds).tolist()  # (few numpy calls: each costs microseconds)
     eb[-1] = cnew.size
-    db = np.searchsorted(direct, eb)  # the direct crossings of each chunk: [db[j], db[j + 1])
-    return {
-        j: (int(eb[j]), int(eb[j + 1]), int(db[j] // B), int(-(-db[j + 1] // B)) if db[j + 1] > db[j] else 0)
-        for j in range(nblk)
-        if eb[j + 1] > eb[j]
-    }
+    db = np.searchsorted(direct, eb).tolist() if direct.size else [0] * len(eb)
+    chunks = {}  # (the direct crossings of chunk j: places [db[j], db[j + 1]) of ``direct``)
+    for j in range(nblk):
+        e0, e1, d0, d1 = eb[j], eb[j + 1], db[j], db[j + 1]
+        if e1 > e0:
+            chunks[j] = (e0, e1, d0 // B, -(-d1 // B) if d1 > d0 else 0)
+    return chunks
 
 
 def product_alone(
