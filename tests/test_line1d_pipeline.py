@@ -190,6 +190,40 @@ def test_an_interrupt_between_a_block_and_its_mark_does_not_hang(two_threads_sma
     assert fired and "interrupted" in str(box.get("err"))
 
 
+def test_two_callers_share_one_helper(two_threads_small_blocks):
+    """Two threads of the caller's enumerate at once: one helper thread takes
+    the shares of both in turn (a share it reaches late finds nothing left);
+    no one waits for ever and every result is the one-thread result."""
+    mp = two_threads_small_blocks
+    nets = [random_net([64] * 4, n_in=1, seed=s, scale=1.5) for s in (7, 8)]
+    dom = (-6.0, 6.0)
+    mp.setenv("REGIONGEOM_NUM_THREADS", "1")
+    mp.setattr(E, "_pool_state", {"pool": None})
+    want = [rg.activation_regions(net, dom) for net in nets]
+    mp.delenv("REGIONGEOM_NUM_THREADS")
+    seen = _spy_fills(mp)
+    got, errors = {}, []
+
+    def run(k):
+        try:
+            got[k] = [rg.activation_regions(nets[k], dom) for _ in range(6)]
+        except Exception as err:  # (reported below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "an enumeration hangs"
+    assert not errors, errors
+    assert seen and E._pool_state["pool"] is not None
+    for k in (0, 1):
+        for sub in got[k]:
+            for f in _FIELDS:
+                assert np.asarray(getattr(sub, f)).tobytes() == np.asarray(getattr(want[k], f)).tobytes(), f
+
+
 def test_past_max_regions_with_the_pipeline(two_threads_small_blocks):
     net = random_net([64] * 4, n_in=1, seed=7, scale=1.5)
     n = len(rg.activation_regions(net, (-6.0, 6.0)))
