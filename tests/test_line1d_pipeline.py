@@ -43,6 +43,25 @@ def _spy_fills(monkeypatch):
     return seen
 
 
+def _enumerate_in_a_thread(net, started=None, timeout=60):
+    """Enumerate ``net`` on (-6, 6) in a thread of its own (after calling
+    ``started`` there): ``(still running after timeout, the RuntimeError raised or None)``."""
+    box = {}
+
+    def run():
+        if started is not None:
+            started()
+        try:
+            rg.activation_regions(net, (-6.0, 6.0))
+        except RuntimeError as err:
+            box["err"] = err
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    return t.is_alive(), box.get("err")
+
+
 @pytest.mark.parametrize("act_id", ACT_IDS)
 def test_pipelined_fill_same_bits(act_id, two_threads_small_blocks):
     mp = two_threads_small_blocks
@@ -121,19 +140,9 @@ def test_a_failing_chunk_raises_and_does_not_hang(two_threads_small_blocks):
         return real(*args)
 
     mp.setattr(E.P, "fill_new_rows_1d", failing)
-    box = {}
-
-    def run():
-        try:
-            rg.activation_regions(net, (-6.0, 6.0))
-        except RuntimeError as err:
-            box["err"] = err
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(60)
-    assert not t.is_alive(), "the enumeration hangs after a failed chunk"
-    assert "chunk failed" in str(box.get("err"))
+    hangs, err = _enumerate_in_a_thread(net)
+    assert not hangs, "the enumeration hangs after a failed chunk"
+    assert "chunk failed" in str(err)
     assert seen and len(calls) == 3  # (a pipelined chunk failed)
     mp.setattr(E.P, "fill_new_rows_1d", real)
     assert len(rg.activation_regions(net, (-6.0, 6.0))) > 10  # and the engine still works
@@ -173,21 +182,14 @@ def test_an_interrupt_between_a_block_and_its_mark_does_not_hang(two_threads_sma
 
     mp.setattr(E._ProductThenFill, "__init__", init)
     mp.setattr(E.P, "product_1d", slow_on_the_helper)
-    box = {}
 
-    def run():
+    def started():
         nonlocal caller
         caller = threading.get_ident()
-        try:
-            rg.activation_regions(net, (-6.0, 6.0))
-        except RuntimeError as err:
-            box["err"] = err
 
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    t.join(60)
-    assert not t.is_alive(), "the enumeration hangs after an interrupted thread"
-    assert fired and "interrupted" in str(box.get("err"))
+    hangs, err = _enumerate_in_a_thread(net, started)
+    assert not hangs, "the enumeration hangs after an interrupted thread"
+    assert fired and "interrupted" in str(err)
 
 
 def test_two_callers_share_one_helper(two_threads_small_blocks):

@@ -435,12 +435,8 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
                 n_points = res.points.x.size
                 views = (v[:n_points] for v in (out, eout, ef, eb))
                 fill = _fill_args(res, *views, EB, emout[:n_points], rowof, z, em, wt, nlb, act, consts)
-                direct = None
-                if res.direct.size:
-                    direct = _Product(
-                        res.values, res.err, whole_rows(res.values.shape[0]), res.err_max, res.direct, V, act,
-                        wt, b, nlb, consts, out, (ef, eb, EB), n_old, emout, True, False, _BLOCK, step,
-                    )  # fmt: skip
+                dprod = _direct_args(res, V, act, wt, b, nlb, consts, out, (ef, eb, EB), n_old, emout, True)
+                direct = _Product(*dprod) if res.direct.size else None
                 old.add_fill(fill, (inorder,), _fill_chunks(res.interval, V, res.direct, step), direct)
                 filled = True
             old.work()
@@ -465,10 +461,7 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
         if helper is None and res.direct.size * n * m >= _PAR_MIN:  # (a few old points, many crossings)
             helper = run.helper()
         shared = helper is not None and res.direct.size > _CHUNK * _BLOCK
-        prod = (
-            res.values, res.err, whole_rows(res.values.shape[0]), res.err_max, res.direct, V, act, wt, b, nlb,
-            consts, out, (ef, eb, EB), n_old, emout, shared, False, _BLOCK, step,
-        )  # fmt: skip
+        prod = _direct_args(res, V, act, wt, b, nlb, consts, out, (ef, eb, EB), n_old, emout, shared)
         if not shared:
             _product_alone(*prod)
         else:
@@ -481,12 +474,12 @@ def _cut_and_next(run, i, nxt, cut, em, fac):
     fill = _fill_args(res, out, eout, ef, eb, EB, emout, rowof, z, em, wt, nlb, act, consts)
     # the crossings' rows are independent: with the helper, in a few chunks shared with it
     shared = helper is not None and n_new * m >= _FILL_PAR_MIN
-    step = -(-n_new // _FILL_CHUNKS) if shared else n_new
+    fstep = -(-n_new // _FILL_CHUNKS) if shared else n_new
     if not shared:  # (one call, no chunks to hand out)
         if n_new:
             P.fill_new_rows_1d(*fill, 0, n_new, inorder)
         return res, out, eout, (ef, eb, EB), emout
-    filling = _Shared(P.fill_new_rows_1d, fill, (inorder,), n_new, step)
+    filling = _Shared(P.fill_new_rows_1d, fill, (inorder,), n_new, fstep)
     fut = helper.submit(filling.work)
     try:
         filling.work()
@@ -506,9 +499,18 @@ def _fill_args(res, out, eout, ef, eb, EB, emout, rowof, z, em, wt, nlb, act, co
     isdirect[res.direct] = True
     return (
         out, eout, ef, eb, EB, emout, rowof, res.interval, res.place, res.place_error, res.fix_ptr,
-        res.fix_neuron,
-        res.fix_value, res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt, nlb.nabs, res.values,
-        res.err, res.err_max, *act, consts,
+        res.fix_neuron, res.fix_value, res.fix_bound, isdirect, res.changed_ptr, res.changed, z, em, wt,
+        nlb.nabs, res.values, res.err, res.err_max, *act, consts,
+    )  # fmt: skip
+
+
+def _direct_args(res, V, act, wt, b, nlb, consts, out, fac, n_old, emout, shared):
+    """The arguments of the product at the crossings of ``res`` computed
+    directly (:class:`._line1d_share.Product`): their values into rows ``V +
+    e`` of ``out``, their bounds' blocks numbered from ``n_old``."""
+    return (
+        res.values, res.err, whole_rows(res.values.shape[0]), res.err_max, res.direct, V, act, wt, b, nlb,
+        consts, out, fac, n_old, emout, shared, False, _BLOCK, _CHUNK * _BLOCK,
     )  # fmt: skip
 
 
